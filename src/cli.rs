@@ -1,0 +1,95 @@
+//! 命令行：`drafting-factory [serve] [--config PATH] [--listen ADDR]` 与 `drafting-factory demo-upstream …`。
+
+use crate::demo::{self, DemoOptions};
+use crate::server;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "drafting-factory", version, about = "绘图工厂：Gemini 图像工作台与 OpenAI 兼容图像网关")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 启动工作台与网关（默认）。
+    Serve(ServeArgs),
+    /// 单独启动演示上游（Gemini 替身），带故障开关，供测试与基准测试使用。
+    DemoUpstream(DemoArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// 配置文件路径；文件不存在时使用全部默认值。
+    #[arg(long, default_value = "factory.toml")]
+    config: PathBuf,
+    /// 覆盖配置里的监听地址，例如 127.0.0.1:3000；端口 0 表示由系统分配。
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// 监听地址；端口 0 表示由系统分配。
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    options: DemoOptions,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::DemoUpstream(args)) => run_demo(args).await,
+        Some(Command::Serve(args)) => run_serve(args).await,
+        None => run_serve(cli.serve).await,
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> ExitCode {
+    let loaded = match crate::config::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("启动失败：配置文件 {} 有误：{e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    match server::serve(loaded, args.listen).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("启动失败：{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> ExitCode {
+    match demo::spawn(args.options, args.listen).await {
+        Ok(addr) => {
+            println!("演示上游已启动：http://{addr}");
+            let _ = tokio::signal::ctrl_c().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("启动失败：无法监听 {}：{e}", args.listen);
+            ExitCode::from(1)
+        }
+    }
+}

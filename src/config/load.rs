@@ -1,0 +1,385 @@
+//! 读取、解析与校验配置文件。每个错误都用中文指出配置项的名字和原因。
+
+use super::{Config, UpstreamConfig};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("无法读取配置文件 {path}：{source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("配置文件第 {line} 行不是有效的 TOML：{message}")]
+    Syntax { line: usize, message: String },
+    #[error("未知的配置项 `{key}`（拼写错误？可用的配置项见 README）")]
+    UnknownKey { key: String },
+    #[error("配置项 `{key}` 的值{reason}")]
+    Type { key: String, reason: String },
+    #[error("配置项 `{key}` 无效：{reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// 加载结果：校验过的配置，以及它来自哪个文件。
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// 配置文件路径（文件不存在时也记下，设置页保存时会创建它）。
+    pub path: PathBuf,
+    /// 文件是否存在；不存在时使用全部默认值。
+    pub file_exists: bool,
+}
+
+/// 从 `path` 读取配置。文件不存在时使用全部默认值；`FACTORY_API_KEYS=a,b` 追加 API 密钥。
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (text, file_exists) = match std::fs::read_to_string(path) {
+        Ok(text) => (text, true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut config = parse(&text, &base_dir)?;
+    if let Ok(keys) = std::env::var("FACTORY_API_KEYS") {
+        for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            config.auth.api_keys.push(key.to_string());
+        }
+        validate_api_keys(&config.auth.api_keys)?;
+    }
+    Ok(LoadedConfig {
+        config,
+        path: path.to_path_buf(),
+        file_exists,
+    })
+}
+
+/// 解析并校验配置文本。相对的存储目录以 `base_dir` 为基准变成绝对路径。
+pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(1);
+        ConfigError::Syntax {
+            line,
+            message: e.message().to_string(),
+        }
+    })?;
+
+    let mut unknown: Vec<String> = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let result = {
+        let ignored = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
+        Config::deserialize(serde_path_to_error::Deserializer::new(ignored, &mut track))
+    };
+    if let Some(key) = unknown.into_iter().next() {
+        return Err(ConfigError::UnknownKey { key });
+    }
+    let mut config = result.map_err(|e| ConfigError::Type {
+        key: track.path().to_string(),
+        reason: explain_serde_error(&e.to_string()),
+    })?;
+    validate(&mut config, base_dir)?;
+    Ok(config)
+}
+
+/// 把 serde 的英文错误说明归类成中文，保留原文作细节。
+fn explain_serde_error(detail: &str) -> String {
+    let kind = if detail.starts_with("unknown variant") {
+        "不是可选值之一"
+    } else if detail.starts_with("invalid type") {
+        "类型不对"
+    } else if detail.starts_with("invalid value") || detail.contains("out of range") {
+        "超出允许的范围"
+    } else {
+        "无法解析"
+    };
+    format!("{kind}（{detail}）")
+}
+
+fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
+    validate_listen("server.listen", &config.server.listen)?;
+    if !config.server.public_url.is_empty() {
+        validate_http_url("server.public_url", &config.server.public_url)?;
+    }
+    for (i, proxy) in config.server.trusted_proxies.iter().enumerate() {
+        let ok = proxy.parse::<ipnet::IpNet>().is_ok()
+            || proxy.parse::<std::net::IpAddr>().is_ok();
+        if !ok {
+            return Err(invalid(
+                format!("server.trusted_proxies[{i}]"),
+                format!("“{proxy}”不是 IP 地址或网段（例如 10.0.0.1 或 10.0.0.0/8）"),
+            ));
+        }
+    }
+
+    config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
+    in_range("storage.max_upload_mb", config.storage.max_upload_mb, 1, 500)?;
+
+    validate_api_keys(&config.auth.api_keys)?;
+    for (key, hash) in [
+        ("auth.admin_password_hash", &config.auth.admin_password_hash),
+        ("auth.studio_password_hash", &config.auth.studio_password_hash),
+    ] {
+        if !hash.is_empty() && !hash.starts_with("$argon2") {
+            return Err(invalid(
+                key,
+                "必须是 argon2 哈希（以 $argon2 开头），不能填明文密码",
+            ));
+        }
+    }
+
+    let l = &config.limits;
+    in_range("limits.requests_per_minute", l.requests_per_minute, 1, 1_000_000)?;
+    in_range("limits.burst", l.burst, 1, 100_000)?;
+    in_range("limits.max_concurrent", l.max_concurrent, 1, 1024)?;
+    in_range("limits.queue_size", l.queue_size, 0, 100_000)?;
+
+    let r = &config.retry;
+    in_range("retry.max_attempts", r.max_attempts, 1, 10)?;
+    in_range("retry.max_delay_ms", r.max_delay_ms, 0, 600_000)?;
+    if r.base_delay_ms > r.max_delay_ms {
+        return Err(invalid(
+            "retry.base_delay_ms",
+            format!("不能大于 retry.max_delay_ms（{}）", r.max_delay_ms),
+        ));
+    }
+
+    let t = &config.timeouts;
+    in_range("timeouts.connect_ms", t.connect_ms, 100, 600_000)?;
+    in_range("timeouts.attempt_s", t.attempt_s, 1, 3600)?;
+    in_range("timeouts.total_s", t.total_s, 1, 86_400)?;
+    if t.total_s < t.attempt_s {
+        return Err(invalid(
+            "timeouts.total_s",
+            format!("不能小于 timeouts.attempt_s（{}）", t.attempt_s),
+        ));
+    }
+
+    let mut names = HashSet::new();
+    for (i, up) in config.upstreams.iter().enumerate() {
+        validate_upstream(i, up)?;
+        if !names.insert(up.name.as_str()) {
+            return Err(invalid(
+                format!("upstreams[{i}].name"),
+                format!("名称“{}”重复了，每个上游的名称必须唯一", up.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            format!("{value} 超出允许的范围 {min}–{max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// 校验“IP:端口”形式的监听地址（端口 1–65535）。
+pub fn validate_listen(key: &str, listen: &str) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = listen.trim().parse().map_err(|_| {
+        let port_part = listen.rsplit(':').next().unwrap_or("");
+        if port_part.parse::<u64>().is_ok_and(|p| p > 65_535) {
+            invalid(key, format!("端口 {port_part} 超出范围，必须在 1–65535 之间"))
+        } else {
+            invalid(
+                key,
+                format!("“{listen}”不是有效的“IP:端口”地址（例如 127.0.0.1:3000 或 0.0.0.0:3000）"),
+            )
+        }
+    })?;
+    if addr.port() == 0 {
+        return Err(invalid(key, "端口必须在 1–65535 之间，不能为 0"));
+    }
+    Ok(addr)
+}
+
+fn validate_http_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| invalid(key, format!("“{value}”不是有效的网址：{e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(
+            key,
+            format!("“{value}”必须以 http:// 或 https:// 开头"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(key, format!("“{value}”缺少主机名")));
+    }
+    Ok(url)
+}
+
+fn validate_api_keys(keys: &[String]) -> Result<(), ConfigError> {
+    for (i, key) in keys.iter().enumerate() {
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                format!("auth.api_keys[{i}]"),
+                "API 密钥不能为空，也不能含空白字符",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_upstream(i: usize, up: &UpstreamConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("upstreams[{i}].{field}");
+    if up.name.trim().is_empty() {
+        return Err(invalid(key("name"), "上游名称不能为空"));
+    }
+    if up.base_url.is_empty() {
+        return Err(invalid(key("base_url"), "必须填写上游地址"));
+    }
+    validate_http_url(&key("base_url"), &up.base_url)?;
+    // 模型名会拼进上游 URL 的路径，只允许常见字符。
+    let model_ok = !up.model.is_empty()
+        && up
+            .model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !model_ok {
+        return Err(invalid(
+            key("model"),
+            format!("“{}”不是有效的模型名（只能含字母、数字、- _ .）", up.model),
+        ));
+    }
+    Ok(())
+}
+
+/// 存储目录必须存在或可以创建，并且可写。返回绝对路径。
+fn check_storage_root(root: &Path, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    const KEY: &str = "storage.root";
+    if root.as_os_str().is_empty() {
+        return Err(invalid(KEY, "存储目录不能为空"));
+    }
+    let joined = if root.is_absolute() {
+        root.to_path_buf()
+    } else {
+        base_dir.join(root)
+    };
+    std::fs::create_dir_all(&joined).map_err(|e| {
+        invalid(
+            KEY,
+            format!("无法创建目录 {}：{e}", joined.display()),
+        )
+    })?;
+    let absolute = std::fs::canonicalize(&joined).map_err(|e| {
+        invalid(KEY, format!("无法访问目录 {}：{e}", joined.display()))
+    })?;
+    // 真的写一个文件，才能确认可写（只读挂载、权限不足等都会在这里暴露）。
+    tempfile::Builder::new()
+        .prefix(".write-check-")
+        .tempfile_in(&absolute)
+        .map_err(|e| {
+            invalid(
+                KEY,
+                format!("目录 {} 不可写：{e}", absolute.display()),
+            )
+        })?;
+    Ok(absolute)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_tmp(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        parse(text, dir.path())
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = parse_in_tmp("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:3000");
+        assert_eq!(c.limits.requests_per_minute, 60);
+        assert_eq!(c.timeouts.attempt_s, 300);
+        assert!(c.demo_mode());
+        assert!(c.storage.root.is_absolute());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse_in_tmp("[server]\nlisten = \"127.0.0.1:3000\"\nlisen = 1\n").unwrap_err();
+        assert!(matches!(&e, ConfigError::UnknownKey { key } if key == "server.lisen"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = parse_in_tmp("[limits]\nburst = \"many\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("limits.burst") && msg.contains("类型不对"), "{msg}");
+    }
+
+    #[test]
+    fn port_out_of_range_and_zero_are_refused() {
+        for listen in ["127.0.0.1:70000", "127.0.0.1:0"] {
+            let e = parse_in_tmp(&format!("[server]\nlisten = \"{listen}\"\n")).unwrap_err();
+            assert!(e.to_string().contains("1–65535"), "{e}");
+        }
+    }
+
+    #[test]
+    fn non_http_upstream_url_is_refused() {
+        let e = parse_in_tmp(
+            "[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://example.com\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("upstreams[0].base_url"), "{e}");
+    }
+
+    #[test]
+    fn unknown_upstream_kind_is_refused() {
+        let e = parse_in_tmp(
+            "[[upstreams]]\nname = \"a\"\nkind = \"grok\"\nbase_url = \"http://x\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("upstreams[0].kind") && e.to_string().contains("不是可选值之一"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_gives_the_line() {
+        let e = parse_in_tmp("[server]\nlisten = \n").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let c = parse_in_tmp(
+            "[auth]\napi_keys = [\"sk-secret-1\"]\n[[upstreams]]\nname = \"a\"\nbase_url = \"http://x\"\napi_key = \"AIza-secret\"\n",
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+}

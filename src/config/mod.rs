@@ -1,0 +1,214 @@
+//! 配置：一个 TOML 文件，每一项都可省略（取默认值）。
+//!
+//! - `mod.rs`（本文件）：配置的结构与默认值，和 DESIGN §9 的示例一一对应。
+//! - `load.rs`：读取、解析、校验，错误用中文指出是哪一项、为什么。
+
+mod load;
+
+pub use load::{load, parse, ConfigError, LoadedConfig};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// 运行中的配置。之后的设置页会整体替换它；读取方每次 `load()` 得到当时的快照。
+pub type ConfigHandle = Arc<arc_swap::ArcSwap<Config>>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub retry: RetryConfig,
+    pub timeouts: TimeoutsConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// 监听地址，例如 `127.0.0.1:3000`。
+    pub listen: String,
+    /// 对外的绝对地址（位于反向代理之后时用于拼接图片 URL），空表示按请求的 Host 拼接。
+    pub public_url: String,
+    /// 可信代理：只有来自这些地址（IP 或网段）的 `X-Forwarded-For` 才会被采信。
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            public_url: String::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// 图片根目录；相对路径以配置文件所在目录为基准（没有配置文件时以当前目录为基准）。
+    pub root: PathBuf,
+    pub max_upload_mb: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("storage"),
+            max_upload_mb: 20,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<String>,
+    pub admin_password_hash: String,
+    pub studio_password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    pub max_concurrent: u32,
+    pub queue_size: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 60,
+            burst: 20,
+            max_concurrent: 16,
+            queue_size: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay_ms: 500,
+            max_delay_ms: 8000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeoutsConfig {
+    pub connect_ms: u64,
+    pub attempt_s: u64,
+    pub total_s: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self {
+            connect_ms: 5000,
+            attempt_s: 300,
+            total_s: 900,
+        }
+    }
+}
+
+/// 上游的协议方言。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamKind {
+    #[default]
+    Gemini,
+    OpenaiImages,
+    OpenaiChat,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub kind: UpstreamKind,
+    pub base_url: String,
+    pub api_key: String,
+    pub model: String,
+    pub priority: i32,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: UpstreamKind::Gemini,
+            base_url: String::new(),
+            api_key: String::new(),
+            model: DEFAULT_MODEL.into(),
+            priority: 0,
+        }
+    }
+}
+
+/// 未指定模型时使用的 Gemini 图像模型。
+pub const DEFAULT_MODEL: &str = "gemini-3-pro-image-preview";
+
+impl Config {
+    /// 监听地址（已校验，解析不会失败）。
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server
+            .listen
+            .parse()
+            .expect("监听地址在加载配置时已校验")
+    }
+
+    /// 是否处于演示模式：没有配置任何上游。
+    pub fn demo_mode(&self) -> bool {
+        self.upstreams.is_empty()
+    }
+}
+
+// 含密钥的结构手写 Debug：日志里只出现“已设置/未设置”，绝不出现密钥本身。
+fn redact(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        "<未设置>"
+    } else {
+        "<已隐藏>"
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("api_keys", &format!("<{} 个>", self.api_keys.len()))
+            .field("admin_password_hash", &redact(&self.admin_password_hash))
+            .field("studio_password_hash", &redact(&self.studio_password_hash))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &redact(&self.api_key))
+            .field("model", &self.model)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}

@@ -1,0 +1,379 @@
+//! 内置演示上游：说真正的 Gemini `generateContent` 协议，返回按提示词绘制的真实 PNG。
+//!
+//! 两种用法：
+//! - 没有配置任何上游时，服务器在本机回环的随机端口上启动一个，网关经真实 HTTP 调它；
+//! - `drafting-factory demo-upstream` 单独运行，带故障开关，供测试与基准测试充当 Gemini。
+
+mod draw;
+
+pub use draw::{draw, encode_png};
+
+use crate::app::types::{pixel_size, AspectRatio, ImageSize};
+use crate::gateway::upstream::gemini::wire::*;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::Engine;
+use rand::Rng;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// 演示上游的行为开关。故障比例是“每次请求触发该故障的概率”，按字段顺序依次判定。
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoOptions {
+    /// 每次响应前的延迟（毫秒），`MIN` 或 `MIN-MAX`（在区间内均匀随机）。
+    #[arg(long = "delay-ms", value_name = "MIN[-MAX]", default_value = "0", value_parser = parse_delay)]
+    pub delay_ms: (u64, u64),
+    /// 卡住不响应（直到客户端断开）的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub hang_rate: f64,
+    /// 返回 5xx 错误的比例（状态码见 --error-status）。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// --error-rate 使用的 5xx 状态码。
+    #[arg(long, default_value_t = 503)]
+    pub error_status: u16,
+    /// 返回 429 限流（带 Retry-After 与 RetryInfo）的比例。
+    #[arg(long = "rate-429", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_429: f64,
+    /// 返回 429 每日配额耗尽（RESOURCE_EXHAUSTED，不应重试）的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub quota_rate: f64,
+    /// 响应体在 JSON 中途被截断（连接中断）的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub truncate_rate: f64,
+    /// 返回 200 但 JSON 非法的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub malformed_rate: f64,
+    /// 安全拦截（finishReason IMAGE_SAFETY，无图）的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub safety_rate: f64,
+    /// 返回 200 但只有文字的比例。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub text_only_rate: f64,
+    /// 要求的 API 密钥（`x-goog-api-key` 头或 `?key=`）；不设则不检查。
+    #[arg(long)]
+    pub api_key: Option<String>,
+}
+
+impl DemoOptions {
+    /// 嵌入服务器内时使用：没有故障，带一点真实感的延迟。
+    pub fn embedded() -> Self {
+        Self {
+            delay_ms: (800, 2500),
+            ..Self::no_faults()
+        }
+    }
+
+    pub fn no_faults() -> Self {
+        Self {
+            delay_ms: (0, 0),
+            hang_rate: 0.0,
+            error_rate: 0.0,
+            error_status: 503,
+            rate_429: 0.0,
+            quota_rate: 0.0,
+            truncate_rate: 0.0,
+            malformed_rate: 0.0,
+            safety_rate: 0.0,
+            text_only_rate: 0.0,
+            api_key: None,
+        }
+    }
+
+    /// 掷一次骰子，决定这次请求注入哪种故障。
+    fn pick_fault(&self) -> Option<Fault> {
+        let mut roll: f64 = rand::rng().random();
+        for (rate, fault) in [
+            (self.hang_rate, Fault::Hang),
+            (self.error_rate, Fault::ServerError),
+            (self.rate_429, Fault::RateLimited),
+            (self.quota_rate, Fault::QuotaExhausted),
+            (self.truncate_rate, Fault::Truncate),
+            (self.malformed_rate, Fault::Malformed),
+            (self.safety_rate, Fault::Safety),
+            (self.text_only_rate, Fault::TextOnly),
+        ] {
+            if roll < rate {
+                return Some(fault);
+            }
+            roll -= rate;
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Hang,
+    ServerError,
+    RateLimited,
+    QuotaExhausted,
+    Truncate,
+    Malformed,
+    Safety,
+    TextOnly,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("“{s}”不是数字"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("比例必须在 0 到 1 之间，收到 {v}"))
+    }
+}
+
+fn parse_delay(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("“{s}”不是有效的延迟，应为 MIN 或 MIN-MAX（毫秒）");
+    let (min, max) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+        None => {
+            let v = s.trim().parse().map_err(|_| bad())?;
+            (v, v)
+        }
+    };
+    if min > max {
+        return Err(format!("延迟下限 {min} 大于上限 {max}"));
+    }
+    Ok((min, max))
+}
+
+/// 演示上游的路由：Google 的 SDK 按版本使用 `/v1beta` 或 `/v1`，两者都应答。
+pub fn router(options: DemoOptions) -> Router {
+    Router::new()
+        .route("/v1beta/models/{target}", post(generate_content))
+        .route("/v1/models/{target}", post(generate_content))
+        .with_state(Arc::new(options))
+}
+
+/// 在 `addr` 上启动演示上游，返回实际监听的地址。
+pub async fn spawn(options: DemoOptions, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(options)).await {
+            tracing::error!("演示上游停止：{e}");
+        }
+    });
+    Ok(local)
+}
+
+fn google_error(status: StatusCode, google_status: &str, message: &str) -> Response {
+    let body = ErrorBody::new(status.as_u16(), google_status, message);
+    (status, axum::Json(body)).into_response()
+}
+
+fn json_response(value: &GenerateContentResponse) -> Response {
+    let body = serde_json::to_vec(value).expect("响应结构总能序列化");
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn generate_content(
+    State(options): State<Arc<DemoOptions>>,
+    Path(target): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((model, "generateContent")) = target.split_once(':') else {
+        return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Only generateContent is supported by the demo upstream.");
+    };
+    if let Some(required) = &options.api_key {
+        let given = headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or(query.get("key").map(String::as_str));
+        match given {
+            None => {
+                return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use API Key or other form of API consumer identity to call this API.");
+            }
+            Some(k) if k != required => {
+                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.");
+            }
+            Some(_) => {}
+        }
+    }
+
+    let fault = options.pick_fault();
+    if matches!(fault, Some(Fault::Hang)) {
+        // 真的卡住：直到客户端放弃并断开连接，这个 future 才被丢弃。
+        std::future::pending::<()>().await;
+    }
+    let (min, max) = options.delay_ms;
+    if max > 0 {
+        let ms = rand::rng().random_range(min..=max);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    match fault {
+        Some(Fault::ServerError) => {
+            let status = StatusCode::from_u16(options.error_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return google_error(status, "UNAVAILABLE", "The model is overloaded. Please try again later.");
+        }
+        Some(Fault::RateLimited) => return rate_limited(false),
+        Some(Fault::QuotaExhausted) => return rate_limited(true),
+        Some(Fault::Malformed) => {
+            return ([(axum::http::header::CONTENT_TYPE, "application/json")], "{\"candidates\": [{\"content\": {\"parts\": [<html>Bad Gateway</html>")
+                .into_response();
+        }
+        Some(Fault::Safety) => {
+            return json_response(&GenerateContentResponse {
+                candidates: vec![Candidate {
+                    content: None,
+                    finish_reason: Some("IMAGE_SAFETY".into()),
+                    index: 0,
+                }],
+                ..Default::default()
+            });
+        }
+        Some(Fault::TextOnly) => {
+            return json_response(&answer(model, vec![text_part("I can't draw that right now, but here is a description instead.")]));
+        }
+        _ => {}
+    }
+
+    let request: GenerateContentRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {e}"));
+        }
+    };
+    let drawn = match tokio::task::spawn_blocking(move || render(request)).await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(message)) => return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message),
+        Err(e) => return google_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &e.to_string()),
+    };
+    let response = answer(model, drawn);
+
+    if matches!(fault, Some(Fault::Truncate)) {
+        // 先发出一半 JSON，再让连接出错中断：客户端收到的是真正被截断的响应体。
+        let full = serde_json::to_vec(&response).expect("响应结构总能序列化");
+        let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
+        let stream = futures::stream::iter(vec![
+            Ok(half),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "演示上游：故意截断")),
+        ]);
+        let mut res = Response::new(Body::from_stream(stream));
+        res.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return res;
+    }
+    json_response(&response)
+}
+
+fn rate_limited(quota: bool) -> Response {
+    let (message, quota_id) = if quota {
+        ("You exceeded your current quota, please check your plan and billing details.", "GenerateRequestsPerDayPerProjectPerModel-FreeTier")
+    } else {
+        ("Resource has been exhausted (e.g. check quota).", "GenerateRequestsPerMinutePerProjectPerModel")
+    };
+    let mut body = ErrorBody::new(429, "RESOURCE_EXHAUSTED", message);
+    body.error.details.push(serde_json::json!({
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_requests", "quotaId": quota_id}]
+    }));
+    if quota {
+        // 每日配额耗尽：不给重试时间，等也没用。
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    }
+    body.error.details.push(serde_json::json!({
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": "1s"
+    }));
+    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], axum::Json(body)).into_response()
+}
+
+fn text_part(text: &str) -> Part {
+    Part {
+        text: Some(text.into()),
+        ..Default::default()
+    }
+}
+
+fn image_part(png: &[u8], thought: bool) -> Part {
+    Part {
+        inline_data: Some(Blob {
+            mime_type: "image/png".into(),
+            data: base64::engine::general_purpose::STANDARD.encode(png),
+        }),
+        thought: thought.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn answer(model: &str, parts: Vec<Part>) -> GenerateContentResponse {
+    GenerateContentResponse {
+        candidates: vec![Candidate {
+            content: Some(Content {
+                role: Some("model".into()),
+                parts,
+            }),
+            finish_reason: Some("STOP".into()),
+            index: 0,
+        }],
+        prompt_feedback: None,
+        model_version: Some(model.to_string()),
+    }
+}
+
+/// 按请求画图，返回响应的各个 part：一张“思考中”的小草图（thought），一段文字，一张正式图。
+fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
+    let parts = request
+        .contents
+        .last()
+        .map(|c| c.parts.clone())
+        .unwrap_or_default();
+    let prompt: String = parts
+        .iter()
+        .filter_map(|p| p.text.as_deref())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let reference = parts.iter().find_map(|p| p.inline_data.as_ref());
+    if prompt.trim().is_empty() && reference.is_none() {
+        return Err("* GenerateContentRequest.contents: contents is not specified".into());
+    }
+    let image_config = request
+        .generation_config
+        .and_then(|g| g.image_config)
+        .unwrap_or_default();
+    let aspect: AspectRatio = match image_config.aspect_ratio {
+        Some(a) => a.parse().map_err(|_| format!("Unsupported aspect ratio: {a}"))?,
+        None => AspectRatio::Square,
+    };
+    let size: ImageSize = match image_config.image_size {
+        Some(s) => s.parse().map_err(|_| format!("Unsupported image size: {s}. Use 1K, 2K or 4K."))?,
+        None => ImageSize::K1,
+    };
+    let reference = match reference {
+        Some(blob) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(blob.data.as_bytes())
+                .map_err(|_| "Unable to process input image: invalid base64.".to_string())?;
+            Some(image::load_from_memory(&bytes).map_err(|e| format!("Unable to process input image: {e}"))?)
+        }
+        None => None,
+    };
+    let (w, h) = pixel_size(aspect, size);
+    let sketch = encode_png(&draw(&prompt, 64, 64 * h / w, None));
+    let final_png = encode_png(&draw(&prompt, w, h, reference.as_ref()));
+    let summary: String = prompt.chars().take(40).collect();
+    Ok(vec![
+        Part {
+            text: Some("Sketching a first draft.".into()),
+            thought: Some(true),
+            ..Default::default()
+        },
+        image_part(&sketch, true),
+        text_part(&format!("这是演示上游按提示词“{summary}”绘制的 {w}×{h} 图像。")),
+        image_part(&final_png, false),
+    ])
+}

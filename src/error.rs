@@ -1,0 +1,115 @@
+//! 服务端错误到 HTTP 的唯一映射处。
+//!
+//! 用法：各模块有自己的错误枚举（`GatewayError`、`StorageError`……），
+//! 处理函数统一返回 `ApiError`（`?` 会自动转换）。这里决定状态码、OpenAI 错误类型与给人看的中文消息：
+//! - `/v1` 与其他 axum 路由：`IntoResponse` 输出 OpenAI 形状的错误体 `{"error":{message,type,param,code}}`；
+//! - 服务器函数：`From<ApiError> for AppError`，并用 `ApiError::status()` 设置响应状态码。
+//!
+//! 内部细节（文件路径、数据库错误）只写日志，不返回给调用方。
+
+use crate::app::error::AppError;
+use crate::gateway::GatewayError;
+use crate::storage::StorageError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("找不到请求的资源")]
+    NotFound,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
+            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Gateway(e) => match e {
+                GatewayError::InvalidRequest(_) | GatewayError::Safety { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                GatewayError::NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
+                GatewayError::Status { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
+                GatewayError::Status { status: 400, .. } => StatusCode::BAD_REQUEST,
+                GatewayError::Connect { .. }
+                | GatewayError::Status { .. }
+                | GatewayError::BadResponse { .. }
+                | GatewayError::NoImage { .. } => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    /// OpenAI 错误体的 `type` 字段。
+    pub fn error_type(&self) -> &'static str {
+        match self.status() {
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            _ => "server_error",
+        }
+    }
+
+    /// OpenAI 错误体的 `code` 字段。
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Gateway(GatewayError::Safety { .. }) => "content_policy_violation",
+            Self::Gateway(GatewayError::Timeout { .. }) => "upstream_timeout",
+            Self::Gateway(GatewayError::Status { status: 429, .. }) => "rate_limit_exceeded",
+            Self::Gateway(GatewayError::InvalidRequest(_)) | Self::InvalidRequest(_) => {
+                "invalid_request"
+            }
+            Self::Gateway(_) => "upstream_error",
+            Self::Storage(_) => "storage_error",
+            Self::NotFound => "not_found",
+        }
+    }
+
+    /// 给人看的中文消息；不含内部细节。
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Storage(StorageError::NotAnImage(_)) | Self::Gateway(_) => self.to_string(),
+            Self::Storage(_) => "服务器保存图像失败，请检查存储目录是否可写、磁盘是否已满".into(),
+            Self::InvalidRequest(_) | Self::NotFound => self.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        if self.status().is_server_error() {
+            tracing::error!(code = self.code(), "{self}");
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let body = serde_json::json!({
+            "error": {
+                "message": self.public_message(),
+                "type": self.error_type(),
+                "param": null,
+                "code": self.code(),
+            }
+        });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        e.log();
+        AppError {
+            status: e.status().as_u16(),
+            code: e.code().to_string(),
+            message: e.public_message(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! 网关的错误类型。每个变体的中文说明就是最终给人看的原因；
+//! HTTP 状态码的映射统一在 `crate::error` 里做。
+
+/// 调用上游失败的分类，供重试策略与指标使用（低基数，英文标签）。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 请求本身有问题，换上游也没用。
+    InvalidRequest,
+    /// 连不上（DNS、拒绝连接等）：请求没有发出去。
+    Connect,
+    /// 单次尝试超时。
+    Timeout,
+    /// 上游返回的 HTTP 错误状态。
+    Status,
+    /// 响应被截断或无法解析。
+    BadResponse,
+    /// 安全策略拦截。
+    Safety,
+    /// 返回 200 但没有图像（非安全原因）。
+    NoImage,
+    /// 没有可用上游。
+    NoUpstream,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Status => "status",
+            Self::BadResponse => "bad_response",
+            Self::Safety => "safety",
+            Self::NoImage => "no_image",
+            Self::NoUpstream => "no_upstream",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("请求有误：{0}")]
+    InvalidRequest(String),
+
+    #[error("无法连接上游“{upstream}”：{detail}")]
+    Connect { upstream: String, detail: String },
+
+    #[error("上游“{upstream}”在 {secs} 秒内没有响应")]
+    Timeout { upstream: String, secs: u64 },
+
+    #[error("上游“{upstream}”返回错误 {status}：{message}")]
+    Status {
+        upstream: String,
+        status: u16,
+        /// Google 错误体里的 `status`，例如 `RESOURCE_EXHAUSTED`。
+        google_status: String,
+        message: String,
+        /// 上游建议的等待秒数（`Retry-After` 头或 `RetryInfo.retryDelay`）。
+        retry_after_secs: Option<f64>,
+    },
+
+    #[error("上游“{upstream}”的响应不完整或无法解析：{detail}")]
+    BadResponse { upstream: String, detail: String },
+
+    #[error("内容被上游的安全策略拦截（{reason}），请修改提示词或参考图后再试")]
+    Safety { upstream: String, reason: String },
+
+    #[error("上游“{upstream}”没有返回图像（{reason}）{}", text.as_deref().map(|t| format!("，模型说：{t}")).unwrap_or_default())]
+    NoImage {
+        upstream: String,
+        reason: String,
+        text: Option<String>,
+    },
+
+    #[error("没有可用的上游，请在设置中添加上游")]
+    NoUpstream,
+}
+
+impl GatewayError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidRequest(_) => ErrorClass::InvalidRequest,
+            Self::Connect { .. } => ErrorClass::Connect,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Status { .. } => ErrorClass::Status,
+            Self::BadResponse { .. } => ErrorClass::BadResponse,
+            Self::Safety { .. } => ErrorClass::Safety,
+            Self::NoImage { .. } => ErrorClass::NoImage,
+            Self::NoUpstream => ErrorClass::NoUpstream,
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Gemini 原生协议适配器：`POST {base}/v1beta/models/{model}:generateContent`。
+
+pub mod wire;
+
+use super::Upstream;
+use crate::config::UpstreamConfig;
+use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use wire::*;
+
+pub struct GeminiUpstream {
+    name: String,
+    /// 形如 `https://host/v1beta`，不带结尾斜杠。
+    api_base: String,
+    api_key: String,
+    model: String,
+}
+
+impl GeminiUpstream {
+    pub fn new(config: &UpstreamConfig) -> Self {
+        Self {
+            name: config.name.clone(),
+            api_base: api_base(&config.base_url),
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+        }
+    }
+
+    fn endpoint(&self, model: &str) -> String {
+        format!("{}/models/{model}:generateContent", self.api_base)
+    }
+
+    async fn call(
+        &self,
+        http: &reqwest::Client,
+        req: &ImageRequest,
+    ) -> Result<GeneratedImage, GatewayError> {
+        let model = req.model.as_deref().unwrap_or(&self.model);
+        let mut call = http.post(self.endpoint(model)).json(&build_request(req));
+        if !self.api_key.is_empty() {
+            call = call.header("x-goog-api-key", &self.api_key);
+        }
+        let response = call.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
+
+        if !status.is_success() {
+            return Err(self.status_error(status.as_u16(), &body, retry_after));
+        }
+        let parsed: GenerateContentResponse =
+            serde_json::from_slice(&body).map_err(|e| GatewayError::BadResponse {
+                upstream: self.name.clone(),
+                detail: format!("JSON 解析失败：{e}"),
+            })?;
+        self.extract_image(parsed, model)
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> GatewayError {
+        let upstream = self.name.clone();
+        if e.is_connect() {
+            GatewayError::Connect {
+                upstream,
+                detail: root_cause(&e),
+            }
+        } else {
+            // 连接已建立但读响应时断开：响应被截断。
+            GatewayError::BadResponse {
+                upstream,
+                detail: format!("连接中断：{}", root_cause(&e)),
+            }
+        }
+    }
+
+    fn status_error(&self, status: u16, body: &[u8], retry_after: Option<f64>) -> GatewayError {
+        let (google_status, message, retry_info) = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(err) => {
+                let delay = err.retry_delay_secs();
+                (err.error.status, err.error.message, delay)
+            }
+            Err(_) => (
+                String::new(),
+                String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                None,
+            ),
+        };
+        GatewayError::Status {
+            upstream: self.name.clone(),
+            status,
+            google_status,
+            message,
+            retry_after_secs: retry_after.or(retry_info),
+        }
+    }
+
+    /// HTTP 200 不等于成功：解出一张图才算。跳过 `thought: true` 的中间草图，取最后一张正式图。
+    fn extract_image(
+        &self,
+        response: GenerateContentResponse,
+        model: &str,
+    ) -> Result<GeneratedImage, GatewayError> {
+        let upstream = self.name.clone();
+        if let Some(reason) = response
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f.block_reason.clone())
+        {
+            return Err(GatewayError::Safety { upstream, reason });
+        }
+        let Some(candidate) = response.candidates.into_iter().next() else {
+            return Err(GatewayError::Safety {
+                upstream,
+                reason: "上游没有返回任何候选结果".into(),
+            });
+        };
+        let finish = candidate.finish_reason.unwrap_or_default();
+        let mut image: Option<Blob> = None;
+        let mut texts: Vec<String> = Vec::new();
+        for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+            if part.thought == Some(true) {
+                continue;
+            }
+            if let Some(t) = part.text.filter(|t| !t.trim().is_empty()) {
+                texts.push(t);
+            }
+            if let Some(blob) = part.inline_data.filter(|b| b.mime_type.starts_with("image/")) {
+                image = Some(blob);
+            }
+        }
+        let text = (!texts.is_empty()).then(|| texts.join("\n"));
+        let Some(blob) = image else {
+            if SAFETY_FINISH_REASONS.contains(&finish.as_str()) {
+                return Err(GatewayError::Safety {
+                    upstream,
+                    reason: finish,
+                });
+            }
+            let reason = if finish.is_empty() || finish == "STOP" {
+                "只返回了文字".to_string()
+            } else {
+                finish
+            };
+            return Err(GatewayError::NoImage {
+                upstream,
+                reason,
+                text,
+            });
+        };
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(blob.data.as_bytes())
+            .map_err(|e| GatewayError::BadResponse {
+                upstream: upstream.clone(),
+                detail: format!("图像的 base64 无法解码：{e}"),
+            })?;
+        Ok(GeneratedImage {
+            mime: blob.mime_type,
+            data: Bytes::from(data),
+            text,
+            upstream,
+            model: model.to_string(),
+        })
+    }
+}
+
+impl Upstream for GeminiUpstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        req: &'a ImageRequest,
+    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
+        Box::pin(self.call(http, req))
+    }
+}
+
+/// 上游地址末尾已有 `/v1beta` 或 `/v1` 时照用，否则补上 `/v1beta`。
+pub fn api_base(base_url: &str) -> String {
+    let trimmed = base_url.trim_end_matches('/');
+    if trimmed.ends_with("/v1beta") || trimmed.ends_with("/v1") {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/v1beta")
+    }
+}
+
+/// 把统一请求翻译成 Gemini 的 `generateContent` 请求体。
+pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut parts = vec![Part {
+        text: Some(req.prompt.clone()),
+        ..Default::default()
+    }];
+    parts.extend(req.references.iter().map(|img| Part {
+        inline_data: Some(Blob {
+            mime_type: img.mime.clone(),
+            data: b64.encode(&img.data),
+        }),
+        ..Default::default()
+    }));
+    GenerateContentRequest {
+        contents: vec![Content {
+            role: Some("user".into()),
+            parts,
+        }],
+        generation_config: Some(GenerationConfig {
+            response_modalities: vec!["TEXT".into(), "IMAGE".into()],
+            image_config: Some(ImageConfig {
+                aspect_ratio: Some(req.aspect_ratio.as_str().into()),
+                image_size: Some(req.image_size.as_str().into()),
+            }),
+        }),
+    }
+}
+
+/// reqwest 的错误信息嵌套很深，取最底层的原因给人看。
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_respects_explicit_versions() {
+        assert_eq!(api_base("https://p.example.com"), "https://p.example.com/v1beta");
+        assert_eq!(api_base("https://p.example.com/"), "https://p.example.com/v1beta");
+        assert_eq!(api_base("https://p.example.com/v1"), "https://p.example.com/v1");
+        assert_eq!(api_base("https://p.example.com/g/v1beta/"), "https://p.example.com/g/v1beta");
+    }
+
+    fn upstream() -> GeminiUpstream {
+        GeminiUpstream::new(&UpstreamConfig {
+            name: "t".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            ..Default::default()
+        })
+    }
+
+    fn response(json: serde_json::Value) -> GenerateContentResponse {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn thought_images_are_skipped_and_final_image_taken() {
+        let r = response(serde_json::json!({"candidates":[{"content":{"parts":[
+            {"inlineData":{"mimeType":"image/png","data":"AAAA"},"thought":true},
+            {"text":"好的"},
+            {"inlineData":{"mimeType":"image/png","data":"AQID"}}
+        ]},"finishReason":"STOP"}]}));
+        let img = upstream().extract_image(r, "m").unwrap();
+        assert_eq!(&img.data[..], &[1, 2, 3]);
+        assert_eq!(img.text.as_deref(), Some("好的"));
+    }
+
+    #[test]
+    fn safety_and_text_only_are_distinct_errors() {
+        let safety = response(serde_json::json!({"candidates":[{"finishReason":"IMAGE_SAFETY"}]}));
+        assert!(matches!(upstream().extract_image(safety, "m"), Err(GatewayError::Safety { .. })));
+        let blocked = response(serde_json::json!({"promptFeedback":{"blockReason":"SAFETY"}}));
+        assert!(matches!(upstream().extract_image(blocked, "m"), Err(GatewayError::Safety { .. })));
+        let empty = response(serde_json::json!({"candidates":[]}));
+        assert!(matches!(upstream().extract_image(empty, "m"), Err(GatewayError::Safety { .. })));
+        let text = response(serde_json::json!({"candidates":[{"content":{"parts":[{"text":"不画"}]},"finishReason":"STOP"}]}));
+        assert!(matches!(upstream().extract_image(text, "m"), Err(GatewayError::NoImage { .. })));
+        let no_image = response(serde_json::json!({"candidates":[{"finishReason":"NO_IMAGE"}]}));
+        assert!(matches!(upstream().extract_image(no_image, "m"), Err(GatewayError::NoImage { reason, .. }) if reason == "NO_IMAGE"));
+    }
+
+    #[test]
+    fn retry_delay_is_read_from_error_details() {
+        let body: ErrorBody = serde_json::from_value(serde_json::json!({"error":{
+            "code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED",
+            "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}))
+        .unwrap();
+        assert_eq!(body.retry_delay_secs(), Some(1.5));
+    }
+}

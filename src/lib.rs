@@ -1,0 +1,30 @@
+//! 绘图工厂：Gemini 图像工作台 + OpenAI 兼容图像网关。
+//!
+//! `app` 前后端共用（Leptos 组件）；其余模块只在服务端（`ssr` 特性）编译，WASM 包只带界面。
+
+#![recursion_limit = "256"]
+pub mod app;
+
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod demo;
+#[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod gateway;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod storage;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_islands();
+}

@@ -1,0 +1,179 @@
+//! 组装 axum 路由与中间件，并启动服务。
+
+use crate::app::{shell, types::PageInfo, App};
+use crate::config::{ConfigError, ConfigHandle, LoadedConfig};
+use crate::demo::{self, DemoOptions};
+use crate::gateway::Gateway;
+use crate::state::AppState;
+use crate::storage::{self, Storage, StorageError};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// 编译进二进制的运行时站点参数（见仓库根目录的 Leptos.toml）。
+const LEPTOS_TOML: &str = include_str!("../Leptos.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("无法监听 {addr}：{}", bind_reason(source))]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("无法启动内置演示上游：{0}")]
+    Demo(std::io::Error),
+    #[error("无法打开存储：{0}")]
+    Storage(#[from] StorageError),
+    #[error("Leptos.toml 无效：{0}")]
+    Site(String),
+    #[error("服务异常退出：{0}")]
+    Serve(std::io::Error),
+}
+
+fn bind_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "该地址已被占用（是否已有一个实例在运行？）".into(),
+        std::io::ErrorKind::PermissionDenied => "没有权限（1024 以下的端口需要特权）".into(),
+        std::io::ErrorKind::AddrNotAvailable => "本机没有这个地址".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// 读取 Leptos.toml，环境变量 `LEPTOS_*` 可覆盖其中各项；站点目录解析成绝对路径。
+pub fn leptos_options() -> Result<LeptosOptions, StartError> {
+    let text = format!("[package.metadata.leptos]\n{LEPTOS_TOML}");
+    let mut options =
+        leptos::config::get_config_from_str(&text).map_err(|e| StartError::Site(e.to_string()))?;
+    let root = resolve_site_root(&options.site_root, &options.site_pkg_dir);
+    options.site_root = root.to_string_lossy().as_ref().into();
+    Ok(options)
+}
+
+/// 找到站点文件（pkg/ 下的 JS、WASM、CSS）所在目录，使二进制从任何工作目录启动都能工作。
+///
+/// 顺序：环境变量 `LEPTOS_SITE_ROOT` → 可执行文件旁的 `site/` → 可执行文件上一级的 `site/`
+/// （cargo-leptos 的 `target/site` 与 `target/release/` 相邻）→ 相对当前目录的配置值。
+fn resolve_site_root(configured: &str, pkg_dir: &str) -> PathBuf {
+    let configured = Path::new(configured);
+    if std::env::var_os("LEPTOS_SITE_ROOT").is_some() || configured.is_absolute() {
+        return configured.to_path_buf();
+    }
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let candidates = exe_dir
+        .iter()
+        .flat_map(|d| [d.join("site"), d.join("../site")])
+        .chain(std::iter::once(configured.to_path_buf()));
+    for dir in candidates {
+        if dir.join(pkg_dir).is_dir() {
+            return std::fs::canonicalize(&dir).unwrap_or(dir);
+        }
+    }
+    configured.to_path_buf()
+}
+
+/// 完整的路由。每个 `.layer()` 包住它之前的所有路由与中间件。
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    // 只压缩文本类响应；图像本身已压缩，压缩它们只会白白耗 CPU。
+    let compress_when = SizeAbove::new(1024)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::const_new("application/octet-stream"));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(storage::routes::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(context_state.clone());
+                provide_context(PageInfo {
+                    demo_mode: context_state.config.load().demo_mode(),
+                });
+            },
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CompressionLayer::new().compress_when(compress_when))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(State(config): State<ConfigHandle>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "demo_mode": config.load().demo_mode(),
+    }))
+}
+
+/// 启动服务：打开存储、必要时启动内置演示上游、绑定端口，然后一直运行。
+pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(), StartError> {
+    let config = loaded.config;
+    let addr = listen.unwrap_or_else(|| config.listen_addr());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
+
+    let storage = Storage::open(&config.storage.root)?;
+    let demo_base_url = if config.demo_mode() {
+        let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(StartError::Demo)?;
+        tracing::info!("未配置上游，使用内置演示上游 http://{demo_addr}");
+        Some(format!("http://{demo_addr}"))
+    } else {
+        None
+    };
+    let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+    let state = AppState {
+        leptos_options: leptos_options()?,
+        gateway: Gateway::new(config.clone(), demo_base_url),
+        config,
+        storage,
+    };
+    tracing::info!(
+        config = %loaded.path.display(),
+        config_file_exists = loaded.file_exists,
+        storage = %state.storage.root().display(),
+        site_root = %state.leptos_options.site_root,
+        "配置已加载"
+    );
+    // 测试与脚本读取这一行来得知实际端口（--listen 可以是 :0）。
+    println!("绘图工厂已启动：http://{local}");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(StartError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("可以注册 SIGTERM 处理");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("收到退出信号，正在停止");
+}

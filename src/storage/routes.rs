@@ -1,0 +1,100 @@
+//! `GET /files/{id}`：只按数据库里的 id 找文件，绝不使用请求里给出的路径。
+
+use super::{ImageRecord, Storage};
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Storage: axum::extract::FromRef<S>,
+{
+    Router::new().route("/files/{id}", get(serve_image))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    download: Option<String>,
+}
+
+/// 图像 id 是 32 位十六进制（UUID v7 的 simple 形式）；其他一律当作不存在。
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn serve_image(
+    State(storage): State<Storage>,
+    Path(id): Path<String>,
+    Query(query): Query<FileQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if !valid_id(&id) {
+        return Err(ApiError::NotFound);
+    }
+    let record = storage.get(id).await?.ok_or(ApiError::NotFound)?;
+    let etag = format!("\"{}\"", record.id);
+    if request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let mime: mime::Mime = record.mime.parse().map_err(|_| ApiError::NotFound)?;
+    let served = ServeFile::new_with_mime(record.path(), &mime)
+        .oneshot(request)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    if served.status() == StatusCode::NOT_FOUND {
+        tracing::error!(id = %record.id, "记录存在但文件缺失");
+        return Err(ApiError::NotFound);
+    }
+    let mut response = served.map(Body::new);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("id 只含十六进制"));
+    if query.download.is_some_and(|v| v != "0") {
+        headers.insert(header::CONTENT_DISPOSITION, attachment(&record));
+    }
+    Ok(response)
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''…`（RFC 6266），文件名为提示词摘要 + 日期。
+fn attachment(record: &ImageRecord) -> HeaderValue {
+    let excerpt: String = record
+        .prompt
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .take(24)
+        .collect::<String>()
+        .trim()
+        .replace(' ', "_");
+    let date = record.created_at.get(..10).unwrap_or("image");
+    let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
+    let name = if excerpt.is_empty() {
+        format!("{date}.{ext}")
+    } else {
+        format!("{excerpt}-{date}.{ext}")
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    let encoded = utf8_percent_encode(&name, NON_ALPHANUMERIC);
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .expect("只含 ASCII")
+}
