@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "drafting-factory", version, about = "绘图工厂：Gemini 图像工作台与 OpenAI 兼容图像网关")]
+#[command(
+    name = "drafting-factory",
+    version,
+    about = "绘图工厂：Gemini 图像工作台与 OpenAI 兼容图像网关"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]

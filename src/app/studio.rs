@@ -93,6 +93,9 @@ fn Studio() -> impl IntoView {
     let pending = RwSignal::new(0usize);
     let error = RwSignal::new(None::<String>);
     let images = RwSignal::new(Vec::<SavedImage>::new());
+    // 只在浏览器里运行：水合完成后置为 true，测试据此判断页面已可交互。
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
 
     let can_send = move || !prompt.with(|p| p.trim().is_empty());
     let submit = move || {
@@ -116,7 +119,7 @@ fn Studio() -> impl IntoView {
     };
 
     view! {
-        <section class="studio">
+        <section class="studio" data-hydrated=move || hydrated.get().to_string()>
             <div class="grid" data-testid="results">
                 <Show when=move || images.with(Vec::is_empty) && pending.get() == 0>
                     <p class="empty">"在下方输入提示词，按 Enter 或点“生成”开始。"</p>

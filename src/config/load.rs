@@ -122,8 +122,7 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         validate_http_url("server.public_url", &config.server.public_url)?;
     }
     for (i, proxy) in config.server.trusted_proxies.iter().enumerate() {
-        let ok = proxy.parse::<ipnet::IpNet>().is_ok()
-            || proxy.parse::<std::net::IpAddr>().is_ok();
+        let ok = proxy.parse::<ipnet::IpNet>().is_ok() || proxy.parse::<std::net::IpAddr>().is_ok();
         if !ok {
             return Err(invalid(
                 format!("server.trusted_proxies[{i}]"),
@@ -133,12 +132,20 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     }
 
     config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
-    in_range("storage.max_upload_mb", config.storage.max_upload_mb, 1, 500)?;
+    in_range(
+        "storage.max_upload_mb",
+        config.storage.max_upload_mb,
+        1,
+        500,
+    )?;
 
     validate_api_keys(&config.auth.api_keys)?;
     for (key, hash) in [
         ("auth.admin_password_hash", &config.auth.admin_password_hash),
-        ("auth.studio_password_hash", &config.auth.studio_password_hash),
+        (
+            "auth.studio_password_hash",
+            &config.auth.studio_password_hash,
+        ),
     ] {
         if !hash.is_empty() && !hash.starts_with("$argon2") {
             return Err(invalid(
@@ -149,7 +156,12 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     }
 
     let l = &config.limits;
-    in_range("limits.requests_per_minute", l.requests_per_minute, 1, 1_000_000)?;
+    in_range(
+        "limits.requests_per_minute",
+        l.requests_per_minute,
+        1,
+        1_000_000,
+    )?;
     in_range("limits.burst", l.burst, 1, 100_000)?;
     in_range("limits.max_concurrent", l.max_concurrent, 1, 1024)?;
     in_range("limits.queue_size", l.queue_size, 0, 100_000)?;
@@ -195,10 +207,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     max: T,
 ) -> Result<(), ConfigError> {
     if value < min || value > max {
-        return Err(invalid(
-            key,
-            format!("{value} 超出允许的范围 {min}–{max}"),
-        ));
+        return Err(invalid(key, format!("{value} 超出允许的范围 {min}–{max}")));
     }
     Ok(())
 }
@@ -208,7 +217,10 @@ pub fn validate_listen(key: &str, listen: &str) -> Result<SocketAddr, ConfigErro
     let addr: SocketAddr = listen.trim().parse().map_err(|_| {
         let port_part = listen.rsplit(':').next().unwrap_or("");
         if port_part.parse::<u64>().is_ok_and(|p| p > 65_535) {
-            invalid(key, format!("端口 {port_part} 超出范围，必须在 1–65535 之间"))
+            invalid(
+                key,
+                format!("端口 {port_part} 超出范围，必须在 1–65535 之间"),
+            )
         } else {
             invalid(
                 key,
@@ -284,25 +296,15 @@ fn check_storage_root(root: &Path, base_dir: &Path) -> Result<PathBuf, ConfigErr
     } else {
         base_dir.join(root)
     };
-    std::fs::create_dir_all(&joined).map_err(|e| {
-        invalid(
-            KEY,
-            format!("无法创建目录 {}：{e}", joined.display()),
-        )
-    })?;
-    let absolute = std::fs::canonicalize(&joined).map_err(|e| {
-        invalid(KEY, format!("无法访问目录 {}：{e}", joined.display()))
-    })?;
+    std::fs::create_dir_all(&joined)
+        .map_err(|e| invalid(KEY, format!("无法创建目录 {}：{e}", joined.display())))?;
+    let absolute = std::fs::canonicalize(&joined)
+        .map_err(|e| invalid(KEY, format!("无法访问目录 {}：{e}", joined.display())))?;
     // 真的写一个文件，才能确认可写（只读挂载、权限不足等都会在这里暴露）。
     tempfile::Builder::new()
         .prefix(".write-check-")
         .tempfile_in(&absolute)
-        .map_err(|e| {
-            invalid(
-                KEY,
-                format!("目录 {} 不可写：{e}", absolute.display()),
-            )
-        })?;
+        .map_err(|e| invalid(KEY, format!("目录 {} 不可写：{e}", absolute.display())))?;
     Ok(absolute)
 }
 
@@ -328,14 +330,20 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let e = parse_in_tmp("[server]\nlisten = \"127.0.0.1:3000\"\nlisen = 1\n").unwrap_err();
-        assert!(matches!(&e, ConfigError::UnknownKey { key } if key == "server.lisen"), "{e}");
+        assert!(
+            matches!(&e, ConfigError::UnknownKey { key } if key == "server.lisen"),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_key() {
         let e = parse_in_tmp("[limits]\nburst = \"many\"\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("limits.burst") && msg.contains("类型不对"), "{msg}");
+        assert!(
+            msg.contains("limits.burst") && msg.contains("类型不对"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -348,19 +356,16 @@ mod tests {
 
     #[test]
     fn non_http_upstream_url_is_refused() {
-        let e = parse_in_tmp(
-            "[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://example.com\"\n",
-        )
-        .unwrap_err();
+        let e = parse_in_tmp("[[upstreams]]\nname = \"a\"\nbase_url = \"ftp://example.com\"\n")
+            .unwrap_err();
         assert!(e.to_string().contains("upstreams[0].base_url"), "{e}");
     }
 
     #[test]
     fn unknown_upstream_kind_is_refused() {
-        let e = parse_in_tmp(
-            "[[upstreams]]\nname = \"a\"\nkind = \"grok\"\nbase_url = \"http://x\"\n",
-        )
-        .unwrap_err();
+        let e =
+            parse_in_tmp("[[upstreams]]\nname = \"a\"\nkind = \"grok\"\nbase_url = \"http://x\"\n")
+                .unwrap_err();
         assert!(
             e.to_string().contains("upstreams[0].kind") && e.to_string().contains("不是可选值之一"),
             "{e}"

@@ -42,9 +42,8 @@ impl Palette {
 /// 画一张 `width`×`height` 的图。
 pub fn draw(prompt: &str, width: u32, height: u32, reference: Option<&DynamicImage>) -> RgbImage {
     let p = Palette::from_prompt(prompt);
-    let base = reference.map(|r| {
-        imageops::resize(&r.to_rgb8(), width, height, imageops::FilterType::Triangle)
-    });
+    let base = reference
+        .map(|r| imageops::resize(&r.to_rgb8(), width, height, imageops::FilterType::Triangle));
     let (w, h) = (width as f32, height as f32);
     let (cos, sin) = (p.angle.cos(), p.angle.sin());
     let span = w * cos.abs() + h * sin.abs();
@@ -87,7 +86,12 @@ fn lerp(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
 pub fn encode_png(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::with_capacity(img.len() / 8);
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("写入内存缓冲不会失败");
     out
 }

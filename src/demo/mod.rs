@@ -132,7 +132,10 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 fn parse_delay(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("“{s}”不是有效的延迟，应为 MIN 或 MIN-MAX（毫秒）");
     let (min, max) = match s.split_once('-') {
-        Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        ),
         None => {
             let v = s.trim().parse().map_err(|_| bad())?;
             (v, v)
@@ -171,7 +174,11 @@ fn google_error(status: StatusCode, google_status: &str, message: &str) -> Respo
 
 fn json_response(value: &GenerateContentResponse) -> Response {
     let body = serde_json::to_vec(value).expect("响应结构总能序列化");
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn generate_content(
@@ -182,7 +189,11 @@ async fn generate_content(
     body: Bytes,
 ) -> Response {
     let Some((model, "generateContent")) = target.split_once(':') else {
-        return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Only generateContent is supported by the demo upstream.");
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Only generateContent is supported by the demo upstream.",
+        );
     };
     if let Some(required) = &options.api_key {
         let given = headers
@@ -194,7 +205,11 @@ async fn generate_content(
                 return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use API Key or other form of API consumer identity to call this API.");
             }
             Some(k) if k != required => {
-                return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.");
+                return google_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "API key not valid. Please pass a valid API key.",
+                );
             }
             Some(_) => {}
         }
@@ -215,12 +230,19 @@ async fn generate_content(
         Some(Fault::ServerError) => {
             let status = StatusCode::from_u16(options.error_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return google_error(status, "UNAVAILABLE", "The model is overloaded. Please try again later.");
+            return google_error(
+                status,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+            );
         }
         Some(Fault::RateLimited) => return rate_limited(false),
         Some(Fault::QuotaExhausted) => return rate_limited(true),
         Some(Fault::Malformed) => {
-            return ([(axum::http::header::CONTENT_TYPE, "application/json")], "{\"candidates\": [{\"content\": {\"parts\": [<html>Bad Gateway</html>")
+            return (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "{\"candidates\": [{\"content\": {\"parts\": [<html>Bad Gateway</html>",
+            )
                 .into_response();
         }
         Some(Fault::Safety) => {
@@ -234,7 +256,12 @@ async fn generate_content(
             });
         }
         Some(Fault::TextOnly) => {
-            return json_response(&answer(model, vec![text_part("I can't draw that right now, but here is a description instead.")]));
+            return json_response(&answer(
+                model,
+                vec![text_part(
+                    "I can't draw that right now, but here is a description instead.",
+                )],
+            ));
         }
         _ => {}
     }
@@ -242,13 +269,25 @@ async fn generate_content(
     let request: GenerateContentRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {e}"));
+            return google_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                &format!("Invalid JSON payload received. {e}"),
+            );
         }
     };
     let drawn = match tokio::task::spawn_blocking(move || render(request)).await {
         Ok(Ok(parts)) => parts,
-        Ok(Err(message)) => return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message),
-        Err(e) => return google_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &e.to_string()),
+        Ok(Err(message)) => {
+            return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message)
+        }
+        Err(e) => {
+            return google_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                &e.to_string(),
+            )
+        }
     };
     let response = answer(model, drawn);
 
@@ -256,10 +295,16 @@ async fn generate_content(
         // 先发出一半 JSON，再让连接出错中断：客户端收到的是真正被截断的响应体。
         let full = serde_json::to_vec(&response).expect("响应结构总能序列化");
         let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
-        let stream = futures::stream::iter(vec![
-            Ok(half),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "演示上游：故意截断")),
-        ]);
+        // 中间稍停一下，确保响应头和前一半真的发出去了，再中断。
+        use futures::StreamExt;
+        let cut = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "演示上游：故意截断",
+            ))
+        };
+        let stream = futures::stream::once(async { Ok(half) }).chain(futures::stream::once(cut));
         let mut res = Response::new(Body::from_stream(stream));
         res.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
@@ -272,9 +317,15 @@ async fn generate_content(
 
 fn rate_limited(quota: bool) -> Response {
     let (message, quota_id) = if quota {
-        ("You exceeded your current quota, please check your plan and billing details.", "GenerateRequestsPerDayPerProjectPerModel-FreeTier")
+        (
+            "You exceeded your current quota, please check your plan and billing details.",
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        )
     } else {
-        ("Resource has been exhausted (e.g. check quota).", "GenerateRequestsPerMinutePerProjectPerModel")
+        (
+            "Resource has been exhausted (e.g. check quota).",
+            "GenerateRequestsPerMinutePerProjectPerModel",
+        )
     };
     let mut body = ErrorBody::new(429, "RESOURCE_EXHAUSTED", message);
     body.error.details.push(serde_json::json!({
@@ -289,7 +340,12 @@ fn rate_limited(quota: bool) -> Response {
         "@type": "type.googleapis.com/google.rpc.RetryInfo",
         "retryDelay": "1s"
     }));
-    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], axum::Json(body)).into_response()
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "1")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn text_part(text: &str) -> Part {
@@ -346,11 +402,15 @@ fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
         .and_then(|g| g.image_config)
         .unwrap_or_default();
     let aspect: AspectRatio = match image_config.aspect_ratio {
-        Some(a) => a.parse().map_err(|_| format!("Unsupported aspect ratio: {a}"))?,
+        Some(a) => a
+            .parse()
+            .map_err(|_| format!("Unsupported aspect ratio: {a}"))?,
         None => AspectRatio::Square,
     };
     let size: ImageSize = match image_config.image_size {
-        Some(s) => s.parse().map_err(|_| format!("Unsupported image size: {s}. Use 1K, 2K or 4K."))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("Unsupported image size: {s}. Use 1K, 2K or 4K."))?,
         None => ImageSize::K1,
     };
     let reference = match reference {
@@ -358,7 +418,10 @@ fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(blob.data.as_bytes())
                 .map_err(|_| "Unable to process input image: invalid base64.".to_string())?;
-            Some(image::load_from_memory(&bytes).map_err(|e| format!("Unable to process input image: {e}"))?)
+            Some(
+                image::load_from_memory(&bytes)
+                    .map_err(|e| format!("Unable to process input image: {e}"))?,
+            )
         }
         None => None,
     };
@@ -373,7 +436,9 @@ fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
             ..Default::default()
         },
         image_part(&sketch, true),
-        text_part(&format!("这是演示上游按提示词“{summary}”绘制的 {w}×{h} 图像。")),
+        text_part(&format!(
+            "这是演示上游按提示词“{summary}”绘制的 {w}×{h} 图像。"
+        )),
         image_part(&final_png, false),
     ])
 }

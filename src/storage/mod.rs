@@ -156,7 +156,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
         .tempfile_in(dir)
         .map_err(io_err(format!("无法在 {} 创建临时文件", dir.display())))?;
     tmp.write_all(data).map_err(io_err("写入图像失败"))?;
-    tmp.as_file().sync_all().map_err(io_err("同步图像到磁盘失败"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err("同步图像到磁盘失败"))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .map_err(io_err(format!("无法保存图像到 {}", path.display())))?;
@@ -174,10 +176,15 @@ fn remove_partials(root: &Path) -> usize {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 walk(&path, removed);
-            } else if entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(PARTIAL_PREFIX)
                 && std::fs::remove_file(&path).is_ok()
             {
                 *removed += 1;
@@ -215,9 +222,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
         let rec = storage.save_image(new_image(png(7, 5))).await.unwrap();
-        assert_eq!((rec.width, rec.height, rec.mime.as_str()), (7, 5, "image/png"));
+        assert_eq!(
+            (rec.width, rec.height, rec.mime.as_str()),
+            (7, 5, "image/png")
+        );
         assert!(rec.path().is_file());
-        assert_eq!(storage.get(rec.id.clone()).await.unwrap(), Some(rec.clone()));
+        assert_eq!(
+            storage.get(rec.id.clone()).await.unwrap(),
+            Some(rec.clone())
+        );
         assert_eq!(remove_partials(dir.path()), 0);
     }
 

@@ -64,7 +64,10 @@ async fn serve_image(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("id 只含十六进制"));
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("id 只含十六进制"),
+    );
     if query.download.is_some_and(|v| v != "0") {
         headers.insert(header::CONTENT_DISPOSITION, attachment(&record));
     }
@@ -90,7 +93,13 @@ fn attachment(record: &ImageRecord) -> HeaderValue {
     };
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded = utf8_percent_encode(&name, NON_ALPHANUMERIC);
     HeaderValue::from_str(&format!(

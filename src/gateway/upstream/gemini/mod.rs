@@ -49,7 +49,10 @@ impl GeminiUpstream {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok());
-        let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
 
         if !status.is_success() {
             return Err(self.status_error(status.as_u16(), &body, retry_after));
@@ -129,7 +132,10 @@ impl GeminiUpstream {
             if let Some(t) = part.text.filter(|t| !t.trim().is_empty()) {
                 texts.push(t);
             }
-            if let Some(blob) = part.inline_data.filter(|b| b.mime_type.starts_with("image/")) {
+            if let Some(blob) = part
+                .inline_data
+                .filter(|b| b.mime_type.starts_with("image/"))
+            {
                 image = Some(blob);
             }
         }
@@ -236,10 +242,22 @@ mod tests {
 
     #[test]
     fn api_base_respects_explicit_versions() {
-        assert_eq!(api_base("https://p.example.com"), "https://p.example.com/v1beta");
-        assert_eq!(api_base("https://p.example.com/"), "https://p.example.com/v1beta");
-        assert_eq!(api_base("https://p.example.com/v1"), "https://p.example.com/v1");
-        assert_eq!(api_base("https://p.example.com/g/v1beta/"), "https://p.example.com/g/v1beta");
+        assert_eq!(
+            api_base("https://p.example.com"),
+            "https://p.example.com/v1beta"
+        );
+        assert_eq!(
+            api_base("https://p.example.com/"),
+            "https://p.example.com/v1beta"
+        );
+        assert_eq!(
+            api_base("https://p.example.com/v1"),
+            "https://p.example.com/v1"
+        );
+        assert_eq!(
+            api_base("https://p.example.com/g/v1beta/"),
+            "https://p.example.com/g/v1beta"
+        );
     }
 
     fn upstream() -> GeminiUpstream {
@@ -269,15 +287,31 @@ mod tests {
     #[test]
     fn safety_and_text_only_are_distinct_errors() {
         let safety = response(serde_json::json!({"candidates":[{"finishReason":"IMAGE_SAFETY"}]}));
-        assert!(matches!(upstream().extract_image(safety, "m"), Err(GatewayError::Safety { .. })));
+        assert!(matches!(
+            upstream().extract_image(safety, "m"),
+            Err(GatewayError::Safety { .. })
+        ));
         let blocked = response(serde_json::json!({"promptFeedback":{"blockReason":"SAFETY"}}));
-        assert!(matches!(upstream().extract_image(blocked, "m"), Err(GatewayError::Safety { .. })));
+        assert!(matches!(
+            upstream().extract_image(blocked, "m"),
+            Err(GatewayError::Safety { .. })
+        ));
         let empty = response(serde_json::json!({"candidates":[]}));
-        assert!(matches!(upstream().extract_image(empty, "m"), Err(GatewayError::Safety { .. })));
-        let text = response(serde_json::json!({"candidates":[{"content":{"parts":[{"text":"不画"}]},"finishReason":"STOP"}]}));
-        assert!(matches!(upstream().extract_image(text, "m"), Err(GatewayError::NoImage { .. })));
+        assert!(matches!(
+            upstream().extract_image(empty, "m"),
+            Err(GatewayError::Safety { .. })
+        ));
+        let text = response(
+            serde_json::json!({"candidates":[{"content":{"parts":[{"text":"不画"}]},"finishReason":"STOP"}]}),
+        );
+        assert!(matches!(
+            upstream().extract_image(text, "m"),
+            Err(GatewayError::NoImage { .. })
+        ));
         let no_image = response(serde_json::json!({"candidates":[{"finishReason":"NO_IMAGE"}]}));
-        assert!(matches!(upstream().extract_image(no_image, "m"), Err(GatewayError::NoImage { reason, .. }) if reason == "NO_IMAGE"));
+        assert!(
+            matches!(upstream().extract_image(no_image, "m"), Err(GatewayError::NoImage { reason, .. }) if reason == "NO_IMAGE")
+        );
     }
 
     #[test]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
+#   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
+#   bash scripts/install-tools.sh --browser  另加 Chromium（apt）与 end2end 的 npm 依赖
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 需要 rustc 1.96
+BINARYEN_VERSION=132          # 不要用 Debian 的 binaryen 108：它的 wasm-opt 会破坏发布版的水合
+# wasm-bindgen-cli 必须与 Cargo.lock 里的 wasm-bindgen 版本完全一致。
+WASM_BINDGEN_VERSION=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "安装 Rust 的 wasm32 目标"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -qx "cargo-leptos $CARGO_LEPTOS_VERSION"; then
+  step "安装 cargo-leptos $CARGO_LEPTOS_VERSION（2 核机器上约 25 分钟，只需一次）"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# cargo-leptos 在 PATH 上找不到这两个工具时会去网上下载，这里的网络不允许，所以先装好。
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+  step "安装 wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # 不加 --locked：它的锁文件里有本地索引没有的版本。
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION\b"; then
+  step "安装 wasm-opt（npm 的 binaryen@$BINARYEN_VERSION）"
+  npm install -g --no-audit --no-fund "binaryen@$BINARYEN_VERSION"
+fi
+
+if [ "${1:-}" = "--browser" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    step "安装 Chromium（apt）"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  fi
+  step "安装端到端测试的 npm 依赖"
+  (cd end2end && npm ci --no-audit --no-fund)
+fi

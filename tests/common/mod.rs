@@ -1,0 +1,104 @@
+//! 集成测试的公共部分：在回环地址的随机端口上启动真正的二进制（服务器或演示上游）。
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_drafting-factory");
+
+/// 一个正在运行的子进程；离开作用域时被杀掉。
+pub struct Running {
+    pub child: Child,
+    pub url: String,
+}
+
+/// 启动二进制并等它在标准输出打印出 `http://…` 地址。
+async fn start(args: &[&str], dir: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("可以启动二进制");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(pos) = line.find("http://") {
+                return line[pos..].trim().to_string();
+            }
+        }
+        panic!("进程退出了，没有打印监听地址：{args:?}");
+    })
+    .await
+    .expect("60 秒内应当启动");
+    // 继续读掉标准输出，免得管道写满阻塞子进程。
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Running { child, url }
+}
+
+/// 启动独立的演示上游（Gemini 替身），`extra` 是故障开关等参数。
+pub async fn demo_upstream(extra: &[&str]) -> Running {
+    let mut args = vec!["demo-upstream", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    start(&args, &std::env::temp_dir()).await
+}
+
+/// 一个临时工作目录，里面放配置文件与存储目录。
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("factory.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.path().join("storage")
+    }
+
+    /// 以 `factory.toml` 启动服务器，监听随机端口。
+    pub async fn serve(&self) -> Running {
+        start(
+            &["--config", "factory.toml", "--listen", "127.0.0.1:0"],
+            self.path(),
+        )
+        .await
+    }
+}
+
+/// 指向某个演示上游的最小配置。
+pub fn config_with_upstream(upstream_url: &str) -> String {
+    format!(
+        "[storage]\nroot = \"storage\"\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{upstream_url}\"\n"
+    )
+}
+
+/// 递归列出目录下的所有文件。
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

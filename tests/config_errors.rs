@@ -1,0 +1,141 @@
+//! 坏配置：每一种都让真实的二进制以非零状态退出，并用中文说出是哪一项、为什么。
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn start_with(config: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("factory.toml"), config).unwrap();
+    std::fs::write(dir.path().join("a-file"), "不是目录").unwrap();
+    let out = Command::new(common::BIN)
+        .args(["--config", "factory.toml"])
+        .args(extra)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+fn assert_refused(config: &str, expected: &[&str]) {
+    let (out, _dir) = start_with(config, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "应当拒绝启动：{config}");
+    assert!(
+        out.status.code().is_some(),
+        "应当正常退出而不是崩溃：{stderr}"
+    );
+    for want in expected {
+        assert!(
+            stderr.contains(want),
+            "错误信息应包含“{want}”，实际：{stderr}"
+        );
+    }
+    assert!(stderr.contains("启动失败"), "{stderr}");
+}
+
+#[test]
+fn unknown_key() {
+    assert_refused(
+        "[server]\nlistn = \"127.0.0.1:3000\"\n",
+        &["server.listn", "未知的配置项"],
+    );
+}
+
+#[test]
+fn unknown_section() {
+    assert_refused(
+        "[sever]\nlisten = \"127.0.0.1:3000\"\n",
+        &["sever", "未知的配置项"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_refused(
+        "[limits]\nmax_concurrent = \"十六\"\n",
+        &["limits.max_concurrent", "类型不对"],
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    assert_refused(
+        "[server]\nlisten = \"127.0.0.1:70000\"\n",
+        &["server.listen", "1–65535"],
+    );
+}
+
+#[test]
+fn port_zero() {
+    assert_refused(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        &["server.listen", "不能为 0"],
+    );
+}
+
+#[test]
+fn unwritable_storage_root() {
+    assert_refused(
+        "[storage]\nroot = \"a-file/images\"\n",
+        &["storage.root", "无法创建目录"],
+    );
+}
+
+#[test]
+fn bad_upstream_url() {
+    assert_refused(
+        "[[upstreams]]\nname = \"主\"\nbase_url = \"gemini.example.com\"\n",
+        &["upstreams[0].base_url", "不是有效的网址"],
+    );
+    assert_refused(
+        "[[upstreams]]\nname = \"主\"\nbase_url = \"ftp://gemini.example.com\"\n",
+        &["upstreams[0].base_url", "http://"],
+    );
+}
+
+#[test]
+fn unknown_upstream_kind() {
+    assert_refused(
+        "[[upstreams]]\nname = \"主\"\nkind = \"dalle\"\nbase_url = \"https://x.example.com\"\n",
+        &["upstreams[0].kind", "不是可选值之一"],
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    assert_refused("[server\nlisten = 1\n", &["第 1 行", "TOML"]);
+}
+
+#[test]
+fn negative_limit() {
+    assert_refused(
+        "[limits]\nrequests_per_minute = -5\n",
+        &["limits.requests_per_minute"],
+    );
+}
+
+#[test]
+fn port_in_use_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (out, _dir) = start_with(&format!("[server]\nlisten = \"{addr}\"\n"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.contains("已被占用"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_file_changes_nothing_on_disk() {
+    let (out, dir) = start_with(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nroot = \"kept-out\"\n",
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!dir.path().join("storage").exists());
+}
