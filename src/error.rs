@@ -23,6 +23,10 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("找不到请求的资源")]
     NotFound,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("请求太频繁，请 {retry_after_secs} 秒后再试")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -30,28 +34,20 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Gateway(e) => match e {
-                GatewayError::InvalidRequest(_) | GatewayError::Safety { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
-                GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                GatewayError::NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
-                GatewayError::Status { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
-                GatewayError::Status { status: 400, .. } => StatusCode::BAD_REQUEST,
-                GatewayError::Connect { .. }
-                | GatewayError::Status { .. }
-                | GatewayError::BadResponse { .. }
-                | GatewayError::NoImage { .. } => StatusCode::BAD_GATEWAY,
-            },
+            Self::Gateway(e) => gateway_status(e),
         }
     }
 
     /// OpenAI 错误体的 `type` 字段。
     pub fn error_type(&self) -> &'static str {
         match self.status() {
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED => {
+                "invalid_request_error"
+            }
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             _ => "server_error",
         }
@@ -60,15 +56,12 @@ impl ApiError {
     /// OpenAI 错误体的 `code` 字段。
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Gateway(GatewayError::Safety { .. }) => "content_policy_violation",
-            Self::Gateway(GatewayError::Timeout { .. }) => "upstream_timeout",
-            Self::Gateway(GatewayError::Status { status: 429, .. }) => "rate_limit_exceeded",
-            Self::Gateway(GatewayError::InvalidRequest(_)) | Self::InvalidRequest(_) => {
-                "invalid_request"
-            }
-            Self::Gateway(_) => "upstream_error",
+            Self::Gateway(e) => gateway_code(e),
+            Self::InvalidRequest(_) => "invalid_request",
             Self::Storage(_) => "storage_error",
             Self::NotFound => "not_found",
+            Self::Unauthorized(_) => "invalid_api_key",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
         }
     }
 
@@ -77,7 +70,10 @@ impl ApiError {
         match self {
             Self::Storage(StorageError::NotAnImage(_)) | Self::Gateway(_) => self.to_string(),
             Self::Storage(_) => "服务器保存图像失败，请检查存储目录是否可写、磁盘是否已满".into(),
-            Self::InvalidRequest(_) | Self::NotFound => self.to_string(),
+            Self::InvalidRequest(_)
+            | Self::NotFound
+            | Self::Unauthorized(_)
+            | Self::RateLimited { .. } => self.to_string(),
         }
     }
 
@@ -85,6 +81,59 @@ impl ApiError {
         if self.status().is_server_error() {
             tracing::error!(code = self.code(), "{self}");
         }
+    }
+}
+
+fn gateway_status(e: &GatewayError) -> StatusCode {
+    match e {
+        GatewayError::InvalidRequest(_) | GatewayError::Safety { .. } => StatusCode::BAD_REQUEST,
+        GatewayError::Status {
+            status: 400 | 413, ..
+        } => StatusCode::BAD_REQUEST,
+        GatewayError::Status { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
+        GatewayError::Timeout { .. } | GatewayError::DeadlineExceeded { .. } => {
+            StatusCode::GATEWAY_TIMEOUT
+        }
+        GatewayError::NoUpstream | GatewayError::QueueFull | GatewayError::CircuitOpen { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        GatewayError::AllUpstreamsFailed { last, .. } => match gateway_status(last) {
+            StatusCode::GATEWAY_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        },
+        GatewayError::Status { status: 503, .. } => StatusCode::SERVICE_UNAVAILABLE,
+        GatewayError::Connect { .. }
+        | GatewayError::Status { .. }
+        | GatewayError::BadResponse { .. }
+        | GatewayError::NoImage { .. } => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn gateway_code(e: &GatewayError) -> &'static str {
+    match e {
+        GatewayError::Safety { .. } => "content_policy_violation",
+        GatewayError::InvalidRequest(_)
+        | GatewayError::Status {
+            status: 400 | 413, ..
+        } => "invalid_request",
+        GatewayError::Timeout { .. } | GatewayError::DeadlineExceeded { .. } => "upstream_timeout",
+        GatewayError::Status { status: 429, .. } => "rate_limit_exceeded",
+        GatewayError::QueueFull => "server_busy",
+        GatewayError::NoUpstream | GatewayError::CircuitOpen { .. } => "upstream_unavailable",
+        GatewayError::AllUpstreamsFailed { last, .. } => match gateway_code(last) {
+            "upstream_timeout" => "upstream_timeout",
+            _ => "upstream_error",
+        },
+        _ => "upstream_error",
+    }
+}
+
+impl From<crate::gateway::Failed> for ApiError {
+    fn from(f: crate::gateway::Failed) -> Self {
+        Self::Gateway(f.error)
     }
 }
 
@@ -99,7 +148,18 @@ impl IntoResponse for ApiError {
                 "code": self.code(),
             }
         });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Gateway(GatewayError::QueueFull) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

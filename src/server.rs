@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .and(NotForContentType::const_new("application/octet-stream"));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(crate::openai::router(&state))
         .merge(storage::routes::router())
         .leptos_routes_with_context(
             &state,

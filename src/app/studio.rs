@@ -75,6 +75,7 @@ mod ssr {
             prompt,
             note: image.text,
             upstream: image.upstream,
+            attempts: image.attempts,
         })
     }
 }

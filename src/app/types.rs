@@ -175,6 +175,23 @@ pub struct SavedImage {
     pub note: Option<String>,
     /// 实际提供这张图的上游名称。
     pub upstream: String,
+    /// 每次上游尝试的记录。
+    pub attempts: Vec<AttemptInfo>,
+}
+
+/// 一次上游尝试的记录：哪个上游、状态码、耗时、字节数、结果分类。卡片与日志都展示它。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    pub upstream: String,
+    /// 上游的 HTTP 状态码；没有收到响应（连不上、超时）时为空。
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// 收到的图像字节数（成功时）。
+    pub bytes: u64,
+    /// `ok` 或错误分类（`timeout`、`status`、`bad_response` ……）。
+    pub outcome: String,
+    /// 失败原因（中文）。
+    pub error: Option<String>,
 }
 
 /// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。

@@ -169,6 +169,8 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     let r = &config.retry;
     in_range("retry.max_attempts", r.max_attempts, 1, 10)?;
     in_range("retry.max_delay_ms", r.max_delay_ms, 0, 600_000)?;
+    in_range("retry.breaker_failures", r.breaker_failures, 1, 1000)?;
+    in_range("retry.breaker_cooldown_s", r.breaker_cooldown_s, 1, 86_400)?;
     if r.base_delay_ms > r.max_delay_ms {
         return Err(invalid(
             "retry.base_delay_ms",

@@ -96,9 +96,16 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryConfig {
+    /// 每个上游最多尝试几次（含第一次）。
     pub max_attempts: u32,
     pub base_delay_ms: u64,
     pub max_delay_ms: u64,
+    /// 500、504 与单次超时是否重试（最多一次）。这类失败上游可能已经生成并计费，重试可能被收两次费。
+    pub retry_maybe_billed: bool,
+    /// 连续失败多少次后熔断该上游（跳过它一段时间）。
+    pub breaker_failures: u32,
+    /// 熔断持续多少秒，之后放一个探测请求过去。
+    pub breaker_cooldown_s: u64,
 }
 
 impl Default for RetryConfig {
@@ -107,6 +114,9 @@ impl Default for RetryConfig {
             max_attempts: 3,
             base_delay_ms: 500,
             max_delay_ms: 8000,
+            retry_maybe_billed: true,
+            breaker_failures: 5,
+            breaker_cooldown_s: 30,
         }
     }
 }

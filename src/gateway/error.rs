@@ -20,6 +20,10 @@ pub enum ErrorClass {
     NoImage,
     /// 没有可用上游。
     NoUpstream,
+    /// 排队已满。
+    QueueFull,
+    /// 上游在熔断中。
+    CircuitOpen,
 }
 
 impl ErrorClass {
@@ -33,6 +37,8 @@ impl ErrorClass {
             Self::Safety => "safety",
             Self::NoImage => "no_image",
             Self::NoUpstream => "no_upstream",
+            Self::QueueFull => "queue_full",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -74,6 +80,21 @@ pub enum GatewayError {
 
     #[error("没有可用的上游，请在设置中添加上游")]
     NoUpstream,
+
+    #[error("服务器繁忙：排队等待的请求已满，请稍后再试")]
+    QueueFull,
+
+    #[error("上游“{upstream}”连续失败，已暂停使用，约 {secs} 秒后再试探")]
+    CircuitOpen { upstream: String, secs: u64 },
+
+    #[error("请求超过了 {secs} 秒的总时限，已停止重试")]
+    DeadlineExceeded { secs: u64 },
+
+    #[error("所有上游都失败了（共尝试 {attempts} 次），最后一次的原因：{last}")]
+    AllUpstreamsFailed {
+        attempts: usize,
+        last: Box<GatewayError>,
+    },
 }
 
 impl GatewayError {
@@ -87,6 +108,36 @@ impl GatewayError {
             Self::Safety { .. } => ErrorClass::Safety,
             Self::NoImage { .. } => ErrorClass::NoImage,
             Self::NoUpstream => ErrorClass::NoUpstream,
+            Self::QueueFull => ErrorClass::QueueFull,
+            Self::CircuitOpen { .. } => ErrorClass::CircuitOpen,
+            Self::DeadlineExceeded { .. } => ErrorClass::Timeout,
+            Self::AllUpstreamsFailed { last, .. } => last.class(),
+        }
+    }
+
+    /// 上游返回的 HTTP 状态码（若有）。
+    pub fn upstream_status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            Self::BadResponse { .. } | Self::Safety { .. } | Self::NoImage { .. } => Some(200),
+            _ => None,
+        }
+    }
+}
+
+/// 网关调用失败：错误本身，加上到失败为止的每一次尝试。
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed {
+    pub error: GatewayError,
+    pub attempts: Vec<crate::app::types::AttemptInfo>,
+}
+
+impl From<GatewayError> for Failed {
+    fn from(error: GatewayError) -> Self {
+        Self {
+            error,
+            attempts: Vec::new(),
         }
     }
 }

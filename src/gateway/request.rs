@@ -1,6 +1,6 @@
 //! 网关的统一输入与输出：无论来自 `/v1` 还是工作台，都先变成 `ImageRequest`。
 
-use crate::app::types::{AspectRatio, ImageSize};
+use crate::app::types::{AspectRatio, AttemptInfo, ImageSize};
 use bytes::Bytes;
 
 /// 一张输入（参考）图像。
@@ -32,6 +32,8 @@ pub struct GeneratedImage {
     /// 提供这张图的上游名称。
     pub upstream: String,
     pub model: String,
+    /// 到成功为止的每一次尝试（由策略流水线填写）。
+    pub attempts: Vec<AttemptInfo>,
 }
 
 // 图像字节不进日志：Debug 只给出长度。

@@ -45,7 +45,12 @@ async fn start(args: &[&str], dir: &Path) -> Running {
 
 /// 启动独立的演示上游（Gemini 替身），`extra` 是故障开关等参数。
 pub async fn demo_upstream(extra: &[&str]) -> Running {
-    let mut args = vec!["demo-upstream", "--listen", "127.0.0.1:0"];
+    demo_upstream_at("127.0.0.1:0", extra).await
+}
+
+/// 在指定地址上启动演示上游。
+pub async fn demo_upstream_at(addr: &str, extra: &[&str]) -> Running {
+    let mut args = vec!["demo-upstream", "--listen", addr];
     args.extend_from_slice(extra);
     start(&args, &std::env::temp_dir()).await
 }
@@ -101,4 +106,77 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// 多个上游（名称, 地址）按顺序排优先级，再加上任意额外配置。
+pub fn config_with_upstreams(upstreams: &[(&str, &str)], extra: &str) -> String {
+    let mut text = format!("[storage]\nroot = \"storage\"\n{extra}\n");
+    for (i, (name, url)) in upstreams.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[upstreams]]\nname = \"{name}\"\nkind = \"gemini\"\nbase_url = \"{url}\"\npriority = {i}\n"
+        ));
+    }
+    text
+}
+
+/// 一个没有人监听的本机地址（连接会被拒绝）。
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// 一张小 PNG 的 Gemini 成功响应体。
+pub fn gemini_ok_body() -> serde_json::Value {
+    use base64::Engine;
+    let img = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    serde_json::json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"inlineData": {"mimeType": "image/png", "data": base64::engine::general_purpose::STANDARD.encode(&png)}}
+    ]}, "finishReason": "STOP"}]})
+}
+
+/// 经工作台的服务器函数生成一张图（它会返回尝试记录）。
+pub async fn studio_generate(server: &Running, prompt: &str) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/generate_image", server.url))
+        .json(&serde_json::json!({"request": {"prompt": prompt}}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+/// 经 `/v1/images/generations` 生成。
+pub async fn v1_generate(
+    server: &Running,
+    key: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/images/generations", server.url))
+        .json(&body);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.unwrap()
+}
+
+/// 尝试记录里每次的（上游, 结果分类）。
+pub fn outcomes(saved: &serde_json::Value) -> Vec<(String, String)> {
+    saved["attempts"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            (
+                a["upstream"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

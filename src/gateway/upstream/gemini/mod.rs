@@ -170,6 +170,7 @@ impl GeminiUpstream {
             text,
             upstream,
             model: model.to_string(),
+            attempts: Vec::new(),
         })
     }
 }

@@ -1,0 +1,168 @@
+//! 熔断器：某个上游连续失败 K 次后，在冷却期内跳过它；冷却期过后只放一个探测请求，
+//! 探测成功即恢复，失败则再熔断一个冷却期。
+
+use crate::gateway::GatewayError;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// 冷却期已过，有一个探测请求在路上。
+    HalfOpen,
+}
+
+#[derive(Default)]
+pub struct CircuitBreakers {
+    states: Mutex<HashMap<String, State>>,
+}
+
+/// 熔断器对外可见的状态（用于指标与健康显示）。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl CircuitBreakers {
+    /// 现在能不能向这个上游发请求。熔断中返回剩余冷却时间。
+    pub fn try_acquire(&self, upstream: &str) -> Result<(), Duration> {
+        let mut states = self.states.lock().expect("熔断器锁未被毒化");
+        let state = states
+            .entry(upstream.to_string())
+            .or_insert(State::Closed { failures: 0 });
+        match *state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until } => {
+                let now = Instant::now();
+                if now >= until {
+                    *state = State::HalfOpen;
+                    Ok(())
+                } else {
+                    Err(until - now)
+                }
+            }
+            // 已经有一个探测请求了，其他请求继续跳过。
+            State::HalfOpen => Err(Duration::from_secs(1)),
+        }
+    }
+
+    pub fn record_success(&self, upstream: &str) {
+        let mut states = self.states.lock().expect("熔断器锁未被毒化");
+        states.insert(upstream.to_string(), State::Closed { failures: 0 });
+    }
+
+    /// 记一次失败。只有说明上游“不健康”的失败才计数（连不上、超时、5xx、响应损坏）。
+    pub fn record_failure(
+        &self,
+        upstream: &str,
+        err: &GatewayError,
+        threshold: u32,
+        cooldown: Duration,
+    ) {
+        if !counts_as_unhealthy(err) {
+            // 请求本身的问题不说明上游坏了；但半开探测也算结束了。
+            let mut states = self.states.lock().expect("熔断器锁未被毒化");
+            if let Some(state @ State::HalfOpen) = states.get_mut(upstream) {
+                *state = State::Closed { failures: 0 };
+            }
+            return;
+        }
+        let mut states = self.states.lock().expect("熔断器锁未被毒化");
+        let state = states
+            .entry(upstream.to_string())
+            .or_insert(State::Closed { failures: 0 });
+        let failures = match *state {
+            State::Closed { failures } => failures + 1,
+            State::HalfOpen | State::Open { .. } => threshold,
+        };
+        *state = if failures >= threshold {
+            tracing::warn!(
+                upstream,
+                failures,
+                cooldown_s = cooldown.as_secs(),
+                "上游熔断"
+            );
+            State::Open {
+                until: Instant::now() + cooldown,
+            }
+        } else {
+            State::Closed { failures }
+        };
+    }
+
+    pub fn state(&self, upstream: &str) -> BreakerState {
+        match self.states.lock().expect("熔断器锁未被毒化").get(upstream) {
+            None | Some(State::Closed { .. }) => BreakerState::Closed,
+            Some(State::Open { .. }) => BreakerState::Open,
+            Some(State::HalfOpen) => BreakerState::HalfOpen,
+        }
+    }
+}
+
+fn counts_as_unhealthy(err: &GatewayError) -> bool {
+    match err {
+        GatewayError::Connect { .. }
+        | GatewayError::Timeout { .. }
+        | GatewayError::BadResponse { .. } => true,
+        GatewayError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn down() -> GatewayError {
+        GatewayError::Connect {
+            upstream: "a".into(),
+            detail: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn opens_after_k_failures_then_probes_once_and_recovers() {
+        let b = CircuitBreakers::default();
+        let cooldown = Duration::from_millis(50);
+        for _ in 0..3 {
+            assert!(b.try_acquire("a").is_ok());
+            b.record_failure("a", &down(), 3, cooldown);
+        }
+        assert_eq!(b.state("a"), BreakerState::Open);
+        assert!(b.try_acquire("a").is_err());
+        assert!(b.try_acquire("other").is_ok(), "熔断只影响出问题的上游");
+        std::thread::sleep(cooldown);
+        assert!(b.try_acquire("a").is_ok(), "冷却后放一个探测请求");
+        assert!(b.try_acquire("a").is_err(), "探测期间其他请求继续跳过");
+        b.record_success("a");
+        assert_eq!(b.state("a"), BreakerState::Closed);
+    }
+
+    #[test]
+    fn failed_probe_reopens_and_safety_blocks_do_not_count() {
+        let b = CircuitBreakers::default();
+        let cooldown = Duration::from_millis(20);
+        let safety = GatewayError::Safety {
+            upstream: "a".into(),
+            reason: "SAFETY".into(),
+        };
+        for _ in 0..10 {
+            b.record_failure("a", &safety, 2, cooldown);
+        }
+        assert_eq!(b.state("a"), BreakerState::Closed);
+        b.record_failure("a", &down(), 2, cooldown);
+        b.record_failure("a", &down(), 2, cooldown);
+        std::thread::sleep(cooldown);
+        assert!(b.try_acquire("a").is_ok());
+        b.record_failure("a", &down(), 2, cooldown);
+        assert_eq!(b.state("a"), BreakerState::Open);
+    }
+}

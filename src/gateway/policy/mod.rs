@@ -1,0 +1,183 @@
+//! 策略流水线：网关对每个请求执行的全部规则，顺序只写在这里。
+//!
+//! 1. 鉴权（HTTP 层，`openai::auth`）：`/v1` 配置了密钥时要求 `Authorization: Bearer`；
+//! 2. 限流（HTTP 层，`openai::rate_limit`）：按 API 密钥、否则按客户端 IP；
+//! 3. 并发（`concurrency`）：全局在途上限，超出排队，队列满即 503；
+//! 4. 选上游：按 `priority` 从小到大，跳过熔断中的（`circuit_breaker`）；
+//! 5. 单次尝试：带单次超时（`timeouts.attempt_s`，且不超过总时限剩余时间）；
+//! 6. 分类与重试（`retry`）：只重试可重试的失败，指数退避 + 完全抖动，遵守 `Retry-After`；
+//! 7. 回退：当前上游用尽或不可用时换下一个；
+//! 8. 熔断记账：每次尝试的结果记入该上游的熔断器；
+//! 9. 总时限（`timeouts.total_s`）：任何等待都不会越过它。
+//!
+//! 1、2 作用于 HTTP 请求，3–9 在 `run` 中，对 `/v1` 与工作台一视同仁。
+
+pub mod circuit_breaker;
+pub mod concurrency;
+pub mod retry;
+
+use super::upstream::{self, Upstream};
+use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
+use crate::app::types::AttemptInfo;
+use crate::config::Config;
+use retry::{Decision, RetryKind};
+use std::time::{Duration, Instant};
+
+/// 对一个请求执行第 3–9 步。
+pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedImage, Failed> {
+    let config = inner.config.load_full();
+    let deadline = Instant::now() + Duration::from_secs(config.timeouts.total_s);
+    let upstreams = inner.upstreams(&config);
+    if upstreams.is_empty() {
+        return Err(GatewayError::NoUpstream.into());
+    }
+    let mut trace: Vec<AttemptInfo> = Vec::new();
+    let mut last_error: Option<GatewayError> = None;
+
+    for upstream_config in &upstreams {
+        if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name) {
+            last_error = Some(GatewayError::CircuitOpen {
+                upstream: upstream_config.name.clone(),
+                secs: wait.as_secs().max(1),
+            });
+            continue;
+        }
+        let upstream = upstream::build(upstream_config).map_err(|error| Failed {
+            error,
+            attempts: trace.clone(),
+        })?;
+        match try_upstream(inner, &config, upstream.as_ref(), req, deadline, &mut trace).await {
+            Ok(mut image) => {
+                image.attempts = trace;
+                return Ok(image);
+            }
+            Err(Exhausted::GiveUp(error)) => {
+                return Err(Failed {
+                    error,
+                    attempts: trace,
+                })
+            }
+            Err(Exhausted::NextUpstream(error)) => last_error = Some(error),
+        }
+    }
+
+    let last = last_error.unwrap_or(GatewayError::NoUpstream);
+    let error = if trace.is_empty() {
+        // 一次都没试成（例如全部熔断中）：直接说原因。
+        last
+    } else {
+        GatewayError::AllUpstreamsFailed {
+            attempts: trace.len(),
+            last: Box::new(last),
+        }
+    };
+    tracing::warn!(attempts = ?trace, "请求失败：{error}");
+    Err(Failed {
+        error,
+        attempts: trace,
+    })
+}
+
+/// 一个上游试完之后的结局。
+enum Exhausted {
+    /// 换谁都没用，交给调用方。
+    GiveUp(GatewayError),
+    /// 这个上游不行了，换下一个。
+    NextUpstream(GatewayError),
+}
+
+/// 在一个上游上尝试（含重试），直到成功、该换上游或该放弃。
+async fn try_upstream(
+    inner: &Inner,
+    config: &Config,
+    upstream: &dyn Upstream,
+    req: &ImageRequest,
+    deadline: Instant,
+    trace: &mut Vec<AttemptInfo>,
+) -> Result<GeneratedImage, Exhausted> {
+    let name = upstream.name().to_string();
+    let threshold = config.retry.breaker_failures;
+    let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
+    let mut delays = retry::backoff(&config.retry);
+    let (mut once_used, mut billed_used) = (false, false);
+
+    for attempt in 1..=config.retry.max_attempts {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Exhausted::GiveUp(GatewayError::DeadlineExceeded {
+                secs: config.timeouts.total_s,
+            }));
+        }
+        let permit = inner
+            .concurrency
+            .acquire()
+            .await
+            .map_err(Exhausted::GiveUp)?;
+        let limit = Duration::from_secs(config.timeouts.attempt_s).min(remaining);
+        let started = Instant::now();
+        let result = tokio::time::timeout(limit, upstream.generate(&inner.http, req))
+            .await
+            .unwrap_or_else(|_| {
+                Err(GatewayError::Timeout {
+                    upstream: name.clone(),
+                    secs: limit.as_secs(),
+                })
+            });
+        drop(permit);
+        let latency_ms = started.elapsed().as_millis() as u64;
+
+        let error = match result {
+            Ok(image) => {
+                inner.breakers.record_success(&name);
+                trace.push(AttemptInfo {
+                    upstream: name.clone(),
+                    status: Some(200),
+                    latency_ms,
+                    bytes: image.data.len() as u64,
+                    outcome: "ok".into(),
+                    error: None,
+                });
+                return Ok(image);
+            }
+            Err(e) => e,
+        };
+        inner
+            .breakers
+            .record_failure(&name, &error, threshold, cooldown);
+        trace.push(AttemptInfo {
+            upstream: name.clone(),
+            status: error.upstream_status(),
+            latency_ms,
+            bytes: 0,
+            outcome: error.class().as_str().into(),
+            error: Some(error.to_string()),
+        });
+
+        let (kind, hint) = match retry::decide(&error) {
+            Decision::GiveUp => return Err(Exhausted::GiveUp(error)),
+            Decision::NextUpstream => return Err(Exhausted::NextUpstream(error)),
+            Decision::Retry { kind, hint } => (kind, hint),
+        };
+        let allowed = attempt < config.retry.max_attempts
+            && match kind {
+                RetryKind::Always => true,
+                RetryKind::Once => !std::mem::replace(&mut once_used, true),
+                RetryKind::MaybeBilled => {
+                    config.retry.retry_maybe_billed && !std::mem::replace(&mut billed_used, true)
+                }
+            };
+        if !allowed {
+            return Err(Exhausted::NextUpstream(error));
+        }
+        let delay = match hint {
+            Some(hint) => retry::capped_hint(hint, &config.retry),
+            None => delays.next().unwrap_or_default(),
+        };
+        if Instant::now() + delay >= deadline {
+            return Err(Exhausted::NextUpstream(error));
+        }
+        tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
+        tokio::time::sleep(delay).await;
+    }
+    unreachable!("max_attempts ≥ 1，循环总会在上面返回")
+}

@@ -1,0 +1,166 @@
+//! 鉴权与调用方身份（策略第 1 步）。
+//!
+//! 配置了任何 API 密钥时，`/v1` 要求 `Authorization: Bearer <密钥>`；否则放行。
+//! 之后把调用方身份（密钥指纹或客户端 IP）放进请求扩展，供限流按身份计数。
+
+use crate::config::{Config, ConfigHandle};
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+
+/// 调用方身份：限流与日志用。不含密钥本身，只含其指纹。
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// API 密钥的 SHA-256 前 12 位十六进制。
+    Key(String),
+    Ip(IpAddr),
+}
+
+impl Caller {
+    pub fn rate_limit_key(&self) -> String {
+        match self {
+            Caller::Key(k) => format!("key:{k}"),
+            Caller::Ip(ip) => format!("ip:{ip}"),
+        }
+    }
+}
+
+fn fingerprint(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+pub async fn require_api_key(
+    State(config): State<ConfigHandle>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let config = config.load();
+    let caller = identify(&config, request.headers(), peer)?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
+    let keys = &config.auth.api_keys;
+    if keys.is_empty() {
+        return Ok(Caller::Ip(client_ip(config, headers, peer)));
+    }
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "缺少 API 密钥：请在请求头中加上 Authorization: Bearer <密钥>".into(),
+            )
+        })?;
+    // 比较摘要而不是原文：耗时与密钥内容无关。
+    let given = fingerprint(token);
+    if keys.iter().any(|k| fingerprint(k) == given) {
+        let hex: String = given[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Caller::Key(hex))
+    } else {
+        Err(ApiError::Unauthorized("API 密钥无效，请检查后重试".into()))
+    }
+}
+
+/// 客户端 IP：默认是连接的对端地址；只有对端在 `server.trusted_proxies` 中时，
+/// 才从 `X-Forwarded-For` 自右向左取第一个不受信任的地址。
+pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    let trusted = |ip: &IpAddr| {
+        config.server.trusted_proxies.iter().any(|p| {
+            p.parse::<ipnet::IpNet>()
+                .map(|net| net.contains(ip))
+                .unwrap_or_else(|_| p.parse::<IpAddr>().is_ok_and(|a| a == *ip))
+        })
+    };
+    let peer_ip = peer.ip();
+    if !trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer_ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(keys: &[&str], proxies: &[&str]) -> Config {
+        let mut c = Config::default();
+        c.auth.api_keys = keys.iter().map(|s| s.to_string()).collect();
+        c.server.trusted_proxies = proxies.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    const PEER: &str = "203.0.113.9:5000";
+
+    #[test]
+    fn keys_are_required_only_when_configured() {
+        let open = config(&[], &[]);
+        assert!(identify(&open, &headers(&[]), PEER.parse().unwrap()).is_ok());
+        let locked = config(&["sk-1"], &[]);
+        assert!(identify(&locked, &headers(&[]), PEER.parse().unwrap()).is_err());
+        assert!(identify(
+            &locked,
+            &headers(&[("authorization", "Bearer nope")]),
+            PEER.parse().unwrap()
+        )
+        .is_err());
+        let ok = identify(
+            &locked,
+            &headers(&[("authorization", "Bearer sk-1")]),
+            PEER.parse().unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(ok, Caller::Key(k) if !k.contains("sk-1")));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let h = headers(&[("x-forwarded-for", "198.51.100.7, 10.0.0.2")]);
+        let untrusted = config(&[], &[]);
+        assert_eq!(
+            client_ip(&untrusted, &h, "10.0.0.1:80".parse().unwrap()).to_string(),
+            "10.0.0.1"
+        );
+        let trusted = config(&[], &["10.0.0.0/8"]);
+        assert_eq!(
+            client_ip(&trusted, &h, "10.0.0.1:80".parse().unwrap()).to_string(),
+            "198.51.100.7"
+        );
+        // 不受信任的对端伪造的头不起作用。
+        assert_eq!(
+            client_ip(&trusted, &h, PEER.parse().unwrap()).to_string(),
+            "203.0.113.9"
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! 网关策略：每条规则各一个测试，全部经真实端口上的真实服务器，上游是演示上游（故障开关）或 wiremock（精确的应答序列）。
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// 快速重试的配置：测试不必等半秒的基础退避。
+const FAST_RETRY: &str = "[retry]\nbase_delay_ms = 20\nmax_delay_ms = 2000\n";
+
+fn pair(name: &'static str, url: &str) -> (&'static str, String) {
+    (name, url.to_string())
+}
+
+async fn serve(upstreams: &[(&str, String)], extra: &str) -> (Workspace, Running) {
+    let list: Vec<(&str, &str)> = upstreams.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    let ws = Workspace::new(&config_with_upstreams(&list, extra));
+    let server = ws.serve().await;
+    (ws, server)
+}
+
+fn google_error(code: u16, status: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(code)
+        .set_body_json(json!({"error": {"code": code, "message": message, "status": status}}))
+}
+
+#[tokio::test]
+async fn a_503_then_success_is_retried_once() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(google_error(503, "UNAVAILABLE", "overloaded"))
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .expect(1)
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    let (_ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
+    let (status, saved) = studio_generate(&server, "重试一次").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        outcomes(&saved),
+        vec![("主".into(), "status".into()), ("主".into(), "ok".into())]
+    );
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_not_sent_elsewhere() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Unsupported aspect ratio",
+        ))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let backup = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .expect(0)
+        .mount(&backup)
+        .await;
+    let (_ws, server) = serve(
+        &[pair("主", &mock.uri()), pair("备", &backup.uri())],
+        FAST_RETRY,
+    )
+    .await;
+    let res = v1_generate(&server, None, json!({"prompt": "x"})).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    mock.verify().await;
+    backup.verify().await;
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_waits_at_least_that_long() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted")
+                .insert_header("retry-after", "1"),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .expect(1)
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    let (_ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
+    let started = Instant::now();
+    let (status, saved) = studio_generate(&server, "限流后重试").await;
+    assert_eq!(status, 200, "{saved}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "应当等待 Retry-After 的 1 秒：{:?}",
+        started.elapsed()
+    );
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn an_attempt_timeout_is_retried_once_then_falls_back() {
+    let hang = demo_upstream(&["--hang-rate", "1"]).await;
+    let healthy = demo_upstream(&[]).await;
+    let extra = format!("{FAST_RETRY}[timeouts]\nattempt_s = 1\ntotal_s = 30\n");
+    let (_ws, server) = serve(
+        &[pair("卡住的", &hang.url), pair("备用", &healthy.url)],
+        &extra,
+    )
+    .await;
+    let (status, saved) = studio_generate(&server, "超时重试").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        outcomes(&saved),
+        vec![
+            ("卡住的".into(), "timeout".into()),
+            ("卡住的".into(), "timeout".into()),
+            ("备用".into(), "ok".into())
+        ],
+        "超时可能已计费：只重试一次，然后换备用上游"
+    );
+}
+
+#[tokio::test]
+async fn truncated_and_malformed_bodies_are_retried() {
+    for knob in ["--truncate-rate", "--malformed-rate"] {
+        let broken = demo_upstream(&[knob, "1"]).await;
+        let healthy = demo_upstream(&[]).await;
+        let (_ws, server) = serve(
+            &[pair("坏的", &broken.url), pair("备用", &healthy.url)],
+            FAST_RETRY,
+        )
+        .await;
+        let (status, saved) = studio_generate(&server, "坏响应").await;
+        assert_eq!(status, 200, "{knob}: {saved}");
+        let got = outcomes(&saved);
+        assert_eq!(
+            got.len(),
+            4,
+            "{knob}: 3 次尝试（max_attempts）+ 备用 1 次：{got:?}"
+        );
+        assert!(
+            got[..3]
+                .iter()
+                .all(|(u, o)| u == "坏的" && o == "bad_response"),
+            "{knob}: {got:?}"
+        );
+        assert_eq!(got[3], ("备用".into(), "ok".into()));
+    }
+}
+
+#[tokio::test]
+async fn a_safety_block_is_400_content_policy_violation_without_retry() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"candidates": [{"finishReason": "IMAGE_SAFETY"}]})),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let (ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
+    let res = v1_generate(&server, None, json!({"prompt": "不该画的"})).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "content_policy_violation");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("安全策略"));
+    mock.verify().await;
+    assert!(files_under(&ws.storage().join("images")).is_empty());
+}
+
+#[tokio::test]
+async fn primary_down_backup_serves() {
+    let healthy = demo_upstream(&[]).await;
+    let (_ws, server) = serve(
+        &[pair("主", &closed_port_url()), pair("备用", &healthy.url)],
+        FAST_RETRY,
+    )
+    .await;
+    let res = v1_generate(&server, None, json!({"prompt": "回退", "n": 2})).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert!(body["data"][0]["b64_json"].as_str().unwrap().len() > 100);
+}
+
+#[tokio::test]
+async fn all_down_fails_within_the_deadline_with_a_chinese_message() {
+    let broken = demo_upstream(&["--error-rate", "1"]).await;
+    let extra = format!("{FAST_RETRY}[timeouts]\nattempt_s = 2\ntotal_s = 5\n");
+    let (_ws, server) = serve(
+        &[pair("主", &closed_port_url()), pair("备", &broken.url)],
+        &extra,
+    )
+    .await;
+    let started = Instant::now();
+    let res = v1_generate(&server, None, json!({"prompt": "都坏了"})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(res.status().as_u16(), 502 | 503),
+        "{}",
+        res.status()
+    );
+    let body: Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("所有上游都失败了"), "{message}");
+    assert_eq!(body["error"]["type"], "server_error");
+}
+
+#[tokio::test]
+async fn breaker_opens_after_k_failures_then_recovers() {
+    let primary_url = closed_port_url();
+    let backup = demo_upstream(&[]).await;
+    let extra = "[retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\nmax_attempts = 2\nbreaker_failures = 2\nbreaker_cooldown_s = 2\n";
+    let (_ws, server) = serve(
+        &[pair("主", &primary_url), pair("备用", &backup.url)],
+        extra,
+    )
+    .await;
+
+    let (_, first) = studio_generate(&server, "一").await;
+    assert_eq!(
+        outcomes(&first).iter().filter(|(u, _)| u == "主").count(),
+        2,
+        "{first}"
+    );
+    let (_, second) = studio_generate(&server, "二").await;
+    assert_eq!(
+        outcomes(&second),
+        vec![("备用".into(), "ok".into())],
+        "熔断期间跳过主上游"
+    );
+
+    // 主上游恢复（在同一端口上启动演示上游），冷却期过后探测成功即恢复使用。
+    let _primary = demo_upstream_at(primary_url.trim_start_matches("http://"), &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_, third) = studio_generate(&server, "三").await;
+    assert_eq!(
+        outcomes(&third),
+        vec![("主".into(), "ok".into())],
+        "{third}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_gives_429_with_retry_after() {
+    let healthy = demo_upstream(&[]).await;
+    let extra = "[limits]\nrequests_per_minute = 1\nburst = 1\n";
+    let (_ws, server) = serve(&[pair("主", &healthy.url)], extra).await;
+    assert_eq!(
+        v1_generate(&server, None, json!({"prompt": "一"}))
+            .await
+            .status(),
+        200
+    );
+    let res = v1_generate(&server, None, json!({"prompt": "二"})).await;
+    assert_eq!(res.status(), 429);
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503() {
+    let slow = demo_upstream(&["--delay-ms", "1500"]).await;
+    let extra = "[limits]\nmax_concurrent = 1\nqueue_size = 0\n";
+    let (_ws, server) = serve(&[pair("主", &slow.url)], extra).await;
+    let (a, b) = tokio::join!(v1_generate(&server, None, json!({"prompt": "一"})), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        v1_generate(&server, None, json!({"prompt": "二"})).await
+    });
+    assert_eq!(a.status(), 200);
+    assert_eq!(b.status(), 503);
+    let body: Value = b.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "server_busy");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_key_is_401() {
+    let healthy = demo_upstream(&[]).await;
+    let extra = "[auth]\napi_keys = [\"sk-test-1\"]\n";
+    let (_ws, server) = serve(&[pair("主", &healthy.url)], extra).await;
+    for key in [None, Some("sk-wrong")] {
+        let res = v1_generate(&server, key, json!({"prompt": "x"})).await;
+        assert_eq!(res.status(), 401, "{key:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+    }
+    assert_eq!(
+        v1_generate(&server, Some("sk-test-1"), json!({"prompt": "x"}))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn url_format_points_at_this_server_and_models_are_listed() {
+    let healthy = demo_upstream(&[]).await;
+    let (_ws, server) = serve(&[pair("主", &healthy.url)], "").await;
+    let res = v1_generate(
+        &server,
+        None,
+        json!({"prompt": "链接", "response_format": "url", "size": "1536x1024"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let url = body["data"][0]["url"].as_str().unwrap();
+    assert!(url.starts_with(&server.url), "{url}");
+    let png = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!(
+        (img.width(), img.height()),
+        (1264, 848),
+        "1536x1024 → 3:2 的 1K 档"
+    );
+    let models: Value = reqwest::get(format!("{}/v1/models", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "gemini-3-pro-image-preview");
+    let bad = v1_generate(&server, None, json!({"prompt": "x", "n": 17})).await;
+    assert_eq!(bad.status(), 400);
+}
