@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
 #   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
-#   bash scripts/install-tools.sh --browser  另加 Chromium（apt）与 end2end 的 npm 依赖
+#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium（apt）、end2end 的 npm 依赖（含官方 openai 包）、
+#                                            装有官方 openai Python 包的虚拟环境 target/sdk-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 需要 rustc 1.96
 BINARYEN_VERSION=132          # 不要用 Debian 的 binaryen 108：它的 wasm-opt 会破坏发布版的水合
+OPENAI_PY_VERSION=3.54.0      # 客户端兼容性测试用的官方 Python SDK
 # wasm-bindgen-cli 必须与 Cargo.lock 里的 wasm-bindgen 版本完全一致。
 WASM_BINDGEN_VERSION=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 
@@ -35,7 +37,7 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION\b"; the
   npm install -g --no-audit --no-fund "binaryen@$BINARYEN_VERSION"
 fi
 
-if [ "${1:-}" = "--browser" ]; then
+if [ "${1:-}" = "--e2e" ]; then
   if [ ! -x /usr/bin/chromium ]; then
     step "安装 Chromium（apt）"
     apt-get update
@@ -43,4 +45,10 @@ if [ "${1:-}" = "--browser" ]; then
   fi
   step "安装端到端测试的 npm 依赖"
   (cd end2end && npm ci --no-audit --no-fund)
+  if ! target/sdk-venv/bin/python -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+    step "创建装有 openai==$OPENAI_PY_VERSION 的 Python 虚拟环境 target/sdk-venv"
+    rm -rf target/sdk-venv
+    python3 -m venv target/sdk-venv
+    target/sdk-venv/bin/pip install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
+  fi
 fi

@@ -7,7 +7,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-bash scripts/install-tools.sh --browser
+bash scripts/install-tools.sh --e2e
 
 step "格式检查"
 cargo fmt --all -- --check

@@ -1,0 +1,42 @@
+// 用官方 openai npm 包调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后以 node --test 运行）。
+// 环境变量：FACTORY_URL、FACTORY_KEY。服务器配置为每分钟 6 次、突发 4 次。
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const BASE = process.env.FACTORY_URL;
+const KEY = process.env.FACTORY_KEY;
+const client = new OpenAI({ baseURL: `${BASE}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
+const isPng = (buf) => buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+
+test('images.generate：b64_json，n=4', async () => {
+  const res = await client.images.generate({ model: 'gemini-3-pro-image-preview', prompt: '四朵云', n: 4, response_format: 'b64_json' });
+  assert.equal(res.data.length, 4);
+  for (const item of res.data) assert.ok(isPng(Buffer.from(item.b64_json, 'base64')));
+});
+
+test('images.generate：url 指向本服务器', async () => {
+  const res = await client.images.generate({ prompt: '一盏灯', response_format: 'url', size: '1536x1024' });
+  const url = res.data[0].url;
+  assert.ok(url.startsWith(BASE), url);
+  const png = Buffer.from(await (await fetch(url)).arrayBuffer());
+  assert.ok(isPng(png));
+});
+
+test('错误的密钥抛出 AuthenticationError', async () => {
+  const bad = new OpenAI({ baseURL: `${BASE}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+  await assert.rejects(bad.images.generate({ prompt: 'x' }), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+});
+
+test('超过限流抛出 RateLimitError', async () => {
+  for (let i = 0; i < 10; i++) {
+    try {
+      await client.images.generate({ prompt: '刷屏' });
+    } catch (e) {
+      assert.ok(e instanceof OpenAI.RateLimitError, String(e));
+      assert.equal(e.status, 429);
+      return;
+    }
+  }
+  assert.fail('10 次请求内应当被限流');
+});

@@ -1,0 +1,77 @@
+"""用官方 openai Python SDK 调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后运行）。
+
+环境变量：FACTORY_URL（服务器地址）、FACTORY_KEY（有效的 API 密钥）。
+服务器配置为每分钟 6 次、突发 4 次，用来触发 RateLimitError。
+"""
+
+import base64
+import os
+import sys
+import urllib.request
+
+import openai
+
+BASE = os.environ["FACTORY_URL"]
+KEY = os.environ["FACTORY_KEY"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+client = openai.OpenAI(base_url=f"{BASE}/v1", api_key=KEY, max_retries=0, timeout=60)
+results = []
+
+
+def case(fn):
+    try:
+        fn()
+        results.append((fn.__name__, None))
+    except Exception as e:  # noqa: BLE001 —— 任何异常都算这个用例失败
+        results.append((fn.__name__, repr(e)))
+    return fn
+
+
+@case
+def generate_b64_json_n4():
+    res = client.images.generate(
+        model="gemini-3-pro-image-preview", prompt="四只风筝", n=4, response_format="b64_json"
+    )
+    assert len(res.data) == 4, len(res.data)
+    for item in res.data:
+        assert base64.b64decode(item.b64_json).startswith(PNG_MAGIC)
+
+
+@case
+def generate_url():
+    res = client.images.generate(model="gpt-image-1", prompt="一座桥", response_format="url", size="1024x1536")
+    url = res.data[0].url
+    assert url.startswith(BASE), url
+    with urllib.request.urlopen(url) as r:
+        assert r.read(8) == PNG_MAGIC
+
+
+@case
+def bad_key_raises_authentication_error():
+    bad = openai.OpenAI(base_url=f"{BASE}/v1", api_key="sk-wrong", max_retries=0)
+    try:
+        bad.images.generate(prompt="x")
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401
+        assert "密钥" in str(e), str(e)
+        return
+    raise AssertionError("应当抛出 AuthenticationError")
+
+
+@case
+def limit_raises_rate_limit_error():
+    for _ in range(10):
+        try:
+            client.images.generate(prompt="刷屏")
+        except openai.RateLimitError as e:
+            assert e.status_code == 429
+            return
+    raise AssertionError("10 次请求内应当被限流")
+
+
+failed = [(name, err) for name, err in results if err]
+for name, err in results:
+    print(f"{'ok  ' if err is None else 'FAIL'} {name}{'' if err is None else ': ' + err}")
+print(f"python-sdk: {len(results) - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)
