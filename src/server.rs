@@ -15,7 +15,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
@@ -88,10 +88,6 @@ fn resolve_site_root(configured: &str, pkg_dir: &str) -> PathBuf {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
-    // 只压缩文本类响应；图像本身已压缩，压缩它们只会白白耗 CPU。
-    let compress_when = SizeAbove::new(1024)
-        .and(NotForContentType::IMAGES)
-        .and(NotForContentType::const_new("application/octet-stream"));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(crate::openai::router(&state))
@@ -111,9 +107,45 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(CompressionLayer::new().compress_when(compress_when))
+        .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024).and(Compressible)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// 压缩哪些响应（DESIGN §8）：页面、JS、CSS、WASM 总是压缩；JSON 只压缩小的（≤ 256 KB）——
+/// 带 base64 图像的大 JSON 压缩起来极耗 CPU 而收益很小；图像、SSE（压缩会缓冲事件）、zip 一律不压缩。
+#[derive(Clone, Copy)]
+struct Compressible;
+
+impl Predicate for Compressible {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        const SMALL_JSON: u64 = 256 * 1024;
+        let content_type = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("application/json") {
+            return response
+                .body()
+                .size_hint()
+                .upper()
+                .is_some_and(|n| n <= SMALL_JSON);
+        }
+        [
+            "text/html",
+            "text/css",
+            "text/javascript",
+            "application/javascript",
+            "application/wasm",
+            "image/svg+xml",
+        ]
+        .iter()
+        .any(|t| content_type.starts_with(t))
+    }
 }
 
 async fn healthz(State(config): State<ConfigHandle>) -> Json<serde_json::Value> {

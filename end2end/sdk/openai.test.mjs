@@ -1,5 +1,5 @@
 // 用官方 openai npm 包调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后以 node --test 运行）。
-// 环境变量：FACTORY_URL、FACTORY_KEY。服务器配置为每分钟 6 次、突发 4 次。
+// 环境变量：FACTORY_URL、FACTORY_KEY。服务器配置为每分钟 6 次、突发 12 次。
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -21,6 +21,35 @@ test('images.generate：url 指向本服务器', async () => {
   assert.ok(url.startsWith(BASE), url);
   const png = Buffer.from(await (await fetch(url)).arrayBuffer());
   assert.ok(isPng(png));
+});
+
+async function referencePng(name) {
+  const res = await client.images.generate({ prompt: `参考图 ${name}` });
+  return OpenAI.toFile(Buffer.from(res.data[0].b64_json, 'base64'), `${name}.png`, { type: 'image/png' });
+}
+
+test('images.edit：一张参考图', async () => {
+  const res = await client.images.edit({ image: await referencePng('one'), prompt: '改成雪景' });
+  assert.ok(isPng(Buffer.from(res.data[0].b64_json, 'base64')));
+});
+
+test('images.edit：两张参考图', async () => {
+  const res = await client.images.edit({ image: [await referencePng('a'), await referencePng('b')], prompt: '合成', n: 2 });
+  assert.equal(res.data.length, 2);
+});
+
+test('chat.completions.create：非流式', async () => {
+  const res = await client.chat.completions.create({ model: 'gemini-3-pro-image-preview', messages: [{ role: 'user', content: '画一只蓝鸟' }] });
+  const message = res.choices[0].message;
+  assert.ok(message.content.includes('![image](data:image/png;base64,'));
+  assert.ok(message.images[0].image_url.url.startsWith('data:image/png;base64,'));
+});
+
+test('chat.completions.create：流式', async () => {
+  const stream = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: '画一座山' }], stream: true });
+  let content = '';
+  for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
+  assert.ok(content.includes(`](${BASE}/files/`), content);
 });
 
 test('错误的密钥抛出 AuthenticationError', async () => {

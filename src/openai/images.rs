@@ -1,12 +1,12 @@
-//! `POST /v1/images/generations`：OpenAI 图像生成接口，`n` 张并行生成，部分成功时返回成功的那些。
+//! `POST /v1/images/generations` 与 `POST /v1/images/edits`：`n` 张并行生成，部分成功时返回成功的那些。
 
 use super::OpenAiJson;
 use crate::app::types::{AspectRatio, ImageSize};
 use crate::error::ApiError;
-use crate::gateway::ImageRequest;
+use crate::gateway::{GeneratedImage, ImageRequest, InputImage};
 use crate::state::AppState;
-use crate::storage::NewImage;
-use axum::extract::State;
+use crate::storage::{ImageRecord, NewImage};
+use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine;
@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 /// 单次请求最多生成的张数。
 pub const MAX_N: u32 = 16;
 
-#[derive(Debug, Deserialize)]
-pub struct GenerationsRequest {
+/// 生成与编辑共有的参数（OpenAI 的字段名，外加扩展字段 `aspect_ratio`、`image_size`）。
+#[derive(Debug, Default, Deserialize)]
+pub struct ImageParams {
+    #[serde(default)]
     pub prompt: String,
     #[serde(default)]
     pub model: Option<String>,
@@ -60,22 +62,132 @@ enum ResponseFormat {
     Url,
 }
 
+/// `POST /v1/images/generations`
 pub async fn generations(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OpenAiJson(body): OpenAiJson<GenerationsRequest>,
+    OpenAiJson(params): OpenAiJson<ImageParams>,
 ) -> Result<Json<ImagesResponse>, ApiError> {
-    let prompt = body.prompt.trim().to_string();
+    respond(&state, &headers, params, Vec::new()).await
+}
+
+/// `POST /v1/images/edits`：multipart，参考图放在 `image` 或 `image[]`（可多张）。
+pub async fn edits(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Json<ImagesResponse>, ApiError> {
+    let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
+    let (params, references) = read_edit_form(multipart, max_bytes).await?;
+    if references.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "缺少参考图：请在 image（或 image[]）字段上传至少一张图片".into(),
+        ));
+    }
+    respond(&state, &headers, params, references).await
+}
+
+async fn read_edit_form(
+    mut multipart: Multipart,
+    max_bytes: usize,
+) -> Result<(ImageParams, Vec<InputImage>), ApiError> {
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        ApiError::InvalidRequest(format!("multipart 表单无法解析：{}", e.body_text()))
+    };
+    let mut params = ImageParams::default();
+    let mut references = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(bad_form)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "image" | "image[]" => {
+                let data = field.bytes().await.map_err(bad_form)?;
+                references.push(uploaded_image(data, max_bytes, references.len() + 1)?);
+            }
+            "mask" => {
+                return Err(ApiError::InvalidRequest(
+                    "暂不支持 mask（局部重绘）：Gemini 按提示词整体编辑参考图，请去掉 mask 并在提示词里说明要改哪里".into(),
+                ))
+            }
+            _ => {
+                let text = field.text().await.map_err(bad_form)?;
+                set_text_param(&mut params, &name, text)?;
+            }
+        }
+    }
+    Ok((params, references))
+}
+
+fn set_text_param(params: &mut ImageParams, name: &str, value: String) -> Result<(), ApiError> {
+    if name == "prompt" {
+        params.prompt = value;
+        return Ok(());
+    }
+    let value = Some(value);
+    match name {
+        "model" => params.model = value,
+        "n" => {
+            let n = value
+                .as_deref()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::InvalidRequest("n 必须是 1 到 16 之间的整数".into()))?;
+            params.n = Some(n);
+        }
+        "size" => params.size = value,
+        "response_format" => params.response_format = value,
+        "quality" => params.quality = value,
+        "user" => params.user = value,
+        "aspect_ratio" => params.aspect_ratio = value,
+        "image_size" => params.image_size = value,
+        // 其他字段（background、output_format、input_fidelity……）与 Gemini 无关，忽略。
+        _ => {}
+    }
+    Ok(())
+}
+
+/// 校验一张上传的参考图：不超过大小上限，且确实是图片。
+pub fn uploaded_image(
+    data: bytes::Bytes,
+    max_bytes: usize,
+    index: usize,
+) -> Result<InputImage, ApiError> {
+    if data.len() > max_bytes {
+        return Err(ApiError::InvalidRequest(format!(
+            "第 {index} 张参考图太大（{:.1} MB），上限是 {} MB",
+            data.len() as f64 / 1048576.0,
+            max_bytes / 1048576
+        )));
+    }
+    let format = image::guess_format(&data).map_err(|_| {
+        ApiError::InvalidRequest(format!(
+            "第 {index} 张参考图不是可识别的图片（支持 PNG、JPEG、WebP）"
+        ))
+    })?;
+    Ok(InputImage {
+        mime: format.to_mime_type().to_string(),
+        data,
+    })
+}
+
+/// 生成与编辑的共同流程：校验参数 → n 张并行经网关生成 → 保存 → 按 response_format 返回。
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: ImageParams,
+    references: Vec<InputImage>,
+) -> Result<Json<ImagesResponse>, ApiError> {
+    let prompt = params.prompt.trim().to_string();
     if prompt.is_empty() {
         return Err(ApiError::InvalidRequest("prompt 不能为空".into()));
     }
-    let n = body.n.unwrap_or(1);
+    let n = params.n.unwrap_or(1);
     if !(1..=MAX_N).contains(&n) {
         return Err(ApiError::InvalidRequest(format!(
             "n 必须在 1 到 {MAX_N} 之间，收到 {n}"
         )));
     }
-    let format = match body.response_format.as_deref() {
+    let format = match params.response_format.as_deref() {
         None | Some("b64_json") => ResponseFormat::B64Json,
         Some("url") => ResponseFormat::Url,
         Some(other) => {
@@ -84,29 +196,24 @@ pub async fn generations(
             )))
         }
     };
-    let (mut aspect_ratio, mut image_size) = parse_size(body.size.as_deref())?;
-    if let Some(a) = &body.aspect_ratio {
-        aspect_ratio = a.parse().map_err(ApiError::InvalidRequest)?;
-    }
-    if let Some(s) = &body.image_size {
-        image_size = s.parse().map_err(ApiError::InvalidRequest)?;
-    } else if matches!(body.quality.as_deref(), Some("hd" | "high")) && image_size == ImageSize::K1
-    {
-        // 没指定分辨率但要求高质量：给 2K。
-        image_size = ImageSize::K2;
-    }
-    tracing::info!(user = body.user.as_deref().unwrap_or(""), n, %aspect_ratio, %image_size, "图像生成请求");
-    let model = known_model(&state, body.model.as_deref());
+    let (aspect_ratio, image_size) = resolve_shape(&params)?;
+    tracing::info!(
+        user = params.user.as_deref().unwrap_or(""),
+        n,
+        references = references.len(),
+        %aspect_ratio,
+        %image_size,
+        "图像请求"
+    );
     let request = ImageRequest {
-        prompt: prompt.clone(),
-        references: Vec::new(),
+        prompt,
+        references,
         aspect_ratio,
         image_size,
-        model,
+        model: known_model(state, params.model.as_deref()),
     };
-
-    let base_url = public_base_url(&state, &headers);
-    let jobs = (0..n).map(|_| generate_one(&state, request.clone(), format, &base_url));
+    let base_url = public_base_url(state, headers);
+    let jobs = (0..n).map(|_| generate_one(state, request.clone(), format, &base_url));
     let results = futures::future::join_all(jobs).await;
     let mut data = Vec::new();
     let mut first_error = None;
@@ -114,7 +221,7 @@ pub async fn generations(
         match result {
             Ok(item) => data.push(item),
             Err(e) => {
-                tracing::warn!("第 {} 张生成失败：{e}", data.len() + 1);
+                tracing::warn!("有一张生成失败：{e}");
                 first_error.get_or_insert(e);
             }
         }
@@ -128,41 +235,64 @@ pub async fn generations(
     }))
 }
 
+/// 宽高比与分辨率：扩展字段优先，其次由 size 推算；没指定分辨率但要求高质量时给 2K。
+pub fn resolve_shape(params: &ImageParams) -> Result<(AspectRatio, ImageSize), ApiError> {
+    let (mut aspect_ratio, mut image_size) = parse_size(params.size.as_deref())?;
+    if let Some(a) = &params.aspect_ratio {
+        aspect_ratio = a.parse().map_err(ApiError::InvalidRequest)?;
+    }
+    if let Some(s) = &params.image_size {
+        image_size = s.parse().map_err(ApiError::InvalidRequest)?;
+    } else if matches!(params.quality.as_deref(), Some("hd" | "high"))
+        && image_size == ImageSize::K1
+    {
+        image_size = ImageSize::K2;
+    }
+    Ok((aspect_ratio, image_size))
+}
+
 async fn generate_one(
     state: &AppState,
     request: ImageRequest,
     format: ResponseFormat,
     base_url: &str,
 ) -> Result<ImageData, ApiError> {
+    let (image, record) = generate_and_save(state, request).await?;
+    Ok(ImageData {
+        b64_json: (format == ResponseFormat::B64Json)
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&image.data)),
+        url: (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", record.id)),
+        revised_prompt: image.text,
+    })
+}
+
+/// 经网关生成一张图并保存到存储。`/v1` 的各接口共用。
+pub async fn generate_and_save(
+    state: &AppState,
+    request: ImageRequest,
+) -> Result<(GeneratedImage, ImageRecord), ApiError> {
     let image = state.gateway.generate(request.clone()).await?;
-    let revised_prompt = image.text.clone();
-    let b64_json = (format == ResponseFormat::B64Json)
-        .then(|| base64::engine::general_purpose::STANDARD.encode(&image.data));
     let record = state
         .storage
         .save_image(NewImage {
-            data: image.data,
+            data: image.data.clone(),
             prompt: request.prompt,
             mode: if request.references.is_empty() {
                 "text2img"
             } else {
                 "img2img"
             },
-            model: image.model,
+            model: image.model.clone(),
             aspect_ratio: request.aspect_ratio.to_string(),
             image_size: request.image_size.to_string(),
-            upstream: image.upstream,
+            upstream: image.upstream.clone(),
         })
         .await?;
-    Ok(ImageData {
-        url: (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", record.id)),
-        b64_json,
-        revised_prompt,
-    })
+    Ok((image, record))
 }
 
 /// 请求里的模型是已配置的某个上游模型时才采用，否则用上游自己的模型（`dall-e-3`、`gpt-image-1` 等名字照常可用）。
-fn known_model(state: &AppState, requested: Option<&str>) -> Option<String> {
+pub fn known_model(state: &AppState, requested: Option<&str>) -> Option<String> {
     let requested = requested?;
     let config = state.config.load();
     state
@@ -174,7 +304,7 @@ fn known_model(state: &AppState, requested: Option<&str>) -> Option<String> {
 }
 
 /// 图片链接的绝对前缀：优先 `server.public_url`，否则按请求的 Host 拼。
-fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
     let public_url = state.config.load().server.public_url.clone();
     if !public_url.is_empty() {
         return public_url.trim_end_matches('/').to_string();

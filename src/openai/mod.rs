@@ -2,6 +2,7 @@
 //! 请求与响应、错误的形状都与 OpenAI 一致；错误消息是中文。
 
 pub mod auth;
+mod chat;
 mod images;
 mod models;
 pub mod rate_limit;
@@ -9,17 +10,28 @@ pub mod rate_limit;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
+use axum::extract::{DefaultBodyLimit, FromRequest};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
 /// `/v1` 的路由。每个 `.layer()` 包住它之前的所有路由与中间件，所以请求先经过鉴权（外层），
 /// 鉴权把调用方身份放进请求扩展，再到限流（内层）按身份计数。
 pub fn router(state: &AppState) -> Router<AppState> {
-    let limits = state.config.load().limits.clone();
+    let config = state.config.load();
+    let limits = config.limits.clone();
+    // 编辑接口一次可以上传多张参考图：整个表单最多 8 张上限大小的图。
+    let edit_body_limit = (config.storage.max_upload_mb as usize * 8 + 1) * 1024 * 1024;
     let v1 = Router::new()
         .route("/models", get(models::list))
         .route("/images/generations", post(images::generations))
+        .route(
+            "/images/edits",
+            post(images::edits).layer(DefaultBodyLimit::max(edit_body_limit)),
+        )
+        .route(
+            "/chat/completions",
+            post(chat::completions).layer(DefaultBodyLimit::max(edit_body_limit)),
+        )
         .fallback(|| async { ApiError::NotFound })
         .layer(rate_limit::layer(&limits))
         .layer(middleware::from_fn_with_state(

@@ -1,7 +1,7 @@
 """用官方 openai Python SDK 调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后运行）。
 
 环境变量：FACTORY_URL（服务器地址）、FACTORY_KEY（有效的 API 密钥）。
-服务器配置为每分钟 6 次、突发 4 次，用来触发 RateLimitError。
+服务器配置为每分钟 6 次、突发 12 次，用来触发 RateLimitError。
 """
 
 import base64
@@ -45,6 +45,44 @@ def generate_url():
     assert url.startswith(BASE), url
     with urllib.request.urlopen(url) as r:
         assert r.read(8) == PNG_MAGIC
+
+
+def png_file(name):
+    # 从服务器取一张刚生成的图，作为编辑的参考图。
+    res = client.images.generate(prompt=f"参考图 {name}", response_format="b64_json")
+    return (f"{name}.png", base64.b64decode(res.data[0].b64_json), "image/png")
+
+
+@case
+def edit_with_one_image():
+    res = client.images.edit(image=png_file("one"), prompt="改成夜晚")
+    assert base64.b64decode(res.data[0].b64_json).startswith(PNG_MAGIC)
+
+
+@case
+def edit_with_two_images():
+    res = client.images.edit(image=[png_file("a"), png_file("b")], prompt="把两张合在一起", n=2)
+    assert len(res.data) == 2
+
+
+@case
+def chat_non_stream():
+    res = client.chat.completions.create(
+        model="gemini-3-pro-image-preview", messages=[{"role": "user", "content": "画一个红苹果"}]
+    )
+    message = res.choices[0].message
+    assert "![image](data:image/png;base64," in message.content, message.content[:80]
+    images = message.to_dict()["images"]
+    assert images[0]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+@case
+def chat_stream():
+    stream = client.chat.completions.create(
+        model="gemini-3-pro-image-preview", messages=[{"role": "user", "content": "画一片绿叶"}], stream=True
+    )
+    content = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert f"]({BASE}/files/" in content, content
 
 
 @case

@@ -1,0 +1,256 @@
+//! `POST /v1/chat/completions`（图像模型）：最后一条用户消息的文字与图片成为请求，
+//! 回答的助手消息把图放在 `message.images[]`（OpenRouter 风格）并以 Markdown 放在 `content`，两类客户端都能显示。
+//!
+//! `stream: true` 时发送合法的 `chat.completion.chunk` SSE，等待期间发注释行保活，以 `data: [DONE]` 结束；
+//! 流里的 Markdown 只用本服务器的 `/files/{id}` 链接，绝不把几 MB 的 data URL 塞进一行 SSE。
+
+use super::images::{generate_and_save, known_model, public_base_url, uploaded_image, ImageParams};
+use super::OpenAiJson;
+use crate::app::types::{AspectRatio, ImageSize};
+use crate::error::ApiError;
+use crate::gateway::ImageRequest;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub stream: bool,
+    /// 扩展：宽高比与分辨率（也接受 OpenAI 的 size）。
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub aspect_ratio: Option<String>,
+    #[serde(default)]
+    pub image_size: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Content,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+pub enum Content {
+    #[default]
+    Empty,
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+pub async fn completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OpenAiJson(body): OpenAiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let request = to_image_request(&state, &body).await?;
+    let model = request
+        .model
+        .clone()
+        .or_else(|| body.model.clone())
+        .unwrap_or_else(|| "image".into());
+    let base_url = public_base_url(&state, &headers);
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = chrono::Utc::now().timestamp();
+
+    if !body.stream {
+        let (image, record) = generate_and_save(&state, request).await?;
+        let data_url = format!(
+            "data:{};base64,{}",
+            record.mime,
+            base64::engine::general_purpose::STANDARD.encode(&image.data)
+        );
+        let content = markdown(image.text.as_deref(), &data_url);
+        return Ok(Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "images": [{"type": "image_url", "image_url": {"url": data_url}}],
+                },
+                "finish_reason": "stop",
+            }],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }))
+        .into_response());
+    }
+
+    let chunk = {
+        let (id, model) = (id.clone(), model.clone());
+        move |delta: Value, finish: Option<&str>| {
+            Event::default().data(
+                json!({
+                    "id": id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                })
+                .to_string(),
+            )
+        }
+    };
+    let first = chunk(json!({"role": "assistant", "content": ""}), None);
+    let rest = futures::stream::once(async move {
+        let events = match generate_and_save(&state, request).await {
+            Ok((image, record)) => {
+                let url = format!("{base_url}/files/{}", record.id);
+                vec![
+                    chunk(
+                        json!({
+                            "content": markdown(image.text.as_deref(), &url),
+                            "images": [{"type": "image_url", "image_url": {"url": url}}],
+                        }),
+                        None,
+                    ),
+                    chunk(json!({}), Some("stop")),
+                ]
+            }
+            // 流已经开始，状态码发不出去了：按 OpenAI 的做法在流里发一个 error 事件。
+            Err(e) => vec![Event::default().data(
+                json!({"error": {"message": e.public_message(), "type": e.error_type(), "param": null, "code": e.code()}})
+                    .to_string(),
+            )],
+        };
+        futures::stream::iter(events)
+    })
+    .flatten();
+    let stream = futures::stream::once(async move { first })
+        .chain(rest)
+        .chain(futures::stream::once(async {
+            Event::default().data("[DONE]")
+        }))
+        .map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(10))
+                .text("keep-alive"),
+        )
+        .into_response())
+}
+
+fn markdown(text: Option<&str>, url: &str) -> String {
+    match text {
+        Some(t) if !t.trim().is_empty() => format!("{}\n\n![image]({url})", t.trim()),
+        _ => format!("![image]({url})"),
+    }
+}
+
+/// 取最后一条用户消息：文字拼成提示词，图片（data URL 或本服务器的 /files 链接）作参考图。
+async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageRequest, ApiError> {
+    let last_user = body
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .ok_or_else(|| ApiError::InvalidRequest("messages 里没有 role 为 user 的消息".into()))?;
+    let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
+    let mut texts = Vec::new();
+    let mut references = Vec::new();
+    match &last_user.content {
+        Content::Empty => {}
+        Content::Text(t) => texts.push(t.clone()),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => texts.push(text.clone()),
+                    Part::ImageUrl { image_url } => {
+                        let data = fetch_reference(state, &image_url.url).await?;
+                        references.push(uploaded_image(data, max_bytes, references.len() + 1)?);
+                    }
+                    Part::Other => {}
+                }
+            }
+        }
+    }
+    let params = ImageParams {
+        size: body.size.clone(),
+        aspect_ratio: body.aspect_ratio.clone(),
+        image_size: body.image_size.clone(),
+        ..Default::default()
+    };
+    let (aspect_ratio, image_size): (AspectRatio, ImageSize) =
+        super::images::resolve_shape(&params)?;
+    let prompt = texts.join("\n").trim().to_string();
+    if prompt.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "最后一条用户消息里没有文字提示词".into(),
+        ));
+    }
+    Ok(ImageRequest {
+        prompt,
+        references,
+        aspect_ratio,
+        image_size,
+        model: known_model(state, body.model.as_deref()),
+    })
+}
+
+/// 参考图只接受 data URL，或指向本服务器 `/files/{id}` 的链接（按 id 从存储读取，不发起任何外部请求）。
+async fn fetch_reference(state: &AppState, url: &str) -> Result<bytes::Bytes, ApiError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (_, b64) = rest
+            .split_once(";base64,")
+            .ok_or_else(|| ApiError::InvalidRequest("图片 data URL 必须是 base64 编码".into()))?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| ApiError::InvalidRequest("图片 data URL 的 base64 无法解码".into()))?;
+        return Ok(data.into());
+    }
+    let id = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path().strip_prefix("/files/").map(str::to_string))
+        .ok_or_else(|| {
+            ApiError::InvalidRequest("图片只支持 data URL 或本服务器的 /files/{id} 链接".into())
+        })?;
+    let record = state
+        .storage
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::InvalidRequest("引用的图片在本服务器上不存在".into()))?;
+    let data = tokio::fs::read(record.path()).await.map_err(|e| {
+        tracing::error!(id = %record.id, "读取图片失败：{e}");
+        ApiError::NotFound
+    })?;
+    Ok(data.into())
+}
