@@ -27,6 +27,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("请求太频繁，请 {retry_after_secs} 秒后再试")]
     RateLimited { retry_after_secs: u64 },
+    /// 多个等待者共享的同一个错误（幂等键的并发重复请求）。
+    #[error(transparent)]
+    Shared(std::sync::Arc<ApiError>),
 }
 
 impl ApiError {
@@ -39,6 +42,7 @@ impl ApiError {
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Gateway(e) => gateway_status(e),
+            Self::Shared(e) => e.status(),
         }
     }
 
@@ -62,6 +66,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::Unauthorized(_) => "invalid_api_key",
             Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::Shared(e) => e.code(),
         }
     }
 
@@ -74,6 +79,7 @@ impl ApiError {
             | Self::NotFound
             | Self::Unauthorized(_)
             | Self::RateLimited { .. } => self.to_string(),
+            Self::Shared(e) => e.public_message(),
         }
     }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// 编译进二进制的运行时站点参数（见仓库根目录的 Leptos.toml）。
@@ -108,8 +109,21 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024).and(Compressible)))
-        .layer(TraceLayer::new_for_http())
+        // 请求编号：外层先给没有 x-request-id 的请求生成一个，日志的 span 带上它，响应原样带回。
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// 每个请求一个日志 span：方法、路径（不含查询串，以免记下 `?key=` 之类的密钥）与请求编号。
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("请求", method = %request.method(), path = %request.uri().path(), request_id)
 }
 
 /// 压缩哪些响应（DESIGN §8）：页面、JS、CSS、WASM 总是压缩；JSON 只压缩小的（≤ 256 KB）——
@@ -181,6 +195,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         gateway: Gateway::new(config.clone(), demo_base_url),
         config,
         storage,
+        idempotency: Default::default(),
     };
     tracing::info!(
         config = %loaded.path.display(),

@@ -2,6 +2,7 @@
 
 use crate::config::ConfigHandle;
 use crate::gateway::Gateway;
+use crate::openai::idempotency::IdempotencyCache;
 use crate::storage::Storage;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -12,4 +13,5 @@ pub struct AppState {
     pub config: ConfigHandle,
     pub gateway: Gateway,
     pub storage: Storage,
+    pub idempotency: IdempotencyCache,
 }

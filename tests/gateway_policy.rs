@@ -356,3 +356,49 @@ async fn url_format_points_at_this_server_and_models_are_listed() {
     let bad = v1_generate(&server, None, json!({"prompt": "x", "n": 17})).await;
     assert_eq!(bad.status(), 400);
 }
+
+async fn v1_with_key(server: &Running, key: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/images/generations", server.url))
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_result_without_generating_again() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()).set_delay(Duration::from_millis(300)))
+        .expect(2)
+        .mount(&mock)
+        .await;
+    let (ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
+    let body = json!({"prompt": "只付一次钱", "response_format": "url"});
+
+    // 并发的两个重复请求只生成一次，拿到同一张图。
+    let (a, b) = tokio::join!(v1_with_key(&server, "k-1", body.clone()), v1_with_key(&server, "k-1", body.clone()));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["data"][0]["url"], b["data"][0]["url"], "{a} {b}");
+    // 之后重发也一样，b64_json 从存储里取回同一张图。
+    let again: Value = v1_with_key(&server, "k-1", json!({"prompt": "只付一次钱"})).await.json().await.unwrap();
+    assert!(again["data"][0]["b64_json"].as_str().is_some_and(|s| s.len() > 50), "{again}");
+    // 另一个键会重新生成。
+    let other: Value = v1_with_key(&server, "k-2", body).await.json().await.unwrap();
+    assert_ne!(other["data"][0]["url"], a["data"][0]["url"]);
+    assert_eq!(files_under(&ws.storage().join("images")).len(), 2);
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn request_id_is_returned_and_kept_when_given() {
+    let ws = Workspace::new("");
+    let server = ws.serve().await;
+    let http = reqwest::Client::new();
+    let res = http.get(format!("{}/v1/models", server.url)).send().await.unwrap();
+    assert!(res.headers().get("x-request-id").is_some_and(|v| v.len() >= 32));
+    let res = http.get(format!("{}/v1/models", server.url)).header("x-request-id", "trace-abc-123").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc-123");
+}

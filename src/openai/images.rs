@@ -1,5 +1,7 @@
 //! `POST /v1/images/generations` 与 `POST /v1/images/edits`：`n` 张并行生成，部分成功时返回成功的那些。
 
+use super::auth::Caller;
+use super::idempotency::Produced;
 use super::OpenAiJson;
 use crate::app::types::{AspectRatio, ImageSize};
 use crate::error::ApiError;
@@ -8,6 +10,7 @@ use crate::state::AppState;
 use crate::storage::{ImageRecord, NewImage};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
+use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -65,18 +68,22 @@ enum ResponseFormat {
 /// `POST /v1/images/generations`
 pub async fn generations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     OpenAiJson(params): OpenAiJson<ImageParams>,
 ) -> Result<Json<ImagesResponse>, ApiError> {
-    respond(&state, &headers, params, Vec::new()).await
+    let key = idempotency_key(&headers, &caller, "generations")?;
+    respond(&state, &headers, key, params, Vec::new()).await
 }
 
 /// `POST /v1/images/edits`：multipart，参考图放在 `image` 或 `image[]`（可多张）。
 pub async fn edits(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Json<ImagesResponse>, ApiError> {
+    let key = idempotency_key(&headers, &caller, "edits")?;
     let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
     let (params, references) = read_edit_form(multipart, max_bytes).await?;
     if references.is_empty() {
@@ -84,7 +91,25 @@ pub async fn edits(
             "缺少参考图：请在 image（或 image[]）字段上传至少一张图片".into(),
         ));
     }
-    respond(&state, &headers, params, references).await
+    respond(&state, &headers, key, params, references).await
+}
+
+/// 幂等键按调用方与接口区分：别人用同一个键拿不到你的结果。
+fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+    route: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map(str::trim).unwrap_or("");
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::InvalidRequest(
+            "Idempotency-Key 必须是 1–255 个可见 ASCII 字符".into(),
+        ));
+    }
+    Ok(Some(format!("{}|{route}|{key}", caller.rate_limit_key())))
 }
 
 async fn read_edit_form(
@@ -174,6 +199,7 @@ pub fn uploaded_image(
 async fn respond(
     state: &AppState,
     headers: &HeaderMap,
+    idempotency_key: Option<String>,
     params: ImageParams,
     references: Vec<InputImage>,
 ) -> Result<Json<ImagesResponse>, ApiError> {
@@ -212,27 +238,74 @@ async fn respond(
         image_size,
         model: known_model(state, params.model.as_deref()),
     };
+    let produced = state
+        .idempotency
+        .run(idempotency_key, || generate_n(state, request, n))
+        .await?;
     let base_url = public_base_url(state, headers);
-    let jobs = (0..n).map(|_| generate_one(state, request.clone(), format, &base_url));
-    let results = futures::future::join_all(jobs).await;
-    let mut data = Vec::new();
+    let mut data = Vec::with_capacity(produced.len());
+    for item in produced {
+        data.push(ImageData {
+            b64_json: match format {
+                ResponseFormat::B64Json => Some(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(image_bytes(state, &item).await?),
+                ),
+                ResponseFormat::Url => None,
+            },
+            url: (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", item.id)),
+            revised_prompt: item.revised_prompt,
+        });
+    }
+    Ok(Json(ImagesResponse {
+        created: chrono::Utc::now().timestamp(),
+        data,
+    }))
+}
+
+/// n 张并行生成并保存；部分成功时返回成功的那些，全部失败时返回第一个错误。
+async fn generate_n(
+    state: &AppState,
+    request: ImageRequest,
+    n: u32,
+) -> Result<Vec<Produced>, ApiError> {
+    let jobs = (0..n).map(|_| generate_and_save(state, request.clone()));
+    let mut produced = Vec::new();
     let mut first_error = None;
-    for result in results {
+    for result in futures::future::join_all(jobs).await {
         match result {
-            Ok(item) => data.push(item),
+            Ok((image, record)) => produced.push(Produced {
+                id: record.id,
+                revised_prompt: image.text,
+                data: Some(image.data),
+            }),
             Err(e) => {
                 tracing::warn!("有一张生成失败：{e}");
                 first_error.get_or_insert(e);
             }
         }
     }
-    if data.is_empty() {
-        return Err(first_error.expect("n ≥ 1，没有成功就一定有错误"));
+    match first_error {
+        Some(e) if produced.is_empty() => Err(e),
+        _ => Ok(produced),
     }
-    Ok(Json(ImagesResponse {
-        created: chrono::Utc::now().timestamp(),
-        data,
-    }))
+}
+
+/// 图片字节：第一次请求时就在内存里；幂等重放时从存储读取。
+async fn image_bytes(state: &AppState, item: &Produced) -> Result<bytes::Bytes, ApiError> {
+    if let Some(data) = &item.data {
+        return Ok(data.clone());
+    }
+    let record = state
+        .storage
+        .get(item.id.clone())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let data = tokio::fs::read(record.path()).await.map_err(|e| {
+        tracing::error!(id = %record.id, "读取图片失败：{e}");
+        ApiError::NotFound
+    })?;
+    Ok(data.into())
 }
 
 /// 宽高比与分辨率：扩展字段优先，其次由 size 推算；没指定分辨率但要求高质量时给 2K。
@@ -249,21 +322,6 @@ pub fn resolve_shape(params: &ImageParams) -> Result<(AspectRatio, ImageSize), A
         image_size = ImageSize::K2;
     }
     Ok((aspect_ratio, image_size))
-}
-
-async fn generate_one(
-    state: &AppState,
-    request: ImageRequest,
-    format: ResponseFormat,
-    base_url: &str,
-) -> Result<ImageData, ApiError> {
-    let (image, record) = generate_and_save(state, request).await?;
-    Ok(ImageData {
-        b64_json: (format == ResponseFormat::B64Json)
-            .then(|| base64::engine::general_purpose::STANDARD.encode(&image.data)),
-        url: (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", record.id)),
-        revised_prompt: image.text,
-    })
 }
 
 /// 经网关生成一张图并保存到存储。`/v1` 的各接口共用。

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod chat;
+pub mod idempotency;
 mod images;
 mod models;
 pub mod rate_limit;
