@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
     let context_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::render))
         .merge(crate::openai::router(&state))
         .merge(storage::routes::router())
         .leptos_routes_with_context(
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024).and(Compressible)))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         // 请求编号：外层先给没有 x-request-id 的请求生成一个，日志的 span 带上它，响应原样带回。
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -179,6 +181,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         .map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
+    crate::metrics::install();
     let storage = Storage::open(&config.storage.root)?;
     let demo_base_url = if config.demo_mode() {
         let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())

@@ -371,7 +371,11 @@ async fn v1_with_key(server: &Running, key: &str, body: Value) -> reqwest::Respo
 async fn idempotency_key_returns_the_first_result_without_generating_again() {
     let mock = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()).set_delay(Duration::from_millis(300)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_ok_body())
+                .set_delay(Duration::from_millis(300)),
+        )
         .expect(2)
         .mount(&mock)
         .await;
@@ -379,14 +383,30 @@ async fn idempotency_key_returns_the_first_result_without_generating_again() {
     let body = json!({"prompt": "只付一次钱", "response_format": "url"});
 
     // 并发的两个重复请求只生成一次，拿到同一张图。
-    let (a, b) = tokio::join!(v1_with_key(&server, "k-1", body.clone()), v1_with_key(&server, "k-1", body.clone()));
+    let (a, b) = tokio::join!(
+        v1_with_key(&server, "k-1", body.clone()),
+        v1_with_key(&server, "k-1", body.clone())
+    );
     let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
     assert_eq!(a["data"][0]["url"], b["data"][0]["url"], "{a} {b}");
     // 之后重发也一样，b64_json 从存储里取回同一张图。
-    let again: Value = v1_with_key(&server, "k-1", json!({"prompt": "只付一次钱"})).await.json().await.unwrap();
-    assert!(again["data"][0]["b64_json"].as_str().is_some_and(|s| s.len() > 50), "{again}");
+    let again: Value = v1_with_key(&server, "k-1", json!({"prompt": "只付一次钱"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        again["data"][0]["b64_json"]
+            .as_str()
+            .is_some_and(|s| s.len() > 50),
+        "{again}"
+    );
     // 另一个键会重新生成。
-    let other: Value = v1_with_key(&server, "k-2", body).await.json().await.unwrap();
+    let other: Value = v1_with_key(&server, "k-2", body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(other["data"][0]["url"], a["data"][0]["url"]);
     assert_eq!(files_under(&ws.storage().join("images")).len(), 2);
     mock.verify().await;
@@ -397,8 +417,68 @@ async fn request_id_is_returned_and_kept_when_given() {
     let ws = Workspace::new("");
     let server = ws.serve().await;
     let http = reqwest::Client::new();
-    let res = http.get(format!("{}/v1/models", server.url)).send().await.unwrap();
-    assert!(res.headers().get("x-request-id").is_some_and(|v| v.len() >= 32));
-    let res = http.get(format!("{}/v1/models", server.url)).header("x-request-id", "trace-abc-123").send().await.unwrap();
+    let res = http
+        .get(format!("{}/v1/models", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(res
+        .headers()
+        .get("x-request-id")
+        .is_some_and(|v| v.len() >= 32));
+    let res = http
+        .get(format!("{}/v1/models", server.url))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "trace-abc-123");
+}
+
+#[tokio::test]
+async fn metrics_count_attempts_retries_and_requests_without_secrets() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(google_error(503, "UNAVAILABLE", "overloaded"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    let config = format!(
+        "[storage]\nroot = \"storage\"\n{FAST_RETRY}[auth]\napi_keys = [\"sk-metrics-secret\"]\n\n[[upstreams]]\nname = \"主\"\nbase_url = \"{}\"\napi_key = \"AIza-upstream-secret\"\n",
+        mock.uri()
+    );
+    let ws = Workspace::new(&config);
+    let server = ws.serve().await;
+    assert_eq!(
+        v1_generate(
+            &server,
+            Some("sk-metrics-secret"),
+            json!({"prompt": "计数"})
+        )
+        .await
+        .status(),
+        200
+    );
+    let text = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "gateway_attempts_total{upstream=\"主\",outcome=\"status\"} 1",
+        "gateway_attempts_total{upstream=\"主\",outcome=\"ok\"} 1",
+        "gateway_retries_total{upstream=\"主\"} 1",
+        "http_requests_total{route=\"/v1/images/generations\",status=\"200\"} 1",
+        "gateway_attempt_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(want), "缺少 {want}：\n{text}");
+    }
+    assert!(!text.contains("secret"), "指标里不能有密钥");
 }

@@ -35,6 +35,9 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     let mut last_error: Option<GatewayError> = None;
 
     for upstream_config in &upstreams {
+        if !trace.is_empty() {
+            metrics::counter!("gateway_fallbacks_total").increment(1);
+        }
         if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name) {
             last_error = Some(GatewayError::CircuitOpen {
                 upstream: upstream_config.name.clone(),
@@ -115,6 +118,7 @@ async fn try_upstream(
             .map_err(Exhausted::GiveUp)?;
         let limit = Duration::from_secs(config.timeouts.attempt_s).min(remaining);
         let started = Instant::now();
+        metrics::gauge!("gateway_in_flight").increment(1.0);
         let result = tokio::time::timeout(limit, upstream.generate(&inner.http, req))
             .await
             .unwrap_or_else(|_| {
@@ -123,12 +127,22 @@ async fn try_upstream(
                     secs: limit.as_secs(),
                 })
             });
+        metrics::gauge!("gateway_in_flight").decrement(1.0);
         drop(permit);
         let latency_ms = started.elapsed().as_millis() as u64;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class().as_str(),
+        };
+        metrics::counter!("gateway_attempts_total", "upstream" => name.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
+            .record(started.elapsed().as_secs_f64());
 
         let error = match result {
             Ok(image) => {
                 inner.breakers.record_success(&name);
+                metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
                 trace.push(AttemptInfo {
                     upstream: name.clone(),
                     status: Some(200),
@@ -144,6 +158,12 @@ async fn try_upstream(
         inner
             .breakers
             .record_failure(&name, &error, threshold, cooldown);
+        let open = inner.breakers.state(&name) == circuit_breaker::BreakerState::Open;
+        metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(if open {
+            1.0
+        } else {
+            0.0
+        });
         trace.push(AttemptInfo {
             upstream: name.clone(),
             status: error.upstream_status(),
@@ -177,6 +197,7 @@ async fn try_upstream(
             return Err(Exhausted::NextUpstream(error));
         }
         tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
+        metrics::counter!("gateway_retries_total", "upstream" => name.clone()).increment(1);
         tokio::time::sleep(delay).await;
     }
     unreachable!("max_attempts ≥ 1，循环总会在上面返回")
