@@ -147,6 +147,51 @@ impl FromStr for ImageSize {
     }
 }
 
+impl AspectRatio {
+    /// 与 `w`×`h` 最接近的宽高比（按对数比例的距离）。
+    pub fn nearest(w: u32, h: u32) -> AspectRatio {
+        let target = (w.max(1) as f64 / h.max(1) as f64).ln();
+        let distance = |a: &AspectRatio| {
+            let (aw, ah) = a.base_pixels();
+            ((aw as f64 / ah as f64).ln() - target).abs()
+        };
+        Self::ALL
+            .into_iter()
+            .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+            .expect("宽高比列表非空")
+    }
+}
+
+impl ImageSize {
+    /// 按最长边选档：≤1600 为 1K，≤3200 为 2K，更大为 4K。
+    pub fn for_longest_side(longest: u32) -> ImageSize {
+        match longest {
+            0..=1600 => Self::K1,
+            1601..=3200 => Self::K2,
+            _ => Self::K4,
+        }
+    }
+}
+
+/// 解析“宽x高”（如 `1024x1536`）为最接近的宽高比与分辨率档；`auto` 或空为 1:1、1K。
+pub fn shape_from_size(size: Option<&str>) -> Result<(AspectRatio, ImageSize), String> {
+    let size = match size.map(str::trim) {
+        None | Some("") | Some("auto") => return Ok((AspectRatio::Square, ImageSize::K1)),
+        Some(s) => s,
+    };
+    let bad = || format!("size 应为“宽x高”（例如 1024x1024）或 auto，收到“{size}”");
+    let (w, h) = size.split_once(['x', 'X', '×']).ok_or_else(bad)?;
+    let w: u32 = w.trim().parse().map_err(|_| bad())?;
+    let h: u32 = h.trim().parse().map_err(|_| bad())?;
+    if w == 0 || h == 0 || w > 16_384 || h > 16_384 {
+        return Err(bad());
+    }
+    Ok((
+        AspectRatio::nearest(w, h),
+        ImageSize::for_longest_side(w.max(h)),
+    ))
+}
+
 /// 给定宽高比与分辨率档位时，生成图像的像素尺寸（宽, 高）。
 pub fn pixel_size(aspect: AspectRatio, size: ImageSize) -> (u32, u32) {
     let (w, h) = aspect.base_pixels();

@@ -5,6 +5,7 @@
 //! - `drafting-factory demo-upstream` 单独运行，带故障开关，供测试与基准测试充当 Gemini。
 
 mod draw;
+mod openai_dialects;
 
 pub use draw::{draw, encode_png};
 
@@ -86,6 +87,15 @@ impl DemoOptions {
         }
     }
 
+    /// 按 `--delay-ms` 等待。
+    async fn delay(&self) {
+        let (min, max) = self.delay_ms;
+        if max > 0 {
+            let ms = rand::rng().random_range(min..=max);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
     /// 掷一次骰子，决定这次请求注入哪种故障。
     fn pick_fault(&self) -> Option<Fault> {
         let mut roll: f64 = rand::rng().random();
@@ -152,6 +162,8 @@ pub fn router(options: DemoOptions) -> Router {
     Router::new()
         .route("/v1beta/models/{target}", post(generate_content))
         .route("/v1/models/{target}", post(generate_content))
+        .merge(openai_dialects::router())
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(Arc::new(options))
 }
 
@@ -220,11 +232,7 @@ async fn generate_content(
         // 真的卡住：直到客户端放弃并断开连接，这个 future 才被丢弃。
         std::future::pending::<()>().await;
     }
-    let (min, max) = options.delay_ms;
-    if max > 0 {
-        let ms = rand::rng().random_range(min..=max);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
+    options.delay().await;
 
     match fault {
         Some(Fault::ServerError) => {
@@ -382,7 +390,7 @@ fn answer(model: &str, parts: Vec<Part>) -> GenerateContentResponse {
 }
 
 /// 按请求画图，返回响应的各个 part：一张“思考中”的小草图（thought），一段文字，一张正式图。
-fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
+pub(super) fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
     let parts = request
         .contents
         .last()

@@ -376,43 +376,7 @@ pub fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
 
 /// OpenAI 的 `size`（"1024x1024"、"1536x1024"、"auto"……）映射到最接近的 Gemini 宽高比与分辨率档。
 pub fn parse_size(size: Option<&str>) -> Result<(AspectRatio, ImageSize), ApiError> {
-    let size = match size.map(str::trim) {
-        None | Some("") | Some("auto") => return Ok((AspectRatio::Square, ImageSize::K1)),
-        Some(s) => s,
-    };
-    let bad = || {
-        ApiError::InvalidRequest(format!(
-            "size 应为“宽x高”（例如 1024x1024）或 auto，收到“{size}”"
-        ))
-    };
-    let (w, h) = size.split_once(['x', 'X', '×']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (
-        w.trim().parse().map_err(|_| bad())?,
-        h.trim().parse().map_err(|_| bad())?,
-    );
-    if w == 0 || h == 0 || w > 16_384 || h > 16_384 {
-        return Err(bad());
-    }
-    let ratio = (w as f64 / h as f64).ln();
-    let aspect = AspectRatio::ALL
-        .into_iter()
-        .min_by(|a, b| {
-            let d = |x: &AspectRatio| {
-                let (aw, ah) = crate::app::types::pixel_size(*x, ImageSize::K1);
-                ((aw as f64 / ah as f64).ln() - ratio).abs()
-            };
-            d(a).total_cmp(&d(b))
-        })
-        .expect("宽高比列表非空");
-    let longest = w.max(h);
-    let image_size = if longest <= 1600 {
-        ImageSize::K1
-    } else if longest <= 3200 {
-        ImageSize::K2
-    } else {
-        ImageSize::K4
-    };
-    Ok((aspect, image_size))
+    crate::app::types::shape_from_size(size).map_err(ApiError::InvalidRequest)
 }
 
 #[cfg(test)]

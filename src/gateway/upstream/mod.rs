@@ -2,6 +2,8 @@
 //! 网关之外的代码不直接访问上游。
 
 pub mod gemini;
+mod openai_chat;
+mod openai_images;
 
 use super::{GatewayError, GeneratedImage, ImageRequest};
 use crate::config::{UpstreamConfig, UpstreamKind};
@@ -22,9 +24,116 @@ pub trait Upstream: Send + Sync {
 pub fn build(config: &UpstreamConfig) -> Result<Box<dyn Upstream>, GatewayError> {
     match config.kind {
         UpstreamKind::Gemini => Ok(Box::new(gemini::GeminiUpstream::new(config))),
-        other => Err(GatewayError::InvalidRequest(format!(
-            "上游“{}”的类型 {other:?} 尚未支持",
-            config.name
-        ))),
+        UpstreamKind::OpenaiImages => {
+            Ok(Box::new(openai_images::OpenAiImagesUpstream::new(config)))
+        }
+        UpstreamKind::OpenaiChat => Ok(Box::new(openai_chat::OpenAiChatUpstream::new(config))),
     }
+}
+
+/// 传输层错误：连不上（请求没发出去）与连接中途断开（响应被截断）分开归类。
+pub(crate) fn transport_error(upstream: &str, e: reqwest::Error) -> GatewayError {
+    let upstream = upstream.to_string();
+    if e.is_connect() {
+        GatewayError::Connect {
+            upstream,
+            detail: root_cause(&e),
+        }
+    } else {
+        GatewayError::BadResponse {
+            upstream,
+            detail: format!("连接中断：{}", root_cause(&e)),
+        }
+    }
+}
+
+/// reqwest 的错误信息嵌套很深，取最底层的原因给人看。
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// OpenAI 方言的 API 前缀：末尾已有 `/v1` 时照用，否则补上 `/v1`。
+pub(crate) fn openai_api_base(base_url: &str) -> String {
+    let trimmed = base_url.trim_end_matches('/');
+    if trimmed.ends_with("/v1") {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/v1")
+    }
+}
+
+/// 读完 OpenAI 方言的响应：非 2xx 时解析 OpenAI 错误体（内容审核拦截单独归为安全拦截）。
+pub(crate) async fn read_openai_response(
+    upstream: &str,
+    response: reqwest::Response,
+) -> Result<serde_json::Value, GatewayError> {
+    let status = response.status().as_u16();
+    let retry_after_secs = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(upstream, e))?;
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+    if (200..300).contains(&status) {
+        return parsed.map_err(|e| GatewayError::BadResponse {
+            upstream: upstream.to_string(),
+            detail: format!("JSON 解析失败：{e}"),
+        });
+    }
+    let error = parsed
+        .ok()
+        .and_then(|v| v.get("error").cloned())
+        .unwrap_or_default();
+    let code = error["code"]
+        .as_str()
+        .or(error["type"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let message = error["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    if code == "content_policy_violation" {
+        return Err(GatewayError::Safety {
+            upstream: upstream.to_string(),
+            reason: message,
+        });
+    }
+    Err(GatewayError::Status {
+        upstream: upstream.to_string(),
+        status,
+        google_status: code,
+        message,
+        retry_after_secs,
+    })
+}
+
+/// 解码 `data:<mime>;base64,<数据>`。
+pub(crate) fn decode_data_url(
+    upstream: &str,
+    url: &str,
+) -> Result<(String, bytes::Bytes), GatewayError> {
+    use base64::Engine;
+    let bad = |detail: &str| GatewayError::BadResponse {
+        upstream: upstream.to_string(),
+        detail: detail.to_string(),
+    };
+    let rest = url
+        .strip_prefix("data:")
+        .ok_or_else(|| bad("图像不是 data URL"))?;
+    let (mime, data) = rest
+        .split_once(";base64,")
+        .ok_or_else(|| bad("data URL 不是 base64 编码"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| bad(&format!("图像的 base64 无法解码：{e}")))?;
+    Ok((mime.to_string(), bytes.into()))
 }

@@ -2,7 +2,7 @@
 
 pub mod wire;
 
-use super::Upstream;
+use super::{transport_error, Upstream};
 use crate::config::UpstreamConfig;
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
@@ -42,7 +42,10 @@ impl GeminiUpstream {
         if !self.api_key.is_empty() {
             call = call.header("x-goog-api-key", &self.api_key);
         }
-        let response = call.send().await.map_err(|e| self.transport_error(e))?;
+        let response = call
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -52,7 +55,7 @@ impl GeminiUpstream {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| transport_error(&self.name, e))?;
 
         if !status.is_success() {
             return Err(self.status_error(status.as_u16(), &body, retry_after));
@@ -63,22 +66,6 @@ impl GeminiUpstream {
                 detail: format!("JSON 解析失败：{e}"),
             })?;
         self.extract_image(parsed, model)
-    }
-
-    fn transport_error(&self, e: reqwest::Error) -> GatewayError {
-        let upstream = self.name.clone();
-        if e.is_connect() {
-            GatewayError::Connect {
-                upstream,
-                detail: root_cause(&e),
-            }
-        } else {
-            // 连接已建立但读响应时断开：响应被截断。
-            GatewayError::BadResponse {
-                upstream,
-                detail: format!("连接中断：{}", root_cause(&e)),
-            }
-        }
     }
 
     fn status_error(&self, status: u16, body: &[u8], retry_after: Option<f64>) -> GatewayError {
@@ -226,15 +213,6 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
             }),
         }),
     }
-}
-
-/// reqwest 的错误信息嵌套很深，取最底层的原因给人看。
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]

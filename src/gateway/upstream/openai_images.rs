@@ -1,0 +1,117 @@
+//! OpenAI 图像接口方言：`/v1/images/generations`（文生图）与 `/v1/images/edits`（图生图，multipart）。
+//! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
+
+use super::{openai_api_base, read_openai_response, Upstream};
+use crate::app::types::pixel_size;
+use crate::config::UpstreamConfig;
+use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
+use base64::Engine;
+use futures::future::BoxFuture;
+use reqwest::multipart::{Form, Part};
+use serde_json::json;
+
+pub struct OpenAiImagesUpstream {
+    name: String,
+    api_base: String,
+    api_key: String,
+    model: String,
+}
+
+impl OpenAiImagesUpstream {
+    pub fn new(config: &UpstreamConfig) -> Self {
+        Self {
+            name: config.name.clone(),
+            api_base: openai_api_base(&config.base_url),
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+        }
+    }
+
+    async fn call(
+        &self,
+        http: &reqwest::Client,
+        req: &ImageRequest,
+    ) -> Result<GeneratedImage, GatewayError> {
+        let model = req.model.clone().unwrap_or_else(|| self.model.clone());
+        let (w, h) = pixel_size(req.aspect_ratio, req.image_size);
+        let size = format!("{w}x{h}");
+        let mut call = if req.references.is_empty() {
+            http.post(format!("{}/images/generations", self.api_base))
+                .json(&json!({
+                    "model": model,
+                    "prompt": req.prompt,
+                    "n": 1,
+                    "size": size,
+                    "response_format": "b64_json",
+                    "aspect_ratio": req.aspect_ratio.as_str(),
+                    "image_size": req.image_size.as_str(),
+                }))
+        } else {
+            let mut form = Form::new()
+                .text("model", model.clone())
+                .text("prompt", req.prompt.clone())
+                .text("n", "1")
+                .text("size", size)
+                .text("response_format", "b64_json")
+                .text("aspect_ratio", req.aspect_ratio.as_str())
+                .text("image_size", req.image_size.as_str());
+            for (i, image) in req.references.iter().enumerate() {
+                let ext = image.mime.rsplit('/').next().unwrap_or("png");
+                let part = Part::stream(reqwest::Body::from(image.data.clone()))
+                    .file_name(format!("reference-{}.{ext}", i + 1))
+                    .mime_str(&image.mime)
+                    .map_err(|e| GatewayError::InvalidRequest(format!("参考图类型无效：{e}")))?;
+                form = form.part("image[]", part);
+            }
+            http.post(format!("{}/images/edits", self.api_base))
+                .multipart(form)
+        };
+        if !self.api_key.is_empty() {
+            call = call.bearer_auth(&self.api_key);
+        }
+        let response = call
+            .send()
+            .await
+            .map_err(|e| super::transport_error(&self.name, e))?;
+        let body = read_openai_response(&self.name, response).await?;
+        let item = &body["data"][0];
+        let Some(b64) = item["b64_json"].as_str() else {
+            return Err(GatewayError::NoImage {
+                upstream: self.name.clone(),
+                reason: "响应里没有 b64_json".into(),
+                text: None,
+            });
+        };
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| GatewayError::BadResponse {
+                upstream: self.name.clone(),
+                detail: format!("图像的 base64 无法解码：{e}"),
+            })?;
+        let mime = image::guess_format(&data)
+            .map(|f| f.to_mime_type().to_string())
+            .unwrap_or_else(|_| "image/png".into());
+        Ok(GeneratedImage {
+            mime,
+            data: data.into(),
+            text: item["revised_prompt"].as_str().map(str::to_string),
+            upstream: self.name.clone(),
+            model,
+            attempts: Vec::new(),
+        })
+    }
+}
+
+impl Upstream for OpenAiImagesUpstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        req: &'a ImageRequest,
+    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
+        Box::pin(self.call(http, req))
+    }
+}
