@@ -227,3 +227,23 @@ async fn bad_parameters_get_gemini_400() {
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["status"], "INVALID_ARGUMENT");
 }
+
+#[tokio::test]
+async fn max_side_shrinks_the_image_keeping_its_ratio() {
+    use base64::Engine;
+    let demo = demo_upstream(&["--max-side", "64"]).await;
+    let body: Value = call(&demo.url).await.unwrap().json().await.unwrap();
+    let parts = body["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap();
+    let data = parts.last().unwrap()["inlineData"]["data"]
+        .as_str()
+        .unwrap();
+    let img = image::load_from_memory(
+        &base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((img.width(), img.height()), (47, 64), "3:4 缩到最长边 64");
+}

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 fn red_png() -> Vec<u8> {
     let img = image::RgbImage::from_pixel(48, 48, image::Rgb([250, 10, 10]));
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 
@@ -28,10 +29,17 @@ async fn every_dialect_round_trips_against_the_demo_upstream() {
         let http = reqwest::Client::new();
 
         // 文生图：9:16、1K → 768×1376。
-        let res = v1_generate(&server, None, json!({"prompt": format!("{kind} 的灯塔"), "aspect_ratio": "9:16"})).await;
+        let res = v1_generate(
+            &server,
+            None,
+            json!({"prompt": format!("{kind} 的灯塔"), "aspect_ratio": "9:16"}),
+        )
+        .await;
         assert_eq!(res.status(), 200, "{kind}");
         let body: Value = res.json().await.unwrap();
-        let png = base64::engine::general_purpose::STANDARD.decode(body["data"][0]["b64_json"].as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(body["data"][0]["b64_json"].as_str().unwrap())
+            .unwrap();
         let img = image::load_from_memory(&png).unwrap();
         assert_eq!((img.width(), img.height()), (768, 1376), "{kind}");
 
@@ -39,13 +47,30 @@ async fn every_dialect_round_trips_against_the_demo_upstream() {
         let form = Form::new()
             .text("prompt", "保持构图")
             .text("size", "1024x1024")
-            .part("image", Part::bytes(red_png()).file_name("r.png").mime_str("image/png").unwrap());
-        let res = http.post(format!("{}/v1/images/edits", server.url)).multipart(form).send().await.unwrap();
+            .part(
+                "image",
+                Part::bytes(red_png())
+                    .file_name("r.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let res = http
+            .post(format!("{}/v1/images/edits", server.url))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{kind}");
         let body: Value = res.json().await.unwrap();
-        let png = base64::engine::general_purpose::STANDARD.decode(body["data"][0]["b64_json"].as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(body["data"][0]["b64_json"].as_str().unwrap())
+            .unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
-        let mean_red = img.pixels().map(|p| p.0[0] as f64).sum::<f64>() / (img.width() * img.height()) as f64;
-        assert!(mean_red > 150.0, "{kind}: 编辑结果应由参考图派生（平均红 {mean_red}）");
+        let mean_red =
+            img.pixels().map(|p| p.0[0] as f64).sum::<f64>() / (img.width() * img.height()) as f64;
+        assert!(
+            mean_red > 150.0,
+            "{kind}: 编辑结果应由参考图派生（平均红 {mean_red}）"
+        );
     }
 }

@@ -60,6 +60,9 @@ pub struct DemoOptions {
     /// 要求的 API 密钥（`x-goog-api-key` 头或 `?key=`）；不设则不检查。
     #[arg(long)]
     pub api_key: Option<String>,
+    /// 把图按比例缩到最长边不超过这么多像素（基准测试用来得到“小图”应答）；不设则按分辨率档的真实尺寸。
+    #[arg(long, value_name = "PX")]
+    pub max_side: Option<u32>,
 }
 
 impl DemoOptions {
@@ -84,6 +87,7 @@ impl DemoOptions {
             safety_rate: 0.0,
             text_only_rate: 0.0,
             api_key: None,
+            max_side: None,
         }
     }
 
@@ -284,7 +288,8 @@ async fn generate_content(
             );
         }
     };
-    let drawn = match tokio::task::spawn_blocking(move || render(request)).await {
+    let max_side = options.max_side;
+    let drawn = match tokio::task::spawn_blocking(move || render(request, max_side)).await {
         Ok(Ok(parts)) => parts,
         Ok(Err(message)) => {
             return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message)
@@ -390,7 +395,10 @@ fn answer(model: &str, parts: Vec<Part>) -> GenerateContentResponse {
 }
 
 /// 按请求画图，返回响应的各个 part：一张“思考中”的小草图（thought），一段文字，一张正式图。
-pub(super) fn render(request: GenerateContentRequest) -> Result<Vec<Part>, String> {
+pub(super) fn render(
+    request: GenerateContentRequest,
+    max_side: Option<u32>,
+) -> Result<Vec<Part>, String> {
     let parts = request
         .contents
         .last()
@@ -434,6 +442,16 @@ pub(super) fn render(request: GenerateContentRequest) -> Result<Vec<Part>, Strin
         None => None,
     };
     let (w, h) = pixel_size(aspect, size);
+    let (w, h) = match max_side {
+        Some(max) if w.max(h) > max.max(1) => {
+            let scale = max.max(1) as f64 / w.max(h) as f64;
+            (
+                ((w as f64 * scale) as u32).max(1),
+                ((h as f64 * scale) as u32).max(1),
+            )
+        }
+        _ => (w, h),
+    };
     let sketch = encode_png(&draw(&prompt, 64, 64 * h / w, None));
     let final_png = encode_png(&draw(&prompt, w, h, reference.as_ref()));
     let summary: String = prompt.chars().take(40).collect();

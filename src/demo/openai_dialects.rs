@@ -62,7 +62,7 @@ async fn draw(
             }),
         }),
     };
-    let parts = tokio::task::spawn_blocking(move || render(request))
+    let parts = tokio::task::spawn_blocking(move || render(request, None))
         .await
         .map_err(|e| e.to_string())??;
     let text = parts
