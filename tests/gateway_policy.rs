@@ -482,3 +482,20 @@ async fn metrics_count_attempts_retries_and_requests_without_secrets() {
     }
     assert!(!text.contains("secret"), "指标里不能有密钥");
 }
+
+#[tokio::test]
+async fn a_per_upstream_cap_queues_and_refuses_beyond_its_queue() {
+    let slow = demo_upstream(&["--delay-ms", "1500"]).await;
+    let config = format!(
+        "[storage]\nroot = \"storage\"\n[limits]\nqueue_size = 0\n\n[[upstreams]]\nname = \"主\"\nbase_url = \"{}\"\nmax_concurrent = 1\n",
+        slow.url
+    );
+    let ws = Workspace::new(&config);
+    let server = ws.serve().await;
+    let (a, b) = tokio::join!(v1_generate(&server, None, json!({"prompt": "一"})), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        v1_generate(&server, None, json!({"prompt": "二"})).await
+    });
+    assert_eq!(a.status(), 200);
+    assert_eq!(b.status(), 503, "全局上限是 16，但这个上游只允许 1 个在途");
+}

@@ -278,6 +278,7 @@ fn validate_upstream(i: usize, up: &UpstreamConfig) -> Result<(), ConfigError> {
             .model
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    in_range(&key("max_concurrent"), up.max_concurrent, 0, 1024)?;
     if !model_ok {
         return Err(invalid(
             key("model"),

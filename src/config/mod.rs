@@ -158,6 +158,8 @@ pub struct UpstreamConfig {
     pub api_key: String,
     pub model: String,
     pub priority: i32,
+    /// 这个上游同时在途的调用上限；0 表示只受全局上限约束。
+    pub max_concurrent: u32,
 }
 
 impl Default for UpstreamConfig {
@@ -169,6 +171,7 @@ impl Default for UpstreamConfig {
             api_key: String::new(),
             model: DEFAULT_MODEL.into(),
             priority: 0,
+            max_concurrent: 0,
         }
     }
 }
@@ -219,6 +222,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("api_key", &redact(&self.api_key))
             .field("model", &self.model)
             .field("priority", &self.priority)
+            .field("max_concurrent", &self.max_concurrent)
             .finish()
     }
 }

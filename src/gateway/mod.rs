@@ -32,6 +32,9 @@ struct Inner {
     demo_base_url: Option<String>,
     breakers: CircuitBreakers,
     concurrency: ConcurrencyLimit,
+    /// 各上游自己的并发上限（按名称与上限值建立，上限改变时换新的）。
+    upstream_limits:
+        std::sync::Mutex<std::collections::HashMap<(String, u32), Arc<ConcurrencyLimit>>>,
 }
 
 impl Gateway {
@@ -55,6 +58,7 @@ impl Gateway {
                 demo_base_url,
                 breakers: CircuitBreakers::default(),
                 concurrency,
+                upstream_limits: Default::default(),
             }),
         }
     }
@@ -74,6 +78,27 @@ impl Gateway {
 }
 
 impl Inner {
+    /// 上游自己的并发上限；没有设置（0）时为 None。
+    fn upstream_limit(
+        &self,
+        upstream: &UpstreamConfig,
+        queue_size: u32,
+    ) -> Option<Arc<ConcurrencyLimit>> {
+        if upstream.max_concurrent == 0 {
+            return None;
+        }
+        let mut limits = self.upstream_limits.lock().expect("并发表锁未被毒化");
+        let entry = limits
+            .entry((upstream.name.clone(), upstream.max_concurrent))
+            .or_insert_with(|| {
+                Arc::new(ConcurrencyLimit::new(
+                    upstream.max_concurrent as usize,
+                    queue_size as usize,
+                ))
+            });
+        Some(entry.clone())
+    }
+
     fn upstreams(&self, config: &Config) -> Vec<UpstreamConfig> {
         if config.upstreams.is_empty() {
             return self
@@ -86,6 +111,7 @@ impl Inner {
                     api_key: String::new(),
                     model: DEFAULT_MODEL.into(),
                     priority: 0,
+                    max_concurrent: 0,
                 })
                 .collect();
         }

@@ -2,7 +2,7 @@
 //!
 //! 1. 鉴权（HTTP 层，`openai::auth`）：`/v1` 配置了密钥时要求 `Authorization: Bearer`；
 //! 2. 限流（HTTP 层，`openai::rate_limit`）：按 API 密钥、否则按客户端 IP；
-//! 3. 并发（`concurrency`）：全局在途上限，超出排队，队列满即 503；
+//! 3. 并发（`concurrency`）：上游自己的在途上限（`upstreams[].max_concurrent`）与全局在途上限，超出排队，队列满即 503；
 //! 4. 选上游：按 `priority` 从小到大，跳过熔断中的（`circuit_breaker`）；
 //! 5. 单次尝试：带单次超时（`timeouts.attempt_s`，且不超过总时限剩余时间）；
 //! 6. 分类与重试（`retry`）：只重试可重试的失败，指数退避 + 完全抖动，遵守 `Retry-After`；
@@ -20,6 +20,7 @@ use super::upstream::{self, Upstream};
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
 use crate::app::types::AttemptInfo;
 use crate::config::Config;
+use concurrency::ConcurrencyLimit;
 use retry::{Decision, RetryKind};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,17 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
             error,
             attempts: trace.clone(),
         })?;
-        match try_upstream(inner, &config, upstream.as_ref(), req, deadline, &mut trace).await {
+        let own_limit = inner.upstream_limit(upstream_config, config.limits.queue_size);
+        let attempt = try_upstream(
+            inner,
+            &config,
+            upstream.as_ref(),
+            own_limit.as_deref(),
+            req,
+            deadline,
+            &mut trace,
+        );
+        match attempt.await {
             Ok(mut image) => {
                 image.attempts = trace;
                 return Ok(image);
@@ -94,6 +105,7 @@ async fn try_upstream(
     inner: &Inner,
     config: &Config,
     upstream: &dyn Upstream,
+    own_limit: Option<&ConcurrencyLimit>,
     req: &ImageRequest,
     deadline: Instant,
     trace: &mut Vec<AttemptInfo>,
@@ -111,6 +123,11 @@ async fn try_upstream(
                 secs: config.timeouts.total_s,
             }));
         }
+        // 先取上游自己的名额，再取全局名额：等上游名额时不占着全局名额。
+        let own_permit = match own_limit {
+            Some(limit) => Some(limit.acquire().await.map_err(Exhausted::GiveUp)?),
+            None => None,
+        };
         let permit = inner
             .concurrency
             .acquire()
@@ -128,7 +145,7 @@ async fn try_upstream(
                 })
             });
         metrics::gauge!("gateway_in_flight").decrement(1.0);
-        drop(permit);
+        drop((permit, own_permit));
         let latency_ms = started.elapsed().as_millis() as u64;
         let outcome = match &result {
             Ok(_) => "ok",
