@@ -28,22 +28,27 @@ fn google_error(code: u16, status: &str, message: &str) -> ResponseTemplate {
         .set_body_json(json!({"error": {"code": code, "message": message, "status": status}}))
 }
 
-#[tokio::test]
-async fn a_503_then_success_is_retried_once() {
-    let mock = MockServer::start().await;
+/// 第一次按 `first` 应答，之后都成功；两者各应被调用恰好一次。
+async fn fail_once_then_ok(mock: &MockServer, first: ResponseTemplate) {
     Mock::given(method("POST"))
-        .respond_with(google_error(503, "UNAVAILABLE", "overloaded"))
+        .respond_with(first)
         .up_to_n_times(1)
         .expect(1)
         .with_priority(1)
-        .mount(&mock)
+        .mount(mock)
         .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
         .expect(1)
         .with_priority(2)
-        .mount(&mock)
+        .mount(mock)
         .await;
+}
+
+#[tokio::test]
+async fn a_503_then_success_is_retried_once() {
+    let mock = MockServer::start().await;
+    fail_once_then_ok(&mock, google_error(503, "UNAVAILABLE", "overloaded")).await;
     let (_ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
     let (status, saved) = studio_generate(&server, "重试一次").await;
     assert_eq!(status, 200, "{saved}");
@@ -88,22 +93,9 @@ async fn a_400_is_not_retried_and_not_sent_elsewhere() {
 #[tokio::test]
 async fn a_429_with_retry_after_waits_at_least_that_long() {
     let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted")
-                .insert_header("retry-after", "1"),
-        )
-        .up_to_n_times(1)
-        .expect(1)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
-        .expect(1)
-        .with_priority(2)
-        .mount(&mock)
-        .await;
+    let rate_limited = google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted")
+        .insert_header("retry-after", "1");
+    fail_once_then_ok(&mock, rate_limited).await;
     let (_ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
     let started = Instant::now();
     let (status, saved) = studio_generate(&server, "限流后重试").await;
@@ -438,17 +430,7 @@ async fn request_id_is_returned_and_kept_when_given() {
 #[tokio::test]
 async fn metrics_count_attempts_retries_and_requests_without_secrets() {
     let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(google_error(503, "UNAVAILABLE", "overloaded"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
-        .with_priority(2)
-        .mount(&mock)
-        .await;
+    fail_once_then_ok(&mock, google_error(503, "UNAVAILABLE", "overloaded")).await;
     let config = format!(
         "[storage]\nroot = \"storage\"\n{FAST_RETRY}[auth]\napi_keys = [\"sk-metrics-secret\"]\n\n[[upstreams]]\nname = \"主\"\nbase_url = \"{}\"\napi_key = \"AIza-upstream-secret\"\n",
         mock.uri()

@@ -15,12 +15,14 @@ test('images.generate：b64_json，n=4', async () => {
   for (const item of res.data) assert.ok(isPng(Buffer.from(item.b64_json, 'base64')));
 });
 
-test('images.generate：url 指向本服务器', async () => {
-  const res = await client.images.generate({ prompt: '一盏灯', response_format: 'url', size: '1536x1024' });
-  const url = res.data[0].url;
-  assert.ok(url.startsWith(BASE), url);
-  const png = Buffer.from(await (await fetch(url)).arrayBuffer());
-  assert.ok(isPng(png));
+test('images.generate：url 指向本服务器，n=4', async () => {
+  const res = await client.images.generate({ prompt: '一盏灯', n: 4, response_format: 'url', size: '1536x1024' });
+  assert.equal(res.data.length, 4);
+  assert.equal(new Set(res.data.map((d) => d.url)).size, 4);
+  for (const { url } of res.data) {
+    assert.ok(url.startsWith(BASE), url);
+    assert.ok(isPng(Buffer.from(await (await fetch(url)).arrayBuffer())));
+  }
 });
 
 async function referencePng(name) {

@@ -39,12 +39,14 @@ def generate_b64_json_n4():
 
 
 @case
-def generate_url():
-    res = client.images.generate(model="gpt-image-1", prompt="一座桥", response_format="url", size="1024x1536")
-    url = res.data[0].url
-    assert url.startswith(BASE), url
-    with urllib.request.urlopen(url) as r:
-        assert r.read(8) == PNG_MAGIC
+def generate_url_n4():
+    res = client.images.generate(model="gpt-image-1", prompt="一座桥", n=4, response_format="url", size="1024x1536")
+    assert len(res.data) == 4, len(res.data)
+    assert len({item.url for item in res.data}) == 4, "四张图应有四个不同的链接"
+    for item in res.data:
+        assert item.url.startswith(BASE), item.url
+        with urllib.request.urlopen(item.url) as r:
+            assert r.read(8) == PNG_MAGIC
 
 
 def png_file(name):

@@ -56,27 +56,69 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// OpenAI 方言的 API 前缀：末尾已有 `/v1` 时照用，否则补上 `/v1`。
-pub(crate) fn openai_api_base(base_url: &str) -> String {
-    let trimmed = base_url.trim_end_matches('/');
-    if trimmed.ends_with("/v1") {
-        trimmed.to_string()
-    } else {
-        format!("{trimmed}/v1")
+/// `Retry-After` 头（秒数形式）。
+pub(crate) fn retry_after_secs(response: &reqwest::Response) -> Option<f64> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+/// 两种 OpenAI 方言共用的连接信息：名称、`…/v1` 前缀、Bearer 密钥、默认模型。
+pub(crate) struct OpenAiTarget {
+    pub name: String,
+    api_base: String,
+    api_key: String,
+    pub model: String,
+}
+
+impl OpenAiTarget {
+    pub fn new(config: &UpstreamConfig) -> Self {
+        let trimmed = config.base_url.trim_end_matches('/');
+        // 末尾已有 `/v1` 时照用，否则补上。
+        let api_base = if trimmed.ends_with("/v1") {
+            trimmed.to_string()
+        } else {
+            format!("{trimmed}/v1")
+        };
+        Self {
+            name: config.name.clone(),
+            api_base,
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+        }
+    }
+
+    /// `POST {api_base}{path}`，带上 Bearer 密钥（若有）。
+    pub fn post(&self, http: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        let call = http.post(format!("{}{path}", self.api_base));
+        if self.api_key.is_empty() {
+            call
+        } else {
+            call.bearer_auth(&self.api_key)
+        }
+    }
+
+    /// 发送并读完响应：非 2xx 时解析 OpenAI 错误体（内容审核拦截单独归为安全拦截）。
+    pub async fn send(
+        &self,
+        call: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, GatewayError> {
+        let response = call
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
+        read_openai_response(&self.name, response).await
     }
 }
 
-/// 读完 OpenAI 方言的响应：非 2xx 时解析 OpenAI 错误体（内容审核拦截单独归为安全拦截）。
-pub(crate) async fn read_openai_response(
+async fn read_openai_response(
     upstream: &str,
     response: reqwest::Response,
 ) -> Result<serde_json::Value, GatewayError> {
     let status = response.status().as_u16();
-    let retry_after_secs = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok());
+    let retry_after_secs = retry_after_secs(&response);
     let body = response
         .bytes()
         .await

@@ -1,7 +1,7 @@
 //! OpenAI 对话接口方言（OpenRouter 等）：`/v1/chat/completions`，`modalities: ["image","text"]`。
 //! 图从 `message.images[].image_url.url` 的 data URL 读取，没有时从 `content` 里 Markdown 的 data URL 读取。
 
-use super::{decode_data_url, openai_api_base, read_openai_response, Upstream};
+use super::{decode_data_url, OpenAiTarget, Upstream};
 use crate::config::UpstreamConfig;
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
@@ -9,19 +9,13 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 pub struct OpenAiChatUpstream {
-    name: String,
-    api_base: String,
-    api_key: String,
-    model: String,
+    target: OpenAiTarget,
 }
 
 impl OpenAiChatUpstream {
     pub fn new(config: &UpstreamConfig) -> Self {
         Self {
-            name: config.name.clone(),
-            api_base: openai_api_base(&config.base_url),
-            api_key: config.api_key.clone(),
-            model: config.model.clone(),
+            target: OpenAiTarget::new(config),
         }
     }
 
@@ -30,7 +24,10 @@ impl OpenAiChatUpstream {
         http: &reqwest::Client,
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
-        let model = req.model.clone().unwrap_or_else(|| self.model.clone());
+        let model = req
+            .model
+            .clone()
+            .unwrap_or_else(|| self.target.model.clone());
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut content = vec![json!({"type": "text", "text": req.prompt})];
         content.extend(req.references.iter().map(|image| {
@@ -44,17 +41,8 @@ impl OpenAiChatUpstream {
             "aspect_ratio": req.aspect_ratio.as_str(),
             "image_size": req.image_size.as_str(),
         });
-        let mut call = http
-            .post(format!("{}/chat/completions", self.api_base))
-            .json(&body);
-        if !self.api_key.is_empty() {
-            call = call.bearer_auth(&self.api_key);
-        }
-        let response = call
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&self.name, e))?;
-        let answer = read_openai_response(&self.name, response).await?;
+        let call = self.target.post(http, "/chat/completions").json(&body);
+        let answer = self.target.send(call).await?;
         let message = &answer["choices"][0]["message"];
         let text = message["content"].as_str().unwrap_or("");
         let image_url = message["images"]
@@ -66,23 +54,23 @@ impl OpenAiChatUpstream {
             let finish = answer["choices"][0]["finish_reason"].as_str().unwrap_or("");
             if finish == "content_filter" {
                 return Err(GatewayError::Safety {
-                    upstream: self.name.clone(),
+                    upstream: self.target.name.clone(),
                     reason: "content_filter".into(),
                 });
             }
             return Err(GatewayError::NoImage {
-                upstream: self.name.clone(),
+                upstream: self.target.name.clone(),
                 reason: "只返回了文字".into(),
                 text: (!text.trim().is_empty()).then(|| text.to_string()),
             });
         };
-        let (mime, data) = decode_data_url(&self.name, &url)?;
+        let (mime, data) = decode_data_url(&self.target.name, &url)?;
         let note = strip_images(text);
         Ok(GeneratedImage {
             mime,
             data,
             text: (!note.is_empty()).then_some(note),
-            upstream: self.name.clone(),
+            upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
         })
@@ -115,7 +103,7 @@ fn strip_images(text: &str) -> String {
 
 impl Upstream for OpenAiChatUpstream {
     fn name(&self) -> &str {
-        &self.name
+        &self.target.name
     }
 
     fn generate<'a>(

@@ -1,7 +1,7 @@
 //! OpenAI 图像接口方言：`/v1/images/generations`（文生图）与 `/v1/images/edits`（图生图，multipart）。
 //! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
 
-use super::{openai_api_base, read_openai_response, Upstream};
+use super::{OpenAiTarget, Upstream};
 use crate::app::types::pixel_size;
 use crate::config::UpstreamConfig;
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
@@ -11,19 +11,13 @@ use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 pub struct OpenAiImagesUpstream {
-    name: String,
-    api_base: String,
-    api_key: String,
-    model: String,
+    target: OpenAiTarget,
 }
 
 impl OpenAiImagesUpstream {
     pub fn new(config: &UpstreamConfig) -> Self {
         Self {
-            name: config.name.clone(),
-            api_base: openai_api_base(&config.base_url),
-            api_key: config.api_key.clone(),
-            model: config.model.clone(),
+            target: OpenAiTarget::new(config),
         }
     }
 
@@ -32,20 +26,22 @@ impl OpenAiImagesUpstream {
         http: &reqwest::Client,
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
-        let model = req.model.clone().unwrap_or_else(|| self.model.clone());
+        let model = req
+            .model
+            .clone()
+            .unwrap_or_else(|| self.target.model.clone());
         let (w, h) = pixel_size(req.aspect_ratio, req.image_size);
         let size = format!("{w}x{h}");
-        let mut call = if req.references.is_empty() {
-            http.post(format!("{}/images/generations", self.api_base))
-                .json(&json!({
-                    "model": model,
-                    "prompt": req.prompt,
-                    "n": 1,
-                    "size": size,
-                    "response_format": "b64_json",
-                    "aspect_ratio": req.aspect_ratio.as_str(),
-                    "image_size": req.image_size.as_str(),
-                }))
+        let call = if req.references.is_empty() {
+            self.target.post(http, "/images/generations").json(&json!({
+                "model": model,
+                "prompt": req.prompt,
+                "n": 1,
+                "size": size,
+                "response_format": "b64_json",
+                "aspect_ratio": req.aspect_ratio.as_str(),
+                "image_size": req.image_size.as_str(),
+            }))
         } else {
             let mut form = Form::new()
                 .text("model", model.clone())
@@ -63,21 +59,13 @@ impl OpenAiImagesUpstream {
                     .map_err(|e| GatewayError::InvalidRequest(format!("参考图类型无效：{e}")))?;
                 form = form.part("image[]", part);
             }
-            http.post(format!("{}/images/edits", self.api_base))
-                .multipart(form)
+            self.target.post(http, "/images/edits").multipart(form)
         };
-        if !self.api_key.is_empty() {
-            call = call.bearer_auth(&self.api_key);
-        }
-        let response = call
-            .send()
-            .await
-            .map_err(|e| super::transport_error(&self.name, e))?;
-        let body = read_openai_response(&self.name, response).await?;
+        let body = self.target.send(call).await?;
         let item = &body["data"][0];
         let Some(b64) = item["b64_json"].as_str() else {
             return Err(GatewayError::NoImage {
-                upstream: self.name.clone(),
+                upstream: self.target.name.clone(),
                 reason: "响应里没有 b64_json".into(),
                 text: None,
             });
@@ -85,7 +73,7 @@ impl OpenAiImagesUpstream {
         let data = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| GatewayError::BadResponse {
-                upstream: self.name.clone(),
+                upstream: self.target.name.clone(),
                 detail: format!("图像的 base64 无法解码：{e}"),
             })?;
         let mime = image::guess_format(&data)
@@ -95,7 +83,7 @@ impl OpenAiImagesUpstream {
             mime,
             data: data.into(),
             text: item["revised_prompt"].as_str().map(str::to_string),
-            upstream: self.name.clone(),
+            upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
         })
@@ -104,7 +92,7 @@ impl OpenAiImagesUpstream {
 
 impl Upstream for OpenAiImagesUpstream {
     fn name(&self) -> &str {
-        &self.name
+        &self.target.name
     }
 
     fn generate<'a>(

@@ -2,7 +2,7 @@
 
 pub mod wire;
 
-use super::{transport_error, Upstream};
+use super::{retry_after_secs, transport_error, Upstream};
 use crate::config::UpstreamConfig;
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
@@ -47,11 +47,7 @@ impl GeminiUpstream {
             .await
             .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok());
+        let retry_after = retry_after_secs(&response);
         let body = response
             .bytes()
             .await
