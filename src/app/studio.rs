@@ -45,6 +45,7 @@ mod ssr {
                 "提示词太长了，最多 {MAX_PROMPT_CHARS} 个字符"
             )));
         }
+        let started = std::time::Instant::now();
         let image = state
             .gateway
             .generate(ImageRequest {
@@ -65,6 +66,8 @@ mod ssr {
                 aspect_ratio: request.aspect_ratio.to_string(),
                 image_size: request.image_size.to_string(),
                 upstream: image.upstream.clone(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                attempts: image.attempts.clone(),
             })
             .await?;
         Ok(SavedImage {

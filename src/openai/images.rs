@@ -329,6 +329,7 @@ pub async fn generate_and_save(
     state: &AppState,
     request: ImageRequest,
 ) -> Result<(GeneratedImage, ImageRecord), ApiError> {
+    let started = std::time::Instant::now();
     let image = state.gateway.generate(request.clone()).await?;
     let record = state
         .storage
@@ -344,6 +345,8 @@ pub async fn generate_and_save(
             aspect_ratio: request.aspect_ratio.to_string(),
             image_size: request.image_size.to_string(),
             upstream: image.upstream.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            attempts: image.attempts.clone(),
         })
         .await?;
     Ok((image, record))

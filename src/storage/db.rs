@@ -6,8 +6,9 @@ use std::path::Path;
 
 /// 迁移按顺序执行，已执行过的不会再执行；只能在末尾追加，不能修改已有的。
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE images (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE images (
             id           TEXT PRIMARY KEY,
             root         TEXT NOT NULL,   -- 写入时的存储根目录（绝对路径）
             rel_path     TEXT NOT NULL,   -- 相对 root 的文件路径
@@ -25,7 +26,13 @@ fn migrations() -> Migrations<'static> {
             deleted_at   TEXT
         );
         CREATE INDEX images_created ON images(created_at DESC);",
-    )])
+        ),
+        M::up(
+            "ALTER TABLE images ADD COLUMN thumb_rel_path TEXT;          -- 缩略图，相对 root；生成前为空
+             ALTER TABLE images ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE images ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';  -- 尝试记录（JSON）",
+        ),
+    ])
 }
 
 /// 一张已保存图像的记录。
@@ -45,11 +52,23 @@ pub struct ImageRecord {
     pub image_size: String,
     pub upstream: String,
     pub created_at: String,
+    pub thumb_rel_path: Option<String>,
+    pub duration_ms: i64,
+    /// 尝试记录（JSON 数组）。
+    pub attempts: String,
 }
 
 impl ImageRecord {
     pub fn path(&self) -> std::path::PathBuf {
         Path::new(&self.root).join(&self.rel_path)
+    }
+
+    /// 缩略图应在的位置（与原图同目录）。
+    pub fn thumb_rel_path_for(&self) -> String {
+        match self.rel_path.rsplit_once('.') {
+            Some((stem, _)) => format!("{stem}.thumb.jpg"),
+            None => format!("{}.thumb.jpg", self.rel_path),
+        }
     }
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -68,6 +87,9 @@ impl ImageRecord {
             image_size: row.get("image_size")?,
             upstream: row.get("upstream")?,
             created_at: row.get("created_at")?,
+            thumb_rel_path: row.get("thumb_rel_path")?,
+            duration_ms: row.get("duration_ms")?,
+            attempts: row.get("attempts")?,
         })
     }
 }
@@ -84,8 +106,9 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite_migration::Error> {
 pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
-                             aspect_ratio, image_size, upstream, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                             aspect_ratio, image_size, upstream, created_at, thumb_rel_path,
+                             duration_ms, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             r.id,
             r.root,
@@ -100,8 +123,19 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
             r.aspect_ratio,
             r.image_size,
             r.upstream,
-            r.created_at
+            r.created_at,
+            r.thumb_rel_path,
+            r.duration_ms,
+            r.attempts
         ],
+    )?;
+    Ok(())
+}
+
+pub fn set_thumbnail(conn: &Connection, id: &str, thumb_rel_path: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE images SET thumb_rel_path = ?2 WHERE id = ?1",
+        params![id, thumb_rel_path],
     )?;
     Ok(())
 }
@@ -143,6 +177,9 @@ mod tests {
             image_size: "1K".into(),
             upstream: "u".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            thumb_rel_path: None,
+            duration_ms: 12,
+            attempts: "[]".into(),
         };
         insert(&conn, &r).unwrap();
         assert_eq!(get(&conn, "a").unwrap(), Some(r.clone()));

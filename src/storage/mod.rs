@@ -6,6 +6,7 @@
 
 mod db;
 pub mod routes;
+mod thumbs;
 
 pub use db::ImageRecord;
 
@@ -49,6 +50,9 @@ pub struct NewImage {
     pub aspect_ratio: String,
     pub image_size: String,
     pub upstream: String,
+    /// 从开始生成到拿到图的耗时。
+    pub duration_ms: u64,
+    pub attempts: Vec<crate::app::types::AttemptInfo>,
 }
 
 #[derive(Clone)]
@@ -84,12 +88,50 @@ impl Storage {
         &self.inner.root
     }
 
-    /// 原子地保存一张图像并写入记录。
+    /// 原子地保存一张图像并写入记录；缩略图随后在后台生成。
     pub async fn save_image(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
+        let data = image.data.clone();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.save_image_blocking(image))
+        let record = tokio::task::spawn_blocking(move || this.save_image_blocking(image))
             .await
-            .map_err(|e| StorageError::Join(e.to_string()))?
+            .map_err(|e| StorageError::Join(e.to_string()))??;
+        let (this, background) = (self.clone(), record.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = this.write_thumbnail_blocking(&background, &data) {
+                tracing::warn!(id = %background.id, "生成缩略图失败：{e}");
+            }
+        });
+        Ok(record)
+    }
+
+    /// 返回缩略图的路径；还没有就现在生成。
+    pub async fn ensure_thumbnail(&self, record: ImageRecord) -> Result<PathBuf, StorageError> {
+        if let Some(rel) = &record.thumb_rel_path {
+            let path = Path::new(&record.root).join(rel);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let data = std::fs::read(record.path()).map_err(io_err("读取原图失败"))?;
+            this.write_thumbnail_blocking(&record, &data)
+        })
+        .await
+        .map_err(|e| StorageError::Join(e.to_string()))?
+    }
+
+    fn write_thumbnail_blocking(
+        &self,
+        record: &ImageRecord,
+        data: &[u8],
+    ) -> Result<PathBuf, StorageError> {
+        let rel = record.thumb_rel_path_for();
+        let path = Path::new(&record.root).join(&rel);
+        write_atomically(&path, &thumbs::make_thumbnail(data)?)?;
+        let conn = self.inner.db.lock().expect("数据库锁未被毒化");
+        db::set_thumbnail(&conn, &record.id, &rel)?;
+        Ok(path)
     }
 
     fn save_image_blocking(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
@@ -125,6 +167,9 @@ impl Storage {
             image_size: image.image_size,
             upstream: image.upstream,
             created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            thumb_rel_path: None,
+            duration_ms: image.duration_ms as i64,
+            attempts: serde_json::to_string(&image.attempts).unwrap_or_else(|_| "[]".into()),
         };
         let conn = self.inner.db.lock().expect("数据库锁未被毒化");
         if let Err(e) = db::insert(&conn, &record) {
@@ -214,6 +259,8 @@ mod tests {
             aspect_ratio: "1:1".into(),
             image_size: "1K".into(),
             upstream: "u".into(),
+            duration_ms: 5,
+            attempts: Vec::new(),
         }
     }
 

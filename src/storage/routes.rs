@@ -18,7 +18,9 @@ where
     S: Clone + Send + Sync + 'static,
     Storage: axum::extract::FromRef<S>,
 {
-    Router::new().route("/files/{id}", get(serve_image))
+    Router::new()
+        .route("/files/{id}", get(serve_image))
+        .route("/files/{id}/thumb", get(serve_thumbnail))
 }
 
 #[derive(Deserialize)]
@@ -31,17 +33,47 @@ fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+async fn find(storage: &Storage, id: String) -> Result<ImageRecord, ApiError> {
+    if !valid_id(&id) {
+        return Err(ApiError::NotFound);
+    }
+    storage.get(id).await?.ok_or(ApiError::NotFound)
+}
+
 async fn serve_image(
     State(storage): State<Storage>,
     Path(id): Path<String>,
     Query(query): Query<FileQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if !valid_id(&id) {
-        return Err(ApiError::NotFound);
-    }
-    let record = storage.get(id).await?.ok_or(ApiError::NotFound)?;
+    let record = find(&storage, id).await?;
+    let download = query
+        .download
+        .is_some_and(|v| v != "0")
+        .then(|| attachment(&record));
     let etag = format!("\"{}\"", record.id);
+    serve_file(record.path(), &record.mime, &etag, download, request).await
+}
+
+async fn serve_thumbnail(
+    State(storage): State<Storage>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let record = find(&storage, id).await?;
+    let etag = format!("\"{}-thumb\"", record.id);
+    let path = storage.ensure_thumbnail(record).await?;
+    serve_file(path, "image/jpeg", &etag, None, request).await
+}
+
+/// 发送一个磁盘文件：内容不变，所以 ETag 固定、可永久缓存。
+async fn serve_file(
+    path: std::path::PathBuf,
+    mime: &str,
+    etag: &str,
+    disposition: Option<HeaderValue>,
+    request: Request,
+) -> Result<Response, ApiError> {
     if request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -49,13 +81,13 @@ async fn serve_image(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let mime: mime::Mime = record.mime.parse().map_err(|_| ApiError::NotFound)?;
-    let served = ServeFile::new_with_mime(record.path(), &mime)
+    let mime: mime::Mime = mime.parse().map_err(|_| ApiError::NotFound)?;
+    let served = ServeFile::new_with_mime(&path, &mime)
         .oneshot(request)
         .await
         .map_err(|_| ApiError::NotFound)?;
     if served.status() == StatusCode::NOT_FOUND {
-        tracing::error!(id = %record.id, "记录存在但文件缺失");
+        tracing::error!(path = %path.display(), "记录存在但文件缺失");
         return Err(ApiError::NotFound);
     }
     let mut response = served.map(Body::new);
@@ -66,10 +98,10 @@ async fn serve_image(
     );
     headers.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag).expect("id 只含十六进制"),
+        HeaderValue::from_str(etag).expect("id 只含十六进制"),
     );
-    if query.download.is_some_and(|v| v != "0") {
-        headers.insert(header::CONTENT_DISPOSITION, attachment(&record));
+    if let Some(value) = disposition {
+        headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }
