@@ -164,11 +164,17 @@ impl Predicate for Compressible {
     }
 }
 
-async fn healthz(State(config): State<ConfigHandle>) -> Json<serde_json::Value> {
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let audit = state.storage.audit();
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "demo_mode": config.load().demo_mode(),
+        "demo_mode": state.config.load().demo_mode(),
+        // 启动时的存储核对：有记录缺文件、有文件无记录的个数（只报告，不自动修复）。
+        "storage": {
+            "missing_files": audit.missing_files.len(),
+            "orphan_files": audit.orphan_files.len(),
+        },
     }))
 }
 

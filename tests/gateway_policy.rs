@@ -400,7 +400,7 @@ async fn idempotency_key_returns_the_first_result_without_generating_again() {
         .await
         .unwrap();
     assert_ne!(other["data"][0]["url"], a["data"][0]["url"]);
-    assert_eq!(files_under(&ws.storage().join("images")).len(), 2);
+    assert_eq!(originals_under(&ws.storage().join("images")).len(), 2);
     mock.verify().await;
 }
 

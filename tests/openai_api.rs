@@ -70,7 +70,7 @@ async fn edit_with_one_and_with_two_images() {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
-    assert_eq!(files_under(&ws.storage().join("images")).len(), 3);
+    assert_eq!(originals_under(&ws.storage().join("images")).len(), 3);
 }
 
 #[tokio::test]

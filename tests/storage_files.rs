@@ -20,16 +20,28 @@ async fn thumbnail_is_a_small_jpeg_beside_the_image_and_both_are_cacheable() {
     let id = one_image(&server).await;
     let http = reqwest::Client::new();
 
-    let res = http.get(format!("{}/files/{id}/thumb", server.url)).send().await.unwrap();
+    let res = http
+        .get(format!("{}/files/{id}/thumb", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/jpeg");
     let etag = res.headers()["etag"].to_str().unwrap().to_string();
     let thumb = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
     assert_eq!(thumb.width().max(thumb.height()), 384);
     let files = files_under(&ws.storage().join("images"));
-    assert!(files.iter().any(|p| p.to_string_lossy().ends_with(&format!("{id}.thumb.jpg"))), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(&format!("{id}.thumb.jpg"))),
+        "{files:?}"
+    );
 
-    for (path, tag) in [(format!("/files/{id}/thumb"), etag), (format!("/files/{id}"), format!("\"{id}\""))] {
+    for (path, tag) in [
+        (format!("/files/{id}/thumb"), etag),
+        (format!("/files/{id}"), format!("\"{id}\"")),
+    ] {
         let cached = http
             .get(format!("{}{path}", server.url))
             .header("if-none-match", &tag)
@@ -66,11 +78,18 @@ async fn traversal_and_bad_ids_are_404_and_read_nothing() {
     ];
     let http = reqwest::Client::new();
     for path in &cases {
-        let res = http.get(format!("{}{path}", server.url)).send().await.unwrap();
+        let res = http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         let body = res.text().await.unwrap();
         assert_eq!(status, 404, "{path}");
-        assert!(!body.contains("不该被读到") && !body.contains("SQLite"), "{path}: {body}");
+        assert!(
+            !body.contains("不该被读到") && !body.contains("SQLite"),
+            "{path}: {body}"
+        );
         if let Ok(v) = serde_json::from_str::<Value>(&body) {
             assert_eq!(v["error"]["code"], "not_found", "{path}");
         }

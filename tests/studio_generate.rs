@@ -36,7 +36,7 @@ async fn generates_png_with_requested_size_and_saves_it_atomically() {
     assert_eq!((img.width(), img.height()), (1376, 768));
 
     // 磁盘上：文件在存储根目录下、内容一致，没有残留的临时文件。
-    let files = files_under(&ws.storage().join("images"));
+    let files = originals_under(&ws.storage().join("images"));
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes.to_vec());
     assert!(files[0].to_string_lossy().ends_with(".png"));

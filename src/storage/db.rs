@@ -65,10 +65,7 @@ impl ImageRecord {
 
     /// 缩略图应在的位置（与原图同目录）。
     pub fn thumb_rel_path_for(&self) -> String {
-        match self.rel_path.rsplit_once('.') {
-            Some((stem, _)) => format!("{stem}.thumb.jpg"),
-            None => format!("{}.thumb.jpg", self.rel_path),
-        }
+        thumb_rel_path(&self.rel_path)
     }
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -91,6 +88,14 @@ impl ImageRecord {
             duration_ms: row.get("duration_ms")?,
             attempts: row.get("attempts")?,
         })
+    }
+}
+
+/// 原图相对路径 → 缩略图相对路径：`…/{id}.png` → `…/{id}.thumb.jpg`。
+pub fn thumb_rel_path(rel_path: &str) -> String {
+    match rel_path.rsplit_once('.') {
+        Some((stem, _)) => format!("{stem}.thumb.jpg"),
+        None => format!("{rel_path}.thumb.jpg"),
     }
 }
 
@@ -130,6 +135,25 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
         ],
     )?;
     Ok(())
+}
+
+/// 所有记录的（id, 原图绝对路径, 缩略图绝对路径），供启动时核对。
+pub fn all_paths(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(String, std::path::PathBuf, Option<std::path::PathBuf>)>> {
+    let mut stmt = conn.prepare("SELECT id, root, rel_path FROM images")?;
+    let rows = stmt.query_map([], |row| {
+        let root: String = row.get(1)?;
+        let rel: String = row.get(2)?;
+        // 缩略图由原图派生：即使崩溃发生在写缩略图记录之前，它也不算孤儿文件。
+        let thumb = Path::new(&root).join(thumb_rel_path(&rel));
+        Ok((
+            row.get::<_, String>(0)?,
+            Path::new(&root).join(rel),
+            Some(thumb),
+        ))
+    })?;
+    rows.collect()
 }
 
 pub fn set_thumbnail(conn: &Connection, id: &str, thumb_rel_path: &str) -> rusqlite::Result<()> {

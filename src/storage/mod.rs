@@ -64,6 +64,49 @@ struct Inner {
     /// 新文件写到这里。
     root: PathBuf,
     db: Mutex<Connection>,
+    audit: Audit,
+}
+
+/// 启动时文件与记录的核对结果。
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// 有记录、但文件不存在的图片 id。
+    pub missing_files: Vec<String>,
+    /// 存储根的 images/ 下没有任何记录指向的文件。
+    pub orphan_files: Vec<PathBuf>,
+}
+
+/// 比对数据库记录与磁盘文件（只读，不修改任何东西）。
+fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
+    let rows = db::all_paths(conn)?;
+    let mut known = std::collections::HashSet::new();
+    let mut missing_files = Vec::new();
+    for (id, path, thumb) in rows {
+        if !path.is_file() {
+            missing_files.push(id);
+        }
+        known.insert(path);
+        known.extend(thumb);
+    }
+    let mut orphan_files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![root.join("images")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !known.contains(&path) {
+                orphan_files.push(path);
+            }
+        }
+    }
+    Ok(Audit {
+        missing_files,
+        orphan_files,
+    })
 }
 
 impl Storage {
@@ -76,12 +119,29 @@ impl Storage {
             tracing::warn!(removed, "已清理上次中断时留下的临时文件");
         }
         let conn = db::open(&root.join(DB_FILE))?;
+        let audit = audit(&conn, root)?;
+        if !audit.missing_files.is_empty() || !audit.orphan_files.is_empty() {
+            // 只报告、不自动修复：丢文件或多文件都需要人来判断。
+            tracing::warn!(
+                missing = audit.missing_files.len(),
+                orphans = audit.orphan_files.len(),
+                first_missing = ?audit.missing_files.iter().take(5).collect::<Vec<_>>(),
+                first_orphans = ?audit.orphan_files.iter().take(5).collect::<Vec<_>>(),
+                "存储核对：有记录缺文件，或有文件没有记录"
+            );
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 db: Mutex::new(conn),
+                audit,
             }),
         })
+    }
+
+    /// 启动时的核对结果。
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     pub fn root(&self) -> &Path {

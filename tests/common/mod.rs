@@ -92,6 +92,14 @@ pub fn config_with_upstream(upstream_url: &str) -> String {
     )
 }
 
+/// 递归列出目录下的原图文件（不含缩略图，它们在后台生成，数量取决于时机）。
+pub fn originals_under(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".thumb.jpg"))
+        .collect()
+}
+
 /// 递归列出目录下的所有文件。
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
