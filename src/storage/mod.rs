@@ -4,6 +4,7 @@
 //! 任何时刻崩溃，都不会留下半个文件，也不会有指向不存在文件的记录；
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
 
+mod archive;
 mod db;
 pub mod routes;
 mod thumbs;

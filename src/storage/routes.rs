@@ -19,8 +19,53 @@ where
     Storage: axum::extract::FromRef<S>,
 {
     Router::new()
+        .route("/files/zip", get(serve_zip))
         .route("/files/{id}", get(serve_image))
         .route("/files/{id}/thumb", get(serve_thumbnail))
+}
+
+/// 一次最多打包的图片数。
+const MAX_ZIP_IMAGES: usize = 1000;
+
+#[derive(Deserialize)]
+struct ZipQuery {
+    #[serde(default)]
+    ids: String,
+}
+
+/// `GET /files/zip?ids=a,b,c`：把这些图片流式打成一个 zip 下载。任何一个 id 无效或不存在，整个请求 404，不打半个包。
+async fn serve_zip(
+    State(storage): State<Storage>,
+    Query(query): Query<ZipQuery>,
+) -> Result<Response, ApiError> {
+    let mut ids: Vec<&str> = query
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > MAX_ZIP_IMAGES {
+        return Err(ApiError::InvalidRequest(format!(
+            "请选择 1 到 {MAX_ZIP_IMAGES} 张图片再打包下载"
+        )));
+    }
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        records.push(find(&storage, id.to_string()).await?);
+    }
+    let name = format!("images-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(records)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).expect("只含 ASCII"),
+    );
+    Ok(response)
 }
 
 #[derive(Deserialize)]

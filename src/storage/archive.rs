@@ -1,0 +1,100 @@
+//! 打包下载：把选中的图片流式写成 zip（不压缩，PNG/JPEG 本来就压缩过）。
+//!
+//! zip 的写入是同步的：在阻塞线程里写，经一个有界通道（8 块 × 64 KB）交给响应体。
+//! 内存占用与图片数量、大小无关；客户端断开时通道关闭，写线程随即停止。
+
+use super::ImageRecord;
+use bytes::Bytes;
+use futures::Stream;
+use std::io::{self, Write};
+use tokio::sync::mpsc;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+const CHUNK: usize = 64 * 1024;
+
+/// 把输出按 64 KB 一块送进通道的 `Write`。
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send_buffered(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "客户端已断开"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_buffered()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffered()
+    }
+}
+
+/// zip 里的文件名：提示词摘要 + id 末 8 位（id 前段是时间戳，末段是随机数）+ 扩展名。
+fn entry_name(record: &ImageRecord) -> String {
+    let excerpt: String = record
+        .prompt
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .take(24)
+        .collect::<String>()
+        .trim()
+        .replace(' ', "_");
+    let tail = &record.id[record.id.len().saturating_sub(8)..];
+    let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
+    if excerpt.is_empty() {
+        format!("{tail}.{ext}")
+    } else {
+        format!("{excerpt}-{tail}.{ext}")
+    }
+}
+
+fn write_zip(records: Vec<ImageRecord>, writer: ChannelWriter) -> io::Result<()> {
+    let mut zip = ZipWriter::new_stream(writer);
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Stored)
+        .large_file(true);
+    for record in records {
+        zip.start_file(entry_name(&record), options)
+            .map_err(io::Error::other)?;
+        let mut file = std::fs::File::open(record.path())?;
+        io::copy(&mut file, &mut zip)?;
+    }
+    let mut inner = zip.finish().map_err(io::Error::other)?;
+    inner.flush()
+}
+
+/// 返回 zip 的字节流。读文件出错时流以错误结束（连接中断，客户端不会拿到看似完整的坏包）。
+pub fn zip_stream(records: Vec<ImageRecord>) -> impl Stream<Item = io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(8);
+    let writer = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(CHUNK),
+    };
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write_zip(records, writer) {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                tracing::error!("打包下载失败：{e}");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
