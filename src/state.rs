@@ -15,3 +15,34 @@ pub struct AppState {
     pub storage: Storage,
     pub idempotency: IdempotencyCache,
 }
+
+impl AppState {
+    /// 经网关生成一张图并原子地保存到存储；`/v1` 各接口与工作台共用这一条路径。
+    pub async fn generate_and_save(
+        &self,
+        request: crate::gateway::ImageRequest,
+    ) -> Result<(crate::gateway::GeneratedImage, crate::storage::ImageRecord), crate::error::ApiError>
+    {
+        let started = std::time::Instant::now();
+        let image = self.gateway.generate(request.clone()).await?;
+        let record = self
+            .storage
+            .save_image(crate::storage::NewImage {
+                data: image.data.clone(),
+                prompt: request.prompt,
+                mode: if request.references.is_empty() {
+                    "text2img"
+                } else {
+                    "img2img"
+                },
+                model: image.model.clone(),
+                aspect_ratio: request.aspect_ratio.to_string(),
+                image_size: request.image_size.to_string(),
+                upstream: image.upstream.clone(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                attempts: image.attempts.clone(),
+            })
+            .await?;
+        Ok((image, record))
+    }
+}

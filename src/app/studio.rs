@@ -28,7 +28,6 @@ mod ssr {
     use crate::error::ApiError;
     use crate::gateway::ImageRequest;
     use crate::state::AppState;
-    use crate::storage::NewImage;
 
     /// 提示词长度上限（字符）。
     const MAX_PROMPT_CHARS: usize = 8000;
@@ -45,29 +44,13 @@ mod ssr {
                 "提示词太长了，最多 {MAX_PROMPT_CHARS} 个字符"
             )));
         }
-        let started = std::time::Instant::now();
-        let image = state
-            .gateway
-            .generate(ImageRequest {
+        let (image, record) = state
+            .generate_and_save(ImageRequest {
                 prompt: prompt.clone(),
                 references: Vec::new(),
                 aspect_ratio: request.aspect_ratio,
                 image_size: request.image_size,
                 model: None,
-            })
-            .await?;
-        let record = state
-            .storage
-            .save_image(NewImage {
-                data: image.data,
-                prompt: prompt.clone(),
-                mode: "text2img",
-                model: image.model,
-                aspect_ratio: request.aspect_ratio.to_string(),
-                image_size: request.image_size.to_string(),
-                upstream: image.upstream.clone(),
-                duration_ms: started.elapsed().as_millis() as u64,
-                attempts: image.attempts.clone(),
             })
             .await?;
         Ok(SavedImage {

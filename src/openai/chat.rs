@@ -4,7 +4,7 @@
 //! `stream: true` 时发送合法的 `chat.completion.chunk` SSE，等待期间发注释行保活，以 `data: [DONE]` 结束；
 //! 流里的 Markdown 只用本服务器的 `/files/{id}` 链接，绝不把几 MB 的 data URL 塞进一行 SSE。
 
-use super::images::{generate_and_save, known_model, public_base_url, uploaded_image, ImageParams};
+use super::images::{known_model, public_base_url, uploaded_image, ImageParams};
 use super::OpenAiJson;
 use crate::app::types::{AspectRatio, ImageSize};
 use crate::error::ApiError;
@@ -88,7 +88,7 @@ pub async fn completions(
     let created = chrono::Utc::now().timestamp();
 
     if !body.stream {
-        let (image, record) = generate_and_save(&state, request).await?;
+        let (image, record) = state.generate_and_save(request).await?;
         let data_url = format!(
             "data:{};base64,{}",
             record.mime,
@@ -131,7 +131,7 @@ pub async fn completions(
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None);
     let rest = futures::stream::once(async move {
-        let events = match generate_and_save(&state, request).await {
+        let events = match state.generate_and_save(request).await {
             Ok((image, record)) => {
                 let url = format!("{base_url}/files/{}", record.id);
                 vec![

@@ -5,9 +5,8 @@ use super::idempotency::Produced;
 use super::OpenAiJson;
 use crate::app::types::{AspectRatio, ImageSize};
 use crate::error::ApiError;
-use crate::gateway::{GeneratedImage, ImageRequest, InputImage};
+use crate::gateway::{ImageRequest, InputImage};
 use crate::state::AppState;
-use crate::storage::{ImageRecord, NewImage};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::Extension;
@@ -269,7 +268,7 @@ async fn generate_n(
     request: ImageRequest,
     n: u32,
 ) -> Result<Vec<Produced>, ApiError> {
-    let jobs = (0..n).map(|_| generate_and_save(state, request.clone()));
+    let jobs = (0..n).map(|_| state.generate_and_save(request.clone()));
     let mut produced = Vec::new();
     let mut first_error = None;
     for result in futures::future::join_all(jobs).await {
@@ -322,34 +321,6 @@ pub fn resolve_shape(params: &ImageParams) -> Result<(AspectRatio, ImageSize), A
         image_size = ImageSize::K2;
     }
     Ok((aspect_ratio, image_size))
-}
-
-/// 经网关生成一张图并保存到存储。`/v1` 的各接口共用。
-pub async fn generate_and_save(
-    state: &AppState,
-    request: ImageRequest,
-) -> Result<(GeneratedImage, ImageRecord), ApiError> {
-    let started = std::time::Instant::now();
-    let image = state.gateway.generate(request.clone()).await?;
-    let record = state
-        .storage
-        .save_image(NewImage {
-            data: image.data.clone(),
-            prompt: request.prompt,
-            mode: if request.references.is_empty() {
-                "text2img"
-            } else {
-                "img2img"
-            },
-            model: image.model.clone(),
-            aspect_ratio: request.aspect_ratio.to_string(),
-            image_size: request.image_size.to_string(),
-            upstream: image.upstream.clone(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            attempts: image.attempts.clone(),
-        })
-        .await?;
-    Ok((image, record))
 }
 
 /// 请求里的模型是已配置的某个上游模型时才采用，否则用上游自己的模型（`dall-e-3`、`gpt-image-1` 等名字照常可用）。

@@ -47,14 +47,7 @@ impl Write for ChannelWriter {
 
 /// zip 里的文件名：提示词摘要 + id 末 8 位（id 前段是时间戳，末段是随机数）+ 扩展名。
 fn entry_name(record: &ImageRecord) -> String {
-    let excerpt: String = record
-        .prompt
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == ' ')
-        .take(24)
-        .collect::<String>()
-        .trim()
-        .replace(' ', "_");
+    let excerpt = record.prompt_excerpt();
     let tail = &record.id[record.id.len().saturating_sub(8)..];
     let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
     if excerpt.is_empty() {

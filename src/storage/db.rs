@@ -63,6 +63,17 @@ impl ImageRecord {
         Path::new(&self.root).join(&self.rel_path)
     }
 
+    /// 提示词摘要（最多 24 个字母数字字符，空格变下划线），用于下载与打包的文件名。
+    pub fn prompt_excerpt(&self) -> String {
+        self.prompt
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ')
+            .take(24)
+            .collect::<String>()
+            .trim()
+            .replace(' ', "_")
+    }
+
     /// 缩略图应在的位置（与原图同目录）。
     pub fn thumb_rel_path_for(&self) -> String {
         thumb_rel_path(&self.rel_path)

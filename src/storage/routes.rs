@@ -153,14 +153,7 @@ async fn serve_file(
 
 /// `attachment; filename="ascii"; filename*=UTF-8''…`（RFC 6266），文件名为提示词摘要 + 日期。
 fn attachment(record: &ImageRecord) -> HeaderValue {
-    let excerpt: String = record
-        .prompt
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == ' ')
-        .take(24)
-        .collect::<String>()
-        .trim()
-        .replace(' ', "_");
+    let excerpt = record.prompt_excerpt();
     let date = record.created_at.get(..10).unwrap_or("image");
     let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
     let name = if excerpt.is_empty() {
