@@ -257,8 +257,11 @@ impl Storage {
 fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
     let dir = path.parent().expect("图像路径总有上级目录");
     std::fs::create_dir_all(dir).map_err(io_err(format!("无法创建目录 {}", dir.display())))?;
+    // tempfile 默认建 0600 的文件；图片是给人用的普通文件，改名后应当和普通文件一样可读（0644）。
+    use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
         .prefix(PARTIAL_PREFIX)
+        .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(io_err(format!("无法在 {} 创建临时文件", dir.display())))?;
     tmp.write_all(data).map_err(io_err("写入图像失败"))?;
@@ -335,6 +338,9 @@ mod tests {
             (7, 5, "image/png")
         );
         assert!(rec.path().is_file());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(rec.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "图片文件应为普通的 0644");
         assert_eq!(
             storage.get(rec.id.clone()).await.unwrap(),
             Some(rec.clone())
