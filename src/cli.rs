@@ -35,17 +35,29 @@ struct ServeArgs {
     #[arg(long, default_value = "factory.toml")]
     config: PathBuf,
     /// 覆盖配置里的监听地址，例如 127.0.0.1:3000；端口 0 表示由系统分配。
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
 struct DemoArgs {
     /// 监听地址；端口 0 表示由系统分配。
-    #[arg(long, default_value = "127.0.0.1:8787")]
+    #[arg(long, default_value = "127.0.0.1:8787", value_parser = parse_listen)]
     listen: SocketAddr,
     #[command(flatten)]
     options: DemoOptions,
+}
+
+/// `--listen` 的解析：错误用中文说明格式（命令行上允许端口 0，由系统分配）。
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    value.trim().parse().map_err(|_| {
+        let port = value.rsplit(':').next().unwrap_or("");
+        if port.parse::<u64>().is_ok_and(|p| p > 65_535) {
+            format!("端口 {port} 超出范围，必须在 0–65535 之间")
+        } else {
+            format!("“{value}”不是有效的“IP:端口”地址（例如 127.0.0.1:3000 或 0.0.0.0:3000）")
+        }
+    })
 }
 
 fn init_logging() {

@@ -139,3 +139,16 @@ fn a_bad_file_changes_nothing_on_disk() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!dir.path().join("storage").exists());
 }
+
+#[test]
+fn bad_listen_flag_is_explained_in_chinese() {
+    for (flag, want) in [
+        ("nonsense", "不是有效的“IP:端口”地址"),
+        ("127.0.0.1:70000", "超出范围"),
+    ] {
+        let (out, _dir) = start_with("", &["--listen", flag]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flag}");
+        assert!(stderr.contains(want), "{flag}: {stderr}");
+    }
+}

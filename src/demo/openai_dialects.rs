@@ -41,27 +41,12 @@ async fn draw(
     if let Some(s) = image_size {
         resolution = s.parse()?;
     }
-    let mut parts = vec![Part {
-        text: Some(prompt),
-        ..Default::default()
-    }];
-    parts.extend(references.into_iter().map(|blob| Part {
-        inline_data: Some(blob),
-        ..Default::default()
-    }));
-    let request = GenerateContentRequest {
-        contents: vec![Content {
-            role: Some("user".into()),
-            parts,
-        }],
-        generation_config: Some(GenerationConfig {
-            response_modalities: vec!["TEXT".into(), "IMAGE".into()],
-            image_config: Some(ImageConfig {
-                aspect_ratio: Some(aspect.as_str().into()),
-                image_size: Some(resolution.as_str().into()),
-            }),
-        }),
-    };
+    let request = GenerateContentRequest::image_request(
+        &prompt,
+        references,
+        aspect.as_str(),
+        resolution.as_str(),
+    );
     let parts = tokio::task::spawn_blocking(move || render(request, None))
         .await
         .map_err(|e| e.to_string())??;

@@ -185,30 +185,20 @@ pub fn api_base(base_url: &str) -> String {
 /// 把统一请求翻译成 Gemini 的 `generateContent` 请求体。
 pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut parts = vec![Part {
-        text: Some(req.prompt.clone()),
-        ..Default::default()
-    }];
-    parts.extend(req.references.iter().map(|img| Part {
-        inline_data: Some(Blob {
+    let references = req
+        .references
+        .iter()
+        .map(|img| Blob {
             mime_type: img.mime.clone(),
             data: b64.encode(&img.data),
-        }),
-        ..Default::default()
-    }));
-    GenerateContentRequest {
-        contents: vec![Content {
-            role: Some("user".into()),
-            parts,
-        }],
-        generation_config: Some(GenerationConfig {
-            response_modalities: vec!["TEXT".into(), "IMAGE".into()],
-            image_config: Some(ImageConfig {
-                aspect_ratio: Some(req.aspect_ratio.as_str().into()),
-                image_size: Some(req.image_size.as_str().into()),
-            }),
-        }),
-    }
+        })
+        .collect();
+    GenerateContentRequest::image_request(
+        &req.prompt,
+        references,
+        req.aspect_ratio.as_str(),
+        req.image_size.as_str(),
+    )
 }
 
 #[cfg(test)]

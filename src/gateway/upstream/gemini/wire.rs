@@ -12,6 +12,38 @@ pub struct GenerateContentRequest {
     pub generation_config: Option<GenerationConfig>,
 }
 
+impl GenerateContentRequest {
+    /// 一条用户消息：提示词 + 参考图，要求同时返回文字与图像，并指定宽高比与分辨率。
+    pub fn image_request(
+        prompt: &str,
+        references: Vec<Blob>,
+        aspect_ratio: &str,
+        image_size: &str,
+    ) -> Self {
+        let mut parts = vec![Part {
+            text: Some(prompt.to_string()),
+            ..Default::default()
+        }];
+        parts.extend(references.into_iter().map(|blob| Part {
+            inline_data: Some(blob),
+            ..Default::default()
+        }));
+        Self {
+            contents: vec![Content {
+                role: Some("user".into()),
+                parts,
+            }],
+            generation_config: Some(GenerationConfig {
+                response_modalities: vec!["TEXT".into(), "IMAGE".into()],
+                image_config: Some(ImageConfig {
+                    aspect_ratio: Some(aspect_ratio.into()),
+                    image_size: Some(image_size.into()),
+                }),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Content {
