@@ -40,11 +40,22 @@ async fn generates_png_with_requested_size_and_saves_it_atomically() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes.to_vec());
     assert!(files[0].to_string_lossy().ends_with(".png"));
-    assert!(!files_under(ws.path()).iter().any(|p| p
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .starts_with(".partial-")));
+    // 缩略图在后台写（也经临时文件）：等它写完（最多 5 秒），之后不应留下任何临时文件。
+    let has_partial = || {
+        files_under(ws.path()).iter().any(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".partial-")
+        })
+    };
+    for _ in 0..50 {
+        if !has_partial() && files_under(&ws.storage().join("images")).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!has_partial(), "{:?}", files_under(ws.path()));
 
     // 下载链接带上 attachment 与可读文件名。
     let dl = http.get(format!("{url}?download=1")).send().await.unwrap();

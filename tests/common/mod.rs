@@ -92,11 +92,15 @@ pub fn config_with_upstream(upstream_url: &str) -> String {
     )
 }
 
-/// 递归列出目录下的原图文件（不含缩略图，它们在后台生成，数量取决于时机）。
+/// 递归列出目录下已写完的原图文件。缩略图及其写到一半的临时文件在后台生成，数量取决于时机，不计入；
+/// 检查“没有残留临时文件”的测试用 `files_under`，它什么都列。
 pub fn originals_under(dir: &Path) -> Vec<PathBuf> {
     files_under(dir)
         .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".thumb.jpg"))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            !name.ends_with(".thumb.jpg") && !name.starts_with(".partial-")
+        })
         .collect()
 }
 
