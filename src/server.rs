@@ -188,7 +188,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
     crate::metrics::install();
-    let storage = Storage::open(&config.storage.root)?;
+    let storage = Storage::open(&config.storage.root, &config.storage.database_path())?;
     let demo_base_url = if config.demo_mode() {
         let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
             .await
@@ -210,6 +210,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
         storage = %state.storage.root().display(),
+        database = %state.config.load().storage.database_path().display(),
         site_root = %state.leptos_options.site_root,
         "配置已加载"
     );

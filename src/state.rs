@@ -24,6 +24,15 @@ impl AppState {
     ) -> Result<(crate::gateway::GeneratedImage, crate::storage::ImageRecord), crate::error::ApiError>
     {
         let started = std::time::Instant::now();
+        // 参考图先按内容哈希存下（同样的图只存一份），记录里留下它们的 id。
+        let mut reference_ids = Vec::with_capacity(request.references.len());
+        for reference in &request.references {
+            let upload = self
+                .storage
+                .save_upload(reference.data.clone(), reference.mime.clone())
+                .await?;
+            reference_ids.push(upload.id);
+        }
         let image = self.gateway.generate(request.clone()).await?;
         let record = self
             .storage
@@ -41,6 +50,7 @@ impl AppState {
                 upstream: image.upstream.clone(),
                 duration_ms: started.elapsed().as_millis() as u64,
                 attempts: image.attempts.clone(),
+                reference_ids,
             })
             .await?;
         Ok((image, record))

@@ -39,3 +39,29 @@ impl FromServerFnError for AppError {
         }
     }
 }
+
+/// 服务器函数的服务端公共部分：取共享状态、把服务端错误变成给页面的错误并设置响应状态码。
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::AppError;
+    use crate::error::ApiError;
+    use crate::state::AppState;
+    use leptos::prelude::use_context;
+
+    /// 当前请求的共享状态（由 `leptos_routes_with_context` 与服务器函数处理器提供）。
+    pub fn state() -> Result<AppState, ApiError> {
+        use_context::<AppState>().ok_or_else(|| ApiError::InvalidRequest("服务器状态缺失".into()))
+    }
+
+    /// 把服务端错误转换为 `AppError`，并让 HTTP 响应带上同样的状态码（JSON 调用方可以只看状态码）。
+    pub fn into_app_error(error: ApiError) -> AppError {
+        let app_error = AppError::from(error);
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(
+                axum::http::StatusCode::from_u16(app_error.status)
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+        app_error
+    }
+}

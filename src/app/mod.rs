@@ -1,6 +1,7 @@
 //! 页面（前后端共用）：外壳、路由与各页面。只有需要交互的部分是 island，其余都在服务端渲染。
 
 pub mod error;
+pub mod gallery;
 pub mod studio;
 pub mod types;
 
@@ -40,6 +41,7 @@ pub fn App() -> impl IntoView {
             <main>
                 <FlatRoutes fallback=|| view! { <p class="not-found">"页面不存在"</p> }>
                     <Route path=StaticSegment("") view=studio::StudioPage/>
+                    <Route path=StaticSegment("gallery") view=gallery::GalleryPage/>
                 </FlatRoutes>
             </main>
         </Router>
@@ -49,11 +51,14 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Header() -> impl IntoView {
     let demo_mode = use_context::<PageInfo>().is_some_and(|p| p.demo_mode);
+    let path = leptos_router::hooks::use_location().pathname;
+    let current = move |href: &'static str| (path.get() == href).then_some("page");
     view! {
         <header class="top">
             <a class="brand" href="/">"绘图工厂"</a>
             <nav>
-                <a href="/" aria-current="page">"工作台"</a>
+                <a href="/" aria-current=move || current("/")>"工作台"</a>
+                <a href="/gallery" aria-current=move || current("/gallery")>"图库"</a>
             </nav>
             <Show when=move || demo_mode>
                 <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示模式"</span>

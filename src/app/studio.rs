@@ -10,31 +10,48 @@ use leptos::task::spawn_local;
 /// `POST /api/generate_image`，请求体 `{"request":{"prompt":"…","aspect_ratio":"16:9","image_size":"1K"}}`。
 #[server(prefix = "/api", endpoint = "generate_image", input = Json)]
 pub async fn generate_image(request: GenerateRequest) -> Result<SavedImage, AppError> {
-    ssr::generate(request).await.map_err(|e| {
-        let app_error = AppError::from(e);
-        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            res.set_status(
-                axum::http::StatusCode::from_u16(app_error.status)
-                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
-            );
-        }
-        app_error
-    })
+    ssr::generate(request)
+        .await
+        .map_err(super::error::ssr::into_app_error)
 }
 
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::*;
     use crate::error::ApiError;
-    use crate::gateway::ImageRequest;
+    use crate::gateway::{ImageRequest, InputImage};
     use crate::state::AppState;
 
     /// 提示词长度上限（字符）。
     const MAX_PROMPT_CHARS: usize = 8000;
+    /// 一次最多几张参考图。
+    const MAX_REFERENCES: usize = 8;
+
+    /// 按 id 读出参考图：先找图库里的图片，再找上传的参考图。
+    async fn load_reference(state: &AppState, id: &str) -> Result<InputImage, ApiError> {
+        let not_found = || ApiError::InvalidRequest(format!("参考图“{id}”不存在或已被永久删除"));
+        if !id.bytes().all(|b| b.is_ascii_hexdigit()) || id.is_empty() {
+            return Err(not_found());
+        }
+        let (path, mime) = if let Some(r) = state.storage.get(id.to_string()).await? {
+            (r.path(), r.mime)
+        } else if let Some(u) = state.storage.get_upload(id.to_string()).await? {
+            (u.path(), u.mime)
+        } else {
+            return Err(not_found());
+        };
+        let data = tokio::fs::read(&path).await.map_err(|e| {
+            tracing::warn!(path = %path.display(), "读取参考图失败：{e}");
+            not_found()
+        })?;
+        Ok(InputImage {
+            mime,
+            data: data.into(),
+        })
+    }
 
     pub async fn generate(request: GenerateRequest) -> Result<SavedImage, ApiError> {
-        let state = use_context::<AppState>()
-            .ok_or_else(|| ApiError::InvalidRequest("服务器状态缺失".into()))?;
+        let state = crate::app::error::ssr::state()?;
         let prompt = request.prompt.trim().to_string();
         if prompt.is_empty() {
             return Err(ApiError::InvalidRequest("提示词不能为空".into()));
@@ -44,10 +61,19 @@ mod ssr {
                 "提示词太长了，最多 {MAX_PROMPT_CHARS} 个字符"
             )));
         }
+        if request.references.len() > MAX_REFERENCES {
+            return Err(ApiError::InvalidRequest(format!(
+                "参考图最多 {MAX_REFERENCES} 张"
+            )));
+        }
+        let mut references = Vec::with_capacity(request.references.len());
+        for id in &request.references {
+            references.push(load_reference(&state, id).await?);
+        }
         let (image, record) = state
             .generate_and_save(ImageRequest {
                 prompt: prompt.clone(),
-                references: Vec::new(),
+                references,
                 aspect_ratio: request.aspect_ratio,
                 image_size: request.image_size,
                 model: None,
@@ -66,14 +92,23 @@ mod ssr {
     }
 }
 
+/// 工作台页面。`/?ref=<图片 id>`（图库的“以此图继续编辑”）会把那张图作为参考图带入。
 #[component]
 pub fn StudioPage() -> impl IntoView {
-    view! { <Studio/> }
+    let query = leptos_router::hooks::use_query_map();
+    let references: Vec<String> = query
+        .with_untracked(|q| q.get("ref"))
+        .into_iter()
+        .flat_map(|r| r.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .collect();
+    view! { <Studio references/> }
 }
 
 /// 工作台的交互部分：结果网格 + 底部提示词栏。
 #[island]
-fn Studio() -> impl IntoView {
+fn Studio(references: Vec<String>) -> impl IntoView {
+    let references = RwSignal::new(references);
     let prompt = RwSignal::new(String::new());
     let aspect = RwSignal::new(AspectRatio::default());
     let size = RwSignal::new(ImageSize::default());
@@ -93,6 +128,7 @@ fn Studio() -> impl IntoView {
             prompt: prompt.get_untracked(),
             aspect_ratio: aspect.get_untracked(),
             image_size: size.get_untracked(),
+            references: references.get_untracked(),
         };
         error.set(None);
         pending.update(|n| *n += 1);
@@ -125,6 +161,23 @@ fn Studio() -> impl IntoView {
                 ev.prevent_default();
                 submit();
             }>
+                <Show when=move || !references.with(Vec::is_empty)>
+                    <ul class="references" aria-label="参考图">
+                        <For each=move || references.get() key=|id| id.clone() let:id>
+                            {
+                                let remove = id.clone();
+                                view! {
+                                    <li data-testid="reference">
+                                        <img src=format!("/files/{id}/thumb") alt="参考图"/>
+                                        <button type="button" aria-label="移除参考图" on:click=move |_| {
+                                            references.update(|r| r.retain(|x| *x != remove));
+                                        }>"×"</button>
+                                    </li>
+                                }
+                            }
+                        </For>
+                    </ul>
+                </Show>
                 <textarea
                     name="prompt"
                     placeholder="描述你想要的画面……（Enter 发送，Shift+Enter 换行）"

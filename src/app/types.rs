@@ -206,6 +206,9 @@ pub struct GenerateRequest {
     pub aspect_ratio: AspectRatio,
     #[serde(default)]
     pub image_size: ImageSize,
+    /// 参考图的 id（图库里的图片 id 或上传的 id）；非空即为图生图。
+    #[serde(default)]
+    pub references: Vec<String>,
 }
 
 /// 已保存到服务器的一张图像。
@@ -237,6 +240,33 @@ pub struct AttemptInfo {
     pub outcome: String,
     /// 失败原因（中文）。
     pub error: Option<String>,
+}
+
+/// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
+pub fn describe_attempt(a: &AttemptInfo) -> String {
+    let outcome = match a.outcome.as_str() {
+        "ok" => "成功",
+        "timeout" => "超时",
+        "connect" => "连接失败",
+        "status" => "返回错误状态",
+        "bad_response" => "响应无法解析",
+        "safety" => "被安全策略拦截",
+        "no_image" => "没有返回图片",
+        "invalid_request" => "请求被拒绝",
+        "no_upstream" => "没有可用上游",
+        "queue_full" => "排队已满",
+        "circuit_open" => "已熔断，跳过",
+        other => other,
+    };
+    let mut s = format!("上游 {}：{outcome}", a.upstream);
+    if let Some(status) = a.status {
+        s.push_str(&format!("（HTTP {status}）"));
+    }
+    s.push_str(&format!("，耗时 {:.1} 秒", a.latency_ms as f64 / 1000.0));
+    if let Some(e) = &a.error {
+        s.push_str(&format!("：{e}"));
+    }
+    s
 }
 
 /// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。

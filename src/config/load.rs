@@ -132,6 +132,9 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     }
 
     config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
+    if !config.storage.database.as_os_str().is_empty() {
+        config.storage.database = check_database_path(&config.storage.database, base_dir)?;
+    }
     in_range(
         "storage.max_upload_mb",
         config.storage.max_upload_mb,
@@ -309,6 +312,31 @@ fn check_storage_root(root: &Path, base_dir: &Path) -> Result<PathBuf, ConfigErr
         .tempfile_in(&absolute)
         .map_err(|e| invalid(KEY, format!("目录 {} 不可写：{e}", absolute.display())))?;
     Ok(absolute)
+}
+
+/// 数据库文件所在目录必须存在或可以创建；返回绝对路径。文件本身不存在时会新建。
+fn check_database_path(path: &Path, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    const KEY: &str = "storage.database";
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    };
+    if joined.is_dir() {
+        return Err(invalid(
+            KEY,
+            format!(
+                "{} 是目录，应填数据库文件的路径（例如 …/factory.db）",
+                joined.display()
+            ),
+        ));
+    }
+    let dir = joined.parent().unwrap_or(base_dir);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| invalid(KEY, format!("无法创建目录 {}：{e}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| invalid(KEY, format!("无法访问目录 {}：{e}", dir.display())))?;
+    Ok(dir.join(joined.file_name().unwrap_or_default()))
 }
 
 #[cfg(test)]

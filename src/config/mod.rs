@@ -51,15 +51,30 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
-    /// 图片根目录；相对路径以配置文件所在目录为基准（没有配置文件时以当前目录为基准）。
+    /// 新图片写到的根目录；相对路径以配置文件所在目录为基准（没有配置文件时以当前目录为基准）。
     pub root: PathBuf,
+    /// 元数据库（SQLite 文件）。留空表示 `{root}/factory.db`。
+    /// 改 `root` 时把它固定在原来的位置，旧图片就仍在图库里、仍可下载（设置页改根目录时会自动这样做）。
+    pub database: PathBuf,
     pub max_upload_mb: u32,
+}
+
+impl StorageConfig {
+    /// 数据库文件的实际位置。
+    pub fn database_path(&self) -> PathBuf {
+        if self.database.as_os_str().is_empty() {
+            self.root.join(crate::storage::DB_FILE)
+        } else {
+            self.database.clone()
+        }
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             root: PathBuf::from("storage"),
+            database: PathBuf::new(),
             max_upload_mb: 20,
         }
     }

@@ -32,6 +32,18 @@ fn migrations() -> Migrations<'static> {
              ALTER TABLE images ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE images ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';  -- 尝试记录（JSON）",
         ),
+        M::up(
+            "CREATE TABLE uploads (
+            id         TEXT PRIMARY KEY,   -- 内容的 SHA-256（十六进制）：同样的图只存一份
+            root       TEXT NOT NULL,
+            rel_path   TEXT NOT NULL,
+            mime       TEXT NOT NULL,
+            bytes      INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE images ADD COLUMN reference_ids TEXT NOT NULL DEFAULT '[]'; -- 参考图（uploads.id 的 JSON 数组）
+        CREATE INDEX images_deleted ON images(deleted_at);",
+        ),
     ])
 }
 
@@ -56,6 +68,10 @@ pub struct ImageRecord {
     pub duration_ms: i64,
     /// 尝试记录（JSON 数组）。
     pub attempts: String,
+    /// 参考图 id（JSON 数组，指向 uploads 表）。
+    pub reference_ids: String,
+    /// 移入回收站的时间；为空表示未删除。
+    pub deleted_at: Option<String>,
 }
 
 impl ImageRecord {
@@ -98,6 +114,8 @@ impl ImageRecord {
             thumb_rel_path: row.get("thumb_rel_path")?,
             duration_ms: row.get("duration_ms")?,
             attempts: row.get("attempts")?,
+            reference_ids: row.get("reference_ids")?,
+            deleted_at: row.get("deleted_at")?,
         })
     }
 }
@@ -123,8 +141,8 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
                              aspect_ratio, image_size, upstream, created_at, thumb_rel_path,
-                             duration_ms, attempts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                             duration_ms, attempts, reference_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             r.id,
             r.root,
@@ -142,7 +160,8 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
             r.created_at,
             r.thumb_rel_path,
             r.duration_ms,
-            r.attempts
+            r.attempts,
+            r.reference_ids
         ],
     )?;
     Ok(())
@@ -175,13 +194,146 @@ pub fn set_thumbnail(conn: &Connection, id: &str, thumb_rel_path: &str) -> rusql
     Ok(())
 }
 
+/// 按 id 取记录（包括回收站里的：恢复之前仍可查看）。
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<ImageRecord>> {
     conn.query_row(
-        "SELECT * FROM images WHERE id = ?1 AND deleted_at IS NULL",
+        "SELECT * FROM images WHERE id = ?1",
         [id],
         ImageRecord::from_row,
     )
     .optional()
+}
+
+/// 图库的一次查询条件。时间都是与 `created_at` 同格式的 UTC 字符串。
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// 提示词包含这段文字（不区分 ASCII 大小写）。
+    pub search: String,
+    pub mode: Option<String>,
+    /// 起止时间（含起、不含止）。
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// true 只看回收站，false 只看未删除的。
+    pub trash: bool,
+    /// 翻页游标：上一页最后一条的 (created_at, id)。
+    pub after: Option<(String, String)>,
+    pub limit: u32,
+}
+
+/// 按时间倒序列出符合条件的记录（键集分页：翻页时不会因新增图片而重复或漏掉）。
+pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<ImageRecord>> {
+    let escaped = f
+        .search
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let (after_time, after_id) = f.after.clone().unzip();
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM images
+         WHERE (deleted_at IS NOT NULL) = ?1
+           AND (?2 = '' OR prompt LIKE '%' || ?2 || '%' ESCAPE '\\')
+           AND (?3 IS NULL OR mode = ?3)
+           AND (?4 IS NULL OR created_at >= ?4)
+           AND (?5 IS NULL OR created_at < ?5)
+           AND (?6 IS NULL OR (created_at, id) < (?6, ?7))
+         ORDER BY created_at DESC, id DESC
+         LIMIT ?8",
+    )?;
+    let rows = stmt.query_map(
+        params![f.trash, escaped, f.mode, f.from, f.to, after_time, after_id, f.limit],
+        ImageRecord::from_row,
+    )?;
+    rows.collect()
+}
+
+/// 把这些图片移入回收站（已在回收站的不变），返回实际移入的条数。
+pub fn trash(conn: &Connection, ids: &[String], now: &str) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for id in ids {
+        n += conn.execute(
+            "UPDATE images SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+            params![id, now],
+        )?;
+    }
+    Ok(n)
+}
+
+/// 从回收站恢复，返回实际恢复的条数。
+pub fn restore(conn: &Connection, ids: &[String]) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for id in ids {
+        n += conn.execute(
+            "UPDATE images SET deleted_at = NULL WHERE id = ?1 AND deleted_at IS NOT NULL",
+            [id],
+        )?;
+    }
+    Ok(n)
+}
+
+/// 删除回收站里的全部记录（在一个事务里），返回被删除的记录，调用方随后删文件。
+pub fn purge_trash(conn: &mut Connection) -> rusqlite::Result<Vec<ImageRecord>> {
+    let tx = conn.transaction()?;
+    let removed = {
+        let mut stmt = tx.prepare("SELECT * FROM images WHERE deleted_at IS NOT NULL")?;
+        let rows = stmt.query_map([], ImageRecord::from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.execute("DELETE FROM images WHERE deleted_at IS NOT NULL", [])?;
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// 一份上传（参考图）的记录：按内容哈希存一份。
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub root: String,
+    pub rel_path: String,
+    pub mime: String,
+    pub bytes: i64,
+    pub created_at: String,
+}
+
+impl UploadRecord {
+    pub fn path(&self) -> std::path::PathBuf {
+        Path::new(&self.root).join(&self.rel_path)
+    }
+}
+
+pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRecord>> {
+    conn.query_row(
+        "SELECT id, root, rel_path, mime, bytes, created_at FROM uploads WHERE id = ?1",
+        [id],
+        |row| {
+            Ok(UploadRecord {
+                id: row.get(0)?,
+                root: row.get(1)?,
+                rel_path: row.get(2)?,
+                mime: row.get(3)?,
+                bytes: row.get(4)?,
+                created_at: row.get(5)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// 写入（或覆盖：文件丢失后重新保存时）一条上传记录。
+pub fn put_upload(conn: &Connection, u: &UploadRecord) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO uploads (id, root, rel_path, mime, bytes, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![u.id, u.root, u.rel_path, u.mime, u.bytes, u.created_at],
+    )?;
+    Ok(())
+}
+
+/// 记录里出现过的所有存储根（核对文件时每个根都要看）。
+pub fn roots(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare("SELECT DISTINCT root FROM images UNION SELECT DISTINCT root FROM uploads")?;
+    let rows = stmt.query_map([], |row| row.get(0))?;
+    rows.collect()
 }
 
 #[cfg(test)]
@@ -215,11 +367,121 @@ mod tests {
             thumb_rel_path: None,
             duration_ms: 12,
             attempts: "[]".into(),
+            reference_ids: "[]".into(),
+            deleted_at: None,
         };
         insert(&conn, &r).unwrap();
         assert_eq!(get(&conn, "a").unwrap(), Some(r.clone()));
         assert_eq!(get(&conn, "b").unwrap(), None);
         // 主键防止同一张图写两行。
         assert!(insert(&conn, &r).is_err());
+    }
+
+    fn record(id: &str, prompt: &str, mode: &str, created_at: &str) -> ImageRecord {
+        ImageRecord {
+            id: id.into(),
+            root: "/r".into(),
+            rel_path: format!("images/{id}.png"),
+            mime: "image/png".into(),
+            width: 1,
+            height: 1,
+            bytes: 1,
+            prompt: prompt.into(),
+            mode: mode.into(),
+            model: "m".into(),
+            aspect_ratio: "1:1".into(),
+            image_size: "1K".into(),
+            upstream: "u".into(),
+            created_at: created_at.into(),
+            thumb_rel_path: None,
+            duration_ms: 0,
+            attempts: "[]".into(),
+            reference_ids: "[]".into(),
+            deleted_at: None,
+        }
+    }
+
+    fn ids(rows: Vec<ImageRecord>) -> Vec<String> {
+        rows.into_iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn list_pages_filters_and_trash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("t.db")).unwrap();
+        for (id, prompt, mode, t) in [
+            ("a", "红色的猫", "text2img", "2026-01-01T00:00:00.000Z"),
+            ("b", "蓝色的狗", "img2img", "2026-01-02T00:00:00.000Z"),
+            ("c", "100% 纯_色", "text2img", "2026-01-03T00:00:00.000Z"),
+            ("d", "红色的花", "text2img", "2026-01-03T00:00:00.000Z"),
+        ] {
+            insert(&conn, &record(id, prompt, mode, t)).unwrap();
+        }
+        let all = ListFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        // 时间倒序；同一时刻按 id 倒序。
+        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c", "b", "a"]);
+        // 键集分页：第二页从第一页最后一条之后开始。
+        let first = list(
+            &conn,
+            &ListFilter {
+                limit: 2,
+                ..all.clone()
+            },
+        )
+        .unwrap();
+        let last = first.last().unwrap();
+        let after = Some((last.created_at.clone(), last.id.clone()));
+        let second = ListFilter {
+            limit: 2,
+            after,
+            ..all.clone()
+        };
+        assert_eq!(ids(list(&conn, &second).unwrap()), ["b", "a"]);
+        // 搜索：% 与 _ 按字面匹配，不是通配符。
+        let search = |q: &str| ListFilter {
+            search: q.into(),
+            ..all.clone()
+        };
+        assert_eq!(ids(list(&conn, &search("红色")).unwrap()), ["d", "a"]);
+        assert_eq!(ids(list(&conn, &search("%")).unwrap()), ["c"]);
+        assert_eq!(ids(list(&conn, &search("纯_")).unwrap()), ["c"]);
+        assert!(list(&conn, &search("_色的猫")).unwrap().is_empty());
+        // 模式与日期。
+        let img2img = ListFilter {
+            mode: Some("img2img".into()),
+            ..all.clone()
+        };
+        assert_eq!(ids(list(&conn, &img2img).unwrap()), ["b"]);
+        let jan2 = ListFilter {
+            from: Some("2026-01-02T00:00:00.000Z".into()),
+            to: Some("2026-01-03T00:00:00.000Z".into()),
+            ..all.clone()
+        };
+        assert_eq!(ids(list(&conn, &jan2).unwrap()), ["b"]);
+        // 回收站：移入、恢复、清空。
+        let trash_view = ListFilter {
+            trash: true,
+            ..all.clone()
+        };
+        assert_eq!(
+            trash(&conn, &["a".into(), "b".into(), "zz".into()], "t").unwrap(),
+            2
+        );
+        assert_eq!(
+            trash(&conn, &["a".into()], "t").unwrap(),
+            0,
+            "已在回收站的不重复计数"
+        );
+        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c"]);
+        assert_eq!(ids(list(&conn, &trash_view).unwrap()), ["b", "a"]);
+        assert_eq!(restore(&conn, &["b".into()]).unwrap(), 1);
+        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c", "b"]);
+        let purged = purge_trash(&mut conn).unwrap();
+        assert_eq!(ids(purged), ["a"]);
+        assert_eq!(get(&conn, "a").unwrap(), None);
+        assert!(list(&conn, &trash_view).unwrap().is_empty());
     }
 }

@@ -9,7 +9,7 @@ mod db;
 pub mod routes;
 mod thumbs;
 
-pub use db::ImageRecord;
+pub use db::{ImageRecord, ListFilter, UploadRecord};
 
 use rusqlite::Connection;
 use std::io::Write;
@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 
 /// 临时文件名前缀；启动时清理以它开头的文件。
 const PARTIAL_PREFIX: &str = ".partial-";
-const DB_FILE: &str = "factory.db";
+/// 默认的数据库文件名（位于存储根下）。
+pub const DB_FILE: &str = "factory.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -54,6 +55,8 @@ pub struct NewImage {
     /// 从开始生成到拿到图的耗时。
     pub duration_ms: u64,
     pub attempts: Vec<crate::app::types::AttemptInfo>,
+    /// 参考图（已由 `save_upload` 保存）的 id。
+    pub reference_ids: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -62,8 +65,8 @@ pub struct Storage {
 }
 
 struct Inner {
-    /// 新文件写到这里。
-    root: PathBuf,
+    /// 新文件写到这里。改存储根只影响之后写的文件；旧文件的记录里有它自己的根，照常可取。
+    root: std::sync::RwLock<PathBuf>,
     db: Mutex<Connection>,
     audit: Audit,
 }
@@ -73,11 +76,11 @@ struct Inner {
 pub struct Audit {
     /// 有记录、但文件不存在的图片 id。
     pub missing_files: Vec<String>,
-    /// 存储根的 images/ 下没有任何记录指向的文件。
+    /// 各存储根的 images/ 下没有任何记录指向的文件。
     pub orphan_files: Vec<PathBuf>,
 }
 
-/// 比对数据库记录与磁盘文件（只读，不修改任何东西）。
+/// 比对数据库记录与磁盘文件（只读，不修改任何东西）。当前根和记录里出现过的每个根都会检查。
 fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
     let rows = db::all_paths(conn)?;
     let mut known = std::collections::HashSet::new();
@@ -90,7 +93,11 @@ fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
         known.extend(thumb);
     }
     let mut orphan_files: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![root.join("images")];
+    let mut roots: Vec<PathBuf> = db::roots(conn)?.into_iter().map(PathBuf::from).collect();
+    roots.push(root.to_path_buf());
+    roots.sort();
+    roots.dedup();
+    let mut stack: Vec<PathBuf> = roots.iter().map(|r| r.join("images")).collect();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -111,15 +118,23 @@ fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
 }
 
 impl Storage {
-    /// 打开（必要时创建）`root` 下的存储：建库、迁移、清理上次崩溃留下的临时文件。
-    pub fn open(root: &Path) -> Result<Self, StorageError> {
+    /// 打开存储：新文件写到 `root`，元数据在 `database`（SQLite 文件）。
+    /// 建库、迁移、清理上次崩溃留下的临时文件，并核对记录与文件。
+    pub fn open(root: &Path, database: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root)
             .map_err(io_err(format!("无法创建存储目录 {}", root.display())))?;
-        let removed = remove_partials(root);
+        if let Some(dir) = database.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(io_err(format!("无法创建数据库目录 {}", dir.display())))?;
+        }
+        let conn = db::open(database)?;
+        let mut removed = 0;
+        for r in db::roots(&conn)?.iter().map(Path::new).chain([root]) {
+            removed += remove_partials(r);
+        }
         if removed > 0 {
             tracing::warn!(removed, "已清理上次中断时留下的临时文件");
         }
-        let conn = db::open(&root.join(DB_FILE))?;
         let audit = audit(&conn, root)?;
         if !audit.missing_files.is_empty() || !audit.orphan_files.is_empty() {
             // 只报告、不自动修复：丢文件或多文件都需要人来判断。
@@ -133,7 +148,7 @@ impl Storage {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                root: root.to_path_buf(),
+                root: std::sync::RwLock::new(root.to_path_buf()),
                 db: Mutex::new(conn),
                 audit,
             }),
@@ -145,8 +160,29 @@ impl Storage {
         &self.inner.audit
     }
 
-    pub fn root(&self) -> &Path {
-        &self.inner.root
+    /// 新文件当前写到的根目录。
+    pub fn root(&self) -> PathBuf {
+        self.inner.root.read().expect("锁未被毒化").clone()
+    }
+
+    /// 改变新文件写到的根目录（已有的文件不移动，照常可取）。
+    pub fn set_root(&self, root: PathBuf) {
+        *self.inner.root.write().expect("锁未被毒化") = root;
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.inner.db.lock().expect("数据库锁未被毒化")
+    }
+
+    /// 在阻塞线程池里用数据库连接做一件事。
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut this.db()))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
     /// 原子地保存一张图像并写入记录；缩略图随后在后台生成。
@@ -190,8 +226,7 @@ impl Storage {
         let rel = record.thumb_rel_path_for();
         let path = Path::new(&record.root).join(&rel);
         write_atomically(&path, &thumbs::make_thumbnail(data)?)?;
-        let conn = self.inner.db.lock().expect("数据库锁未被毒化");
-        db::set_thumbnail(&conn, &record.id, &rel)?;
+        db::set_thumbnail(&self.db(), &record.id, &rel)?;
         Ok(path)
     }
 
@@ -210,12 +245,13 @@ impl Storage {
         let now = chrono::Utc::now();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let rel_path = format!("images/{}/{id}.{ext}", now.format("%Y-%m-%d"));
-        let path = self.inner.root.join(&rel_path);
+        let root = self.root();
+        let path = root.join(&rel_path);
         write_atomically(&path, &image.data)?;
 
         let record = ImageRecord {
             id,
-            root: self.inner.root.to_string_lossy().into_owned(),
+            root: root.to_string_lossy().into_owned(),
             rel_path,
             mime: format.to_mime_type().to_string(),
             width,
@@ -231,9 +267,11 @@ impl Storage {
             thumb_rel_path: None,
             duration_ms: image.duration_ms as i64,
             attempts: serde_json::to_string(&image.attempts).unwrap_or_else(|_| "[]".into()),
+            reference_ids: serde_json::to_string(&image.reference_ids)
+                .unwrap_or_else(|_| "[]".into()),
+            deleted_at: None,
         };
-        let conn = self.inner.db.lock().expect("数据库锁未被毒化");
-        if let Err(e) = db::insert(&conn, &record) {
+        if let Err(e) = db::insert(&self.db(), &record) {
             // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。
             let _ = std::fs::remove_file(&path);
             return Err(e.into());
@@ -241,16 +279,95 @@ impl Storage {
         Ok(record)
     }
 
-    /// 按 id 查记录（已删除的不返回）。
+    /// 按 id 查记录（回收站里的也返回，见 `ImageRecord::deleted_at`）。
     pub async fn get(&self, id: String) -> Result<Option<ImageRecord>, StorageError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = this.inner.db.lock().expect("数据库锁未被毒化");
-            db::get(&conn, &id).map_err(StorageError::from)
+        self.with_db(move |c| Ok(db::get(c, &id)?)).await
+    }
+
+    /// 图库查询。
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<ImageRecord>, StorageError> {
+        self.with_db(move |c| Ok(db::list(c, &filter)?)).await
+    }
+
+    /// 移入回收站，返回实际移入的条数。文件不动，可以恢复。
+    pub async fn trash(&self, ids: Vec<String>) -> Result<usize, StorageError> {
+        let now = now_string();
+        self.with_db(move |c| Ok(db::trash(c, &ids, &now)?)).await
+    }
+
+    /// 从回收站恢复，返回实际恢复的条数。
+    pub async fn restore(&self, ids: Vec<String>) -> Result<usize, StorageError> {
+        self.with_db(move |c| Ok(db::restore(c, &ids)?)).await
+    }
+
+    /// 清空回收站：先删记录（一个事务），再删文件。删文件前崩溃最多留下孤儿文件（启动核对会报告），
+    /// 不会留下指向缺失文件的记录。返回删除的张数。
+    pub async fn empty_trash(&self) -> Result<usize, StorageError> {
+        self.with_db(|c| {
+            let removed = db::purge_trash(c)?;
+            for r in &removed {
+                for path in [r.path(), Path::new(&r.root).join(r.thumb_rel_path_for())] {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            tracing::warn!(path = %path.display(), "删除文件失败：{e}");
+                        }
+                    }
+                }
+            }
+            Ok(removed.len())
         })
         .await
-        .map_err(|e| StorageError::Join(e.to_string()))?
     }
+
+    /// 保存一张上传的参考图：按内容的 SHA-256 去重，同样的图只存一份。返回它的记录。
+    pub async fn save_upload(
+        &self,
+        data: bytes::Bytes,
+        mime: String,
+    ) -> Result<UploadRecord, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.save_upload_blocking(&data, &mime))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
+    }
+
+    fn save_upload_blocking(&self, data: &[u8], mime: &str) -> Result<UploadRecord, StorageError> {
+        use sha2::Digest;
+        let id = format!("{:x}", sha2::Sha256::digest(data));
+        if let Some(existing) = db::get_upload(&self.db(), &id)? {
+            if existing.path().is_file() {
+                return Ok(existing);
+            }
+        }
+        let ext = match mime {
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/webp" => "webp",
+            _ => "bin",
+        };
+        let root = self.root();
+        let rel_path = format!("uploads/{}/{id}.{ext}", &id[..2]);
+        write_atomically(&root.join(&rel_path), data)?;
+        let record = UploadRecord {
+            id,
+            root: root.to_string_lossy().into_owned(),
+            rel_path,
+            mime: mime.to_string(),
+            bytes: data.len() as i64,
+            created_at: now_string(),
+        };
+        db::put_upload(&self.db(), &record)?;
+        Ok(record)
+    }
+
+    /// 按 id 取一份上传。
+    pub async fn get_upload(&self, id: String) -> Result<Option<UploadRecord>, StorageError> {
+        self.with_db(move |c| Ok(db::get_upload(c, &id)?)).await
+    }
+}
+
+fn now_string() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// 同目录临时文件 → 写入 → fsync → 改名 → fsync 目录。
@@ -277,7 +394,7 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// 删除 `root/images` 下所有 `.partial-` 临时文件，返回删除的个数。
+/// 删除 `root/images` 与 `root/uploads` 下所有 `.partial-` 临时文件，返回删除的个数。
 fn remove_partials(root: &Path) -> usize {
     fn walk(dir: &Path, removed: &mut usize) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -302,6 +419,7 @@ fn remove_partials(root: &Path) -> usize {
     }
     let mut removed = 0;
     walk(&root.join("images"), &mut removed);
+    walk(&root.join("uploads"), &mut removed);
     removed
 }
 
@@ -325,13 +443,14 @@ mod tests {
             upstream: "u".into(),
             duration_ms: 5,
             attempts: Vec::new(),
+            reference_ids: Vec::new(),
         }
     }
 
     #[tokio::test]
     async fn saves_file_and_row_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
         let rec = storage.save_image(new_image(png(7, 5))).await.unwrap();
         assert_eq!(
             (rec.width, rec.height, rec.mime.as_str()),
@@ -351,13 +470,73 @@ mod tests {
     #[tokio::test]
     async fn non_image_is_refused_and_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
         let err = storage
             .save_image(new_image(bytes::Bytes::from_static(b"not an image")))
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::NotAnImage(_)), "{err}");
         assert!(!dir.path().join("images").exists());
+    }
+
+    #[tokio::test]
+    async fn uploads_are_stored_once_per_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let data = png(3, 3);
+        let a = storage
+            .save_upload(data.clone(), "image/png".into())
+            .await
+            .unwrap();
+        let b = storage
+            .save_upload(data.clone(), "image/png".into())
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(std::fs::read(a.path()).unwrap(), data);
+        let other = storage
+            .save_upload(png(4, 4), "image/png".into())
+            .await
+            .unwrap();
+        assert_ne!(other.id, a.id);
+        let files = std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .count();
+        assert_eq!(files, 2, "两种内容，两份文件");
+        // 文件丢了之后再上传同样的内容：重新写回。
+        std::fs::remove_file(a.path()).unwrap();
+        let again = storage
+            .save_upload(data.clone(), "image/png".into())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(again.path()).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn root_change_keeps_old_images_reachable() {
+        let old_root = tempfile::tempdir().unwrap();
+        let new_root = tempfile::tempdir().unwrap();
+        let database = old_root.path().join(DB_FILE);
+        let storage = Storage::open(old_root.path(), &database).unwrap();
+        let before = storage.save_image(new_image(png(2, 2))).await.unwrap();
+        storage.set_root(new_root.path().to_path_buf());
+        let after = storage.save_image(new_image(png(3, 3))).await.unwrap();
+        assert!(after.path().starts_with(new_root.path()));
+        assert!(before.path().starts_with(old_root.path()));
+        let listed = storage
+            .list(ListFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2);
+        // 重新打开（像重启一样）：两个根下的文件都被核对，没有“缺文件”。
+        drop(storage);
+        let reopened = Storage::open(new_root.path(), &database).unwrap();
+        assert!(reopened.audit().missing_files.is_empty());
+        assert!(reopened.get(before.id).await.unwrap().is_some());
     }
 
     #[test]
@@ -367,7 +546,7 @@ mod tests {
         std::fs::create_dir_all(&day).unwrap();
         std::fs::write(day.join(".partial-abc"), b"half").unwrap();
         std::fs::write(day.join("keep.png"), b"x").unwrap();
-        Storage::open(dir.path()).unwrap();
+        Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
         assert!(!day.join(".partial-abc").exists());
         assert!(day.join("keep.png").exists());
     }
