@@ -481,3 +481,27 @@ async fn a_per_upstream_cap_queues_and_refuses_beyond_its_queue() {
     assert_eq!(a.status(), 200);
     assert_eq!(b.status(), 503, "全局上限是 16，但这个上游只允许 1 个在途");
 }
+
+/// 进度回报把请求体拆成块发送，但上游（及其前面的代理）看到的仍应是普通的定长 JSON 请求。
+#[tokio::test]
+async fn gemini_requests_stay_fixed_length_json() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let (_ws, server) = serve(&[pair("主", &mock.uri())], FAST_RETRY).await;
+    let (status, saved) = studio_generate(&server, "定长请求").await;
+    assert_eq!(status, 200, "{saved}");
+    let requests = mock.received_requests().await.unwrap();
+    let req = &requests[0];
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert!(req.headers.get("transfer-encoding").is_none());
+    assert_eq!(
+        req.headers["content-length"].to_str().unwrap(),
+        req.body.len().to_string()
+    );
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(body["contents"][0]["parts"][0]["text"], "定长请求");
+}

@@ -77,6 +77,7 @@ mod ssr {
                 aspect_ratio: request.aspect_ratio,
                 image_size: request.image_size,
                 model: None,
+                progress: Default::default(),
             })
             .await?;
         Ok(SavedImage {

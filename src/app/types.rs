@@ -269,6 +269,31 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
     s
 }
 
+/// 生成中的阶段。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// 正在把请求（含参考图）发给上游。
+    Sending,
+    /// 请求已发出，等上游生成。
+    Waiting,
+    /// 正在接收上游的响应。
+    Receiving,
+    /// 正在写入磁盘。
+    Saving,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sending => "发送",
+            Self::Waiting => "等待上游",
+            Self::Receiving => "接收",
+            Self::Saving => "保存",
+        }
+    }
+}
+
 /// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageInfo {

@@ -5,10 +5,12 @@
 
 mod error;
 pub mod policy;
+pub mod progress;
 mod request;
 pub mod upstream;
 
 pub use error::{ErrorClass, Failed, GatewayError};
+pub use progress::{Progress, ProgressEvent};
 pub use request::{GeneratedImage, ImageRequest, InputImage};
 
 use crate::config::{Config, ConfigHandle, UpstreamConfig, UpstreamKind, DEFAULT_MODEL};

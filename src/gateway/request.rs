@@ -20,6 +20,8 @@ pub struct ImageRequest {
     pub image_size: ImageSize,
     /// 指定模型；为空时使用上游配置的模型。
     pub model: Option<String>,
+    /// 进度回报（工作台用；`/v1` 留空）。
+    pub progress: super::Progress,
 }
 
 /// 上游返回并解码成功的一张图像。

@@ -223,6 +223,7 @@ async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageR
         aspect_ratio,
         image_size,
         model: known_model(state, body.model.as_deref()),
+        progress: Default::default(),
     })
 }
 

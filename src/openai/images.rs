@@ -236,6 +236,7 @@ async fn respond(
         aspect_ratio,
         image_size,
         model: known_model(state, params.model.as_deref()),
+        progress: Default::default(),
     };
     let produced = state
         .idempotency

@@ -134,6 +134,10 @@ async fn try_upstream(
             .await
             .map_err(Exhausted::GiveUp)?;
         let limit = Duration::from_secs(config.timeouts.attempt_s).min(remaining);
+        req.progress.report(super::ProgressEvent::Attempt {
+            upstream: name.clone(),
+            number: trace.len() as u32 + 1,
+        });
         let started = Instant::now();
         metrics::gauge!("gateway_in_flight").increment(1.0);
         let result = tokio::time::timeout(limit, upstream.generate(&inner.http, req))

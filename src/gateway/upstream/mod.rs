@@ -104,25 +104,24 @@ impl OpenAiTarget {
     pub async fn send(
         &self,
         call: reqwest::RequestBuilder,
+        progress: &super::Progress,
     ) -> Result<serde_json::Value, GatewayError> {
         let response = call
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
-        read_openai_response(&self.name, response).await
+        read_openai_response(&self.name, response, progress).await
     }
 }
 
 async fn read_openai_response(
     upstream: &str,
     response: reqwest::Response,
+    progress: &super::Progress,
 ) -> Result<serde_json::Value, GatewayError> {
     let status = response.status().as_u16();
     let retry_after_secs = retry_after_secs(&response);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(upstream, e))?;
+    let body = super::progress::read_body(upstream, response, progress).await?;
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
     if (200..300).contains(&status) {
         return parsed.map_err(|e| GatewayError::BadResponse {

@@ -3,7 +3,7 @@
 
 use super::{decode_data_url, OpenAiTarget, Upstream};
 use crate::config::UpstreamConfig;
-use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
+use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -41,8 +41,12 @@ impl OpenAiChatUpstream {
             "aspect_ratio": req.aspect_ratio.as_str(),
             "image_size": req.image_size.as_str(),
         });
-        let call = self.target.post(http, "/chat/completions").json(&body);
-        let answer = self.target.send(call).await?;
+        let call = progress::send_json(
+            self.target.post(http, "/chat/completions"),
+            &body,
+            &req.progress,
+        );
+        let answer = self.target.send(call, &req.progress).await?;
         let message = &answer["choices"][0]["message"];
         let text = message["content"].as_str().unwrap_or("");
         let image_url = message["images"]

@@ -2,9 +2,9 @@
 //! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
 
 use super::{OpenAiTarget, Upstream};
-use crate::app::types::pixel_size;
+use crate::app::types::{pixel_size, Phase};
 use crate::config::UpstreamConfig;
-use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
+use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
 use base64::Engine;
 use futures::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
@@ -33,16 +33,23 @@ impl OpenAiImagesUpstream {
         let (w, h) = pixel_size(req.aspect_ratio, req.image_size);
         let size = format!("{w}x{h}");
         let call = if req.references.is_empty() {
-            self.target.post(http, "/images/generations").json(&json!({
-                "model": model,
-                "prompt": req.prompt,
-                "n": 1,
-                "size": size,
-                "response_format": "b64_json",
-                "aspect_ratio": req.aspect_ratio.as_str(),
-                "image_size": req.image_size.as_str(),
-            }))
+            let call = self.target.post(http, "/images/generations");
+            progress::send_json(
+                call,
+                &json!({
+                    "model": model,
+                    "prompt": req.prompt,
+                    "n": 1,
+                    "size": size,
+                    "response_format": "b64_json",
+                    "aspect_ratio": req.aspect_ratio.as_str(),
+                    "image_size": req.image_size.as_str(),
+                }),
+                &req.progress,
+            )
         } else {
+            // multipart 请求体由 reqwest 组装，拿不到“发完”的时刻：整段记为“发送”，收到响应头即转入“接收”。
+            req.progress.report(ProgressEvent::Phase(Phase::Sending));
             let mut form = Form::new()
                 .text("model", model.clone())
                 .text("prompt", req.prompt.clone())
@@ -61,7 +68,7 @@ impl OpenAiImagesUpstream {
             }
             self.target.post(http, "/images/edits").multipart(form)
         };
-        let body = self.target.send(call).await?;
+        let body = self.target.send(call, &req.progress).await?;
         let item = &body["data"][0];
         let Some(b64) = item["b64_json"].as_str() else {
             return Err(GatewayError::NoImage {

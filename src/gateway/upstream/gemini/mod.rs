@@ -4,7 +4,7 @@ pub mod wire;
 
 use super::{retry_after_secs, transport_error, Upstream};
 use crate::config::UpstreamConfig;
-use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
+use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -38,20 +38,18 @@ impl GeminiUpstream {
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
         let model = req.model.as_deref().unwrap_or(&self.model);
-        let mut call = http.post(self.endpoint(model)).json(&build_request(req));
+        let mut call = http.post(self.endpoint(model));
         if !self.api_key.is_empty() {
             call = call.header("x-goog-api-key", &self.api_key);
         }
+        let call = progress::send_json(call, &build_request(req), &req.progress);
         let response = call
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         let retry_after = retry_after_secs(&response);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&self.name, e))?;
+        let body = progress::read_body(&self.name, response, &req.progress).await?;
 
         if !status.is_success() {
             return Err(self.status_error(status.as_u16(), &body, retry_after));
