@@ -1,9 +1,12 @@
 import { defineConfig } from '@playwright/test';
+import path from 'node:path';
 
 // 测试服务器：在 .tmp/ 里以默认配置（内置演示上游）启动已构建好的调试版二进制。
 // 二进制由 scripts/test.sh 里的 `cargo leptos build` 生成；站点文件在 target/site。
 const PORT = Number(process.env.E2E_PORT ?? 3100);
-const BIN = process.env.E2E_BIN ?? '../../target/debug/drafting-factory';
+const BIN = process.env.E2E_BIN ?? path.resolve(__dirname, '../target/debug/drafting-factory');
+export const DEMO_PORT = PORT + 1;
+export const CONTROLLED_PORT = PORT + 2;
 
 export default defineConfig({
   testDir: './tests',
@@ -31,12 +34,36 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && ${BIN} --listen 127.0.0.1:${PORT}`,
-    url: `http://127.0.0.1:${PORT}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  // 三个进程：
+  // - 3100：默认配置（内置演示上游，演示模式）；
+  // - 3101：独立的演示上游，测试可在运行中调它的延迟与故障率（POST /_demo/options）；
+  // - 3102：上游指向 3101 的服务器，用于取消、失败与重试。
+  webServer: [
+    {
+      command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && ${BIN} --listen 127.0.0.1:${PORT}`,
+      url: `http://127.0.0.1:${PORT}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `${BIN} demo-upstream --listen 127.0.0.1:${DEMO_PORT} --delay-ms 300-800`,
+      port: DEMO_PORT,
+      reuseExistingServer: false,
+      timeout: 60_000,
+    },
+    {
+      command:
+        `rm -rf .tmp-b && mkdir -p .tmp-b && cd .tmp-b && printf '%s\n' ` +
+        `'[retry]' 'max_attempts = 2' 'base_delay_ms = 50' 'max_delay_ms = 100' ` +
+        `'[[upstreams]]' 'name = "可控上游"' 'base_url = "http://127.0.0.1:${DEMO_PORT}"' > factory.toml && ` +
+        `${BIN} --config factory.toml --listen 127.0.0.1:${CONTROLLED_PORT}`,
+      url: `http://127.0.0.1:${CONTROLLED_PORT}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
 });

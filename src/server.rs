@@ -4,6 +4,7 @@ use crate::app::{shell, types::PageInfo, App};
 use crate::config::{ConfigError, ConfigHandle, LoadedConfig};
 use crate::demo::{self, DemoOptions};
 use crate::gateway::Gateway;
+use crate::jobs::JobManager;
 use crate::state::AppState;
 use crate::storage::{self, Storage, StorageError};
 use axum::extract::State;
@@ -93,7 +94,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
         .merge(crate::openai::router(&state))
-        .merge(storage::routes::router())
+        .merge(storage::routes::router(
+            state.config.load().storage.max_upload_mb,
+        ))
+        .route("/ws", get(crate::jobs::ws::handler))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -199,12 +203,15 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         None
     };
     let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+    let gateway = Gateway::new(config.clone(), demo_base_url);
+    let jobs = JobManager::open(gateway.clone(), storage.clone(), config.clone()).await?;
     let state = AppState {
         leptos_options: leptos_options()?,
-        gateway: Gateway::new(config.clone(), demo_base_url),
+        gateway,
         config,
         storage,
         idempotency: Default::default(),
+        jobs,
     };
     tracing::info!(
         config = %loaded.path.display(),

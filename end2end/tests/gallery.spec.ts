@@ -1,4 +1,4 @@
-import { test, expect } from './fixtures/studio';
+import { test, expect, doneImageId } from './fixtures/studio';
 import { readFileSync } from 'node:fs';
 import type { Page } from '@playwright/test';
 
@@ -36,9 +36,8 @@ test('图库：生成后可搜索、筛选、打包下载、删除到回收站�
   const tag = `T${Date.now().toString(36)}`;
   // 一张从页面生成，一张经服务器函数生成（同一个接口）。
   await studio.open();
-  await studio.prompt.fill(`${tag} 海边的灯塔`);
-  await studio.generate.click();
-  await expect(studio.cards.first().locator('img')).toHaveJSProperty('complete', true);
+  await studio.submit(`${tag} 海边的灯塔`);
+  await doneImageId(studio.cardsWith(`${tag} 海边的灯塔`));
   const res = await page.request.post('/api/generate_image', {
     data: { request: { prompt: `${tag} 湖上的帆船` } },
   });
@@ -134,11 +133,10 @@ test('图库详情：参数与尝试记录，“以此图继续编辑”带着�
 
   await items.first().getByTitle('查看详情').click();
   await detail.getByRole('link', { name: '以此图继续编辑' }).click();
-  await expect(page.locator('section.studio[data-hydrated="true"]')).toBeVisible();
+  await expect(page.locator('section.studio[data-hydrated="true"][data-connected="true"]')).toBeVisible();
   await expect(page.getByTestId('reference')).toHaveCount(1);
-  await studio.prompt.fill(`${tag} 给小屋加上积雪`);
-  await studio.generate.click();
-  await expect(studio.cards.first().locator('img')).toHaveJSProperty('complete', true);
+  await studio.submit(`${tag} 给小屋加上积雪`);
+  await doneImageId(studio.cardsWith(`${tag} 给小屋加上积雪`));
 
   await openGallery(page);
   await page.getByLabel('模式').selectOption('img2img');

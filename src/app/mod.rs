@@ -1,5 +1,6 @@
 //! 页面（前后端共用）：外壳、路由与各页面。只有需要交互的部分是 island，其余都在服务端渲染。
 
+pub mod browser;
 pub mod error;
 pub mod gallery;
 pub mod studio;

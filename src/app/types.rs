@@ -294,6 +294,147 @@ impl Phase {
     }
 }
 
+/// 工作台一次提交：同一组参数生成 `count` 张，每张是一个独立的任务（卡片）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub prompt: String,
+    /// 1–16。
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub aspect_ratio: AspectRatio,
+    #[serde(default)]
+    pub image_size: ImageSize,
+    /// 模型；空为上游配置的默认模型。
+    #[serde(default)]
+    pub model: String,
+    /// 参考图 id（图库图片 id 或上传 id）。
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// 一次提交最多几张。
+pub const MAX_BATCH: u32 = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+    /// 服务器在它运行时停止了（重启后显示，可重试）。
+    Interrupted,
+}
+
+impl JobState {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "排队中",
+            Self::Running => "生成中",
+            Self::Done => "已完成",
+            Self::Failed => "失败",
+            Self::Cancelled => "已取消",
+            Self::Interrupted => "中断",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Done,
+            Self::Failed,
+            Self::Cancelled,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// 还在排队或运行（可取消）。
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// 可以重试。
+    pub fn can_retry(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled | Self::Interrupted)
+    }
+}
+
+/// 任务产出的图片。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobImage {
+    pub id: String,
+    pub url: String,
+    pub thumb_url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub job_id: String,
+    pub batch_id: String,
+    /// 在本批中的序号（从 1 起）与本批张数。
+    pub index: u32,
+    pub count: u32,
+    pub prompt: String,
+    pub aspect_ratio: AspectRatio,
+    pub image_size: ImageSize,
+    pub model: String,
+    pub reference_ids: Vec<String>,
+    pub state: JobState,
+    pub phase: Option<Phase>,
+    /// 0–100，只增不减；保存完成才到 100。
+    pub percent: u8,
+    /// 第几次运行（重试一次加一）。
+    pub run: u32,
+    /// 本次运行里第几次上游尝试。
+    pub attempt: u32,
+    pub upstream: Option<String>,
+    /// 本次运行已用时间。
+    pub elapsed_ms: u64,
+    /// 预计还需多久；没有依据或已超出平常用时时为空。
+    pub eta_ms: Option<u64>,
+    /// 当前阶段（发送/接收）已传输与总字节数。
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    /// 失败原因（中文）。
+    pub error: Option<String>,
+    /// 本次运行的上游尝试记录。
+    pub attempts: Vec<AttemptInfo>,
+    pub image: Option<JobImage>,
+    pub created_at: String,
+}
+
+/// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobMessage {
+    Snapshot { jobs: Vec<JobView> },
+    Job(Box<JobView>),
+    Removed { job_id: String },
+}
+
 /// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageInfo {

@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Json, Router};
 use base64::Engine;
 use rand::Rng;
 use std::collections::HashMap;
@@ -166,9 +166,58 @@ pub fn router(options: DemoOptions) -> Router {
     Router::new()
         .route("/v1beta/models/{target}", post(generate_content))
         .route("/v1/models/{target}", post(generate_content))
+        .route("/_demo/options", post(set_options))
         .merge(openai_dialects::router())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
-        .with_state(Arc::new(options))
+        .with_state(Arc::new(arc_swap::ArcSwap::from_pointee(options)))
+}
+
+/// 运行中可调的选项（测试用来在不重启的情况下改变故障率与延迟）。
+pub type SharedOptions = Arc<arc_swap::ArcSwap<DemoOptions>>;
+
+/// `POST /_demo/options`，JSON 里给出要改的项（与命令行同名，下划线形式），例如
+/// `{"error_rate":1.0,"delay_ms":"3000"}`。任何一项无效则什么都不改，返回 400。
+async fn set_options(
+    State(shared): State<SharedOptions>,
+    Json(changes): Json<HashMap<String, serde_json::Value>>,
+) -> Response {
+    let mut next = (**shared.load()).clone();
+    for (key, value) in &changes {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let result = match key.as_str() {
+            "delay_ms" => parse_delay(&text).map(|v| next.delay_ms = v),
+            "error_status" => text
+                .parse()
+                .map(|v| next.error_status = v)
+                .map_err(|_| format!("“{text}”不是状态码")),
+            rate => {
+                let slot = match rate {
+                    "hang_rate" => &mut next.hang_rate,
+                    "error_rate" => &mut next.error_rate,
+                    "rate_429" => &mut next.rate_429,
+                    "quota_rate" => &mut next.quota_rate,
+                    "truncate_rate" => &mut next.truncate_rate,
+                    "malformed_rate" => &mut next.malformed_rate,
+                    "safety_rate" => &mut next.safety_rate,
+                    "text_only_rate" => &mut next.text_only_rate,
+                    _ => {
+                        return (StatusCode::BAD_REQUEST, format!("未知选项“{key}”"))
+                            .into_response()
+                    }
+                };
+                parse_rate(&text).map(|v| *slot = v)
+            }
+        };
+        if let Err(message) = result {
+            return (StatusCode::BAD_REQUEST, format!("{key}：{message}")).into_response();
+        }
+    }
+    tracing::info!(?changes, "演示上游选项已更新");
+    shared.store(Arc::new(next));
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// 在 `addr` 上启动演示上游，返回实际监听的地址。
@@ -198,12 +247,13 @@ fn json_response(value: &GenerateContentResponse) -> Response {
 }
 
 async fn generate_content(
-    State(options): State<Arc<DemoOptions>>,
+    State(shared): State<SharedOptions>,
     Path(target): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let options = shared.load_full();
     let Some((model, "generateContent")) = target.split_once(':') else {
         return google_error(
             StatusCode::NOT_FOUND,

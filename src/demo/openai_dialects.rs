@@ -2,7 +2,7 @@
 //! 供 `openai-images`、`openai-chat` 两种上游适配器做往返测试。画图与 Gemini 方言共用同一条路径。
 //! 故障开关只作用于 Gemini 方言；这里只遵守 `--delay-ms`。
 
-use super::{render, DemoOptions};
+use super::render;
 use crate::app::types::shape_from_size;
 use crate::gateway::upstream::gemini::wire::*;
 use axum::extract::{Multipart, State};
@@ -12,9 +12,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
-pub fn router() -> Router<Arc<DemoOptions>> {
+pub fn router() -> Router<super::SharedOptions> {
     Router::new()
         .route("/v1/images/generations", post(generations))
         .route("/v1/images/edits", post(edits))
@@ -71,7 +70,11 @@ fn images_response(results: Vec<(String, Option<String>)>) -> Response {
     Json(json!({"created": chrono::Utc::now().timestamp(), "data": data})).into_response()
 }
 
-async fn generations(State(options): State<Arc<DemoOptions>>, Json(body): Json<Value>) -> Response {
+async fn generations(
+    State(shared): State<super::SharedOptions>,
+    Json(body): Json<Value>,
+) -> Response {
+    let options = shared.load_full();
     options.delay().await;
     let prompt = body["prompt"].as_str().unwrap_or("").to_string();
     if prompt.trim().is_empty() {
@@ -97,7 +100,8 @@ async fn generations(State(options): State<Arc<DemoOptions>>, Json(body): Json<V
     images_response(results)
 }
 
-async fn edits(State(options): State<Arc<DemoOptions>>, mut form: Multipart) -> Response {
+async fn edits(State(shared): State<super::SharedOptions>, mut form: Multipart) -> Response {
+    let options = shared.load_full();
     options.delay().await;
     let b64 = base64::engine::general_purpose::STANDARD;
     let (mut prompt, mut aspect, mut resolution, mut size) = (String::new(), None, None, None);
@@ -133,7 +137,8 @@ async fn edits(State(options): State<Arc<DemoOptions>>, mut form: Multipart) -> 
     }
 }
 
-async fn chat(State(options): State<Arc<DemoOptions>>, Json(body): Json<Value>) -> Response {
+async fn chat(State(shared): State<super::SharedOptions>, Json(body): Json<Value>) -> Response {
+    let options = shared.load_full();
     options.delay().await;
     let Some(message) = body["messages"]
         .as_array()

@@ -4,7 +4,7 @@
 pub mod auth;
 mod chat;
 pub mod idempotency;
-mod images;
+pub(crate) mod images;
 mod models;
 pub mod rate_limit;
 

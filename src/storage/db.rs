@@ -44,6 +44,35 @@ fn migrations() -> Migrations<'static> {
         ALTER TABLE images ADD COLUMN reference_ids TEXT NOT NULL DEFAULT '[]'; -- 参考图（uploads.id 的 JSON 数组）
         CREATE INDEX images_deleted ON images(deleted_at);",
         ),
+        M::up(
+            "CREATE TABLE batches (
+            id            TEXT PRIMARY KEY,
+            prompt        TEXT NOT NULL,
+            reference_ids TEXT NOT NULL,   -- JSON 数组
+            count         INTEGER NOT NULL,
+            aspect_ratio  TEXT NOT NULL,
+            image_size    TEXT NOT NULL,
+            model         TEXT NOT NULL,   -- 空为默认模型
+            created_at    TEXT NOT NULL
+        );
+        CREATE TABLE jobs (
+            id          TEXT PRIMARY KEY,
+            batch_id    TEXT NOT NULL REFERENCES batches(id),
+            idx         INTEGER NOT NULL,  -- 本批中的序号，从 1 起
+            state       TEXT NOT NULL,     -- queued/running/done/failed/cancelled/interrupted
+            run         INTEGER NOT NULL DEFAULT 0,
+            upstream    TEXT,
+            error       TEXT,
+            attempts    TEXT NOT NULL DEFAULT '[]',
+            image_id    TEXT,
+            created_at  TEXT NOT NULL,
+            started_at  TEXT,
+            finished_at TEXT,
+            hidden      INTEGER NOT NULL DEFAULT 0  -- 从工作台移除
+        );
+        CREATE INDEX jobs_state ON jobs(state);
+        CREATE INDEX jobs_created ON jobs(created_at);",
+        ),
     ])
 }
 

@@ -174,8 +174,8 @@ impl Storage {
         self.inner.db.lock().expect("数据库锁未被毒化")
     }
 
-    /// 在阻塞线程池里用数据库连接做一件事。
-    async fn with_db<T: Send + 'static>(
+    /// 在阻塞线程池里用数据库连接做一件事（任务表等其他模块也经由它读写同一个库）。
+    pub async fn with_db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {

@@ -13,15 +13,95 @@ use serde::Deserialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-pub fn router<S>() -> Router<S>
+pub fn router<S>(max_upload_mb: u32) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Storage: axum::extract::FromRef<S>,
+    crate::config::ConfigHandle: axum::extract::FromRef<S>,
 {
+    // 一次最多 MAX_UPLOAD_FILES 张，每张不超过上限；再留 1 MB 给表单本身。
+    let body_limit = (max_upload_mb as usize * MAX_UPLOAD_FILES + 1) << 20;
     Router::new()
         .route("/files/zip", get(serve_zip))
         .route("/files/{id}", get(serve_image))
         .route("/files/{id}/thumb", get(serve_thumbnail))
+        .route(
+            "/uploads",
+            axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/uploads/{id}", get(serve_upload))
+}
+
+/// 一次上传最多几张。
+const MAX_UPLOAD_FILES: usize = crate::jobs::MAX_REFERENCES;
+
+/// 上传后返回给页面的一张参考图。
+#[derive(serde::Serialize)]
+struct Uploaded {
+    id: String,
+    url: String,
+    mime: String,
+    bytes: i64,
+}
+
+/// `POST /uploads`（multipart，字段 `file`，可多个）：保存参考图（按内容去重），返回它们的 id。
+/// 任何一张不合格（不是图片、太大）则整个请求 400，一张都不保存。
+async fn upload(
+    State(storage): State<Storage>,
+    State(config): State<crate::config::ConfigHandle>,
+    mut multipart: axum::extract::Multipart,
+) -> Result<axum::Json<Vec<Uploaded>>, ApiError> {
+    let max_bytes = (config.load().storage.max_upload_mb as usize) << 20;
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        ApiError::InvalidRequest(format!("上传的表单无法解析：{}", e.body_text()))
+    };
+    let mut images = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(bad_form)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        if images.len() == MAX_UPLOAD_FILES {
+            return Err(ApiError::InvalidRequest(format!(
+                "一次最多上传 {MAX_UPLOAD_FILES} 张参考图"
+            )));
+        }
+        let data = field.bytes().await.map_err(bad_form)?;
+        images.push(crate::openai::images::uploaded_image(
+            data,
+            max_bytes,
+            images.len() + 1,
+        )?);
+    }
+    if images.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "没有收到图片（表单字段应为 file）".into(),
+        ));
+    }
+    let mut saved = Vec::with_capacity(images.len());
+    for image in images {
+        let record = storage.save_upload(image.data, image.mime).await?;
+        saved.push(Uploaded {
+            url: format!("/uploads/{}", record.id),
+            id: record.id,
+            mime: record.mime,
+            bytes: record.bytes,
+        });
+    }
+    Ok(axum::Json(saved))
+}
+
+/// `GET /uploads/{id}`：按数据库里的 id（内容哈希）取一张上传的参考图。
+async fn serve_upload(
+    State(storage): State<Storage>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::NotFound);
+    }
+    let record = storage.get_upload(id).await?.ok_or(ApiError::NotFound)?;
+    let etag = format!("\"{}\"", record.id);
+    serve_file(record.path(), &record.mime, &etag, None, request).await
 }
 
 /// 一次最多打包的图片数。

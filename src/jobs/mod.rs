@@ -1,0 +1,698 @@
+//! 任务管理器：工作台的一次提交变成一批任务（每张图一个），按提交先后排队，在全局并发上限内经网关运行。
+//!
+//! - 状态：排队中 → 生成中（发送 / 等待上游 / 接收 / 保存）→ 已完成 | 失败 | 已取消；重启时运行中的记为“中断”。
+//! - 取消：排队中的直接出队；运行中的中止其任务，正在进行的上游请求随之断开。
+//! - 重试：失败、已取消、中断的任务重新排到队尾，作为一次新的运行。
+//! - 持久化：批次与任务在提交时一次写入（事务）；之后每次状态转换按发生顺序由一个写入任务写库。
+//!   进度只在内存里（重启后无意义）。
+//! - 通知：任何变化都广播任务 id；`/ws` 按 100 ms 合并后推给浏览器（见 `ws.rs`）。
+
+mod estimate;
+mod store;
+pub mod ws;
+
+use crate::app::types::{AttemptInfo, JobImage, JobState, JobView, SubmitRequest, MAX_BATCH};
+use crate::config::ConfigHandle;
+use crate::error::ApiError;
+use crate::gateway::{Gateway, ImageRequest, Progress, ProgressEvent};
+use crate::storage::{Storage, StorageError};
+use estimate::{Durations, Reading};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{Batch, JobRow};
+use tokio::sync::{broadcast, mpsc};
+
+/// 提示词长度上限（字符）。
+pub const MAX_PROMPT_CHARS: usize = 8000;
+/// 一次最多几张参考图。
+pub const MAX_REFERENCES: usize = 8;
+/// 内存里（工作台上）最多保留的任务数；更早的仍在数据库与图库里。
+const KEEP_IN_MEMORY: usize = 300;
+/// 运行中任务按时间估计的进度多久刷新一次。
+const TICK: Duration = Duration::from_millis(250);
+
+/// 广播给 `/ws` 的变化。
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Job(String),
+    Removed(String),
+}
+
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    gateway: Gateway,
+    storage: Storage,
+    config: ConfigHandle,
+    table: Mutex<Table>,
+    durations: Mutex<Durations>,
+    changes: broadcast::Sender<Change>,
+    /// 状态转换的写库请求，由一个任务按顺序执行。
+    writes: mpsc::UnboundedSender<Write>,
+}
+
+enum Write {
+    Update(Box<JobRow>, String),
+    Hide(String),
+}
+
+#[derive(Default)]
+struct Table {
+    jobs: HashMap<String, Job>,
+    /// 创建先后（旧的在前）。
+    order: Vec<String>,
+    queue: VecDeque<String>,
+    running: HashMap<String, tokio::task::AbortHandle>,
+}
+
+struct Job {
+    batch: Arc<Batch>,
+    row: JobRow,
+    phase: Option<crate::app::types::Phase>,
+    percent: f64,
+    attempt: u32,
+    started: Option<Instant>,
+    /// 结束时的用时（结束后不再增长）。
+    final_elapsed_ms: u64,
+    bytes_done: u64,
+    bytes_total: Option<u64>,
+}
+
+fn now_string() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+impl JobManager {
+    /// 载入上次的任务：运行中的记为“中断”，排队中的重新排队并开始运行。
+    pub async fn open(
+        gateway: Gateway,
+        storage: Storage,
+        config: ConfigHandle,
+    ) -> Result<Self, StorageError> {
+        let now = now_string();
+        let (interrupted, loaded, recent) = storage
+            .with_db(move |c| {
+                Ok((
+                    store::mark_running_interrupted(c, &now)?,
+                    store::load_visible(c, KEEP_IN_MEMORY as u32)?,
+                    store::recent_durations(c)?,
+                ))
+            })
+            .await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "上次停止时有任务正在生成，已标记为中断（可重试）"
+            );
+        }
+        let mut durations = Durations::default();
+        for (model, size, ms) in recent {
+            if let Ok(size) = size.parse() {
+                durations.seed(&model, size, ms);
+            }
+        }
+        let mut table = Table::default();
+        let mut batches: HashMap<String, Arc<Batch>> = HashMap::new();
+        for (batch, row) in loaded {
+            let batch = batches
+                .entry(batch.id.clone())
+                .or_insert_with(|| Arc::new(batch))
+                .clone();
+            if row.state == JobState::Queued {
+                table.queue.push_back(row.id.clone());
+            }
+            table.order.push(row.id.clone());
+            table.jobs.insert(row.id.clone(), Job::new(batch, row));
+        }
+        let requeued = table.queue.len();
+        let (changes, _) = broadcast::channel(4096);
+        let (writes, rx) = mpsc::unbounded_channel();
+        let manager = Self {
+            inner: Arc::new(Inner {
+                gateway,
+                storage: storage.clone(),
+                config,
+                table: Mutex::new(table),
+                durations: Mutex::new(durations),
+                changes,
+                writes,
+            }),
+        };
+        tokio::spawn(writer(storage, rx));
+        if requeued > 0 {
+            tracing::info!(requeued, "重新排队上次未开始的任务");
+        }
+        manager.pump();
+        Ok(manager)
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inner.table.lock().expect("任务表锁未被毒化")
+    }
+
+    /// 订阅变化（`/ws` 用）。
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    fn notify(&self, change: Change) {
+        // 没有订阅者时发送失败，无妨。
+        let _ = self.inner.changes.send(change);
+    }
+
+    fn persist(&self, row: &JobRow) {
+        let _ = self
+            .inner
+            .writes
+            .send(Write::Update(Box::new(row.clone()), now_string()));
+    }
+
+    /// 工作台上的全部任务，新的在前。
+    pub fn snapshot(&self) -> Vec<JobView> {
+        let table = self.table();
+        table
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| table.jobs.get(id))
+            .map(|job| self.view_of(job))
+            .collect()
+    }
+
+    /// 一个任务此刻的样子。
+    pub fn view(&self, id: &str) -> Option<JobView> {
+        let table = self.table();
+        table.jobs.get(id).map(|job| self.view_of(job))
+    }
+
+    fn expected_ms(&self, job: &Job) -> (f64, bool) {
+        let model = self.model_for(&job.batch);
+        match self
+            .inner
+            .durations
+            .lock()
+            .expect("锁未被毒化")
+            .expected(&model, job.batch.image_size)
+        {
+            Some(ms) => (ms, true),
+            None => (estimate::fallback_ms(job.batch.image_size), false),
+        }
+    }
+
+    /// 估计用时的键：指定了模型用它，否则用第一个上游的模型。
+    fn model_for(&self, batch: &Batch) -> String {
+        if !batch.model.is_empty() {
+            return batch.model.clone();
+        }
+        let config = self.inner.config.load();
+        self.inner
+            .gateway
+            .upstreams(&config)
+            .first()
+            .map(|u| u.model.clone())
+            .unwrap_or_default()
+    }
+
+    fn elapsed_ms(job: &Job) -> u64 {
+        match (job.row.state, job.started) {
+            (JobState::Running, Some(started)) => started.elapsed().as_millis() as u64,
+            _ => job.final_elapsed_ms,
+        }
+    }
+
+    fn view_of(&self, job: &Job) -> JobView {
+        let elapsed_ms = Self::elapsed_ms(job);
+        let eta_ms = if job.row.state == JobState::Running {
+            let (expected, known) = self.expected_ms(job);
+            known
+                .then(|| estimate::eta_ms(elapsed_ms as f64, expected))
+                .flatten()
+        } else {
+            None
+        };
+        let b = &job.batch;
+        JobView {
+            job_id: job.row.id.clone(),
+            batch_id: b.id.clone(),
+            index: job.row.index,
+            count: b.count,
+            prompt: b.prompt.clone(),
+            aspect_ratio: b.aspect_ratio,
+            image_size: b.image_size,
+            model: b.model.clone(),
+            reference_ids: b.reference_ids.clone(),
+            state: job.row.state,
+            phase: job.phase,
+            percent: job.percent.floor().clamp(0.0, 100.0) as u8,
+            run: job.row.run,
+            attempt: job.attempt,
+            upstream: job.row.upstream.clone(),
+            elapsed_ms,
+            eta_ms,
+            bytes_done: job.bytes_done,
+            bytes_total: job.bytes_total,
+            error: job.row.error.clone(),
+            attempts: job.row.attempts.clone(),
+            image: job.row.image.clone(),
+            created_at: job.row.created_at.clone(),
+        }
+    }
+
+    /// 提交一批。参数有误时什么都不排队，返回中文原因。
+    pub async fn submit(&self, req: SubmitRequest) -> Result<Vec<JobView>, ApiError> {
+        let prompt = req.prompt.trim().to_string();
+        if prompt.is_empty() {
+            return Err(ApiError::InvalidRequest("提示词不能为空".into()));
+        }
+        if prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(ApiError::InvalidRequest(format!(
+                "提示词太长了，最多 {MAX_PROMPT_CHARS} 个字符"
+            )));
+        }
+        if !(1..=MAX_BATCH).contains(&req.count) {
+            return Err(ApiError::InvalidRequest(format!(
+                "一次可以生成 1 到 {MAX_BATCH} 张，收到 {}",
+                req.count
+            )));
+        }
+        if req.references.len() > MAX_REFERENCES {
+            return Err(ApiError::InvalidRequest(format!(
+                "参考图最多 {MAX_REFERENCES} 张"
+            )));
+        }
+        for id in &req.references {
+            // 先确认参考图都在，免得排了队才失败。
+            crate::state::load_reference(&self.inner.storage, id).await?;
+        }
+        let model = req.model.trim().to_string();
+        if !model.is_empty() {
+            let config = self.inner.config.load();
+            let known = self
+                .inner
+                .gateway
+                .upstreams(&config)
+                .iter()
+                .any(|u| u.model == model);
+            if !known {
+                return Err(ApiError::InvalidRequest(format!(
+                    "没有上游提供模型“{model}”"
+                )));
+            }
+        }
+        let created_at = now_string();
+        let batch = Batch {
+            id: new_id(),
+            prompt,
+            reference_ids: req.references,
+            count: req.count,
+            aspect_ratio: req.aspect_ratio,
+            image_size: req.image_size,
+            model,
+            created_at: created_at.clone(),
+        };
+        let rows: Vec<JobRow> = (1..=req.count)
+            .map(|index| JobRow {
+                id: new_id(),
+                batch_id: batch.id.clone(),
+                index,
+                state: JobState::Queued,
+                run: 0,
+                upstream: None,
+                error: None,
+                attempts: Vec::new(),
+                image: None,
+                created_at: created_at.clone(),
+            })
+            .collect();
+        let (b, r) = (batch.clone(), rows.clone());
+        self.inner
+            .storage
+            .with_db(move |c| Ok(store::insert_batch(c, &b, &r)?))
+            .await?;
+        tracing::info!(batch = %batch.id, count = batch.count, "已提交一批任务");
+        let batch = Arc::new(batch);
+        let views = {
+            let mut table = self.table();
+            for row in rows.iter().cloned() {
+                table.queue.push_back(row.id.clone());
+                table.order.push(row.id.clone());
+                table
+                    .jobs
+                    .insert(row.id.clone(), Job::new(batch.clone(), row));
+            }
+            rows.iter()
+                .rev()
+                .filter_map(|r| table.jobs.get(&r.id))
+                .map(|job| self.view_of(job))
+                .collect()
+        };
+        for row in &rows {
+            self.notify(Change::Job(row.id.clone()));
+        }
+        self.pump();
+        Ok(views)
+    }
+
+    /// 取消排队中或运行中的任务。
+    pub fn cancel(&self, id: &str) -> Result<JobView, ApiError> {
+        let view = {
+            let mut table = self.table();
+            let Table {
+                jobs,
+                queue,
+                running,
+                ..
+            } = &mut *table;
+            let job = jobs.get_mut(id).ok_or(ApiError::NotFound)?;
+            match job.row.state {
+                JobState::Queued => queue.retain(|q| q != id),
+                JobState::Running => {
+                    if let Some(handle) = running.remove(id) {
+                        // 中止任务：进行中的上游请求随之被丢弃，连接断开。
+                        handle.abort();
+                    }
+                }
+                other => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "这个任务{}，不能取消",
+                        other.label()
+                    )))
+                }
+            }
+            job.final_elapsed_ms = Self::elapsed_ms(job);
+            job.row.state = JobState::Cancelled;
+            job.phase = None;
+            job.row.error = None;
+            self.persist(&job.row);
+            self.view_of(job)
+        };
+        tracing::info!(job = id, "任务已取消");
+        self.notify(Change::Job(id.to_string()));
+        self.pump();
+        Ok(view)
+    }
+
+    /// 重试失败、已取消或中断的任务：重新排到队尾。
+    pub fn retry(&self, id: &str) -> Result<JobView, ApiError> {
+        let view = {
+            let mut table = self.table();
+            let job = table.jobs.get_mut(id).ok_or(ApiError::NotFound)?;
+            if !job.row.state.can_retry() {
+                return Err(ApiError::InvalidRequest(format!(
+                    "这个任务{}，不需要重试",
+                    job.row.state.label()
+                )));
+            }
+            job.reset(JobState::Queued);
+            self.persist(&job.row);
+            let view = self.view_of(job);
+            table.queue.push_back(id.to_string());
+            view
+        };
+        self.notify(Change::Job(id.to_string()));
+        self.pump();
+        Ok(view)
+    }
+
+    /// 从工作台移除：进行中的先取消；生成的图片移入回收站（可在图库恢复）。
+    pub async fn remove(&self, id: &str) -> Result<(), ApiError> {
+        let state = self
+            .table()
+            .jobs
+            .get(id)
+            .map(|j| j.row.state)
+            .ok_or(ApiError::NotFound)?;
+        if state.is_active() {
+            self.cancel(id)?;
+        }
+        let image = {
+            let mut table = self.table();
+            table.order.retain(|o| o != id);
+            table.jobs.remove(id).and_then(|j| j.row.image)
+        };
+        let _ = self.inner.writes.send(Write::Hide(id.to_string()));
+        if let Some(image) = image {
+            self.inner.storage.trash(vec![image.id]).await?;
+        }
+        self.notify(Change::Removed(id.to_string()));
+        Ok(())
+    }
+
+    /// 在并发上限内，按先后启动排队的任务。
+    fn pump(&self) {
+        let cap = self.inner.config.load().limits.max_concurrent.max(1) as usize;
+        let mut started = Vec::new();
+        {
+            let mut table = self.table();
+            while table.running.len() < cap {
+                let Some(id) = table.queue.pop_front() else {
+                    break;
+                };
+                let Some(job) = table.jobs.get_mut(&id) else {
+                    continue;
+                };
+                if job.row.state != JobState::Queued {
+                    continue;
+                }
+                job.reset(JobState::Running);
+                job.row.run += 1;
+                job.started = Some(Instant::now());
+                job.percent = 0.0;
+                self.persist(&job.row);
+                let batch = job.batch.clone();
+                let handle = tokio::spawn(self.clone().run(id.clone(), batch));
+                table.running.insert(id.clone(), handle.abort_handle());
+                started.push(id);
+            }
+        }
+        for id in started {
+            self.notify(Change::Job(id));
+        }
+    }
+
+    async fn run(self, id: String, batch: Arc<Batch>) {
+        let result = self.execute(&id, &batch).await;
+        self.finish(&id, result);
+    }
+
+    async fn execute(
+        &self,
+        id: &str,
+        batch: &Batch,
+    ) -> Result<crate::storage::ImageRecord, crate::state::ProduceFailed> {
+        let mut references = Vec::with_capacity(batch.reference_ids.len());
+        for r in &batch.reference_ids {
+            references.push(crate::state::load_reference(&self.inner.storage, r).await?);
+        }
+        let (this, job_id) = (self.clone(), id.to_string());
+        let request = ImageRequest {
+            prompt: batch.prompt.clone(),
+            references,
+            aspect_ratio: batch.aspect_ratio,
+            image_size: batch.image_size,
+            model: (!batch.model.is_empty()).then(|| batch.model.clone()),
+            progress: Progress::new(move |event| this.on_progress(&job_id, event)),
+        };
+        let work = crate::state::produce(&self.inner.gateway, &self.inner.storage, request);
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                result = &mut work => return result.map(|(_, record)| record),
+                _ = tick.tick() => self.refresh(id),
+            }
+        }
+    }
+
+    /// 网关回报的真实进度。
+    fn on_progress(&self, id: &str, event: ProgressEvent) {
+        {
+            let mut table = self.table();
+            let Some(job) = table.jobs.get_mut(id) else {
+                return;
+            };
+            if job.row.state != JobState::Running {
+                return;
+            }
+            match event {
+                ProgressEvent::Attempt { upstream, number } => {
+                    job.row.upstream = Some(upstream);
+                    job.attempt = number;
+                    job.phase = None;
+                    job.bytes_done = 0;
+                    job.bytes_total = None;
+                }
+                ProgressEvent::Phase(phase) => {
+                    job.phase = Some(phase);
+                    job.bytes_done = 0;
+                    job.bytes_total = None;
+                }
+                ProgressEvent::Bytes { done, total } => {
+                    job.bytes_done = done;
+                    job.bytes_total = total;
+                }
+            }
+            self.update_percent(job);
+        }
+        self.notify(Change::Job(id.to_string()));
+    }
+
+    /// 按时间刷新等待中的估计进度。
+    fn refresh(&self, id: &str) {
+        {
+            let mut table = self.table();
+            let Some(job) = table.jobs.get_mut(id) else {
+                return;
+            };
+            if job.row.state != JobState::Running {
+                return;
+            }
+            self.update_percent(job);
+        }
+        self.notify(Change::Job(id.to_string()));
+    }
+
+    fn update_percent(&self, job: &mut Job) {
+        let (expected, _) = self.expected_ms(job);
+        let reading = Reading {
+            phase: job.phase,
+            elapsed_ms: Self::elapsed_ms(job) as f64,
+            bytes_done: job.bytes_done,
+            bytes_total: job.bytes_total,
+        };
+        // 只增不减；保存完成前不到 100。
+        job.percent = job
+            .percent
+            .max(estimate::percent(&reading, expected))
+            .min(99.0);
+    }
+
+    fn finish(
+        &self,
+        id: &str,
+        result: Result<crate::storage::ImageRecord, crate::state::ProduceFailed>,
+    ) {
+        {
+            let mut table = self.table();
+            table.running.remove(id);
+            let Some(job) = table.jobs.get_mut(id) else {
+                return;
+            };
+            if job.row.state != JobState::Running {
+                // 已被取消：结果作废（若图片已写完，它仍在图库里）。
+                return;
+            }
+            job.final_elapsed_ms = Self::elapsed_ms(job);
+            job.phase = None;
+            match result {
+                Ok(record) => {
+                    job.row.state = JobState::Done;
+                    job.percent = 100.0;
+                    job.row.upstream = Some(record.upstream.clone());
+                    job.row.attempts = serde_json::from_str::<Vec<AttemptInfo>>(&record.attempts)
+                        .unwrap_or_default();
+                    job.row.image = Some(JobImage {
+                        url: format!("/files/{}", record.id),
+                        thumb_url: format!("/files/{}/thumb", record.id),
+                        id: record.id,
+                        width: record.width,
+                        height: record.height,
+                    });
+                    self.inner.durations.lock().expect("锁未被毒化").record(
+                        &record.model,
+                        job.batch.image_size,
+                        job.final_elapsed_ms as f64,
+                    );
+                }
+                Err(failed) => {
+                    job.row.state = JobState::Failed;
+                    job.row.attempts = failed.attempts;
+                    job.row.error = Some(crate::app::error::AppError::from(failed.error).message);
+                }
+            }
+            self.persist(&job.row);
+            trim(&mut table);
+        }
+        self.notify(Change::Job(id.to_string()));
+        self.pump();
+    }
+}
+
+/// 内存里只留最近的任务（进行中的永远保留）。
+fn trim(table: &mut Table) {
+    while table.order.len() > KEEP_IN_MEMORY {
+        let Some(pos) = table
+            .order
+            .iter()
+            .position(|id| table.jobs.get(id).is_none_or(|j| !j.row.state.is_active()))
+        else {
+            break;
+        };
+        let id = table.order.remove(pos);
+        table.jobs.remove(&id);
+    }
+}
+
+impl Job {
+    fn new(batch: Arc<Batch>, row: JobRow) -> Self {
+        let percent = if row.state == JobState::Done {
+            100.0
+        } else {
+            0.0
+        };
+        Self {
+            batch,
+            row,
+            phase: None,
+            percent,
+            attempt: 0,
+            started: None,
+            final_elapsed_ms: 0,
+            bytes_done: 0,
+            bytes_total: None,
+        }
+    }
+
+    /// 开始一次新的运行前清掉上一次的结果。
+    fn reset(&mut self, state: JobState) {
+        self.row.state = state;
+        self.row.error = None;
+        self.row.image = None;
+        self.row.attempts = Vec::new();
+        self.row.upstream = None;
+        self.phase = None;
+        self.percent = 0.0;
+        self.attempt = 0;
+        self.final_elapsed_ms = 0;
+        self.bytes_done = 0;
+        self.bytes_total = None;
+    }
+}
+
+/// 按顺序执行状态写入：同一任务的“开始”不会晚于它的“结束”落盘。
+async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>) {
+    while let Some(write) = rx.recv().await {
+        let result = storage
+            .with_db(move |c| {
+                match write {
+                    Write::Update(row, now) => store::update_job(c, &row, &now)?,
+                    Write::Hide(id) => {
+                        store::hide_job(c, &id)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("写入任务状态失败：{e}");
+        }
+    }
+}
