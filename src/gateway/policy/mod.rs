@@ -92,6 +92,22 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     })
 }
 
+/// 在途请求计数：随作用域结束而减一。请求被取消（外层 future 被丢弃）时也一样。
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("gateway_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_in_flight").decrement(1.0);
+    }
+}
+
 /// 一个上游试完之后的结局。
 enum Exhausted {
     /// 换谁都没用，交给调用方。
@@ -139,7 +155,7 @@ async fn try_upstream(
             number: trace.len() as u32 + 1,
         });
         let started = Instant::now();
-        metrics::gauge!("gateway_in_flight").increment(1.0);
+        let in_flight = InFlight::start();
         let result = tokio::time::timeout(limit, upstream.generate(&inner.http, req))
             .await
             .unwrap_or_else(|_| {
@@ -148,8 +164,7 @@ async fn try_upstream(
                     secs: limit.as_secs(),
                 })
             });
-        metrics::gauge!("gateway_in_flight").decrement(1.0);
-        drop((permit, own_permit));
+        drop((in_flight, permit, own_permit));
         let latency_ms = started.elapsed().as_millis() as u64;
         let outcome = match &result {
             Ok(_) => "ok",
