@@ -32,6 +32,13 @@ test('选 4 张、生成：4 张卡片各自显示进度并完成出图；大图
     expect(await img.evaluate((el: HTMLImageElement) => el.naturalWidth)).toBe(384);
   }
 
+  // 推送延迟（服务器上状态变化 → 浏览器收到）：记录下来供报告，只做粗略的健全性检查。
+  const section = page.locator('section.studio');
+  const p50 = Number(await section.getAttribute('data-lag-p50'));
+  const max = Number(await section.getAttribute('data-lag-max'));
+  console.log(`推送延迟：中位 ${p50} ms，最大 ${max} ms`);
+  expect(p50).toBeLessThan(1000);
+
   // 大图：原图 1024×1024，Esc 关闭。
   await cards.first().getByTitle('查看大图').click();
   const big = page.getByTestId('lightbox').locator('img');
@@ -182,4 +189,21 @@ test.describe('可控上游（3101/3102）', () => {
     await card.getByRole('button', { name: '重试' }).click();
     await doneImageId(card);
   });
+});
+
+test('375 像素宽的手机屏幕：没有横向滚动，提示词栏与卡片可用', async ({ studio, page }) => {
+  await page.setViewportSize({ width: 375, height: 740 });
+  await studio.open();
+  const prompt = uniq('手机上');
+  await studio.submit(prompt, 2);
+  const cards = studio.cardsWith(prompt);
+  await expect(cards).toHaveCount(2);
+  for (const card of await cards.all()) await doneImageId(card);
+  await expect(studio.generate).toBeInViewport();
+  await expect(cards.first().getByRole('link', { name: '下载' })).toBeVisible();
+  const overflow = async () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(await overflow()).toBeLessThanOrEqual(0);
+  await page.goto('/gallery');
+  await expect(page.locator('section.gallery[data-hydrated="true"]')).toBeVisible();
+  expect(await overflow()).toBeLessThanOrEqual(0);
 });

@@ -139,6 +139,18 @@ pub async fn upload(files: Vec<web_sys::File>) -> Result<Vec<Uploaded>, String> 
     }
 }
 
+/// 当前时刻（Unix 毫秒）。
+pub fn now_ms() -> u64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now() as u64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0
+    }
+}
+
 /// 把文字复制到剪贴板。
 pub fn copy_text(_text: &str) {
     #[cfg(feature = "hydrate")]

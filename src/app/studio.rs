@@ -206,12 +206,36 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
     let jobs = RwSignal::new(initial);
     let references = RwSignal::new(references);
     let lightbox = RwSignal::new(None::<JobImage>);
+    // 推送延迟（服务器上状态变化 → 浏览器收到并更新），最近 200 次。
+    let lags = RwSignal::new(Vec::<u64>::new());
     Effect::new(move |_| {
         hydrated.set(true);
         browser::connect_jobs(
-            move |message| jobs.update(|list| apply(list, message)),
+            move |message| {
+                if let JobMessage::Job(view) = &message {
+                    let lag = browser::now_ms().saturating_sub(view.changed_at_ms);
+                    lags.update(|l| {
+                        l.push(lag);
+                        if l.len() > 200 {
+                            l.remove(0);
+                        }
+                    });
+                }
+                jobs.update(|list| apply(list, message));
+            },
             move |up| connected.set(up),
         );
+    });
+    let lag_stats = Memo::new(move |_| {
+        lags.with(|l| {
+            let mut sorted = l.clone();
+            sorted.sort_unstable();
+            (
+                sorted.get(sorted.len() / 2).copied(),
+                sorted.last().copied(),
+                sorted.len(),
+            )
+        })
     });
     let _esc = window_event_listener(leptos::ev::keydown, move |ev| {
         if ev.key() == "Escape" {
@@ -223,7 +247,15 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
 
     view! {
         <section class="studio" data-hydrated=move || hydrated.get().to_string()
-            data-connected=move || connected.get().to_string()>
+            data-connected=move || connected.get().to_string()
+            data-lag-p50=move || lag_stats.get().0.map(|v| v.to_string())
+            data-lag-max=move || lag_stats.get().1.map(|v| v.to_string())>
+            <p class="live" title=move || match lag_stats.get() {
+                (Some(p50), Some(max), n) => format!("推送延迟：中位 {p50} ms，最大 {max} ms（最近 {n} 次）"),
+                _ => "实时更新".to_string(),
+            }>
+                {move || if connected.get() { "● 实时" } else { "○ 重连中……" }}
+            </p>
             <div class="grid" data-testid="cards">
                 <Show when=move || ids.with(Vec::is_empty)>
                     <p class="empty">"在下方输入提示词，选择张数，按 Enter 或点“生成”开始。"</p>

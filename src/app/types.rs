@@ -424,6 +424,8 @@ pub struct JobView {
     pub attempts: Vec<AttemptInfo>,
     pub image: Option<JobImage>,
     pub created_at: String,
+    /// 服务器上最近一次变化的时刻（Unix 毫秒）；浏览器用它算推送延迟。
+    pub changed_at_ms: u64,
 }
 
 /// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除。

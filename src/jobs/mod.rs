@@ -80,6 +80,15 @@ struct Job {
     final_elapsed_ms: u64,
     bytes_done: u64,
     bytes_total: Option<u64>,
+    /// 最近一次变化（Unix 毫秒）。
+    changed_at_ms: u64,
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn now_string() -> String {
@@ -164,6 +173,11 @@ impl JobManager {
     }
 
     fn notify(&self, change: Change) {
+        if let Change::Job(id) = &change {
+            if let Some(job) = self.table().jobs.get_mut(id) {
+                job.changed_at_ms = epoch_ms();
+            }
+        }
         // 没有订阅者时发送失败，无妨。
         let _ = self.inner.changes.send(change);
     }
@@ -263,6 +277,7 @@ impl JobManager {
             attempts: job.row.attempts.clone(),
             image: job.row.image.clone(),
             created_at: job.row.created_at.clone(),
+            changed_at_ms: job.changed_at_ms,
         }
     }
 
@@ -658,6 +673,7 @@ impl Job {
             final_elapsed_ms: 0,
             bytes_done: 0,
             bytes_total: None,
+            changed_at_ms: epoch_ms(),
         }
     }
 
