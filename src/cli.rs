@@ -27,6 +27,8 @@ enum Command {
     Serve(ServeArgs),
     /// 单独启动演示上游（Gemini 替身），带故障开关，供测试与基准测试使用。
     DemoUpstream(DemoArgs),
+    /// 从标准输入读一行密码，打印它的 argon2 哈希（填到配置的 auth.admin_password_hash）。
+    HashPassword,
 }
 
 #[derive(Args, Default)]
@@ -74,6 +76,7 @@ pub async fn run() -> ExitCode {
     init_logging();
     match cli.command {
         Some(Command::DemoUpstream(args)) => run_demo(args).await,
+        Some(Command::HashPassword) => run_hash_password(),
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
     }
@@ -91,6 +94,32 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("启动失败：{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_hash_password() -> ExitCode {
+    use std::io::BufRead;
+    eprintln!("请输入管理员密码（输入后按 Enter）：");
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("无法读取密码");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        eprintln!("密码至少 8 个字符");
+        return ExitCode::from(2);
+    }
+    match crate::admin::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            eprintln!("把上面这一行填到配置文件：[auth] admin_password_hash = \"…\"");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::from(1)
         }
     }

@@ -25,6 +25,11 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// 设置页提交的配置无效，或配置文件写不进去。
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("请求太频繁，请 {retry_after_secs} 秒后再试")]
     RateLimited { retry_after_secs: u64 },
     /// 多个等待者共享的同一个错误（幂等键的并发重复请求）。
@@ -38,6 +43,11 @@ impl ApiError {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Config(crate::config::ConfigError::Write { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Config(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -49,9 +59,10 @@ impl ApiError {
     /// OpenAI 错误体的 `type` 字段。
     pub fn error_type(&self) -> &'static str {
         match self.status() {
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED => {
-                "invalid_request_error"
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::NOT_FOUND
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN => "invalid_request_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             _ => "server_error",
         }
@@ -65,6 +76,8 @@ impl ApiError {
             Self::Storage(_) => "storage_error",
             Self::NotFound => "not_found",
             Self::Unauthorized(_) => "invalid_api_key",
+            Self::Forbidden(_) => "forbidden",
+            Self::Config(_) => "invalid_config",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::Shared(e) => e.code(),
         }
@@ -78,6 +91,8 @@ impl ApiError {
             Self::InvalidRequest(_)
             | Self::NotFound
             | Self::Unauthorized(_)
+            | Self::Forbidden(_)
+            | Self::Config(_)
             | Self::RateLimited { .. } => self.to_string(),
             Self::Shared(e) => e.public_message(),
         }

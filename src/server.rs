@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
             state.config.load().storage.max_upload_mb,
         ))
         .route("/ws", get(crate::jobs::ws::handler))
+        .merge(crate::admin::router(&state))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -212,6 +213,11 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         storage,
         idempotency: Default::default(),
         jobs,
+        admin: crate::admin::Admin::from_env(),
+        config_file: Arc::new(crate::config::ConfigFile {
+            path: loaded.path.clone(),
+            env_api_keys: loaded.env_api_keys.clone(),
+        }),
     };
     tracing::info!(
         config = %loaded.path.display(),

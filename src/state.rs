@@ -18,6 +18,9 @@ pub struct AppState {
     pub storage: Storage,
     pub idempotency: IdempotencyCache,
     pub jobs: JobManager,
+    pub admin: crate::admin::Admin,
+    /// 运行中的配置来自哪个文件（设置页保存到这里）。
+    pub config_file: std::sync::Arc<crate::config::ConfigFile>,
 }
 
 impl AppState {

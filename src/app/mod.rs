@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod error;
 pub mod gallery;
+pub mod settings_types;
 pub mod studio;
 pub mod types;
 

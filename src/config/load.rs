@@ -21,6 +21,11 @@ pub enum ConfigError {
     Type { key: String, reason: String },
     #[error("配置项 `{key}` 无效：{reason}")]
     Invalid { key: String, reason: String },
+    #[error("无法写入配置文件 {path}：{source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -38,6 +43,8 @@ pub struct LoadedConfig {
     pub path: PathBuf,
     /// 文件是否存在；不存在时使用全部默认值。
     pub file_exists: bool,
+    /// 来自环境变量 `FACTORY_API_KEYS` 的密钥（保存配置时不写进文件）。
+    pub env_api_keys: Vec<String>,
 }
 
 /// 从 `path` 读取配置。文件不存在时使用全部默认值；`FACTORY_API_KEYS=a,b` 追加 API 密钥。
@@ -58,9 +65,11 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         }
     };
     let mut config = parse(&text, &base_dir)?;
+    let mut env_api_keys = Vec::new();
     if let Ok(keys) = std::env::var("FACTORY_API_KEYS") {
         for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             config.auth.api_keys.push(key.to_string());
+            env_api_keys.push(key.to_string());
         }
         validate_api_keys(&config.auth.api_keys)?;
     }
@@ -68,6 +77,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         config,
         path: path.to_path_buf(),
         file_exists,
+        env_api_keys,
     })
 }
 
@@ -300,6 +310,15 @@ fn check_storage_root(root: &Path, base_dir: &Path) -> Result<PathBuf, ConfigErr
     let joined = if root.is_absolute() {
         root.to_path_buf()
     } else {
+        if root
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(invalid(
+                KEY,
+                "相对路径不能用 .. 跳出配置文件所在的目录；要放到别处请写绝对路径",
+            ));
+        }
         base_dir.join(root)
     };
     std::fs::create_dir_all(&joined)

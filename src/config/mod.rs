@@ -4,8 +4,10 @@
 //! - `load.rs`：读取、解析、校验，错误用中文指出是哪一项、为什么。
 
 mod load;
+mod save;
 
 pub use load::{load, parse, ConfigError, LoadedConfig};
+pub use save::ConfigFile;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -70,6 +70,31 @@ impl Gateway {
         self.inner.upstreams(config)
     }
 
+    /// 对一个上游做一次真实的小请求（设置页的“测试连接”），不重试、不回退，返回耗时。
+    pub async fn probe(&self, upstream: &UpstreamConfig) -> Result<Duration, GatewayError> {
+        let adapter = upstream::build(upstream)?;
+        let request = ImageRequest {
+            prompt: "连接测试：白底上一个蓝色圆形".into(),
+            references: Vec::new(),
+            aspect_ratio: crate::app::types::AspectRatio::Square,
+            image_size: crate::app::types::ImageSize::K1,
+            model: None,
+            progress: Progress::default(),
+        };
+        let secs = self.inner.config.load().timeouts.attempt_s;
+        let started = std::time::Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(secs),
+            adapter.generate(&self.inner.http, &request),
+        )
+        .await
+        .map_err(|_| GatewayError::Timeout {
+            upstream: upstream.name.clone(),
+            secs,
+        })??;
+        Ok(started.elapsed())
+    }
+
     /// 生成（或编辑）一张图像：经过整条策略流水线。
     pub async fn generate(&self, req: ImageRequest) -> Result<GeneratedImage, Failed> {
         if req.prompt.trim().is_empty() {

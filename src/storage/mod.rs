@@ -284,6 +284,18 @@ impl Storage {
         self.with_db(move |c| Ok(db::get(c, &id)?)).await
     }
 
+    /// 各存储根下（未删除的）图片数。
+    pub async fn image_counts_by_root(&self) -> Result<Vec<(String, u64)>, StorageError> {
+        self.with_db(|c| {
+            let mut stmt = c.prepare(
+                "SELECT root, COUNT(*) FROM images WHERE deleted_at IS NULL GROUP BY root ORDER BY root",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     /// 图库查询。
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<ImageRecord>, StorageError> {
         self.with_db(move |c| Ok(db::list(c, &filter)?)).await

@@ -17,10 +17,15 @@ pub struct Running {
 
 /// 启动二进制并等它在标准输出打印出 `http://…` 地址。
 async fn start(args: &[&str], dir: &Path) -> Running {
+    start_with_env(args, dir, &[]).await
+}
+
+async fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -77,9 +82,15 @@ impl Workspace {
 
     /// 以 `factory.toml` 启动服务器，监听随机端口。
     pub async fn serve(&self) -> Running {
-        start(
+        self.serve_with_env(&[]).await
+    }
+
+    /// 同上，另加环境变量。
+    pub async fn serve_with_env(&self, env: &[(&str, &str)]) -> Running {
+        start_with_env(
             &["--config", "factory.toml", "--listen", "127.0.0.1:0"],
             self.path(),
+            env,
         )
         .await
     }

@@ -1,0 +1,104 @@
+//! 保存配置（设置页用）：整份校验 → 原子写入（同目录临时文件、fsync、改名；旧文件留作 `.bak`）→ 返回解析后的配置。
+//!
+//! 写入的文本会先按启动时完全相同的规则重新解析一遍：能写进文件的，下次启动一定能读。
+
+use super::load::{parse, ConfigError};
+use super::Config;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// 运行中的配置来自哪个文件。
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// 来自环境变量 `FACTORY_API_KEYS` 的密钥：生效，但不写进文件。
+    pub env_api_keys: Vec<String>,
+}
+
+impl ConfigFile {
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// 校验并保存 `config`，返回重新解析后的配置（调用方把它换入运行中的配置）。任何一步失败，文件都不变。
+    pub fn save(&self, config: &Config) -> Result<Config, ConfigError> {
+        let mut to_write = config.clone();
+        to_write
+            .auth
+            .api_keys
+            .retain(|k| !self.env_api_keys.contains(k));
+        let body = toml::to_string_pretty(&to_write).map_err(|e| ConfigError::Invalid {
+            key: "（整份配置）".into(),
+            reason: format!("无法写成 TOML：{e}"),
+        })?;
+        let text = format!(
+            "# 绘图工厂的配置。由设置页保存于 {}；也可以手工编辑（各项说明见 README）。\n\n{body}",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        let mut parsed = parse(&text, &self.base_dir())?;
+        parsed
+            .auth
+            .api_keys
+            .extend(self.env_api_keys.iter().cloned());
+        self.write_atomically(&text)
+            .map_err(|source| ConfigError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(parsed)
+    }
+
+    fn write_atomically(&self, text: &str) -> std::io::Result<()> {
+        let dir = self.base_dir();
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".factory-toml-")
+            .tempfile_in(&dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        if self.path.exists() {
+            let mut backup = self.path.clone().into_os_string();
+            backup.push(".bak");
+            std::fs::copy(&self.path, &backup)?;
+        }
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        std::fs::File::open(&dir)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_atomically_keeps_a_backup_and_leaves_the_file_alone_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("factory.toml");
+        std::fs::write(&path, "[limits]\nburst = 7\n").unwrap();
+        let file = ConfigFile {
+            path: path.clone(),
+            env_api_keys: vec!["env-key".into()],
+        };
+        let mut config = parse("[limits]\nburst = 7\n", dir.path()).unwrap();
+        config.limits.burst = 9;
+        config.auth.api_keys = vec!["file-key".into(), "env-key".into()];
+        let saved = file.save(&config).unwrap();
+        assert_eq!(saved.limits.burst, 9);
+        assert_eq!(saved.auth.api_keys, ["file-key", "env-key"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("burst = 9"), "{text}");
+        assert!(!text.contains("env-key"), "环境变量里的密钥不写进文件");
+        let backup = std::fs::read_to_string(dir.path().join("factory.toml.bak")).unwrap();
+        assert_eq!(backup, "[limits]\nburst = 7\n");
+
+        // 无效的值：返回中文原因，文件一个字节都不变。
+        let before = std::fs::read(&path).unwrap();
+        config.limits.burst = 0;
+        let err = file.save(&config).unwrap_err().to_string();
+        assert!(err.contains("limits.burst"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}

@@ -1,0 +1,278 @@
+//! 设置与管理员：登录、会话、跨站防护、整份校验（文件不变）、热更新上游与存储根。
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const PASSWORD: &str = "正确的密码-123";
+
+/// 用 `hash-password` 子命令生成哈希（和运维手工操作一样）。
+fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    hash
+}
+
+fn config(upstream: &str, name: &str, hash: &str) -> String {
+    format!(
+        "[storage]\nroot = \"storage\"\n\n[auth]\nadmin_password_hash = \"{hash}\"\n\n[[upstreams]]\nname = \"{name}\"\nbase_url = \"{upstream}\"\napi_key = \"sk-upstream-secret-42\"\n"
+    )
+}
+
+struct Admin {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Admin {
+    fn new(server: &Running) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            url: server.url.clone(),
+        }
+    }
+
+    async fn login(&self, password: &str) -> u16 {
+        self.http
+            .post(format!("{}/admin/login", self.url))
+            .header("origin", &self.url)
+            .json(&json!({"password": password}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn settings(&self) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}/admin/api/settings", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn put(&self, body: &Value, origin: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .put(format!("{}/admin/api/settings", self.url))
+            .json(body);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// 当前设置改一处后的整份提交体。
+    async fn edited(&self, edit: impl FnOnce(&mut Value)) -> Value {
+        let (_, view) = self.settings().await;
+        let mut body = json!({
+            "upstreams": view["upstreams"],
+            "storage_root": view["storage_root"],
+            "numbers": view["numbers"],
+        });
+        edit(&mut body);
+        body
+    }
+}
+
+#[tokio::test]
+async fn refusals_leave_the_config_file_unchanged() {
+    let demo = demo_upstream(&[]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&demo.url, "甲", &hash));
+    let server = ws
+        .serve_with_env(&[("FACTORY_SESSION_TTL_SECS", "2")])
+        .await;
+    let file = ws.path().join("factory.toml");
+    let original = std::fs::read(&file).unwrap();
+    let admin = Admin::new(&server);
+
+    // 没登录、密码不对 → 拒绝。
+    assert_eq!(admin.settings().await.0, 401);
+    assert_eq!(admin.login("不对的密码").await, 401);
+    let body = json!({"upstreams": [], "storage_root": "x", "numbers": {}});
+    assert_eq!(admin.put(&body, Some(&server.url)).await.0, 401);
+
+    // 登录后可读；密钥不出现在响应里。
+    assert_eq!(admin.login(PASSWORD).await, 204);
+    let (status, view) = admin.settings().await;
+    assert_eq!(status, 200, "{view}");
+    assert!(!view.to_string().contains("sk-upstream-secret-42"));
+    assert_eq!(view["upstreams"][0]["api_key_set"], true);
+    assert_eq!(view["admin_password_set"], true);
+
+    // 跨站：没有 Origin，或 Origin 是别的站 → 403。
+    let valid = admin.edited(|b| b["numbers"]["burst"] = json!(33)).await;
+    assert_eq!(admin.put(&valid, None).await.0, 403);
+    assert_eq!(admin.put(&valid, Some("http://evil.example")).await.0, 403);
+
+    // 各种无效值 → 400 + 中文原因。
+    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            Box::new(|b| b["upstreams"][0]["base_url"] = json!("ftp://x")),
+            "http",
+        ),
+        (
+            Box::new(|b| b["upstreams"][0]["kind"] = json!("dall-e")),
+            "类型“dall-e”未知",
+        ),
+        (
+            Box::new(|b| b["storage_root"] = json!("../外面")),
+            "不能用 ..",
+        ),
+        (
+            Box::new(|b| b["storage_root"] = json!("/proc/不可写")),
+            "storage.root",
+        ),
+        (Box::new(|b| b["numbers"]["burst"] = json!(-1)), "burst"),
+        (
+            Box::new(|b| b["numbers"]["max_attempts"] = json!(0)),
+            "retry.max_attempts",
+        ),
+    ];
+    for (edit, needle) in cases {
+        let body = admin.edited(edit).await;
+        let (status, err) = admin.put(&body, Some(&server.url)).await;
+        assert_eq!(status, 400, "{body} → {err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message}（应提到 {needle}）");
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        original,
+        "被拒绝的修改不动配置文件"
+    );
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "服务器照常工作");
+
+    // 会话过期（测试把有效期设为 2 秒）。
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(admin.settings().await.0, 401);
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+
+    // 同一 IP 连续登录失败：每分钟 5 次之后 429（前面已用掉 2 次）。
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(admin.login("还是不对").await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+}
+
+#[tokio::test]
+async fn upstream_change_applies_live_and_in_flight_requests_finish_on_the_old_one() {
+    let slow_old = demo_upstream(&["--delay-ms", "1500"]).await;
+    let new = demo_upstream(&[]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&slow_old.url, "旧上游", &hash));
+    let server = ws.serve().await;
+    let admin = Admin::new(&server);
+    assert_eq!(admin.login(PASSWORD).await, 204);
+
+    let in_flight = {
+        let url = server.url.clone();
+        tokio::spawn(async move {
+            let res = reqwest::Client::new()
+                .post(format!("{url}/api/generate_image"))
+                .json(&json!({"request": {"prompt": "切换时在途的"}}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = admin
+        .edited(|b| {
+            b["upstreams"][0]["name"] = json!("新上游");
+            b["upstreams"][0]["base_url"] = json!(new.url);
+        })
+        .await;
+    let (status, view) = admin.put(&body, Some(&server.url)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["upstreams"][0]["base_url"], json!(new.url));
+    assert_eq!(
+        view["upstreams"][0]["api_key_set"], true,
+        "留空的密钥沿用原来的"
+    );
+    let text = std::fs::read_to_string(ws.path().join("factory.toml")).unwrap();
+    assert!(text.contains(&new.url) && text.contains("sk-upstream-secret-42"));
+    assert!(ws.path().join("factory.toml.bak").is_file());
+
+    let (status, saved) = studio_generate(&server, "切换后的").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["upstream"], "新上游");
+    let (status, old) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(old["upstream"], "旧上游", "在途的请求在旧上游上完成");
+}
+
+#[tokio::test]
+async fn storage_root_change_from_the_page() {
+    let demo = demo_upstream(&[]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&demo.url, "甲", &hash));
+    let server = ws.serve().await;
+    let admin = Admin::new(&server);
+    assert_eq!(admin.login(PASSWORD).await, 204);
+    let (_, before) = studio_generate(&server, "旧根").await;
+
+    let body = admin.edited(|b| b["storage_root"] = json!("新根")).await;
+    let (status, view) = admin.put(&body, Some(&server.url)).await;
+    assert_eq!(status, 200, "{view}");
+    assert!(view["storage_root"].as_str().unwrap().ends_with("新根"));
+    let (_, after) = studio_generate(&server, "新根").await;
+    assert!(originals_under(&ws.path().join("新根"))
+        .iter()
+        .any(|p| p.to_string_lossy().contains(after["id"].as_str().unwrap())));
+    for id in [&before["id"], &after["id"]] {
+        let res = reqwest::get(format!("{}/files/{}", server.url, id.as_str().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // 数据库被固定在原处：重启后旧图仍在图库。
+    let text = std::fs::read_to_string(ws.path().join("factory.toml")).unwrap();
+    assert!(text.contains("database = "), "{text}");
+    drop(server);
+    let server = ws.serve().await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/list_images", server.url))
+        .json(&json!({"query": {}}))
+        .send()
+        .await
+        .unwrap();
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    let (_, view) = {
+        let admin = Admin::new(&server);
+        assert_eq!(admin.login(PASSWORD).await, 204);
+        admin.settings().await
+    };
+    assert_eq!(view["roots"].as_array().unwrap().len(), 2, "{view}");
+}
