@@ -130,7 +130,8 @@ async fn refusals_leave_the_config_file_unchanged() {
     assert_eq!(admin.put(&valid, Some("http://evil.example")).await.0, 403);
 
     // 各种无效值 → 400 + 中文原因。
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|b| b["upstreams"][0]["base_url"] = json!("ftp://x")),
             "http",
