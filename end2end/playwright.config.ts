@@ -7,6 +7,9 @@ const PORT = Number(process.env.E2E_PORT ?? 3100);
 const BIN = process.env.E2E_BIN ?? path.resolve(__dirname, '../target/debug/drafting-factory');
 export const DEMO_PORT = PORT + 1;
 export const CONTROLLED_PORT = PORT + 2;
+export const SECOND_DEMO_PORT = PORT + 3;
+/** 3102 的管理员密码（启动时用 hash-password 子命令生成哈希写进它的配置）。 */
+export const ADMIN_PASSWORD = 'e2e-admin-password';
 
 export default defineConfig({
   testDir: './tests',
@@ -37,7 +40,8 @@ export default defineConfig({
   // 三个进程：
   // - 3100：默认配置（内置演示上游，演示模式）；
   // - 3101：独立的演示上游，测试可在运行中调它的延迟与故障率（POST /_demo/options）；
-  // - 3102：上游指向 3101 的服务器，用于取消、失败与重试。
+  // - 3102：上游指向 3101 的服务器，设了管理员密码，用于取消、失败、重试与设置页；
+  // - 3103：第二个演示上游（设置页把上游切换到它）。
   webServer: [
     {
       command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && ${BIN} --listen 127.0.0.1:${PORT}`,
@@ -54,8 +58,16 @@ export default defineConfig({
       timeout: 60_000,
     },
     {
+      command: `${BIN} demo-upstream --listen 127.0.0.1:${SECOND_DEMO_PORT}`,
+      port: SECOND_DEMO_PORT,
+      reuseExistingServer: false,
+      timeout: 60_000,
+    },
+    {
       command:
-        `rm -rf .tmp-b && mkdir -p .tmp-b && cd .tmp-b && printf '%s\n' ` +
+        `rm -rf .tmp-b && mkdir -p .tmp-b && cd .tmp-b && ` +
+        `HASH=$(echo '${ADMIN_PASSWORD}' | ${BIN} hash-password) && printf '%s\n' ` +
+        `'[auth]' "admin_password_hash = \\"$HASH\\"" ` +
         `'[retry]' 'max_attempts = 2' 'base_delay_ms = 50' 'max_delay_ms = 100' ` +
         `'[[upstreams]]' 'name = "可控上游"' 'base_url = "http://127.0.0.1:${DEMO_PORT}"' > factory.toml && ` +
         `${BIN} --config factory.toml --listen 127.0.0.1:${CONTROLLED_PORT}`,

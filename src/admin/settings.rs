@@ -65,7 +65,10 @@ async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
             images,
         })
         .collect();
-    if !roots.iter().any(|r| std::path::Path::new(&r.path) == current_root) {
+    if !roots
+        .iter()
+        .any(|r| std::path::Path::new(&r.path) == current_root)
+    {
         roots.push(RootInfo {
             path: current_root.display().to_string(),
             images: 0,

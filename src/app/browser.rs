@@ -158,3 +158,54 @@ pub fn copy_text(_text: &str) {
         let _ = window.navigator().clipboard().write_text(_text);
     }
 }
+
+/// 发一个 JSON 请求（同源，浏览器自动带上 Cookie 与 Origin），返回状态码与响应文本。
+#[cfg(feature = "hydrate")]
+pub async fn fetch_json(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+) -> Result<(u16, String), String> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = body {
+        init.set_body(&wasm_bindgen::JsValue::from_str(&body));
+        let headers = web_sys::Headers::new().map_err(|_| "浏览器不支持".to_string())?;
+        let _ = headers.set("content-type", "application/json");
+        init.set_headers(&headers);
+    }
+    let window = web_sys::window().ok_or("没有浏览器窗口")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|_| "无法连接服务器".to_string())?
+        .unchecked_into();
+    let text = match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Ok((response.status(), text))
+}
+
+/// 错误体（OpenAI 形状）里的中文原因。
+pub fn error_message(status: u16, text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("请求失败（HTTP {status}）"))
+}
+
+/// 服务端渲染时没有浏览器：不会被调用（只在 island 的事件与 Effect 里用）。
+#[cfg(not(feature = "hydrate"))]
+pub async fn fetch_json(
+    _method: &str,
+    _url: &str,
+    _body: Option<String>,
+) -> Result<(u16, String), String> {
+    Err("只能在浏览器里调用".into())
+}

@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod error;
 pub mod gallery;
+pub mod settings;
 pub mod settings_types;
 pub mod studio;
 pub mod types;
@@ -44,6 +45,7 @@ pub fn App() -> impl IntoView {
                 <FlatRoutes fallback=|| view! { <p class="not-found">"页面不存在"</p> }>
                     <Route path=StaticSegment("") view=studio::StudioPage/>
                     <Route path=StaticSegment("gallery") view=gallery::GalleryPage/>
+                    <Route path=StaticSegment("settings") view=settings::SettingsPage/>
                 </FlatRoutes>
             </main>
         </Router>
@@ -61,6 +63,7 @@ fn Header() -> impl IntoView {
             <nav>
                 <a href="/" aria-current=move || current("/")>"工作台"</a>
                 <a href="/gallery" aria-current=move || current("/gallery")>"图库"</a>
+                <a href="/settings" aria-current=move || current("/settings")>"设置"</a>
             </nav>
             <Show when=move || demo_mode>
                 <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示模式"</span>

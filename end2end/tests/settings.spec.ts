@@ -1,0 +1,75 @@
+import { test, expect, doneImageId } from './fixtures/studio';
+import { ADMIN_PASSWORD, CONTROLLED_PORT, DEMO_PORT, SECOND_DEMO_PORT } from '../playwright.config';
+
+const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
+
+test('设置页：登录、把上游换成第二个演示上游并测试连接、保存后生效、换回、退出登录', async ({ studio, page, allowHttpErrors }) => {
+  allowHttpErrors('/admin/api/settings', '/admin/login');
+  await page.goto(`${CONTROLLED}/settings`);
+  await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
+  const password = page.getByLabel('管理员密码');
+  await expect(password).toBeVisible();
+
+  await password.fill('不对的密码');
+  await page.getByRole('button', { name: '登录' }).click();
+  await expect(page.getByRole('alert')).toContainText('密码不对');
+  await password.fill(ADMIN_PASSWORD);
+  await page.getByRole('button', { name: '登录' }).click();
+
+  const upstream = page.getByTestId('upstream').first();
+  await expect(upstream.getByLabel('名称')).toHaveValue('可控上游');
+  const address = upstream.getByLabel('地址');
+  await expect(address).toHaveValue(`http://127.0.0.1:${DEMO_PORT}`);
+
+  // 换到第二个演示上游，测试连接（真实的一次小请求）。
+  await address.fill(`http://127.0.0.1:${SECOND_DEMO_PORT}`);
+  await address.blur();
+  await upstream.getByRole('button', { name: '测试连接' }).click();
+  await expect(upstream.getByTestId('probe')).toContainText('✓ 连接正常');
+  // 不可用的地址：测试连接说明原因。
+  await page.getByRole('button', { name: '添加上游' }).click();
+  const broken = page.getByTestId('upstream').nth(1);
+  await broken.getByLabel('地址').fill('http://127.0.0.1:9');
+  await broken.getByLabel('地址').blur();
+  await broken.getByRole('button', { name: '测试连接' }).click();
+  await expect(broken.getByTestId('probe')).toContainText('✗');
+  await broken.getByRole('button', { name: '删除' }).click();
+  await expect(page.getByTestId('upstream')).toHaveCount(1);
+
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(page.getByRole('alert')).toContainText('已保存');
+
+  // 生效：工作台生成的图来自新上游（地址变了，名称未变；换回后再看一次）。
+  await studio.open(CONTROLLED);
+  await studio.submit(`设置页换上游后-${Date.now()}`);
+  await doneImageId(studio.cards.first());
+
+  await page.goto(`${CONTROLLED}/settings`);
+  const again = page.getByTestId('upstream').first().getByLabel('地址');
+  await expect(again).toHaveValue(`http://127.0.0.1:${SECOND_DEMO_PORT}`);
+  await again.fill(`http://127.0.0.1:${DEMO_PORT}`);
+  await again.blur();
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(page.getByRole('alert')).toContainText('已保存');
+
+  // 无效值：说明原因，不保存。
+  const attempts = page.getByLabel('每个上游最多尝试次数');
+  await attempts.fill('0');
+  await attempts.blur();
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(page.getByRole('alert')).toContainText('retry.max_attempts');
+  await page.reload();
+  await expect(page.getByLabel('每个上游最多尝试次数')).toHaveValue('2');
+
+  await page.getByRole('button', { name: '退出登录' }).click();
+  await expect(page.getByLabel('管理员密码')).toBeVisible();
+  await page.reload();
+  await expect(page.getByLabel('管理员密码')).toBeVisible();
+});
+
+test('没有设置管理员密码时，从本机可直接打开设置页', async ({ page }) => {
+  await page.goto('/settings');
+  await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
+  await expect(page.getByText('未设置管理员密码，仅本机可访问')).toBeVisible();
+  await expect(page.getByLabel('存储目录')).toHaveValue(/storage$/);
+});

@@ -1,0 +1,383 @@
+//! 设置页（管理员）：上游、存储、限流/重试/超时/并发。保存时服务器整份校验，通过才写入配置文件并立即生效。
+//! 数据经 `/admin/api/*` 收发（见 `crate::admin`）；密钥只能写入，页面只知道“已设置”与否。
+
+use super::browser;
+use super::settings_types::{Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    view! { <Settings/> }
+}
+
+/// 页面处在哪一步。
+#[derive(Clone, PartialEq)]
+enum Stage {
+    Loading,
+    /// 需要登录。
+    Login,
+    /// 不允许（例如没设密码且不是从本机访问），附原因。
+    Refused(String),
+    Ready,
+}
+
+/// 数字项：标签、配置名、读、写。
+type NumberField = (
+    &'static str,
+    &'static str,
+    fn(&Numbers) -> u64,
+    fn(&mut Numbers, u64),
+);
+
+const NUMBER_FIELDS: [NumberField; 13] = [
+    (
+        "每分钟请求数",
+        "limits.requests_per_minute",
+        |n| n.requests_per_minute as u64,
+        |n, v| n.requests_per_minute = v as u32,
+    ),
+    (
+        "突发",
+        "limits.burst",
+        |n| n.burst as u64,
+        |n, v| n.burst = v as u32,
+    ),
+    (
+        "全局并发上限",
+        "limits.max_concurrent",
+        |n| n.max_concurrent as u64,
+        |n, v| n.max_concurrent = v as u32,
+    ),
+    (
+        "排队上限",
+        "limits.queue_size",
+        |n| n.queue_size as u64,
+        |n, v| n.queue_size = v as u32,
+    ),
+    (
+        "每个上游最多尝试次数",
+        "retry.max_attempts",
+        |n| n.max_attempts as u64,
+        |n, v| n.max_attempts = v as u32,
+    ),
+    (
+        "重试基础间隔（毫秒）",
+        "retry.base_delay_ms",
+        |n| n.base_delay_ms,
+        |n, v| n.base_delay_ms = v,
+    ),
+    (
+        "重试最大间隔（毫秒）",
+        "retry.max_delay_ms",
+        |n| n.max_delay_ms,
+        |n, v| n.max_delay_ms = v,
+    ),
+    (
+        "熔断：连续失败次数",
+        "retry.breaker_failures",
+        |n| n.breaker_failures as u64,
+        |n, v| n.breaker_failures = v as u32,
+    ),
+    (
+        "熔断：暂停秒数",
+        "retry.breaker_cooldown_s",
+        |n| n.breaker_cooldown_s,
+        |n, v| n.breaker_cooldown_s = v,
+    ),
+    (
+        "连接超时（毫秒）",
+        "timeouts.connect_ms",
+        |n| n.connect_ms,
+        |n, v| n.connect_ms = v,
+    ),
+    (
+        "单次尝试超时（秒）",
+        "timeouts.attempt_s",
+        |n| n.attempt_s,
+        |n, v| n.attempt_s = v,
+    ),
+    (
+        "总时限（秒）",
+        "timeouts.total_s",
+        |n| n.total_s,
+        |n, v| n.total_s = v,
+    ),
+    (
+        "参考图大小上限（MB）",
+        "storage.max_upload_mb",
+        |n| n.max_upload_mb as u64,
+        |n, v| n.max_upload_mb = v as u32,
+    ),
+];
+
+fn format_bytes(b: u64) -> String {
+    format!("{:.1} GB", b as f64 / 1_073_741_824.0)
+}
+
+#[island]
+fn Settings() -> impl IntoView {
+    let stage = RwSignal::new(Stage::Loading);
+    let view_data = RwSignal::new(SettingsView::default());
+    let upstreams = RwSignal::new(Vec::<UpstreamForm>::new());
+    let root = RwSignal::new(String::new());
+    let numbers = RwSignal::new(Numbers::default());
+    let message = RwSignal::new(None::<(bool, String)>);
+    let probes = RwSignal::new(std::collections::HashMap::<usize, ProbeResult>::new());
+    let password = RwSignal::new(String::new());
+    let hydrated = RwSignal::new(false);
+
+    let apply_view = move |v: SettingsView| {
+        upstreams.set(v.upstreams.clone());
+        root.set(v.storage_root.clone());
+        numbers.set(v.numbers.clone());
+        view_data.set(v);
+        stage.set(Stage::Ready);
+    };
+    let load = move || {
+        spawn_local(async move {
+            match browser::fetch_json("GET", "/admin/api/settings", None).await {
+                Ok((200, text)) => match serde_json::from_str::<SettingsView>(&text) {
+                    Ok(v) => apply_view(v),
+                    Err(e) => stage.set(Stage::Refused(format!("无法解析设置：{e}"))),
+                },
+                Ok((401, _)) => stage.set(Stage::Login),
+                Ok((status, text)) => {
+                    stage.set(Stage::Refused(browser::error_message(status, &text)))
+                }
+                Err(e) => stage.set(Stage::Refused(e)),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        hydrated.set(true);
+        load();
+    });
+
+    let login = move || {
+        let body = serde_json::json!({"password": password.get_untracked()}).to_string();
+        spawn_local(async move {
+            match browser::fetch_json("POST", "/admin/login", Some(body)).await {
+                Ok((204, _)) => {
+                    password.set(String::new());
+                    message.set(None);
+                    load();
+                }
+                Ok((status, text)) => {
+                    message.set(Some((false, browser::error_message(status, &text))))
+                }
+                Err(e) => message.set(Some((false, e))),
+            }
+        });
+    };
+    let logout = move || {
+        spawn_local(async move {
+            let _ = browser::fetch_json("POST", "/admin/logout", None).await;
+            stage.set(Stage::Login);
+        });
+    };
+    let save = move || {
+        let update = SettingsUpdate {
+            upstreams: upstreams.get_untracked(),
+            storage_root: root.get_untracked(),
+            numbers: numbers.get_untracked(),
+        };
+        let body = serde_json::to_string(&update).unwrap_or_default();
+        message.set(None);
+        spawn_local(async move {
+            match browser::fetch_json("PUT", "/admin/api/settings", Some(body)).await {
+                Ok((200, text)) => {
+                    if let Ok(v) = serde_json::from_str::<SettingsView>(&text) {
+                        apply_view(v);
+                    }
+                    message.set(Some((true, "已保存，并已生效".into())));
+                }
+                Ok((401, _)) => stage.set(Stage::Login),
+                Ok((status, text)) => {
+                    message.set(Some((false, browser::error_message(status, &text))))
+                }
+                Err(e) => message.set(Some((false, e))),
+            }
+        });
+    };
+    let probe = move |i: usize| {
+        let Some(form) = upstreams.with_untracked(|l| l.get(i).cloned()) else {
+            return;
+        };
+        let body = serde_json::json!({"upstream": form}).to_string();
+        probes.update(|p| {
+            p.insert(
+                i,
+                ProbeResult {
+                    ok: false,
+                    latency_ms: 0,
+                    message: "测试中……".into(),
+                },
+            );
+        });
+        spawn_local(async move {
+            {
+                let result =
+                    match browser::fetch_json("POST", "/admin/api/test-upstream", Some(body)).await
+                    {
+                        Ok((200, text)) => {
+                            serde_json::from_str::<ProbeResult>(&text).unwrap_or(ProbeResult {
+                                ok: false,
+                                latency_ms: 0,
+                                message: "无法解析结果".into(),
+                            })
+                        }
+                        Ok((status, text)) => ProbeResult {
+                            ok: false,
+                            latency_ms: 0,
+                            message: browser::error_message(status, &text),
+                        },
+                        Err(e) => ProbeResult {
+                            ok: false,
+                            latency_ms: 0,
+                            message: e,
+                        },
+                    };
+                probes.update(|p| {
+                    p.insert(i, result);
+                });
+            }
+        });
+    };
+    let edit = move |i: usize, f: fn(&mut UpstreamForm, String), value: String| {
+        upstreams.update(|l| {
+            if let Some(u) = l.get_mut(i) {
+                f(u, value);
+            }
+        });
+    };
+    let text_field =
+        move |i: usize, label: &'static str, value: String, f: fn(&mut UpstreamForm, String)| {
+            view! {
+                <label>{label}
+                    <input type="text" value=value aria-label=label
+                        on:change=move |ev| edit(i, f, event_target_value(&ev))/>
+                </label>
+            }
+        };
+
+    view! {
+        <section class="settings" data-hydrated=move || hydrated.get().to_string()>
+            <h1>"设置"</h1>
+            {move || message.get().map(|(ok, text)| view! {
+                <p class=if ok { "notice ok" } else { "notice error" } role="alert">{text}</p>
+            })}
+            {move || match stage.get() {
+                Stage::Loading => view! { <p class="loading">"加载中……"</p> }.into_any(),
+                Stage::Refused(reason) => view! { <p class="error">{reason}</p> }.into_any(),
+                Stage::Login => view! {
+                    <form class="login" on:submit=move |ev| { ev.prevent_default(); login(); }>
+                        <label>"管理员密码"
+                            <input type="password" autocomplete="current-password"
+                                prop:value=move || password.get()
+                                on:input=move |ev| password.set(event_target_value(&ev))/>
+                        </label>
+                        <button type="submit">"登录"</button>
+                    </form>
+                }.into_any(),
+                Stage::Ready => view! {
+                    <div class="settings-body">
+                        <p class="meta">
+                            {move || format!("配置文件：{}", view_data.with(|v| v.config_path.clone()))}
+                            {move || if view_data.with(|v| v.admin_password_set) {
+                                view! { <button type="button" on:click=move |_| logout()>"退出登录"</button> }.into_any()
+                            } else {
+                                view! { <span class="hint">"未设置管理员密码，仅本机可访问。运行 drafting-factory hash-password 生成哈希，填到 auth.admin_password_hash。"</span> }.into_any()
+                            }}
+                        </p>
+
+                        <h2>"上游"</h2>
+                        <p class="hint">"排在前面的先用；失败时按顺序切换到下一个。密钥只能写入：留空表示不改。"</p>
+                        <div class="upstreams">
+                            {move || upstreams.get().into_iter().enumerate().map(|(i, u)| {
+                                let key_placeholder = if u.api_key_set { "已设置（留空不改）" } else { "未设置" };
+                                let kind = u.kind.clone();
+                                view! {
+                                    <fieldset class="upstream" data-testid="upstream">
+                                        <legend>{format!("第 {} 个", i + 1)}</legend>
+                                        {text_field(i, "名称", u.name.clone(), |u, v| u.name = v)}
+                                        <label>"类型"
+                                            <select aria-label="类型" on:change=move |ev| edit(i, |u, v| u.kind = v, event_target_value(&ev))>
+                                                {["gemini", "openai-images", "openai-chat"].into_iter().map(|k| view! {
+                                                    <option value=k selected=kind == k>{k}</option>
+                                                }).collect_view()}
+                                            </select>
+                                        </label>
+                                        {text_field(i, "地址", u.base_url.clone(), |u, v| u.base_url = v)}
+                                        {text_field(i, "模型", u.model.clone(), |u, v| u.model = v)}
+                                        <label>"API 密钥"
+                                            <input type="password" autocomplete="off" placeholder=key_placeholder aria-label="API 密钥"
+                                                on:change=move |ev| edit(i, |u, v| u.api_key = v, event_target_value(&ev))/>
+                                        </label>
+                                        <div class="row-actions">
+                                            <button type="button" on:click=move |_| probe(i)>"测试连接"</button>
+                                            <button type="button" disabled=i == 0 on:click=move |_| upstreams.update(|l| l.swap(i - 1, i))>"上移"</button>
+                                            <button type="button" on:click=move |_| upstreams.update(|l| { if i + 1 < l.len() { l.swap(i, i + 1) } })>"下移"</button>
+                                            <button type="button" class="danger" on:click=move |_| upstreams.update(|l| { l.remove(i); })>"删除"</button>
+                                            <span class="probe" data-testid="probe">{move || probes.with(|p| p.get(&i).map(|r| {
+                                                format!("{}{}", if r.ok { "✓ " } else { "✗ " }, r.message)
+                                            }))}</span>
+                                        </div>
+                                    </fieldset>
+                                }
+                            }).collect_view()}
+                        </div>
+                        <button type="button" on:click=move |_| upstreams.update(|l| l.push(UpstreamForm {
+                            name: format!("上游{}", l.len() + 1),
+                            kind: "gemini".into(),
+                            model: "gemini-3-pro-image-preview".into(),
+                            ..Default::default()
+                        }))>"添加上游"</button>
+                        <p class="hint">"一个上游都没有时，使用内置的演示上游。"</p>
+
+                        <h2>"存储"</h2>
+                        <label class="wide">"新图片写到"
+                            <input type="text" aria-label="存储目录" prop:value=move || root.get()
+                                on:change=move |ev| root.set(event_target_value(&ev))/>
+                        </label>
+                        <p class="hint">"改目录只影响之后的新图片；旧图片不移动，照常可看可下载。数据库："{move || view_data.with(|v| v.database.clone())}</p>
+                        <ul class="roots">
+                            {move || view_data.with(|v| v.roots.clone()).into_iter().map(|r| view! {
+                                <li>{format!("{} — {} 张{}", r.path, r.images,
+                                    r.free_bytes.map(|b| format!("，可用 {}", format_bytes(b))).unwrap_or_default())}</li>
+                            }).collect_view()}
+                        </ul>
+
+                        <h2>"监听"</h2>
+                        <p>{move || view_data.with(|v| v.listen.clone())}</p>
+                        <p class="hint">"修改监听地址与端口：暂时请编辑配置文件里的 server.listen 后重启。"</p>
+
+                        <h2>"限流、重试、超时与并发"</h2>
+                        <div class="numbers">
+                            {NUMBER_FIELDS.into_iter().map(|(label, key, get, set)| view! {
+                                <label title=key>{label}
+                                    <input type="number" min="0" aria-label=label
+                                        prop:value=move || numbers.with(|n| get(n).to_string())
+                                        on:change=move |ev| {
+                                            match event_target_value(&ev).trim().parse::<u64>() {
+                                                Ok(v) => numbers.update(|n| set(n, v)),
+                                                Err(_) => message.set(Some((false, format!("{label}（{key}）必须是不小于 0 的整数")))),
+                                            }
+                                        }/>
+                                </label>
+                            }).collect_view()}
+                            <label>"可能重复计费的失败也重试"
+                                <input type="checkbox" prop:checked=move || numbers.with(|n| n.retry_maybe_billed)
+                                    on:change=move |ev| numbers.update(|n| n.retry_maybe_billed = event_target_checked(&ev))/>
+                            </label>
+                        </div>
+
+                        <div class="save-bar">
+                            <button type="button" class="generate" on:click=move |_| save()>"保存"</button>
+                        </div>
+                    </div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
