@@ -225,6 +225,20 @@ async fn upstream_change_applies_live_and_in_flight_requests_finish_on_the_old_o
     assert!(text.contains(&new.url) && text.contains("sk-upstream-secret-42"));
     assert!(ws.path().join("factory.toml.bak").is_file());
 
+    // 限流的数字也立即生效：每分钟 1 次、突发 1 → 第二个 /v1 请求 429。
+    let body = admin
+        .edited(|b| {
+            b["numbers"]["requests_per_minute"] = json!(1);
+            b["numbers"]["burst"] = json!(1);
+        })
+        .await;
+    assert_eq!(admin.put(&body, Some(&server.url)).await.0, 200);
+    let models = format!("{}/v1/models", server.url);
+    assert_eq!(reqwest::get(&models).await.unwrap().status(), 200);
+    let limited = reqwest::get(&models).await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+
     let (status, saved) = studio_generate(&server, "切换后的").await;
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["upstream"], "新上游");

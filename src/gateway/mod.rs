@@ -33,7 +33,8 @@ struct Inner {
     /// 内置演示上游的地址；没有配置上游时使用它。
     demo_base_url: Option<String>,
     breakers: CircuitBreakers,
-    concurrency: ConcurrencyLimit,
+    /// 全局在途上限（按当时的上限与排队数建立；设置改变后新请求用新的，在途的照旧归还到旧的）。
+    global_limit: std::sync::Mutex<Option<((u32, u32), Arc<ConcurrencyLimit>)>>,
     /// 各上游自己的并发上限（按名称与上限值建立，上限改变时换新的）。
     upstream_limits:
         std::sync::Mutex<std::collections::HashMap<(String, u32), Arc<ConcurrencyLimit>>>,
@@ -48,10 +49,6 @@ impl Gateway {
             .user_agent(concat!("drafting-factory/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP 客户端的固定参数不会出错");
-        let concurrency = ConcurrencyLimit::new(
-            current.limits.max_concurrent as usize,
-            current.limits.queue_size as usize,
-        );
         drop(current);
         Self {
             inner: Arc::new(Inner {
@@ -59,7 +56,7 @@ impl Gateway {
                 config,
                 demo_base_url,
                 breakers: CircuitBreakers::default(),
-                concurrency,
+                global_limit: Default::default(),
                 upstream_limits: Default::default(),
             }),
         }
@@ -105,6 +102,20 @@ impl Gateway {
 }
 
 impl Inner {
+    /// 全局并发上限：跟随当前配置。
+    fn global_limit(&self, config: &Config) -> Arc<ConcurrencyLimit> {
+        let key = (config.limits.max_concurrent, config.limits.queue_size);
+        let mut slot = self.global_limit.lock().expect("并发表锁未被毒化");
+        match &*slot {
+            Some((k, limit)) if *k == key => limit.clone(),
+            _ => {
+                let limit = Arc::new(ConcurrencyLimit::new(key.0 as usize, key.1 as usize));
+                *slot = Some((key, limit.clone()));
+                limit
+            }
+        }
+    }
+
     /// 上游自己的并发上限；没有设置（0）时为 None。
     fn upstream_limit(
         &self,

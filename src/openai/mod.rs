@@ -19,7 +19,6 @@ use axum::{middleware, Router};
 /// 鉴权把调用方身份放进请求扩展，再到限流（内层）按身份计数。
 pub fn router(state: &AppState) -> Router<AppState> {
     let config = state.config.load();
-    let limits = config.limits.clone();
     // 编辑接口一次可以上传多张参考图：整个表单最多 8 张上限大小的图。
     let edit_body_limit = (config.storage.max_upload_mb as usize * 8 + 1) * 1024 * 1024;
     let v1 = Router::new()
@@ -34,7 +33,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(chat::completions).layer(DefaultBodyLimit::max(edit_body_limit)),
         )
         .fallback(|| async { ApiError::NotFound })
-        .layer(rate_limit::layer(&limits))
+        .layer(middleware::from_fn_with_state(
+            (state.config.clone(), rate_limit::RateLimiter::default()),
+            rate_limit::limit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.config.clone(),
             auth::require_api_key,

@@ -1,51 +1,63 @@
-//! 限流（策略第 2 步）：tower_governor 的 GCRA 算法，按鉴权层放进扩展的调用方身份计数。
+//! 限流（策略第 2 步）：governor 的 GCRA 算法，按鉴权层放进扩展的调用方身份计数。
 //! 超限返回 429、`Retry-After` 与 OpenAI 形状的错误体。
+//!
+//! 限流器按当前配置的（每分钟次数, 突发）建立；设置页改了这两个数，下一个请求起用新的限流器（计数从零开始）。
 
 use super::auth::Caller;
-use crate::config::LimitsConfig;
+use crate::config::ConfigHandle;
 use crate::error::ApiError;
-use axum::body::Body;
-use axum::http::Request;
-use axum::response::IntoResponse;
-use governor::middleware::NoOpMiddleware;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::{GovernorError, GovernorLayer};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-#[derive(Clone)]
-pub struct CallerKey;
+/// 当前的限流器及建立它时的参数。
+#[derive(Clone, Default)]
+pub struct RateLimiter {
+    current: Arc<Mutex<Option<((u32, u32), Arc<DefaultKeyedRateLimiter<String>>)>>>,
+}
 
-impl KeyExtractor for CallerKey {
-    type Key = String;
-
-    fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, GovernorError> {
-        req.extensions()
-            .get::<Caller>()
-            .map(Caller::rate_limit_key)
-            .ok_or(GovernorError::UnableToExtractKey)
+impl RateLimiter {
+    fn for_limits(&self, per_minute: u32, burst: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
+        let key = (per_minute, burst);
+        let mut slot = self.current.lock().expect("限流器锁未被毒化");
+        match &*slot {
+            Some((k, limiter)) if *k == key => limiter.clone(),
+            _ => {
+                let period = Duration::from_millis((60_000 / per_minute.max(1) as u64).max(1));
+                let quota = Quota::with_period(period)
+                    .expect("周期大于 0")
+                    .allow_burst(NonZeroU32::new(burst.max(1)).expect("大于 0"));
+                let limiter = Arc::new(DefaultKeyedRateLimiter::keyed(quota));
+                *slot = Some((key, limiter.clone()));
+                limiter
+            }
+        }
     }
 }
 
-pub type RateLimitLayer =
-    GovernorLayer<CallerKey, NoOpMiddleware<governor::clock::QuantaInstant>, Body>;
-
-/// 按配置构造限流层：每分钟 `requests_per_minute` 次，允许突发 `burst` 次。
-pub fn layer(limits: &LimitsConfig) -> RateLimitLayer {
-    let period_ms = (60_000 / limits.requests_per_minute.max(1) as u64).max(1);
-    let config = GovernorConfigBuilder::default()
-        .per_millisecond(period_ms)
-        .burst_size(limits.burst.max(1))
-        .key_extractor(CallerKey)
-        .finish()
-        .expect("周期与突发量在配置校验时已保证大于 0");
-    GovernorLayer::new(config).error_handler(|e| match e {
-        GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
-            retry_after_secs: wait_time.max(1),
-        }
-        .into_response(),
-        other => {
-            tracing::error!("限流层出错：{other}");
-            ApiError::InvalidRequest("无法识别调用方".into()).into_response()
-        }
-    })
+/// 中间件：放在鉴权之后（鉴权把 `Caller` 放进请求扩展）。
+pub async fn limit(
+    State((config, limiter)): State<(ConfigHandle, RateLimiter)>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let limits = config.load().limits.clone();
+    let key = request
+        .extensions()
+        .get::<Caller>()
+        .map(Caller::rate_limit_key)
+        .ok_or_else(|| ApiError::InvalidRequest("无法识别调用方".into()))?;
+    let limiter = limiter.for_limits(limits.requests_per_minute, limits.burst);
+    if let Err(not_until) = limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    Ok(next.run(request).await)
 }

@@ -145,7 +145,7 @@ async fn try_upstream(
             None => None,
         };
         let permit = inner
-            .concurrency
+            .global_limit(config)
             .acquire()
             .await
             .map_err(Exhausted::GiveUp)?;
