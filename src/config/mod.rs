@@ -243,3 +243,31 @@ impl std::fmt::Debug for UpstreamConfig {
             .finish()
     }
 }
+
+/// 按配置里的几个参数建立、参数变了才重建的对象（限流器、并发名额池）。
+/// 设置页改了这些数字，下一个使用者就拿到新的；还拿着旧对象的在途请求照常用完旧的。
+pub struct Rebuilt<K, V> {
+    slot: std::sync::Mutex<Option<(K, Arc<V>)>>,
+}
+
+impl<K, V> Default for Rebuilt<K, V> {
+    fn default() -> Self {
+        Self {
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<K: PartialEq + Copy, V> Rebuilt<K, V> {
+    pub fn get(&self, key: K, build: impl FnOnce(K) -> V) -> Arc<V> {
+        let mut slot = self.slot.lock().expect("锁未被毒化");
+        match &*slot {
+            Some((k, value)) if *k == key => value.clone(),
+            _ => {
+                let value = Arc::new(build(key));
+                *slot = Some((key, value.clone()));
+                value
+            }
+        }
+    }
+}

@@ -34,7 +34,7 @@ struct Inner {
     demo_base_url: Option<String>,
     breakers: CircuitBreakers,
     /// 全局在途上限（按当时的上限与排队数建立；设置改变后新请求用新的，在途的照旧归还到旧的）。
-    global_limit: std::sync::Mutex<Option<((u32, u32), Arc<ConcurrencyLimit>)>>,
+    global_limit: crate::config::Rebuilt<(u32, u32), ConcurrencyLimit>,
     /// 各上游自己的并发上限（按名称与上限值建立，上限改变时换新的）。
     upstream_limits:
         std::sync::Mutex<std::collections::HashMap<(String, u32), Arc<ConcurrencyLimit>>>,
@@ -105,15 +105,9 @@ impl Inner {
     /// 全局并发上限：跟随当前配置。
     fn global_limit(&self, config: &Config) -> Arc<ConcurrencyLimit> {
         let key = (config.limits.max_concurrent, config.limits.queue_size);
-        let mut slot = self.global_limit.lock().expect("并发表锁未被毒化");
-        match &*slot {
-            Some((k, limit)) if *k == key => limit.clone(),
-            _ => {
-                let limit = Arc::new(ConcurrencyLimit::new(key.0 as usize, key.1 as usize));
-                *slot = Some((key, limit.clone()));
-                limit
-            }
-        }
+        self.global_limit.get(key, |(max, queue)| {
+            ConcurrencyLimit::new(max as usize, queue as usize)
+        })
     }
 
     /// 上游自己的并发上限；没有设置（0）时为 None。

@@ -5,6 +5,7 @@
 
 use super::auth::Caller;
 use crate::config::ConfigHandle;
+use crate::config::Rebuilt;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -12,31 +13,25 @@ use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// 当前的限流器及建立它时的参数。
 #[derive(Clone, Default)]
 pub struct RateLimiter {
-    current: Arc<Mutex<Option<((u32, u32), Arc<DefaultKeyedRateLimiter<String>>)>>>,
+    current: Arc<Rebuilt<(u32, u32), DefaultKeyedRateLimiter<String>>>,
 }
 
 impl RateLimiter {
     fn for_limits(&self, per_minute: u32, burst: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
-        let key = (per_minute, burst);
-        let mut slot = self.current.lock().expect("限流器锁未被毒化");
-        match &*slot {
-            Some((k, limiter)) if *k == key => limiter.clone(),
-            _ => {
+        self.current
+            .get((per_minute, burst), |(per_minute, burst)| {
                 let period = Duration::from_millis((60_000 / per_minute.max(1) as u64).max(1));
                 let quota = Quota::with_period(period)
                     .expect("周期大于 0")
                     .allow_burst(NonZeroU32::new(burst.max(1)).expect("大于 0"));
-                let limiter = Arc::new(DefaultKeyedRateLimiter::keyed(quota));
-                *slot = Some((key, limiter.clone()));
-                limiter
-            }
-        }
+                DefaultKeyedRateLimiter::keyed(quota)
+            })
     }
 }
 
