@@ -6,17 +6,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-async fn call(server: &Running, endpoint: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/{endpoint}", server.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
-}
-
 fn ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()

@@ -209,3 +209,29 @@ pub async fn fetch_json(
 ) -> Result<(u16, String), String> {
     Err("只能在浏览器里调用".into())
 }
+
+/// `call_json` 的失败。
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// 401：需要登录。
+    Unauthorized,
+    /// 其他失败，附中文原因。
+    Failed(String),
+}
+
+/// 发 JSON 请求并解析 JSON 响应；204 返回 `None`。
+pub async fn call_json<T: serde::de::DeserializeOwned>(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+) -> Result<Option<T>, CallError> {
+    match fetch_json(method, url, body).await {
+        Ok((204, _)) => Ok(None),
+        Ok((200, text)) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| CallError::Failed(format!("无法解析服务器的响应：{e}"))),
+        Ok((401, _)) if url != "/admin/login" => Err(CallError::Unauthorized),
+        Ok((status, text)) => Err(CallError::Failed(error_message(status, &text))),
+        Err(e) => Err(CallError::Failed(e)),
+    }
+}

@@ -1,7 +1,7 @@
 //! 设置页（管理员）：上游、存储、限流/重试/超时/并发。保存时服务器整份校验，通过才写入配置文件并立即生效。
 //! 数据经 `/admin/api/*` 收发（见 `crate::admin`）；密钥只能写入，页面只知道“已设置”与否。
 
-use super::browser;
+use super::browser::{self, CallError};
 use super::settings_types::{Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -111,6 +111,13 @@ const NUMBER_FIELDS: [NumberField; 13] = [
     ),
 ];
 
+fn reason(e: CallError) -> String {
+    match e {
+        CallError::Unauthorized => "请先登录（会话不存在或已过期）".into(),
+        CallError::Failed(reason) => reason,
+    }
+}
+
 fn format_bytes(b: u64) -> String {
     format!("{:.1} GB", b as f64 / 1_073_741_824.0)
 }
@@ -136,16 +143,11 @@ fn Settings() -> impl IntoView {
     };
     let load = move || {
         spawn_local(async move {
-            match browser::fetch_json("GET", "/admin/api/settings", None).await {
-                Ok((200, text)) => match serde_json::from_str::<SettingsView>(&text) {
-                    Ok(v) => apply_view(v),
-                    Err(e) => stage.set(Stage::Refused(format!("无法解析设置：{e}"))),
-                },
-                Ok((401, _)) => stage.set(Stage::Login),
-                Ok((status, text)) => {
-                    stage.set(Stage::Refused(browser::error_message(status, &text)))
-                }
-                Err(e) => stage.set(Stage::Refused(e)),
+            match browser::call_json::<SettingsView>("GET", "/admin/api/settings", None).await {
+                Ok(Some(v)) => apply_view(v),
+                Ok(None) => {}
+                Err(CallError::Unauthorized) => stage.set(Stage::Login),
+                Err(CallError::Failed(reason)) => stage.set(Stage::Refused(reason)),
             }
         });
     };
@@ -157,22 +159,19 @@ fn Settings() -> impl IntoView {
     let login = move || {
         let body = serde_json::json!({"password": password.get_untracked()}).to_string();
         spawn_local(async move {
-            match browser::fetch_json("POST", "/admin/login", Some(body)).await {
-                Ok((204, _)) => {
+            match browser::call_json::<()>("POST", "/admin/login", Some(body)).await {
+                Ok(_) => {
                     password.set(String::new());
                     message.set(None);
                     load();
                 }
-                Ok((status, text)) => {
-                    message.set(Some((false, browser::error_message(status, &text))))
-                }
-                Err(e) => message.set(Some((false, e))),
+                Err(e) => message.set(Some((false, reason(e)))),
             }
         });
     };
     let logout = move || {
         spawn_local(async move {
-            let _ = browser::fetch_json("POST", "/admin/logout", None).await;
+            let _ = browser::call_json::<()>("POST", "/admin/logout", None).await;
             stage.set(Stage::Login);
         });
     };
@@ -185,18 +184,16 @@ fn Settings() -> impl IntoView {
         let body = serde_json::to_string(&update).unwrap_or_default();
         message.set(None);
         spawn_local(async move {
-            match browser::fetch_json("PUT", "/admin/api/settings", Some(body)).await {
-                Ok((200, text)) => {
-                    if let Ok(v) = serde_json::from_str::<SettingsView>(&text) {
+            match browser::call_json::<SettingsView>("PUT", "/admin/api/settings", Some(body)).await
+            {
+                Ok(v) => {
+                    if let Some(v) = v {
                         apply_view(v);
                     }
                     message.set(Some((true, "已保存，并已生效".into())));
                 }
-                Ok((401, _)) => stage.set(Stage::Login),
-                Ok((status, text)) => {
-                    message.set(Some((false, browser::error_message(status, &text))))
-                }
-                Err(e) => message.set(Some((false, e))),
+                Err(CallError::Unauthorized) => stage.set(Stage::Login),
+                Err(e) => message.set(Some((false, reason(e)))),
             }
         });
     };
@@ -205,43 +202,29 @@ fn Settings() -> impl IntoView {
             return;
         };
         let body = serde_json::json!({"upstream": form}).to_string();
+        let failed = |message: String| ProbeResult {
+            ok: false,
+            latency_ms: 0,
+            message,
+        };
         probes.update(|p| {
-            p.insert(
-                i,
-                ProbeResult {
-                    ok: false,
-                    latency_ms: 0,
-                    message: "测试中……".into(),
-                },
-            );
+            p.insert(i, failed("测试中……".into()));
         });
         spawn_local(async move {
+            let result = match browser::call_json::<ProbeResult>(
+                "POST",
+                "/admin/api/test-upstream",
+                Some(body),
+            )
+            .await
             {
-                let result =
-                    match browser::fetch_json("POST", "/admin/api/test-upstream", Some(body)).await
-                    {
-                        Ok((200, text)) => {
-                            serde_json::from_str::<ProbeResult>(&text).unwrap_or(ProbeResult {
-                                ok: false,
-                                latency_ms: 0,
-                                message: "无法解析结果".into(),
-                            })
-                        }
-                        Ok((status, text)) => ProbeResult {
-                            ok: false,
-                            latency_ms: 0,
-                            message: browser::error_message(status, &text),
-                        },
-                        Err(e) => ProbeResult {
-                            ok: false,
-                            latency_ms: 0,
-                            message: e,
-                        },
-                    };
-                probes.update(|p| {
-                    p.insert(i, result);
-                });
-            }
+                Ok(Some(r)) => r,
+                Ok(None) => failed("没有结果".into()),
+                Err(e) => failed(reason(e)),
+            };
+            probes.update(|p| {
+                p.insert(i, result);
+            });
         });
     };
     let edit = move |i: usize, f: fn(&mut UpstreamForm, String), value: String| {

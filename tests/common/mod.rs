@@ -203,3 +203,19 @@ pub fn outcomes(saved: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// 以 JSON 调用一个服务器函数（`POST /api/{endpoint}`），返回状态码与 JSON 响应（无法解析时为 null）。
+pub async fn call(
+    server: &Running,
+    endpoint: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/{endpoint}", server.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
