@@ -123,6 +123,37 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 手工编辑配置文件也会生效：每秒比较一次文件内容，变了就按启动时的规则重新加载。
+/// 无效的文件被拒绝并记入日志，运行中的配置保持不变。（监听地址的改动要重启才生效。）
+async fn watch_config_file(state: AppState) {
+    let path = state.config_file.path.clone();
+    let mut last = tokio::fs::read(&path).await.ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = tokio::fs::read(&path).await.ok();
+        if now == last {
+            continue;
+        }
+        last = now.clone();
+        if now.is_none() {
+            tracing::warn!(path = %path.display(), "配置文件不见了，继续使用运行中的配置");
+            continue;
+        }
+        match crate::config::load(&path) {
+            Ok(loaded) if *state.config.load_full() != loaded.config => {
+                state.storage.set_root(loaded.config.storage.root.clone());
+                state.config.store(Arc::new(loaded.config));
+                tracing::info!(path = %path.display(), "配置文件有改动，已重新加载并生效");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "配置文件有改动但无效，继续使用原来的配置：{e}")
+            }
+        }
+    }
+}
+
 /// 每个请求一个日志 span：方法、路径（不含查询串，以免记下 `?key=` 之类的密钥）与请求编号。
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request
@@ -227,6 +258,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         site_root = %state.leptos_options.site_root,
         "配置已加载"
     );
+    tokio::spawn(watch_config_file(state.clone()));
     // 测试与脚本读取这一行来得知实际端口（--listen 可以是 :0）。
     println!("绘图工厂已启动：http://{local}");
     axum::serve(

@@ -291,3 +291,33 @@ async fn storage_root_change_from_the_page() {
     };
     assert_eq!(view["roots"].as_array().unwrap().len(), 2, "{view}");
 }
+
+/// 手工编辑配置文件：有效的改动几秒内生效；无效的被拒绝，服务照旧。
+#[tokio::test]
+async fn hand_edits_to_the_config_file_are_picked_up_and_invalid_ones_refused() {
+    let demo = demo_upstream(&[]).await;
+    let ws = Workspace::new(&config(&demo.url, "手改前", ""));
+    let server = ws.serve().await;
+    let file = ws.path().join("factory.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("手改前", "手改后")).unwrap();
+    // 每秒检查一次文件：最多等 5 秒。
+    let mut picked_up = false;
+    for _ in 0..10 {
+        let (status, saved) = studio_generate(&server, "手改之后").await;
+        assert_eq!(status, 200, "{saved}");
+        if saved["upstream"] == "手改后" {
+            picked_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(picked_up, "手工改的上游名应在几秒内生效");
+
+    // 无效的改动：拒绝，原配置继续工作。
+    std::fs::write(&file, "[limits]\nburst = 0\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, saved) = studio_generate(&server, "无效改动之后").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["upstream"], "手改后");
+}
