@@ -245,6 +245,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         idempotency: Default::default(),
         jobs,
         admin: crate::admin::Admin::from_env(),
+        key_usage: Default::default(),
         config_file: Arc::new(crate::config::ConfigFile {
             path: loaded.path.clone(),
             env_api_keys: loaded.env_api_keys.clone(),

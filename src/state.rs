@@ -19,6 +19,8 @@ pub struct AppState {
     pub idempotency: IdempotencyCache,
     pub jobs: JobManager,
     pub admin: crate::admin::Admin,
+    /// 设置页创建的密钥最近一次使用的时间。
+    pub key_usage: crate::openai::auth::KeyUsage,
     /// 运行中的配置来自哪个文件（设置页保存到这里）。
     pub config_file: std::sync::Arc<crate::config::ConfigFile>,
 }

@@ -321,3 +321,101 @@ async fn hand_edits_to_the_config_file_are_picked_up_and_invalid_ones_refused() 
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["upstream"], "手改后");
 }
+
+/// 用官方 openai Python 包调用 `/v1/images/generations`，返回 "ok" 或异常类名。
+fn python_sdk_generate(url: &str, key: &str) -> String {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sdk-venv/bin/python");
+    assert!(
+        python.exists(),
+        "请先运行 bash scripts/install-tools.sh --e2e"
+    );
+    let script = r#"
+import os, sys, openai
+client = openai.OpenAI(base_url=os.environ["FACTORY_URL"] + "/v1", api_key=os.environ["FACTORY_KEY"], max_retries=0)
+try:
+    r = client.images.generate(prompt="密钥测试", n=1)
+    print("ok" if r.data and r.data[0].b64_json else "empty")
+except openai.APIStatusError as e:
+    print(type(e).__name__, e.status_code)
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .env("FACTORY_URL", url)
+        .env("FACTORY_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// 设置页创建的密钥：官方 SDK 可用，列表只显示前缀与最近使用时间；吊销后 401。
+#[tokio::test]
+async fn api_key_created_in_the_page_works_with_the_sdk_until_revoked() {
+    let demo = demo_upstream(&[]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&demo.url, "甲", &hash));
+    let server = ws.serve().await;
+    let admin = Admin::new(&server);
+    assert_eq!(admin.login(PASSWORD).await, 204);
+
+    // 还没有任何密钥时 /v1 不要求密钥；用途说明为空被拒绝。
+    let create = |label: &'static str| {
+        admin
+            .http
+            .post(format!("{}/admin/api/keys", server.url))
+            .header("origin", &server.url)
+            .json(&json!({"label": label}))
+            .send()
+    };
+    let res = create("").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = create("设计组脚本").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let created: Value = res.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let prefix = created["prefix"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&prefix) && key.len() > 40);
+    let text = std::fs::read_to_string(ws.path().join("factory.toml")).unwrap();
+    assert!(!text.contains(&key), "配置文件里只有摘要，没有密钥原文");
+
+    let url = server.url.clone();
+    let k = key.clone();
+    let result = tokio::task::spawn_blocking(move || python_sdk_generate(&url, &k))
+        .await
+        .unwrap();
+    assert_eq!(result, "ok");
+    let (_, view) = admin.settings().await;
+    assert!(!view.to_string().contains(&key), "设置页不再给出原文");
+    assert_eq!(view["keys"][0]["prefix"], json!(prefix));
+    assert!(view["keys"][0]["last_used"].is_string(), "{view}");
+
+    // 再建一把，吊销第一把：第一把 401，第二把照常。
+    let second: Value = create("另一把").await.unwrap().json().await.unwrap();
+    let second_key = second["key"].as_str().unwrap().to_string();
+    let res = admin
+        .http
+        .delete(format!("{}/admin/api/keys/{prefix}", server.url))
+        .header("origin", &server.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let url = server.url.clone();
+    let (revoked, still) = tokio::task::spawn_blocking(move || {
+        (
+            python_sdk_generate(&url, &key),
+            python_sdk_generate(&url, &second_key),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(revoked, "AuthenticationError 401");
+    assert_eq!(still, "ok");
+    let (_, view) = admin.settings().await;
+    assert_eq!(view["keys"].as_array().unwrap().len(), 1);
+}

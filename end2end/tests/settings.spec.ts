@@ -61,6 +61,21 @@ test('设置页：登录、把上游换成第二个演示上游并测试连接�
   await page.reload();
   await expect(page.getByLabel('每个上游最多尝试次数')).toHaveValue('2');
 
+  // API 密钥：创建（原文只显示一次）、能用、吊销。
+  await page.getByLabel('用途说明').fill('端到端测试');
+  await page.getByRole('button', { name: '创建密钥' }).click();
+  const shown = page.getByTestId('new-key').locator('code');
+  await expect(shown).toHaveText(/^sk-df-/);
+  const key = (await shown.textContent())!;
+  const row = page.getByTestId('key-row').filter({ hasText: '端到端测试' });
+  await expect(row).toHaveCount(1);
+  await expect(row).not.toContainText(key);
+  const models = await page.request.get(`${CONTROLLED}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+  expect(models.status()).toBe(200);
+  await row.getByRole('button', { name: '吊销' }).click();
+  await expect(page.getByTestId('key-row')).toHaveCount(0);
+  await expect(page.getByRole('alert')).toContainText('已吊销');
+
   await page.getByRole('button', { name: '退出登录' }).click();
   await expect(page.getByLabel('管理员密码')).toBeVisible();
   await page.reload();

@@ -105,6 +105,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(settings::read).put(settings::update),
         )
         .route("/admin/api/test-upstream", post(settings::probe))
+        .route("/admin/api/keys", post(settings::create_key))
+        .route(
+            "/admin/api/keys/{prefix}",
+            axum::routing::delete(settings::revoke_key),
+        )
         .route("/admin/logout", post(logout))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard));
     Router::new().route("/admin/login", post(login)).merge(api)

@@ -1,7 +1,7 @@
 //! 设置的读取、保存（整份校验 → 原子写文件 → 热更新）与“测试连接”。
 
 use crate::app::settings_types::{
-    Numbers, ProbeResult, RootInfo, SettingsUpdate, SettingsView, UpstreamForm,
+    CreatedKey, KeyInfo, Numbers, ProbeResult, RootInfo, SettingsUpdate, SettingsView, UpstreamForm,
 };
 use crate::config::{Config, UpstreamConfig, UpstreamKind};
 use crate::error::ApiError;
@@ -97,6 +97,18 @@ async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         numbers: numbers_of(&config),
         config_path: state.config_file.path.display().to_string(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
+        keys: config
+            .auth
+            .keys
+            .iter()
+            .map(|k| KeyInfo {
+                label: k.label.clone(),
+                prefix: k.prefix.clone(),
+                created_at: k.created_at.clone(),
+                last_used: state.key_usage.last_used(&k.sha256),
+            })
+            .collect(),
+        plain_keys: config.auth.api_keys.len(),
     })
 }
 
@@ -180,6 +192,12 @@ pub async fn update(
     next.timeouts.total_s = n.total_s;
     next.storage.max_upload_mb = n.max_upload_mb;
 
+    save_and_apply(&state, next).await?;
+    Ok(Json(view(&state).await?))
+}
+
+/// 校验、写文件、换入：所有改配置的操作都走这里。
+async fn save_and_apply(state: &AppState, next: Config) -> Result<(), ApiError> {
     let file = state.config_file.clone();
     let saved = tokio::task::spawn_blocking(move || file.save(&next))
         .await
@@ -187,7 +205,49 @@ pub async fn update(
     state.storage.set_root(saved.storage.root.clone());
     state.config.store(Arc::new(saved));
     tracing::info!(path = %state.config_file.path.display(), "设置已保存并生效");
-    Ok(Json(view(&state).await?))
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+pub struct NewKey {
+    label: String,
+}
+
+/// `POST /admin/api/keys`，`{"label":"…"}`：创建一个 `/v1` 密钥。原文只在这次响应里出现，配置里只存 SHA-256。
+pub async fn create_key(
+    State(state): State<AppState>,
+    OpenAiJson(req): OpenAiJson<NewKey>,
+) -> Result<Json<CreatedKey>, ApiError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let label = req.label.trim().to_string();
+    let key = format!("sk-df-{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
+    let prefix = key[..12].to_string();
+    let mut next = (*state.config.load_full()).clone();
+    next.auth.keys.push(crate::config::ApiKeyEntry {
+        label: label.clone(),
+        prefix: prefix.clone(),
+        sha256: crate::openai::auth::sha256_hex(&key),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    save_and_apply(&state, next).await?;
+    tracing::info!(%prefix, "已创建 API 密钥");
+    Ok(Json(CreatedKey { key, prefix, label }))
+}
+
+/// `DELETE /admin/api/keys/{prefix}`：吊销，立即生效。
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    axum::extract::Path(prefix): axum::extract::Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let mut next = (*state.config.load_full()).clone();
+    let before = next.auth.keys.len();
+    next.auth.keys.retain(|k| k.prefix != prefix);
+    if next.auth.keys.len() == before {
+        return Err(ApiError::NotFound);
+    }
+    save_and_apply(&state, next).await?;
+    tracing::info!(%prefix, "已吊销 API 密钥");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(serde::Deserialize)]

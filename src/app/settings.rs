@@ -2,7 +2,9 @@
 //! 数据经 `/admin/api/*` 收发（见 `crate::admin`）；密钥只能写入，页面只知道“已设置”与否。
 
 use super::browser::{self, CallError};
-use super::settings_types::{Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm};
+use super::settings_types::{
+    CreatedKey, Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -227,6 +229,36 @@ fn Settings() -> impl IntoView {
             });
         });
     };
+    let new_key_label = RwSignal::new(String::new());
+    let created = RwSignal::new(None::<CreatedKey>);
+    let create_key = move || {
+        let body = serde_json::json!({"label": new_key_label.get_untracked()}).to_string();
+        message.set(None);
+        spawn_local(async move {
+            match browser::call_json::<CreatedKey>("POST", "/admin/api/keys", Some(body)).await {
+                Ok(key) => {
+                    created.set(key);
+                    new_key_label.set(String::new());
+                    load();
+                }
+                Err(CallError::Unauthorized) => stage.set(Stage::Login),
+                Err(e) => message.set(Some((false, reason(e)))),
+            }
+        });
+    };
+    let revoke = move |prefix: String| {
+        spawn_local(async move {
+            let url = format!("/admin/api/keys/{prefix}");
+            match browser::call_json::<()>("DELETE", &url, None).await {
+                Ok(_) => {
+                    message.set(Some((true, format!("已吊销 {prefix}…"))));
+                    load();
+                }
+                Err(CallError::Unauthorized) => stage.set(Stage::Login),
+                Err(e) => message.set(Some((false, reason(e)))),
+            }
+        });
+    };
     let edit = move |i: usize, f: fn(&mut UpstreamForm, String), value: String| {
         upstreams.update(|l| {
             if let Some(u) = l.get_mut(i) {
@@ -334,6 +366,47 @@ fn Settings() -> impl IntoView {
                         <h2>"监听"</h2>
                         <p>{move || view_data.with(|v| v.listen.clone())}</p>
                         <p class="hint">"修改监听地址与端口：暂时请编辑配置文件里的 server.listen 后重启。"</p>
+
+                        <h2>"API 密钥（/v1）"</h2>
+                        <p class="hint">{move || {
+                            let plain = view_data.with(|v| v.plain_keys);
+                            let mut hint = "一个密钥都没有时，/v1 不要求密钥。".to_string();
+                            if plain > 0 {
+                                hint = format!("另有 {plain} 个密钥写在配置文件或环境变量里（不在此显示）。");
+                            }
+                            hint
+                        }}</p>
+                        {move || created.get().map(|k| view! {
+                            <div class="new-key" data-testid="new-key">
+                                <p>"新密钥只显示这一次，请立即复制保存："</p>
+                                <code>{k.key.clone()}</code>
+                                <button type="button" on:click=move |_| browser::copy_text(&k.key)>"复制"</button>
+                            </div>
+                        })}
+                        <table class="keys">
+                            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"创建时间"</th><th>"最近使用"</th><th></th></tr></thead>
+                            <tbody>
+                                {move || view_data.with(|v| v.keys.clone()).into_iter().map(|k| {
+                                    let prefix = k.prefix.clone();
+                                    view! {
+                                        <tr data-testid="key-row">
+                                            <td>{k.label.clone()}</td>
+                                            <td><code>{format!("{}…", k.prefix)}</code></td>
+                                            <td>{k.created_at.clone()}</td>
+                                            <td>{k.last_used.clone().unwrap_or_else(|| "从未".into())}</td>
+                                            <td><button type="button" class="danger" on:click=move |_| revoke(prefix.clone())>"吊销"</button></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        <form class="create-key" on:submit=move |ev| { ev.prevent_default(); create_key(); }>
+                            <label>"用途说明"
+                                <input type="text" aria-label="用途说明" prop:value=move || new_key_label.get()
+                                    on:input=move |ev| new_key_label.set(event_target_value(&ev))/>
+                            </label>
+                            <button type="submit">"创建密钥"</button>
+                        </form>
 
                         <h2>"限流、重试、超时与并发"</h2>
                         <div class="numbers">

@@ -65,6 +65,27 @@ pub struct SettingsView {
     pub numbers: Numbers,
     pub config_path: String,
     pub admin_password_set: bool,
+    /// 设置页创建的 API 密钥（只有前缀）。
+    pub keys: Vec<KeyInfo>,
+    /// 配置文件或环境变量里明文写的密钥个数（不在页面上显示内容）。
+    pub plain_keys: usize,
+}
+
+/// 列表里的一个 API 密钥。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub label: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used: Option<String>,
+}
+
+/// 刚创建的密钥：原文只在这一次返回。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub key: String,
+    pub prefix: String,
+    pub label: String,
 }
 
 /// `PUT /admin/api/settings` 的请求体：整份可编辑的设置。

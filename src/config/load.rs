@@ -153,6 +153,19 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     )?;
 
     validate_api_keys(&config.auth.api_keys)?;
+    let mut prefixes = HashSet::new();
+    for (i, entry) in config.auth.keys.iter().enumerate() {
+        let key = |field: &str| format!("auth.keys[{i}].{field}");
+        if entry.label.trim().is_empty() || entry.label.chars().count() > 64 {
+            return Err(invalid(key("label"), "用途说明不能为空，最多 64 个字符"));
+        }
+        if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(key("sha256"), "应为 64 位十六进制的 SHA-256"));
+        }
+        if entry.prefix.is_empty() || !prefixes.insert(entry.prefix.as_str()) {
+            return Err(invalid(key("prefix"), "不能为空，也不能与其他密钥重复"));
+        }
+    }
     for (key, hash) in [
         ("auth.admin_password_hash", &config.auth.admin_password_hash),
         (

@@ -85,9 +85,32 @@ impl Default for StorageConfig {
 #[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct AuthConfig {
+    /// 明文写在配置里的 `/v1` 密钥（手工管理；也可用环境变量 `FACTORY_API_KEYS`）。
     pub api_keys: Vec<String>,
+    /// 设置页创建的密钥：只存 SHA-256，原文只在创建时显示一次。
+    pub keys: Vec<ApiKeyEntry>,
     pub admin_password_hash: String,
     pub studio_password_hash: String,
+}
+
+/// 设置页创建的一个 API 密钥。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ApiKeyEntry {
+    /// 用途说明，例如“设计组脚本”。
+    pub label: String,
+    /// 密钥开头的几个字符，用来在列表里认出它。
+    pub prefix: String,
+    /// 整个密钥的 SHA-256（十六进制）。
+    pub sha256: String,
+    pub created_at: String,
+}
+
+impl AuthConfig {
+    /// 是否要求 `/v1` 带密钥。
+    pub fn requires_key(&self) -> bool {
+        !self.api_keys.is_empty() || !self.keys.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +247,7 @@ impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("api_keys", &format!("<{} 个>", self.api_keys.len()))
+            .field("keys", &format!("<{} 个>", self.keys.len()))
             .field("admin_password_hash", &redact(&self.admin_password_hash))
             .field("studio_password_hash", &redact(&self.studio_password_hash))
             .finish()

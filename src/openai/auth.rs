@@ -33,24 +33,51 @@ fn fingerprint(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// 设置页创建的各密钥最近一次使用的时间（按 SHA-256，只在内存里）。
+#[derive(Clone, Default)]
+pub struct KeyUsage(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl KeyUsage {
+    fn touch(&self, sha256: String) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.0.lock().expect("锁未被毒化").insert(sha256, now);
+    }
+
+    pub fn last_used(&self, sha256: &str) -> Option<String> {
+        self.0.lock().expect("锁未被毒化").get(sha256).cloned()
+    }
+}
+
+/// 密钥原文的 SHA-256（十六进制），与 `auth.keys[].sha256` 比较用。
+pub fn sha256_hex(key: &str) -> String {
+    fingerprint(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub async fn require_api_key(
-    State(config): State<ConfigHandle>,
+    State((config, usage)): State<(ConfigHandle, KeyUsage)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let config = config.load();
     let caller = identify(&config, request.headers(), peer)?;
+    if let Caller::Key(_) = &caller {
+        if let Some(token) = bearer(request.headers()) {
+            let sha = sha256_hex(token);
+            if config.auth.keys.iter().any(|k| k.sha256 == sha) {
+                usage.touch(sha);
+            }
+        }
+    }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
 
-fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
-    let keys = &config.auth.api_keys;
-    if keys.is_empty() {
-        return Ok(Caller::Ip(client_ip(config, headers, peer)));
-    }
-    let token = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -59,14 +86,24 @@ fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Ca
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "缺少 API 密钥：请在请求头中加上 Authorization: Bearer <密钥>".into(),
-            )
-        })?;
+}
+
+fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
+    let keys = &config.auth.api_keys;
+    if !config.auth.requires_key() {
+        return Ok(Caller::Ip(client_ip(config, headers, peer)));
+    }
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "缺少 API 密钥：请在请求头中加上 Authorization: Bearer <密钥>".into(),
+        )
+    })?;
     // 比较摘要而不是原文：耗时与密钥内容无关。
     let given = fingerprint(token);
-    if keys.iter().any(|k| fingerprint(k) == given) {
+    let given_hex: String = given.iter().map(|b| format!("{b:02x}")).collect();
+    if keys.iter().any(|k| fingerprint(k) == given)
+        || config.auth.keys.iter().any(|k| k.sha256 == given_hex)
+    {
         let hex: String = given[..6].iter().map(|b| format!("{b:02x}")).collect();
         Ok(Caller::Key(hex))
     } else {

@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             rate_limit::limit,
         ))
         .layer(middleware::from_fn_with_state(
-            state.config.clone(),
+            (state.config.clone(), state.key_usage.clone()),
             auth::require_api_key,
         ));
     Router::new().nest("/v1", v1)
