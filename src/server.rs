@@ -246,6 +246,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         jobs,
         admin: crate::admin::Admin::from_env(),
         key_usage: Default::default(),
+        listeners: Default::default(),
         config_file: Arc::new(crate::config::ConfigFile {
             path: loaded.path.clone(),
             env_api_keys: loaded.env_api_keys.clone(),
@@ -260,15 +261,14 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         "配置已加载"
     );
     tokio::spawn(watch_config_file(state.clone()));
+    let listeners = state.listeners.clone();
+    listeners.set_router(router(state));
+    listeners.serve(listener).map_err(StartError::Serve)?;
     // 测试与脚本读取这一行来得知实际端口（--listen 可以是 :0）。
     println!("绘图工厂已启动：http://{local}");
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(StartError::Serve)
+    shutdown_signal().await;
+    listeners.shutdown().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

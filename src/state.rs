@@ -21,6 +21,8 @@ pub struct AppState {
     pub admin: crate::admin::Admin,
     /// 设置页创建的密钥最近一次使用的时间。
     pub key_usage: crate::openai::auth::KeyUsage,
+    /// 正在服务的监听地址（设置页可切换）。
+    pub listeners: std::sync::Arc<crate::listeners::Listeners>,
     /// 运行中的配置来自哪个文件（设置页保存到这里）。
     pub config_file: std::sync::Arc<crate::config::ConfigFile>,
 }

@@ -92,6 +92,7 @@ impl Admin {
             "upstreams": view["upstreams"],
             "storage_root": view["storage_root"],
             "numbers": view["numbers"],
+            "listen": view["listen"],
         });
         edit(&mut body);
         body
@@ -418,4 +419,87 @@ async fn api_key_created_in_the_page_works_with_the_sdk_until_revoked() {
     assert_eq!(still, "ok");
     let (_, view) = admin.settings().await;
     assert_eq!(view["keys"].as_array().unwrap().len(), 1);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// 改监听端口：先绑新端口；占用或无效则旧端口照常、文件不变；成功则新端口服务，
+/// 切换时在途的请求在旧端口上完成，之后旧端口关闭。
+#[tokio::test]
+async fn listen_port_switch_binds_first_and_drains_the_old_one() {
+    let slow = demo_upstream(&["--delay-ms", "1500"]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&slow.url, "甲", &hash));
+    let server = ws.serve().await;
+    let file = ws.path().join("factory.toml");
+    let admin = Admin::new(&server);
+    assert_eq!(admin.login(PASSWORD).await, 204);
+    let original = std::fs::read(&file).unwrap();
+
+    // 无效与被占用：400、中文原因、文件不变、旧端口照常。
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    for (listen, needle) in [
+        ("127.0.0.1:0".to_string(), "不能为 0"),
+        ("127.0.0.1:70000".to_string(), "超出范围"),
+        (busy_addr, "无法监听"),
+    ] {
+        let body = admin.edited(|b| b["listen"] = json!(listen)).await;
+        let (status, err) = admin.put(&body, Some(&server.url)).await;
+        assert_eq!(status, 400, "{listen} → {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), original);
+    }
+    drop(busy);
+
+    // 切换时有一个在途请求（上游要 1.5 秒）。
+    let old_url = server.url.clone();
+    let in_flight = tokio::spawn(async move {
+        let res = reqwest::Client::new()
+            .post(format!("{old_url}/api/generate_image"))
+            .json(&json!({"request": {"prompt": "切换端口时在途"}}))
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let port = free_port();
+    let body = admin
+        .edited(|b| b["listen"] = json!(format!("127.0.0.1:{port}")))
+        .await;
+    let (status, view) = admin.put(&body, Some(&server.url)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["listen"], json!(format!("127.0.0.1:{port}")));
+    let new_url = format!("http://127.0.0.1:{port}");
+    let health = reqwest::get(format!("{new_url}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "新端口在服务");
+    assert_eq!(in_flight.await.unwrap(), 200, "在途请求在旧端口上完成");
+    // 在途请求结束后旧端口关闭（最多等 5 秒）。
+    let mut closed = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("{}/healthz", server.url))
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "旧端口应当关闭");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+        "{text}"
+    );
 }

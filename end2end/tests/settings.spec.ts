@@ -76,6 +76,17 @@ test('设置页：登录、把上游换成第二个演示上游并测试连接�
   await expect(page.getByTestId('key-row')).toHaveCount(0);
   await expect(page.getByRole('alert')).toContainText('已吊销');
 
+  // 改端口：页面跳到新地址（会话仍在），再改回来。
+  const listen = page.getByLabel('监听地址');
+  await expect(listen).toHaveValue(`127.0.0.1:${CONTROLLED_PORT}`);
+  for (const port of [CONTROLLED_PORT + 2, CONTROLLED_PORT]) {
+    await page.getByLabel('监听地址').fill(`127.0.0.1:${port}`);
+    await page.getByLabel('监听地址').blur();
+    await page.getByRole('button', { name: '保存' }).click();
+    await page.waitForURL(`http://127.0.0.1:${port}/settings`);
+    await expect(page.getByLabel('监听地址')).toHaveValue(`127.0.0.1:${port}`);
+  }
+
   await page.getByRole('button', { name: '退出登录' }).click();
   await expect(page.getByLabel('管理员密码')).toBeVisible();
   await page.reload();

@@ -93,7 +93,11 @@ async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         storage_root: config.storage.root.display().to_string(),
         database: config.storage.database_path().display().to_string(),
         roots,
-        listen: config.server.listen.clone(),
+        listen: state
+            .listeners
+            .current_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| config.server.listen.clone()),
         numbers: numbers_of(&config),
         config_path: state.config_file.path.display().to_string(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
@@ -191,9 +195,35 @@ pub async fn update(
     next.timeouts.attempt_s = n.attempt_s;
     next.timeouts.total_s = n.total_s;
     next.storage.max_upload_mb = n.max_upload_mb;
+    next.server.listen = update.listen.trim().to_string();
 
-    save_and_apply(&state, next).await?;
-    Ok(Json(view(&state).await?))
+    let file = state.config_file.clone();
+    let checked = file.check(&next)?;
+    let wanted = checked.config.listen_addr();
+    // 监听地址变了：先绑定新地址；失败则什么都不改（旧地址照常服务）。
+    let listener = if Some(wanted) != state.listeners.current_addr() {
+        Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "无法监听 {wanted}：{e}（旧地址继续服务，设置未保存）"
+            ))
+        })?)
+    } else {
+        None
+    };
+    let saved = checked.write()?;
+    state.storage.set_root(saved.storage.root.clone());
+    state.config.store(Arc::new(saved));
+    tracing::info!(path = %state.config_file.path.display(), "设置已保存并生效");
+    let mut view = view(&state).await?;
+    if let Some(listener) = listener {
+        // 先组好响应，再切换：旧连接上的这个请求照常答完，旧地址随后排空关闭。
+        let addr = state
+            .listeners
+            .serve(listener)
+            .map_err(|e| ApiError::InvalidRequest(format!("无法在新地址上服务：{e}")))?;
+        view.listen = addr.to_string();
+    }
+    Ok(Json(view))
 }
 
 /// 校验、写文件、换入：所有改配置的操作都走这里。

@@ -235,3 +235,23 @@ pub async fn call_json<T: serde::de::DeserializeOwned>(
         Err(e) => Err(CallError::Failed(e)),
     }
 }
+
+/// 监听地址换了之后跳过去：新地址是 0.0.0.0 / [::] 时沿用浏览器当前用的主机名，只换端口。
+pub fn go_to_listen_address(_addr: &str, _path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let location = window.location();
+        let Ok(addr) = _addr.parse::<std::net::SocketAddr>() else {
+            return;
+        };
+        let host = if addr.ip().is_unspecified() {
+            location.hostname().unwrap_or_else(|_| "127.0.0.1".into())
+        } else if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        let scheme = location.protocol().unwrap_or_else(|_| "http:".into());
+        let _ = location.set_href(&format!("{scheme}//{host}:{}{_path}", addr.port()));
+    }
+}

@@ -130,6 +130,7 @@ fn Settings() -> impl IntoView {
     let view_data = RwSignal::new(SettingsView::default());
     let upstreams = RwSignal::new(Vec::<UpstreamForm>::new());
     let root = RwSignal::new(String::new());
+    let listen = RwSignal::new(String::new());
     let numbers = RwSignal::new(Numbers::default());
     let message = RwSignal::new(None::<(bool, String)>);
     let probes = RwSignal::new(std::collections::HashMap::<usize, ProbeResult>::new());
@@ -139,6 +140,7 @@ fn Settings() -> impl IntoView {
     let apply_view = move |v: SettingsView| {
         upstreams.set(v.upstreams.clone());
         root.set(v.storage_root.clone());
+        listen.set(v.listen.clone());
         numbers.set(v.numbers.clone());
         view_data.set(v);
         stage.set(Stage::Ready);
@@ -182,17 +184,29 @@ fn Settings() -> impl IntoView {
             upstreams: upstreams.get_untracked(),
             storage_root: root.get_untracked(),
             numbers: numbers.get_untracked(),
+            listen: listen.get_untracked(),
         };
+        let old_listen = view_data.with_untracked(|v| v.listen.clone());
         let body = serde_json::to_string(&update).unwrap_or_default();
         message.set(None);
         spawn_local(async move {
             match browser::call_json::<SettingsView>("PUT", "/admin/api/settings", Some(body)).await
             {
                 Ok(v) => {
+                    let moved = v
+                        .as_ref()
+                        .filter(|v| v.listen != old_listen)
+                        .map(|v| v.listen.clone());
                     if let Some(v) = v {
                         apply_view(v);
                     }
-                    message.set(Some((true, "已保存，并已生效".into())));
+                    match moved {
+                        Some(addr) => {
+                            message.set(Some((true, format!("已保存；正在跳转到新地址 {addr}……"))));
+                            browser::go_to_listen_address(&addr, "/settings");
+                        }
+                        None => message.set(Some((true, "已保存，并已生效".into()))),
+                    }
                 }
                 Err(CallError::Unauthorized) => stage.set(Stage::Login),
                 Err(e) => message.set(Some((false, reason(e)))),
@@ -364,8 +378,11 @@ fn Settings() -> impl IntoView {
                         </ul>
 
                         <h2>"监听"</h2>
-                        <p>{move || view_data.with(|v| v.listen.clone())}</p>
-                        <p class="hint">"修改监听地址与端口：暂时请编辑配置文件里的 server.listen 后重启。"</p>
+                        <label class="wide">"地址与端口（IP:端口）"
+                            <input type="text" aria-label="监听地址" prop:value=move || listen.get()
+                                on:change=move |ev| listen.set(event_target_value(&ev))/>
+                        </label>
+                        <p class="hint">"保存时先在新地址上监听；不成功则原地址继续服务并说明原因。成功后页面跳到新地址，原地址处理完在途请求后关闭。"</p>
 
                         <h2>"API 密钥（/v1）"</h2>
                         <p class="hint">{move || {

@@ -94,6 +94,8 @@ pub struct SettingsUpdate {
     pub upstreams: Vec<UpstreamForm>,
     pub storage_root: String,
     pub numbers: Numbers,
+    /// 监听地址“IP:端口”；与当前不同则切换（先绑新地址，成功才保存）。
+    pub listen: String,
 }
 
 /// “测试连接”的结果。

@@ -26,6 +26,11 @@ impl ConfigFile {
 
     /// 校验并保存 `config`，返回重新解析后的配置（调用方把它换入运行中的配置）。任何一步失败，文件都不变。
     pub fn save(&self, config: &Config) -> Result<Config, ConfigError> {
+        self.check(config)?.write()
+    }
+
+    /// 只校验、不写：返回可写入的结果。
+    pub fn check(&self, config: &Config) -> Result<Checked<'_>, ConfigError> {
         let mut to_write = config.clone();
         to_write
             .auth
@@ -44,12 +49,11 @@ impl ConfigFile {
             .auth
             .api_keys
             .extend(self.env_api_keys.iter().cloned());
-        self.write_atomically(&text)
-            .map_err(|source| ConfigError::Write {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(parsed)
+        Ok(Checked {
+            file: self,
+            text,
+            config: parsed,
+        })
     }
 
     fn write_atomically(&self, text: &str) -> std::io::Result<()> {
@@ -66,6 +70,26 @@ impl ConfigFile {
         }
         tmp.persist(&self.path).map_err(|e| e.error)?;
         std::fs::File::open(&dir)?.sync_all()
+    }
+}
+
+/// 校验通过、尚未写入的配置。
+pub struct Checked<'a> {
+    file: &'a ConfigFile,
+    text: String,
+    pub config: Config,
+}
+
+impl Checked<'_> {
+    /// 写入文件，返回配置。
+    pub fn write(self) -> Result<Config, ConfigError> {
+        self.file
+            .write_atomically(&self.text)
+            .map_err(|source| ConfigError::Write {
+                path: self.file.path.clone(),
+                source,
+            })?;
+        Ok(self.config)
     }
 }
 
