@@ -503,3 +503,47 @@ async fn listen_port_switch_binds_first_and_drains_the_old_one() {
         "{text}"
     );
 }
+
+/// “获取模型列表”：对真实的演示上游（Gemini 的 models.list 形状）。
+#[tokio::test]
+async fn list_models_of_an_upstream() {
+    let demo = demo_upstream(&[]).await;
+    let hash = hash_password(PASSWORD);
+    let ws = Workspace::new(&config(&demo.url, "甲", &hash));
+    let server = ws.serve().await;
+    let admin = Admin::new(&server);
+    assert_eq!(admin.login(PASSWORD).await, 204);
+    for (kind, expect_ok) in [("gemini", true), ("openai-images", true)] {
+        let res = admin
+            .http
+            .post(format!("{}/admin/api/list-models", server.url))
+            .header("origin", &server.url)
+            .json(&json!({"upstream": {"name": "甲", "kind": kind, "base_url": demo.url, "model": "x", "max_concurrent": 0, "previous_name": "甲"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().is_success(), expect_ok);
+        let models: Vec<String> = res.json().await.unwrap();
+        assert!(
+            models.contains(&"gemini-3-pro-image-preview".to_string()),
+            "{kind}: {models:?}"
+        );
+    }
+    let res = admin
+        .http
+        .post(format!("{}/admin/api/list-models", server.url))
+        .header("origin", &server.url)
+        .json(&json!({"upstream": {"name": "坏", "kind": "gemini", "base_url": closed_port_url(), "model": "x", "max_concurrent": 0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("获取模型列表失败"),
+        "{err}"
+    );
+}

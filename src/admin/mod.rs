@@ -105,6 +105,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(settings::read).put(settings::update),
         )
         .route("/admin/api/test-upstream", post(settings::probe))
+        .route("/admin/api/list-models", post(settings::list_models))
         .route("/admin/api/keys", post(settings::create_key))
         .route(
             "/admin/api/keys/{prefix}",

@@ -280,6 +280,21 @@ pub async fn revoke_key(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+/// `POST /admin/api/list-models`，`{"upstream":{…}}`：该上游提供的模型名。
+pub async fn list_models(
+    State(state): State<AppState>,
+    OpenAiJson(req): OpenAiJson<ProbeRequest>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let current = state.config.load_full();
+    let upstream = upstream_of(&current, 0, &req.upstream)?;
+    let models = state
+        .gateway
+        .list_models(&upstream)
+        .await
+        .map_err(|e| ApiError::InvalidRequest(format!("获取模型列表失败：{e}")))?;
+    Ok(Json(models))
+}
+
 #[derive(serde::Deserialize)]
 pub struct ProbeRequest {
     upstream: UpstreamForm,

@@ -273,6 +273,31 @@ fn Settings() -> impl IntoView {
             }
         });
     };
+    let models = RwSignal::new(std::collections::HashMap::<
+        usize,
+        Result<Vec<String>, String>,
+    >::new());
+    let fetch_models = move |i: usize| {
+        let Some(form) = upstreams.with_untracked(|l| l.get(i).cloned()) else {
+            return;
+        };
+        let body = serde_json::json!({"upstream": form}).to_string();
+        spawn_local(async move {
+            let result = match browser::call_json::<Vec<String>>(
+                "POST",
+                "/admin/api/list-models",
+                Some(body),
+            )
+            .await
+            {
+                Ok(list) => Ok(list.unwrap_or_default()),
+                Err(e) => Err(reason(e)),
+            };
+            models.update(|m| {
+                m.insert(i, result);
+            });
+        });
+    };
     let edit = move |i: usize, f: fn(&mut UpstreamForm, String), value: String| {
         upstreams.update(|l| {
             if let Some(u) = l.get_mut(i) {
@@ -345,6 +370,7 @@ fn Settings() -> impl IntoView {
                                         </label>
                                         <div class="row-actions">
                                             <button type="button" on:click=move |_| probe(i)>"测试连接"</button>
+                                            <button type="button" on:click=move |_| fetch_models(i)>"获取模型列表"</button>
                                             <button type="button" disabled=i == 0 on:click=move |_| upstreams.update(|l| l.swap(i - 1, i))>"上移"</button>
                                             <button type="button" on:click=move |_| upstreams.update(|l| { if i + 1 < l.len() { l.swap(i, i + 1) } })>"下移"</button>
                                             <button type="button" class="danger" on:click=move |_| upstreams.update(|l| { l.remove(i); })>"删除"</button>
@@ -352,6 +378,20 @@ fn Settings() -> impl IntoView {
                                                 format!("{}{}", if r.ok { "✓ " } else { "✗ " }, r.message)
                                             }))}</span>
                                         </div>
+                                        {move || models.with(|m| m.get(&i).cloned()).map(|r| match r {
+                                            Ok(list) => view! {
+                                                <div class="model-list" data-testid="models">
+                                                    {list.into_iter().map(|name| {
+                                                        let pick = name.clone();
+                                                        view! {
+                                                            <button type="button" title="用这个模型"
+                                                                on:click=move |_| edit(i, |u, v| u.model = v, pick.clone())>{name}</button>
+                                                        }
+                                                    }).collect_view()}
+                                                </div>
+                                            }.into_any(),
+                                            Err(e) => view! { <p class="error">{e}</p> }.into_any(),
+                                        })}
                                     </fieldset>
                                 }
                             }).collect_view()}

@@ -167,9 +167,33 @@ pub fn router(options: DemoOptions) -> Router {
         .route("/v1beta/models/{target}", post(generate_content))
         .route("/v1/models/{target}", post(generate_content))
         .route("/_demo/options", post(set_options))
+        .route("/v1beta/models", axum::routing::get(gemini_models))
+        .route("/v1/models", axum::routing::get(openai_models))
         .merge(openai_dialects::router())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(Arc::new(arc_swap::ArcSwap::from_pointee(options)))
+}
+
+/// 演示上游“提供”的模型。
+const DEMO_MODELS: [&str; 2] = ["gemini-3-pro-image-preview", "gemini-2.5-flash-image"];
+
+/// `GET /v1beta/models`：Gemini 的 models.list 形状。
+async fn gemini_models() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "models": DEMO_MODELS.iter().map(|m| serde_json::json!({
+            "name": format!("models/{m}"),
+            "displayName": format!("{m}（演示）"),
+            "supportedGenerationMethods": ["generateContent"],
+        })).collect::<Vec<_>>()
+    }))
+}
+
+/// `GET /v1/models`：OpenAI 的形状（给 openai-images / openai-chat 方言）。
+async fn openai_models() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "object": "list",
+        "data": DEMO_MODELS.iter().map(|m| serde_json::json!({"id": m, "object": "model", "owned_by": "demo"})).collect::<Vec<_>>()
+    }))
 }
 
 /// 运行中可调的选项（测试用来在不重启的情况下改变故障率与延迟）。

@@ -92,6 +92,14 @@ impl Gateway {
         Ok(started.elapsed())
     }
 
+    /// 列出一个上游提供的模型。
+    pub async fn list_models(
+        &self,
+        upstream: &UpstreamConfig,
+    ) -> Result<Vec<String>, GatewayError> {
+        upstream::list_models(&self.inner.http, upstream).await
+    }
+
     /// 生成（或编辑）一张图像：经过整条策略流水线。
     pub async fn generate(&self, req: ImageRequest) -> Result<GeneratedImage, Failed> {
         if req.prompt.trim().is_empty() {

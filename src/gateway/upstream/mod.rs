@@ -31,6 +31,66 @@ pub fn build(config: &UpstreamConfig) -> Result<Box<dyn Upstream>, GatewayError>
     }
 }
 
+/// 列出一个上游提供的模型（设置页的“获取模型列表”）：Gemini 用 models.list，OpenAI 方言用 `GET /v1/models`。
+pub async fn list_models(
+    http: &reqwest::Client,
+    config: &UpstreamConfig,
+) -> Result<Vec<String>, GatewayError> {
+    let name = config.name.as_str();
+    let call = match config.kind {
+        UpstreamKind::Gemini => {
+            let call = http.get(format!("{}/models", gemini::api_base(&config.base_url)));
+            if config.api_key.is_empty() {
+                call
+            } else {
+                call.header("x-goog-api-key", &config.api_key)
+            }
+        }
+        UpstreamKind::OpenaiImages | UpstreamKind::OpenaiChat => {
+            OpenAiTarget::new(config).get(http, "/models")
+        }
+    };
+    let response = call.send().await.map_err(|e| transport_error(name, e))?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| GatewayError::BadResponse {
+            upstream: name.to_string(),
+            detail: format!("模型列表不是 JSON：{e}"),
+        })?;
+    if !(200..300).contains(&status) {
+        return Err(GatewayError::Status {
+            upstream: name.to_string(),
+            status,
+            google_status: String::new(),
+            message: body["error"]["message"].as_str().unwrap_or("").to_string(),
+            retry_after_secs: None,
+        });
+    }
+    let models: Vec<String> = match config.kind {
+        UpstreamKind::Gemini => body["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["supportedGenerationMethods"]
+                    .as_array()
+                    .is_none_or(|ms| ms.iter().any(|x| x == "generateContent"))
+            })
+            .filter_map(|m| m["name"].as_str())
+            .map(|n| n.trim_start_matches("models/").to_string())
+            .collect(),
+        _ => body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect(),
+    };
+    Ok(models)
+}
+
 /// 传输层错误：连不上（请求没发出去）与连接中途断开（响应被截断）分开归类。
 pub(crate) fn transport_error(upstream: &str, e: reqwest::Error) -> GatewayError {
     let upstream = upstream.to_string();
@@ -87,6 +147,16 @@ impl OpenAiTarget {
             api_base,
             api_key: config.api_key.clone(),
             model: config.model.clone(),
+        }
+    }
+
+    /// `GET {api_base}{path}`，带上 Bearer 密钥（若有）。
+    pub fn get(&self, http: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        let call = http.get(format!("{}{path}", self.api_base));
+        if self.api_key.is_empty() {
+            call
+        } else {
+            call.bearer_auth(&self.api_key)
         }
     }
 
