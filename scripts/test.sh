@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 运行全部测试：先补装缺少的工具，再依次做格式检查、clippy（服务端与 WASM）、
-# 单元与集成测试、构建站点，最后用真实的 Chromium 跑端到端测试。任何一步失败即停止。
+# 单元与集成测试、构建站点、基准程序的快速正确性检查，最后用真实的 Chromium 跑端到端测试。
+# 任何一步失败即停止。
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,6 +24,10 @@ cargo test --features ssr
 
 step "构建站点（调试版）"
 cargo leptos build
+
+step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
+# cargo test 已构建 target/debug/examples/bench；完整基准是 bash bench/run.sh，不在这里跑。
+target/debug/examples/bench quick
 
 step "端到端测试（Playwright + Chromium）"
 (cd end2end && npx playwright test)

@@ -96,6 +96,41 @@ pub fn encode_png(img: &RgbImage) -> Vec<u8> {
     out
 }
 
+/// 约 `bytes` 字节的噪点 PNG（噪点几乎不可压缩，PNG 大小≈像素字节数），以 base64 part 的形式缓存：
+/// 基准测试要的是“上游很快地回一张大图”，每次重新编码会让演示上游自己成为瓶颈。
+pub fn noise_png_part(bytes: usize) -> super::Part {
+    use base64::Engine;
+    use std::sync::{Arc, Mutex};
+    static CACHE: Mutex<Option<(usize, Arc<String>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let data = match cache.as_ref() {
+        Some((n, data)) if *n == bytes => data.clone(),
+        _ => {
+            let side = ((bytes / 3) as f64).sqrt().max(1.0) as u32;
+            let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+            let img = RgbImage::from_fn(side, side, |_, _| {
+                // xorshift64：确定性的伪随机噪点。
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let v = state.to_le_bytes();
+                Rgb([v[0], v[1], v[2]])
+            });
+            let encoded = base64::engine::general_purpose::STANDARD.encode(encode_png(&img));
+            let data = Arc::new(encoded);
+            *cache = Some((bytes, data.clone()));
+            data
+        }
+    };
+    super::Part {
+        inline_data: Some(super::Blob {
+            mime_type: "image/png".into(),
+            data: (*data).clone(),
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +151,19 @@ mod tests {
         // 以参考图为主体：红色通道明显高于不带参考图的版本。
         let red = |img: &RgbImage| img.pixels().map(|p| p.0[0] as u64).sum::<u64>();
         assert!(red(&edited) > red(&plain));
+    }
+
+    #[test]
+    fn noise_png_has_about_the_requested_size() {
+        use base64::Engine;
+        let part = noise_png_part(300_000);
+        let data = part.inline_data.unwrap().data;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        assert!((290_000..330_000).contains(&png.len()), "{}", png.len());
+        let img = image::load_from_memory(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (316, 316));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct DemoOptions {
     /// 把图按比例缩到最长边不超过这么多像素（基准测试用来得到“小图”应答）；不设则按分辨率档的真实尺寸。
     #[arg(long, value_name = "PX")]
     pub max_side: Option<u32>,
+    /// 正式图一律换成同一张约这么多字节的噪点 PNG（基准测试的“大图”应答；第一次用到时生成并缓存）。
+    #[arg(long, value_name = "BYTES")]
+    pub png_bytes: Option<usize>,
 }
 
 impl DemoOptions {
@@ -88,6 +91,7 @@ impl DemoOptions {
             text_only_rate: 0.0,
             api_key: None,
             max_side: None,
+            png_bytes: None,
         }
     }
 
@@ -362,8 +366,16 @@ async fn generate_content(
             );
         }
     };
-    let max_side = options.max_side;
-    let drawn = match tokio::task::spawn_blocking(move || render(request, max_side)).await {
+    let (max_side, png_bytes) = (options.max_side, options.png_bytes);
+    let drawn = match tokio::task::spawn_blocking(move || {
+        let mut parts = render(request, max_side)?;
+        if let (Some(bytes), Some(last)) = (png_bytes, parts.last_mut()) {
+            *last = draw::noise_png_part(bytes);
+        }
+        Ok::<_, String>(parts)
+    })
+    .await
+    {
         Ok(Ok(parts)) => parts,
         Ok(Err(message)) => {
             return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message)

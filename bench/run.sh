@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# 完整基准测试：构建发布版、准备 LiteLLM（target/litellm-venv）、跑全部用例，结果写进 docs/benchmarks.md。
+#   bash bench/run.sh                 # 全部
+#   bash bench/run.sh --only overhead # 只跑某几部分（overhead,large,page,progress,faults）
+# 只访问 127.0.0.1；每一轮都有请求数与时长上限。全部跑完约 15–20 分钟（不含首次构建与安装）。
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== 构建发布版（服务器 + 站点 + 基准程序）"
+cargo leptos build --release
+cargo build --release --features ssr --example bench
+
+LITELLM_VERSION=1.106.2
+VENV=target/litellm-venv
+if ! "$VENV/bin/pip" show litellm 2>/dev/null | grep -q "^Version: $LITELLM_VERSION$"; then
+  echo "== 安装 LiteLLM $LITELLM_VERSION 到 $VENV（只在第一次）"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"
+fi
+
+exec target/release/examples/bench full --litellm "$VENV/bin/litellm" "$@"

@@ -1,0 +1,280 @@
+//! 把一次运行的结果写成 Markdown 表格与 SVG 图（延迟分布：本网关、直接调用、LiteLLM）。
+
+use crate::cases::{PageFacts, Row};
+use crate::faults::SoakReport;
+use plotters::prelude::*;
+use std::fmt::Write;
+use std::path::Path;
+
+/// 生成的文件里，这一行之后的内容是手写的（优化记录等），重新生成时原样保留。
+pub const KEEP_MARKER: &str = "<!-- 以下为手写内容，重新生成时保留 -->";
+
+pub struct Results {
+    pub machine: String,
+    pub command: String,
+    pub overhead: Vec<Row>,
+    pub large: Vec<Row>,
+    pub page: Option<PageFacts>,
+    pub progress_ms: Vec<f64>,
+    pub soak: Option<SoakReport>,
+}
+
+const DIRECT: &str = "直接调用演示上游";
+const OURS: &str = "经本网关";
+const LITELLM: &str = "经 LiteLLM";
+
+fn find<'a>(rows: &'a [Row], target: &str, c: usize, gzip: bool) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.target == target && r.concurrency == c && r.gzip == gzip)
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.0} MB", kb as f64 / 1024.0)
+}
+
+fn load_table(out: &mut String, rows: &[Row]) {
+    out.push_str("| 并发 | gzip | 目标 | 成功/失败 | p50 ms | p90 ms | p99 ms | 请求/秒 | 每响应线上字节 | 被测进程 RSS 峰值 |\n");
+    out.push_str("|---:|:---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {}/{} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
+            r.concurrency,
+            if r.gzip { "是" } else { "否" },
+            r.target,
+            r.result.ok,
+            r.result.failed,
+            r.result.ms(50.0),
+            r.result.ms(90.0),
+            r.result.ms(99.0),
+            r.result.rps(),
+            r.result.wire_bytes / r.result.ok.max(1),
+            r.peak_rss_kb.map(mb).unwrap_or_else(|| "—".into())
+        );
+    }
+}
+
+/// 每个并发（与 gzip 设置）下：本网关与 LiteLLM 相对直接调用多出的 p50/p99，以及两者之比。
+fn overhead_table(out: &mut String, rows: &[Row]) {
+    out.push_str("| 并发 | gzip | 本网关开销 p50 / p99 ms | LiteLLM 开销 p50 / p99 ms | p50 开销之比（LiteLLM ÷ 本网关） | 吞吐之比（本网关 ÷ LiteLLM） |\n");
+    out.push_str("|---:|:---:|---:|---:|---:|---:|\n");
+    let mut keys: Vec<(usize, bool)> = rows.iter().map(|r| (r.concurrency, r.gzip)).collect();
+    keys.dedup();
+    for (c, gzip) in keys {
+        let Some(direct) = find(rows, DIRECT, c, gzip) else {
+            continue;
+        };
+        let added = |r: &Row, q: f64| r.result.ms(q) - direct.result.ms(q);
+        let ours = find(rows, OURS, c, gzip);
+        let lite = find(rows, LITELLM, c, gzip);
+        let fmt = |r: Option<&Row>| {
+            r.map(|r| format!("{:.2} / {:.2}", added(r, 50.0), added(r, 99.0)))
+                .unwrap_or_else(|| "—".into())
+        };
+        let ratio = match (ours, lite) {
+            (Some(o), Some(l)) => format!("{:.0}×", added(l, 50.0) / added(o, 50.0).max(0.01)),
+            _ => "—".into(),
+        };
+        let tput = match (ours, lite) {
+            (Some(o), Some(l)) => format!("{:.1}×", o.result.rps() / l.result.rps().max(1e-9)),
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {c} | {} | {} | {} | {ratio} | {tput} |",
+            if gzip { "是" } else { "否" },
+            fmt(ours),
+            fmt(lite)
+        );
+    }
+}
+
+pub fn markdown(r: &Results) -> String {
+    let mut out = String::new();
+    out.push_str("# 基准测试结果\n\n");
+    out.push_str("> 本文件由基准程序生成（命令见下）。数字是**同一次运行里**测得的，请看比值，不要当作绝对承诺：\n> 机器是共享的 2 核虚拟机，负载发生器与被测进程在同一台机器上抢 CPU。\n\n");
+    let _ = writeln!(
+        out,
+        "## 机器与命令\n\n{}\n\n```\n{}\n```\n",
+        r.machine, r.command
+    );
+
+    if !r.overhead.is_empty() {
+        out.push_str("## a. 网关开销（小图）\n\n`POST /v1/images/generations`，演示上游延迟 0、应答 64×64 的小图（`--max-side 64`）。三方对着同一个演示上游：\n直接调用（Gemini 原生协议）、经本网关（OpenAI 协议，`b64_json`，**每张都原子写盘并写 SQLite 记录**）、经 LiteLLM 代理\n（原生 Gemini 提供方 `gemini/gemini-2.5-flash-image`，`api_base` 指向演示上游；一个 worker、默认设置；它不存图）。\n开销 = 该方的分位延迟 − 直接调用的同一分位延迟。\n\n");
+        overhead_table(&mut out, &r.overhead);
+        out.push('\n');
+        load_table(&mut out, &r.overhead);
+        out.push_str("\n![延迟分布](benchmarks.svg)\n\n");
+    }
+    if !r.large.is_empty() {
+        out.push_str("## b. 16 个并发的大图\n\n演示上游的正式图换成约 8 MB 的噪点 PNG（base64 约 11 MB），16 个并发。分别以不声明与声明 `Accept-Encoding: gzip` 各跑一轮。\nRSS 峰值是每 20 ms 采样被测进程（LiteLLM 含子进程）得到的最大值。\n\n");
+        overhead_table(&mut out, &r.large);
+        out.push('\n');
+        load_table(&mut out, &r.large);
+        out.push('\n');
+    }
+    if let Some(p) = &r.page {
+        let _ = writeln!(
+            out,
+            "## c. 页面与进程\n\n| 项目 | 数值 |\n|---|---:|\n| 工作台 `/` 服务端渲染（数据库 {} 张图；中位数 / p90） | {:.2} / {:.2} ms |\n| 图库 `/gallery` 服务端渲染（首屏 48 张；中位数 / p90） | {:.2} / {:.2} ms |\n| WASM 原始 / gzip -9 | {} / {} 字节 |\n| JS 原始 / gzip -9 | {} / {} 字节 |\n| 空闲 RSS（带 {} 张图启动后 2 秒） | {} |\n| 启动到 `/healthz` 就绪：空存储 / {} 张图 | {:.0} / {:.0} ms |\n| 服务器二进制 | {} 字节 |\n",
+            p.images, p.studio_ms.0, p.studio_ms.1, p.gallery_ms.0, p.gallery_ms.1,
+            p.wasm_bytes, p.wasm_gzip, p.js_bytes, p.js_gzip, p.images, mb(p.idle_rss_kb),
+            p.images, p.startup_empty_ms, p.startup_full_ms, p.binary_bytes
+        );
+    }
+    if !r.progress_ms.is_empty() {
+        let v = &r.progress_ms;
+        let _ = writeln!(
+            out,
+            "## d. 进度推送延迟\n\n任务的状态或阶段在服务器上变化（`changed_at_ms`）到 WebSocket 客户端收到的时间（同机时钟；5 批、每批 4 张，演示上游延迟 300–900 ms），{} 次转换：中位数 {:.0} ms，p90 {:.0} ms，最大 {:.0} ms。\n",
+            v.len(),
+            v[v.len() / 2],
+            v[v.len() * 9 / 10],
+            v[v.len() - 1]
+        );
+    }
+    if let Some(s) = &r.soak {
+        out.push_str("## 故障浸泡\n\n经本服务器（两个上游：会出故障的 flaky 与健康的后备 healthy；单次尝试时限 2 秒、总时限 20 秒），\n演示上游按阶段注入故障。重试与改用后备的次数来自服务器的 `/metrics`。\n\n");
+        out.push_str("| 阶段 | 请求 | 成功 | 失败 | 中断 | 成功率 | p99 ms | 最长 ms | 重试 | 改用后备 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for p in &s.phases {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.2}% | {:.0} | {:.0} | {} | {} |",
+                p.name,
+                p.requests,
+                p.saved,
+                p.failed,
+                p.interrupted,
+                100.0 * p.saved as f64 / p.requests.max(1) as f64,
+                p.p99_ms,
+                p.max_ms,
+                p.retries,
+                p.fallbacks
+            );
+        }
+        out.push_str("\n失败原因举例：\n\n");
+        for p in s.phases.iter().filter(|p| !p.sample_errors.is_empty()) {
+            for e in &p.sample_errors {
+                let _ = writeln!(out, "- {}：{}", p.name, e);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n存储核对（{} 条记录、{} 个文件）：{}\n",
+            s.checked_rows,
+            s.checked_files,
+            if s.problems.is_empty() {
+                "没有半成品文件、没有重复、每个成功的文件都在且完整、每个失败都有中文原因。"
+                    .to_string()
+            } else {
+                format!(
+                    "**发现 {} 个问题**：\n\n- {}",
+                    s.problems.len(),
+                    s.problems.join("\n- ")
+                )
+            }
+        );
+    }
+    out
+}
+
+/// 写出 Markdown（保留手写部分）与 SVG。
+pub fn write(results: &Results, md: &Path) -> anyhow::Result<()> {
+    let mut text = markdown(results);
+    let kept = std::fs::read_to_string(md)
+        .ok()
+        .and_then(|old| {
+            old.split_once(KEEP_MARKER)
+                .map(|(_, tail)| tail.to_string())
+        })
+        .unwrap_or_else(|| "\n".into());
+    text.push_str(KEEP_MARKER);
+    text.push_str(&kept);
+    if let Some(dir) = md.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(md, text)?;
+    if !results.overhead.is_empty() {
+        chart(&results.overhead, &md.with_extension("svg"))?;
+    }
+    Ok(())
+}
+
+/// 图里的一条线：名字、颜色、（分位序号，延迟 ms）。
+type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
+
+const QUANTILES: [f64; 6] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
+
+/// 每个并发一幅：横轴是分位，纵轴是延迟（对数）。
+fn chart(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    let mut concurrencies: Vec<usize> = rows.iter().map(|r| r.concurrency).collect();
+    concurrencies.dedup();
+    let width = 420 * concurrencies.len() as u32;
+    let root = SVGBackend::new(path, (width.max(420), 360)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, concurrencies.len().max(1)));
+    for (panel, c) in panels.iter().zip(&concurrencies) {
+        let series: Vec<Series> = [
+            (DIRECT, RGBColor(120, 120, 120)),
+            (OURS, RGBColor(37, 99, 235)),
+            (LITELLM, RGBColor(220, 38, 38)),
+        ]
+        .into_iter()
+        .filter_map(|(name, color)| {
+            let r = find(rows, name, *c, false)?;
+            let points = QUANTILES
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (i as f64, r.result.ms(*q).max(0.01)))
+                .collect();
+            Some((name, color, points))
+        })
+        .collect();
+        let max = series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.1))
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("并发 {c}：延迟（ms，对数）"), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(
+                -0.2f64..(QUANTILES.len() as f64 - 0.8),
+                (0.05f64..max * 2.0).log_scale(),
+            )?;
+        chart
+            .configure_mesh()
+            .x_labels(QUANTILES.len())
+            .x_label_formatter(&|x| {
+                let i = x.round() as usize;
+                QUANTILES
+                    .get(i)
+                    .map(|q| format!("p{q}"))
+                    .unwrap_or_default()
+            })
+            .y_label_formatter(&|y| format!("{y}"))
+            .draw()?;
+        for (name, color, points) in series {
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
