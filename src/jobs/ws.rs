@@ -1,17 +1,21 @@
-//! `GET /ws`：每个页面一条 WebSocket。先发全部任务的快照，之后推送变化；
-//! 同一任务在 100 ms 内的多次变化合并成一条（每张卡片每秒最多约 10 次更新）。
+//! `GET /ws`：每个页面一条 WebSocket。先发全部任务的快照，之后推送变化：
+//! 状态或阶段变了（开始、等待上游、完成、失败……）立刻发；只是进度数字在变时，
+//! 同一任务 100 ms 内最多发一条，其余合并（每张卡片每秒约 10 次进度更新）。
 //! 跟不上广播（落后太多）时重发快照，浏览器据此整体重建。
 
 use super::{Change, JobManager};
-use crate::app::types::JobMessage;
+use crate::app::types::{JobMessage, JobState, JobView, Phase};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 
-/// 合并窗口。
+/// 合并窗口：只是进度数字在变时，同一任务两条更新之间至少隔这么久。
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// 检查合并窗口是否已过的间隔。
+const TICK: Duration = Duration::from_millis(20);
 
 pub async fn handler(ws: WebSocketUpgrade, State(jobs): State<JobManager>) -> Response {
     ws.on_upgrade(move |socket| serve(socket, jobs))
@@ -36,25 +40,35 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
     {
         return;
     }
+    let mut sent: HashMap<String, Sent> = HashMap::new();
     let mut dirty: Vec<String> = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             change = changes.recv() => match change {
                 Ok(Change::Job(id)) => {
-                    if !dirty.contains(&id) {
+                    let Some(view) = jobs.view(&id) else { continue };
+                    let due = sent.get(&id).is_none_or(|s| s.state != view.state || s.phase != view.phase || s.at.elapsed() >= FLUSH_EVERY);
+                    if due {
+                        dirty.retain(|d| *d != id);
+                        if push(&mut socket, &mut sent, view).await.is_err() {
+                            return;
+                        }
+                    } else if !dirty.contains(&id) {
                         dirty.push(id);
                     }
                 }
-                Ok(Change::Removed(id)) => {
-                    dirty.retain(|d| *d != id);
-                    removed.push(id);
+                Ok(Change::Removed(job_id)) => {
+                    dirty.retain(|d| *d != job_id);
+                    sent.remove(&job_id);
+                    if send(&mut socket, &JobMessage::Removed { job_id }).await.is_err() {
+                        return;
+                    }
                 }
                 Err(RecvError::Lagged(_)) => {
                     dirty.clear();
-                    removed.clear();
+                    sent.clear();
                     if send(&mut socket, &JobMessage::Snapshot { jobs: jobs.snapshot() }).await.is_err() {
                         return;
                     }
@@ -62,16 +76,18 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                for id in dirty.drain(..) {
+                // 合并窗口已过的任务，发出它此刻的样子。
+                let ready: Vec<String> = dirty
+                    .iter()
+                    .filter(|id| sent.get(*id).is_none_or(|s| s.at.elapsed() >= FLUSH_EVERY))
+                    .cloned()
+                    .collect();
+                dirty.retain(|id| !ready.contains(id));
+                for id in ready {
                     if let Some(view) = jobs.view(&id) {
-                        if send(&mut socket, &JobMessage::Job(Box::new(view))).await.is_err() {
+                        if push(&mut socket, &mut sent, view).await.is_err() {
                             return;
                         }
-                    }
-                }
-                for job_id in removed.drain(..) {
-                    if send(&mut socket, &JobMessage::Removed { job_id }).await.is_err() {
-                        return;
                     }
                 }
             },
@@ -82,4 +98,27 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
             },
         }
     }
+}
+
+/// 这条连接上每个任务最近一次发出的状态与时刻。
+struct Sent {
+    state: JobState,
+    phase: Option<Phase>,
+    at: Instant,
+}
+
+async fn push(
+    socket: &mut WebSocket,
+    sent: &mut HashMap<String, Sent>,
+    view: JobView,
+) -> Result<(), axum::Error> {
+    sent.insert(
+        view.job_id.clone(),
+        Sent {
+            state: view.state,
+            phase: view.phase,
+            at: Instant::now(),
+        },
+    );
+    send(socket, &JobMessage::Job(Box::new(view))).await
 }
