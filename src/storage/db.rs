@@ -73,6 +73,8 @@ fn migrations() -> Migrations<'static> {
         CREATE INDEX jobs_state ON jobs(state);
         CREATE INDEX jobs_created ON jobs(created_at);",
         ),
+        // 缩略图的路径由原图路径决定（`thumb_rel_path`），有没有生成看文件在不在，不必再写一次库。
+        M::up("ALTER TABLE images DROP COLUMN thumb_rel_path;"),
     ])
 }
 
@@ -93,7 +95,6 @@ pub struct ImageRecord {
     pub image_size: String,
     pub upstream: String,
     pub created_at: String,
-    pub thumb_rel_path: Option<String>,
     pub duration_ms: i64,
     /// 尝试记录（JSON 数组）。
     pub attempts: String,
@@ -140,7 +141,6 @@ impl ImageRecord {
             image_size: row.get("image_size")?,
             upstream: row.get("upstream")?,
             created_at: row.get("created_at")?,
-            thumb_rel_path: row.get("thumb_rel_path")?,
             duration_ms: row.get("duration_ms")?,
             attempts: row.get("attempts")?,
             reference_ids: row.get("reference_ids")?,
@@ -169,9 +169,9 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite_migration::Error> {
 pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
-                             aspect_ratio, image_size, upstream, created_at, thumb_rel_path,
+                             aspect_ratio, image_size, upstream, created_at,
                              duration_ms, attempts, reference_ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             r.id,
             r.root,
@@ -187,7 +187,6 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
             r.image_size,
             r.upstream,
             r.created_at,
-            r.thumb_rel_path,
             r.duration_ms,
             r.attempts,
             r.reference_ids
@@ -213,14 +212,6 @@ pub fn all_paths(
         ))
     })?;
     rows.collect()
-}
-
-pub fn set_thumbnail(conn: &Connection, id: &str, thumb_rel_path: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE images SET thumb_rel_path = ?2 WHERE id = ?1",
-        params![id, thumb_rel_path],
-    )?;
-    Ok(())
 }
 
 /// 按 id 取记录（包括回收站里的：恢复之前仍可查看）。
@@ -393,7 +384,6 @@ mod tests {
             image_size: "1K".into(),
             upstream: "u".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
-            thumb_rel_path: None,
             duration_ms: 12,
             attempts: "[]".into(),
             reference_ids: "[]".into(),
@@ -422,7 +412,6 @@ mod tests {
             image_size: "1K".into(),
             upstream: "u".into(),
             created_at: created_at.into(),
-            thumb_rel_path: None,
             duration_ms: 0,
             attempts: "[]".into(),
             reference_ids: "[]".into(),

@@ -1,6 +1,7 @@
 //! 图像存储：磁盘上的图像文件 + SQLite 元数据。
 //!
 //! 写入顺序保证崩溃安全：同目录临时文件 → 写入 → fsync → 改名 → fsync 目录 → 最后写数据库行。
+//! 原图的“fsync 目录 + 写数据库行”按组提交：并发保存的多张图共用一次目录 fsync 与一次事务。
 //! 任何时刻崩溃，都不会留下半个文件，也不会有指向不存在文件的记录；
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
 
@@ -69,6 +70,10 @@ struct Inner {
     root: std::sync::RwLock<PathBuf>,
     db: Mutex<Connection>,
     audit: Audit,
+    /// 等待组提交的图片记录（见 `Storage::commit_grouped`）。
+    pending: Mutex<Vec<PendingInsert>>,
+    /// 待生成缩略图的图片，由一个后台线程逐个处理（见 `thumbs::worker`）。
+    thumbs: std::sync::mpsc::SyncSender<ImageRecord>,
 }
 
 /// 启动时文件与记录的核对结果。
@@ -151,6 +156,8 @@ impl Storage {
                 root: std::sync::RwLock::new(root.to_path_buf()),
                 db: Mutex::new(conn),
                 audit,
+                pending: Mutex::new(Vec::new()),
+                thumbs: thumbs::worker(),
             }),
         })
     }
@@ -187,47 +194,25 @@ impl Storage {
 
     /// 原子地保存一张图像并写入记录；缩略图随后在后台生成。
     pub async fn save_image(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
-        let data = image.data.clone();
         let this = self.clone();
         let record = tokio::task::spawn_blocking(move || this.save_image_blocking(image))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))??;
-        let (this, background) = (self.clone(), record.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = this.write_thumbnail_blocking(&background, &data) {
-                tracing::warn!(id = %background.id, "生成缩略图失败：{e}");
-            }
-        });
+        if thumbs::needed(&record) {
+            // 排队满了就不排：第一次有人要看缩略图时再生成。
+            let _ = self.inner.thumbs.try_send(record.clone());
+        }
         Ok(record)
     }
 
-    /// 返回缩略图的路径；还没有就现在生成。
+    /// 返回缩略图的路径；还没有就现在生成。原图本来就不比缩略图大时，缩略图就是原图。
     pub async fn ensure_thumbnail(&self, record: ImageRecord) -> Result<PathBuf, StorageError> {
-        if let Some(rel) = &record.thumb_rel_path {
-            let path = Path::new(&record.root).join(rel);
-            if path.is_file() {
-                return Ok(path);
-            }
+        if !thumbs::needed(&record) {
+            return Ok(record.path());
         }
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let data = std::fs::read(record.path()).map_err(io_err("读取原图失败"))?;
-            this.write_thumbnail_blocking(&record, &data)
-        })
-        .await
-        .map_err(|e| StorageError::Join(e.to_string()))?
-    }
-
-    fn write_thumbnail_blocking(
-        &self,
-        record: &ImageRecord,
-        data: &[u8],
-    ) -> Result<PathBuf, StorageError> {
-        let rel = record.thumb_rel_path_for();
-        let path = Path::new(&record.root).join(&rel);
-        write_atomically(&path, &thumbs::make_thumbnail(data)?)?;
-        db::set_thumbnail(&self.db(), &record.id, &rel)?;
-        Ok(path)
+        tokio::task::spawn_blocking(move || thumbs::ensure(&record))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
     fn save_image_blocking(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
@@ -247,7 +232,8 @@ impl Storage {
         let rel_path = format!("images/{}/{id}.{ext}", now.format("%Y-%m-%d"));
         let root = self.root();
         let path = root.join(&rel_path);
-        write_atomically(&path, &image.data)?;
+        // 目录的 fsync 留给组提交：同一批改名共用一次。
+        write_atomically(&path, &image.data, Durability::FileSynced)?;
 
         let record = ImageRecord {
             id,
@@ -264,19 +250,42 @@ impl Storage {
             image_size: image.image_size,
             upstream: image.upstream,
             created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            thumb_rel_path: None,
             duration_ms: image.duration_ms as i64,
             attempts: serde_json::to_string(&image.attempts).unwrap_or_else(|_| "[]".into()),
             reference_ids: serde_json::to_string(&image.reference_ids)
                 .unwrap_or_else(|_| "[]".into()),
             deleted_at: None,
         };
-        if let Err(e) = db::insert(&self.db(), &record) {
+        let dir = path.parent().expect("图像路径总有上级目录").to_path_buf();
+        if let Err(e) = self.commit_grouped(record.clone(), dir) {
             // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。
             let _ = std::fs::remove_file(&path);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(record)
+    }
+
+    /// 组提交：把记录放进待提交队列，然后去拿数据库锁。拿到锁的线程把此刻队列里的全部记录
+    /// （可能包括别人的）一起提交——每个涉及的目录 fsync 一次（让改名落盘），再用一个事务写入
+    /// （一次 WAL fsync）。没赶上这一批的记录由下一个拿到锁的线程提交。
+    /// 并发保存时，多张图共用这几次 fsync；只有一张时与逐条提交一样。阻塞调用。
+    fn commit_grouped(&self, record: ImageRecord, dir: PathBuf) -> Result<(), StorageError> {
+        let (done, result) = std::sync::mpsc::channel();
+        self.pending().push(PendingInsert { record, dir, done });
+        {
+            let mut conn = self.db();
+            let batch = std::mem::take(&mut *self.pending());
+            if !batch.is_empty() {
+                commit_batch(&mut conn, batch);
+            }
+        }
+        result
+            .recv()
+            .unwrap_or_else(|_| Err(StorageError::Join("提交记录的线程意外退出".into())))
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingInsert>> {
+        self.inner.pending.lock().expect("锁未被毒化")
     }
 
     /// 按 id 查记录（回收站里的也返回，见 `ImageRecord::deleted_at`）。
@@ -359,7 +368,7 @@ impl Storage {
         };
         let root = self.root();
         let rel_path = format!("uploads/{}/{id}.{ext}", &id[..2]);
-        write_atomically(&root.join(&rel_path), data)?;
+        write_atomically(&root.join(&rel_path), data, Durability::Durable)?;
         let record = UploadRecord {
             id,
             root: root.to_string_lossy().into_owned(),
@@ -382,8 +391,60 @@ fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// 同目录临时文件 → 写入 → fsync → 改名 → fsync 目录。
-fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+/// 一条等待组提交的记录：文件已写好并 fsync、已改名，目录还没 fsync。
+struct PendingInsert {
+    record: ImageRecord,
+    dir: PathBuf,
+    done: std::sync::mpsc::Sender<Result<(), StorageError>>,
+}
+
+/// 提交一批记录，把每条的结果发回给它的保存者。
+fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
+    let mut dirs: Vec<PathBuf> = batch.iter().map(|p| p.dir.clone()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+            for p in batch {
+                let source = std::io::Error::new(e.kind(), e.to_string());
+                let _ = p.done.send(Err(StorageError::Io {
+                    context: format!("同步目录 {} 失败", dir.display()),
+                    source,
+                }));
+            }
+            return;
+        }
+    }
+    let together = (|| {
+        let tx = conn.transaction()?;
+        for p in &batch {
+            db::insert(&tx, &p.record)?;
+        }
+        tx.commit()
+    })();
+    for p in batch {
+        let result = match &together {
+            Ok(()) => Ok(()),
+            // 一起提交失败（已整体回滚）：逐条再试，谁的问题谁失败。
+            Err(_) => db::insert(conn, &p.record).map_err(StorageError::from),
+        };
+        let _ = p.done.send(result);
+    }
+}
+
+/// 写盘后要不要等数据落到磁盘上。
+#[derive(Clone, Copy, PartialEq)]
+enum Durability {
+    /// 参考图：fsync 文件与目录，断电也不丢、不留半个文件。
+    Durable,
+    /// 原图：fsync 文件后改名；目录的 fsync 由组提交统一做，之后才写记录。
+    FileSynced,
+    /// 缩略图这类随时可以由原图重新生成的文件：只保证进程崩溃时不留半个文件。
+    Rebuildable,
+}
+
+/// 同目录临时文件 → 写入 →（fsync）→ 改名 →（fsync 目录）。
+fn write_atomically(path: &Path, data: &[u8], durability: Durability) -> Result<(), StorageError> {
     let dir = path.parent().expect("图像路径总有上级目录");
     std::fs::create_dir_all(dir).map_err(io_err(format!("无法创建目录 {}", dir.display())))?;
     // tempfile 默认建 0600 的文件；图片是给人用的普通文件，改名后应当和普通文件一样可读（0644）。
@@ -394,15 +455,19 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
         .tempfile_in(dir)
         .map_err(io_err(format!("无法在 {} 创建临时文件", dir.display())))?;
     tmp.write_all(data).map_err(io_err("写入图像失败"))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err("同步图像到磁盘失败"))?;
+    if durability != Durability::Rebuildable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("同步图像到磁盘失败"))?;
+    }
     tmp.persist(path)
         .map_err(|e| e.error)
         .map_err(io_err(format!("无法保存图像到 {}", path.display())))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("同步目录失败"))?;
+    if durability == Durability::Durable {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("同步目录失败"))?;
+    }
     Ok(())
 }
 
@@ -477,6 +542,78 @@ mod tests {
             Some(rec.clone())
         );
         assert_eq!(remove_partials(dir.path()), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_saves_are_committed_together_and_each_gets_its_own_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let saves = (0..40).map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                let mut image = new_image(png(3 + i, 2));
+                image.prompt = format!("并发 {i}");
+                storage.save_image(image).await.unwrap()
+            })
+        });
+        let records: Vec<ImageRecord> = futures::future::try_join_all(saves).await.unwrap();
+        for (i, rec) in records.iter().enumerate() {
+            assert_eq!(rec.prompt, format!("并发 {i}"));
+            assert_eq!(rec.width, 3 + i as u32);
+            assert_eq!(
+                storage.get(rec.id.clone()).await.unwrap().as_ref(),
+                Some(rec)
+            );
+            assert!(rec.path().is_file());
+        }
+        let rows: i64 = storage
+            .with_db(|c| Ok(c.query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 40);
+    }
+
+    #[test]
+    fn a_failing_record_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let good = |id: &str| ImageRecord {
+            id: id.into(),
+            root: dir.path().to_string_lossy().into_owned(),
+            rel_path: format!("images/{id}.png"),
+            mime: "image/png".into(),
+            width: 1,
+            height: 1,
+            bytes: 1,
+            prompt: "p".into(),
+            mode: "text2img".into(),
+            model: "m".into(),
+            aspect_ratio: "1:1".into(),
+            image_size: "1K".into(),
+            upstream: "u".into(),
+            created_at: now_string(),
+            duration_ms: 0,
+            attempts: "[]".into(),
+            reference_ids: "[]".into(),
+            deleted_at: None,
+        };
+        db::insert(&storage.db(), &good("dup")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let batch = ["a", "dup", "b"]
+            .into_iter()
+            .map(|id| PendingInsert {
+                record: good(id),
+                dir: dir.path().to_path_buf(),
+                done: tx.clone(),
+            })
+            .collect();
+        commit_batch(&mut storage.db(), batch);
+        let results: Vec<bool> = rx.try_iter().map(|r| r.is_ok()).collect();
+        assert_eq!(
+            results,
+            vec![true, false, true],
+            "主键重复的那条失败，其余照常写入"
+        );
     }
 
     #[tokio::test]

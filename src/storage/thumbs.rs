@@ -1,11 +1,53 @@
-//! 缩略图：最长边 384 像素的 JPEG，放在原图旁边。保存原图后在后台线程生成，
-//! 不占用请求路径；请求缩略图时若还没生成好，就地生成（同样在阻塞线程池里）。
+//! 缩略图：最长边 384 像素的 JPEG，放在原图旁边（`{id}.thumb.jpg`）。
+//!
+//! 保存原图后交给一个后台线程逐个生成：不占用请求路径，同一时刻最多占一个核、一张图的内存
+//! （16 张 8 MB 大图同时完成时，不会有 16 个解码同时进行）。请求缩略图时若还没生成好，就地生成。
+//! 缩略图随时可以由原图重新生成，所以写盘不 fsync；原图不比缩略图大时不生成，直接用原图。
 
-use super::StorageError;
+use super::{write_atomically, Durability, ImageRecord, StorageError};
 use image::codecs::jpeg::JpegEncoder;
+use std::path::{Path, PathBuf};
 
 /// 缩略图最长边（像素）。
 pub const THUMB_MAX_SIDE: u32 = 384;
+
+/// 后台队列的长度；排满时新图不排队，等有人要看时再生成。
+const QUEUE: usize = 1024;
+
+/// 这张图需不需要单独的缩略图。
+pub fn needed(record: &ImageRecord) -> bool {
+    record.width.max(record.height) > THUMB_MAX_SIDE
+}
+
+/// 启动后台线程，返回往里排队的一端。所有发送端都被丢弃时线程退出。
+pub fn worker() -> std::sync::mpsc::SyncSender<ImageRecord> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ImageRecord>(QUEUE);
+    std::thread::Builder::new()
+        .name("缩略图".into())
+        .spawn(move || {
+            for record in rx {
+                if let Err(e) = ensure(&record) {
+                    tracing::warn!(id = %record.id, "生成缩略图失败：{e}");
+                }
+            }
+        })
+        .expect("可以启动缩略图线程");
+    tx
+}
+
+/// 缩略图已在（且不是空文件）就直接返回路径，否则由原图生成。阻塞调用。
+pub fn ensure(record: &ImageRecord) -> Result<PathBuf, StorageError> {
+    let path = Path::new(&record.root).join(record.thumb_rel_path_for());
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+        return Ok(path);
+    }
+    let original = std::fs::read(record.path()).map_err(|source| StorageError::Io {
+        context: "读取原图失败".into(),
+        source,
+    })?;
+    write_atomically(&path, &make_thumbnail(&original)?, Durability::Rebuildable)?;
+    Ok(path)
+}
 
 /// 由原图字节生成缩略图（JPEG，质量 80）。
 pub fn make_thumbnail(data: &[u8]) -> Result<Vec<u8>, StorageError> {
