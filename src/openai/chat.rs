@@ -88,12 +88,8 @@ pub async fn completions(
     let created = chrono::Utc::now().timestamp();
 
     if !body.stream {
-        let (image, record) = state.generate_and_save(request).await?;
-        let data_url = format!(
-            "data:{};base64,{}",
-            record.mime,
-            base64::engine::general_purpose::STANDARD.encode(&image.data)
-        );
+        let (mut image, record) = state.generate_and_save(request).await?;
+        let data_url = format!("data:{};base64,{}", record.mime, image.take_base64());
         let content = markdown(image.text.as_deref(), &data_url);
         return Ok(Json(json!({
             "id": id,

@@ -17,8 +17,8 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Produced {
     pub id: String,
     pub revised_prompt: Option<String>,
-    /// 第一次请求时手里的图片字节（不进缓存）。
-    pub data: Option<bytes::Bytes>,
+    /// 第一次请求时手里的图片 base64（不进缓存）。
+    pub base64: Option<String>,
 }
 
 #[derive(Clone)]
@@ -61,8 +61,9 @@ impl IdempotencyCache {
                 let ids = produced
                     .iter()
                     .map(|p| Produced {
-                        data: None,
-                        ..p.clone()
+                        id: p.id.clone(),
+                        revised_prompt: p.revised_prompt.clone(),
+                        base64: None,
                     })
                     .collect();
                 Ok::<_, ApiError>(Arc::new(ids))

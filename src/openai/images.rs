@@ -9,8 +9,8 @@ use crate::gateway::{ImageRequest, InputImage};
 use crate::state::AppState;
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ pub async fn generations(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     OpenAiJson(params): OpenAiJson<ImageParams>,
-) -> Result<Json<ImagesResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers, &caller, "generations")?;
     respond(&state, &headers, key, params, Vec::new()).await
 }
@@ -81,7 +81,7 @@ pub async fn edits(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     multipart: Multipart,
-) -> Result<Json<ImagesResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers, &caller, "edits")?;
     let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
     let (params, references) = read_edit_form(multipart, max_bytes).await?;
@@ -201,7 +201,7 @@ async fn respond(
     idempotency_key: Option<String>,
     params: ImageParams,
     references: Vec<InputImage>,
-) -> Result<Json<ImagesResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let prompt = params.prompt.trim().to_string();
     if prompt.is_empty() {
         return Err(ApiError::InvalidRequest("prompt 不能为空".into()));
@@ -245,22 +245,38 @@ async fn respond(
     let base_url = public_base_url(state, headers);
     let mut data = Vec::with_capacity(produced.len());
     for item in produced {
+        let url = (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", item.id));
+        let b64_json = match format {
+            ResponseFormat::B64Json => Some(image_base64(state, &item.id, item.base64).await?),
+            ResponseFormat::Url => None,
+        };
         data.push(ImageData {
-            b64_json: match format {
-                ResponseFormat::B64Json => Some(
-                    base64::engine::general_purpose::STANDARD
-                        .encode(image_bytes(state, &item).await?),
-                ),
-                ResponseFormat::Url => None,
-            },
-            url: (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", item.id)),
+            b64_json,
+            url,
             revised_prompt: item.revised_prompt,
         });
     }
-    Ok(Json(ImagesResponse {
+    Ok(json_response(&ImagesResponse {
         created: chrono::Utc::now().timestamp(),
         data,
     }))
+}
+
+/// 序列化成 JSON 响应。缓冲区按 base64 的总长预先分配：一张 8 MB 的图约 11 MB base64，
+/// 边写边翻倍扩容会多占一半内存、多拷几遍。
+fn json_response(response: &ImagesResponse) -> Response {
+    let payload: usize = response
+        .data
+        .iter()
+        .map(|d| d.b64_json.as_ref().map_or(0, String::len) + 512)
+        .sum();
+    let mut body = Vec::with_capacity(payload + 64);
+    serde_json::to_writer(&mut body, response).expect("响应结构总能序列化");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// n 张并行生成并保存；部分成功时返回成功的那些，全部失败时返回第一个错误。
@@ -274,10 +290,10 @@ async fn generate_n(
     let mut first_error = None;
     for result in futures::future::join_all(jobs).await {
         match result {
-            Ok((image, record)) => produced.push(Produced {
+            Ok((mut image, record)) => produced.push(Produced {
                 id: record.id,
+                base64: Some(image.take_base64()),
                 revised_prompt: image.text,
-                data: Some(image.data),
             }),
             Err(e) => {
                 tracing::warn!("有一张生成失败：{e}");
@@ -291,21 +307,25 @@ async fn generate_n(
     }
 }
 
-/// 图片字节：第一次请求时就在内存里；幂等重放时从存储读取。
-async fn image_bytes(state: &AppState, item: &Produced) -> Result<bytes::Bytes, ApiError> {
-    if let Some(data) = &item.data {
-        return Ok(data.clone());
+/// 图片的 base64：第一次请求时就在手里；幂等重放时从存储读取再编码。
+async fn image_base64(
+    state: &AppState,
+    id: &str,
+    first_time: Option<String>,
+) -> Result<String, ApiError> {
+    if let Some(b64) = first_time {
+        return Ok(b64);
     }
     let record = state
         .storage
-        .get(item.id.clone())
+        .get(id.to_string())
         .await?
         .ok_or(ApiError::NotFound)?;
     let data = tokio::fs::read(record.path()).await.map_err(|e| {
         tracing::error!(id = %record.id, "读取图片失败：{e}");
         ApiError::NotFound
     })?;
-    Ok(data.into())
+    Ok(base64::engine::general_purpose::STANDARD.encode(data))
 }
 
 /// 宽高比与分辨率：扩展字段优先，其次由 size 推算；没指定分辨率但要求高质量时给 2K。

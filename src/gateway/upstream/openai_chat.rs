@@ -77,6 +77,7 @@ impl OpenAiChatUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
+            base64: None,
         })
     }
 }

@@ -93,6 +93,7 @@ impl OpenAiImagesUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
+            base64: None,
         })
     }
 }

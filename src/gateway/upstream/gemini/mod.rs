@@ -152,6 +152,8 @@ impl GeminiUpstream {
             upstream,
             model: model.to_string(),
             attempts: Vec::new(),
+            // 能用 STANDARD（要求规范的填充与尾位）解码，说明它就是规范的 base64，重新编码也是同一个串。
+            base64: Some(blob.data),
         })
     }
 }
