@@ -25,6 +25,12 @@ pub fn worker() -> std::sync::mpsc::SyncSender<ImageRecord> {
     std::thread::Builder::new()
         .name("缩略图".into())
         .spawn(move || {
+            // 让位给请求：把本线程的 nice 值调到 19（Linux 上 setpriority 的 PRIO_PROCESS + 0 只作用于调用线程）。
+            // 调不成也无妨，只是缩略图与请求平分 CPU。
+            // SAFETY: setpriority 只接收整数参数，不读写任何内存。
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            }
             for record in rx {
                 if let Err(e) = ensure(&record) {
                     tracing::warn!(id = %record.id, "生成缩略图失败：{e}");
