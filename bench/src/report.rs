@@ -72,7 +72,7 @@ fn overhead_table(out: &mut String, rows: &[Row]) {
                 .unwrap_or_else(|| "—".into())
         };
         let ratio = match (ours, lite) {
-            (Some(o), Some(l)) => format!("{:.0}×", added(l, 50.0) / added(o, 50.0).max(0.01)),
+            (Some(o), Some(l)) => format!("{:.1}×", added(l, 50.0) / added(o, 50.0).max(0.01)),
             _ => "—".into(),
         };
         let tput = match (ours, lite) {

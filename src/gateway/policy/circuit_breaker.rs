@@ -1,5 +1,6 @@
 //! 熔断器：某个上游连续失败 K 次后，在冷却期内跳过它；冷却期过后只放一个探测请求，
-//! 探测成功即恢复，失败则再熔断一个冷却期。
+//! 探测成功即恢复，失败则再熔断一个冷却期。探测一个冷却期内没有结果（请求被取消、或还在进行）
+//! 就再放一个——否则一个被取消的探测会让这个上游永远被跳过。
 
 use crate::gateway::GatewayError;
 use std::collections::HashMap;
@@ -14,8 +15,10 @@ enum State {
     Open {
         until: Instant,
     },
-    /// 冷却期已过，有一个探测请求在路上。
-    HalfOpen,
+    /// 冷却期已过，有一个探测请求在路上（`since` 起）。
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Default)]
@@ -33,7 +36,7 @@ pub enum BreakerState {
 
 impl CircuitBreakers {
     /// 现在能不能向这个上游发请求。熔断中返回剩余冷却时间。
-    pub fn try_acquire(&self, upstream: &str) -> Result<(), Duration> {
+    pub fn try_acquire(&self, upstream: &str, cooldown: Duration) -> Result<(), Duration> {
         let mut states = self.states.lock().expect("熔断器锁未被毒化");
         let state = states
             .entry(upstream.to_string())
@@ -43,14 +46,25 @@ impl CircuitBreakers {
             State::Open { until } => {
                 let now = Instant::now();
                 if now >= until {
-                    *state = State::HalfOpen;
+                    *state = State::HalfOpen { since: now };
                     Ok(())
                 } else {
                     Err(until - now)
                 }
             }
-            // 已经有一个探测请求了，其他请求继续跳过。
-            State::HalfOpen => Err(Duration::from_secs(1)),
+            State::HalfOpen { since } => {
+                let waited = since.elapsed();
+                if waited >= cooldown {
+                    // 上一个探测迟迟没有结果：再放一个。
+                    *state = State::HalfOpen {
+                        since: Instant::now(),
+                    };
+                    Ok(())
+                } else {
+                    // 已经有一个探测请求了，其他请求继续跳过。
+                    Err((cooldown - waited).max(Duration::from_secs(1)))
+                }
+            }
         }
     }
 
@@ -70,7 +84,7 @@ impl CircuitBreakers {
         if !counts_as_unhealthy(err) {
             // 请求本身的问题不说明上游坏了；但半开探测也算结束了。
             let mut states = self.states.lock().expect("熔断器锁未被毒化");
-            if let Some(state @ State::HalfOpen) = states.get_mut(upstream) {
+            if let Some(state @ State::HalfOpen { .. }) = states.get_mut(upstream) {
                 *state = State::Closed { failures: 0 };
             }
             return;
@@ -81,7 +95,7 @@ impl CircuitBreakers {
             .or_insert(State::Closed { failures: 0 });
         let failures = match *state {
             State::Closed { failures } => failures + 1,
-            State::HalfOpen | State::Open { .. } => threshold,
+            State::HalfOpen { .. } | State::Open { .. } => threshold,
         };
         *state = if failures >= threshold {
             tracing::warn!(
@@ -102,7 +116,7 @@ impl CircuitBreakers {
         match self.states.lock().expect("熔断器锁未被毒化").get(upstream) {
             None | Some(State::Closed { .. }) => BreakerState::Closed,
             Some(State::Open { .. }) => BreakerState::Open,
-            Some(State::HalfOpen) => BreakerState::HalfOpen,
+            Some(State::HalfOpen { .. }) => BreakerState::HalfOpen,
         }
     }
 }
@@ -133,17 +147,40 @@ mod tests {
         let b = CircuitBreakers::default();
         let cooldown = Duration::from_millis(50);
         for _ in 0..3 {
-            assert!(b.try_acquire("a").is_ok());
+            assert!(b.try_acquire("a", cooldown).is_ok());
             b.record_failure("a", &down(), 3, cooldown);
         }
         assert_eq!(b.state("a"), BreakerState::Open);
-        assert!(b.try_acquire("a").is_err());
-        assert!(b.try_acquire("other").is_ok(), "熔断只影响出问题的上游");
+        assert!(b.try_acquire("a", cooldown).is_err());
+        assert!(
+            b.try_acquire("other", cooldown).is_ok(),
+            "熔断只影响出问题的上游"
+        );
         std::thread::sleep(cooldown);
-        assert!(b.try_acquire("a").is_ok(), "冷却后放一个探测请求");
-        assert!(b.try_acquire("a").is_err(), "探测期间其他请求继续跳过");
+        assert!(b.try_acquire("a", cooldown).is_ok(), "冷却后放一个探测请求");
+        assert!(
+            b.try_acquire("a", cooldown).is_err(),
+            "探测期间其他请求继续跳过"
+        );
         b.record_success("a");
         assert_eq!(b.state("a"), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_does_not_block_the_upstream_forever() {
+        let b = CircuitBreakers::default();
+        let cooldown = Duration::from_millis(50);
+        b.record_failure("a", &down(), 1, cooldown);
+        std::thread::sleep(cooldown);
+        assert!(b.try_acquire("a", cooldown).is_ok(), "第一个探测");
+        // 这个探测被取消了：既不报成功也不报失败。
+        assert!(b.try_acquire("a", cooldown).is_err());
+        std::thread::sleep(cooldown);
+        assert!(
+            b.try_acquire("a", cooldown).is_ok(),
+            "过了一个冷却期再放一个探测"
+        );
+        assert!(b.try_acquire("a", cooldown).is_err());
     }
 
     #[test]
@@ -161,7 +198,7 @@ mod tests {
         b.record_failure("a", &down(), 2, cooldown);
         b.record_failure("a", &down(), 2, cooldown);
         std::thread::sleep(cooldown);
-        assert!(b.try_acquire("a").is_ok());
+        assert!(b.try_acquire("a", cooldown).is_ok());
         b.record_failure("a", &down(), 2, cooldown);
         assert_eq!(b.state("a"), BreakerState::Open);
     }

@@ -35,11 +35,12 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     let mut trace: Vec<AttemptInfo> = Vec::new();
     let mut last_error: Option<GatewayError> = None;
 
+    let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
     for upstream_config in &upstreams {
         if !trace.is_empty() {
             metrics::counter!("gateway_fallbacks_total").increment(1);
         }
-        if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name) {
+        if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name, cooldown) {
             last_error = Some(GatewayError::CircuitOpen {
                 upstream: upstream_config.name.clone(),
                 secs: wait.as_secs().max(1),
