@@ -188,6 +188,16 @@ async fn quick() -> anyhow::Result<()> {
                 ));
             }
         }
+        // 故障真的被注入、网关真的重试或回退了（期望约 45 次；0 说明出故障的上游根本没被用到）。
+        let handled: f64 = soak
+            .phases
+            .iter()
+            .take(5)
+            .map(|p| p.retries + p.fallbacks)
+            .sum();
+        if handled < 5.0 {
+            problems.push(format!("五类故障一共只触发了 {handled} 次重试或回退"));
+        }
         if let Some(killed) = soak.phases.get(6) {
             if killed.saved == 0 {
                 problems.push("服务器重启后没有任何请求成功".into());
