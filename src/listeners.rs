@@ -1,6 +1,7 @@
 //! 监听地址的切换：设置页改了地址，先绑定新地址（失败则旧的继续服务，页面说明原因）；
 //! 成功后在新地址上开始服务，旧地址不再接新连接，等在途请求结束后关闭。进程不重启。
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
@@ -43,6 +44,12 @@ impl Listeners {
         let addr = listener.local_addr()?;
         let router = self.router.get().expect("先 set_router 再 serve").clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        // 关掉 Nagle：页面是分块流式发出的，否则每个小块都可能等对方的延迟确认（约 40 ms）。
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("无法设置 TCP_NODELAY：{e}");
+            }
+        });
         let task = tokio::spawn(async move {
             let server = axum::serve(
                 listener,
