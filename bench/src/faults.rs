@@ -70,6 +70,8 @@ struct Soak {
     healthy: Mutex<Option<Proc>>,
     client: reqwest::Client,
     records: Mutex<Vec<Record>>,
+    /// “恢复”请求的序号：提示词要唯一，核对才能发现重复。
+    probes: AtomicU64,
 }
 
 pub async fn soak(settings: &Settings, work: &Path) -> anyhow::Result<SoakReport> {
@@ -103,6 +105,7 @@ pub async fn soak(settings: &Settings, work: &Path) -> anyhow::Result<SoakReport
             .timeout(Duration::from_secs(TOTAL_S + 30))
             .build()?,
         records: Mutex::new(Vec::new()),
+        probes: AtomicU64::new(0),
     });
 
     let mut phases = Vec::new();
@@ -113,6 +116,7 @@ pub async fn soak(settings: &Settings, work: &Path) -> anyhow::Result<SoakReport
         ("响应体中途截断 30%", "truncate_rate"),
         ("200 但 JSON 非法 30%", "malformed_rate"),
     ] {
+        soak.settle().await?;
         soak.set_faults(&[(option, 0.3)]).await?;
         phases.push(
             soak.phase(name, per_class, settings.soak_concurrency, None)
@@ -185,12 +189,22 @@ pub async fn soak(settings: &Settings, work: &Path) -> anyhow::Result<SoakReport
 }
 
 impl Soak {
+    /// 每个故障阶段开始前：关掉故障，等熔断冷却过去，再让一个请求成功（探测成功，熔断关闭）。
+    /// 否则上一阶段末尾熔断的 flaky 会在下一阶段的头 2 秒里被跳过——阶段短时，整个阶段都碰不到故障。
+    async fn settle(&self) -> anyhow::Result<()> {
+        self.set_faults(&[]).await?;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        self.wait_recovered().await?;
+        Ok(())
+    }
+
     /// 上游恢复后逐个发请求，直到有一个成功（熔断冷却后只放一个试探请求过去，其余立即失败）。
     /// 这些请求也记入结局，一并核对。
     async fn wait_recovered(&self) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        for i in 0.. {
-            let record = self.one(format!("恢复 {i}")).await;
+        loop {
+            let n = self.probes.fetch_add(1, Ordering::SeqCst);
+            let record = self.one(format!("恢复 {n}")).await;
             let ok = matches!(record.outcome, Outcome::Saved(_));
             self.records.lock().await.push(record);
             if ok {
@@ -202,7 +216,6 @@ impl Soak {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        unreachable!()
     }
 
     async fn set_delay(&self, delay: &str) -> anyhow::Result<()> {
