@@ -188,7 +188,9 @@ fn apply(jobs: &mut Vec<JobView>, message: JobMessage) {
     match message {
         JobMessage::Snapshot { jobs: all } => *jobs = all,
         JobMessage::Job(view) => match jobs.iter_mut().find(|j| j.job_id == view.job_id) {
-            Some(existing) => *existing = *view,
+            // 提交的响应可能比推送晚到：旧的视图不覆盖新的。
+            Some(existing) if view.is_not_older_than(existing) => *existing = *view,
+            Some(_) => {}
             None => jobs.push(*view),
         },
         JobMessage::Removed { job_id } => jobs.retain(|j| j.job_id != job_id),

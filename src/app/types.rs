@@ -333,6 +333,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// 同一次运行里状态只会往前走：排队中 → 生成中 → 终态。
+    fn step(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Running => 1,
+            _ => 2,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Queued => "排队中",
@@ -428,6 +437,15 @@ pub struct JobView {
     pub changed_at_ms: u64,
 }
 
+impl JobView {
+    /// 这份视图是否不比 `other` 旧。同一任务的视图可能从两条路到达（提交的 HTTP 响应与 `/ws` 推送），
+    /// 先后不定：按（第几次运行、状态的先后、服务器上的变化时刻）比较，旧的不能覆盖新的。
+    pub fn is_not_older_than(&self, other: &JobView) -> bool {
+        (self.run, self.state.step(), self.changed_at_ms)
+            >= (other.run, other.state.step(), other.changed_at_ms)
+    }
+}
+
 /// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -447,6 +465,56 @@ pub struct PageInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(run: u32, state: JobState, changed_at_ms: u64) -> JobView {
+        JobView {
+            job_id: "j".into(),
+            batch_id: "b".into(),
+            index: 1,
+            count: 1,
+            prompt: "p".into(),
+            aspect_ratio: AspectRatio::Square,
+            image_size: ImageSize::K1,
+            model: String::new(),
+            reference_ids: Vec::new(),
+            state,
+            phase: None,
+            percent: 0,
+            run,
+            attempt: 0,
+            upstream: None,
+            elapsed_ms: 0,
+            eta_ms: None,
+            bytes_done: 0,
+            bytes_total: None,
+            error: None,
+            attempts: Vec::new(),
+            image: None,
+            created_at: String::new(),
+            changed_at_ms,
+        }
+    }
+
+    #[test]
+    fn a_late_submit_response_does_not_undo_pushed_progress() {
+        let queued = view(1, JobState::Queued, 100);
+        // 同一毫秒里就失败了：推送先到，提交的响应（排队中）后到。
+        let failed = view(1, JobState::Failed, 100);
+        assert!(failed.is_not_older_than(&queued));
+        assert!(!queued.is_not_older_than(&failed));
+        // 进度更新按时刻前进；重试后的新一轮排队覆盖上一轮的终态。
+        assert!(view(1, JobState::Running, 120).is_not_older_than(&view(
+            1,
+            JobState::Running,
+            110
+        )));
+        assert!(!view(1, JobState::Running, 110).is_not_older_than(&view(
+            1,
+            JobState::Running,
+            120
+        )));
+        assert!(view(2, JobState::Queued, 130).is_not_older_than(&failed));
+    }
 
     #[test]
     fn every_aspect_ratio_round_trips_and_matches_its_ratio() {
