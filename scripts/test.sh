@@ -26,7 +26,8 @@ step "构建站点（调试版）"
 cargo leptos build
 
 step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
-# cargo test 已构建 target/debug/examples/bench；完整基准是 bash bench/run.sh，不在这里跑。
+# 完整基准是 bash bench/run.sh，不在这里跑。
+cargo build --features ssr --example bench
 target/debug/examples/bench quick
 
 step "端到端测试（Playwright + Chromium）"
