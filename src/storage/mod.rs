@@ -205,14 +205,18 @@ impl Storage {
         Ok(record)
     }
 
-    /// 返回缩略图的路径；还没有就现在生成。原图本来就不比缩略图大时，缩略图就是原图。
-    pub async fn ensure_thumbnail(&self, record: ImageRecord) -> Result<PathBuf, StorageError> {
+    /// 返回缩略图的路径与类型；还没有就现在生成。原图本来就不比缩略图大时，缩略图就是原图（类型也是原图的）。
+    pub async fn ensure_thumbnail(
+        &self,
+        record: ImageRecord,
+    ) -> Result<(PathBuf, String), StorageError> {
         if !thumbs::needed(&record) {
-            return Ok(record.path());
+            return Ok((record.path(), record.mime));
         }
-        tokio::task::spawn_blocking(move || thumbs::ensure(&record))
+        let path = tokio::task::spawn_blocking(move || thumbs::ensure(&record))
             .await
-            .map_err(|e| StorageError::Join(e.to_string()))?
+            .map_err(|e| StorageError::Join(e.to_string()))??;
+        Ok((path, "image/jpeg".into()))
     }
 
     fn save_image_blocking(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
@@ -542,6 +546,9 @@ mod tests {
             Some(rec.clone())
         );
         assert_eq!(remove_partials(dir.path()), 0);
+        // 7×5 的图不比缩略图大：缩略图就是原图本身，类型也照原图。
+        let (thumb, mime) = storage.ensure_thumbnail(rec.clone()).await.unwrap();
+        assert_eq!((thumb, mime.as_str()), (rec.path(), "image/png"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

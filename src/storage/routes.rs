@@ -187,8 +187,8 @@ async fn serve_thumbnail(
 ) -> Result<Response, ApiError> {
     let record = find(&storage, id).await?;
     let etag = format!("\"{}-thumb\"", record.id);
-    let path = storage.ensure_thumbnail(record).await?;
-    serve_file(path, "image/jpeg", &etag, None, request).await
+    let (path, mime) = storage.ensure_thumbnail(record).await?;
+    serve_file(path, &mime, &etag, None, request).await
 }
 
 /// 发送一个磁盘文件：内容不变，所以 ETag 固定、可永久缓存。
