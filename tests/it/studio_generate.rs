@@ -1,9 +1,6 @@
 //! 端到端（不含浏览器）：真服务器 + 独立的演示上游，各在自己的端口；经服务器函数生成一张图。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[tokio::test]

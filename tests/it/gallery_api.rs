@@ -1,9 +1,6 @@
 //! 图库的 JSON 接口（服务器函数）：分页、搜索、坏参数、回收站，以及改存储根之后旧图仍在。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn ids(page: &Value) -> Vec<String> {

@@ -1,10 +1,7 @@
 //! 三种上游方言的适配器（gemini、openai-images、openai-chat）各自与演示上游往返：文生图尺寸正确，图生图由参考图派生。
-#![cfg(feature = "ssr")]
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
@@ -73,4 +70,39 @@ async fn every_dialect_round_trips_against_the_demo_upstream() {
             "{kind}: 编辑结果应由参考图派生（平均红 {mean_red}）"
         );
     }
+}
+
+/// 以 snake_case 回答的 Gemini 反向代理（有的 Python 代理这样做）：照样取出图、认出安全拦截与文字说明，
+/// 不会把付过钱的图当成“没有图”。
+#[tokio::test]
+async fn a_proxy_answering_in_snake_case_is_understood() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let png = red_png();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let proxy = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v1beta/models/[^/]+:generateContent$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": "草稿", "thought": true},
+                {"inline_data": {"mime_type": "image/png", "data": "AAAA"}, "thought": true},
+                {"text": "这是蛇形字段的回答"},
+                {"inline_data": {"mime_type": "image/png", "data": b64}}
+            ]}, "finish_reason": "STOP"}],
+            "model_version": "snake-proxy"
+        })))
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    let ws = Workspace::new(&config_with_upstream(&proxy.uri()));
+    let server = ws.serve().await;
+    let res = v1_generate(&server, None, json!({"prompt": "蛇形字段"})).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let got = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["b64_json"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(got, png, "取到的是正式图，不是思考中的草图");
+    assert_eq!(body["data"][0]["revised_prompt"], "这是蛇形字段的回答");
 }

@@ -1,10 +1,8 @@
-//! 没有人在这里写过的真实客户端：官方 openai Python 包与 openai npm 包，对着真服务器跑。
+//! 没有人在这里写过的真实客户端：官方 openai Python 包与 openai npm 包对着真服务器跑；
+//! Google 官方的 google-genai Python 包对着演示上游跑（它必须像真的 Gemini 一样读懂官方 SDK）。
 //! SDK 由 `bash scripts/install-tools.sh --e2e` 安装（Python 虚拟环境在 target/sdk-venv，npm 包在 end2end/）。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 
@@ -67,6 +65,38 @@ async fn official_npm_sdk() {
             &root.join("end2end"),
             &url,
         )
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn google_genai_sdk_against_the_demo_upstream() {
+    let demo = demo_upstream(&[]).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/sdk-venv/bin/python");
+    assert!(
+        python.exists(),
+        "找不到 {}：请先运行 bash scripts/install-tools.sh --e2e",
+        python.display()
+    );
+    let url = demo.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(&python)
+            .arg("tests/sdk/google_genai.py")
+            .current_dir(root)
+            .env("DEMO_URL", &url)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env_remove("GOOGLE_GENAI_USE_VERTEXAI")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("{stdout}");
+        assert!(
+            out.status.success(),
+            "google-genai SDK 测试失败：\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     })
     .await
     .unwrap();

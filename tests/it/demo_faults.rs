@@ -1,9 +1,6 @@
 //! 演示上游的每个故障开关在比例为 1.0 时，都准确产生那一种故障（直接用 HTTP 访问，不经网关）。
-#![cfg(feature = "ssr")]
 
-mod common;
-
-use common::demo_upstream;
+use crate::common::demo_upstream;
 use serde_json::{json, Value};
 use std::time::Duration;
 
