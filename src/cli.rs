@@ -29,6 +29,12 @@ enum Command {
     DemoUpstream(DemoArgs),
     /// 从标准输入读一行密码，打印它的 argon2 哈希（填到配置的 auth.admin_password_hash）。
     HashPassword,
+    /// 检查本机上运行的服务是否健康（容器的 HEALTHCHECK 用）：`GET {url}/healthz` 返回 200 即退出码 0。
+    Healthcheck {
+        /// 服务的地址。
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -77,6 +83,7 @@ pub async fn run() -> ExitCode {
     match cli.command {
         Some(Command::DemoUpstream(args)) => run_demo(args).await,
         Some(Command::HashPassword) => run_hash_password(),
+        Some(Command::Healthcheck { url }) => run_healthcheck(&url).await,
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
     }
@@ -120,6 +127,25 @@ fn run_hash_password() -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_healthcheck(url: &str) -> ExitCode {
+    let url = format!("{}/healthz", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("HTTP 客户端的固定参数不会出错");
+    match client.get(&url).send().await {
+        Ok(res) if res.status().is_success() => ExitCode::SUCCESS,
+        Ok(res) => {
+            eprintln!("{url} 返回 {}", res.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("无法访问 {url}：{e}");
             ExitCode::from(1)
         }
     }

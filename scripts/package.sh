@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# 打发布包：dist/drafting-factory-<版本>-x86_64-linux.tar.gz，内含
+#   drafting-factory（去掉调试信息、保留符号）、site/（页面的 JS、WASM、CSS）、
+#   factory.example.toml（每一项都有中文说明）、drafting-factory.service（systemd）、部署.md。
+# 解压到任意目录、从任意工作目录启动，程序都能在自身旁边找到 site/。
+#
+#   bash scripts/package.sh            构建发布版再打包
+#   bash scripts/package.sh --debug    用已构建好的调试版打包（测试发布包的布局用，不重新构建）
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+profile=release
+if [ "${1:-}" = "--debug" ]; then
+  profile=debug
+else
+  bash scripts/install-tools.sh
+  cargo leptos build --release
+fi
+for needed in "target/$profile/drafting-factory" target/site/pkg; do
+  [ -e "$needed" ] || { echo "缺少 $needed：请先构建" >&2; exit 1; }
+done
+
+version=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
+name="drafting-factory-$version-x86_64-linux"
+stage="target/package/$name"
+rm -rf target/package
+mkdir -p "$stage" dist
+cp "target/$profile/drafting-factory" "$stage/"
+# 发布版在构建时已去掉调试信息（Cargo.toml 的 profile.release）；调试版在这里去掉，包小一些。
+[ "$profile" = debug ] && strip --strip-debug "$stage/drafting-factory"
+cp -r target/site "$stage/site"
+cp packaging/factory.example.toml packaging/drafting-factory.service packaging/部署.md "$stage/"
+tar -C target/package -czf "dist/$name.tar.gz" "$name"
+echo "已生成 dist/$name.tar.gz（$(du -h "dist/$name.tar.gz" | cut -f1)）"
