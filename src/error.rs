@@ -3,13 +3,14 @@
 //! 用法：各模块有自己的错误枚举（`GatewayError`、`StorageError`……），
 //! 处理函数统一返回 `ApiError`（`?` 会自动转换）。这里决定状态码、OpenAI 错误类型与给人看的中文消息：
 //! - `/v1` 与其他 axum 路由：`IntoResponse` 输出 OpenAI 形状的错误体 `{"error":{message,type,param,code}}`；
-//! - 服务器函数：`From<ApiError> for AppError`，并用 `ApiError::status()` 设置响应状态码。
+//! - 服务器函数：`server_fn_error` 把它变成两端共用的 `AppError`，并让 HTTP 响应带上同样的状态码。
 //!
 //! 内部细节（文件路径、数据库错误）只写日志，不返回给调用方。
 
-use crate::app::error::AppError;
 use crate::gateway::GatewayError;
 use crate::storage::StorageError;
+use crate::types::limits::RequestError;
+use crate::types::AppError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -21,8 +22,13 @@ pub enum ApiError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     InvalidRequest(String),
+    /// 服务器自身的问题（不该发生）；说明只进日志。
+    #[error("服务器内部错误：{0}")]
+    Internal(String),
     #[error("找不到请求的资源")]
     NotFound,
+    #[error("这个接口只接受 {allowed} 请求")]
+    MethodNotAllowed { allowed: &'static str },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -41,7 +47,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Config(crate::config::ConfigError::Write { .. }) => {
@@ -61,6 +69,7 @@ impl ApiError {
         match self.status() {
             StatusCode::BAD_REQUEST
             | StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::UNAUTHORIZED
             | StatusCode::FORBIDDEN => "invalid_request_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
@@ -73,8 +82,10 @@ impl ApiError {
         match self {
             Self::Gateway(e) => gateway_code(e),
             Self::InvalidRequest(_) => "invalid_request",
+            Self::Internal(_) => "server_error",
             Self::Storage(_) => "storage_error",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "invalid_api_key",
             Self::Forbidden(_) => "forbidden",
             Self::Config(_) => "invalid_config",
@@ -88,8 +99,10 @@ impl ApiError {
         match self {
             Self::Storage(StorageError::NotAnImage(_)) | Self::Gateway(_) => self.to_string(),
             Self::Storage(_) => "服务器保存图像失败，请检查存储目录是否可写、磁盘是否已满".into(),
+            Self::Internal(_) => "服务器内部错误，请稍后再试（详情见服务器日志）".into(),
             Self::InvalidRequest(_)
             | Self::NotFound
+            | Self::MethodNotAllowed { .. }
             | Self::Unauthorized(_)
             | Self::Forbidden(_)
             | Self::Config(_)
@@ -152,6 +165,12 @@ fn gateway_code(e: &GatewayError) -> &'static str {
     }
 }
 
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
 impl From<crate::gateway::Failed> for ApiError {
     fn from(f: crate::gateway::Failed) -> Self {
         Self::Gateway(f.error)
@@ -180,6 +199,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        if let Self::MethodNotAllowed { allowed } = &self {
+            response.headers_mut().insert(
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static(allowed),
+            );
+        }
         response
     }
 }
@@ -193,4 +218,64 @@ impl From<ApiError> for AppError {
             message: e.public_message(),
         }
     }
+}
+
+impl ApiError {
+    /// 中间件（守卫）拒绝请求时的响应：服务器函数（`/api/*`）的调用方读的是 `AppError` 的形状
+    /// `{"status","code","message"}`，其余（`/v1`、文件……）是 OpenAI 的错误形状。
+    pub fn into_response_for(self, path: &str) -> Response {
+        if !path.starts_with("/api/") {
+            return self.into_response();
+        }
+        let status = self.status();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (status, axum::Json(AppError::from(self))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+/// 服务器函数的错误出口：变成给页面的 `AppError`，并让 HTTP 响应带上同样的状态码
+/// （JSON 调用方可以只看状态码）。
+pub fn server_fn_error(error: ApiError) -> AppError {
+    let app_error = AppError::from(error);
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(
+            StatusCode::from_u16(app_error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        );
+    }
+    app_error
+}
+
+/// 服务器函数在进到我们的代码之前就失败时（例如请求体解不开），leptos 一律回 500；
+/// 错误体里的 `status` 才是对的（`AppError::from_server_fn_error` 定的）。这个中间件让 HTTP 状态码与之一致，
+/// 这样 JSON 调用方只看状态码就够了。只看 `/api/` 下的 500，错误体很小（上限 64 KB）。
+pub async fn server_fn_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    if !is_api || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "服务器内部错误").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(error.status) {
+            if status.is_client_error() || status.is_server_error() {
+                parts.status = status;
+            }
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -1,12 +1,14 @@
 //! 组装 axum 路由与中间件，并启动服务。
 
-use crate::app::{shell, types::PageInfo, App};
-use crate::config::{ConfigError, ConfigHandle, LoadedConfig};
+use crate::app::{shell, App};
+use crate::config::{ConfigError, ConfigFile, ConfigHandle, ConfigStore, LoadedConfig};
 use crate::demo::{self, DemoOptions};
 use crate::gateway::Gateway;
 use crate::jobs::JobManager;
+use crate::produce::Producer;
 use crate::state::AppState;
 use crate::storage::{self, Storage, StorageError};
+use crate::types::PageInfo;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -98,7 +100,7 @@ pub fn router(state: AppState) -> Router {
             state.config.load().storage.max_upload_mb,
         ))
         .route("/ws", get(crate::jobs::ws::handler))
-        .merge(crate::admin::router(&state))
+        .merge(crate::admin::router())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -114,6 +116,13 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // 服务器函数在我们的代码之前失败（参数解不开）时，HTTP 状态码与错误体一致。
+        .layer(axum::middleware::from_fn(crate::error::server_fn_status))
+        // 设置页的服务器函数与登出：登录会话（或无密码时仅限本机）+ 同源。
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admin::guard,
+        ))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024).and(Compressible)))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         // 请求编号：外层先给没有 x-request-id 的请求生成一个，日志的 span 带上它，响应原样带回。
@@ -123,10 +132,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 手工编辑配置文件也会生效：每秒比较一次文件内容，变了就按启动时的规则重新加载。
+/// 手工编辑配置文件也会生效：每秒比较一次文件内容，变了就按启动时的规则重新加载（经 `ConfigStore`）。
 /// 无效的文件被拒绝并记入日志，运行中的配置保持不变。（监听地址的改动要重启才生效。）
-async fn watch_config_file(state: AppState) {
-    let path = state.config_file.path.clone();
+async fn watch_config_file(store: Arc<ConfigStore>) {
+    let path = store.file().path.clone();
     let mut last = tokio::fs::read(&path).await.ok();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
@@ -140,13 +149,9 @@ async fn watch_config_file(state: AppState) {
             tracing::warn!(path = %path.display(), "配置文件不见了，继续使用运行中的配置");
             continue;
         }
-        match crate::config::load(&path) {
-            Ok(loaded) if *state.config.load_full() != loaded.config => {
-                state.storage.set_root(loaded.config.storage.root.clone());
-                state.config.store(Arc::new(loaded.config));
-                tracing::info!(path = %path.display(), "配置文件有改动，已重新加载并生效");
-            }
-            Ok(_) => {}
+        match store.reload_from_file(|_, _| Ok(())).await {
+            Ok(true) => tracing::info!(path = %path.display(), "配置文件有改动，已重新加载并生效"),
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(path = %path.display(), "配置文件有改动但无效，继续使用原来的配置：{e}")
             }
@@ -214,15 +219,38 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// 启动服务：打开存储、必要时启动内置演示上游、绑定端口，然后一直运行。
+/// 启动服务：绑定端口、建好状态，然后一直运行到收到退出信号。
 pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(), StartError> {
-    let config = loaded.config;
-    let addr = listen.unwrap_or_else(|| config.listen_addr());
+    let addr = listen.unwrap_or_else(|| loaded.config.listen_addr());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
+    let state = build_state(&loaded).await?;
+    tracing::info!(
+        config = %loaded.path.display(),
+        config_file_exists = loaded.file_exists,
+        storage = %state.storage.root().display(),
+        database = %state.config.load().storage.database_path().display(),
+        site_root = %state.leptos_options.site_root,
+        "配置已加载"
+    );
+    tokio::spawn(watch_config_file(state.config_store.clone()));
+    let listeners = state.listeners.clone();
+    listeners.set_router(router(state));
+    listeners.serve(listener).map_err(StartError::Serve)?;
+    // 测试与脚本读取这一行来得知实际端口（--listen 可以是 :0）。
+    println!("绘图工厂已启动：http://{local}");
+    shutdown_signal().await;
+    listeners.shutdown().await;
+    Ok(())
+}
+
+/// 建好全部共享状态：打开存储、必要时启动内置演示上游、载入任务。不绑定端口，
+/// 所以测试可以在进程内对 `router(state)` 直接发请求（`tower::ServiceExt::oneshot`）。
+pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> {
+    let config = loaded.config.clone();
     crate::metrics::install();
     let storage = Storage::open(&config.storage.root, &config.storage.database_path())?;
     let demo_base_url = if config.demo_mode() {
@@ -236,39 +264,34 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     };
     let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
     let gateway = Gateway::new(config.clone(), demo_base_url);
-    let jobs = JobManager::open(gateway.clone(), storage.clone(), config.clone()).await?;
-    let state = AppState {
+    let producer = Producer {
+        gateway: gateway.clone(),
+        storage: storage.clone(),
+    };
+    let jobs = JobManager::open(producer, config.clone()).await?;
+    let config_store = {
+        let storage = storage.clone();
+        let file = ConfigFile {
+            path: loaded.path.clone(),
+            env_api_keys: loaded.env_api_keys.clone(),
+        };
+        // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
+        let follow_root: crate::config::OnApplied =
+            Box::new(move |c| storage.set_root(c.storage.root.clone()));
+        Arc::new(ConfigStore::new(config.clone(), file, vec![follow_root]))
+    };
+    Ok(AppState {
         leptos_options: leptos_options()?,
         gateway,
         config,
+        config_store,
         storage,
         idempotency: Default::default(),
         jobs,
         admin: crate::admin::Admin::from_env(),
         key_usage: Default::default(),
         listeners: Default::default(),
-        config_file: Arc::new(crate::config::ConfigFile {
-            path: loaded.path.clone(),
-            env_api_keys: loaded.env_api_keys.clone(),
-        }),
-    };
-    tracing::info!(
-        config = %loaded.path.display(),
-        config_file_exists = loaded.file_exists,
-        storage = %state.storage.root().display(),
-        database = %state.config.load().storage.database_path().display(),
-        site_root = %state.leptos_options.site_root,
-        "配置已加载"
-    );
-    tokio::spawn(watch_config_file(state.clone()));
-    let listeners = state.listeners.clone();
-    listeners.set_router(router(state));
-    listeners.serve(listener).map_err(StartError::Serve)?;
-    // 测试与脚本读取这一行来得知实际端口（--listen 可以是 :0）。
-    println!("绘图工厂已启动：http://{local}");
-    shutdown_signal().await;
-    listeners.shutdown().await;
-    Ok(())
+    })
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,7 @@ import { ADMIN_PASSWORD, CONTROLLED_PORT, DEMO_PORT, SECOND_DEMO_PORT } from '..
 const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
 
 test('设置页：登录、把上游换成第二个演示上游并测试连接、保存后生效、换回、退出登录', async ({ studio, page, allowHttpErrors }) => {
-  allowHttpErrors('/admin/api/settings', '/admin/login');
+  allowHttpErrors('/api/admin/get_settings', '/api/admin/save_settings', '/admin/login');
   await page.goto(`${CONTROLLED}/settings`);
   await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
   const password = page.getByLabel('管理员密码');

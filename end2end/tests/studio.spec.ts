@@ -33,9 +33,12 @@ test('选 4 张、生成：4 张卡片各自显示进度并完成出图；大图
   }
 
   // 推送延迟（服务器上状态变化 → 浏览器收到）：记录下来供报告，只做粗略的健全性检查。
-  const section = page.locator('section.studio');
-  const p50 = Number(await section.getAttribute('data-lag-p50'));
-  const max = Number(await section.getAttribute('data-lag-max'));
+  const live = page.locator('section.studio .live');
+  const [p50Text, maxText] = [await live.getAttribute('data-lag-p50'), await live.getAttribute('data-lag-max')];
+  // 属性缺失（一次推送都没量到）不能当成 0 蒙混过关。
+  expect(p50Text).not.toBeNull();
+  expect(maxText).not.toBeNull();
+  const [p50, max] = [Number(p50Text), Number(maxText)];
   console.log(`推送延迟：中位 ${p50} ms，最大 ${max} ms`);
   expect(p50).toBeLessThan(1000);
 

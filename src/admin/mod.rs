@@ -1,22 +1,23 @@
 //! 管理员：登录（argon2 密码）、会话 Cookie、设置接口的守卫，以及设置的读取、校验、保存与热更新。
 //!
-//! 守卫（`guard`）对 `/admin/api/*` 与登出一视同仁：
+//! 设置页经服务器函数 `/api/admin/*`（见 `crate::app::settings`）读写设置；
+//! 守卫（`guard`）对 `/api/admin/*` 与登出一视同仁：
 //! 1. 配置了 `auth.admin_password_hash` 时要求有效的会话 Cookie（HttpOnly、SameSite=Strict，https 时加 Secure）；
 //!    没有配置密码时，只允许来自本机（回环地址）的请求；
 //! 2. 改变状态的请求（非 GET）必须带与 Host 一致的 `Origin`（防跨站请求伪造）。
 //!
 //! 登录失败会被放慢（每次失败至少 0.5 秒），并按 IP 限制为每分钟 5 次。
 
-mod settings;
+pub mod settings;
 
 use crate::error::ApiError;
-use crate::openai::OpenAiJson;
 use crate::state::AppState;
+use crate::web::ApiJson;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::Response;
+use axum::routing::post;
 use axum::Router;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -98,22 +99,22 @@ impl Admin {
     }
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let api = Router::new()
-        .route(
-            "/admin/api/settings",
-            get(settings::read).put(settings::update),
-        )
-        .route("/admin/api/test-upstream", post(settings::probe))
-        .route("/admin/api/list-models", post(settings::list_models))
-        .route("/admin/api/keys", post(settings::create_key))
-        .route(
-            "/admin/api/keys/{prefix}",
-            axum::routing::delete(settings::revoke_key),
-        )
+/// 设置页的服务器函数的路径前缀；守卫保护它下面的一切。
+pub const SETTINGS_API_PREFIX: &str = "/api/admin";
+
+/// 登录与登出的路由（设置的读写是服务器函数，路径在 `SETTINGS_API_PREFIX` 下）。
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/login", post(login))
         .route("/admin/logout", post(logout))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard));
-    Router::new().route("/admin/login", post(login)).merge(api)
+}
+
+/// 这个路径是否归管理员守卫管。
+fn guarded(path: &str) -> bool {
+    path == "/admin/logout"
+        || path
+            .strip_prefix(SETTINGS_API_PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[derive(serde::Deserialize)]
@@ -154,7 +155,7 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
-    OpenAiJson(form): OpenAiJson<LoginForm>,
+    ApiJson(form): ApiJson<LoginForm>,
 ) -> Result<(CookieJar, StatusCode), ApiError> {
     check_origin(&Method::POST, &headers)?;
     let config = state.config.load_full();
@@ -164,7 +165,7 @@ async fn login(
             "还没有设置管理员密码：运行 drafting-factory hash-password，把输出填到配置的 auth.admin_password_hash".into(),
         ));
     }
-    let ip = crate::openai::auth::client_ip(&config, &headers, peer);
+    let ip = crate::web::client_ip(&config, &headers, peer);
     if state.admin.inner.login_limiter.check_key(&ip).is_err() {
         return Err(ApiError::RateLimited {
             retry_after_secs: 60,
@@ -239,14 +240,17 @@ fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// 设置接口的守卫：会话（或无密码时仅限本机）+ Origin。
-async fn guard(
+/// 设置接口的守卫：会话（或无密码时仅限本机）+ Origin。整个路由都经过它，只管 `guarded` 的路径。
+pub async fn guard(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     request: Request,
     next: Next,
 ) -> Response {
+    if !guarded(request.uri().path()) {
+        return next.run(request).await;
+    }
     let config = state.config.load_full();
     let allowed = if config.auth.admin_password_hash.is_empty() {
         if peer.ip().is_loopback() {
@@ -268,6 +272,6 @@ async fn guard(
     };
     match allowed.and_then(|()| check_origin(request.method(), request.headers())) {
         Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+        Err(e) => e.into_response_for(request.uri().path()),
     }
 }

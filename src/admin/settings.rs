@@ -1,16 +1,14 @@
-//! 设置的读取、保存（整份校验 → 原子写文件 → 热更新）与“测试连接”。
+//! 设置的读取、保存（整份校验 → 原子写文件 → 热更新，经 `ConfigStore`）、API 密钥与“测试连接”。
+//! 设置页的服务器函数（`crate::app::settings`）调用这里；守卫（登录、本机、同源）在 `super::guard`。
 
-use crate::app::settings_types::{
-    CreatedKey, KeyInfo, Numbers, ProbeResult, RootInfo, SettingsUpdate, SettingsView, UpstreamForm,
-};
+use crate::config::table::{flags_of, numbers_of, with_settings};
 use crate::config::{Config, UpstreamConfig, UpstreamKind};
 use crate::error::ApiError;
-use crate::openai::OpenAiJson;
 use crate::state::AppState;
-use axum::extract::State;
-use axum::Json;
+use crate::types::settings::{
+    CreatedKey, KeyInfo, ProbeResult, RootInfo, SettingsUpdate, SettingsView, UpstreamForm,
+};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 fn kind_str(kind: UpstreamKind) -> &'static str {
     match kind {
@@ -32,26 +30,8 @@ fn parse_kind(index: usize, kind: &str) -> Result<UpstreamKind, ApiError> {
     }
 }
 
-fn numbers_of(c: &Config) -> Numbers {
-    Numbers {
-        requests_per_minute: c.limits.requests_per_minute,
-        burst: c.limits.burst,
-        max_concurrent: c.limits.max_concurrent,
-        queue_size: c.limits.queue_size,
-        max_attempts: c.retry.max_attempts,
-        base_delay_ms: c.retry.base_delay_ms,
-        max_delay_ms: c.retry.max_delay_ms,
-        retry_maybe_billed: c.retry.retry_maybe_billed,
-        breaker_failures: c.retry.breaker_failures,
-        breaker_cooldown_s: c.retry.breaker_cooldown_s,
-        connect_ms: c.timeouts.connect_ms,
-        attempt_s: c.timeouts.attempt_s,
-        total_s: c.timeouts.total_s,
-        max_upload_mb: c.storage.max_upload_mb,
-    }
-}
-
-async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
+/// 设置页看到的设置。密钥只给“是否已设置”。
+pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
     let config = state.config.load_full();
     let mut upstreams = config.upstreams.clone();
     upstreams.sort_by_key(|u| u.priority);
@@ -99,7 +79,8 @@ async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
             .map(|a| a.to_string())
             .unwrap_or_else(|| config.server.listen.clone()),
         numbers: numbers_of(&config),
-        config_path: state.config_file.path.display().to_string(),
+        flags: flags_of(&config),
+        config_path: state.config_store.file().path.display().to_string(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
         keys: config
             .auth
@@ -119,11 +100,6 @@ async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
 /// 所在文件系统的可用空间。
 fn free_bytes(path: &std::path::Path) -> Option<u64> {
     fs4::available_space(path).ok()
-}
-
-/// `GET /admin/api/settings`。密钥只给“是否已设置”。
-pub async fn read(State(state): State<AppState>) -> Result<Json<SettingsView>, ApiError> {
-    Ok(Json(view(&state).await?))
 }
 
 /// 表单里的上游 → 配置里的上游；密钥留空时沿用原来那个上游的。
@@ -157,13 +133,12 @@ fn upstream_of(
     })
 }
 
-/// `PUT /admin/api/settings`：整份校验；通过则写入配置文件（旧的留作 .bak）并立即生效。
-pub async fn update(
-    State(state): State<AppState>,
-    OpenAiJson(update): OpenAiJson<SettingsUpdate>,
-) -> Result<Json<SettingsView>, ApiError> {
-    let current = state.config.load_full();
-    let mut next = (*current).clone();
+/// 保存整份设置：整份校验；通过则写入配置文件（旧的留作 .bak）并立即生效。
+/// 监听地址变了：先绑定新地址，失败则什么都不改（旧地址照常服务）。
+pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsView, ApiError> {
+    let edit = state.config_store.edit().await;
+    let current = edit.base.clone();
+    let mut next = with_settings(&current, &update.numbers, &update.flags)?;
     next.upstreams = update
         .upstreams
         .iter()
@@ -180,27 +155,10 @@ pub async fn update(
         next.storage.database = current.storage.database_path();
     }
     next.storage.root = root;
-    let n = &update.numbers;
-    next.limits.requests_per_minute = n.requests_per_minute;
-    next.limits.burst = n.burst;
-    next.limits.max_concurrent = n.max_concurrent;
-    next.limits.queue_size = n.queue_size;
-    next.retry.max_attempts = n.max_attempts;
-    next.retry.base_delay_ms = n.base_delay_ms;
-    next.retry.max_delay_ms = n.max_delay_ms;
-    next.retry.retry_maybe_billed = n.retry_maybe_billed;
-    next.retry.breaker_failures = n.breaker_failures;
-    next.retry.breaker_cooldown_s = n.breaker_cooldown_s;
-    next.timeouts.connect_ms = n.connect_ms;
-    next.timeouts.attempt_s = n.attempt_s;
-    next.timeouts.total_s = n.total_s;
-    next.storage.max_upload_mb = n.max_upload_mb;
     next.server.listen = update.listen.trim().to_string();
 
-    let file = state.config_file.clone();
-    let checked = file.check(&next)?;
+    let checked = edit.check(next).await?;
     let wanted = checked.config.listen_addr();
-    // 监听地址变了：先绑定新地址；失败则什么都不改（旧地址照常服务）。
     let listener = if Some(wanted) != state.listeners.current_addr() {
         Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
             ApiError::InvalidRequest(format!(
@@ -210,11 +168,8 @@ pub async fn update(
     } else {
         None
     };
-    let saved = checked.write()?;
-    state.storage.set_root(saved.storage.root.clone());
-    state.config.store(Arc::new(saved));
-    tracing::info!(path = %state.config_file.path.display(), "设置已保存并生效");
-    let mut view = view(&state).await?;
+    edit.commit(checked).await?;
+    let mut view = view(state).await?;
     if let Some(listener) = listener {
         // 先组好响应，再切换：旧连接上的这个请求照常答完，旧地址随后排空关闭。
         let addr = state
@@ -223,90 +178,66 @@ pub async fn update(
             .map_err(|e| ApiError::InvalidRequest(format!("无法在新地址上服务：{e}")))?;
         view.listen = addr.to_string();
     }
-    Ok(Json(view))
+    Ok(view)
 }
 
-/// 校验、写文件、换入：所有改配置的操作都走这里。
-async fn save_and_apply(state: &AppState, next: Config) -> Result<(), ApiError> {
-    let file = state.config_file.clone();
-    let saved = tokio::task::spawn_blocking(move || file.save(&next))
-        .await
-        .map_err(|e| ApiError::InvalidRequest(format!("保存被中断：{e}")))??;
-    state.storage.set_root(saved.storage.root.clone());
-    state.config.store(Arc::new(saved));
-    tracing::info!(path = %state.config_file.path.display(), "设置已保存并生效");
+/// 创建一个 `/v1` 密钥。原文只在这次返回里出现，配置里只存 SHA-256。
+pub async fn create_key(state: &AppState, label: String) -> Result<CreatedKey, ApiError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let label = label.trim().to_string();
+    let key = format!("sk-df-{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
+    let prefix = key[..12].to_string();
+    let entry = crate::config::ApiKeyEntry {
+        label: label.clone(),
+        prefix: prefix.clone(),
+        sha256: crate::web::sha256_hex(&key),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    state
+        .config_store
+        .update(|next| {
+            next.auth.keys.push(entry);
+            Ok(())
+        })
+        .await?;
+    tracing::info!(%prefix, "已创建 API 密钥");
+    Ok(CreatedKey { key, prefix, label })
+}
+
+/// 吊销一个设置页创建的密钥（按前缀），立即生效。
+pub async fn revoke_key(state: &AppState, prefix: String) -> Result<(), ApiError> {
+    let mut found = true;
+    state
+        .config_store
+        .update(|next| {
+            let before = next.auth.keys.len();
+            next.auth.keys.retain(|k| k.prefix != prefix);
+            found = next.auth.keys.len() != before;
+            Ok(())
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(%prefix, "已吊销 API 密钥");
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-pub struct NewKey {
-    label: String,
-}
-
-/// `POST /admin/api/keys`，`{"label":"…"}`：创建一个 `/v1` 密钥。原文只在这次响应里出现，配置里只存 SHA-256。
-pub async fn create_key(
-    State(state): State<AppState>,
-    OpenAiJson(req): OpenAiJson<NewKey>,
-) -> Result<Json<CreatedKey>, ApiError> {
-    use rand::distr::{Alphanumeric, SampleString};
-    let label = req.label.trim().to_string();
-    let key = format!("sk-df-{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
-    let prefix = key[..12].to_string();
-    let mut next = (*state.config.load_full()).clone();
-    next.auth.keys.push(crate::config::ApiKeyEntry {
-        label: label.clone(),
-        prefix: prefix.clone(),
-        sha256: crate::openai::auth::sha256_hex(&key),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    });
-    save_and_apply(&state, next).await?;
-    tracing::info!(%prefix, "已创建 API 密钥");
-    Ok(Json(CreatedKey { key, prefix, label }))
-}
-
-/// `DELETE /admin/api/keys/{prefix}`：吊销，立即生效。
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    axum::extract::Path(prefix): axum::extract::Path<String>,
-) -> Result<axum::http::StatusCode, ApiError> {
-    let mut next = (*state.config.load_full()).clone();
-    let before = next.auth.keys.len();
-    next.auth.keys.retain(|k| k.prefix != prefix);
-    if next.auth.keys.len() == before {
-        return Err(ApiError::NotFound);
-    }
-    save_and_apply(&state, next).await?;
-    tracing::info!(%prefix, "已吊销 API 密钥");
-    Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-/// `POST /admin/api/list-models`，`{"upstream":{…}}`：该上游提供的模型名。
-pub async fn list_models(
-    State(state): State<AppState>,
-    OpenAiJson(req): OpenAiJson<ProbeRequest>,
-) -> Result<Json<Vec<String>>, ApiError> {
+/// 表单里这个上游提供的模型名。
+pub async fn list_models(state: &AppState, form: UpstreamForm) -> Result<Vec<String>, ApiError> {
     let current = state.config.load_full();
-    let upstream = upstream_of(&current, 0, &req.upstream)?;
-    let models = state
+    let upstream = upstream_of(&current, 0, &form)?;
+    state
         .gateway
         .list_models(&upstream)
         .await
-        .map_err(|e| ApiError::InvalidRequest(format!("获取模型列表失败：{e}")))?;
-    Ok(Json(models))
+        .map_err(|e| ApiError::InvalidRequest(format!("获取模型列表失败：{e}")))
 }
 
-#[derive(serde::Deserialize)]
-pub struct ProbeRequest {
-    upstream: UpstreamForm,
-}
-
-/// `POST /admin/api/test-upstream`：对表单里的这个上游做一次真实的小请求。
-pub async fn probe(
-    State(state): State<AppState>,
-    OpenAiJson(req): OpenAiJson<ProbeRequest>,
-) -> Result<Json<ProbeResult>, ApiError> {
+/// “测试连接”：对表单里的这个上游做一次真实的小请求。
+pub async fn probe(state: &AppState, form: UpstreamForm) -> Result<ProbeResult, ApiError> {
     let current = state.config.load_full();
-    let upstream = upstream_of(&current, 0, &req.upstream)?;
+    let upstream = upstream_of(&current, 0, &form)?;
     if url::Url::parse(&upstream.base_url)
         .map(|u| !matches!(u.scheme(), "http" | "https"))
         .unwrap_or(true)
@@ -327,5 +258,5 @@ pub async fn probe(
             message: e.to_string(),
         },
     };
-    Ok(Json(result))
+    Ok(result)
 }

@@ -1,18 +1,16 @@
 //! 页面（前后端共用）：外壳、路由与各页面。只有需要交互的部分是 island，其余都在服务端渲染。
+//! 每个页面一个文件夹：服务器函数、页面与它的组件；两端共用的数据类型在 `crate::types`。
 
 pub mod browser;
-pub mod error;
 pub mod gallery;
 pub mod settings;
-pub mod settings_types;
 pub mod studio;
-pub mod types;
 
+use crate::types::PageInfo;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{FlatRoutes, Route, Router};
 use leptos_router::StaticSegment;
-use types::PageInfo;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {

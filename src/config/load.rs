@@ -145,12 +145,6 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     if !config.storage.database.as_os_str().is_empty() {
         config.storage.database = check_database_path(&config.storage.database, base_dir)?;
     }
-    in_range(
-        "storage.max_upload_mb",
-        config.storage.max_upload_mb,
-        1,
-        500,
-    )?;
 
     validate_api_keys(&config.auth.api_keys)?;
     let mut prefixes = HashSet::new();
@@ -181,33 +175,16 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         }
     }
 
-    let l = &config.limits;
-    in_range(
-        "limits.requests_per_minute",
-        l.requests_per_minute,
-        1,
-        1_000_000,
-    )?;
-    in_range("limits.burst", l.burst, 1, 100_000)?;
-    in_range("limits.max_concurrent", l.max_concurrent, 1, 1024)?;
-    in_range("limits.queue_size", l.queue_size, 0, 100_000)?;
-
+    // 各数字设置的范围写在设置表里（`crate::types::settings::NUMBER_SETTINGS`），这里按表校验。
+    super::table::check_ranges(config)?;
     let r = &config.retry;
-    in_range("retry.max_attempts", r.max_attempts, 1, 10)?;
-    in_range("retry.max_delay_ms", r.max_delay_ms, 0, 600_000)?;
-    in_range("retry.breaker_failures", r.breaker_failures, 1, 1000)?;
-    in_range("retry.breaker_cooldown_s", r.breaker_cooldown_s, 1, 86_400)?;
     if r.base_delay_ms > r.max_delay_ms {
         return Err(invalid(
             "retry.base_delay_ms",
             format!("不能大于 retry.max_delay_ms（{}）", r.max_delay_ms),
         ));
     }
-
     let t = &config.timeouts;
-    in_range("timeouts.connect_ms", t.connect_ms, 100, 600_000)?;
-    in_range("timeouts.attempt_s", t.attempt_s, 1, 3600)?;
-    in_range("timeouts.total_s", t.total_s, 1, 86_400)?;
     if t.total_s < t.attempt_s {
         return Err(invalid(
             "timeouts.total_s",
@@ -378,6 +355,38 @@ mod tests {
     fn parse_in_tmp(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         parse(text, dir.path())
+    }
+
+    /// 发布包里的示例配置列出了每一项及其默认值：它必须能解析，并且与空文件得到的配置完全一样。
+    #[test]
+    fn the_example_config_spells_out_exactly_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = include_str!("../../packaging/factory.example.toml");
+        assert_eq!(
+            parse(example, dir.path()).unwrap(),
+            parse("", dir.path()).unwrap()
+        );
+        assert!(example.contains("# [[upstreams]]"), "示例里缺少上游的写法");
+        // 每一节的每一项都写出来了（设置页创建的 auth.keys 除外）。
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, table) in defaults
+            .iter()
+            .filter_map(|(s, t)| Some((s, t.as_table()?)))
+        {
+            assert!(
+                example.contains(&format!("[{section}]")),
+                "示例里缺少 [{section}]"
+            );
+            for key in table
+                .keys()
+                .filter(|k| !(section == "auth" && *k == "keys"))
+            {
+                assert!(
+                    example.contains(&format!("\n{key} = ")),
+                    "示例里缺少 {section}.{key}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! - `mod.rs`（本文件）：配置的结构与默认值，和 DESIGN §9 的示例一一对应。
 //! - `load.rs`：读取、解析、校验，错误用中文指出是哪一项、为什么。
 
+mod apply;
 mod load;
 mod save;
+pub mod table;
 
-pub use load::{load, parse, ConfigError, LoadedConfig};
+pub use apply::{ConfigStore, Edit, OnApplied};
+pub use load::{load, parse, validate_listen, ConfigError, LoadedConfig};
 pub use save::ConfigFile;
 
 use serde::{Deserialize, Serialize};
@@ -220,6 +223,16 @@ impl Default for UpstreamConfig {
 pub const DEFAULT_MODEL: &str = "gemini-3-pro-image-preview";
 
 impl Config {
+    /// 从 TOML 表得到配置（未校验；校验见 `load::parse`）。
+    pub fn deserialize_table(table: toml::Table) -> Result<Config, ConfigError> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Type {
+                key: "（设置）".into(),
+                reason: e.message().to_string(),
+            })
+    }
+
     /// 监听地址（已校验，解析不会失败）。
     pub fn listen_addr(&self) -> SocketAddr {
         self.server

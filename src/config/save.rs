@@ -1,10 +1,10 @@
-//! 保存配置（设置页用）：整份校验 → 原子写入（同目录临时文件、fsync、改名；旧文件留作 `.bak`）→ 返回解析后的配置。
+//! 保存配置（设置页用）：整份校验 → 原子写入（旧文件留作 `.bak`；两者都是 0600，里面有上游密钥）→ 返回解析后的配置。
 //!
 //! 写入的文本会先按启动时完全相同的规则重新解析一遍：能写进文件的，下次启动一定能读。
+//! 这些都是阻塞调用；运行中的服务经 `ConfigStore`（`apply.rs`）在阻塞线程里调用它们，一次一个。
 
 use super::load::{parse, ConfigError};
 use super::Config;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// 运行中的配置来自哪个文件。
@@ -30,7 +30,7 @@ impl ConfigFile {
     }
 
     /// 只校验、不写：返回可写入的结果。
-    pub fn check(&self, config: &Config) -> Result<Checked<'_>, ConfigError> {
+    pub fn check(&self, config: &Config) -> Result<Checked, ConfigError> {
         let mut to_write = config.clone();
         to_write
             .auth
@@ -50,37 +50,36 @@ impl ConfigFile {
             .api_keys
             .extend(self.env_api_keys.iter().cloned());
         Ok(Checked {
-            file: self,
+            file: self.clone(),
             text,
             config: parsed,
         })
     }
 
+    /// 先把旧文件原样存为 `.bak`，再原子地写入新文件；两者都只有属主可读写（0600）。
     fn write_atomically(&self, text: &str) -> std::io::Result<()> {
-        let dir = self.base_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".factory-toml-")
-            .tempfile_in(&dir)?;
-        tmp.write_all(text.as_bytes())?;
-        tmp.as_file().sync_all()?;
-        if self.path.exists() {
-            let mut backup = self.path.clone().into_os_string();
-            backup.push(".bak");
-            std::fs::copy(&self.path, &backup)?;
+        use crate::atomic_file::{write, Durability};
+        match std::fs::read(&self.path) {
+            Ok(old) => {
+                let mut backup = self.path.clone().into_os_string();
+                backup.push(".bak");
+                write(Path::new(&backup), &old, Durability::Durable, 0o600)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        tmp.persist(&self.path).map_err(|e| e.error)?;
-        std::fs::File::open(&dir)?.sync_all()
+        write(&self.path, text.as_bytes(), Durability::Durable, 0o600)
     }
 }
 
 /// 校验通过、尚未写入的配置。
-pub struct Checked<'a> {
-    file: &'a ConfigFile,
+pub struct Checked {
+    file: ConfigFile,
     text: String,
     pub config: Config,
 }
 
-impl Checked<'_> {
+impl Checked {
     /// 写入文件，返回配置。
     pub fn write(self) -> Result<Config, ConfigError> {
         self.file
@@ -117,6 +116,14 @@ mod tests {
         assert!(!text.contains("env-key"), "环境变量里的密钥不写进文件");
         let backup = std::fs::read_to_string(dir.path().join("factory.toml.bak")).unwrap();
         assert_eq!(backup, "[limits]\nburst = 7\n");
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["factory.toml", "factory.toml.bak"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name} 里有密钥，只有属主可读写");
+        }
 
         // 无效的值：返回中文原因，文件一个字节都不变。
         let before = std::fs::read(&path).unwrap();

@@ -9,8 +9,8 @@ mod openai_dialects;
 
 pub use draw::{draw, encode_png};
 
-use crate::app::types::{pixel_size, AspectRatio, ImageSize};
 use crate::gateway::upstream::gemini::wire::*;
+use crate::types::{pixel_size, AspectRatio, ImageSize};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -517,9 +517,8 @@ pub(super) fn render(
     };
     let reference = match reference {
         Some(blob) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(blob.data.as_bytes())
-                .map_err(|_| "Unable to process input image: invalid base64.".to_string())?;
+            let bytes = decode_bytes(&blob.data)
+                .ok_or_else(|| "Unable to process input image: invalid base64.".to_string())?;
             Some(
                 image::load_from_memory(&bytes)
                     .map_err(|e| format!("Unable to process input image: {e}"))?,

@@ -3,8 +3,8 @@
 //! 故障开关只作用于 Gemini 方言；这里只遵守 `--delay-ms`。
 
 use super::render;
-use crate::app::types::shape_from_size;
 use crate::gateway::upstream::gemini::wire::*;
+use crate::types::shape_from_size;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

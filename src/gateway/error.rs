@@ -130,7 +130,7 @@ impl GatewayError {
 #[error("{error}")]
 pub struct Failed {
     pub error: GatewayError,
-    pub attempts: Vec<crate::app::types::AttemptInfo>,
+    pub attempts: Vec<crate::types::AttemptInfo>,
 }
 
 impl From<GatewayError> for Failed {

@@ -73,8 +73,8 @@ impl Gateway {
         let request = ImageRequest {
             prompt: "连接测试：白底上一个蓝色圆形".into(),
             references: Vec::new(),
-            aspect_ratio: crate::app::types::AspectRatio::Square,
-            image_size: crate::app::types::ImageSize::K1,
+            aspect_ratio: crate::types::AspectRatio::Square,
+            image_size: crate::types::ImageSize::K1,
             model: None,
             progress: Progress::default(),
         };
@@ -97,7 +97,9 @@ impl Gateway {
         &self,
         upstream: &UpstreamConfig,
     ) -> Result<Vec<String>, GatewayError> {
-        upstream::list_models(&self.inner.http, upstream).await
+        upstream::build(upstream)?
+            .list_models(&self.inner.http)
+            .await
     }
 
     /// 生成（或编辑）一张图像：经过整条策略流水线。

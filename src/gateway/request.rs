@@ -1,6 +1,6 @@
 //! 网关的统一输入与输出：无论来自 `/v1` 还是工作台，都先变成 `ImageRequest`。
 
-use crate::app::types::{AspectRatio, AttemptInfo, ImageSize};
+use crate::types::{AspectRatio, AttemptInfo, ImageSize};
 use bytes::Bytes;
 
 /// 一张输入（参考）图像。

@@ -1,7 +1,7 @@
 //! 进度估计：等上游时没有真实进度可读，只能按同一（模型, 分辨率）最近的用时估计；
 //! 收发时按真实字节数；保存完成才到 100%。百分比只增不减。
 
-use crate::app::types::{ImageSize, Phase};
+use crate::types::{ImageSize, Phase};
 use std::collections::HashMap;
 
 /// 移动平均的权重：新样本占 30%。

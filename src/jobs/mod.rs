@@ -11,11 +11,13 @@ mod estimate;
 mod store;
 pub mod ws;
 
-use crate::app::types::{AttemptInfo, JobImage, JobState, JobView, SubmitRequest, MAX_BATCH};
 use crate::config::ConfigHandle;
 use crate::error::ApiError;
-use crate::gateway::{Gateway, ImageRequest, Progress, ProgressEvent};
+use crate::gateway::{ImageRequest, Progress, ProgressEvent};
+use crate::produce::{ProduceFailed, Produced, Producer, References};
 use crate::storage::{Storage, StorageError};
+use crate::types::limits::{validate_request, Surface};
+use crate::types::{JobImage, JobState, JobView, Phase, SubmitRequest};
 use estimate::{Durations, Reading};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -23,10 +25,6 @@ use std::time::{Duration, Instant};
 use store::{Batch, JobRow};
 use tokio::sync::{broadcast, mpsc};
 
-/// 提示词长度上限（字符）。
-pub const MAX_PROMPT_CHARS: usize = 8000;
-/// 一次最多几张参考图。
-pub const MAX_REFERENCES: usize = 8;
 /// 内存里（工作台上）最多保留的任务数；更早的仍在数据库与图库里。
 const KEEP_IN_MEMORY: usize = 300;
 /// 运行中任务按时间估计的进度多久刷新一次。
@@ -45,8 +43,7 @@ pub struct JobManager {
 }
 
 struct Inner {
-    gateway: Gateway,
-    storage: Storage,
+    producer: Producer,
     config: ConfigHandle,
     table: Mutex<Table>,
     durations: Mutex<Durations>,
@@ -72,7 +69,7 @@ struct Table {
 struct Job {
     batch: Arc<Batch>,
     row: JobRow,
-    phase: Option<crate::app::types::Phase>,
+    phase: Option<Phase>,
     percent: f64,
     attempt: u32,
     started: Option<Instant>,
@@ -101,11 +98,8 @@ fn new_id() -> String {
 
 impl JobManager {
     /// 载入上次的任务：运行中的记为“中断”，排队中的重新排队并开始运行。
-    pub async fn open(
-        gateway: Gateway,
-        storage: Storage,
-        config: ConfigHandle,
-    ) -> Result<Self, StorageError> {
+    pub async fn open(producer: Producer, config: ConfigHandle) -> Result<Self, StorageError> {
+        let storage = producer.storage.clone();
         let now = now_string();
         let (interrupted, loaded, recent) = storage
             .with_db(move |c| {
@@ -146,8 +140,7 @@ impl JobManager {
         let (writes, rx) = mpsc::unbounded_channel();
         let manager = Self {
             inner: Arc::new(Inner {
-                gateway,
-                storage: storage.clone(),
+                producer,
                 config,
                 table: Mutex::new(table),
                 durations: Mutex::new(durations),
@@ -228,6 +221,7 @@ impl JobManager {
         }
         let config = self.inner.config.load();
         self.inner
+            .producer
             .gateway
             .upstreams(&config)
             .first()
@@ -283,35 +277,20 @@ impl JobManager {
 
     /// 提交一批。参数有误时什么都不排队，返回中文原因。
     pub async fn submit(&self, req: SubmitRequest) -> Result<Vec<JobView>, ApiError> {
-        let prompt = req.prompt.trim().to_string();
-        if prompt.is_empty() {
-            return Err(ApiError::InvalidRequest("提示词不能为空".into()));
-        }
-        if prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(ApiError::InvalidRequest(format!(
-                "提示词太长了，最多 {MAX_PROMPT_CHARS} 个字符"
-            )));
-        }
-        if !(1..=MAX_BATCH).contains(&req.count) {
-            return Err(ApiError::InvalidRequest(format!(
-                "一次可以生成 1 到 {MAX_BATCH} 张，收到 {}",
-                req.count
-            )));
-        }
-        if req.references.len() > MAX_REFERENCES {
-            return Err(ApiError::InvalidRequest(format!(
-                "参考图最多 {MAX_REFERENCES} 张"
-            )));
-        }
-        for id in &req.references {
-            // 先确认参考图都在，免得排了队才失败。
-            crate::state::load_reference(&self.inner.storage, id).await?;
-        }
+        let prompt = validate_request(
+            Surface::Studio,
+            &req.prompt,
+            req.count,
+            req.references.len(),
+        )?;
+        // 先确认参考图都在，免得排了队才失败。
+        References::check_exist(&self.inner.producer.storage, &req.references).await?;
         let model = req.model.trim().to_string();
         if !model.is_empty() {
             let config = self.inner.config.load();
             let known = self
                 .inner
+                .producer
                 .gateway
                 .upstreams(&config)
                 .iter()
@@ -349,6 +328,7 @@ impl JobManager {
             .collect();
         let (b, r) = (batch.clone(), rows.clone());
         self.inner
+            .producer
             .storage
             .with_db(move |c| Ok(store::insert_batch(c, &b, &r)?))
             .await?;
@@ -455,7 +435,7 @@ impl JobManager {
         };
         let _ = self.inner.writes.send(Write::Hide(id.to_string()));
         if let Some(image) = image {
-            self.inner.storage.trash(vec![image.id]).await?;
+            self.inner.producer.storage.trash(vec![image.id]).await?;
         }
         self.notify(Change::Removed(id.to_string()));
         Ok(())
@@ -498,30 +478,24 @@ impl JobManager {
         self.finish(&id, result);
     }
 
-    async fn execute(
-        &self,
-        id: &str,
-        batch: &Batch,
-    ) -> Result<crate::storage::ImageRecord, crate::state::ProduceFailed> {
-        let mut references = Vec::with_capacity(batch.reference_ids.len());
-        for r in &batch.reference_ids {
-            references.push(crate::state::load_reference(&self.inner.storage, r).await?);
-        }
+    async fn execute(&self, id: &str, batch: &Batch) -> Result<Produced, ProduceFailed> {
+        let producer = &self.inner.producer;
+        let references = References::load(&producer.storage, &batch.reference_ids).await?;
         let (this, job_id) = (self.clone(), id.to_string());
         let request = ImageRequest {
             prompt: batch.prompt.clone(),
-            references,
+            references: Vec::new(),
             aspect_ratio: batch.aspect_ratio,
             image_size: batch.image_size,
             model: (!batch.model.is_empty()).then(|| batch.model.clone()),
             progress: Progress::new(move |event| this.on_progress(&job_id, event)),
         };
-        let work = crate::state::produce(&self.inner.gateway, &self.inner.storage, request);
+        let work = producer.produce(request, references);
         tokio::pin!(work);
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                result = &mut work => return result.map(|(_, record)| record),
+                result = &mut work => return result,
                 _ = tick.tick() => self.refresh(id),
             }
         }
@@ -590,11 +564,7 @@ impl JobManager {
             .min(99.0);
     }
 
-    fn finish(
-        &self,
-        id: &str,
-        result: Result<crate::storage::ImageRecord, crate::state::ProduceFailed>,
-    ) {
+    fn finish(&self, id: &str, result: Result<Produced, ProduceFailed>) {
         {
             let mut table = self.table();
             table.running.remove(id);
@@ -608,12 +578,11 @@ impl JobManager {
             job.final_elapsed_ms = Self::elapsed_ms(job);
             job.phase = None;
             match result {
-                Ok(record) => {
+                Ok(Produced { image, record }) => {
                     job.row.state = JobState::Done;
                     job.percent = 100.0;
                     job.row.upstream = Some(record.upstream.clone());
-                    job.row.attempts = serde_json::from_str::<Vec<AttemptInfo>>(&record.attempts)
-                        .unwrap_or_default();
+                    job.row.attempts = image.attempts;
                     job.row.image = Some(JobImage {
                         url: format!("/files/{}", record.id),
                         thumb_url: format!("/files/{}/thumb", record.id),
@@ -630,7 +599,7 @@ impl JobManager {
                 Err(failed) => {
                     job.row.state = JobState::Failed;
                     job.row.attempts = failed.attempts;
-                    job.row.error = Some(crate::app::error::AppError::from(failed.error).message);
+                    job.row.error = Some(failed.error.public_message());
                 }
             }
             self.persist(&job.row);

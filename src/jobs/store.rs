@@ -1,6 +1,6 @@
 //! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4）。只在状态转换时写库，进度只在内存里。
 
-use crate::app::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
+use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
 use rusqlite::{params, Connection};
 
 /// 一个批次的参数（同批任务共用）。

@@ -4,7 +4,7 @@
 //! 跟不上广播（落后太多）时重发快照，浏览器据此整体重建。
 
 use super::{Change, JobManager};
-use crate::app::types::{JobMessage, JobState, JobView, Phase};
+use crate::types::{JobMessage, JobState, JobView, Phase};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;

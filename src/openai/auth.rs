@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ConfigHandle};
 use crate::error::ApiError;
+use crate::web::{client_ip, sha256_hex};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -46,14 +47,6 @@ impl KeyUsage {
     pub fn last_used(&self, sha256: &str) -> Option<String> {
         self.0.lock().expect("锁未被毒化").get(sha256).cloned()
     }
-}
-
-/// 密钥原文的 SHA-256（十六进制），与 `auth.keys[].sha256` 比较用。
-pub fn sha256_hex(key: &str) -> String {
-    fingerprint(key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 pub async fn require_api_key(
@@ -111,42 +104,13 @@ fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Ca
     }
 }
 
-/// 客户端 IP：默认是连接的对端地址；只有对端在 `server.trusted_proxies` 中时，
-/// 才从 `X-Forwarded-For` 自右向左取第一个不受信任的地址。
-pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    let trusted = |ip: &IpAddr| {
-        config.server.trusted_proxies.iter().any(|p| {
-            p.parse::<ipnet::IpNet>()
-                .map(|net| net.contains(ip))
-                .unwrap_or_else(|_| p.parse::<IpAddr>().is_ok_and(|a| a == *ip))
-        })
-    };
-    let peer_ip = peer.ip();
-    if !trusted(&peer_ip) {
-        return peer_ip;
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .unwrap_or(peer_ip)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(keys: &[&str], proxies: &[&str]) -> Config {
+    fn config(keys: &[&str]) -> Config {
         let mut c = Config::default();
         c.auth.api_keys = keys.iter().map(|s| s.to_string()).collect();
-        c.server.trusted_proxies = proxies.iter().map(|s| s.to_string()).collect();
         c
     }
 
@@ -162,9 +126,9 @@ mod tests {
 
     #[test]
     fn keys_are_required_only_when_configured() {
-        let open = config(&[], &[]);
+        let open = config(&[]);
         assert!(identify(&open, &headers(&[]), PEER.parse().unwrap()).is_ok());
-        let locked = config(&["sk-1"], &[]);
+        let locked = config(&["sk-1"]);
         assert!(identify(&locked, &headers(&[]), PEER.parse().unwrap()).is_err());
         assert!(identify(
             &locked,
@@ -179,25 +143,5 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(ok, Caller::Key(k) if !k.contains("sk-1")));
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let h = headers(&[("x-forwarded-for", "198.51.100.7, 10.0.0.2")]);
-        let untrusted = config(&[], &[]);
-        assert_eq!(
-            client_ip(&untrusted, &h, "10.0.0.1:80".parse().unwrap()).to_string(),
-            "10.0.0.1"
-        );
-        let trusted = config(&[], &["10.0.0.0/8"]);
-        assert_eq!(
-            client_ip(&trusted, &h, "10.0.0.1:80".parse().unwrap()).to_string(),
-            "198.51.100.7"
-        );
-        // 不受信任的对端伪造的头不起作用。
-        assert_eq!(
-            client_ip(&trusted, &h, PEER.parse().unwrap()).to_string(),
-            "203.0.113.9"
-        );
     }
 }

@@ -4,12 +4,13 @@
 //! `stream: true` 时发送合法的 `chat.completion.chunk` SSE，等待期间发注释行保活，以 `data: [DONE]` 结束；
 //! 流里的 Markdown 只用本服务器的 `/files/{id}` 链接，绝不把几 MB 的 data URL 塞进一行 SSE。
 
-use super::images::{known_model, public_base_url, uploaded_image, ImageParams};
-use super::OpenAiJson;
-use crate::app::types::{AspectRatio, ImageSize};
+use super::images::{known_model, public_base_url, ImageParams};
 use crate::error::ApiError;
-use crate::gateway::ImageRequest;
+use crate::gateway::{ImageRequest, InputImage};
+use crate::produce::References;
 use crate::state::AppState;
+use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
+use crate::web::{sniff_image, ApiJson};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -75,9 +76,9 @@ pub struct ImageUrl {
 pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OpenAiJson(body): OpenAiJson<ChatRequest>,
+    ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let request = to_image_request(&state, &body).await?;
+    let (request, references) = to_image_request(&state, &body).await?;
     let model = request
         .model
         .clone()
@@ -87,8 +88,13 @@ pub async fn completions(
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
 
+    let producer = state.producer();
     if !body.stream {
-        let (mut image, record) = state.generate_and_save(request).await?;
+        let mut produced = producer
+            .produce(request, references)
+            .await
+            .map_err(|f| f.error)?;
+        let (image, record) = (&mut produced.image, &produced.record);
         let data_url = format!("data:{};base64,{}", record.mime, image.take_base64());
         let content = markdown(image.text.as_deref(), &data_url);
         return Ok(Json(json!({
@@ -127,13 +133,13 @@ pub async fn completions(
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None);
     let rest = futures::stream::once(async move {
-        let events = match state.generate_and_save(request).await {
-            Ok((image, record)) => {
-                let url = format!("{base_url}/files/{}", record.id);
+        let events = match producer.produce(request, references).await {
+            Ok(produced) => {
+                let url = format!("{base_url}/files/{}", produced.record.id);
                 vec![
                     chunk(
                         json!({
-                            "content": markdown(image.text.as_deref(), &url),
+                            "content": markdown(produced.image.text.as_deref(), &url),
                             "images": [{"type": "image_url", "image_url": {"url": url}}],
                         }),
                         None,
@@ -142,8 +148,8 @@ pub async fn completions(
                 ]
             }
             // 流已经开始，状态码发不出去了：按 OpenAI 的做法在流里发一个 error 事件。
-            Err(e) => vec![Event::default().data(
-                json!({"error": {"message": e.public_message(), "type": e.error_type(), "param": null, "code": e.code()}})
+            Err(failed) => vec![Event::default().data(
+                json!({"error": {"message": failed.error.public_message(), "type": failed.error.error_type(), "param": null, "code": failed.error.code()}})
                     .to_string(),
             )],
         };
@@ -173,7 +179,11 @@ fn markdown(text: Option<&str>, url: &str) -> String {
 }
 
 /// 取最后一条用户消息：文字拼成提示词，图片（data URL 或本服务器的 /files 链接）作参考图。
-async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageRequest, ApiError> {
+/// data URL 的图按内容哈希存下；/files 链接直接用它的 id（不再读一遍、存一遍）。
+async fn to_image_request(
+    state: &AppState,
+    body: &ChatRequest,
+) -> Result<(ImageRequest, References), ApiError> {
     let last_user = body
         .messages
         .iter()
@@ -182,7 +192,8 @@ async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageR
         .ok_or_else(|| ApiError::InvalidRequest("messages 里没有 role 为 user 的消息".into()))?;
     let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
     let mut texts = Vec::new();
-    let mut references = Vec::new();
+    let mut inline: Vec<InputImage> = Vec::new();
+    let mut linked: Vec<String> = Vec::new();
     match &last_user.content {
         Content::Empty => {}
         Content::Text(t) => texts.push(t.clone()),
@@ -191,8 +202,18 @@ async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageR
                 match part {
                     Part::Text { text } => texts.push(text.clone()),
                     Part::ImageUrl { image_url } => {
-                        let data = fetch_reference(state, &image_url.url).await?;
-                        references.push(uploaded_image(data, max_bytes, references.len() + 1)?);
+                        if inline.len() + linked.len() == MAX_REFERENCES {
+                            return Err(ApiError::InvalidRequest(format!(
+                                "参考图最多 {MAX_REFERENCES} 张"
+                            )));
+                        }
+                        match reference_of(&image_url.url)? {
+                            Reference::Inline(data) => {
+                                let index = inline.len() + linked.len() + 1;
+                                inline.push(sniff_image(data, max_bytes, index)?);
+                            }
+                            Reference::Linked(id) => linked.push(id),
+                        }
                     }
                     Part::Other => {}
                 }
@@ -205,26 +226,39 @@ async fn to_image_request(state: &AppState, body: &ChatRequest) -> Result<ImageR
         image_size: body.image_size.clone(),
         ..Default::default()
     };
-    let (aspect_ratio, image_size): (AspectRatio, ImageSize) =
-        super::images::resolve_shape(&params)?;
-    let prompt = texts.join("\n").trim().to_string();
-    if prompt.is_empty() {
+    let (aspect_ratio, image_size) = super::images::resolve_shape(&params)?;
+    let prompt = texts.join("\n");
+    if prompt.trim().is_empty() {
         return Err(ApiError::InvalidRequest(
             "最后一条用户消息里没有文字提示词".into(),
         ));
     }
-    Ok(ImageRequest {
+    let prompt = validate_request(Surface::OpenAi, &prompt, 1, inline.len() + linked.len())?;
+    let mut references = References::load(&state.storage, &linked).await?;
+    let stored = References::store(&state.storage, inline).await?;
+    references.ids.extend(stored.ids);
+    references.images.extend(stored.images);
+    let request = ImageRequest {
         prompt,
-        references,
+        references: Vec::new(),
         aspect_ratio,
         image_size,
         model: known_model(state, body.model.as_deref()),
         progress: Default::default(),
-    })
+    };
+    Ok((request, references))
+}
+
+/// 消息里的一张图。
+enum Reference {
+    /// data URL 里的图。
+    Inline(bytes::Bytes),
+    /// 本服务器 `/files/{id}` 链接指向的图（图库里的图片 id）。
+    Linked(String),
 }
 
 /// 参考图只接受 data URL，或指向本服务器 `/files/{id}` 的链接（按 id 从存储读取，不发起任何外部请求）。
-async fn fetch_reference(state: &AppState, url: &str) -> Result<bytes::Bytes, ApiError> {
+fn reference_of(url: &str) -> Result<Reference, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (_, b64) = rest
             .split_once(";base64,")
@@ -232,22 +266,14 @@ async fn fetch_reference(state: &AppState, url: &str) -> Result<bytes::Bytes, Ap
         let data = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|_| ApiError::InvalidRequest("图片 data URL 的 base64 无法解码".into()))?;
-        return Ok(data.into());
+        return Ok(Reference::Inline(data.into()));
     }
     let id = url::Url::parse(url)
         .ok()
         .and_then(|u| u.path().strip_prefix("/files/").map(str::to_string))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| {
             ApiError::InvalidRequest("图片只支持 data URL 或本服务器的 /files/{id} 链接".into())
         })?;
-    let record = state
-        .storage
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError::InvalidRequest("引用的图片在本服务器上不存在".into()))?;
-    let data = tokio::fs::read(record.path()).await.map_err(|e| {
-        tracing::error!(id = %record.id, "读取图片失败：{e}");
-        ApiError::NotFound
-    })?;
-    Ok(data.into())
+    Ok(Reference::Linked(id))
 }

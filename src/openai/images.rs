@@ -2,20 +2,19 @@
 
 use super::auth::Caller;
 use super::idempotency::Produced;
-use super::OpenAiJson;
-use crate::app::types::{AspectRatio, ImageSize};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
+use crate::produce::References;
 use crate::state::AppState;
+use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
+use crate::types::{AspectRatio, ImageSize};
+use crate::web::{sniff_image, ApiJson};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-
-/// 单次请求最多生成的张数。
-pub const MAX_N: u32 = 16;
 
 /// 生成与编辑共有的参数（OpenAI 的字段名，外加扩展字段 `aspect_ratio`、`image_size`）。
 #[derive(Debug, Default, Deserialize)]
@@ -69,7 +68,7 @@ pub async fn generations(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    OpenAiJson(params): OpenAiJson<ImageParams>,
+    ApiJson(params): ApiJson<ImageParams>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers, &caller, "generations")?;
     respond(&state, &headers, key, params, Vec::new()).await
@@ -124,8 +123,13 @@ async fn read_edit_form(
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "image" | "image[]" => {
+                if references.len() == MAX_REFERENCES {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "参考图最多 {MAX_REFERENCES} 张"
+                    )));
+                }
                 let data = field.bytes().await.map_err(bad_form)?;
-                references.push(uploaded_image(data, max_bytes, references.len() + 1)?);
+                references.push(sniff_image(data, max_bytes, references.len() + 1)?);
             }
             "mask" => {
                 return Err(ApiError::InvalidRequest(
@@ -170,30 +174,6 @@ fn set_text_param(params: &mut ImageParams, name: &str, value: String) -> Result
     Ok(())
 }
 
-/// 校验一张上传的参考图：不超过大小上限，且确实是图片。
-pub fn uploaded_image(
-    data: bytes::Bytes,
-    max_bytes: usize,
-    index: usize,
-) -> Result<InputImage, ApiError> {
-    if data.len() > max_bytes {
-        return Err(ApiError::InvalidRequest(format!(
-            "第 {index} 张参考图太大（{:.1} MB），上限是 {} MB",
-            data.len() as f64 / 1048576.0,
-            max_bytes / 1048576
-        )));
-    }
-    let format = image::guess_format(&data).map_err(|_| {
-        ApiError::InvalidRequest(format!(
-            "第 {index} 张参考图不是可识别的图片（支持 PNG、JPEG、WebP）"
-        ))
-    })?;
-    Ok(InputImage {
-        mime: format.to_mime_type().to_string(),
-        data,
-    })
-}
-
 /// 生成与编辑的共同流程：校验参数 → n 张并行经网关生成 → 保存 → 按 response_format 返回。
 async fn respond(
     state: &AppState,
@@ -202,16 +182,8 @@ async fn respond(
     params: ImageParams,
     references: Vec<InputImage>,
 ) -> Result<Response, ApiError> {
-    let prompt = params.prompt.trim().to_string();
-    if prompt.is_empty() {
-        return Err(ApiError::InvalidRequest("prompt 不能为空".into()));
-    }
     let n = params.n.unwrap_or(1);
-    if !(1..=MAX_N).contains(&n) {
-        return Err(ApiError::InvalidRequest(format!(
-            "n 必须在 1 到 {MAX_N} 之间，收到 {n}"
-        )));
-    }
+    let prompt = validate_request(Surface::OpenAi, &params.prompt, n, references.len())?;
     let format = match params.response_format.as_deref() {
         None | Some("b64_json") => ResponseFormat::B64Json,
         Some("url") => ResponseFormat::Url,
@@ -232,7 +204,7 @@ async fn respond(
     );
     let request = ImageRequest {
         prompt,
-        references,
+        references: Vec::new(),
         aspect_ratio,
         image_size,
         model: known_model(state, params.model.as_deref()),
@@ -240,7 +212,11 @@ async fn respond(
     };
     let produced = state
         .idempotency
-        .run(idempotency_key, || generate_n(state, request, n))
+        .run(idempotency_key, || async move {
+            // 参考图只存一次（按内容哈希去重），n 张共用。
+            let references = References::store(&state.storage, references).await?;
+            generate_n(state, request, references, n).await
+        })
         .await?;
     let base_url = public_base_url(state, headers);
     let mut data = Vec::with_capacity(produced.len());
@@ -310,21 +286,23 @@ fn json_response(response: ImagesResponse) -> Response {
 async fn generate_n(
     state: &AppState,
     request: ImageRequest,
+    references: References,
     n: u32,
 ) -> Result<Vec<Produced>, ApiError> {
-    let jobs = (0..n).map(|_| state.generate_and_save(request.clone()));
+    let producer = state.producer();
+    let jobs = (0..n).map(|_| producer.produce(request.clone(), references.clone()));
     let mut produced = Vec::new();
     let mut first_error = None;
     for result in futures::future::join_all(jobs).await {
         match result {
-            Ok((mut image, record)) => produced.push(Produced {
-                id: record.id,
-                base64: Some(image.take_base64()),
-                revised_prompt: image.text,
+            Ok(mut p) => produced.push(Produced {
+                id: p.record.id,
+                base64: Some(p.image.take_base64()),
+                revised_prompt: p.image.text,
             }),
-            Err(e) => {
-                tracing::warn!("有一张生成失败：{e}");
-                first_error.get_or_insert(e);
+            Err(failed) => {
+                tracing::warn!("有一张生成失败：{}", failed.error);
+                first_error.get_or_insert(failed.error);
             }
         }
     }
@@ -398,7 +376,7 @@ pub fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
 
 /// OpenAI 的 `size`（"1024x1024"、"1536x1024"、"auto"……）映射到最接近的 Gemini 宽高比与分辨率档。
 pub fn parse_size(size: Option<&str>) -> Result<(AspectRatio, ImageSize), ApiError> {
-    crate::app::types::shape_from_size(size).map_err(ApiError::InvalidRequest)
+    crate::types::shape_from_size(size).map_err(ApiError::InvalidRequest)
 }
 
 #[cfg(test)]

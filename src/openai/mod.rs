@@ -10,8 +10,7 @@ pub mod rate_limit;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 
@@ -19,18 +18,31 @@ use axum::{middleware, Router};
 /// 鉴权把调用方身份放进请求扩展，再到限流（内层）按身份计数。
 pub fn router(state: &AppState) -> Router<AppState> {
     let config = state.config.load();
-    // 编辑接口一次可以上传多张参考图：整个表单最多 8 张上限大小的图。
-    let edit_body_limit = (config.storage.max_upload_mb as usize * 8 + 1) * 1024 * 1024;
+    // 编辑接口一次可以上传多张参考图：整个表单最多 MAX_REFERENCES 张上限大小的图。
+    let edit_body_limit =
+        (config.storage.max_upload_mb as usize * crate::types::limits::MAX_REFERENCES + 1)
+            * 1024
+            * 1024;
+    // 方法不对（例如 GET /v1/images/generations）：405，带 Allow 与 OpenAI 形状的中文错误。
+    let only =
+        |allowed: &'static str| move || async move { ApiError::MethodNotAllowed { allowed } };
     let v1 = Router::new()
-        .route("/models", get(models::list))
-        .route("/images/generations", post(images::generations))
+        .route("/models", get(models::list).fallback(only("GET")))
+        .route(
+            "/images/generations",
+            post(images::generations).fallback(only("POST")),
+        )
         .route(
             "/images/edits",
-            post(images::edits).layer(DefaultBodyLimit::max(edit_body_limit)),
+            post(images::edits)
+                .fallback(only("POST"))
+                .layer(DefaultBodyLimit::max(edit_body_limit)),
         )
         .route(
             "/chat/completions",
-            post(chat::completions).layer(DefaultBodyLimit::max(edit_body_limit)),
+            post(chat::completions)
+                .fallback(only("POST"))
+                .layer(DefaultBodyLimit::max(edit_body_limit)),
         )
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
@@ -42,15 +54,4 @@ pub fn router(state: &AppState) -> Router<AppState> {
             auth::require_api_key,
         ));
     Router::new().nest("/v1", v1)
-}
-
-/// JSON 请求体提取器：解析失败时返回 OpenAI 形状的中文错误，而不是 axum 的纯文本。
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct OpenAiJson<T>(pub T);
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        ApiError::InvalidRequest(format!("请求体不是有效的 JSON：{}", rejection.body_text()))
-    }
 }

@@ -12,13 +12,11 @@ mod thumbs;
 
 pub use db::{ImageRecord, ListFilter, UploadRecord};
 
+use crate::atomic_file::{Durability, PARTIAL_PREFIX};
 use rusqlite::Connection;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// 临时文件名前缀；启动时清理以它开头的文件。
-const PARTIAL_PREFIX: &str = ".partial-";
 /// 默认的数据库文件名（位于存储根下）。
 pub const DB_FILE: &str = "factory.db";
 
@@ -55,7 +53,7 @@ pub struct NewImage {
     pub upstream: String,
     /// 从开始生成到拿到图的耗时。
     pub duration_ms: u64,
-    pub attempts: Vec<crate::app::types::AttemptInfo>,
+    pub attempts: Vec<crate::types::AttemptInfo>,
     /// 参考图（已由 `save_upload` 保存）的 id。
     pub reference_ids: Vec<String>,
 }
@@ -408,7 +406,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
-        if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        if let Err(e) = crate::atomic_file::sync_dir(&dir) {
             for p in batch {
                 let source = std::io::Error::new(e.kind(), e.to_string());
                 let _ = p.done.send(Err(StorageError::Io {
@@ -436,43 +434,10 @@ fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
     }
 }
 
-/// 写盘后要不要等数据落到磁盘上。
-#[derive(Clone, Copy, PartialEq)]
-enum Durability {
-    /// 参考图：fsync 文件与目录，断电也不丢、不留半个文件。
-    Durable,
-    /// 原图：fsync 文件后改名；目录的 fsync 由组提交统一做，之后才写记录。
-    FileSynced,
-    /// 缩略图这类随时可以由原图重新生成的文件：只保证进程崩溃时不留半个文件。
-    Rebuildable,
-}
-
-/// 同目录临时文件 → 写入 →（fsync）→ 改名 →（fsync 目录）。
+/// 原子写文件（见 `crate::atomic_file`），图片是给人用的普通文件（0644）；出错时说明是哪个文件。
 fn write_atomically(path: &Path, data: &[u8], durability: Durability) -> Result<(), StorageError> {
-    let dir = path.parent().expect("图像路径总有上级目录");
-    std::fs::create_dir_all(dir).map_err(io_err(format!("无法创建目录 {}", dir.display())))?;
-    // tempfile 默认建 0600 的文件；图片是给人用的普通文件，改名后应当和普通文件一样可读（0644）。
-    use std::os::unix::fs::PermissionsExt;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(PARTIAL_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(io_err(format!("无法在 {} 创建临时文件", dir.display())))?;
-    tmp.write_all(data).map_err(io_err("写入图像失败"))?;
-    if durability != Durability::Rebuildable {
-        tmp.as_file()
-            .sync_all()
-            .map_err(io_err("同步图像到磁盘失败"))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .map_err(io_err(format!("无法保存图像到 {}", path.display())))?;
-    if durability == Durability::Durable {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("同步目录失败"))?;
-    }
-    Ok(())
+    crate::atomic_file::write(path, data, durability, 0o644)
+        .map_err(io_err(format!("无法保存 {}", path.display())))
 }
 
 /// 删除 `root/images` 与 `root/uploads` 下所有 `.partial-` 临时文件，返回删除的个数。

@@ -33,7 +33,7 @@ where
 }
 
 /// 一次上传最多几张。
-const MAX_UPLOAD_FILES: usize = crate::jobs::MAX_REFERENCES;
+const MAX_UPLOAD_FILES: usize = crate::types::limits::MAX_REFERENCES;
 
 /// 上传后返回给页面的一张参考图。
 #[derive(serde::Serialize)]
@@ -66,11 +66,7 @@ async fn upload(
             )));
         }
         let data = field.bytes().await.map_err(bad_form)?;
-        images.push(crate::openai::images::uploaded_image(
-            data,
-            max_bytes,
-            images.len() + 1,
-        )?);
+        images.push(crate::web::sniff_image(data, max_bytes, images.len() + 1)?);
     }
     if images.is_empty() {
         return Err(ApiError::InvalidRequest(

@@ -25,24 +25,119 @@ pub struct UpstreamForm {
     pub previous_name: String,
 }
 
-/// 限流、重试、超时与并发的各项数字（与配置文件同名）。
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Numbers {
-    pub requests_per_minute: u32,
-    pub burst: u32,
-    pub max_concurrent: u32,
-    pub queue_size: u32,
-    pub max_attempts: u32,
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
-    pub retry_maybe_billed: bool,
-    pub breaker_failures: u32,
-    pub breaker_cooldown_s: u64,
-    pub connect_ms: u64,
-    pub attempt_s: u64,
-    pub total_s: u64,
-    pub max_upload_mb: u32,
+/// 设置页上的一个数字项。这张表是这些数字唯一的清单：设置页的行、保存时的映射与配置校验的范围都由它产生；
+/// 加一个数字设置 = 在配置结构里加字段（默认值）+ 在这里加一行。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberSetting {
+    /// 配置文件里的键（`节.名字`）。
+    pub key: &'static str,
+    pub label: &'static str,
+    /// 单位（显示在标签里），没有单位为空。
+    pub unit: &'static str,
+    pub min: u64,
+    pub max: u64,
+    /// 与配置结构的默认值一致（有测试检查）。
+    pub default: u64,
 }
+
+/// 设置页上的一个开关项。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagSetting {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// 开关旁的说明。
+    pub note: &'static str,
+    pub default: bool,
+}
+
+const fn number(
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    (min, max): (u64, u64),
+    default: u64,
+) -> NumberSetting {
+    NumberSetting {
+        key,
+        label,
+        unit,
+        min,
+        max,
+        default,
+    }
+}
+
+/// 限流、并发、重试、熔断、超时与上传的数字设置。
+pub const NUMBER_SETTINGS: &[NumberSetting] = &[
+    number(
+        "limits.requests_per_minute",
+        "每分钟请求数",
+        "",
+        (1, 1_000_000),
+        60,
+    ),
+    number("limits.burst", "突发", "", (1, 100_000), 20),
+    number("limits.max_concurrent", "全局并发上限", "", (1, 1024), 16),
+    number("limits.queue_size", "排队上限", "", (0, 100_000), 256),
+    number("retry.max_attempts", "每个上游最多尝试次数", "", (1, 10), 3),
+    number(
+        "retry.base_delay_ms",
+        "重试基础间隔",
+        "毫秒",
+        (0, 600_000),
+        500,
+    ),
+    number(
+        "retry.max_delay_ms",
+        "重试最大间隔",
+        "毫秒",
+        (0, 600_000),
+        8000,
+    ),
+    number(
+        "retry.breaker_failures",
+        "熔断：连续失败次数",
+        "",
+        (1, 1000),
+        5,
+    ),
+    number(
+        "retry.breaker_cooldown_s",
+        "熔断：暂停",
+        "秒",
+        (1, 86_400),
+        30,
+    ),
+    number(
+        "timeouts.connect_ms",
+        "连接超时",
+        "毫秒",
+        (100, 600_000),
+        5000,
+    ),
+    number("timeouts.attempt_s", "单次尝试超时", "秒", (1, 3600), 300),
+    number("timeouts.total_s", "总时限", "秒", (1, 86_400), 900),
+    number(
+        "storage.max_upload_mb",
+        "参考图大小上限",
+        "MB",
+        (1, 500),
+        20,
+    ),
+];
+
+/// 开关设置。
+pub const FLAG_SETTINGS: &[FlagSetting] = &[FlagSetting {
+    key: "retry.retry_maybe_billed",
+    label: "可能重复计费的失败也重试",
+    note: "500、504 与单次超时时上游可能已经生成并计费；打开则最多再试一次，可能被收两次费",
+    default: true,
+}];
+
+/// 数字设置的值，键为配置里的键（如 `limits.burst`）。
+pub type Numbers = std::collections::BTreeMap<String, u64>;
+/// 开关设置的值，键为配置里的键。
+pub type Flags = std::collections::BTreeMap<String, bool>;
 
 /// 一个在用的存储根。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,7 +148,7 @@ pub struct RootInfo {
     pub free_bytes: Option<u64>,
 }
 
-/// `GET /admin/api/settings` 的结果。
+/// `get_settings` 的结果。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SettingsView {
     /// 上游，按优先级排好（排在前面的先用）。
@@ -63,6 +158,7 @@ pub struct SettingsView {
     pub roots: Vec<RootInfo>,
     pub listen: String,
     pub numbers: Numbers,
+    pub flags: Flags,
     pub config_path: String,
     pub admin_password_set: bool,
     /// 设置页创建的 API 密钥（只有前缀）。
@@ -88,12 +184,14 @@ pub struct CreatedKey {
     pub label: String,
 }
 
-/// `PUT /admin/api/settings` 的请求体：整份可编辑的设置。
+/// `save_settings` 的请求：整份可编辑的设置。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingsUpdate {
     pub upstreams: Vec<UpstreamForm>,
     pub storage_root: String,
     pub numbers: Numbers,
+    #[serde(default)]
+    pub flags: Flags,
     /// 监听地址“IP:端口”；与当前不同则切换（先绑新地址，成功才保存）。
     pub listen: String,
 }

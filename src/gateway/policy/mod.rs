@@ -18,8 +18,8 @@ pub mod retry;
 
 use super::upstream::{self, Upstream};
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
-use crate::app::types::AttemptInfo;
 use crate::config::Config;
+use crate::types::AttemptInfo;
 use concurrency::ConcurrencyLimit;
 use retry::{Decision, RetryKind};
 use std::time::{Duration, Instant};

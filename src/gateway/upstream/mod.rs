@@ -2,12 +2,14 @@
 //! 网关之外的代码不直接访问上游。
 
 pub mod gemini;
+pub mod http;
 mod openai_chat;
 mod openai_images;
 
 use super::{GatewayError, GeneratedImage, ImageRequest};
 use crate::config::{UpstreamConfig, UpstreamKind};
 use futures::future::BoxFuture;
+use http::{read_body, retry_after_secs, transport_error};
 
 /// 一个已配置好的上游。一次调用就是一次真实的 HTTP 尝试，不含重试。
 pub trait Upstream: Send + Sync {
@@ -18,6 +20,12 @@ pub trait Upstream: Send + Sync {
         http: &'a reqwest::Client,
         req: &'a ImageRequest,
     ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>>;
+
+    /// 这个上游提供的模型（设置页的“获取模型列表”）。
+    fn list_models<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>>;
 }
 
 /// 按配置里的 `kind` 构造对应方言的适配器。
@@ -31,98 +39,33 @@ pub fn build(config: &UpstreamConfig) -> Result<Box<dyn Upstream>, GatewayError>
     }
 }
 
-/// 列出一个上游提供的模型（设置页的“获取模型列表”）：Gemini 用 models.list，OpenAI 方言用 `GET /v1/models`。
-pub async fn list_models(
-    http: &reqwest::Client,
-    config: &UpstreamConfig,
-) -> Result<Vec<String>, GatewayError> {
-    let name = config.name.as_str();
-    let call = match config.kind {
-        UpstreamKind::Gemini => {
-            let call = http.get(format!("{}/models", gemini::api_base(&config.base_url)));
-            if config.api_key.is_empty() {
-                call
-            } else {
-                call.header("x-goog-api-key", &config.api_key)
-            }
-        }
-        UpstreamKind::OpenaiImages | UpstreamKind::OpenaiChat => {
-            OpenAiTarget::new(config).get(http, "/models")
-        }
-    };
-    let response = call.send().await.map_err(|e| transport_error(name, e))?;
+/// 取一个模型列表接口的 JSON；非 2xx 时按上游错误返回。
+pub(crate) async fn fetch_model_list(
+    upstream: &str,
+    call: reqwest::RequestBuilder,
+) -> Result<serde_json::Value, GatewayError> {
+    let response = call
+        .send()
+        .await
+        .map_err(|e| transport_error(upstream, e))?;
     let status = response.status().as_u16();
     let body: serde_json::Value = response
         .json()
         .await
         .map_err(|e| GatewayError::BadResponse {
-            upstream: name.to_string(),
+            upstream: upstream.to_string(),
             detail: format!("模型列表不是 JSON：{e}"),
         })?;
     if !(200..300).contains(&status) {
         return Err(GatewayError::Status {
-            upstream: name.to_string(),
+            upstream: upstream.to_string(),
             status,
             google_status: String::new(),
             message: body["error"]["message"].as_str().unwrap_or("").to_string(),
             retry_after_secs: None,
         });
     }
-    let models: Vec<String> = match config.kind {
-        UpstreamKind::Gemini => body["models"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["supportedGenerationMethods"]
-                    .as_array()
-                    .is_none_or(|ms| ms.iter().any(|x| x == "generateContent"))
-            })
-            .filter_map(|m| m["name"].as_str())
-            .map(|n| n.trim_start_matches("models/").to_string())
-            .collect(),
-        _ => body["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["id"].as_str().map(str::to_string))
-            .collect(),
-    };
-    Ok(models)
-}
-
-/// 传输层错误：连不上（请求没发出去）与连接中途断开（响应被截断）分开归类。
-pub(crate) fn transport_error(upstream: &str, e: reqwest::Error) -> GatewayError {
-    let upstream = upstream.to_string();
-    if e.is_connect() {
-        GatewayError::Connect {
-            upstream,
-            detail: root_cause(&e),
-        }
-    } else {
-        GatewayError::BadResponse {
-            upstream,
-            detail: format!("连接中断：{}", root_cause(&e)),
-        }
-    }
-}
-
-/// reqwest 的错误信息嵌套很深，取最底层的原因给人看。
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-/// `Retry-After` 头（秒数形式）。
-pub(crate) fn retry_after_secs(response: &reqwest::Response) -> Option<f64> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
+    Ok(body)
 }
 
 /// 两种 OpenAI 方言共用的连接信息：名称、`…/v1` 前缀、Bearer 密钥、默认模型。
@@ -170,6 +113,17 @@ impl OpenAiTarget {
         }
     }
 
+    /// OpenAI 方言的模型列表：`GET {api_base}/models` 的 `data[].id`。
+    pub async fn list_models(&self, http: &reqwest::Client) -> Result<Vec<String>, GatewayError> {
+        let body = fetch_model_list(&self.name, self.get(http, "/models")).await?;
+        Ok(body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// 发送并读完响应：非 2xx 时解析 OpenAI 错误体（内容审核拦截单独归为安全拦截）。
     pub async fn send(
         &self,
@@ -191,7 +145,7 @@ async fn read_openai_response(
 ) -> Result<serde_json::Value, GatewayError> {
     let status = response.status().as_u16();
     let retry_after_secs = retry_after_secs(&response);
-    let body = super::progress::read_body(upstream, response, progress).await?;
+    let body = read_body(upstream, response, progress).await?;
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
     if (200..300).contains(&status) {
         return parsed.map_err(|e| GatewayError::BadResponse {

@@ -1,9 +1,10 @@
 //! OpenAI 对话接口方言（OpenRouter 等）：`/v1/chat/completions`，`modalities: ["image","text"]`。
 //! 图从 `message.images[].image_url.url` 的 data URL 读取，没有时从 `content` 里 Markdown 的 data URL 读取。
 
+use super::http::send_json;
 use super::{decode_data_url, OpenAiTarget, Upstream};
 use crate::config::UpstreamConfig;
-use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest};
+use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -41,7 +42,7 @@ impl OpenAiChatUpstream {
             "aspect_ratio": req.aspect_ratio.as_str(),
             "image_size": req.image_size.as_str(),
         });
-        let call = progress::send_json(
+        let call = send_json(
             self.target.post(http, "/chat/completions"),
             &body,
             &req.progress,
@@ -117,6 +118,13 @@ impl Upstream for OpenAiChatUpstream {
         req: &'a ImageRequest,
     ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
         Box::pin(self.call(http, req))
+    }
+
+    fn list_models<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
+        Box::pin(self.target.list_models(http))
     }
 }
 

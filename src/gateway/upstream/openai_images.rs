@@ -1,10 +1,12 @@
 //! OpenAI 图像接口方言：`/v1/images/generations`（文生图）与 `/v1/images/edits`（图生图，multipart）。
 //! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
 
+use super::http::send_json;
 use super::{OpenAiTarget, Upstream};
-use crate::app::types::{pixel_size, Phase};
 use crate::config::UpstreamConfig;
-use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
+use crate::gateway::{GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
+use crate::types::job::Phase;
+use crate::types::shape::pixel_size;
 use base64::Engine;
 use futures::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
@@ -34,7 +36,7 @@ impl OpenAiImagesUpstream {
         let size = format!("{w}x{h}");
         let call = if req.references.is_empty() {
             let call = self.target.post(http, "/images/generations");
-            progress::send_json(
+            send_json(
                 call,
                 &json!({
                     "model": model,
@@ -109,5 +111,12 @@ impl Upstream for OpenAiImagesUpstream {
         req: &'a ImageRequest,
     ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
         Box::pin(self.call(http, req))
+    }
+
+    fn list_models<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
+        Box::pin(self.target.list_models(http))
     }
 }

@@ -2,9 +2,10 @@
 
 pub mod wire;
 
-use super::{retry_after_secs, transport_error, Upstream};
+use super::http::{read_body, retry_after_secs, send_json, transport_error};
+use super::{fetch_model_list, Upstream};
 use crate::config::UpstreamConfig;
-use crate::gateway::{progress, GatewayError, GeneratedImage, ImageRequest};
+use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use wire::*;
@@ -41,14 +42,14 @@ impl GeminiUpstream {
         if !self.api_key.is_empty() {
             call = call.header("x-goog-api-key", &self.api_key);
         }
-        let call = progress::send_json(call, &build_request(req), &req.progress);
+        let call = send_json(call, &build_request(req), &req.progress);
         let response = call
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         let retry_after = retry_after_secs(&response);
-        let body = progress::read_body(&self.name, response, &req.progress).await?;
+        let body = read_body(&self.name, response, &req.progress).await?;
 
         if !status.is_success() {
             return Err(self.status_error(status.as_u16(), &body, retry_after));
@@ -138,13 +139,20 @@ impl GeminiUpstream {
                 text,
             });
         };
-        // 8 MB 的图是 11 MB 的 base64：用 SIMD 解码（严格：要求规范的填充）。
-        let data = base64_simd::STANDARD
-            .decode_to_vec(blob.data.as_bytes())
-            .map_err(|e| GatewayError::BadResponse {
-                upstream: upstream.clone(),
-                detail: format!("图像的 base64 无法解码：{e}"),
-            })?;
+        // 8 MB 的图是 11 MB 的 base64：用 SIMD 解码。先按规范的标准 base64（要求规范的填充）；
+        // 不是的话（有的代理回 URL 安全字母表），按 protobuf 的规则再试其他写法，这时不能原样转交。
+        let (data, canonical) = match base64_simd::STANDARD.decode_to_vec(blob.data.as_bytes()) {
+            Ok(data) => (data, true),
+            Err(e) => match decode_bytes(&blob.data) {
+                Some(data) => (data, false),
+                None => {
+                    return Err(GatewayError::BadResponse {
+                        upstream: upstream.clone(),
+                        detail: format!("图像的 base64 无法解码：{e}"),
+                    })
+                }
+            },
+        };
         Ok(GeneratedImage {
             mime: blob.mime_type,
             data: Bytes::from(data),
@@ -153,7 +161,7 @@ impl GeminiUpstream {
             model: model.to_string(),
             attempts: Vec::new(),
             // 能用 STANDARD（要求规范的填充与尾位）解码，说明它就是规范的 base64，重新编码也是同一个串。
-            base64: Some(blob.data),
+            base64: canonical.then_some(blob.data),
         })
     }
 }
@@ -169,6 +177,32 @@ impl Upstream for GeminiUpstream {
         req: &'a ImageRequest,
     ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
         Box::pin(self.call(http, req))
+    }
+
+    /// Gemini 的 models.list：`GET {api_base}/models`，只留支持 generateContent 的。
+    fn list_models<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
+        Box::pin(async move {
+            let mut call = http.get(format!("{}/models", self.api_base));
+            if !self.api_key.is_empty() {
+                call = call.header("x-goog-api-key", &self.api_key);
+            }
+            let body = fetch_model_list(&self.name, call).await?;
+            Ok(body["models"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| {
+                    m["supportedGenerationMethods"]
+                        .as_array()
+                        .is_none_or(|ms| ms.iter().any(|x| x == "generateContent"))
+                })
+                .filter_map(|m| m["name"].as_str())
+                .map(|n| n.trim_start_matches("models/").to_string())
+                .collect())
+        })
     }
 }
 

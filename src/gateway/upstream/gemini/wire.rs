@@ -1,6 +1,9 @@
 //! Gemini `generateContent` 的线上格式（请求与响应），网关适配器与演示上游共用。
 //!
-//! 字段名与 Google 官方 REST 文档一致（camelCase）；未用到的字段省略，未知字段忽略。
+//! 发出的字段名与 Google 官方 REST 文档一致（camelCase）；未用到的字段省略，未知字段忽略。
+//! 读入时两种写法都认：Google 的服务器按 protobuf 的 JSON 规则解析，每个字段的 lowerCamelCase 与原始的
+//! snake_case 名字都接受（官方 Python SDK 的编辑请求就发 `mime_type`），有的反向代理也以 snake_case 回答。
+//! 所以每个多词字段都带着 `alias = "snake_case 名"`。
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct GenerateContentRequest {
     pub contents: Vec<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "generation_config")]
     pub generation_config: Option<GenerationConfig>,
 }
 
@@ -59,6 +63,7 @@ pub struct Part {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "inline_data")]
     pub inline_data: Option<Blob>,
     /// 为 true 时是模型的“思考”中间产物（包括中间草图），不是最终答案。
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +73,7 @@ pub struct Part {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blob {
+    #[serde(alias = "mime_type")]
     pub mime_type: String,
     /// base64 编码的字节。
     pub data: String,
@@ -77,8 +83,10 @@ pub struct Blob {
 #[serde(rename_all = "camelCase")]
 pub struct GenerationConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "response_modalities")]
     pub response_modalities: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "image_config")]
     pub image_config: Option<ImageConfig>,
 }
 
@@ -86,8 +94,10 @@ pub struct GenerationConfig {
 #[serde(rename_all = "camelCase")]
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "aspect_ratio")]
     pub aspect_ratio: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "image_size")]
     pub image_size: Option<String>,
 }
 
@@ -97,8 +107,10 @@ pub struct GenerateContentResponse {
     #[serde(default)]
     pub candidates: Vec<Candidate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "prompt_feedback")]
     pub prompt_feedback: Option<PromptFeedback>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "model_version")]
     pub model_version: Option<String>,
 }
 
@@ -108,6 +120,7 @@ pub struct Candidate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "finish_reason")]
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub index: u32,
@@ -117,6 +130,7 @@ pub struct Candidate {
 #[serde(rename_all = "camelCase")]
 pub struct PromptFeedback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "block_reason")]
     pub block_reason: Option<String>,
 }
 
@@ -157,13 +171,28 @@ impl ErrorBody {
             if !is_retry_info {
                 return None;
             }
-            d.get("retryDelay")?
+            d.get("retryDelay")
+                .or_else(|| d.get("retry_delay"))?
                 .as_str()?
                 .strip_suffix('s')?
                 .parse::<f64>()
                 .ok()
         })
     }
+}
+
+/// protobuf 的 JSON 规则里，bytes 字段（`inlineData.data`）可以是标准或 URL 安全字母表的 base64，有无填充都行
+/// （官方 Python SDK 发的就是 URL 安全的）。依次试这几种。
+pub fn decode_bytes(data: &str) -> Option<Vec<u8>> {
+    let data = data.trim().as_bytes();
+    [
+        base64_simd::STANDARD,
+        base64_simd::URL_SAFE,
+        base64_simd::STANDARD_NO_PAD,
+        base64_simd::URL_SAFE_NO_PAD,
+    ]
+    .iter()
+    .find_map(|engine| engine.decode_to_vec(data).ok())
 }
 
 /// 判定为安全拦截的 `finishReason`。
@@ -175,3 +204,63 @@ pub const SAFETY_FINISH_REASONS: [&str; 6] = [
     "BLOCKLIST",
     "SPII",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_of_every_field_are_read() {
+        let camel: GenerateContentResponse = serde_json::from_value(serde_json::json!({
+            "candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "AQID"}}]},
+                "finishReason": "STOP"}],
+            "promptFeedback": {"blockReason": "SAFETY"}, "modelVersion": "m"}))
+        .unwrap();
+        let snake: GenerateContentResponse = serde_json::from_value(serde_json::json!({
+            "candidates": [{"content": {"parts": [{"inline_data": {"mime_type": "image/png", "data": "AQID"}}]},
+                "finish_reason": "STOP"}],
+            "prompt_feedback": {"block_reason": "SAFETY"}, "model_version": "m"}))
+        .unwrap();
+        for r in [camel, snake] {
+            let part = &r.candidates[0].content.as_ref().unwrap().parts[0];
+            assert_eq!(part.inline_data.as_ref().unwrap().mime_type, "image/png");
+            assert_eq!(r.candidates[0].finish_reason.as_deref(), Some("STOP"));
+            assert_eq!(
+                r.prompt_feedback.unwrap().block_reason.as_deref(),
+                Some("SAFETY")
+            );
+            assert_eq!(r.model_version.as_deref(), Some("m"));
+        }
+        let request: GenerateContentRequest = serde_json::from_value(serde_json::json!({
+            "contents": [{"parts": [{"inlineData": {"data": "AQID", "mime_type": "image/png"}}]}],
+            "generation_config": {"response_modalities": ["IMAGE"],
+                "image_config": {"aspect_ratio": "16:9", "image_size": "2K"}}}))
+        .unwrap();
+        let config = request.generation_config.unwrap().image_config.unwrap();
+        assert_eq!(config.aspect_ratio.as_deref(), Some("16:9"));
+        assert_eq!(config.image_size.as_deref(), Some("2K"));
+        // 发出去的仍是 camelCase。
+        let sent = serde_json::to_string(&GenerateContentRequest::image_request(
+            "p",
+            vec![],
+            "1:1",
+            "1K",
+        ))
+        .unwrap();
+        assert!(
+            sent.contains("generationConfig")
+                && sent.contains("imageSize")
+                && !sent.contains("image_size"),
+            "{sent}"
+        );
+    }
+
+    #[test]
+    fn bytes_are_read_in_either_base64_alphabet() {
+        let raw = [0xfbu8, 0xff, 0xfe, 0x01];
+        for text in ["+//+AQ==", "-__-AQ==", "+//+AQ", "-__-AQ"] {
+            assert_eq!(decode_bytes(text).as_deref(), Some(&raw[..]), "{text}");
+        }
+        assert_eq!(decode_bytes("不是 base64"), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! 图库 island：查询条件、已加载的图片、选择与详情这些状态，以及对它们的动作（都是具名方法）。
+//! 首页数据由服务端渲染时带入，之后的翻页与筛选在浏览器里调用服务器函数。
+
+use super::detail::DetailDialog;
+use super::filters::{Filters, SelectionBar};
+use super::grid::Grid;
+use super::{empty_trash, get_image, list_images, restore_images, trash_images};
+use crate::types::gallery::{GalleryItem, GalleryPage, GalleryQuery, ImageDetail};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// 图库页面的全部状态（都是信号，可随意复制传给子组件）。
+#[derive(Clone, Copy)]
+pub struct Browse {
+    pub search: RwSignal<String>,
+    pub mode: RwSignal<String>,
+    pub from_date: RwSignal<String>,
+    pub to_date: RwSignal<String>,
+    /// 正在看回收站。
+    pub trash: RwSignal<bool>,
+    pub items: RwSignal<Vec<GalleryItem>>,
+    pub next_cursor: RwSignal<Option<String>>,
+    pub loading: RwSignal<bool>,
+    pub error: RwSignal<Option<String>>,
+    pub selected: RwSignal<Vec<String>>,
+    pub detail: RwSignal<Option<ImageDetail>>,
+    /// 每次重新查询加一；过期查询的结果到达时丢弃，不会覆盖新结果。
+    generation: RwSignal<u64>,
+}
+
+impl Browse {
+    fn new(initial: GalleryPage) -> Self {
+        Self {
+            search: RwSignal::new(String::new()),
+            mode: RwSignal::new(String::new()),
+            from_date: RwSignal::new(String::new()),
+            to_date: RwSignal::new(String::new()),
+            trash: RwSignal::new(false),
+            items: RwSignal::new(initial.items),
+            next_cursor: RwSignal::new(initial.next_cursor),
+            loading: RwSignal::new(false),
+            error: RwSignal::new(None),
+            selected: RwSignal::new(Vec::new()),
+            detail: RwSignal::new(None),
+            generation: RwSignal::new(0),
+        }
+    }
+
+    fn query(self, cursor: Option<String>) -> GalleryQuery {
+        GalleryQuery {
+            search: self.search.get_untracked(),
+            mode: Some(self.mode.get_untracked()).filter(|m| !m.is_empty()),
+            from: local_day_start(&self.from_date.get_untracked(), 0),
+            to: local_day_start(&self.to_date.get_untracked(), 1),
+            trash: self.trash.get_untracked(),
+            cursor,
+            limit: None,
+        }
+    }
+
+    /// 取一页：`cursor` 为空是重新查询（替换列表），否则接在后面。
+    fn load(self, cursor: Option<String>) {
+        let append = cursor.is_some();
+        let query = self.query(cursor);
+        let this_generation = self.generation.get_untracked();
+        self.loading.set(true);
+        spawn_local(async move {
+            let result = list_images(query).await;
+            if self.generation.get_untracked() != this_generation {
+                return;
+            }
+            match result {
+                Ok(page) => {
+                    if append {
+                        self.items.update(|list| list.extend(page.items));
+                    } else {
+                        self.items.set(page.items);
+                    }
+                    self.next_cursor.set(page.next_cursor);
+                    self.error.set(None);
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+            self.loading.set(false);
+        });
+    }
+
+    /// 条件变了：从第一页重新查，清掉选择。
+    pub fn reload(self) {
+        self.generation.update(|g| *g += 1);
+        self.selected.set(Vec::new());
+        self.load(None);
+    }
+
+    pub fn load_more(self) {
+        if self.loading.get_untracked() {
+            return;
+        }
+        if let Some(cursor) = self.next_cursor.get_untracked() {
+            self.load(Some(cursor));
+        }
+    }
+
+    /// 切换“全部图片 / 回收站”。
+    pub fn show_trash(self, trash: bool) {
+        self.trash.set(trash);
+        self.reload();
+    }
+
+    /// 把这些图片移入回收站（`to_trash`）或从回收站恢复。
+    pub fn move_to_trash(self, ids: Vec<String>, to_trash: bool) {
+        spawn_local(async move {
+            let result = if to_trash {
+                trash_images(ids.clone()).await
+            } else {
+                restore_images(ids.clone()).await
+            };
+            match result {
+                Ok(_) => {
+                    self.items
+                        .update(|list| list.retain(|i| !ids.contains(&i.id)));
+                    self.selected.update(|s| s.retain(|id| !ids.contains(id)));
+                    self.detail.set(None);
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 永久删除回收站里的全部图片（先请用户确认）。
+    pub fn empty_trash(self) {
+        let sure = web_sys::window()
+            .and_then(|w| {
+                w.confirm_with_message("永久删除回收站里的全部图片？此操作不能撤销。")
+                    .ok()
+            })
+            .unwrap_or(false);
+        if !sure {
+            return;
+        }
+        spawn_local(async move {
+            match empty_trash().await {
+                Ok(_) => self.reload(),
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    pub fn open_detail(self, id: String) {
+        spawn_local(async move {
+            match get_image(id).await {
+                Ok(d) => self.detail.set(Some(d)),
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 选中或取消选中一张。
+    pub fn pick(self, id: String, on: bool) {
+        self.selected.update(|s| {
+            s.retain(|x| *x != id);
+            if on {
+                s.push(id);
+            }
+        });
+    }
+}
+
+/// 图库的交互部分。
+#[island]
+pub fn Gallery(initial: GalleryPage) -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let browse = Browse::new(initial);
+
+    // 滚到接近底部时自动加载下一页（也可以点“加载更多”）。
+    let sentinel = NodeRef::<leptos::html::Div>::new();
+    let near_bottom = move || {
+        let (Some(el), Some(win)) = (sentinel.get_untracked(), web_sys::window()) else {
+            return false;
+        };
+        let viewport = win
+            .inner_height()
+            .ok()
+            .and_then(|h| h.as_f64())
+            .unwrap_or(800.0);
+        el.get_bounding_client_rect().top() < viewport + 600.0
+    };
+    let _scroll = window_event_listener(leptos::ev::scroll, move |_| {
+        if near_bottom() {
+            browse.load_more();
+        }
+    });
+    // 一页不够填满屏幕时（大屏幕）继续加载。
+    Effect::new(move |_| {
+        if !browse.loading.get() && browse.next_cursor.with(Option::is_some) && near_bottom() {
+            browse.load_more();
+        }
+    });
+    let _esc = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" {
+            browse.detail.set(None);
+        }
+    });
+
+    view! {
+        <section class="gallery" data-hydrated=move || hydrated.get().to_string()>
+            <Filters browse/>
+            <SelectionBar browse/>
+            <Show when=move || browse.error.get().is_some()>
+                <p class="error" role="alert">{move || browse.error.get().unwrap_or_default()}</p>
+            </Show>
+            <Grid browse/>
+            <div node_ref=sentinel class="load-more">
+                <Show when=move || browse.next_cursor.with(Option::is_some)>
+                    <button type="button" disabled=move || browse.loading.get() on:click=move |_| browse.load_more()>
+                        {move || if browse.loading.get() { "加载中……" } else { "加载更多" }}
+                    </button>
+                </Show>
+            </div>
+            {move || browse.detail.get().map(|d| view! {
+                <DetailDialog d on_close=move || browse.detail.set(None)
+                    on_trash=move |id, to_trash| browse.move_to_trash(vec![id], to_trash)/>
+            })}
+        </section>
+    }
+}
+
+/// 浏览器本地时区某天（`YYYY-MM-DD`，加 `plus_days` 天）零点的 UTC 时间（RFC 3339）；空字符串为 None。
+fn local_day_start(date: &str, plus_days: u32) -> Option<String> {
+    if date.is_empty() {
+        return None;
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        // 不带时区的“日期T时间”按浏览器本地时区解析。
+        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(&format!(
+            "{date}T00:00:00"
+        )));
+        if d.get_time().is_nan() {
+            return None;
+        }
+        d.set_date(d.get_date() + plus_days);
+        Some(String::from(d.to_iso_string()))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = plus_days;
+        None
+    }
+}

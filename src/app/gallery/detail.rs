@@ -1,0 +1,64 @@
+//! 图片详情：大图、全部参数、尝试记录与操作（下载、以此图继续编辑、删除或恢复）。
+
+use crate::types::describe_attempt;
+use crate::types::gallery::{mode_label, ImageDetail};
+use leptos::prelude::*;
+
+/// 详情：大图、全部参数、尝试记录与操作。
+#[component]
+pub fn DetailDialog(
+    d: ImageDetail,
+    on_close: impl Fn() + Copy + Send + Sync + 'static,
+    on_trash: impl Fn(String, bool) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let item = d.item.clone();
+    let in_trash = item.deleted_at.is_some();
+    let id = item.id.clone();
+    let rows = [
+        ("模式", mode_label(&item.mode).to_string()),
+        ("尺寸", format!("{}×{}", item.width, item.height)),
+        ("宽高比", d.aspect_ratio.clone()),
+        ("分辨率", d.image_size.clone()),
+        ("模型", d.model.clone()),
+        ("上游", d.upstream.clone()),
+        ("耗时", format!("{:.1} 秒", d.duration_ms as f64 / 1000.0)),
+        (
+            "大小",
+            format!("{:.1} KB · {}", d.bytes as f64 / 1024.0, d.mime),
+        ),
+        ("创建时间", item.created_at.clone()),
+        ("参考图", d.reference_ids.len().to_string()),
+    ];
+    view! {
+        <div class="dialog-backdrop" on:click=move |_| on_close()>
+            <div class="dialog" role="dialog" aria-modal="true" aria-label="图片详情"
+                data-testid="detail" on:click=|ev| ev.stop_propagation()>
+                <button type="button" class="close" aria-label="关闭" on:click=move |_| on_close()>"×"</button>
+                <img class="full" src=item.url.clone() alt=item.prompt.clone()/>
+                <div class="info">
+                    <p class="prompt">{item.prompt.clone()}</p>
+                    <dl>
+                        {rows.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
+                    </dl>
+                    <details>
+                        <summary>{format!("尝试记录（{} 次）", d.attempts.len())}</summary>
+                        <ol class="attempts">
+                            {d.attempts.iter().map(|a| view! {
+                                <li>{describe_attempt(a)}</li>
+                            }).collect_view()}
+                        </ol>
+                    </details>
+                    <div class="actions">
+                        <a class="button" href=format!("{}?download=1", item.url) download>"下载"</a>
+                        <a class="button" href=format!("/?ref={}", item.id)>"以此图继续编辑"</a>
+                        {if in_trash {
+                            view! { <button type="button" on:click=move |_| on_trash(id.clone(), false)>"恢复"</button> }.into_any()
+                        } else {
+                            view! { <button type="button" class="danger" on:click=move |_| on_trash(id.clone(), true)>"删除"</button> }.into_any()
+                        }}
+                    </div>
+                </div>
+            </div>
+        </div>
+    }
+}

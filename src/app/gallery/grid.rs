@@ -1,0 +1,49 @@
+//! 图库的缩略图网格：点开看详情，勾选用于打包下载或删除。
+
+use super::browse::Browse;
+use crate::types::gallery::{mode_label, GalleryItem};
+use leptos::prelude::*;
+
+#[component]
+pub fn Grid(browse: Browse) -> impl IntoView {
+    let b = browse;
+    view! {
+        <div class="gallery-grid" data-testid="gallery-grid">
+            <Show when=move || b.items.with(Vec::is_empty) && !b.loading.get()>
+                <p class="empty">
+                    {move || if b.trash.get() { "回收站是空的。" } else { "没有符合条件的图片。" }}
+                </p>
+            </Show>
+            <For each=move || b.items.get() key=|item| item.id.clone() let:item>
+                <Thumb item browse=b/>
+            </For>
+        </div>
+    }
+}
+
+#[component]
+fn Thumb(item: GalleryItem, browse: Browse) -> impl IntoView {
+    let b = browse;
+    let (id_for_check, id_for_open) = (item.id.clone(), item.id.clone());
+    let id = item.id.clone();
+    let checked = move || b.selected.with(|s| s.contains(&id));
+    view! {
+        <figure class="thumb" data-testid="gallery-item" data-id=item.id.clone()>
+            <button type="button" class="open" title="查看详情"
+                on:click=move |_| b.open_detail(id_for_open.clone())>
+                <img src=item.thumb_url.clone() alt=item.prompt.clone() loading="lazy"/>
+            </button>
+            <label class="pick">
+                <input type="checkbox" aria-label="选择"
+                    prop:checked=checked
+                    on:change=move |ev| b.pick(id_for_check.clone(), event_target_checked(&ev))/>
+            </label>
+            <figcaption>
+                <span class="prompt">{item.prompt.clone()}</span>
+                <span class="meta">
+                    {format!("{} · {}×{}", mode_label(&item.mode), item.width, item.height)}
+                </span>
+            </figcaption>
+        </figure>
+    }
+}

@@ -1,0 +1,56 @@
+//! 设置页的“API 密钥（/v1）”一节：列表（只显示前缀）、创建（原文只显示一次）、吊销。
+
+use super::{browser, Page};
+use leptos::prelude::*;
+
+#[component]
+pub fn ApiKeys(page: Page) -> impl IntoView {
+    let label = RwSignal::new(String::new());
+    let hint = move || {
+        let plain = page.saved.with(|v| v.plain_keys);
+        if plain > 0 {
+            format!("另有 {plain} 个密钥写在配置文件或环境变量里（不在此显示）。")
+        } else {
+            "一个密钥都没有时，/v1 不要求密钥。".to_string()
+        }
+    };
+    view! {
+        <h2>"API 密钥（/v1）"</h2>
+        <p class="hint">{hint}</p>
+        {move || page.created.get().map(|k| view! {
+            <div class="new-key" data-testid="new-key">
+                <p>"新密钥只显示这一次，请立即复制保存："</p>
+                <code>{k.key.clone()}</code>
+                <button type="button" on:click=move |_| browser::copy_text(&k.key)>"复制"</button>
+            </div>
+        })}
+        <table class="keys">
+            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"创建时间"</th><th>"最近使用"</th><th></th></tr></thead>
+            <tbody>
+                {move || page.saved.with(|v| v.keys.clone()).into_iter().map(|k| {
+                    let prefix = k.prefix.clone();
+                    view! {
+                        <tr data-testid="key-row">
+                            <td>{k.label.clone()}</td>
+                            <td><code>{format!("{}…", k.prefix)}</code></td>
+                            <td>{k.created_at.clone()}</td>
+                            <td>{k.last_used.clone().unwrap_or_else(|| "从未".into())}</td>
+                            <td><button type="button" class="danger" on:click=move |_| page.revoke_key(prefix.clone())>"吊销"</button></td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        <form class="create-key" on:submit=move |ev| {
+            ev.prevent_default();
+            page.create_key(label.get_untracked());
+            label.set(String::new());
+        }>
+            <label>"用途说明"
+                <input type="text" aria-label="用途说明" prop:value=move || label.get()
+                    on:input=move |ev| label.set(event_target_value(&ev))/>
+            </label>
+            <button type="submit">"创建密钥"</button>
+        </form>
+    }
+}

@@ -1,0 +1,168 @@
+//! 一张任务卡片：图（或占位）、进度条、状态行、提示词、错误、尝试记录与操作按钮。
+
+use super::{browser, cancel_job, remove_job, retry_job, Reference};
+use crate::types::{describe_attempt, pixel_size, JobImage, JobState, JobView, Phase};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} 秒", ms as f64 / 1000.0)
+}
+
+/// 卡片状态行：阶段、百分比、用时与预计剩余时间。
+fn status_line(j: &JobView) -> String {
+    match j.state {
+        JobState::Running => {
+            let phase = j.phase.map(|p| p.label()).unwrap_or("准备");
+            let mut s = format!("{phase} · {}% · 已用 {}", j.percent, seconds(j.elapsed_ms));
+            match j.eta_ms {
+                Some(eta) => s.push_str(&format!(" · 预计还需 {}", seconds(eta))),
+                None if j.phase == Some(Phase::Waiting) => s.push_str(" · 比平时慢"),
+                None => {}
+            }
+            if let Some(up) = &j.upstream {
+                s.push_str(&format!(" · {up}"));
+                if j.attempt > 1 {
+                    s.push_str(&format!("（第 {} 次尝试）", j.attempt));
+                }
+            }
+            s
+        }
+        JobState::Done => format!(
+            "用时 {} · {}",
+            seconds(j.elapsed_ms),
+            j.upstream.clone().unwrap_or_default()
+        ),
+        JobState::Queued => "等待空闲的生成名额".into(),
+        _ => String::new(),
+    }
+}
+
+/// 卡片上的操作。
+#[derive(Clone, Copy)]
+enum Action {
+    Cancel,
+    Retry,
+    Remove,
+}
+
+/// 对一个任务执行操作；结果经 `/ws` 推送回来，这里只记下失败。
+fn perform(action: Action, job_id: String) {
+    spawn_local(async move {
+        let result = match action {
+            Action::Cancel => cancel_job(job_id).await.map(|_| ()),
+            Action::Retry => retry_job(job_id).await.map(|_| ()),
+            Action::Remove => remove_job(job_id).await,
+        };
+        if let Err(e) = result {
+            leptos::logging::warn!("操作失败：{}", e.message);
+        }
+    });
+}
+
+#[component]
+pub fn JobCard(
+    job: Memo<Option<JobView>>,
+    lightbox: RwSignal<Option<JobImage>>,
+    references: RwSignal<Vec<Reference>>,
+) -> impl IntoView {
+    let field = move |f: fn(&JobView) -> String| {
+        move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
+    };
+    let state = move || job.with(|j| j.as_ref().map(|j| j.state));
+    let percent = move || job.with(|j| j.as_ref().map(|j| j.percent).unwrap_or(0));
+    view! {
+        <article class="card job" data-testid="job-card"
+            data-state=move || state().map(|s| s.as_str()).unwrap_or("")>
+            <CardMedia job lightbox/>
+            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow=percent>
+                <div class="bar" style=move || format!("width: {}%", percent())></div>
+            </div>
+            <div class="body">
+                <p class="state">
+                    <span class="badge" data-testid="job-state">{move || state().map(|s| s.label()).unwrap_or("")}</span>
+                    <span class="status">{field(status_line)}</span>
+                </p>
+                <p class="prompt" title=field(|j| j.prompt.clone())>{field(|j| j.prompt.clone())}</p>
+                {move || job.get().and_then(|j| j.error).map(|e| view! { <p class="error" data-testid="job-error">{e}</p> })}
+                {move || job.get().filter(|j| !j.attempts.is_empty()).map(|j| view! {
+                    <details class="trace">
+                        <summary>{format!("尝试记录（{} 次）", j.attempts.len())}</summary>
+                        <ol>{j.attempts.iter().map(|a| view! { <li>{describe_attempt(a)}</li> }).collect_view()}</ol>
+                    </details>
+                })}
+                <CardActions job references/>
+            </div>
+        </article>
+    }
+}
+
+/// 卡片的图：完成后是缩略图（点开看大图），之前是按宽高比占位的灰块。
+#[component]
+fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<JobImage>>) -> impl IntoView {
+    let shape = move || {
+        job.with(|j| {
+            j.as_ref()
+                .map(|j| {
+                    let (w, h) = pixel_size(j.aspect_ratio, j.image_size);
+                    format!("aspect-ratio: {w} / {h}")
+                })
+                .unwrap_or_default()
+        })
+    };
+    view! {
+        <div class="media" style=shape>
+            {move || match job.get().and_then(|j| j.image) {
+                Some(img) => {
+                    let open = img.clone();
+                    view! {
+                        <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(open.clone()))>
+                            <img src=img.thumb_url.clone() alt="生成的图片" width=img.width height=img.height/>
+                        </button>
+                    }.into_any()
+                }
+                None => view! { <div class="placeholder"></div> }.into_any(),
+            }}
+        </div>
+    }
+}
+
+/// 卡片的按钮：下载、以此图继续编辑、复制提示词、重试、取消、删除。
+#[component]
+fn CardActions(job: Memo<Option<JobView>>, references: RwSignal<Vec<Reference>>) -> impl IntoView {
+    let state = move || job.with(|j| j.as_ref().map(|j| j.state));
+    let act = move |action: Action| {
+        if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.job_id.clone())) {
+            perform(action, id);
+        }
+    };
+    let copy_prompt = move || {
+        if let Some(prompt) = job.with_untracked(|j| j.as_ref().map(|j| j.prompt.clone())) {
+            browser::copy_text(&prompt);
+        }
+    };
+    view! {
+        <div class="actions">
+            {move || job.get().and_then(|j| j.image).map(|img| {
+                let id = img.id.clone();
+                view! {
+                    <a class="button" href=format!("{}?download=1", img.url) download>"下载"</a>
+                    <button type="button" on:click=move |_| {
+                        let r = Reference::from_id(id.clone());
+                        references.update(|list| if !list.contains(&r) { list.push(r) });
+                    }>"以此图继续编辑"</button>
+                }
+            })}
+            <button type="button" on:click=move |_| copy_prompt()>"复制提示词"</button>
+            <Show when=move || state().is_some_and(JobState::can_retry)>
+                <button type="button" on:click=move |_| act(Action::Retry)>"重试"</button>
+            </Show>
+            <Show when=move || state().is_some_and(JobState::is_active)>
+                <button type="button" on:click=move |_| act(Action::Cancel)>"取消"</button>
+            </Show>
+            <button type="button" class="danger" title="移除卡片；已生成的图片移入图库的回收站"
+                on:click=move |_| act(Action::Remove)>"删除"</button>
+        </div>
+    }
+}

@@ -1,0 +1,94 @@
+//! 参考图：已选的缩略图（可移除）、“＋ 参考图”按钮。选择、拖进提示词栏、粘贴都经 `Uploader::add` 上传。
+
+use super::{browser, Reference};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// 上传参考图的动作与状态；提示词栏的拖放与粘贴也用它。
+#[derive(Clone, Copy)]
+pub struct Uploader {
+    pub references: RwSignal<Vec<Reference>>,
+    /// 上传失败的原因显示在提示词栏的错误处。
+    pub error: RwSignal<Option<String>>,
+    pub uploading: RwSignal<bool>,
+}
+
+impl Uploader {
+    pub fn new(references: RwSignal<Vec<Reference>>, error: RwSignal<Option<String>>) -> Self {
+        Self {
+            references,
+            error,
+            uploading: RwSignal::new(false),
+        }
+    }
+
+    /// 上传这些文件，成功的加进参考图（同一张不重复加）。
+    pub fn add(self, files: Vec<web_sys::File>) {
+        if files.is_empty() {
+            return;
+        }
+        self.error.set(None);
+        self.uploading.set(true);
+        spawn_local(async move {
+            match browser::upload(files).await {
+                Ok(saved) => self.references.update(|list| {
+                    for u in saved {
+                        let r = Reference {
+                            id: u.id,
+                            thumb_url: u.url,
+                        };
+                        if !list.contains(&r) {
+                            list.push(r);
+                        }
+                    }
+                }),
+                Err(message) => self.error.set(Some(message)),
+            }
+            self.uploading.set(false);
+        });
+    }
+}
+
+/// 文件列表 → Vec。
+pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+#[component]
+pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
+    let references = uploader.references;
+    let file_input = NodeRef::<leptos::html::Input>::new();
+    view! {
+        <div class="references-row">
+            <ul class="references" aria-label="参考图">
+                <For each=move || references.get() key=|r| r.id.clone() let:r>
+                    {
+                        let remove = r.id.clone();
+                        view! {
+                            <li data-testid="reference">
+                                <img src=r.thumb_url.clone() alt="参考图"/>
+                                <button type="button" aria-label="移除参考图" on:click=move |_| {
+                                    references.update(|list| list.retain(|x| x.id != remove));
+                                }>"×"</button>
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
+            <button type="button" class="add-reference" title="添加参考图（也可以拖进来或粘贴）"
+                on:click=move |_| { if let Some(input) = file_input.get() { input.click(); } }>
+                {move || if uploader.uploading.get() { "上传中……" } else { "＋ 参考图" }}
+            </button>
+            <input type="file" accept="image/png,image/jpeg,image/webp" multiple hidden
+                node_ref=file_input data-testid="file-input"
+                on:change=move |ev| {
+                    let input: web_sys::HtmlInputElement = event_target(&ev);
+                    uploader.add(files_of(input.files()));
+                    input.set_value("");
+                }/>
+        </div>
+    }
+}

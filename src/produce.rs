@@ -1,0 +1,166 @@
+//! 唯一的生产路径：参考图（已存下的，按 id）→ 网关生成 → 原子写盘并写记录。
+//! `/v1` 各接口、工作台的同步接口与任务管理器都经 `Producer::produce`。
+//!
+//! 参考图先有 id 再生产：工作台的参考图本来就按 id 存在（上传或图库里的图），每次运行从盘上读一次；
+//! `/v1` 随请求上传的参考图在请求开始时存一次（按内容哈希去重），之后 n 张共用，不再重复哈希与写盘。
+
+use crate::error::ApiError;
+use crate::gateway::{Gateway, GeneratedImage, ImageRequest, InputImage, ProgressEvent};
+use crate::storage::{ImageRecord, NewImage, Storage};
+use crate::types::{AttemptInfo, Phase};
+
+/// 一次请求用到的参考图：存储里的 id 与内容（两者一一对应）。
+#[derive(Clone, Debug, Default)]
+pub struct References {
+    pub ids: Vec<String>,
+    pub images: Vec<InputImage>,
+}
+
+impl References {
+    /// 按 id 读出已存的参考图：先找图库里的图片，再找上传的参考图。
+    pub async fn load(storage: &Storage, ids: &[String]) -> Result<Self, ApiError> {
+        let mut images = Vec::with_capacity(ids.len());
+        for id in ids {
+            images.push(load_one(storage, id).await?);
+        }
+        Ok(Self {
+            ids: ids.to_vec(),
+            images,
+        })
+    }
+
+    /// 确认这些 id 都指向存在的参考图（提交时用：免得排了队才失败），不读内容。
+    pub async fn check_exist(storage: &Storage, ids: &[String]) -> Result<(), ApiError> {
+        for id in ids {
+            locate(storage, id).await?;
+        }
+        Ok(())
+    }
+
+    /// 存下调用方随请求给的参考图（按内容哈希去重），得到它们的 id。
+    pub async fn store(storage: &Storage, images: Vec<InputImage>) -> Result<Self, ApiError> {
+        let mut ids = Vec::with_capacity(images.len());
+        for image in &images {
+            let upload = storage
+                .save_upload(image.data.clone(), image.mime.clone())
+                .await?;
+            ids.push(upload.id);
+        }
+        Ok(Self { ids, images })
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("参考图“{id}”不存在或已被永久删除"))
+}
+
+/// 参考图在盘上的位置与类型。
+async fn locate(storage: &Storage, id: &str) -> Result<(std::path::PathBuf, String), ApiError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found(id));
+    }
+    if let Some(r) = storage.get(id.to_string()).await? {
+        return Ok((r.path(), r.mime));
+    }
+    if let Some(u) = storage.get_upload(id.to_string()).await? {
+        return Ok((u.path(), u.mime));
+    }
+    Err(not_found(id))
+}
+
+async fn load_one(storage: &Storage, id: &str) -> Result<InputImage, ApiError> {
+    let (path, mime) = locate(storage, id).await?;
+    let data = tokio::fs::read(&path).await.map_err(|e| {
+        tracing::warn!(path = %path.display(), "读取参考图失败：{e}");
+        not_found(id)
+    })?;
+    Ok(InputImage {
+        mime,
+        data: data.into(),
+    })
+}
+
+/// 生产出的一张图：网关的结果（含尝试记录与模型的文字）与存储里的记录。
+#[derive(Debug)]
+pub struct Produced {
+    pub image: GeneratedImage,
+    pub record: ImageRecord,
+}
+
+/// 生产失败：原因与到失败为止的每次上游尝试（卡片上要显示）。
+#[derive(Debug)]
+pub struct ProduceFailed {
+    pub error: ApiError,
+    pub attempts: Vec<AttemptInfo>,
+}
+
+impl From<ApiError> for ProduceFailed {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            attempts: Vec::new(),
+        }
+    }
+}
+
+/// 生产线：网关与存储。状态里持有一份，任务管理器也持有一份（克隆很便宜）。
+#[derive(Clone)]
+pub struct Producer {
+    pub gateway: Gateway,
+    pub storage: Storage,
+}
+
+impl Producer {
+    /// 生成并保存一张图；参考图取自 `references`（`request.references` 被它替换）。
+    pub async fn produce(
+        &self,
+        mut request: ImageRequest,
+        references: References,
+    ) -> Result<Produced, ProduceFailed> {
+        request.references = references.images;
+        let reference_ids = references.ids;
+        let started = std::time::Instant::now();
+        let progress = request.progress.clone();
+        let mode = if request.references.is_empty() {
+            "text2img"
+        } else {
+            "img2img"
+        };
+        let (prompt, aspect_ratio, image_size) = (
+            request.prompt.clone(),
+            request.aspect_ratio,
+            request.image_size,
+        );
+        let image = self
+            .gateway
+            .generate(request)
+            .await
+            .map_err(|f| ProduceFailed {
+                attempts: f.attempts.clone(),
+                error: ApiError::from(f),
+            })?;
+        progress.report(ProgressEvent::Phase(Phase::Saving));
+        let saved = self
+            .storage
+            .save_image(NewImage {
+                data: image.data.clone(),
+                prompt,
+                mode,
+                model: image.model.clone(),
+                aspect_ratio: aspect_ratio.to_string(),
+                image_size: image_size.to_string(),
+                upstream: image.upstream.clone(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                attempts: image.attempts.clone(),
+                reference_ids,
+            })
+            .await;
+        match saved {
+            Ok(record) => Ok(Produced { image, record }),
+            Err(e) => Err(ProduceFailed {
+                error: e.into(),
+                attempts: image.attempts,
+            }),
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! 上游尝试的记录：卡片、图库详情、日志与 `/v1` 的错误都用它说明发生了什么。
+
+use serde::{Deserialize, Serialize};
+
+/// 一次上游尝试的记录：哪个上游、状态码、耗时、字节数、结果分类。卡片与日志都展示它。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    pub upstream: String,
+    /// 上游的 HTTP 状态码；没有收到响应（连不上、超时）时为空。
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// 收到的图像字节数（成功时）。
+    pub bytes: u64,
+    /// `ok` 或错误分类（`timeout`、`status`、`bad_response` ……）。
+    pub outcome: String,
+    /// 失败原因（中文）。
+    pub error: Option<String>,
+}
+
+/// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
+pub fn describe_attempt(a: &AttemptInfo) -> String {
+    let outcome = match a.outcome.as_str() {
+        "ok" => "成功",
+        "timeout" => "超时",
+        "connect" => "连接失败",
+        "status" => "返回错误状态",
+        "bad_response" => "响应无法解析",
+        "safety" => "被安全策略拦截",
+        "no_image" => "没有返回图片",
+        "invalid_request" => "请求被拒绝",
+        "no_upstream" => "没有可用上游",
+        "queue_full" => "排队已满",
+        "circuit_open" => "已熔断，跳过",
+        other => other,
+    };
+    let mut s = format!("上游 {}：{outcome}", a.upstream);
+    if let Some(status) = a.status {
+        s.push_str(&format!("（HTTP {status}）"));
+    }
+    s.push_str(&format!("，耗时 {:.1} 秒", a.latency_ms as f64 / 1000.0));
+    if let Some(e) = &a.error {
+        s.push_str(&format!("：{e}"));
+    }
+    s
+}

@@ -1,0 +1,272 @@
+//! 工作台的任务：提交的请求、一张卡片此刻的样子（`/ws` 推送的就是它）与同步生成接口的结果。
+
+use super::attempt::AttemptInfo;
+use super::shape::{AspectRatio, ImageSize};
+use serde::{Deserialize, Serialize};
+
+/// 工作台一次“生成”的输入。字段都可由任意 HTTP 客户端以 JSON 提交。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    #[serde(default)]
+    pub aspect_ratio: AspectRatio,
+    #[serde(default)]
+    pub image_size: ImageSize,
+    /// 参考图的 id（图库里的图片 id 或上传的 id）；非空即为图生图。
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+/// 已保存到服务器的一张图像。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedImage {
+    pub id: String,
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+    pub prompt: String,
+    /// 模型随图返回的文字（若有）。
+    pub note: Option<String>,
+    /// 实际提供这张图的上游名称。
+    pub upstream: String,
+    /// 每次上游尝试的记录。
+    pub attempts: Vec<AttemptInfo>,
+}
+
+/// 生成中的阶段。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// 正在把请求（含参考图）发给上游。
+    Sending,
+    /// 请求已发出，等上游生成。
+    Waiting,
+    /// 正在接收上游的响应。
+    Receiving,
+    /// 正在写入磁盘。
+    Saving,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sending => "发送",
+            Self::Waiting => "等待上游",
+            Self::Receiving => "接收",
+            Self::Saving => "保存",
+        }
+    }
+}
+
+/// 工作台一次提交：同一组参数生成 `count` 张，每张是一个独立的任务（卡片）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub prompt: String,
+    /// 1–16。
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub aspect_ratio: AspectRatio,
+    #[serde(default)]
+    pub image_size: ImageSize,
+    /// 模型；空为上游配置的默认模型。
+    #[serde(default)]
+    pub model: String,
+    /// 参考图 id（图库图片 id 或上传 id）。
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+    /// 服务器在它运行时停止了（重启后显示，可重试）。
+    Interrupted,
+}
+
+impl JobState {
+    /// 同一次运行里状态只会往前走：排队中 → 生成中 → 终态。
+    fn step(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Running => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "排队中",
+            Self::Running => "生成中",
+            Self::Done => "已完成",
+            Self::Failed => "失败",
+            Self::Cancelled => "已取消",
+            Self::Interrupted => "中断",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Done,
+            Self::Failed,
+            Self::Cancelled,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// 还在排队或运行（可取消）。
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// 可以重试。
+    pub fn can_retry(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled | Self::Interrupted)
+    }
+}
+
+/// 任务产出的图片。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobImage {
+    pub id: String,
+    pub url: String,
+    pub thumb_url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub job_id: String,
+    pub batch_id: String,
+    /// 在本批中的序号（从 1 起）与本批张数。
+    pub index: u32,
+    pub count: u32,
+    pub prompt: String,
+    pub aspect_ratio: AspectRatio,
+    pub image_size: ImageSize,
+    pub model: String,
+    pub reference_ids: Vec<String>,
+    pub state: JobState,
+    pub phase: Option<Phase>,
+    /// 0–100，只增不减；保存完成才到 100。
+    pub percent: u8,
+    /// 第几次运行（重试一次加一）。
+    pub run: u32,
+    /// 本次运行里第几次上游尝试。
+    pub attempt: u32,
+    pub upstream: Option<String>,
+    /// 本次运行已用时间。
+    pub elapsed_ms: u64,
+    /// 预计还需多久；没有依据或已超出平常用时时为空。
+    pub eta_ms: Option<u64>,
+    /// 当前阶段（发送/接收）已传输与总字节数。
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    /// 失败原因（中文）。
+    pub error: Option<String>,
+    /// 本次运行的上游尝试记录。
+    pub attempts: Vec<AttemptInfo>,
+    pub image: Option<JobImage>,
+    pub created_at: String,
+    /// 服务器上最近一次变化的时刻（Unix 毫秒）；浏览器用它算推送延迟。
+    pub changed_at_ms: u64,
+}
+
+impl JobView {
+    /// 这份视图是否不比 `other` 旧。同一任务的视图可能从两条路到达（提交的 HTTP 响应与 `/ws` 推送），
+    /// 先后不定：按（第几次运行、状态的先后、服务器上的变化时刻）比较，旧的不能覆盖新的。
+    pub fn is_not_older_than(&self, other: &JobView) -> bool {
+        (self.run, self.state.step(), self.changed_at_ms)
+            >= (other.run, other.state.step(), other.changed_at_ms)
+    }
+}
+
+/// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobMessage {
+    Snapshot { jobs: Vec<JobView> },
+    Job(Box<JobView>),
+    Removed { job_id: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(run: u32, state: JobState, changed_at_ms: u64) -> JobView {
+        JobView {
+            job_id: "j".into(),
+            batch_id: "b".into(),
+            index: 1,
+            count: 1,
+            prompt: "p".into(),
+            aspect_ratio: AspectRatio::Square,
+            image_size: ImageSize::K1,
+            model: String::new(),
+            reference_ids: Vec::new(),
+            state,
+            phase: None,
+            percent: 0,
+            run,
+            attempt: 0,
+            upstream: None,
+            elapsed_ms: 0,
+            eta_ms: None,
+            bytes_done: 0,
+            bytes_total: None,
+            error: None,
+            attempts: Vec::new(),
+            image: None,
+            created_at: String::new(),
+            changed_at_ms,
+        }
+    }
+
+    #[test]
+    fn a_late_submit_response_does_not_undo_pushed_progress() {
+        let queued = view(1, JobState::Queued, 100);
+        // 同一毫秒里就失败了：推送先到，提交的响应（排队中）后到。
+        let failed = view(1, JobState::Failed, 100);
+        assert!(failed.is_not_older_than(&queued));
+        assert!(!queued.is_not_older_than(&failed));
+        // 进度更新按时刻前进；重试后的新一轮排队覆盖上一轮的终态。
+        assert!(view(1, JobState::Running, 120).is_not_older_than(&view(
+            1,
+            JobState::Running,
+            110
+        )));
+        assert!(!view(1, JobState::Running, 110).is_not_older_than(&view(
+            1,
+            JobState::Running,
+            120
+        )));
+        assert!(view(2, JobState::Queued, 130).is_not_older_than(&failed));
+    }
+}

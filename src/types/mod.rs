@@ -1,0 +1,29 @@
+//! 浏览器与服务器共用的数据类型：请求、任务视图与推送消息、图库与设置的视图、上限与校验、
+//! 服务器函数的错误。
+//!
+//! 这里的类型同时编译进服务端与 WASM，所以只能依赖两端都有的 crate（serde、thiserror、leptos）。
+//! 服务端模块（网关、任务、存储……）从这里取类型，从不引用界面模块 `crate::app`。
+
+pub mod attempt;
+pub mod error;
+pub mod gallery;
+pub mod job;
+pub mod limits;
+pub mod settings;
+pub mod shape;
+
+pub use attempt::{describe_attempt, AttemptInfo};
+pub use error::AppError;
+pub use job::{
+    GenerateRequest, JobImage, JobMessage, JobState, JobView, Phase, SavedImage, SubmitRequest,
+};
+pub use shape::{pixel_size, shape_from_size, AspectRatio, ImageSize};
+
+use serde::{Deserialize, Serialize};
+
+/// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageInfo {
+    /// 未配置任何上游，正在使用内置演示上游。
+    pub demo_mode: bool,
+}
