@@ -119,10 +119,10 @@ fn run_hash_password() -> ExitCode {
         eprintln!("密码至少 8 个字符");
         return ExitCode::from(2);
     }
-    match crate::admin::hash_password(password) {
+    match crate::access::login::hash_password(password) {
         Ok(hash) => {
             println!("{hash}");
-            eprintln!("把上面这一行填到配置文件：[auth] admin_password_hash = \"…\"");
+            eprintln!("把上面这一行填到配置文件：[auth] admin_password_hash（管理员）或 studio_password_hash（工作台）= \"…\"");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -38,6 +38,23 @@ pub enum ApiError {
     Config(#[from] crate::config::ConfigError),
     #[error("请求太频繁，请 {retry_after_secs} 秒后再试")]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "工作台每分钟最多生成 {per_minute} 张，这一批超出了，请 {retry_after_secs} 秒后再提交"
+    )]
+    ImageBudget {
+        per_minute: u32,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    QueueFull(String),
+    #[error(
+        "这个地址（Host）不在允许的名单里；要用这个域名访问，请把它加到配置的 server.allowed_hosts"
+    )]
+    MisdirectedRequest,
     /// 多个等待者共享的同一个错误（幂等键的并发重复请求）。
     #[error(transparent)]
     Shared(std::sync::Arc<ApiError>),
@@ -56,7 +73,11 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::Config(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::ImageBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Gateway(e) => gateway_status(e),
@@ -70,6 +91,9 @@ impl ApiError {
             StatusCode::BAD_REQUEST
             | StatusCode::NOT_FOUND
             | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::MISDIRECTED_REQUEST
             | StatusCode::UNAUTHORIZED
             | StatusCode::FORBIDDEN => "invalid_request_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
@@ -89,7 +113,11 @@ impl ApiError {
             Self::Unauthorized(_) => "invalid_api_key",
             Self::Forbidden(_) => "forbidden",
             Self::Config(_) => "invalid_config",
-            Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::RateLimited { .. } | Self::ImageBudget { .. } => "rate_limit_exceeded",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::QueueFull(_) => "server_busy",
+            Self::MisdirectedRequest => "misdirected_request",
             Self::Shared(e) => e.code(),
         }
     }
@@ -106,8 +134,25 @@ impl ApiError {
             | Self::Unauthorized(_)
             | Self::Forbidden(_)
             | Self::Config(_)
-            | Self::RateLimited { .. } => self.to_string(),
+            | Self::RateLimited { .. }
+            | Self::ImageBudget { .. }
+            | Self::UnsupportedMediaType(_)
+            | Self::PayloadTooLarge(_)
+            | Self::QueueFull(_)
+            | Self::MisdirectedRequest => self.to_string(),
             Self::Shared(e) => e.public_message(),
+        }
+    }
+
+    /// 给 `Retry-After` 头的秒数（限流、排队满时）。
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs }
+            | Self::ImageBudget {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Gateway(GatewayError::QueueFull) | Self::QueueFull(_) => Some(1),
+            _ => None,
         }
     }
 
@@ -142,6 +187,8 @@ fn gateway_status(e: &GatewayError) -> StatusCode {
         GatewayError::Connect { .. }
         | GatewayError::Status { .. }
         | GatewayError::BadResponse { .. }
+        | GatewayError::ResponseTooLarge { .. }
+        | GatewayError::Redirect { .. }
         | GatewayError::NoImage { .. } => StatusCode::BAD_GATEWAY,
     }
 }
@@ -189,11 +236,7 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        let retry_after = match &self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            Self::Gateway(GatewayError::QueueFull) => Some(1),
-            _ => None,
-        };
+        let retry_after = self.retry_after_secs();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
@@ -228,10 +271,7 @@ impl ApiError {
             return self.into_response();
         }
         let status = self.status();
-        let retry_after = match &self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after = self.retry_after_secs();
         let mut response = (status, axum::Json(AppError::from(self))).into_response();
         if let Some(secs) = retry_after {
             response
@@ -245,11 +285,15 @@ impl ApiError {
 /// 服务器函数的错误出口：变成给页面的 `AppError`，并让 HTTP 响应带上同样的状态码
 /// （JSON 调用方可以只看状态码）。
 pub fn server_fn_error(error: ApiError) -> AppError {
+    let retry_after = error.retry_after_secs();
     let app_error = AppError::from(error);
     if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         res.set_status(
             StatusCode::from_u16(app_error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         );
+        if let Some(secs) = retry_after {
+            res.insert_header(axum::http::header::RETRY_AFTER, secs.into());
+        }
     }
     app_error
 }

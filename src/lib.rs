@@ -9,6 +9,8 @@ pub mod app;
 pub mod types;
 
 #[cfg(feature = "ssr")]
+pub mod access;
+#[cfg(feature = "ssr")]
 pub mod admin;
 #[cfg(feature = "ssr")]
 pub mod atomic_file;

@@ -6,7 +6,9 @@
 //! - `gateway_attempts_total{upstream,outcome}`、`gateway_attempt_duration_seconds{upstream}`：每次上游尝试；
 //! - `gateway_retries_total{upstream}`、`gateway_fallbacks_total`：重试与换上游；
 //! - `gateway_breaker_open{upstream}`：熔断中为 1；
-//! - `gateway_in_flight`：正在进行的上游调用数。
+//! - `gateway_in_flight`：正在进行的上游调用数；
+//! - `access_denied_total{reason}`：访问控制拒绝的请求（`misdirected` 别的 Host、`cross_site` 跨站、`not_json`、
+//!   `login_required`、`admin`、`metrics`、`file_link`）。
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;

@@ -96,18 +96,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
         .merge(crate::openai::router(&state))
-        .merge(storage::routes::router(
-            state.config.load().storage.max_upload_mb,
-        ))
+        .merge(storage::routes::router(state.config.clone()))
         .route("/ws", get(crate::jobs::ws::handler))
-        .merge(crate::admin::router())
+        .merge(crate::access::login::router())
         .leptos_routes_with_context(
             &state,
             routes,
             move || {
                 provide_context(context_state.clone());
+                let config = context_state.config.load();
+                let listen = context_state.listeners.current_addr();
                 provide_context(PageInfo {
-                    demo_mode: context_state.config.load().demo_mode(),
+                    demo_mode: config.demo_mode(),
+                    exposed: listen.is_some_and(|addr| is_exposed(&config, addr)),
+                    studio_login: !config.auth.studio_password_hash.is_empty(),
                 });
             },
             {
@@ -118,10 +120,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         // 服务器函数在我们的代码之前失败（参数解不开）时，HTTP 状态码与错误体一致。
         .layer(axum::middleware::from_fn(crate::error::server_fn_status))
-        // 设置页的服务器函数与登出：登录会话（或无密码时仅限本机）+ 同源。
+        // 访问控制：Host 白名单、同源、各去处的登录要求（见 crate::access）。它在最外面几层之内、
+        // 所有路由之外，任何请求都先经过它。
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::admin::guard,
+            crate::access::guard,
         ))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024).and(Compressible)))
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
@@ -219,6 +222,13 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+/// 监听的不是本机地址，又既没有工作台密码也没有 `/v1` 密钥：能访问这个端口的任何人都能用这个服务。
+pub fn is_exposed(config: &crate::config::Config, addr: SocketAddr) -> bool {
+    !addr.ip().is_loopback()
+        && config.auth.studio_password_hash.is_empty()
+        && !config.auth.requires_key()
+}
+
 /// 启动服务：绑定端口、建好状态，然后一直运行到收到退出信号。
 pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(), StartError> {
     let addr = listen.unwrap_or_else(|| loaded.config.listen_addr());
@@ -228,6 +238,15 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
     let state = build_state(&loaded).await?;
+    if is_exposed(&loaded.config, local) {
+        let line = "!".repeat(72);
+        tracing::warn!("监听 {local}：既没有工作台密码也没有 /v1 密钥");
+        eprintln!(
+            "\n{line}\n警告：正在监听 {local}，但既没有设置工作台密码（auth.studio_password_hash），\n\
+             也没有 /v1 的 API 密钥。任何能访问此端口的人都能用你的额度生成、查看和删除图片。\n\
+             用 drafting-factory hash-password 生成密码哈希填到配置里，或只监听 127.0.0.1。\n{line}\n"
+        );
+    }
     tracing::info!(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
@@ -269,6 +288,15 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         storage: storage.clone(),
     };
     let jobs = JobManager::open(producer, config.clone()).await?;
+    // 签名图片链接的密钥放在数据库旁边：改存储根目录不影响它，重启后旧链接照常有效。
+    let key_dir = loaded.config.storage.database_path();
+    let key_dir = key_dir.parent().unwrap_or(std::path::Path::new("."));
+    let url_signer = crate::access::signed::UrlSigner::load_or_create(key_dir).map_err(|e| {
+        StartError::Storage(StorageError::Io {
+            context: format!("无法读取或创建签名密钥（{}）", key_dir.display()),
+            source: e,
+        })
+    })?;
     let config_store = {
         let storage = storage.clone();
         let file = ConfigFile {
@@ -288,7 +316,11 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         storage,
         idempotency: Default::default(),
         jobs,
-        admin: crate::admin::Admin::from_env(),
+        sessions: crate::access::sessions::Sessions::from_env(),
+        login_throttle: Default::default(),
+        url_signer,
+        image_budget: Default::default(),
+        sockets: Default::default(),
         key_usage: Default::default(),
         listeners: Default::default(),
     })

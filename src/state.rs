@@ -23,7 +23,16 @@ pub struct AppState {
     pub storage: Storage,
     pub idempotency: IdempotencyCache,
     pub jobs: JobManager,
-    pub admin: crate::admin::Admin,
+    /// 工作台与管理员的登录会话。
+    pub sessions: crate::access::sessions::Sessions,
+    /// 登录尝试的限速（工作台与管理员共用）。
+    pub login_throttle: crate::access::login::LoginThrottle,
+    /// 给 `/v1` 调用方的签名图片链接。
+    pub url_signer: crate::access::signed::UrlSigner,
+    /// 工作台每分钟的张数限流。
+    pub image_budget: crate::access::budget::ImageBudget,
+    /// 每个 IP 的 `/ws` 连接数。
+    pub sockets: crate::access::budget::SocketCounts,
     /// 设置页创建的密钥最近一次使用的时间。
     pub key_usage: crate::openai::auth::KeyUsage,
     /// 正在服务的监听地址（设置页可切换）。

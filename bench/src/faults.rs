@@ -351,7 +351,9 @@ impl Soak {
                     Err(e) => Outcome::Interrupted(format!("HTTP {status}，响应体读不完：{e}")),
                     Ok(body) if status == 200 => {
                         let url = body["data"][0]["url"].as_str().unwrap_or_default();
-                        match url.rsplit('/').next().filter(|id| !id.is_empty()) {
+                        // 签名链接形如 …/files/{id}?exp=…&sig=…
+                        let path = url.split('?').next().unwrap_or_default();
+                        match path.rsplit('/').next().filter(|id| !id.is_empty()) {
                             Some(id) => Outcome::Saved(id.to_string()),
                             None => Outcome::Failed {
                                 status,

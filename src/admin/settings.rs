@@ -82,6 +82,7 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         flags: flags_of(&config),
         config_path: state.config_store.file().path.display().to_string(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
+        studio_password_set: !config.auth.studio_password_hash.is_empty(),
         keys: config
             .auth
             .keys
@@ -102,16 +103,28 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
     fs4::available_space(path).ok()
 }
 
-/// 表单里的上游 → 配置里的上游；密钥留空时沿用原来那个上游的。
+/// 表单里的密钥留空时，沿用原来那个上游的哪把密钥。
+#[derive(Clone, Copy, PartialEq)]
+enum KeyReuse {
+    /// 保存：沿用（改了地址也沿用）。
+    Always,
+    /// 测试连接、获取模型列表：只在地址没改时沿用——改了地址的，密钥要重新填，
+    /// 免得有人把地址改成自己的服务器、点一下“测试连接”就拿走存着的密钥。
+    SameAddressOnly,
+}
+
+/// 表单里的上游 → 配置里的上游；密钥留空时按 `reuse` 沿用原来那个上游的。
 fn upstream_of(
     current: &Config,
     index: usize,
     form: &UpstreamForm,
+    reuse: KeyReuse,
 ) -> Result<UpstreamConfig, ApiError> {
     let previous_key = current
         .upstreams
         .iter()
         .find(|u| !form.previous_name.is_empty() && u.name == form.previous_name)
+        .filter(|u| reuse == KeyReuse::Always || u.base_url.trim() == form.base_url.trim())
         .map(|u| u.api_key.clone())
         .unwrap_or_default();
     let api_key = if form.clear_api_key {
@@ -143,7 +156,7 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         .upstreams
         .iter()
         .enumerate()
-        .map(|(i, form)| upstream_of(&current, i, form))
+        .map(|(i, form)| upstream_of(&current, i, form, KeyReuse::Always))
         .collect::<Result<_, _>>()?;
     let root = update.storage_root.trim();
     if root.is_empty() {
@@ -156,6 +169,11 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
     }
     next.storage.root = root;
     next.server.listen = update.listen.trim().to_string();
+    if update.clear_studio_password {
+        next.auth.studio_password_hash.clear();
+    } else if !update.studio_password.is_empty() {
+        next.auth.studio_password_hash = studio_password_hash(update.studio_password).await?;
+    }
 
     let checked = edit.check(next).await?;
     let wanted = checked.config.listen_addr();
@@ -179,6 +197,17 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         view.listen = addr.to_string();
     }
     Ok(view)
+}
+
+/// 设置页填的工作台密码 → argon2 哈希（慢是刻意的，放在阻塞线程里）。
+async fn studio_password_hash(password: String) -> Result<String, ApiError> {
+    if password.chars().count() < 8 {
+        return Err(ApiError::InvalidRequest("工作台密码至少 8 个字符".into()));
+    }
+    tokio::task::spawn_blocking(move || crate::access::login::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)
 }
 
 /// 创建一个 `/v1` 密钥。原文只在这次返回里出现，配置里只存 SHA-256。
@@ -226,7 +255,7 @@ pub async fn revoke_key(state: &AppState, prefix: String) -> Result<(), ApiError
 /// 表单里这个上游提供的模型名。
 pub async fn list_models(state: &AppState, form: UpstreamForm) -> Result<Vec<String>, ApiError> {
     let current = state.config.load_full();
-    let upstream = upstream_of(&current, 0, &form)?;
+    let upstream = upstream_of(&current, 0, &form, KeyReuse::SameAddressOnly)?;
     state
         .gateway
         .list_models(&upstream)
@@ -237,7 +266,7 @@ pub async fn list_models(state: &AppState, form: UpstreamForm) -> Result<Vec<Str
 /// “测试连接”：对表单里的这个上游做一次真实的小请求。
 pub async fn probe(state: &AppState, form: UpstreamForm) -> Result<ProbeResult, ApiError> {
     let current = state.config.load_full();
-    let upstream = upstream_of(&current, 0, &form)?;
+    let upstream = upstream_of(&current, 0, &form, KeyReuse::SameAddressOnly)?;
     if url::Url::parse(&upstream.base_url)
         .map(|u| !matches!(u.scheme(), "http" | "https"))
         .unwrap_or(true)

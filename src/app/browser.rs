@@ -145,6 +145,14 @@ pub fn copy_text(_text: &str) {
     }
 }
 
+/// 跳到站内的另一个页面（整页加载）。
+pub fn go_to(_path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_href(_path);
+    }
+}
+
 /// 监听地址换了之后跳过去：新地址是 0.0.0.0 / [::] 时沿用浏览器当前用的主机名，只换端口。
 pub fn go_to_listen_address(_addr: &str, _path: &str) {
     #[cfg(feature = "hydrate")]

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod gallery;
+pub mod login;
 pub mod settings;
 pub mod studio;
 
@@ -13,6 +14,17 @@ use leptos_router::components::{FlatRoutes, Route, Router};
 use leptos_router::StaticSegment;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // 页面的内容安全策略：内联脚本只认这次渲染的随机 nonce（leptos 给它自己的内联脚本都加上了）。
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        let policy = crate::access::PAGE_CSP.replace("{nonce}", &nonce);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+            response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     view! {
         <!DOCTYPE html>
         <html lang="zh-CN">
@@ -44,6 +56,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=studio::StudioPage/>
                     <Route path=StaticSegment("gallery") view=gallery::GalleryPage/>
                     <Route path=StaticSegment("settings") view=settings::SettingsPage/>
+                    <Route path=StaticSegment("login") view=login::LoginPage/>
                 </FlatRoutes>
             </main>
         </Router>
@@ -52,7 +65,10 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn Header() -> impl IntoView {
-    let demo_mode = use_context::<PageInfo>().is_some_and(|p| p.demo_mode);
+    let info = use_context::<PageInfo>();
+    let demo_mode = info.as_ref().is_some_and(|p| p.demo_mode);
+    let exposed = info.as_ref().is_some_and(|p| p.exposed);
+    let studio_login = info.as_ref().is_some_and(|p| p.studio_login);
     let path = leptos_router::hooks::use_location().pathname;
     let current = move |href: &'static str| (path.get() == href).then_some("page");
     view! {
@@ -66,6 +82,16 @@ fn Header() -> impl IntoView {
             <Show when=move || demo_mode>
                 <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示模式"</span>
             </Show>
+            <Show when=move || studio_login>
+                <form class="logout" method="post" action="/logout">
+                    <button type="submit" formaction="/logout">"退出"</button>
+                </form>
+            </Show>
         </header>
+        <Show when=move || exposed>
+            <p class="exposed-warning" role="alert" data-testid="exposed-warning">
+                "任何能访问此端口的人都能用你的额度生成、查看和删除图片。请在配置里设置工作台密码（auth.studio_password_hash）或 /v1 的 API 密钥。"
+            </p>
+        </Show>
     }
 }

@@ -4,7 +4,7 @@
 //! - 校验（会建目录、试写文件）与写文件都是阻塞操作，放在阻塞线程里做，不占异步线程；
 //! - 换入运行中的配置后，调用登记的回调（例如存储根目录跟着变）。
 
-use super::load::ConfigError;
+use super::error::ConfigError;
 use super::save::Checked;
 use super::{Config, ConfigFile, ConfigHandle};
 use std::sync::Arc;

@@ -1,32 +1,11 @@
 //! 读取、解析与校验配置文件。每个错误都用中文指出配置项的名字和原因。
 
+use super::error::ConfigError;
 use super::{Config, UpstreamConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("无法读取配置文件 {path}：{source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("配置文件第 {line} 行不是有效的 TOML：{message}")]
-    Syntax { line: usize, message: String },
-    #[error("未知的配置项 `{key}`（拼写错误？可用的配置项见 README）")]
-    UnknownKey { key: String },
-    #[error("配置项 `{key}` 的值{reason}")]
-    Type { key: String, reason: String },
-    #[error("配置项 `{key}` 无效：{reason}")]
-    Invalid { key: String, reason: String },
-    #[error("无法写入配置文件 {path}：{source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -137,6 +116,20 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             return Err(invalid(
                 format!("server.trusted_proxies[{i}]"),
                 format!("“{proxy}”不是 IP 地址或网段（例如 10.0.0.1 或 10.0.0.0/8）"),
+            ));
+        }
+    }
+    for (i, host) in config.server.allowed_hosts.iter().enumerate() {
+        let ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !ok {
+            return Err(invalid(
+                format!("server.allowed_hosts[{i}]"),
+                format!(
+                    "“{host}”不是主机名（例如 draw.example.com 或 nas.local，不带 http:// 与路径）"
+                ),
             ));
         }
     }

@@ -4,12 +4,14 @@
 //! - `load.rs`：读取、解析、校验，错误用中文指出是哪一项、为什么。
 
 mod apply;
+mod error;
 mod load;
 mod save;
 pub mod table;
 
 pub use apply::{ConfigStore, Edit, OnApplied};
-pub use load::{load, parse, validate_listen, ConfigError, LoadedConfig};
+pub use error::ConfigError;
+pub use load::{load, parse, validate_listen, LoadedConfig};
 pub use save::ConfigFile;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,12 @@ pub struct ServerConfig {
     pub public_url: String,
     /// 可信代理：只有来自这些地址（IP 或网段）的 `X-Forwarded-For` 才会被采信。
     pub trusted_proxies: Vec<String>,
+    /// 除本机名字与地址、监听地址、`public_url` 的主机之外，还允许的 `Host`（防 DNS 重绑定）。
+    pub allowed_hosts: Vec<String>,
+    /// `/metrics` 是否对所有人开放（否则要管理员会话或 `/v1` 密钥）。
+    pub metrics_public: bool,
+    /// 交给 `/v1` 调用方的签名图片链接的有效期（秒）。
+    pub file_url_ttl_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +57,9 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:3000".into(),
             public_url: String::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+            metrics_public: false,
+            file_url_ttl_s: 7 * 24 * 3600,
         }
     }
 }
@@ -119,10 +130,18 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitsConfig {
+    /// `/v1` 每分钟请求数与突发（按 API 密钥，否则按客户端 IP）。
     pub requests_per_minute: u32,
     pub burst: u32,
+    /// 工作台每分钟可提交的图片张数（按会话，否则按 IP）；突发等于它本身（一分钟的量可以一次用完）。
+    pub images_per_minute: u32,
+    /// 同时在途的上游调用上限（全服务器）与排队上限。
     pub max_concurrent: u32,
     pub queue_size: u32,
+    /// 工作台排队等待的任务上限（全服务器）；每个客户端最多占四分之一。
+    pub max_queued_jobs: u32,
+    /// 上游响应体的大小上限（MB）。
+    pub max_upstream_response_mb: u32,
 }
 
 impl Default for LimitsConfig {
@@ -130,9 +149,19 @@ impl Default for LimitsConfig {
         Self {
             requests_per_minute: 60,
             burst: 20,
+            images_per_minute: 120,
             max_concurrent: 16,
             queue_size: 256,
+            max_queued_jobs: 512,
+            max_upstream_response_mb: 64,
         }
+    }
+}
+
+impl LimitsConfig {
+    /// 一个客户端（会话或 IP）最多排队的任务数。
+    pub fn queued_jobs_per_client(&self) -> usize {
+        (self.max_queued_jobs as usize / 4).max(1)
     }
 }
 

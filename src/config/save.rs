@@ -3,7 +3,8 @@
 //! 写入的文本会先按启动时完全相同的规则重新解析一遍：能写进文件的，下次启动一定能读。
 //! 这些都是阻塞调用；运行中的服务经 `ConfigStore`（`apply.rs`）在阻塞线程里调用它们，一次一个。
 
-use super::load::{parse, ConfigError};
+use super::error::ConfigError;
+use super::load::parse;
 use super::Config;
 use std::path::{Path, PathBuf};
 

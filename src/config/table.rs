@@ -1,7 +1,7 @@
 //! 设置表（`crate::types::settings::NUMBER_SETTINGS` 与 `FLAG_SETTINGS`）与配置结构之间的映射：
 //! 按键（`节.名字`）读写配置里的值，并按表里的范围校验。表是这些数字唯一的清单，这里不再逐项列出。
 
-use super::load::ConfigError;
+use super::error::ConfigError;
 use super::Config;
 use crate::types::settings::{Flags, Numbers, FLAG_SETTINGS, NUMBER_SETTINGS};
 

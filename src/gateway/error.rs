@@ -24,6 +24,10 @@ pub enum ErrorClass {
     QueueFull,
     /// 上游在熔断中。
     CircuitOpen,
+    /// 上游的响应体超过了上限。
+    TooLarge,
+    /// 上游要求重定向（不跟随）。
+    Redirect,
 }
 
 impl ErrorClass {
@@ -39,6 +43,8 @@ impl ErrorClass {
             Self::NoUpstream => "no_upstream",
             Self::QueueFull => "queue_full",
             Self::CircuitOpen => "circuit_open",
+            Self::TooLarge => "too_large",
+            Self::Redirect => "redirect",
         }
     }
 }
@@ -78,6 +84,16 @@ pub enum GatewayError {
         text: Option<String>,
     },
 
+    #[error("上游“{upstream}”的响应超过了 {limit_mb} MB 的上限（limits.max_upstream_response_mb），已丢弃")]
+    ResponseTooLarge { upstream: String, limit_mb: u64 },
+
+    #[error("上游“{upstream}”要求重定向（HTTP {status}）到 {location}；为了不把密钥带到别的主机，不跟随。请把上游地址改成最终的地址")]
+    Redirect {
+        upstream: String,
+        status: u16,
+        location: String,
+    },
+
     #[error("没有可用的上游，请在设置中添加上游")]
     NoUpstream,
 
@@ -110,6 +126,8 @@ impl GatewayError {
             Self::NoUpstream => ErrorClass::NoUpstream,
             Self::QueueFull => ErrorClass::QueueFull,
             Self::CircuitOpen { .. } => ErrorClass::CircuitOpen,
+            Self::ResponseTooLarge { .. } => ErrorClass::TooLarge,
+            Self::Redirect { .. } => ErrorClass::Redirect,
             Self::DeadlineExceeded { .. } => ErrorClass::Timeout,
             Self::AllUpstreamsFailed { last, .. } => last.class(),
         }
@@ -118,7 +136,7 @@ impl GatewayError {
     /// 上游返回的 HTTP 状态码（若有）。
     pub fn upstream_status(&self) -> Option<u16> {
         match self {
-            Self::Status { status, .. } => Some(*status),
+            Self::Status { status, .. } | Self::Redirect { status, .. } => Some(*status),
             Self::BadResponse { .. } | Self::Safety { .. } | Self::NoImage { .. } => Some(200),
             _ => None,
         }

@@ -46,6 +46,8 @@ impl Gateway {
         let connect = Duration::from_millis(current.timeouts.connect_ms);
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
+            // 不跟随重定向：上游（或它前面的代理）回 3xx 时，密钥绝不能被带到另一台主机上（见 `upstream::http`）。
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("drafting-factory/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP 客户端的固定参数不会出错");
@@ -69,7 +71,7 @@ impl Gateway {
 
     /// 对一个上游做一次真实的小请求（设置页的“测试连接”），不重试、不回退，返回耗时。
     pub async fn probe(&self, upstream: &UpstreamConfig) -> Result<Duration, GatewayError> {
-        let adapter = upstream::build(upstream)?;
+        let adapter = upstream::build(upstream, self.inner.max_response_bytes())?;
         let request = ImageRequest {
             prompt: "连接测试：白底上一个蓝色圆形".into(),
             references: Vec::new(),
@@ -97,7 +99,7 @@ impl Gateway {
         &self,
         upstream: &UpstreamConfig,
     ) -> Result<Vec<String>, GatewayError> {
-        upstream::build(upstream)?
+        upstream::build(upstream, self.inner.max_response_bytes())?
             .list_models(&self.inner.http)
             .await
     }
@@ -112,6 +114,11 @@ impl Gateway {
 }
 
 impl Inner {
+    /// 上游响应体的上限（字节），跟随当前配置。
+    fn max_response_bytes(&self) -> usize {
+        self.config.load().limits.max_upstream_response_mb as usize * 1024 * 1024
+    }
+
     /// 全局并发上限：跟随当前配置。
     fn global_limit(&self, config: &Config) -> Arc<ConcurrencyLimit> {
         let key = (config.limits.max_concurrent, config.limits.queue_size);

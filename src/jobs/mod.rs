@@ -275,8 +275,14 @@ impl JobManager {
         }
     }
 
-    /// 提交一批。参数有误时什么都不排队，返回中文原因。
-    pub async fn submit(&self, req: SubmitRequest) -> Result<Vec<JobView>, ApiError> {
+    /// 提交一批。参数有误、排队已满或 `admit` 不放行（例如张数限流）时什么都不排队，返回中文原因。
+    /// `client` 是提交者（排队上限按它计）；`admit` 在校验与排队上限都通过之后、写库之前被调用一次，参数是张数。
+    pub async fn submit(
+        &self,
+        req: SubmitRequest,
+        client: &str,
+        admit: impl FnOnce(u32) -> Result<(), ApiError>,
+    ) -> Result<Vec<JobView>, ApiError> {
         let prompt = validate_request(
             Surface::Studio,
             &req.prompt,
@@ -301,6 +307,8 @@ impl JobManager {
                 )));
             }
         }
+        self.check_queue_room(client, req.count as usize)?;
+        admit(req.count)?;
         let created_at = now_string();
         let batch = Batch {
             id: new_id(),
@@ -311,6 +319,7 @@ impl JobManager {
             image_size: req.image_size,
             model,
             created_at: created_at.clone(),
+            client: client.to_string(),
         };
         let rows: Vec<JobRow> = (1..=req.count)
             .map(|index| JobRow {
@@ -354,6 +363,34 @@ impl JobManager {
         }
         self.pump();
         Ok(views)
+    }
+
+    /// 排队上限：全服务器排队的任务不超过 `limits.max_queued_jobs`，每个提交者不超过它的四分之一。
+    fn check_queue_room(&self, client: &str, adding: usize) -> Result<(), ApiError> {
+        let limits = self.inner.config.load().limits.clone();
+        let table = self.table();
+        let queued = table.queue.len();
+        let mine = table
+            .queue
+            .iter()
+            .filter_map(|id| table.jobs.get(id))
+            .filter(|job| job.batch.client == client)
+            .count();
+        let (all_cap, my_cap) = (
+            limits.max_queued_jobs as usize,
+            limits.queued_jobs_per_client(),
+        );
+        if mine + adding > my_cap {
+            return Err(ApiError::QueueFull(format!(
+                "你排队中的任务已有 {mine} 个，再加 {adding} 个就超过了每人 {my_cap} 个的上限；请等前面的完成或取消一些"
+            )));
+        }
+        if queued + adding > all_cap {
+            return Err(ApiError::QueueFull(format!(
+                "服务器上排队的任务已有 {queued} 个，再加 {adding} 个就超过了 {all_cap} 个的上限，请稍后再提交"
+            )));
+        }
+        Ok(())
     }
 
     /// 取消排队中或运行中的任务。

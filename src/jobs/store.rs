@@ -14,6 +14,8 @@ pub struct Batch {
     pub image_size: ImageSize,
     pub model: String,
     pub created_at: String,
+    /// 提交者（工作台会话或 IP 的指纹）；排队上限按它计。
+    pub client: String,
 }
 
 /// 任务里需要落盘的部分。
@@ -35,8 +37,8 @@ pub struct JobRow {
 pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             batch.id,
             batch.prompt,
@@ -45,7 +47,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
             batch.aspect_ratio.as_str(),
             batch.image_size.as_str(),
             batch.model,
-            batch.created_at
+            batch.created_at,
+            batch.client
         ],
     )?;
     for job in jobs {
@@ -107,7 +110,7 @@ pub fn load_visible(conn: &Connection, recent: u32) -> rusqlite::Result<Vec<(Bat
     let mut stmt = conn.prepare(
         "SELECT j.id, j.batch_id, j.idx, j.state, j.run, j.upstream, j.error, j.attempts, j.image_id,
                 j.created_at, b.prompt, b.reference_ids, b.count, b.aspect_ratio, b.image_size, b.model,
-                b.created_at, i.width, i.height
+                b.created_at, i.width, i.height, b.client
          FROM jobs j JOIN batches b ON b.id = j.batch_id
          LEFT JOIN images i ON i.id = j.image_id
          WHERE j.hidden = 0 AND (j.state = 'queued' OR j.id IN (
@@ -124,6 +127,7 @@ pub fn load_visible(conn: &Connection, recent: u32) -> rusqlite::Result<Vec<(Bat
             image_size: r.get::<_, String>(14)?.parse().unwrap_or_default(),
             model: r.get(15)?,
             created_at: r.get(16)?,
+            client: r.get(19)?,
         };
         let image_id: Option<String> = r.get(8)?;
         let size: (Option<u32>, Option<u32>) = (r.get(17)?, r.get(18)?);

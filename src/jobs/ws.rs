@@ -4,11 +4,13 @@
 //! 跟不上广播（落后太多）时重发快照，浏览器据此整体重建。
 
 use super::{Change, JobManager};
+use crate::access::budget::{SocketCounts, MAX_SOCKETS_PER_IP};
 use crate::types::{JobMessage, JobState, JobView, Phase};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -17,8 +19,28 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// 检查合并窗口是否已过的间隔。
 const TICK: Duration = Duration::from_millis(20);
 
-pub async fn handler(ws: WebSocketUpgrade, State(jobs): State<JobManager>) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, jobs))
+/// 浏览器发来的一帧（或一条消息）最多这么大：页面只收不发，不需要更多。
+const MAX_INCOMING: usize = 4 * 1024;
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    State(jobs): State<JobManager>,
+    State(sockets): State<SocketCounts>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    // 每个 IP 同时最多 32 条连接（握手之前就拒绝）。同源与登录已由 `crate::access` 的守卫检查过。
+    let Some(slot) = sockets.open(peer.ip()) else {
+        return crate::error::ApiError::QueueFull(format!(
+            "这个地址打开的实时连接太多了（最多 {MAX_SOCKETS_PER_IP} 条），请关掉一些页面"
+        ))
+        .into_response();
+    };
+    ws.max_frame_size(MAX_INCOMING)
+        .max_message_size(MAX_INCOMING)
+        .on_upgrade(move |socket| async move {
+            serve(socket, jobs).await;
+            drop(slot);
+        })
 }
 
 async fn send(socket: &mut WebSocket, message: &JobMessage) -> Result<(), axum::Error> {

@@ -10,7 +10,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 
 /// 调用方身份：限流与日志用。不含密钥本身，只含其指纹。
@@ -28,10 +27,6 @@ impl Caller {
             Caller::Ip(ip) => format!("ip:{ip}"),
         }
     }
-}
-
-fn fingerprint(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 /// 设置页创建的各密钥最近一次使用的时间（按 SHA-256，只在内存里）。
@@ -81,8 +76,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// 请求带着一个有效的 `/v1` 密钥（`/metrics` 也接受它）。
+pub fn has_valid_key(config: &Config, headers: &HeaderMap) -> bool {
+    config.auth.requires_key()
+        && bearer(headers).is_some_and(|token| {
+            // 比较摘要而不是原文：耗时与密钥内容无关。
+            let given = sha256_hex(token);
+            config.auth.api_keys.iter().any(|k| sha256_hex(k) == given)
+                || config.auth.keys.iter().any(|k| k.sha256 == given)
+        })
+}
+
 fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
-    let keys = &config.auth.api_keys;
     if !config.auth.requires_key() {
         return Ok(Caller::Ip(client_ip(config, headers, peer)));
     }
@@ -91,14 +96,9 @@ fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Ca
             "缺少 API 密钥：请在请求头中加上 Authorization: Bearer <密钥>".into(),
         )
     })?;
-    // 比较摘要而不是原文：耗时与密钥内容无关。
-    let given = fingerprint(token);
-    let given_hex: String = given.iter().map(|b| format!("{b:02x}")).collect();
-    if keys.iter().any(|k| fingerprint(k) == given)
-        || config.auth.keys.iter().any(|k| k.sha256 == given_hex)
-    {
-        let hex: String = given[..6].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Caller::Key(hex))
+    if has_valid_key(config, headers) {
+        // 身份只用密钥摘要的前 12 位：日志与限流里不出现密钥本身。
+        Ok(Caller::Key(sha256_hex(token)[..12].to_string()))
     } else {
         Err(ApiError::Unauthorized("API 密钥无效，请检查后重试".into()))
     }

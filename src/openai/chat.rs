@@ -135,7 +135,11 @@ pub async fn completions(
     let rest = futures::stream::once(async move {
         let events = match producer.produce(request, references).await {
             Ok(produced) => {
-                let url = format!("{base_url}/files/{}", produced.record.id);
+                let ttl = state.config.load().server.file_url_ttl_s;
+                let url = format!(
+                    "{base_url}{}",
+                    state.url_signer.sign(&produced.record.id, ttl)
+                );
                 vec![
                     chunk(
                         json!({

@@ -219,9 +219,12 @@ async fn respond(
         })
         .await?;
     let base_url = public_base_url(state, headers);
+    let ttl = state.config.load().server.file_url_ttl_s;
     let mut data = Vec::with_capacity(produced.len());
     for item in produced {
-        let url = (format == ResponseFormat::Url).then(|| format!("{base_url}/files/{}", item.id));
+        // 链接带签名：调用方（例如聊天软件）的浏览器没有工作台会话也能打开，过期或被改动就打不开。
+        let url = (format == ResponseFormat::Url)
+            .then(|| format!("{base_url}{}", state.url_signer.sign(&item.id, ttl)));
         let b64_json = match format {
             ResponseFormat::B64Json => Some(image_base64(state, &item.id, item.base64).await?),
             ResponseFormat::Url => None,

@@ -17,12 +17,13 @@ use axum::{middleware, Router};
 /// `/v1` 的路由。每个 `.layer()` 包住它之前的所有路由与中间件，所以请求先经过鉴权（外层），
 /// 鉴权把调用方身份放进请求扩展，再到限流（内层）按身份计数。
 pub fn router(state: &AppState) -> Router<AppState> {
-    let config = state.config.load();
-    // 编辑接口一次可以上传多张参考图：整个表单最多 MAX_REFERENCES 张上限大小的图。
-    let edit_body_limit =
-        (config.storage.max_upload_mb as usize * crate::types::limits::MAX_REFERENCES + 1)
-            * 1024
-            * 1024;
+    // 带参考图的接口：请求体上限按运行中的配置（见 `web::live_upload_limit`），不用 axum 的固定上限。
+    let uploads = || {
+        (
+            DefaultBodyLimit::disable(),
+            middleware::from_fn_with_state(state.config.clone(), crate::web::live_upload_limit),
+        )
+    };
     // 方法不对（例如 GET /v1/images/generations）：405，带 Allow 与 OpenAI 形状的中文错误。
     let only =
         |allowed: &'static str| move || async move { ApiError::MethodNotAllowed { allowed } };
@@ -34,15 +35,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/images/edits",
-            post(images::edits)
-                .fallback(only("POST"))
-                .layer(DefaultBodyLimit::max(edit_body_limit)),
+            post(images::edits).fallback(only("POST")).layer(uploads()),
         )
         .route(
             "/chat/completions",
             post(chat::completions)
                 .fallback(only("POST"))
-                .layer(DefaultBodyLimit::max(edit_body_limit)),
+                .layer(uploads()),
         )
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(

@@ -1,58 +1,91 @@
-//! 限流（策略第 2 步）：governor 的 GCRA 算法，按鉴权层放进扩展的调用方身份计数。
+//! 限流（策略第 2 步）：tower_governor（GCRA），按鉴权层放进扩展的调用方身份（API 密钥，否则客户端 IP）计数。
 //! 超限返回 429、`Retry-After` 与 OpenAI 形状的错误体。
 //!
-//! 限流器按当前配置的（每分钟次数, 突发）建立；设置页改了这两个数，下一个请求起用新的限流器（计数从零开始）。
+//! 热更新：限流配置（含计数状态）按当前的（每分钟次数, 突发）建立一次，之后每个请求都用同一份；
+//! 设置页改了这两个数，下一个请求起换成新建的一份（计数从零开始）。每个请求把这一份包成 `GovernorLayer`
+//! 套在后面的处理上——层本身只是个轻量的包装，计数状态在共享的配置里。
 
 use super::auth::Caller;
-use crate::config::ConfigHandle;
-use crate::config::Rebuilt;
+use crate::config::{ConfigHandle, Rebuilt};
 use crate::error::ApiError;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
-use axum::response::Response;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
-use std::num::NonZeroU32;
+use axum::response::{IntoResponse, Response};
+use governor::middleware::NoOpMiddleware;
 use std::sync::Arc;
-use std::time::Duration;
+use tower::{Layer, ServiceExt};
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
 
-/// 当前的限流器及建立它时的参数。
+/// 从请求扩展里取鉴权层放进去的调用方身份。
+#[derive(Clone)]
+pub struct CallerKey;
+
+impl KeyExtractor for CallerKey {
+    type Key = Caller;
+
+    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<Caller, GovernorError> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+type Limits = GovernorConfig<CallerKey, NoOpMiddleware>;
+
+/// 当前的限流配置及建立它时的参数。
 #[derive(Clone, Default)]
 pub struct RateLimiter {
-    current: Arc<Rebuilt<(u32, u32), DefaultKeyedRateLimiter<String>>>,
+    current: Arc<Rebuilt<(u32, u32), Limits>>,
 }
 
 impl RateLimiter {
-    fn for_limits(&self, per_minute: u32, burst: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
+    fn for_limits(&self, per_minute: u32, burst: u32) -> Arc<Limits> {
         self.current
             .get((per_minute, burst), |(per_minute, burst)| {
-                let period = Duration::from_millis((60_000 / per_minute.max(1) as u64).max(1));
-                let quota = Quota::with_period(period)
-                    .expect("周期大于 0")
-                    .allow_burst(NonZeroU32::new(burst.max(1)).expect("大于 0"));
-                DefaultKeyedRateLimiter::keyed(quota)
+                GovernorConfigBuilder::default()
+                    .key_extractor(CallerKey)
+                    .per_millisecond((60_000 / per_minute.max(1) as u64).max(1))
+                    .burst_size(burst.max(1))
+                    .finish()
+                    .expect("周期与突发都大于 0")
             })
+    }
+}
+
+/// 超限时的响应：OpenAI 形状的 429 与 `Retry-After`（至少 1 秒）。
+fn rejected(error: GovernorError) -> Response {
+    match error {
+        GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
+            retry_after_secs: wait_time.max(1),
+        }
+        .into_response(),
+        GovernorError::UnableToExtractKey => {
+            ApiError::Internal("限流时找不到调用方身份（鉴权层应在限流之前）".into())
+                .into_response()
+        }
+        GovernorError::Other { msg, .. } => {
+            ApiError::Internal(msg.unwrap_or_else(|| "限流出错".into())).into_response()
+        }
     }
 }
 
 /// 中间件：放在鉴权之后（鉴权把 `Caller` 放进请求扩展）。
 pub async fn limit(
-    State((config, limiter)): State<(ConfigHandle, RateLimiter)>,
+    axum::extract::State((config, limiter)): axum::extract::State<(ConfigHandle, RateLimiter)>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let limits = config.load().limits.clone();
-    let key = request
-        .extensions()
-        .get::<Caller>()
-        .map(Caller::rate_limit_key)
-        .ok_or_else(|| ApiError::InvalidRequest("无法识别调用方".into()))?;
-    let limiter = limiter.for_limits(limits.requests_per_minute, limits.burst);
-    if let Err(not_until) = limiter.check_key(&key) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return Err(ApiError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
-        });
+) -> Response {
+    let (per_minute, burst) = {
+        let config = config.load();
+        (config.limits.requests_per_minute, config.limits.burst)
+    };
+    let layer = GovernorLayer::new(limiter.for_limits(per_minute, burst)).error_handler(rejected);
+    match layer.layer(next).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
-    Ok(next.run(request).await)
 }

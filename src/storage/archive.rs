@@ -2,6 +2,8 @@
 //!
 //! zip 的写入是同步的：在阻塞线程里写，经一个有界通道（8 块 × 64 KB）交给响应体。
 //! 内存占用与图片数量、大小无关；客户端断开时通道关闭，写线程随即停止。
+//! 同时最多打 `MAX_ZIPS` 个包（多了 503）；客户端 `STALL` 这么久不读，写线程放弃——
+//! 一个只连不读的客户端占不住阻塞线程。
 
 use super::ImageRecord;
 use bytes::Bytes;
@@ -12,11 +14,16 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 const CHUNK: usize = 64 * 1024;
+/// 同时最多打几个包。
+pub const MAX_ZIPS: usize = 4;
+/// 客户端这么久不读，就不等了。
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// 把输出按 64 KB 一块送进通道的 `Write`。
 struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl ChannelWriter {
@@ -25,9 +32,17 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "客户端已断开"))
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(STALL, self.tx.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "客户端已断开")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "客户端长时间不读取，已停止打包",
+            )),
+        }
     }
 }
 
@@ -73,17 +88,27 @@ fn write_zip(records: Vec<ImageRecord>, writer: ChannelWriter) -> io::Result<()>
 }
 
 /// 返回 zip 的字节流。读文件出错时流以错误结束（连接中断，客户端不会拿到看似完整的坏包）。
-pub fn zip_stream(records: Vec<ImageRecord>) -> impl Stream<Item = io::Result<Bytes>> {
+/// `slot` 是打包的名额（见 `MAX_ZIPS`），写完或放弃时归还。
+pub fn zip_stream(
+    records: Vec<ImageRecord>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
     let writer = ChannelWriter {
         tx: tx.clone(),
         buf: Vec::with_capacity(CHUNK),
+        runtime: tokio::runtime::Handle::current(),
     };
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         if let Err(e) = write_zip(records, writer) {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                tracing::error!("打包下载失败：{e}");
-                let _ = tx.blocking_send(Err(e));
+            match e.kind() {
+                io::ErrorKind::BrokenPipe => {}
+                io::ErrorKind::TimedOut => tracing::warn!("打包下载：{e}"),
+                _ => {
+                    tracing::error!("打包下载失败：{e}");
+                    let _ = tx.try_send(Err(e));
+                }
             }
         }
     });

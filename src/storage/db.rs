@@ -75,6 +75,8 @@ fn migrations() -> Migrations<'static> {
         ),
         // 缩略图的路径由原图路径决定（`thumb_rel_path`），有没有生成看文件在不在，不必再写一次库。
         M::up("ALTER TABLE images DROP COLUMN thumb_rel_path;"),
+        // 批次是谁提交的（工作台会话或 IP 的指纹、/v1 的密钥指纹）：排队上限按它计。
+        M::up("ALTER TABLE batches ADD COLUMN client TEXT NOT NULL DEFAULT '';"),
     ])
 }
 

@@ -72,6 +72,8 @@ struct Inner {
     pending: Mutex<Vec<PendingInsert>>,
     /// 待生成缩略图的图片，由一个后台线程逐个处理（见 `thumbs::worker`）。
     thumbs: std::sync::mpsc::SyncSender<ImageRecord>,
+    /// 同时打包下载的名额（见 `archive::MAX_ZIPS`）。
+    zips: Arc<tokio::sync::Semaphore>,
 }
 
 /// 启动时文件与记录的核对结果。
@@ -156,6 +158,7 @@ impl Storage {
                 audit,
                 pending: Mutex::new(Vec::new()),
                 thumbs: thumbs::worker(),
+                zips: Arc::new(tokio::sync::Semaphore::new(archive::MAX_ZIPS)),
             }),
         })
     }
@@ -288,6 +291,11 @@ impl Storage {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingInsert>> {
         self.inner.pending.lock().expect("锁未被毒化")
+    }
+
+    /// 占一个打包下载的名额；都在用时返回 None。
+    pub fn zip_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.zips.clone().try_acquire_owned().ok()
     }
 
     /// 按 id 查记录（回收站里的也返回，见 `ImageRecord::deleted_at`）。

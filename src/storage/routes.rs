@@ -13,21 +13,24 @@ use serde::Deserialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-pub fn router<S>(max_upload_mb: u32) -> Router<S>
+pub fn router<S>(config: crate::config::ConfigHandle) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Storage: axum::extract::FromRef<S>,
     crate::config::ConfigHandle: axum::extract::FromRef<S>,
+    crate::access::budget::ImageBudget: axum::extract::FromRef<S>,
 {
-    // 一次最多 MAX_UPLOAD_FILES 张，每张不超过上限；再留 1 MB 给表单本身。
-    let body_limit = (max_upload_mb as usize * MAX_UPLOAD_FILES + 1) << 20;
     Router::new()
         .route("/files/zip", get(serve_zip))
         .route("/files/{id}", get(serve_image))
         .route("/files/{id}/thumb", get(serve_thumbnail))
         .route(
             "/uploads",
-            axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::max(body_limit)),
+            // 一次最多 MAX_UPLOAD_FILES 张，每张不超过上限：上限按运行中的配置。
+            axum::routing::post(upload).layer((
+                axum::extract::DefaultBodyLimit::disable(),
+                axum::middleware::from_fn_with_state(config, crate::web::live_upload_limit),
+            )),
         )
         .route("/uploads/{id}", get(serve_upload))
 }
@@ -49,9 +52,12 @@ struct Uploaded {
 async fn upload(
     State(storage): State<Storage>,
     State(config): State<crate::config::ConfigHandle>,
+    State(budget): State<crate::access::budget::ImageBudget>,
+    axum::Extension(client): axum::Extension<crate::access::ClientId>,
     mut multipart: axum::extract::Multipart,
 ) -> Result<axum::Json<Vec<Uploaded>>, ApiError> {
-    let max_bytes = (config.load().storage.max_upload_mb as usize) << 20;
+    let config = config.load_full();
+    let max_bytes = (config.storage.max_upload_mb as usize) << 20;
     let bad_form = |e: axum::extract::multipart::MultipartError| {
         ApiError::InvalidRequest(format!("上传的表单无法解析：{}", e.body_text()))
     };
@@ -73,6 +79,8 @@ async fn upload(
             "没有收到图片（表单字段应为 file）".into(),
         ));
     }
+    // 上传也按张数计入工作台每分钟的额度。
+    budget.spend(&config, &client, images.len() as u32)?;
     let mut saved = Vec::with_capacity(images.len());
     for image in images {
         let record = storage.save_upload(image.data, image.mime).await?;
@@ -101,7 +109,7 @@ async fn serve_upload(
 }
 
 /// 一次最多打包的图片数。
-const MAX_ZIP_IMAGES: usize = 1000;
+const MAX_ZIP_IMAGES: usize = 500;
 
 #[derive(Deserialize)]
 struct ZipQuery {
@@ -114,13 +122,14 @@ async fn serve_zip(
     State(storage): State<Storage>,
     Query(query): Query<ZipQuery>,
 ) -> Result<Response, ApiError> {
-    let mut ids: Vec<&str> = query
+    // 去掉重复的 id（保持先后顺序）。
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<&str> = query
         .ids
         .split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && seen.insert(*s))
         .collect();
-    ids.dedup();
     if ids.is_empty() || ids.len() > MAX_ZIP_IMAGES {
         return Err(ApiError::InvalidRequest(format!(
             "请选择 1 到 {MAX_ZIP_IMAGES} 张图片再打包下载"
@@ -130,8 +139,11 @@ async fn serve_zip(
     for id in ids {
         records.push(find(&storage, id.to_string()).await?);
     }
+    let slot = storage
+        .zip_slot()
+        .ok_or_else(|| ApiError::QueueFull("同时打包下载的人太多了，请稍后再试".into()))?;
     let name = format!("images-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(records)));
+    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(records, slot)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -52,6 +52,15 @@ pub fn ensure(record: &ImageRecord) -> Result<PathBuf, StorageError> {
         source,
     })?;
     write_atomically(&path, &make_thumbnail(&original)?, Durability::Rebuildable)?;
+    // 生成期间原图可能已被永久删除（清空回收站先删原图、再删缩略图）：那就把刚写的缩略图也删掉，
+    // 免得留下一个没有记录的孤儿文件。写完再查，删除与生成怎样交错都不会漏。
+    if !record.path().exists() {
+        let _ = std::fs::remove_file(&path);
+        return Err(StorageError::Io {
+            context: "原图已被删除".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
     Ok(path)
 }
 

@@ -31,6 +31,8 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
         "no_upstream" => "没有可用上游",
         "queue_full" => "排队已满",
         "circuit_open" => "已熔断，跳过",
+        "too_large" => "响应太大",
+        "redirect" => "要求重定向（未跟随）",
         other => other,
     };
     let mut s = format!("上游 {}：{outcome}", a.upstream);

@@ -26,4 +26,8 @@ use serde::{Deserialize, Serialize};
 pub struct PageInfo {
     /// 未配置任何上游，正在使用内置演示上游。
     pub demo_mode: bool,
+    /// 监听的不是本机地址，又既没有工作台密码也没有 `/v1` 密钥：页面顶端显示红色警告。
+    pub exposed: bool,
+    /// 设了工作台密码（页头显示“退出”）。
+    pub studio_login: bool,
 }

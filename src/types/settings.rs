@@ -77,8 +77,29 @@ pub const NUMBER_SETTINGS: &[NumberSetting] = &[
         60,
     ),
     number("limits.burst", "突发", "", (1, 100_000), 20),
+    number(
+        "limits.images_per_minute",
+        "工作台每分钟张数",
+        "",
+        (1, 100_000),
+        120,
+    ),
     number("limits.max_concurrent", "全局并发上限", "", (1, 1024), 16),
     number("limits.queue_size", "排队上限", "", (0, 100_000), 256),
+    number(
+        "limits.max_queued_jobs",
+        "工作台排队任务上限",
+        "",
+        (4, 100_000),
+        512,
+    ),
+    number(
+        "limits.max_upstream_response_mb",
+        "上游响应上限",
+        "MB",
+        (1, 1024),
+        64,
+    ),
     number("retry.max_attempts", "每个上游最多尝试次数", "", (1, 10), 3),
     number(
         "retry.base_delay_ms",
@@ -127,12 +148,20 @@ pub const NUMBER_SETTINGS: &[NumberSetting] = &[
 ];
 
 /// 开关设置。
-pub const FLAG_SETTINGS: &[FlagSetting] = &[FlagSetting {
-    key: "retry.retry_maybe_billed",
-    label: "可能重复计费的失败也重试",
-    note: "500、504 与单次超时时上游可能已经生成并计费；打开则最多再试一次，可能被收两次费",
-    default: true,
-}];
+pub const FLAG_SETTINGS: &[FlagSetting] = &[
+    FlagSetting {
+        key: "retry.retry_maybe_billed",
+        label: "可能重复计费的失败也重试",
+        note: "500、504 与单次超时时上游可能已经生成并计费；打开则最多再试一次，可能被收两次费",
+        default: true,
+    },
+    FlagSetting {
+        key: "server.metrics_public",
+        label: "/metrics 对所有人开放",
+        note: "关闭时 /metrics 要管理员会话或 /v1 密钥",
+        default: false,
+    },
+];
 
 /// 数字设置的值，键为配置里的键（如 `limits.burst`）。
 pub type Numbers = std::collections::BTreeMap<String, u64>;
@@ -161,6 +190,8 @@ pub struct SettingsView {
     pub flags: Flags,
     pub config_path: String,
     pub admin_password_set: bool,
+    /// 是否设了工作台密码（设了之后工作台要登录）。
+    pub studio_password_set: bool,
     /// 设置页创建的 API 密钥（只有前缀）。
     pub keys: Vec<KeyInfo>,
     /// 配置文件或环境变量里明文写的密钥个数（不在页面上显示内容）。
@@ -194,6 +225,12 @@ pub struct SettingsUpdate {
     pub flags: Flags,
     /// 监听地址“IP:端口”；与当前不同则切换（先绑新地址，成功才保存）。
     pub listen: String,
+    /// 新的工作台密码（明文，服务器存它的 argon2 哈希）；空表示不改。
+    #[serde(default)]
+    pub studio_password: String,
+    /// 清除工作台密码（工作台对能访问端口的所有人开放）。
+    #[serde(default)]
+    pub clear_studio_password: bool,
 }
 
 /// “测试连接”的结果。

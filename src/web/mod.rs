@@ -3,9 +3,10 @@
 //! - `ApiJson`：JSON 请求体提取器，解析失败时给出 OpenAI 形状的中文错误；
 //! - `client_ip`：客户端 IP（只在对端是可信代理时才采信 `X-Forwarded-For`）；
 //! - `sha256_hex`：密钥、内容哈希；
-//! - `sniff_image`：确认上传的字节确实是图片、没有超过大小上限。
+//! - `sniff_image`：确认上传的字节确实是图片、没有超过大小上限；
+//! - `upload_body_limit`：带参考图的请求体上限，按运行中的配置（设置页改了 `max_upload_mb`，下一个请求就按新的）。
 
-use crate::config::Config;
+use crate::config::{Config, ConfigHandle};
 use crate::error::ApiError;
 use crate::gateway::InputImage;
 use axum::extract::rejection::JsonRejection;
@@ -85,6 +86,41 @@ pub fn sniff_image(
         mime: format.to_mime_type().to_string(),
         data,
     })
+}
+
+/// 带参考图的请求（`/uploads`、`/v1/images/edits`、`/v1/chat/completions`）的请求体上限：
+/// 最多 `MAX_REFERENCES` 张、每张 `storage.max_upload_mb`，base64 再大三分之一，另留 1 MB。
+pub fn upload_body_limit(config: &Config) -> usize {
+    let per_image = config.storage.max_upload_mb as usize * 1024 * 1024;
+    per_image * crate::types::limits::MAX_REFERENCES / 3 * 4 + 1024 * 1024
+}
+
+/// 中间件：按运行中的配置限制请求体。声明的长度超了直接 413；没声明长度的边读边数，超了读取就出错。
+/// 用它的路由要同时 `DefaultBodyLimit::disable()`，否则 axum 的固定上限先起作用。
+pub async fn live_upload_limit(
+    axum::extract::State(config): axum::extract::State<ConfigHandle>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = upload_body_limit(&config.load());
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        let path = request.uri().path().to_string();
+        return ApiError::PayloadTooLarge(format!(
+            "请求体太大（上限 {} MB：最多 {} 张参考图，每张不超过 storage.max_upload_mb = {} MB）",
+            limit >> 20,
+            crate::types::limits::MAX_REFERENCES,
+            config.load().storage.max_upload_mb
+        ))
+        .into_response_for(&path);
+    }
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod access;
 mod config_errors;
 mod demo_faults;
 mod gallery_api;

@@ -25,15 +25,10 @@ async fn zip_of_50_images_is_valid_and_streams_in_bounded_memory() {
         .await;
         let body: Value = res.json().await.unwrap();
         for item in body["data"].as_array().unwrap() {
-            ids.push(
-                item["url"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            );
+            // 链接形如 …/files/{id}?exp=…&sig=…（签名链接）。
+            let url = item["url"].as_str().unwrap();
+            let path = url.split('?').next().unwrap();
+            ids.push(path.rsplit('/').next().unwrap().to_string());
         }
     }
     assert_eq!(ids.len(), 50);

@@ -1,9 +1,6 @@
-//! 图库 island：查询条件、已加载的图片、选择与详情这些状态，以及对它们的动作（都是具名方法）。
-//! 首页数据由服务端渲染时带入，之后的翻页与筛选在浏览器里调用服务器函数。
+//! 图库的状态：查询条件、已加载的图片、选择与详情，以及对它们的动作（都是具名方法）。
+//! 各组件拿到同一个 `Browse`（都是信号，可复制），读它、调它的方法。
 
-use super::detail::DetailDialog;
-use super::filters::{Filters, SelectionBar};
-use super::grid::Grid;
 use super::{empty_trash, get_image, list_images, restore_images, trash_images};
 use crate::types::gallery::{GalleryItem, GalleryPage, GalleryQuery, ImageDetail};
 use leptos::prelude::*;
@@ -29,7 +26,7 @@ pub struct Browse {
 }
 
 impl Browse {
-    fn new(initial: GalleryPage) -> Self {
+    pub fn new(initial: GalleryPage) -> Self {
         Self {
             search: RwSignal::new(String::new()),
             mode: RwSignal::new(String::new()),
@@ -163,66 +160,6 @@ impl Browse {
                 s.push(id);
             }
         });
-    }
-}
-
-/// 图库的交互部分。
-#[island]
-pub fn Gallery(initial: GalleryPage) -> impl IntoView {
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-    let browse = Browse::new(initial);
-
-    // 滚到接近底部时自动加载下一页（也可以点“加载更多”）。
-    let sentinel = NodeRef::<leptos::html::Div>::new();
-    let near_bottom = move || {
-        let (Some(el), Some(win)) = (sentinel.get_untracked(), web_sys::window()) else {
-            return false;
-        };
-        let viewport = win
-            .inner_height()
-            .ok()
-            .and_then(|h| h.as_f64())
-            .unwrap_or(800.0);
-        el.get_bounding_client_rect().top() < viewport + 600.0
-    };
-    let _scroll = window_event_listener(leptos::ev::scroll, move |_| {
-        if near_bottom() {
-            browse.load_more();
-        }
-    });
-    // 一页不够填满屏幕时（大屏幕）继续加载。
-    Effect::new(move |_| {
-        if !browse.loading.get() && browse.next_cursor.with(Option::is_some) && near_bottom() {
-            browse.load_more();
-        }
-    });
-    let _esc = window_event_listener(leptos::ev::keydown, move |ev| {
-        if ev.key() == "Escape" {
-            browse.detail.set(None);
-        }
-    });
-
-    view! {
-        <section class="gallery" data-hydrated=move || hydrated.get().to_string()>
-            <Filters browse/>
-            <SelectionBar browse/>
-            <Show when=move || browse.error.get().is_some()>
-                <p class="error" role="alert">{move || browse.error.get().unwrap_or_default()}</p>
-            </Show>
-            <Grid browse/>
-            <div node_ref=sentinel class="load-more">
-                <Show when=move || browse.next_cursor.with(Option::is_some)>
-                    <button type="button" disabled=move || browse.loading.get() on:click=move |_| browse.load_more()>
-                        {move || if browse.loading.get() { "加载中……" } else { "加载更多" }}
-                    </button>
-                </Show>
-            </div>
-            {move || browse.detail.get().map(|d| view! {
-                <DetailDialog d on_close=move || browse.detail.set(None)
-                    on_trash=move |id, to_trash| browse.move_to_trash(vec![id], to_trash)/>
-            })}
-        </section>
     }
 }
 

@@ -3,7 +3,7 @@
 //! 服务器函数都以 JSON 收发，任何 HTTP 客户端都可以调用（见 README“图库接口”）。
 //!
 //! - `mod.rs`（本文件）：服务器函数与页面；
-//! - `browse.rs`：图库 island 的状态与动作（查询、翻页、删除、恢复、详情）；
+//! - `browse.rs`：图库的状态与动作（查询、翻页、删除、恢复、详情）；
 //! - `filters.rs`、`grid.rs`、`detail.rs`：筛选栏与选择栏、缩略图网格、详情对话框。
 
 mod browse;
@@ -13,6 +13,10 @@ mod grid;
 
 use crate::types::gallery::{GalleryPage, GalleryQuery, ImageDetail};
 use crate::types::AppError;
+use browse::Browse;
+use detail::DetailDialog;
+use filters::{Filters, SelectionBar};
+use grid::Grid;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
@@ -198,10 +202,70 @@ pub fn GalleryPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"加载中……"</p> }>
             {move || Suspend::new(async move {
                 match first.await {
-                    Ok(initial) => view! { <browse::Gallery initial/> }.into_any(),
+                    Ok(initial) => view! { <Gallery initial/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
                 }
             })}
         </Suspense>
+    }
+}
+
+/// 图库的交互部分。
+#[island]
+fn Gallery(initial: GalleryPage) -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let browse = Browse::new(initial);
+
+    // 滚到接近底部时自动加载下一页（也可以点“加载更多”）。
+    let sentinel = NodeRef::<leptos::html::Div>::new();
+    let near_bottom = move || {
+        let (Some(el), Some(win)) = (sentinel.get_untracked(), web_sys::window()) else {
+            return false;
+        };
+        let viewport = win
+            .inner_height()
+            .ok()
+            .and_then(|h| h.as_f64())
+            .unwrap_or(800.0);
+        el.get_bounding_client_rect().top() < viewport + 600.0
+    };
+    let _scroll = window_event_listener(leptos::ev::scroll, move |_| {
+        if near_bottom() {
+            browse.load_more();
+        }
+    });
+    // 一页不够填满屏幕时（大屏幕）继续加载。
+    Effect::new(move |_| {
+        if !browse.loading.get() && browse.next_cursor.with(Option::is_some) && near_bottom() {
+            browse.load_more();
+        }
+    });
+    let _esc = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" {
+            browse.detail.set(None);
+        }
+    });
+
+    view! {
+        <section class="gallery" data-hydrated=move || hydrated.get().to_string()>
+            <Filters browse/>
+            <SelectionBar browse/>
+            <Show when=move || browse.error.get().is_some()>
+                <p class="error" role="alert">{move || browse.error.get().unwrap_or_default()}</p>
+            </Show>
+            <Grid browse/>
+            <div node_ref=sentinel class="load-more">
+                <Show when=move || browse.next_cursor.with(Option::is_some)>
+                    <button type="button" disabled=move || browse.loading.get() on:click=move |_| browse.load_more()>
+                        {move || if browse.loading.get() { "加载中……" } else { "加载更多" }}
+                    </button>
+                </Show>
+            </div>
+            {move || browse.detail.get().map(|d| view! {
+                <DetailDialog d on_close=move || browse.detail.set(None)
+                    on_trash=move |id, to_trash| browse.move_to_trash(vec![id], to_trash)/>
+            })}
+        </section>
     }
 }

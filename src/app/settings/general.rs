@@ -1,4 +1,4 @@
-//! 设置页的“存储”与“监听”两节。
+//! 设置页的“存储”“监听”与“工作台密码”三节。
 
 use super::Page;
 use leptos::prelude::*;
@@ -29,5 +29,26 @@ pub fn StorageAndListen(page: Page) -> impl IntoView {
                 on:change=move |ev| page.listen.set(event_target_value(&ev))/>
         </label>
         <p class="hint">"保存时先在新地址上监听；不成功则原地址继续服务并说明原因。成功后页面跳到新地址，原地址处理完在途请求后关闭。"</p>
+
+        <h2>"工作台密码"</h2>
+        <p class="hint">{move || if page.saved.with(|v| v.studio_password_set) {
+            "已设置：打开工作台、图库与图片要先登录。填新密码即更换。"
+        } else {
+            "未设置：能访问此端口的任何人都能使用工作台。给局域网或公网用时请设置。"
+        }}</p>
+        <div class="studio-password">
+            <label>"新的工作台密码（至少 8 个字符，留空不改）"
+                <input type="password" autocomplete="new-password" aria-label="新的工作台密码"
+                    prop:value=move || page.studio_password.get()
+                    on:input=move |ev| page.studio_password.set(event_target_value(&ev))/>
+            </label>
+            <Show when=move || page.saved.with(|v| v.studio_password_set)>
+                <label class="flag">
+                    <input type="checkbox" prop:checked=move || page.clear_studio_password.get()
+                        on:change=move |ev| page.clear_studio_password.set(event_target_checked(&ev))/>
+                    "清除工作台密码"
+                </label>
+            </Show>
+        </div>
     }
 }

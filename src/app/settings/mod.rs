@@ -98,6 +98,9 @@ struct Page {
     /// 页顶的提示：（成功？, 文字）。
     message: RwSignal<Option<(bool, String)>>,
     probes: RwSignal<HashMap<usize, ProbeResult>>,
+    /// 新的工作台密码（空表示不改）与“清除工作台密码”。
+    studio_password: RwSignal<String>,
+    clear_studio_password: RwSignal<bool>,
     models: RwSignal<HashMap<usize, Result<Vec<String>, String>>>,
     created: RwSignal<Option<CreatedKey>>,
 }
@@ -114,6 +117,8 @@ impl Page {
             flags: RwSignal::new(Flags::new()),
             message: RwSignal::new(None),
             probes: RwSignal::new(HashMap::new()),
+            studio_password: RwSignal::new(String::new()),
+            clear_studio_password: RwSignal::new(false),
             models: RwSignal::new(HashMap::new()),
             created: RwSignal::new(None),
         }
@@ -175,6 +180,8 @@ impl Page {
             numbers: self.numbers.get_untracked(),
             flags: self.flags.get_untracked(),
             listen: self.listen.get_untracked(),
+            studio_password: self.studio_password.get_untracked(),
+            clear_studio_password: self.clear_studio_password.get_untracked(),
         };
         let old_listen = self.saved.with_untracked(|v| v.listen.clone());
         self.message.set(None);
@@ -182,6 +189,8 @@ impl Page {
             match save_settings(update).await {
                 Ok(v) => {
                     let moved = (v.listen != old_listen).then(|| v.listen.clone());
+                    self.studio_password.set(String::new());
+                    self.clear_studio_password.set(false);
                     self.show(v);
                     match moved {
                         Some(addr) => {

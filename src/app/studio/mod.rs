@@ -74,6 +74,14 @@ mod ssr {
         })
     }
 
+    /// 这个请求的提交者（访问控制的守卫放进请求扩展的工作台会话或 IP）。
+    pub async fn client() -> Result<crate::access::ClientId, ApiError> {
+        leptos_axum::extract::<axum::Extension<crate::access::ClientId>>()
+            .await
+            .map(|axum::Extension(client)| client)
+            .map_err(|_| ApiError::Internal("请求里没有调用方身份".into()))
+    }
+
     /// 工作台的服务器函数：取状态、做事、把错误变成给页面的错误。
     pub async fn with_state<T, F>(f: impl FnOnce(AppState) -> F) -> Result<T, AppError>
     where
@@ -88,7 +96,14 @@ mod ssr {
 /// 提交一批（1–16 张），立即返回各任务；之后的进度经 `/ws` 推送。参数有误时 400，什么都不排队。
 #[server(prefix = "/api", endpoint = "submit_jobs", input = Json)]
 pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppError> {
-    ssr::with_state(|s| async move { s.jobs.submit(request).await }).await
+    ssr::with_state(|s| async move {
+        let client = ssr::client().await?;
+        let config = s.config.load_full();
+        // 校验与排队上限都通过之后，按张数扣工作台的每分钟额度（16 张就扣 16）。
+        let admit = |images| s.image_budget.spend(&config, &client, images);
+        s.jobs.submit(request, &client.0, admit).await
+    })
+    .await
 }
 
 /// `POST /api/cancel_job`，请求体 `{"job_id":"…"}`：取消排队中或生成中的任务。

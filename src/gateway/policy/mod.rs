@@ -47,10 +47,13 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
             });
             continue;
         }
-        let upstream = upstream::build(upstream_config).map_err(|error| Failed {
-            error,
-            attempts: trace.clone(),
-        })?;
+        let upstream =
+            upstream::build(upstream_config, inner.max_response_bytes()).map_err(|error| {
+                Failed {
+                    error,
+                    attempts: trace.clone(),
+                }
+            })?;
         let own_limit = inner.upstream_limit(upstream_config, config.limits.queue_size);
         let attempt = try_upstream(
             inner,

@@ -64,6 +64,9 @@ pub fn decide(err: &GatewayError) -> Decision {
             _ => GiveUp,
         },
         GatewayError::Safety { .. } | GatewayError::InvalidRequest(_) => GiveUp,
+        // 重定向：这个上游的地址配错了（或被劫持），换下一个；太大的响应已经计费，不再试。
+        GatewayError::Redirect { .. } => NextUpstream,
+        GatewayError::ResponseTooLarge { .. } => GiveUp,
         GatewayError::QueueFull | GatewayError::NoUpstream => GiveUp,
         GatewayError::DeadlineExceeded { .. } => GiveUp,
         GatewayError::CircuitOpen { .. } | GatewayError::AllUpstreamsFailed { .. } => NextUpstream,

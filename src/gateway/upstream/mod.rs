@@ -9,7 +9,7 @@ mod openai_images;
 use super::{GatewayError, GeneratedImage, ImageRequest};
 use crate::config::{UpstreamConfig, UpstreamKind};
 use futures::future::BoxFuture;
-use http::{read_body, retry_after_secs, transport_error};
+use http::{read_body, refuse_redirect, retry_after_secs, tidy, transport_error};
 
 /// 一个已配置好的上游。一次调用就是一次真实的 HTTP 尝试，不含重试。
 pub trait Upstream: Send + Sync {
@@ -28,15 +28,29 @@ pub trait Upstream: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>>;
 }
 
-/// 按配置里的 `kind` 构造对应方言的适配器。
-pub fn build(config: &UpstreamConfig) -> Result<Box<dyn Upstream>, GatewayError> {
+/// 按配置里的 `kind` 构造对应方言的适配器。`max_response_bytes` 是上游响应体的上限。
+pub fn build(
+    config: &UpstreamConfig,
+    max_response_bytes: usize,
+) -> Result<Box<dyn Upstream>, GatewayError> {
+    let target = Target {
+        config,
+        max_response_bytes,
+    };
     match config.kind {
-        UpstreamKind::Gemini => Ok(Box::new(gemini::GeminiUpstream::new(config))),
+        UpstreamKind::Gemini => Ok(Box::new(gemini::GeminiUpstream::new(target))),
         UpstreamKind::OpenaiImages => {
-            Ok(Box::new(openai_images::OpenAiImagesUpstream::new(config)))
+            Ok(Box::new(openai_images::OpenAiImagesUpstream::new(target)))
         }
-        UpstreamKind::OpenaiChat => Ok(Box::new(openai_chat::OpenAiChatUpstream::new(config))),
+        UpstreamKind::OpenaiChat => Ok(Box::new(openai_chat::OpenAiChatUpstream::new(target))),
     }
+}
+
+/// 构造适配器所需的：上游的配置与响应体上限。
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub config: &'a UpstreamConfig,
+    pub max_response_bytes: usize,
 }
 
 /// 取一个模型列表接口的 JSON；非 2xx 时按上游错误返回。
@@ -48,6 +62,7 @@ pub(crate) async fn fetch_model_list(
         .send()
         .await
         .map_err(|e| transport_error(upstream, e))?;
+    refuse_redirect(upstream, &response)?;
     let status = response.status().as_u16();
     let body: serde_json::Value = response
         .json()
@@ -61,7 +76,7 @@ pub(crate) async fn fetch_model_list(
             upstream: upstream.to_string(),
             status,
             google_status: String::new(),
-            message: body["error"]["message"].as_str().unwrap_or("").to_string(),
+            message: tidy(body["error"]["message"].as_str().unwrap_or("")),
             retry_after_secs: None,
         });
     }
@@ -74,10 +89,12 @@ pub(crate) struct OpenAiTarget {
     api_base: String,
     api_key: String,
     pub model: String,
+    max_response_bytes: usize,
 }
 
 impl OpenAiTarget {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    pub fn new(target: Target<'_>) -> Self {
+        let config = target.config;
         let trimmed = config.base_url.trim_end_matches('/');
         // 末尾已有 `/v1` 时照用，否则补上。
         let api_base = if trimmed.ends_with("/v1") {
@@ -90,6 +107,7 @@ impl OpenAiTarget {
             api_base,
             api_key: config.api_key.clone(),
             model: config.model.clone(),
+            max_response_bytes: target.max_response_bytes,
         }
     }
 
@@ -134,7 +152,8 @@ impl OpenAiTarget {
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
-        read_openai_response(&self.name, response, progress).await
+        refuse_redirect(&self.name, &response)?;
+        read_openai_response(&self.name, response, progress, self.max_response_bytes).await
     }
 }
 
@@ -142,10 +161,11 @@ async fn read_openai_response(
     upstream: &str,
     response: reqwest::Response,
     progress: &super::Progress,
+    max_bytes: usize,
 ) -> Result<serde_json::Value, GatewayError> {
     let status = response.status().as_u16();
     let retry_after_secs = retry_after_secs(&response);
-    let body = read_body(upstream, response, progress).await?;
+    let body = read_body(upstream, response, progress, max_bytes).await?;
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
     if (200..300).contains(&status) {
         return parsed.map_err(|e| GatewayError::BadResponse {
@@ -162,10 +182,12 @@ async fn read_openai_response(
         .or(error["type"].as_str())
         .unwrap_or("")
         .to_string();
-    let message = error["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    let message = tidy(
+        &error["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(1000)]).into_owned()),
+    );
     if code == "content_policy_violation" {
         return Err(GatewayError::Safety {
             upstream: upstream.to_string(),

@@ -2,8 +2,7 @@
 //! 图从 `message.images[].image_url.url` 的 data URL 读取，没有时从 `content` 里 Markdown 的 data URL 读取。
 
 use super::http::send_json;
-use super::{decode_data_url, OpenAiTarget, Upstream};
-use crate::config::UpstreamConfig;
+use super::{decode_data_url, OpenAiTarget, Target, Upstream};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
 use futures::future::BoxFuture;
@@ -14,9 +13,9 @@ pub struct OpenAiChatUpstream {
 }
 
 impl OpenAiChatUpstream {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    pub fn new(target: Target<'_>) -> Self {
         Self {
-            target: OpenAiTarget::new(config),
+            target: OpenAiTarget::new(target),
         }
     }
 

@@ -2,8 +2,7 @@
 //! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
 
 use super::http::send_json;
-use super::{OpenAiTarget, Upstream};
-use crate::config::UpstreamConfig;
+use super::{OpenAiTarget, Target, Upstream};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
 use crate::types::job::Phase;
 use crate::types::shape::pixel_size;
@@ -17,9 +16,9 @@ pub struct OpenAiImagesUpstream {
 }
 
 impl OpenAiImagesUpstream {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    pub fn new(target: Target<'_>) -> Self {
         Self {
-            target: OpenAiTarget::new(config),
+            target: OpenAiTarget::new(target),
         }
     }
 

@@ -38,8 +38,13 @@ impl App {
     }
 
     /// 把请求送进路由；对端地址是本机（与真实服务器上 `ConnectInfo` 提供的一样）。
-    pub async fn send(&self, mut request: Request<Body>) -> Response<Body> {
-        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.send_from("127.0.0.1:40000".parse().unwrap(), request)
+            .await
+    }
+
+    /// 同上，但请求来自 `peer`。
+    pub async fn send_from(&self, peer: SocketAddr, mut request: Request<Body>) -> Response<Body> {
         request.extensions_mut().insert(ConnectInfo(peer));
         if !request.headers().contains_key("host") {
             request

@@ -2,9 +2,8 @@
 
 pub mod wire;
 
-use super::http::{read_body, retry_after_secs, send_json, transport_error};
-use super::{fetch_model_list, Upstream};
-use crate::config::UpstreamConfig;
+use super::http::{read_body, refuse_redirect, retry_after_secs, send_json, tidy, transport_error};
+use super::{fetch_model_list, Target, Upstream};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -16,15 +15,18 @@ pub struct GeminiUpstream {
     api_base: String,
     api_key: String,
     model: String,
+    max_response_bytes: usize,
 }
 
 impl GeminiUpstream {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    pub fn new(target: Target<'_>) -> Self {
+        let config = target.config;
         Self {
             name: config.name.clone(),
             api_base: api_base(&config.base_url),
             api_key: config.api_key.clone(),
             model: config.model.clone(),
+            max_response_bytes: target.max_response_bytes,
         }
     }
 
@@ -47,9 +49,10 @@ impl GeminiUpstream {
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
+        refuse_redirect(&self.name, &response)?;
         let status = response.status();
         let retry_after = retry_after_secs(&response);
-        let body = read_body(&self.name, response, &req.progress).await?;
+        let body = read_body(&self.name, response, &req.progress, self.max_response_bytes).await?;
 
         if !status.is_success() {
             return Err(self.status_error(status.as_u16(), &body, retry_after));
@@ -66,11 +69,11 @@ impl GeminiUpstream {
         let (google_status, message, retry_info) = match serde_json::from_slice::<ErrorBody>(body) {
             Ok(err) => {
                 let delay = err.retry_delay_secs();
-                (err.error.status, err.error.message, delay)
+                (err.error.status, tidy(&err.error.message), delay)
             }
             Err(_) => (
                 String::new(),
-                String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+                tidy(&String::from_utf8_lossy(&body[..body.len().min(1000)])),
                 None,
             ),
         };
@@ -237,6 +240,7 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamConfig;
 
     #[test]
     fn api_base_respects_explicit_versions() {
@@ -259,10 +263,13 @@ mod tests {
     }
 
     fn upstream() -> GeminiUpstream {
-        GeminiUpstream::new(&UpstreamConfig {
-            name: "t".into(),
-            base_url: "http://127.0.0.1:9".into(),
-            ..Default::default()
+        GeminiUpstream::new(Target {
+            config: &UpstreamConfig {
+                name: "t".into(),
+                base_url: "http://127.0.0.1:9".into(),
+                ..Default::default()
+            },
+            max_response_bytes: 1 << 20,
         })
     }
 

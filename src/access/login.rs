@@ -1,0 +1,165 @@
+//! 登录与登出：工作台（`POST /login`、`POST /logout`）与管理员（`POST /admin/login`、`POST /admin/logout`）。
+//! 密码以 argon2 哈希存在配置里（`drafting-factory hash-password` 生成）；登录失败每次至少等 0.5 秒，
+//! 同一 IP 每分钟最多试 5 次（工作台与管理员共用这个限额），之后 429。
+
+use super::sessions::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::web::{client_ip, is_trusted_proxy, ApiJson};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// 每次登录失败至少等这么久再回答。
+const FAILURE_DELAY: Duration = Duration::from_millis(500);
+
+/// 登录尝试的限速：每个 IP 每分钟 5 次（工作台与管理员共用）。
+#[derive(Clone)]
+pub struct LoginThrottle(Arc<DefaultKeyedRateLimiter<IpAddr>>);
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self(Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+            NonZeroU32::new(5).expect("非零"),
+        ))))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(studio_login))
+        .route("/logout", post(studio_logout))
+        .route("/admin/login", post(admin_login))
+        .route("/admin/logout", post(admin_logout))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    password: String,
+}
+
+/// 是否经 https 访问：`server.public_url` 是 https，或可信代理说 `X-Forwarded-Proto: https`。
+fn is_https(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
+    let config = state.config.load();
+    config.server.public_url.starts_with("https://")
+        || (is_trusted_proxy(&config, &peer.ip())
+            && headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes() == b"https"))
+}
+
+/// 校验密码并建立会话。`hash` 为空时说明该怎么设密码。
+async fn login(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    role: Role,
+    password: String,
+) -> Result<(CookieJar, StatusCode), ApiError> {
+    let config = state.config.load_full();
+    let (hash, key) = match role {
+        Role::Admin => (&config.auth.admin_password_hash, "admin_password_hash"),
+        Role::Studio => (&config.auth.studio_password_hash, "studio_password_hash"),
+    };
+    if hash.is_empty() {
+        return Err(ApiError::InvalidRequest(format!(
+            "还没有设置这个密码：运行 drafting-factory hash-password，把输出填到配置的 auth.{key}"
+        )));
+    }
+    let ip = client_ip(&config, headers, peer);
+    if state.login_throttle.0.check_key(&ip).is_err() {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
+    let hash = hash.clone();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        tokio::time::sleep(FAILURE_DELAY).await;
+        tracing::warn!(%ip, ?role, "登录失败");
+        return Err(ApiError::Unauthorized("密码不对".into()));
+    }
+    tracing::info!(%ip, ?role, "已登录");
+    let cookie = state.sessions.create(role, is_https(state, headers, peer));
+    Ok((jar.add(cookie), StatusCode::NO_CONTENT))
+}
+
+/// `POST /login`，JSON `{"password":"…"}`：工作台密码对了设置会话 Cookie（204），错了 401。
+async fn studio_login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ApiJson(form): ApiJson<LoginForm>,
+) -> Result<(CookieJar, StatusCode), ApiError> {
+    login(&state, peer, &headers, jar, Role::Studio, form.password).await
+}
+
+/// `POST /admin/login`，JSON `{"password":"…"}`：管理员密码对了设置会话 Cookie（204），错了 401。
+async fn admin_login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ApiJson(form): ApiJson<LoginForm>,
+) -> Result<(CookieJar, StatusCode), ApiError> {
+    login(&state, peer, &headers, jar, Role::Admin, form.password).await
+}
+
+/// `POST /logout`：作废工作台与管理员会话，清掉 Cookie。页头的“退出”按钮（普通表单）得到跳往登录页的 303，
+/// 脚本得到 204。
+async fn studio_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let jar = state.sessions.end(jar, &[Role::Studio, Role::Admin]);
+    let from_form = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if from_form {
+        (jar, axum::response::Redirect::to("/login")).into_response()
+    } else {
+        (jar, StatusCode::NO_CONTENT).into_response()
+    }
+}
+
+/// `POST /admin/logout`：作废管理员会话。
+async fn admin_logout(State(state): State<AppState>, jar: CookieJar) -> (CookieJar, StatusCode) {
+    let jar = state.sessions.end(jar, &[Role::Admin]);
+    (jar, StatusCode::NO_CONTENT)
+}
+
+/// 用 argon2 校验密码（慢是刻意的）。
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// 生成 argon2 哈希（`hash-password` 子命令与设置页设工作台密码时用）。
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("无法生成哈希：{e}"))
+}

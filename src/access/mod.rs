@@ -1,0 +1,321 @@
+//! 访问控制：每个请求都先经过这里的一个守卫（`guard`），再到各自的处理函数。
+//!
+//! 按顺序：
+//! 1. `Host` 必须在白名单里（`origin.rs`），否则 421——挡住 DNS 重绑定；
+//! 2. 改变状态的请求（非 GET/HEAD）与 `/ws` 握手必须同源（`Origin`，没有时看 `Sec-Fetch-Site`），否则 403；
+//!    两个头都没有的是脚本（curl、SDK），放行，由鉴权把关——管理员的接口除外，它们必须带 `Origin`；
+//!    `/api/*` 只收 `Content-Type: application/json`，否则 415——别的网站的表单与 no-cors 请求都过不来；
+//! 3. 按请求的去处把关（`Surface`）：
+//!    - 开放：`/healthz`、登录页与登录/登出、页面的静态文件（`/pkg/*`、图标）、设置页的外壳（数据走下面的设置接口）；
+//!    - `/v1/*`：由 `/v1` 自己的 API 密钥鉴权（`crate::openai::auth`）；
+//!    - 设置接口 `/api/admin/*` 与 `/admin/logout`：管理员会话；没设管理员密码时只许本机、且没有代理头；
+//!    - `/metrics`：`server.metrics_public`，或管理员（同上），或带有效的 `/v1` 密钥；
+//!    - 图片 `/files/{id}`、`/files/{id}/thumb`：工作台会话或有效的签名（`signed.rs`）；
+//!    - 其余（工作台与图库页面、`/api/*`、`/ws`、`/uploads`、`/files/zip`）：设了工作台密码时要工作台会话，
+//!      页面跳到中文登录页，其他 401。
+//!
+//! 守卫还把调用方（工作台会话或客户端 IP，`ClientId`）放进请求扩展，工作台的张数限流与排队上限按它计。
+//! 所有响应都带 `X-Content-Type-Options: nosniff`、`X-Frame-Options: DENY`，页面另带内容安全策略（CSP）。
+
+pub mod budget;
+pub mod login;
+pub mod origin;
+pub mod sessions;
+pub mod signed;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use std::net::SocketAddr;
+
+/// 调用方的身份（工作台会话或客户端 IP），工作台的张数限流与排队上限按它计。不含会话令牌本身。
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(pub String);
+
+/// 请求的去处，决定由谁把关。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    Open,
+    V1,
+    Settings,
+    Metrics,
+    File,
+    Studio,
+}
+
+fn surface(path: &str) -> Surface {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if matches!(
+        path,
+        "/healthz" | "/login" | "/logout" | "/admin/login" | "/favicon.svg" | "/settings"
+    ) || under("/pkg")
+    {
+        return Surface::Open;
+    }
+    if under("/v1") {
+        return Surface::V1;
+    }
+    if under("/api/admin") || path == "/admin/logout" {
+        return Surface::Settings;
+    }
+    if path == "/metrics" {
+        return Surface::Metrics;
+    }
+    if let Some(rest) = path.strip_prefix("/files/") {
+        if rest != "zip" {
+            return Surface::File;
+        }
+    }
+    Surface::Studio
+}
+
+/// 请求经过代理时带的头：有它们就不能凭“对端是本机”放行（本机上的反向代理会让所有人都像本机）。
+fn has_proxy_headers(headers: &HeaderMap) -> bool {
+    ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// 管理员：有管理员会话；没设管理员密码时，只许本机且没有代理头。
+fn admin_allowed(
+    state: &AppState,
+    config: &Config,
+    jar: &CookieJar,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if config.auth.admin_password_hash.is_empty() {
+        if peer.ip().is_loopback() && !has_proxy_headers(headers) {
+            return Ok(());
+        }
+        return Err(ApiError::Forbidden(
+            "还没有设置管理员密码，设置只能从本机直接访问（不经代理）。运行 drafting-factory hash-password 生成哈希并填到 auth.admin_password_hash".into(),
+        ));
+    }
+    if state.sessions.is_admin(jar) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "请先登录（会话不存在或已过期）".into(),
+        ))
+    }
+}
+
+/// 图片链接带着有效的签名（`?exp=…&sig=…`）。
+fn signed_file_allowed(state: &AppState, path: &str, query: Option<&str>) -> bool {
+    let Some(id) = path
+        .strip_prefix("/files/")
+        .map(|rest| rest.split('/').next().unwrap_or(""))
+    else {
+        return false;
+    };
+    let mut exp = None;
+    let mut sig = None;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "exp" => exp = value.parse::<u64>().ok(),
+            "sig" => sig = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    matches!((exp, sig), (Some(exp), Some(sig)) if state.url_signer.verify(id, exp, &sig))
+}
+
+/// 没有工作台会话时：页面跳到登录页（登录后回来），其他请求 401。
+fn login_required(request: &Request) -> Response {
+    let path = request.uri().path();
+    let not_a_page = ["/api/", "/files/", "/uploads", "/ws"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    let wants_page = request.method() == axum::http::Method::GET
+        && !not_a_page
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if wants_page {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        return Redirect::to(&format!("/login?next={next}")).into_response();
+    }
+    ApiError::Unauthorized("请先登录工作台（会话不存在或已过期）".into()).into_response_for(path)
+}
+
+/// 守卫本身：见模块说明。
+pub async fn guard(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let config = state.config.load_full();
+    let path = request.uri().path().to_string();
+
+    let Some(host) = origin::request_host(request.headers(), request.uri()).map(str::to_string)
+    else {
+        return misdirected(&path);
+    };
+    if !origin::host_allowed(&config, &host) {
+        tracing::warn!(%host, %path, "Host 不在白名单里，已拒绝（可能是 DNS 重绑定）");
+        denied("misdirected");
+        return misdirected(&path);
+    }
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let keeper = surface(&path);
+    // 管理员的接口（含登录）要明说来自本站：没有 Origin 也没有 Sec-Fetch-Site 的也拒绝。
+    let strict = keeper == Surface::Settings || path == "/admin/login";
+    if (origin::changes_state(request.method()) || upgrade)
+        && !origin::same_origin(&config, request.headers(), &host, strict)
+    {
+        denied("cross_site");
+        return ApiError::Forbidden("请求来源与本站不一致，已拒绝（防跨站请求伪造）".into())
+            .into_response_for(&path);
+    }
+    if path.starts_with("/api/")
+        && origin::changes_state(request.method())
+        && !is_json(request.headers())
+    {
+        denied("not_json");
+        let e = ApiError::UnsupportedMediaType(
+            "接口只接受 JSON：请带上 Content-Type: application/json".into(),
+        );
+        return e.into_response_for(&path);
+    }
+
+    let studio_open = config.auth.studio_password_hash.is_empty();
+    let verdict = match keeper {
+        Surface::Open | Surface::V1 => Ok(()),
+        Surface::Settings => admin_allowed(&state, &config, &jar, peer, request.headers()),
+        Surface::Metrics => {
+            if config.server.metrics_public
+                || admin_allowed(&state, &config, &jar, peer, request.headers()).is_ok()
+                || crate::openai::auth::has_valid_key(&config, request.headers())
+            {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized(
+                    "/metrics 需要管理员会话或 /v1 的 API 密钥（或设置 server.metrics_public = true）".into(),
+                ))
+            }
+        }
+        Surface::File => {
+            if studio_open
+                || state.sessions.is_studio(&jar)
+                || signed_file_allowed(&state, &path, request.uri().query())
+            {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized(
+                    "图片链接无效或已过期，请重新获取（或先登录工作台）".into(),
+                ))
+            }
+        }
+        Surface::Studio => {
+            if !studio_open && !state.sessions.is_studio(&jar) {
+                denied("login_required");
+                return with_security_headers(login_required(&request));
+            }
+            Ok(())
+        }
+    };
+    if let Err(e) = verdict {
+        denied(match keeper {
+            Surface::Settings => "admin",
+            Surface::Metrics => "metrics",
+            _ => "file_link",
+        });
+        return with_security_headers(e.into_response_for(&path));
+    }
+
+    let client = match state.sessions.studio_token(&jar) {
+        Some(token) => ClientId(format!("session:{}", &crate::web::sha256_hex(token)[..16])),
+        None => ClientId(format!(
+            "ip:{}",
+            crate::web::client_ip(&config, request.headers(), peer)
+        )),
+    };
+    request.extensions_mut().insert(client);
+    with_security_headers(next.run(request).await)
+}
+
+/// 守卫拒绝的请求按原因计数（`/metrics` 的 `access_denied_total{reason}`）。
+fn denied(reason: &'static str) {
+    metrics::counter!("access_denied_total", "reason" => reason).increment(1);
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str() == "application/json")
+}
+
+fn misdirected(path: &str) -> Response {
+    ApiError::MisdirectedRequest.into_response_for(path)
+}
+
+/// 内容安全策略：页面的脚本只来自本站（内联的只有带随机 nonce 的，见 `crate::app::shell`）、
+/// WASM 可以编译、样式允许内联（组件用 style 属性排版）、不许被任何页面嵌入。
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_has_the_right_keeper() {
+        for (path, want) in [
+            ("/healthz", Surface::Open),
+            ("/pkg/drafting-factory.wasm", Surface::Open),
+            ("/login", Surface::Open),
+            ("/settings", Surface::Open),
+            ("/v1/images/generations", Surface::V1),
+            ("/api/admin/get_settings", Surface::Settings),
+            ("/admin/logout", Surface::Settings),
+            ("/metrics", Surface::Metrics),
+            ("/files/0123/thumb", Surface::File),
+            ("/files/zip", Surface::Studio),
+            ("/", Surface::Studio),
+            ("/gallery", Surface::Studio),
+            ("/api/submit_jobs", Surface::Studio),
+            ("/api/administer", Surface::Studio),
+            ("/ws", Surface::Studio),
+            ("/uploads", Surface::Studio),
+            ("/v1x", Surface::Studio),
+            ("/pkgs", Surface::Studio),
+        ] {
+            assert_eq!(surface(path), want, "{path}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! 签名的图片链接：`/v1` 返回的 `url` 与对话接口 Markdown 里的图片链接带 `?exp=…&sig=…`，
+//! 在没有工作台会话的浏览器里（聊天软件显示图片时）也能打开；改了任何一个字或过了期限就是 401。
+//!
+//! 签名是 HMAC-SHA256（键为服务器密钥，内容为“图片 id:到期的 Unix 秒”），密钥在数据库旁的 `url-signing.key`
+//! （第一次启动时随机生成，0600），重启后旧链接照常有效。
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+
+#[derive(Clone)]
+pub struct UrlSigner {
+    key: std::sync::Arc<[u8; 32]>,
+}
+
+/// 密钥文件名（在数据库文件所在的目录）。
+pub const KEY_FILE: &str = "url-signing.key";
+
+impl UrlSigner {
+    /// 读出 `dir` 下的密钥；没有就生成一把并原子地写下（只有属主可读）。
+    pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(KEY_FILE);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => decode_key(text.trim()).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} 不是 64 位十六进制的密钥", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                crate::atomic_file::write(
+                    &path,
+                    text.as_bytes(),
+                    crate::atomic_file::Durability::Durable,
+                    0o600,
+                )?;
+                key
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            key: std::sync::Arc::new(key),
+        })
+    }
+
+    fn mac(&self, id: &str, exp: u64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key[..]).expect("任意长度的键都可以");
+        mac.update(format!("{id}:{exp}").as_bytes());
+        mac
+    }
+
+    /// 图片 `id` 的签名链接（相对路径，调用方加上绝对前缀），`ttl_s` 秒后失效。
+    pub fn sign(&self, id: &str, ttl_s: u64) -> String {
+        let exp = now() + ttl_s;
+        let sig: String = self
+            .mac(id, exp)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("/files/{id}?exp={exp}&sig={sig}")
+    }
+
+    /// 签名对、没过期。比较是常数时间的。
+    pub fn verify(&self, id: &str, exp: u64, sig: &str) -> bool {
+        if exp < now() {
+            return false;
+        }
+        let Some(sig) = decode_hex(sig) else {
+            return false;
+        };
+        self.mac(id, exp).verify_slice(&sig).is_ok()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    decode_hex(text)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_survive_a_restart_and_any_change_breaks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = UrlSigner::load_or_create(dir.path()).unwrap();
+        let url = signer.sign("abc", 60);
+        let query = url.split_once('?').unwrap().1;
+        let (exp, sig) = query.split_once('&').unwrap();
+        let exp: u64 = exp.strip_prefix("exp=").unwrap().parse().unwrap();
+        let sig = sig.strip_prefix("sig=").unwrap();
+        let again = UrlSigner::load_or_create(dir.path()).unwrap();
+        assert!(again.verify("abc", exp, sig), "同一把密钥，重启后仍有效");
+        assert!(!again.verify("abd", exp, sig), "换了图片");
+        assert!(!again.verify("abc", exp + 1, sig), "改了期限");
+        let mut bad = sig.to_string();
+        bad.replace_range(0..1, if &sig[..1] == "0" { "1" } else { "0" });
+        assert!(!again.verify("abc", exp, &bad), "改了签名");
+        let expired = signer.sign("abc", 0);
+        let exp0: u64 = expired
+            .split("exp=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(!signer.verify("abc", exp0 - 1, expired.split("sig=").nth(1).unwrap()));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,61 @@
+//! 工作台登录页（`/login`）：设了工作台密码时，没有会话的页面请求都跳到这里，登录后回到原来要去的页面。
+
+use super::browser;
+use leptos::prelude::*;
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    // 只接受站内路径，免得登录页被用来跳到别的网站。
+    let next = query
+        .with_untracked(|q| q.get("next"))
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    view! {
+        <section class="login-page">
+            <h1>"登录绘图工厂"</h1>
+            <p class="hint">"这个工作台设置了密码。请输入管理员告诉你的工作台密码。"</p>
+            <LoginForm next/>
+        </section>
+    }
+}
+
+#[island]
+fn LoginForm(next: String) -> impl IntoView {
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let submit = move || {
+        let next = next.clone();
+        let body = serde_json::json!({ "password": password.get_untracked() });
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match browser::post_json("/login", &body).await {
+                Ok(()) => browser::go_to(&next),
+                Err(reason) => {
+                    error.set(Some(reason));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <form class="login" data-hydrated=move || hydrated.get().to_string() on:submit=move |ev| {
+            ev.prevent_default();
+            submit();
+        }>
+            <label>"工作台密码"
+                <input type="password" autocomplete="current-password" autofocus
+                    prop:value=move || password.get()
+                    on:input=move |ev| password.set(event_target_value(&ev))/>
+            </label>
+            <button type="submit" disabled=move || busy.get()>"登录"</button>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+        </form>
+    }
+}
