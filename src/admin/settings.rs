@@ -177,14 +177,16 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
 
     let checked = edit.check(next).await?;
     let wanted = checked.config.listen_addr();
-    let listener = if Some(wanted) != state.listeners.current_addr() {
-        Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
-            ApiError::InvalidRequest(format!(
-                "无法监听 {wanted}：{e}（旧地址继续服务，设置未保存）"
-            ))
-        })?)
-    } else {
-        None
+    // 正在服务的地址与要的不同时，先绑定新地址（没有在服务的地址时——例如进程内的测试——无可切换）。
+    let listener = match state.listeners.current_addr() {
+        Some(current) if current != wanted => {
+            Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
+                ApiError::InvalidRequest(format!(
+                    "无法监听 {wanted}：{e}（旧地址继续服务，设置未保存）"
+                ))
+            })?)
+        }
+        _ => None,
     };
     edit.commit(checked).await?;
     let mut view = view(state).await?;

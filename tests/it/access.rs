@@ -757,3 +757,106 @@ async fn websocket_frames_and_connections_are_bounded() {
     );
     drop(open);
 }
+
+/// `/metrics`：管理员（没设管理员密码时本机直接访问）或 `/v1` 密钥才能看。
+#[tokio::test]
+async fn metrics_need_an_admin_or_a_v1_key() {
+    let app = App::new("[auth]\napi_keys = [\"sk-metrics-1\"]\n").await;
+    let get = |headers: &[(&str, &str)]| request("GET", "/metrics", headers, Value::Null);
+    let remote: std::net::SocketAddr = "192.168.1.30:5000".parse().unwrap();
+    assert_eq!(app.send(get(&[])).await.status(), 200, "本机直接访问");
+    assert_eq!(app.send_from(remote, get(&[])).await.status(), 401);
+    let with_key = app
+        .send_from(remote, get(&[("authorization", "Bearer sk-metrics-1")]))
+        .await;
+    assert_eq!(with_key.status(), 200);
+    let wrong_key = app
+        .send_from(remote, get(&[("authorization", "Bearer sk-nope")]))
+        .await;
+    assert_eq!(wrong_key.status(), 401);
+}
+
+/// 设置页设工作台密码（填明文，存哈希）：之后工作台要登录；清除后又开放。
+#[tokio::test]
+async fn the_studio_password_is_set_and_cleared_from_the_settings() {
+    let app = App::new("").await;
+    let admin = |name: &str, body: Value| {
+        request(
+            "POST",
+            &format!("/api/admin/{name}"),
+            &[
+                ("content-type", "application/json"),
+                ("origin", "http://127.0.0.1:3000"),
+            ],
+            body,
+        )
+    };
+    let (_, view) = json_of(app.send(admin("get_settings", json!({}))).await).await;
+    assert_eq!(view["studio_password_set"], false);
+    let mut update = json!({
+        "upstreams": view["upstreams"], "storage_root": view["storage_root"],
+        "numbers": view["numbers"], "flags": view["flags"], "listen": "127.0.0.1:3000",
+        "studio_password": "短"
+    });
+    let (status, err) = json_of(
+        app.send(admin("save_settings", json!({ "update": update.clone() })))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("至少 8 个字符"));
+    update["studio_password"] = json!("团队的工作台密码");
+    let (status, view) = json_of(
+        app.send(admin("save_settings", json!({ "update": update.clone() })))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["studio_password_set"], true);
+    let text = std::fs::read_to_string(app.path().join("factory.toml")).unwrap();
+    assert!(
+        text.contains("studio_password_hash = \"$argon2") && !text.contains("团队的工作台密码")
+    );
+
+    let list = || {
+        request(
+            "POST",
+            "/api/list_images",
+            &[("content-type", "application/json")],
+            json!({"query": {}}),
+        )
+    };
+    assert_eq!(app.send(list()).await.status(), 401);
+    let login = app
+        .send(request(
+            "POST",
+            "/login",
+            &[("content-type", "application/json")],
+            json!({"password": "团队的工作台密码"}),
+        ))
+        .await;
+    assert_eq!(login.status(), 204);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut with_session = list();
+    with_session
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    assert_eq!(app.send(with_session).await.status(), 200);
+
+    update["studio_password"] = json!("");
+    update["clear_studio_password"] = json!(true);
+    let (status, view) = json_of(
+        app.send(admin("save_settings", json!({ "update": update })))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["studio_password_set"], false);
+    assert_eq!(app.send(list()).await.status(), 200, "清除后工作台又开放");
+}
