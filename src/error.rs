@@ -18,6 +18,12 @@ use axum::response::{IntoResponse, Response};
 pub enum ApiError {
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// 网关失败，且其中有的尝试可能已被上游计费：说明里写明几次。
+    #[error("{error}（这次请求有 {maybe_billed} 次尝试可能已被上游计费）")]
+    GatewayBilled {
+        error: GatewayError,
+        maybe_billed: usize,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("{0}")]
@@ -51,6 +57,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     QueueFull(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(
         "这个地址（Host）不在允许的名单里；要用这个域名访问，请把它加到配置的 server.allowed_hosts"
     )]
@@ -77,10 +85,11 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Gateway(e) => gateway_status(e),
+            Self::Gateway(e) | Self::GatewayBilled { error: e, .. } => gateway_status(e),
             Self::Shared(e) => e.status(),
         }
     }
@@ -94,6 +103,7 @@ impl ApiError {
             | StatusCode::UNSUPPORTED_MEDIA_TYPE
             | StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::MISDIRECTED_REQUEST
+            | StatusCode::CONFLICT
             | StatusCode::UNAUTHORIZED
             | StatusCode::FORBIDDEN => "invalid_request_error",
             StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
@@ -104,7 +114,7 @@ impl ApiError {
     /// OpenAI 错误体的 `code` 字段。
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Gateway(e) => gateway_code(e),
+            Self::Gateway(e) | Self::GatewayBilled { error: e, .. } => gateway_code(e),
             Self::InvalidRequest(_) => "invalid_request",
             Self::Internal(_) => "server_error",
             Self::Storage(_) => "storage_error",
@@ -117,6 +127,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::QueueFull(_) => "server_busy",
+            Self::Conflict(_) => "idempotency_conflict",
             Self::MisdirectedRequest => "misdirected_request",
             Self::Shared(e) => e.code(),
         }
@@ -125,7 +136,9 @@ impl ApiError {
     /// 给人看的中文消息；不含内部细节。
     pub fn public_message(&self) -> String {
         match self {
-            Self::Storage(StorageError::NotAnImage(_)) | Self::Gateway(_) => self.to_string(),
+            Self::Storage(StorageError::NotAnImage(_))
+            | Self::Gateway(_)
+            | Self::GatewayBilled { .. } => self.to_string(),
             Self::Storage(_) => "服务器保存图像失败，请检查存储目录是否可写、磁盘是否已满".into(),
             Self::Internal(_) => "服务器内部错误，请稍后再试（详情见服务器日志）".into(),
             Self::InvalidRequest(_)
@@ -139,6 +152,7 @@ impl ApiError {
             | Self::UnsupportedMediaType(_)
             | Self::PayloadTooLarge(_)
             | Self::QueueFull(_)
+            | Self::Conflict(_)
             | Self::MisdirectedRequest => self.to_string(),
             Self::Shared(e) => e.public_message(),
         }
@@ -220,7 +234,15 @@ impl From<RequestError> for ApiError {
 
 impl From<crate::gateway::Failed> for ApiError {
     fn from(f: crate::gateway::Failed) -> Self {
-        Self::Gateway(f.error)
+        let maybe_billed = f.attempts.iter().filter(|a| a.maybe_billed).count();
+        if maybe_billed == 0 {
+            Self::Gateway(f.error)
+        } else {
+            Self::GatewayBilled {
+                error: f.error,
+                maybe_billed,
+            }
+        }
     }
 }
 

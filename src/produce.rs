@@ -92,6 +92,16 @@ pub struct Produced {
 pub struct ProduceFailed {
     pub error: ApiError,
     pub attempts: Vec<AttemptInfo>,
+    /// 上游已经生成（已经付了钱）、只是没能存进图库的图：调用方仍应把它交给用户。
+    pub unsaved: Option<Unsaved>,
+}
+
+/// 没能存进图库的一张图。
+#[derive(Debug)]
+pub struct Unsaved {
+    pub image: GeneratedImage,
+    /// 它在暂存区里的 id（暂存也失败时为空，这时只有调用方手里这一份）。
+    pub spill: Option<String>,
 }
 
 impl From<ApiError> for ProduceFailed {
@@ -99,6 +109,7 @@ impl From<ApiError> for ProduceFailed {
         Self {
             error,
             attempts: Vec::new(),
+            unsaved: None,
         }
     }
 }
@@ -138,6 +149,7 @@ impl Producer {
             .map_err(|f| ProduceFailed {
                 attempts: f.attempts.clone(),
                 error: ApiError::from(f),
+                unsaved: None,
             })?;
         progress.report(ProgressEvent::Phase(Phase::Saving));
         let saved = self
@@ -157,10 +169,22 @@ impl Producer {
             .await;
         match saved {
             Ok(record) => Ok(Produced { image, record }),
-            Err(e) => Err(ProduceFailed {
-                error: e.into(),
-                attempts: image.attempts,
-            }),
+            Err(e) => {
+                // 图已经付过钱：存不进图库也不能丢。先放进暂存区，再把它连同原因交给调用方。
+                tracing::error!("生成的图没能保存，已放进暂存区：{e}");
+                let spill = self.storage.spill(image.data.clone()).await;
+                if let Err(spill_error) = &spill {
+                    tracing::error!("暂存也失败了，这张图只在这次响应里：{spill_error}");
+                }
+                Err(ProduceFailed {
+                    error: e.into(),
+                    attempts: image.attempts.clone(),
+                    unsaved: Some(Unsaved {
+                        image,
+                        spill: spill.ok(),
+                    }),
+                })
+            }
         }
     }
 }

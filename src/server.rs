@@ -135,29 +135,83 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 手工编辑配置文件也会生效：每秒比较一次文件内容，变了就按启动时的规则重新加载（经 `ConfigStore`）。
-/// 无效的文件被拒绝并记入日志，运行中的配置保持不变。（监听地址的改动要重启才生效。）
+/// 手工编辑配置文件也会生效：每 250 ms 看一次文件内容，变了、并且 500 ms 内不再变（编辑器保存完了）之后，
+/// 按启动时的规则重新加载（经 `ConfigStore`）。无效的文件被拒绝并记入日志，运行中的配置保持不变；
+/// 空文件（常见于编辑器写到一半）与去掉了全部上游的文件（运行中的配置有上游时）也被拒绝——
+/// 真要改用演示上游，请在设置页删除上游。监听地址的改动要重启才生效。
 async fn watch_config_file(store: Arc<ConfigStore>) {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+    const STABLE: std::time::Duration = std::time::Duration::from_millis(500);
     let path = store.file().path.clone();
-    let mut last = tokio::fs::read(&path).await.ok();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut applied = tokio::fs::read(&path).await.ok();
+    // 最近看到的、还没处理的内容，与它出现的时刻。
+    let mut pending: Option<(Option<Vec<u8>>, std::time::Instant)> = None;
+    let mut tick = tokio::time::interval(POLL);
     loop {
         tick.tick().await;
         let now = tokio::fs::read(&path).await.ok();
-        if now == last {
-            continue;
+        match &pending {
+            _ if now == applied => {
+                pending = None;
+                continue;
+            }
+            Some((seen, since)) if *seen == now => {
+                if since.elapsed() < STABLE {
+                    continue;
+                }
+            }
+            _ => {
+                pending = Some((now, std::time::Instant::now()));
+                continue;
+            }
         }
-        last = now.clone();
-        if now.is_none() {
+        pending = None;
+        applied = now.clone();
+        let Some(text) = now else {
             tracing::warn!(path = %path.display(), "配置文件不见了，继续使用运行中的配置");
             continue;
+        };
+        if String::from_utf8_lossy(&text).trim().is_empty() {
+            tracing::warn!(path = %path.display(), "配置文件是空的（可能正被保存到一半），不采用，继续使用运行中的配置");
+            metrics::counter!("config_file_reloads_total", "result" => "refused").increment(1);
+            continue;
         }
-        match store.reload_from_file(|_, _| Ok(())).await {
-            Ok(true) => tracing::info!(path = %path.display(), "配置文件有改动，已重新加载并生效"),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "配置文件有改动但无效，继续使用原来的配置：{e}")
+        let keep_upstreams = |current: &crate::config::Config, next: &crate::config::Config| {
+            if !current.upstreams.is_empty() && next.upstreams.is_empty() {
+                return Err(
+                    "新的配置文件去掉了全部上游；若确实要改用内置演示上游，请在设置页删除上游"
+                        .to_string(),
+                );
             }
+            Ok(())
+        };
+        let result = match store.reload_from_file(keep_upstreams).await {
+            Ok(true) => {
+                tracing::info!(path = %path.display(), "配置文件有改动，已重新加载并生效");
+                "applied"
+            }
+            Ok(false) => "unchanged",
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "配置文件有改动但不采用，继续使用原来的配置：{e}");
+                "refused"
+            }
+        };
+        metrics::counter!("config_file_reloads_total", "result" => result).increment(1);
+    }
+}
+
+/// 每小时的维护：清理超过 24 小时的暂存图与幂等记录。
+async fn maintenance(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let storage = state.storage.clone();
+        let spilled = tokio::task::spawn_blocking(move || storage.clean_spill())
+            .await
+            .unwrap_or(0);
+        let records = state.idempotency.clean().await.unwrap_or(0);
+        if spilled + records > 0 {
+            tracing::info!(spilled, records, "已清理过期的暂存图与幂等记录");
         }
     }
 }
@@ -256,6 +310,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         "配置已加载"
     );
     tokio::spawn(watch_config_file(state.config_store.clone()));
+    tokio::spawn(maintenance(state.clone()));
     let listeners = state.listeners.clone();
     listeners.set_router(router(state));
     listeners.serve(listener).map_err(StartError::Serve)?;
@@ -297,6 +352,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
             source: e,
         })
     })?;
+    let idempotency = crate::openai::idempotency::Idempotency::new(storage.clone());
     let config_store = {
         let storage = storage.clone();
         let file = ConfigFile {
@@ -314,7 +370,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         config,
         config_store,
         storage,
-        idempotency: Default::default(),
+        idempotency,
         jobs,
         sessions: crate::access::sessions::Sessions::from_env(),
         login_throttle: Default::default(),

@@ -5,7 +5,7 @@ use crate::config::{ConfigHandle, ConfigStore};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::jobs::JobManager;
-use crate::openai::idempotency::IdempotencyCache;
+use crate::openai::idempotency::Idempotency;
 use crate::produce::Producer;
 use crate::storage::Storage;
 use axum::extract::FromRef;
@@ -21,7 +21,8 @@ pub struct AppState {
     pub config_store: Arc<ConfigStore>,
     pub gateway: Gateway,
     pub storage: Storage,
-    pub idempotency: IdempotencyCache,
+    /// 幂等键的记录（在数据库里，重启后也记得）。
+    pub idempotency: Idempotency,
     pub jobs: JobManager,
     /// 工作台与管理员的登录会话。
     pub sessions: crate::access::sessions::Sessions,

@@ -333,6 +333,7 @@ impl JobManager {
                 attempts: Vec::new(),
                 image: None,
                 created_at: created_at.clone(),
+                spill: None,
             })
             .collect();
         let (b, r) = (batch.clone(), rows.clone());
@@ -452,6 +453,97 @@ impl JobManager {
         self.notify(Change::Job(id.to_string()));
         self.pump();
         Ok(view)
+    }
+
+    /// 重新保存“保存失败”的任务：从暂存区取回图，存进图库。成功则变成“已完成”，暂存的图删掉。
+    pub async fn resave(&self, id: &str) -> Result<JobView, ApiError> {
+        let (batch, row) = {
+            let table = self.table();
+            let job = table.jobs.get(id).ok_or(ApiError::NotFound)?;
+            if !job.row.state.can_resave() {
+                return Err(ApiError::InvalidRequest(format!(
+                    "这个任务{}，不需要重新保存",
+                    job.row.state.label()
+                )));
+            }
+            (job.batch.clone(), job.row.clone())
+        };
+        let spill = row.spill.clone().unwrap_or_default();
+        let storage = &self.inner.producer.storage;
+        let data = storage.unspill(spill.clone()).await?;
+        let record = storage
+            .save_image(crate::storage::NewImage {
+                data,
+                prompt: batch.prompt.clone(),
+                mode: if batch.reference_ids.is_empty() {
+                    "text2img"
+                } else {
+                    "img2img"
+                },
+                model: batch.model.clone(),
+                aspect_ratio: batch.aspect_ratio.to_string(),
+                image_size: batch.image_size.to_string(),
+                upstream: row.upstream.clone().unwrap_or_default(),
+                duration_ms: 0,
+                attempts: row.attempts.clone(),
+                reference_ids: batch.reference_ids.clone(),
+            })
+            .await?;
+        storage.drop_spill(&spill);
+        let view = {
+            let mut table = self.table();
+            let job = table.jobs.get_mut(id).ok_or(ApiError::NotFound)?;
+            job.row.state = JobState::Done;
+            job.row.spill = None;
+            job.row.error = None;
+            job.percent = 100.0;
+            job.row.image = Some(job_image(&record));
+            self.persist(&job.row);
+            self.view_of(job)
+        };
+        tracing::info!(job = id, image = %record.id, "保存失败的图已重新保存");
+        self.notify(Change::Job(id.to_string()));
+        Ok(view)
+    }
+
+    /// 一个批次（`/v1` 的异步任务就是一个批次）的提交者与全部任务；不存在时为空。
+    pub async fn batch(&self, batch_id: &str) -> Result<Option<(String, Vec<JobView>)>, ApiError> {
+        let in_memory: Vec<JobView> = {
+            let table = self.table();
+            let mut jobs: Vec<&Job> = table
+                .jobs
+                .values()
+                .filter(|j| j.batch.id == batch_id)
+                .collect();
+            jobs.sort_by_key(|j| j.row.index);
+            jobs.into_iter().map(|j| self.view_of(j)).collect()
+        };
+        if let Some(first) = in_memory.first() {
+            let client = self
+                .table()
+                .jobs
+                .get(&first.job_id)
+                .map(|j| j.batch.client.clone())
+                .unwrap_or_default();
+            return Ok(Some((client, in_memory)));
+        }
+        let id = batch_id.to_string();
+        let rows = self
+            .inner
+            .producer
+            .storage
+            .with_db(move |c| Ok(store::load_batch(c, &id)?))
+            .await?;
+        let Some((batch, _)) = rows.first() else {
+            return Ok(None);
+        };
+        let client = batch.client.clone();
+        let batch = Arc::new(batch.clone());
+        let views = rows
+            .into_iter()
+            .map(|(_, row)| self.view_of(&Job::new(batch.clone(), row)))
+            .collect();
+        Ok(Some((client, views)))
     }
 
     /// 从工作台移除：进行中的先取消；生成的图片移入回收站（可在图库恢复）。
@@ -620,13 +712,7 @@ impl JobManager {
                     job.percent = 100.0;
                     job.row.upstream = Some(record.upstream.clone());
                     job.row.attempts = image.attempts;
-                    job.row.image = Some(JobImage {
-                        url: format!("/files/{}", record.id),
-                        thumb_url: format!("/files/{}/thumb", record.id),
-                        id: record.id,
-                        width: record.width,
-                        height: record.height,
-                    });
+                    job.row.image = Some(job_image(&record));
                     self.inner.durations.lock().expect("锁未被毒化").record(
                         &record.model,
                         job.batch.image_size,
@@ -634,9 +720,22 @@ impl JobManager {
                     );
                 }
                 Err(failed) => {
-                    job.row.state = JobState::Failed;
                     job.row.attempts = failed.attempts;
-                    job.row.error = Some(failed.error.public_message());
+                    match failed.unsaved.and_then(|u| u.spill) {
+                        // 图生成了（付过钱）只是没存下：暂存着，卡片显示“保存失败”与“重新保存”。
+                        Some(spill) => {
+                            job.row.state = JobState::Unsaved;
+                            job.row.spill = Some(spill);
+                            job.row.error = Some(format!(
+                                "图已经生成，但没能存进图库：{}。它暂存在服务器上（保留 24 小时），可以点“重新保存”",
+                                failed.error.public_message()
+                            ));
+                        }
+                        None => {
+                            job.row.state = JobState::Failed;
+                            job.row.error = Some(failed.error.public_message());
+                        }
+                    }
                 }
             }
             self.persist(&job.row);
@@ -644,6 +743,17 @@ impl JobManager {
         }
         self.notify(Change::Job(id.to_string()));
         self.pump();
+    }
+}
+
+/// 任务产出的图（卡片上显示的那部分）。
+fn job_image(record: &crate::storage::ImageRecord) -> JobImage {
+    JobImage {
+        url: format!("/files/{}", record.id),
+        thumb_url: format!("/files/{}/thumb", record.id),
+        id: record.id.clone(),
+        width: record.width,
+        height: record.height,
     }
 }
 
@@ -690,6 +800,7 @@ impl Job {
         self.row.image = None;
         self.row.attempts = Vec::new();
         self.row.upstream = None;
+        self.row.spill = None;
         self.phase = None;
         self.percent = 0.0;
         self.attempt = 0;

@@ -31,6 +31,8 @@ pub struct JobRow {
     pub attempts: Vec<AttemptInfo>,
     pub image: Option<JobImage>,
     pub created_at: String,
+    /// 生成了却没能存进图库时，图在暂存区里的 id（“重新保存”用）。
+    pub spill: Option<String>,
 }
 
 /// 在一个事务里写入批次与它的全部任务：要么都在，要么都不在。
@@ -69,7 +71,7 @@ pub fn update_job(conn: &Connection, job: &JobRow, now: &str) -> rusqlite::Resul
     };
     conn.execute(
         "UPDATE jobs SET state = ?2, run = ?3, upstream = ?4, error = ?5, attempts = ?6, image_id = ?7,
-                started_at = COALESCE(?8, started_at), finished_at = ?9
+                started_at = COALESCE(?8, started_at), finished_at = ?9, spill = ?10
          WHERE id = ?1",
         params![
             job.id,
@@ -80,7 +82,8 @@ pub fn update_job(conn: &Connection, job: &JobRow, now: &str) -> rusqlite::Resul
             serde_json::to_string(&job.attempts).unwrap_or_else(|_| "[]".into()),
             job.image.as_ref().map(|i| i.id.clone()),
             started,
-            finished
+            finished,
+            job.spill
         ],
     )?;
     Ok(())
@@ -105,59 +108,75 @@ pub fn mark_running_interrupted(conn: &Connection, now: &str) -> rusqlite::Resul
     Ok(ids)
 }
 
+/// 读任务时的列（与 `job_of` 的下标一一对应）。
+const JOB_COLUMNS: &str =
+    "SELECT j.id, j.batch_id, j.idx, j.state, j.run, j.upstream, j.error, j.attempts, j.image_id,
+            j.created_at, b.prompt, b.reference_ids, b.count, b.aspect_ratio, b.image_size, b.model,
+            b.created_at, i.width, i.height, b.client, j.spill
+     FROM jobs j JOIN batches b ON b.id = j.batch_id
+     LEFT JOIN images i ON i.id = j.image_id";
+
+fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
+    let batch = Batch {
+        id: r.get(1)?,
+        prompt: r.get(10)?,
+        reference_ids: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        count: r.get(12)?,
+        aspect_ratio: r.get::<_, String>(13)?.parse().unwrap_or_default(),
+        image_size: r.get::<_, String>(14)?.parse().unwrap_or_default(),
+        model: r.get(15)?,
+        created_at: r.get(16)?,
+        client: r.get(19)?,
+    };
+    let image_id: Option<String> = r.get(8)?;
+    let size: (Option<u32>, Option<u32>) = (r.get(17)?, r.get(18)?);
+    let image = match (image_id, size) {
+        (Some(id), (Some(width), Some(height))) => Some(JobImage {
+            url: format!("/files/{id}"),
+            thumb_url: format!("/files/{id}/thumb"),
+            id,
+            width,
+            height,
+        }),
+        _ => None,
+    };
+    let state = JobState::parse(&r.get::<_, String>(3)?).unwrap_or(JobState::Interrupted);
+    Ok((
+        batch,
+        JobRow {
+            id: r.get(0)?,
+            batch_id: r.get(1)?,
+            index: r.get(2)?,
+            state,
+            run: r.get(4)?,
+            upstream: r.get(5)?,
+            error: r.get(6)?,
+            attempts: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+            image,
+            created_at: r.get(9)?,
+            spill: r.get(20)?,
+        },
+    ))
+}
+
 /// 启动时载入工作台要显示的任务：全部排队中的，加上最近的 `recent` 个（按创建时间先后返回）。
 pub fn load_visible(conn: &Connection, recent: u32) -> rusqlite::Result<Vec<(Batch, JobRow)>> {
-    let mut stmt = conn.prepare(
-        "SELECT j.id, j.batch_id, j.idx, j.state, j.run, j.upstream, j.error, j.attempts, j.image_id,
-                j.created_at, b.prompt, b.reference_ids, b.count, b.aspect_ratio, b.image_size, b.model,
-                b.created_at, i.width, i.height, b.client
-         FROM jobs j JOIN batches b ON b.id = j.batch_id
-         LEFT JOIN images i ON i.id = j.image_id
+    let mut stmt = conn.prepare(&format!(
+        "{JOB_COLUMNS}
          WHERE j.hidden = 0 AND (j.state = 'queued' OR j.id IN (
              SELECT id FROM jobs WHERE hidden = 0 ORDER BY created_at DESC, idx DESC LIMIT ?1))
-         ORDER BY j.created_at, j.idx",
-    )?;
-    let rows = stmt.query_map([recent], |r| {
-        let batch = Batch {
-            id: r.get(1)?,
-            prompt: r.get(10)?,
-            reference_ids: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
-            count: r.get(12)?,
-            aspect_ratio: r.get::<_, String>(13)?.parse().unwrap_or_default(),
-            image_size: r.get::<_, String>(14)?.parse().unwrap_or_default(),
-            model: r.get(15)?,
-            created_at: r.get(16)?,
-            client: r.get(19)?,
-        };
-        let image_id: Option<String> = r.get(8)?;
-        let size: (Option<u32>, Option<u32>) = (r.get(17)?, r.get(18)?);
-        let image = match (image_id, size) {
-            (Some(id), (Some(width), Some(height))) => Some(JobImage {
-                url: format!("/files/{id}"),
-                thumb_url: format!("/files/{id}/thumb"),
-                id,
-                width,
-                height,
-            }),
-            _ => None,
-        };
-        let state = JobState::parse(&r.get::<_, String>(3)?).unwrap_or(JobState::Interrupted);
-        Ok((
-            batch,
-            JobRow {
-                id: r.get(0)?,
-                batch_id: r.get(1)?,
-                index: r.get(2)?,
-                state,
-                run: r.get(4)?,
-                upstream: r.get(5)?,
-                error: r.get(6)?,
-                attempts: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-                image,
-                created_at: r.get(9)?,
-            },
-        ))
-    })?;
+         ORDER BY j.created_at, j.idx"
+    ))?;
+    let rows = stmt.query_map([recent], job_of)?;
+    rows.collect()
+}
+
+/// 一个批次的全部任务（按序号）。不在内存里的旧批次（例如 `/v1` 的异步任务）从这里读。
+pub fn load_batch(conn: &Connection, batch_id: &str) -> rusqlite::Result<Vec<(Batch, JobRow)>> {
+    let mut stmt = conn.prepare(&format!(
+        "{JOB_COLUMNS} WHERE j.batch_id = ?1 ORDER BY j.idx"
+    ))?;
+    let rows = stmt.query_map([batch_id], job_of)?;
     rows.collect()
 }
 

@@ -1,49 +1,64 @@
 //! 幂等键：客户端超时后带同一个 `Idempotency-Key` 重发时，24 小时内直接返回第一次的结果，
-//! 不再生成（也不再付费）。并发的重复请求等第一个完成后共用它的结果；失败不缓存，重发会重新生成。
+//! 不再生成（也不再付费）——服务器重启之后也一样，因为结果记在数据库里（表 `idempotency`）。
 //!
-//! 缓存里只存图片 id（图片本身已在存储里），所以 16 张大图的结果也只占几百字节。
+//! - 同一个键配上不同的请求（参数或参考图不同）：409，什么都不生成；
+//! - 并发的重复请求：第一个去生成，其余的等它，共用它的结果；
+//! - 失败不记：重发会重新生成；有图没能存进图库（暂存）时也不记（记不下可以回放的 id）。
+//!
+//! 记录里只有图片 id（图片本身已在存储里），所以 16 张大图的结果也只占几百字节。
 
 use crate::error::ApiError;
-use moka::future::Cache;
+use crate::storage::Storage;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-/// 幂等结果的保留时间。
-const TTL: Duration = Duration::from_secs(24 * 3600);
+/// 记录的保留时间（秒）。
+const TTL_SECS: i64 = 24 * 3600;
 
-/// 已生成并保存的一张图。
-#[derive(Debug, Clone)]
+/// 已生成的一张图。`id` 为空表示它没能存进图库（只在第一次的响应里，`base64` 里是它）。
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Produced {
-    pub id: String,
+    pub id: Option<String>,
     pub revised_prompt: Option<String>,
-    /// 第一次请求时手里的图片 base64（不进缓存）。
+    /// 第一次请求时手里的图片 base64（不进记录）。
+    #[serde(skip)]
     pub base64: Option<String>,
 }
 
-#[derive(Clone)]
-pub struct IdempotencyCache {
-    cache: Cache<String, Arc<Vec<Produced>>>,
+/// 一个请求的幂等键：作用域（调用方|接口|客户端给的键）与请求内容的哈希。
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub scoped: String,
+    pub request_hash: String,
 }
 
-impl Default for IdempotencyCache {
-    fn default() -> Self {
+type Shared = Arc<tokio::sync::OnceCell<Arc<Vec<Produced>>>>;
+
+#[derive(Clone)]
+pub struct Idempotency {
+    storage: Storage,
+    /// 正在生成的键：哈希与大家共用的结果格子。
+    in_flight: Arc<Mutex<HashMap<String, (String, Shared)>>>,
+}
+
+impl Idempotency {
+    pub fn new(storage: Storage) -> Self {
         Self {
-            cache: Cache::builder()
-                .time_to_live(TTL)
-                .max_capacity(100_000)
-                .build(),
+            storage,
+            in_flight: Arc::default(),
         }
     }
-}
 
-impl IdempotencyCache {
-    /// 有幂等键时：命中则返回第一次的结果，否则运行 `produce` 并记住成功的结果。没有键时直接运行。
-    pub async fn run<F, Fut>(
-        &self,
-        key: Option<String>,
-        produce: F,
-    ) -> Result<Vec<Produced>, ApiError>
+    fn conflict() -> ApiError {
+        ApiError::Conflict(
+            "这个 Idempotency-Key 已经用在另一个请求上了（参数或参考图不同）；换一个键，或者原样重发第一次的请求".into(),
+        )
+    }
+
+    /// 有幂等键时：有记录则返回第一次的结果（请求不同则 409），否则运行 `produce` 并记住成功的结果。
+    /// 没有键时直接运行。
+    pub async fn run<F, Fut>(&self, key: Option<Key>, produce: F) -> Result<Vec<Produced>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Produced>, ApiError>>,
@@ -51,32 +66,104 @@ impl IdempotencyCache {
         let Some(key) = key else {
             return produce().await;
         };
-        let mut first = false;
-        let result = self
-            .cache
-            .try_get_with(key, async {
-                first = true;
+        if let Some((hash, result)) = self.load(&key.scoped).await? {
+            if hash != key.request_hash {
+                return Err(Self::conflict());
+            }
+            tracing::info!("幂等键命中：返回第一次的结果，不再生成");
+            return Ok(result);
+        }
+        let cell = {
+            let mut in_flight = self.in_flight.lock().expect("锁未被毒化");
+            let (hash, cell) = in_flight
+                .entry(key.scoped.clone())
+                .or_insert_with(|| (key.request_hash.clone(), Shared::default()));
+            if *hash != key.request_hash {
+                return Err(Self::conflict());
+            }
+            cell.clone()
+        };
+        let mut ran_here = false;
+        let result = cell
+            .get_or_try_init(|| async {
+                ran_here = true;
                 let produced = produce().await?;
-                // 缓存里不放图片字节。
-                let ids = produced
+                let keep: Vec<Produced> = produced
                     .iter()
                     .map(|p| Produced {
-                        id: p.id.clone(),
-                        revised_prompt: p.revised_prompt.clone(),
                         base64: None,
+                        ..p.clone()
                     })
                     .collect();
-                Ok::<_, ApiError>(Arc::new(ids))
+                if keep.iter().all(|p| p.id.is_some()) {
+                    self.save(&key, &keep).await?;
+                }
+                // 第一个请求自己手里还有 base64；等着的请求拿到的是不带 base64 的那份。
+                Ok::<_, ApiError>(Arc::new(produced))
             })
             .await;
-        match result {
-            Ok(produced) => {
-                if !first {
-                    tracing::info!("幂等键命中：返回第一次的结果，不再生成");
-                }
-                Ok(produced.as_ref().clone())
-            }
-            Err(e) => Err(ApiError::Shared(e)),
+        if ran_here || result.is_err() {
+            self.in_flight
+                .lock()
+                .expect("锁未被毒化")
+                .remove(&key.scoped);
         }
+        let produced = result?;
+        if !ran_here {
+            tracing::info!("幂等键：等到了同一请求第一次的结果，不再生成");
+        }
+        Ok(produced
+            .iter()
+            .map(|p| Produced {
+                base64: if ran_here { p.base64.clone() } else { None },
+                ..p.clone()
+            })
+            .collect())
+    }
+
+    async fn load(&self, scoped: &str) -> Result<Option<(String, Vec<Produced>)>, ApiError> {
+        let scoped = scoped.to_string();
+        let since = chrono::Utc::now().timestamp() - TTL_SECS;
+        let row = self
+            .storage
+            .with_db(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT request_hash, result FROM idempotency WHERE key = ?1 AND created_at > ?2",
+                )?;
+                let mut rows = stmt.query(rusqlite::params![scoped, since])?;
+                Ok(match rows.next()? {
+                    Some(r) => Some((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    None => None,
+                })
+            })
+            .await?;
+        Ok(row.map(|(hash, result)| (hash, serde_json::from_str(&result).unwrap_or_default())))
+    }
+
+    async fn save(&self, key: &Key, produced: &[Produced]) -> Result<(), ApiError> {
+        let (scoped, hash) = (key.scoped.clone(), key.request_hash.clone());
+        let result = serde_json::to_string(produced).expect("结果总能序列化");
+        let now = chrono::Utc::now().timestamp();
+        self.storage
+            .with_db(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO idempotency (key, request_hash, result, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![scoped, hash, result, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// 删掉过期的记录（每小时一次）。
+    pub async fn clean(&self) -> Result<usize, ApiError> {
+        let before = chrono::Utc::now().timestamp() - TTL_SECS;
+        Ok(self
+            .storage
+            .with_db(move |c| {
+                Ok(c.execute("DELETE FROM idempotency WHERE created_at <= ?1", [before])?)
+            })
+            .await?)
     }
 }

@@ -1,14 +1,14 @@
 //! `POST /v1/images/generations` 与 `POST /v1/images/edits`：`n` 张并行生成，部分成功时返回成功的那些。
 
 use super::auth::Caller;
-use super::idempotency::Produced;
+use super::idempotency::{Key, Produced};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
 use crate::state::AppState;
 use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
 use crate::types::{AspectRatio, ImageSize};
-use crate::web::{sniff_image, ApiJson};
+use crate::web::{sha256_hex, sniff_image, ApiJson};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -58,7 +58,7 @@ pub struct ImageData {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum ResponseFormat {
+pub(crate) enum ResponseFormat {
     B64Json,
     Url,
 }
@@ -70,8 +70,7 @@ pub async fn generations(
     headers: HeaderMap,
     ApiJson(params): ApiJson<ImageParams>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers, &caller, "generations")?;
-    respond(&state, &headers, key, params, Vec::new()).await
+    respond(&state, &headers, &caller, "generations", params, Vec::new()).await
 }
 
 /// `POST /v1/images/edits`：multipart，参考图放在 `image` 或 `image[]`（可多张）。
@@ -81,7 +80,6 @@ pub async fn edits(
     headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers, &caller, "edits")?;
     let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
     let (params, references) = read_edit_form(multipart, max_bytes).await?;
     if references.is_empty() {
@@ -89,15 +87,18 @@ pub async fn edits(
             "缺少参考图：请在 image（或 image[]）字段上传至少一张图片".into(),
         ));
     }
-    respond(&state, &headers, key, params, references).await
+    respond(&state, &headers, &caller, "edits", params, references).await
 }
 
-/// 幂等键按调用方与接口区分：别人用同一个键拿不到你的结果。
+/// 幂等键按调用方与接口区分（别人用同一个键拿不到你的结果），并带着这个请求内容的哈希
+/// （参数与每张参考图的内容）：同一个键配不同的请求是 409。
 fn idempotency_key(
     headers: &HeaderMap,
     caller: &Caller,
     route: &str,
-) -> Result<Option<String>, ApiError> {
+    params: &ImageParams,
+    references: &[InputImage],
+) -> Result<Option<Key>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -107,7 +108,26 @@ fn idempotency_key(
             "Idempotency-Key 必须是 1–255 个可见 ASCII 字符".into(),
         ));
     }
-    Ok(Some(format!("{}|{route}|{key}", caller.rate_limit_key())))
+    let content = serde_json::json!({
+        "prompt": params.prompt.trim(), "model": params.model, "n": params.n.unwrap_or(1),
+        "size": params.size, "response_format": params.response_format, "quality": params.quality,
+        "aspect_ratio": params.aspect_ratio, "image_size": params.image_size,
+        "references": references.iter().map(|r| sha256_hex(&r.data)).collect::<Vec<_>>(),
+    });
+    Ok(Some(Key {
+        scoped: format!("{}|{route}|{key}", caller.rate_limit_key()),
+        request_hash: sha256_hex(content.to_string()),
+    }))
+}
+
+/// 调用方要求异步（`Prefer: respond-async`）：先回 202 与任务 id，之后用 `GET /v1/images/tasks/{id}` 取结果。
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
 async fn read_edit_form(
@@ -175,24 +195,19 @@ fn set_text_param(params: &mut ImageParams, name: &str, value: String) -> Result
 }
 
 /// 生成与编辑的共同流程：校验参数 → n 张并行经网关生成 → 保存 → 按 response_format 返回。
+/// 带 `Prefer: respond-async` 时改为排进任务队列，立即回 202（见 `tasks.rs`）。
 async fn respond(
     state: &AppState,
     headers: &HeaderMap,
-    idempotency_key: Option<String>,
+    caller: &Caller,
+    route: &str,
     params: ImageParams,
     references: Vec<InputImage>,
 ) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(headers, caller, route, &params, &references)?;
     let n = params.n.unwrap_or(1);
     let prompt = validate_request(Surface::OpenAi, &params.prompt, n, references.len())?;
-    let format = match params.response_format.as_deref() {
-        None | Some("b64_json") => ResponseFormat::B64Json,
-        Some("url") => ResponseFormat::Url,
-        Some(other) => {
-            return Err(ApiError::InvalidRequest(format!(
-                "response_format 只能是 b64_json 或 url，收到“{other}”"
-            )))
-        }
-    };
+    let format = response_format(params.response_format.as_deref())?;
     let (aspect_ratio, image_size) = resolve_shape(&params)?;
     tracing::info!(
         user = params.user.as_deref().unwrap_or(""),
@@ -210,6 +225,19 @@ async fn respond(
         model: known_model(state, params.model.as_deref()),
         progress: Default::default(),
     };
+    if prefers_async(headers) {
+        let task = super::tasks::Order {
+            request,
+            references,
+            count: n,
+            caller: caller.rate_limit_key(),
+            key: idempotency_key.map(|k| Key {
+                scoped: format!("{}|task", k.scoped),
+                ..k
+            }),
+        };
+        return super::tasks::submit(state, task).await;
+    }
     let produced = state
         .idempotency
         .run(idempotency_key, || async move {
@@ -218,15 +246,36 @@ async fn respond(
             generate_n(state, request, references, n).await
         })
         .await?;
+    images_response(state, headers, format, produced).await
+}
+
+/// 把生成好的图写成 OpenAI 的图像响应。没能存进图库的图（`id` 为空）一律以 `b64_json` 给出——
+/// 它已经付过钱，调用方必须拿到——并在响应头 `X-Factory-Unsaved` 里说有几张没存下。
+pub(crate) async fn images_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+    produced: Vec<Produced>,
+) -> Result<Response, ApiError> {
     let base_url = public_base_url(state, headers);
     let ttl = state.config.load().server.file_url_ttl_s;
     let mut data = Vec::with_capacity(produced.len());
+    let mut unsaved = 0;
     for item in produced {
+        let Some(id) = item.id else {
+            unsaved += 1;
+            data.push(ImageData {
+                b64_json: item.base64,
+                url: None,
+                revised_prompt: item.revised_prompt,
+            });
+            continue;
+        };
         // 链接带签名：调用方（例如聊天软件）的浏览器没有工作台会话也能打开，过期或被改动就打不开。
         let url = (format == ResponseFormat::Url)
-            .then(|| format!("{base_url}{}", state.url_signer.sign(&item.id, ttl)));
+            .then(|| format!("{base_url}{}", state.url_signer.sign(&id, ttl)));
         let b64_json = match format {
-            ResponseFormat::B64Json => Some(image_base64(state, &item.id, item.base64).await?),
+            ResponseFormat::B64Json => Some(image_base64(state, &id, item.base64).await?),
             ResponseFormat::Url => None,
         };
         data.push(ImageData {
@@ -235,10 +284,27 @@ async fn respond(
             revised_prompt: item.revised_prompt,
         });
     }
-    Ok(json_response(ImagesResponse {
+    let mut response = json_response(ImagesResponse {
         created: chrono::Utc::now().timestamp(),
         data,
-    }))
+    });
+    if unsaved > 0 {
+        response
+            .headers_mut()
+            .insert("x-factory-unsaved", unsaved.into());
+    }
+    Ok(response)
+}
+
+/// `response_format`：默认 `b64_json`。
+pub(crate) fn response_format(value: Option<&str>) -> Result<ResponseFormat, ApiError> {
+    match value {
+        None | Some("b64_json") => Ok(ResponseFormat::B64Json),
+        Some("url") => Ok(ResponseFormat::Url),
+        Some(other) => Err(ApiError::InvalidRequest(format!(
+            "response_format 只能是 b64_json 或 url，收到“{other}”"
+        ))),
+    }
 }
 
 /// 写出 JSON 响应。`b64_json` 不经序列化器：它是规范的 base64（字母表里没有要转义的字符），
@@ -299,9 +365,18 @@ async fn generate_n(
     for result in futures::future::join_all(jobs).await {
         match result {
             Ok(mut p) => produced.push(Produced {
-                id: p.record.id,
+                id: Some(p.record.id),
                 base64: Some(p.image.take_base64()),
                 revised_prompt: p.image.text,
+            }),
+            // 生成了却没存下：图照样交给调用方（见 `images_response`）。
+            Err(crate::produce::ProduceFailed {
+                unsaved: Some(mut unsaved),
+                ..
+            }) => produced.push(Produced {
+                id: None,
+                base64: Some(unsaved.image.take_base64()),
+                revised_prompt: unsaved.image.text.take(),
             }),
             Err(failed) => {
                 tracing::warn!("有一张生成失败：{}", failed.error);

@@ -7,6 +7,7 @@ pub mod idempotency;
 pub(crate) mod images;
 mod models;
 pub mod rate_limit;
+mod tasks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,6 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/images/edits",
             post(images::edits).fallback(only("POST")).layer(uploads()),
         )
+        .route("/images/tasks/{id}", get(tasks::get).fallback(only("GET")))
         .route(
             "/chat/completions",
             post(chat::completions)

@@ -77,6 +77,17 @@ fn migrations() -> Migrations<'static> {
         M::up("ALTER TABLE images DROP COLUMN thumb_rel_path;"),
         // 批次是谁提交的（工作台会话或 IP 的指纹、/v1 的密钥指纹）：排队上限按它计。
         M::up("ALTER TABLE batches ADD COLUMN client TEXT NOT NULL DEFAULT '';"),
+        // 幂等键：同一调用方、同一接口、同一个 Idempotency-Key 在 24 小时内只生成一次（重启后也记得）；
+        // 任务没能存进图库的图先放在暂存区，`spill` 是它的暂存 id（“重新保存”用）。
+        M::up(
+            "CREATE TABLE idempotency (
+            key          TEXT PRIMARY KEY,  -- 调用方|接口|Idempotency-Key
+            request_hash TEXT NOT NULL,     -- 请求参数与参考图内容的 SHA-256：同一个键配不同的请求是 409
+            result       TEXT NOT NULL,     -- 生成的图：[{\"id\",\"revised_prompt\"}]（JSON）
+            created_at   INTEGER NOT NULL   -- Unix 秒；24 小时后作废
+        );
+        ALTER TABLE jobs ADD COLUMN spill TEXT;",
+        ),
     ])
 }
 

@@ -8,6 +8,7 @@
 mod archive;
 mod db;
 pub mod routes;
+mod spill;
 mod thumbs;
 
 pub use db::{ImageRecord, ListFilter, UploadRecord};
@@ -291,6 +292,32 @@ impl Storage {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingInsert>> {
         self.inner.pending.lock().expect("锁未被毒化")
+    }
+
+    /// 把没能存进图库的图（已经付过钱）放进暂存区，返回暂存 id。见 `spill.rs`。
+    pub async fn spill(&self, data: bytes::Bytes) -> Result<String, StorageError> {
+        let root = self.root();
+        tokio::task::spawn_blocking(move || spill::put(&root, &data))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
+    }
+
+    /// 取回暂存的图。
+    pub async fn unspill(&self, id: String) -> Result<bytes::Bytes, StorageError> {
+        let root = self.root();
+        tokio::task::spawn_blocking(move || spill::get(&root, &id).map(bytes::Bytes::from))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
+    }
+
+    /// 重新保存成功后删掉暂存的图。
+    pub fn drop_spill(&self, id: &str) {
+        spill::remove(&self.root(), id);
+    }
+
+    /// 清理超过 24 小时的暂存图（启动时与每小时一次）。
+    pub fn clean_spill(&self) -> usize {
+        spill::clean(&self.root())
     }
 
     /// 占一个打包下载的名额；都在用时返回 None。

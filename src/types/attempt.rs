@@ -15,6 +15,9 @@ pub struct AttemptInfo {
     pub outcome: String,
     /// 失败原因（中文）。
     pub error: Option<String>,
+    /// 这次尝试可能已被上游计费（请求送到了模型那里：成功的、超时的、回答坏了的……）。
+    #[serde(default)]
+    pub maybe_billed: bool,
 }
 
 /// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
@@ -35,7 +38,12 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
         "redirect" => "要求重定向（未跟随）",
         other => other,
     };
-    let mut s = format!("上游 {}：{outcome}", a.upstream);
+    let billing = match (a.outcome == "ok", a.maybe_billed) {
+        (true, _) => "已计费",
+        (false, true) => "可能已计费",
+        (false, false) => "未计费",
+    };
+    let mut s = format!("上游 {}：{outcome}（{billing}）", a.upstream);
     if let Some(status) = a.status {
         s.push_str(&format!("（HTTP {status}）"));
     }

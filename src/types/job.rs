@@ -91,6 +91,8 @@ pub enum JobState {
     Cancelled,
     /// 服务器在它运行时停止了（重启后显示，可重试）。
     Interrupted,
+    /// 上游生成了（已经付了钱），却没能存进图库（例如磁盘满了）：图在暂存区里，可以“重新保存”。
+    Unsaved,
 }
 
 impl JobState {
@@ -111,6 +113,7 @@ impl JobState {
             Self::Failed => "失败",
             Self::Cancelled => "已取消",
             Self::Interrupted => "中断",
+            Self::Unsaved => "保存失败",
         }
     }
 
@@ -122,6 +125,7 @@ impl JobState {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
+            Self::Unsaved => "unsaved",
         }
     }
 
@@ -133,6 +137,7 @@ impl JobState {
             Self::Failed,
             Self::Cancelled,
             Self::Interrupted,
+            Self::Unsaved,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -143,9 +148,14 @@ impl JobState {
         matches!(self, Self::Queued | Self::Running)
     }
 
-    /// 可以重试。
+    /// 可以重试（重新生成）。保存失败的不算：图已经有了，该“重新保存”，重新生成要再付一次钱。
     pub fn can_retry(self) -> bool {
         matches!(self, Self::Failed | Self::Cancelled | Self::Interrupted)
+    }
+
+    /// 可以重新保存（图在暂存区里）。
+    pub fn can_resave(self) -> bool {
+        self == Self::Unsaved
     }
 }
 

@@ -134,7 +134,19 @@ fn a_bad_file_changes_nothing_on_disk() {
         &[],
     );
     assert_ne!(out.status.code(), Some(0));
-    assert!(!dir.path().join("storage").exists());
+    // 看配置里写的那个存储目录（不是默认的 storage）：它没有被创建；目录里只有配置文件本身。
+    assert!(!dir.path().join("kept-out").exists());
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut entries = entries;
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["a-file", "factory.toml"],
+        "无效的配置什么都不创建"
+    );
 }
 
 #[test]

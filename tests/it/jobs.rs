@@ -273,8 +273,25 @@ async fn restart_mid_batch_loses_no_job() {
     let ws = Workspace::new(&config(&demo, 1));
     let mut server = ws.serve().await;
     let ids = submit(&server, "重启前提交的", 3).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // 第一张在等上游时 SIGKILL。
+    // 等到有一张正在等上游（快照里是 running、阶段是等待上游），记下是哪张，立刻 SIGKILL。
+    let started = Instant::now();
+    let running = loop {
+        let mut socket = connect(&server).await;
+        let snap = next_message(&mut socket).await.unwrap();
+        let waiting = snap["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["state"] == "running" && j["phase"] == "waiting");
+        if let Some(job) = waiting {
+            break job["job_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "没有任务开始等上游"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     server.child.start_kill().unwrap();
     server.child.wait().await.unwrap();
 
@@ -283,21 +300,30 @@ async fn restart_mid_batch_loses_no_job() {
     let mut timeline = Timeline::default();
     watch_until_finished(&mut socket, &ids, &mut timeline).await;
     assert_eq!(
-        timeline.last_state(&ids[0]),
+        timeline.last_state(&running),
         "interrupted",
         "运行中被杀的显示中断"
     );
-    assert!(timeline.updates[&ids[0]].last().unwrap().1["error"]
+    assert!(timeline.updates[&running].last().unwrap().1["error"]
         .as_str()
         .unwrap()
         .contains("可以重试"));
-    for id in &ids[1..] {
-        assert_eq!(timeline.last_state(id), "done", "排队中的重启后照常运行");
+    for id in ids.iter().filter(|id| **id != running) {
+        assert_eq!(
+            timeline.last_state(id),
+            "done",
+            "其余的（排队中或已完成的）重启后都是完成"
+        );
     }
     // 中断的可以重试成功。
-    let (status, _) = call(&server, "retry_job", json!({"job_id": ids[0]})).await;
+    let (status, _) = call(&server, "retry_job", json!({"job_id": running})).await;
     assert_eq!(status, 200);
-    watch_until_finished(&mut socket, &ids[..1], &mut Timeline::default()).await;
+    watch_until_finished(
+        &mut socket,
+        std::slice::from_ref(&running),
+        &mut Timeline::default(),
+    )
+    .await;
     let mut socket = connect(&server).await;
     let snap = next_message(&mut socket).await.unwrap();
     let states: Vec<&str> = snap["jobs"]

@@ -8,7 +8,7 @@ const PASSWORD: &str = "正确的密码-123";
 
 fn config(upstream: &str, name: &str, hash: &str) -> String {
     format!(
-        "[storage]\nroot = \"storage\"\n\n[auth]\nadmin_password_hash = \"{hash}\"\n\n[[upstreams]]\nname = \"{name}\"\nbase_url = \"{upstream}\"\napi_key = \"sk-upstream-secret-42\"\n"
+        "[server]\nmetrics_public = true\n\n[storage]\nroot = \"storage\"\n\n[auth]\nadmin_password_hash = \"{hash}\"\n\n[[upstreams]]\nname = \"{name}\"\nbase_url = \"{upstream}\"\napi_key = \"sk-upstream-secret-42\"\n"
     )
 }
 
@@ -211,7 +211,8 @@ async fn upstream_change_applies_live_and_in_flight_requests_finish_on_the_old_o
             (status, res.json::<Value>().await.unwrap())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // 在途请求真的到了旧上游（在途数为 1）之后再切换。
+    wait_for_in_flight(&server, 1.0).await;
     let body = admin
         .edited(|b| {
             b["upstreams"][0]["name"] = json!("新上游");
@@ -471,7 +472,7 @@ async fn listen_port_switch_binds_first_and_drains_the_old_one() {
             .unwrap();
         res.status().as_u16()
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_in_flight(&server, 1.0).await;
     let port = free_port();
     let body = admin
         .edited(|b| b["listen"] = json!(format!("127.0.0.1:{port}")))

@@ -1,6 +1,6 @@
 //! 一张任务卡片：图（或占位）、进度条、状态行、提示词、错误、尝试记录与操作按钮。
 
-use super::{browser, cancel_job, remove_job, retry_job, Reference};
+use super::{browser, cancel_job, remove_job, resave_job, retry_job, Reference};
 use crate::types::{describe_attempt, pixel_size, JobImage, JobState, JobView, Phase};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -43,6 +43,7 @@ fn status_line(j: &JobView) -> String {
 enum Action {
     Cancel,
     Retry,
+    Resave,
     Remove,
 }
 
@@ -52,6 +53,7 @@ fn perform(action: Action, job_id: String) {
         let result = match action {
             Action::Cancel => cancel_job(job_id).await.map(|_| ()),
             Action::Retry => retry_job(job_id).await.map(|_| ()),
+            Action::Resave => resave_job(job_id).await.map(|_| ()),
             Action::Remove => remove_job(job_id).await,
         };
         if let Err(e) = result {
@@ -157,6 +159,9 @@ fn CardActions(job: Memo<Option<JobView>>, references: RwSignal<Vec<Reference>>)
             <button type="button" on:click=move |_| copy_prompt()>"复制提示词"</button>
             <Show when=move || state().is_some_and(JobState::can_retry)>
                 <button type="button" on:click=move |_| act(Action::Retry)>"重试"</button>
+            </Show>
+            <Show when=move || state().is_some_and(JobState::can_resave)>
+                <button type="button" on:click=move |_| act(Action::Resave)>"重新保存"</button>
             </Show>
             <Show when=move || state().is_some_and(JobState::is_active)>
                 <button type="button" on:click=move |_| act(Action::Cancel)>"取消"</button>

@@ -118,6 +118,12 @@ pub async fn retry_job(job_id: String) -> Result<JobView, AppError> {
     ssr::with_state(|s| async move { s.jobs.retry(&job_id) }).await
 }
 
+/// `POST /api/resave_job`，请求体 `{"job_id":"…"}`：把“保存失败”的任务的图（在暂存区里）重新存进图库。
+#[server(prefix = "/api", endpoint = "resave_job", input = Json)]
+pub async fn resave_job(job_id: String) -> Result<JobView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.resave(&job_id).await }).await
+}
+
 /// `POST /api/remove_job`，请求体 `{"job_id":"…"}`：从工作台移除卡片（进行中的先取消，图片移入回收站）。
 #[server(prefix = "/api", endpoint = "remove_job", input = Json)]
 pub async fn remove_job(job_id: String) -> Result<(), AppError> {

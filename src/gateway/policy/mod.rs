@@ -21,7 +21,7 @@ use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
 use crate::config::Config;
 use crate::types::AttemptInfo;
 use concurrency::ConcurrencyLimit;
-use retry::{Decision, RetryKind};
+use retry::Decision;
 use std::time::{Duration, Instant};
 
 /// 对一个请求执行第 3–9 步。
@@ -34,9 +34,12 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     }
     let mut trace: Vec<AttemptInfo> = Vec::new();
     let mut last_error: Option<GatewayError> = None;
+    // 整个请求里，为“可能已计费”的失败最多再试一次（同一上游或下一个上游都算）。
+    let mut billed_retry_used = false;
 
     let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
-    for upstream_config in &upstreams {
+    for (position, upstream_config) in upstreams.iter().enumerate() {
+        let has_fallback = position + 1 < upstreams.len();
         if !trace.is_empty() {
             metrics::counter!("gateway_fallbacks_total").increment(1);
         }
@@ -62,7 +65,11 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
             own_limit.as_deref(),
             req,
             deadline,
-            &mut trace,
+            Ledger {
+                trace: &mut trace,
+                billed_retry_used: &mut billed_retry_used,
+                has_fallback,
+            },
         );
         match attempt.await {
             Ok(mut image) => {
@@ -112,6 +119,14 @@ impl Drop for InFlight {
     }
 }
 
+/// 一个请求的账本：到目前为止的每次尝试、为“可能已计费”的失败再试一次的额度（整个请求只有一次）
+/// 是否已用掉，以及后面还有没有别的上游可换。
+struct Ledger<'a> {
+    trace: &'a mut Vec<AttemptInfo>,
+    billed_retry_used: &'a mut bool,
+    has_fallback: bool,
+}
+
 /// 一个上游试完之后的结局。
 enum Exhausted {
     /// 换谁都没用，交给调用方。
@@ -128,13 +143,17 @@ async fn try_upstream(
     own_limit: Option<&ConcurrencyLimit>,
     req: &ImageRequest,
     deadline: Instant,
-    trace: &mut Vec<AttemptInfo>,
+    ledger: Ledger<'_>,
 ) -> Result<GeneratedImage, Exhausted> {
+    let Ledger {
+        trace,
+        billed_retry_used,
+        has_fallback,
+    } = ledger;
     let name = upstream.name().to_string();
     let threshold = config.retry.breaker_failures;
     let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
     let mut delays = retry::backoff(&config.retry);
-    let (mut once_used, mut billed_used) = (false, false);
 
     for attempt in 1..=config.retry.max_attempts {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -165,7 +184,7 @@ async fn try_upstream(
             .unwrap_or_else(|_| {
                 Err(GatewayError::Timeout {
                     upstream: name.clone(),
-                    secs: limit.as_secs(),
+                    secs: (limit.as_secs_f64().ceil() as u64).max(1),
                 })
             });
         drop((in_flight, permit, own_permit));
@@ -190,6 +209,7 @@ async fn try_upstream(
                     bytes: image.data.len() as u64,
                     outcome: "ok".into(),
                     error: None,
+                    maybe_billed: true,
                 });
                 return Ok(image);
             }
@@ -204,6 +224,11 @@ async fn try_upstream(
         } else {
             0.0
         });
+        let billed = retry::may_have_billed(&error);
+        if billed {
+            metrics::counter!("gateway_maybe_billed_failures_total", "upstream" => name.clone())
+                .increment(1);
+        }
         trace.push(AttemptInfo {
             upstream: name.clone(),
             status: error.upstream_status(),
@@ -211,22 +236,26 @@ async fn try_upstream(
             bytes: 0,
             outcome: error.class().as_str().into(),
             error: Some(error.to_string()),
+            maybe_billed: billed,
         });
 
-        let (kind, hint) = match retry::decide(&error) {
+        let hint = match retry::decide(&error) {
             Decision::GiveUp => return Err(Exhausted::GiveUp(error)),
             Decision::NextUpstream => return Err(Exhausted::NextUpstream(error)),
-            Decision::Retry { kind, hint } => (kind, hint),
+            Decision::Retry { hint } => hint,
         };
-        let allowed = attempt < config.retry.max_attempts
-            && match kind {
-                RetryKind::Always => true,
-                RetryKind::Once => !std::mem::replace(&mut once_used, true),
-                RetryKind::MaybeBilled => {
-                    config.retry.retry_maybe_billed && !std::mem::replace(&mut billed_used, true)
-                }
-            };
-        if !allowed {
+        if billed {
+            // 可能已计费：开关关着，或这个请求已经为此再试过一次——不再试，也不换上游（换上游也要再付一次钱）。
+            if !config.retry.retry_maybe_billed || *billed_retry_used {
+                return Err(Exhausted::GiveUp(error));
+            }
+            *billed_retry_used = true;
+            // 这唯一的一次：有别的上游就用在别的上游上（超时、坏响应在同一上游上多半会重演）。
+            if has_fallback {
+                return Err(Exhausted::NextUpstream(error));
+            }
+        }
+        if attempt >= config.retry.max_attempts {
             return Err(Exhausted::NextUpstream(error));
         }
         let delay = match hint {

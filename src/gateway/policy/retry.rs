@@ -1,12 +1,13 @@
-//! 重试规则：哪些失败可以重试、重试几次、等多久。
+//! 重试规则：哪些失败可以重试、重试几次、等多久——按“这次尝试可能已经被收费了吗”分类。
 //!
-//! 图像调用很慢、按次计费、并且不幂等，所以重试要小心（DESIGN §5）：
-//! - 总是可以重试：连不上（请求没发出去）、限流 429（遵守 `Retry-After`/`RetryInfo`，有上限）、
-//!   502、503、响应被截断或无法解析；
-//! - 只重试一次：200 但没有图（非安全原因）；
-//! - 可能被收两次费，受 `retry.retry_maybe_billed` 控制、最多一次：500、504、单次超时；
-//! - 不重试、换下一个上游：401、403、404、API 密钥无效、每日配额耗尽；
-//! - 不重试、直接告诉调用方：其他 400、413、安全拦截。
+//! 图像调用很慢、按张计费、并且不幂等，所以重试要小心（DESIGN §5）：
+//! - **未计费**（请求没送到模型那里）：连不上（DNS、拒绝连接）、429 限流（遵守 `Retry-After`/`RetryInfo`，有上限）、
+//!   代理在模型运行前回的 502/503——放心重试（每个上游最多 `max_attempts` 次），用完换下一个上游；
+//! - **可能已计费**（请求送到了，回答丢了或坏了）：发出后连接中断、200 但响应被截断或无法解析、单次超时、
+//!   500、504、200 但没有图——只有 `retry.retry_maybe_billed = true` 时才再试，而且整个请求最多再试一次
+//!   （在同一上游或下一个上游都算）；开关关着时，这类失败既不重试也不换上游，直接告诉调用方；
+//! - **不重试、换下一个上游**（未计费）：401、403、404、API 密钥无效、每日配额耗尽（429 `RESOURCE_EXHAUSTED`）、要求重定向；
+//! - **不重试、直接告诉调用方**：其他 400、413（未计费），安全拦截、响应超过上限（可能已计费）。
 
 use crate::config::RetryConfig;
 use crate::gateway::GatewayError;
@@ -16,9 +17,8 @@ use tokio_retry::strategy::{jitter, ExponentialBackoff};
 /// 一次失败之后怎么办。
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
-    /// 在同一上游重试。
+    /// 值得再试（同一上游还有次数就在同一上游，否则换下一个）。
     Retry {
-        kind: RetryKind,
         /// 上游建议的等待时间。
         hint: Option<Duration>,
     },
@@ -28,23 +28,27 @@ pub enum Decision {
     GiveUp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryKind {
-    /// 不限（受每个上游的 `max_attempts` 约束）。
-    Always,
-    /// 每个请求最多重试一次。
-    Once,
-    /// 可能被重复计费：受配置开关控制，每个请求最多重试一次。
-    MaybeBilled,
+/// 这次失败的尝试可能已经被上游收费了吗：请求送到了模型那里、模型可能已经生成，只是回答丢了或坏了。
+pub fn may_have_billed(err: &GatewayError) -> bool {
+    match err {
+        GatewayError::Timeout { .. }
+        | GatewayError::BadResponse { .. }
+        | GatewayError::NoImage { .. }
+        | GatewayError::Safety { .. }
+        | GatewayError::ResponseTooLarge { .. } => true,
+        GatewayError::Status { status, .. } => *status >= 500 && !matches!(status, 502 | 503),
+        _ => false,
+    }
 }
 
 pub fn decide(err: &GatewayError) -> Decision {
     use Decision::*;
-    let retry = |kind| Retry { kind, hint: None };
+    let retry = Retry { hint: None };
     match err {
-        GatewayError::Connect { .. } | GatewayError::BadResponse { .. } => retry(RetryKind::Always),
-        GatewayError::NoImage { .. } => retry(RetryKind::Once),
-        GatewayError::Timeout { .. } => retry(RetryKind::MaybeBilled),
+        GatewayError::Connect { .. }
+        | GatewayError::BadResponse { .. }
+        | GatewayError::NoImage { .. }
+        | GatewayError::Timeout { .. } => retry,
         GatewayError::Status {
             status,
             message,
@@ -53,14 +57,11 @@ pub fn decide(err: &GatewayError) -> Decision {
         } => match status {
             429 if is_daily_quota(message) => NextUpstream,
             429 => Retry {
-                kind: RetryKind::Always,
                 hint: retry_after_secs.map(Duration::from_secs_f64),
             },
-            502 | 503 => retry(RetryKind::Always),
-            500 | 504 => retry(RetryKind::MaybeBilled),
+            s if *s >= 500 => retry,
             401 | 403 | 404 => NextUpstream,
             400 if is_bad_api_key(message) => NextUpstream,
-            s if *s >= 500 => retry(RetryKind::MaybeBilled),
             _ => GiveUp,
         },
         GatewayError::Safety { .. } | GatewayError::InvalidRequest(_) => GiveUp,
@@ -113,20 +114,18 @@ mod tests {
 
     #[test]
     fn classes_follow_the_design() {
-        assert_eq!(
-            decide(&status(503, "")),
-            Decision::Retry {
-                kind: RetryKind::Always,
-                hint: None
-            }
+        assert_eq!(decide(&status(503, "")), Decision::Retry { hint: None });
+        assert!(
+            !may_have_billed(&status(503, "")),
+            "代理在模型运行前回的 503"
         );
         assert_eq!(
             decide(&status(429, "Resource has been exhausted")),
             Decision::Retry {
-                kind: RetryKind::Always,
                 hint: Some(Duration::from_secs(1))
             }
         );
+        assert!(!may_have_billed(&status(429, "")));
         assert_eq!(
             decide(&status(
                 429,
@@ -134,13 +133,19 @@ mod tests {
             )),
             Decision::NextUpstream
         );
-        assert_eq!(
-            decide(&status(500, "")),
-            Decision::Retry {
-                kind: RetryKind::MaybeBilled,
-                hint: None
-            }
-        );
+        assert_eq!(decide(&status(500, "")), Decision::Retry { hint: None });
+        assert!(may_have_billed(&status(500, "")) && may_have_billed(&status(504, "")));
+        let broken = GatewayError::BadResponse {
+            upstream: "u".into(),
+            detail: "截断".into(),
+        };
+        assert!(may_have_billed(&broken), "发出后回答坏了：可能已计费");
+        let refused = GatewayError::Connect {
+            upstream: "u".into(),
+            detail: "拒绝连接".into(),
+        };
+        assert_eq!(decide(&refused), Decision::Retry { hint: None });
+        assert!(!may_have_billed(&refused), "连不上：请求没发出去");
         assert_eq!(decide(&status(400, "bad aspect ratio")), Decision::GiveUp);
         assert_eq!(
             decide(&status(400, "API key not valid.")),

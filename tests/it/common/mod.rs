@@ -206,6 +206,20 @@ pub fn outcomes(saved: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// 尝试记录里每次是否“可能已计费”。
+pub fn billing(saved: &serde_json::Value) -> Vec<bool> {
+    saved["attempts"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|a| {
+            a["maybe_billed"]
+                .as_bool()
+                .expect("每次尝试都标明是否可能已计费")
+        })
+        .collect()
+}
+
 /// 以 JSON 调用一个服务器函数（`POST /api/{endpoint}`），返回状态码与 JSON 响应（无法解析时为 null）。
 pub async fn call(
     server: &Running,
@@ -238,4 +252,32 @@ pub fn hash_password(password: &str) -> String {
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(hash.starts_with("$argon2"), "{hash}");
     hash
+}
+
+/// `/metrics` 里某个指标（行首匹配，可带标签）的值；没有这一行时为 None（不当成 0）。
+pub async fn metric(server: &Running, line_start: &str) -> Option<f64> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// 等到网关的在途上游调用数达到 `n`（最多 20 秒）：测试据此确定“谁占着名额”，而不是睡一段固定时间。
+pub async fn wait_for_in_flight(server: &Running, n: f64) {
+    let started = std::time::Instant::now();
+    while metric(server, "gateway_in_flight").await.unwrap_or(0.0) < n {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "网关的在途数一直没有到 {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
