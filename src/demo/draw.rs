@@ -18,8 +18,14 @@ struct Palette {
 }
 
 impl Palette {
-    fn from_prompt(prompt: &str) -> Self {
-        let h = Sha256::digest(prompt.as_bytes());
+    /// 由提示词（与种子，若有）决定的配色与构图：同样的输入总是同样的图，换一个种子就是另一张。
+    fn from_prompt(prompt: &str, seed: Option<i32>) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(prompt.as_bytes());
+        if let Some(seed) = seed {
+            hasher.update(seed.to_le_bytes());
+        }
+        let h = hasher.finalize();
         let color = |i: usize| [h[i] as f32, h[i + 1] as f32, h[i + 2] as f32];
         let unit = |i: usize| h[i] as f32 / 255.0;
         let count = 2 + (h[12] % 4) as usize;
@@ -39,9 +45,15 @@ impl Palette {
     }
 }
 
-/// 画一张 `width`×`height` 的图。
-pub fn draw(prompt: &str, width: u32, height: u32, reference: Option<&DynamicImage>) -> RgbImage {
-    let p = Palette::from_prompt(prompt);
+/// 画一张 `width`×`height` 的图。`seed` 不同，同一提示词也画出不同的图。
+pub fn draw(
+    prompt: &str,
+    seed: Option<i32>,
+    width: u32,
+    height: u32,
+    reference: Option<&DynamicImage>,
+) -> RgbImage {
+    let p = Palette::from_prompt(prompt, seed);
     let base = reference
         .map(|r| imageops::resize(&r.to_rgb8(), width, height, imageops::FilterType::Triangle));
     let (w, h) = (width as f32, height as f32);
@@ -137,17 +149,26 @@ mod tests {
 
     #[test]
     fn same_prompt_same_picture_other_prompt_other_picture() {
-        let a = draw("一只猫", 64, 48, None);
-        assert_eq!(a, draw("一只猫", 64, 48, None));
-        assert_ne!(a, draw("一只狗", 64, 48, None));
+        let a = draw("一只猫", None, 64, 48, None);
+        assert_eq!(a, draw("一只猫", None, 64, 48, None));
+        assert_ne!(a, draw("一只狗", None, 64, 48, None));
+        // 种子：同一个种子同一张图，不同的种子不同的图。
+        assert_eq!(
+            draw("一只猫", Some(7), 64, 48, None),
+            draw("一只猫", Some(7), 64, 48, None)
+        );
+        assert_ne!(
+            draw("一只猫", Some(7), 64, 48, None),
+            draw("一只猫", Some(8), 64, 48, None)
+        );
         assert_eq!(a.dimensions(), (64, 48));
     }
 
     #[test]
     fn edit_stays_close_to_the_reference() {
         let reference = DynamicImage::ImageRgb8(RgbImage::from_pixel(32, 32, Rgb([250, 10, 10])));
-        let edited = draw("蓝色", 32, 32, Some(&reference));
-        let plain = draw("蓝色", 32, 32, None);
+        let edited = draw("蓝色", None, 32, 32, Some(&reference));
+        let plain = draw("蓝色", None, 32, 32, None);
         // 以参考图为主体：红色通道明显高于不带参考图的版本。
         let red = |img: &RgbImage| img.pixels().map(|p| p.0[0] as u64).sum::<u64>();
         assert!(red(&edited) > red(&plain));
@@ -168,7 +189,7 @@ mod tests {
 
     #[test]
     fn png_decodes_back() {
-        let img = draw("x", 40, 30, None);
+        let img = draw("x", None, 40, 30, None);
         let decoded = image::load_from_memory(&encode_png(&img)).unwrap();
         assert_eq!(decoded.to_rgb8(), img);
     }

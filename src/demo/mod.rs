@@ -499,6 +499,7 @@ pub(super) fn render(
     if prompt.trim().is_empty() && reference.is_none() {
         return Err("* GenerateContentRequest.contents: contents is not specified".into());
     }
+    let seed = request.generation_config.as_ref().and_then(|g| g.seed);
     let image_config = request
         .generation_config
         .and_then(|g| g.image_config)
@@ -537,8 +538,8 @@ pub(super) fn render(
         }
         _ => (w, h),
     };
-    let sketch = encode_png(&draw(&prompt, 64, 64 * h / w, None));
-    let final_png = encode_png(&draw(&prompt, w, h, reference.as_ref()));
+    let sketch = encode_png(&draw(&prompt, seed, 64, 64 * h / w, None));
+    let final_png = encode_png(&draw(&prompt, seed, w, h, reference.as_ref()));
     let summary: String = prompt.chars().take(40).collect();
     Ok(vec![
         Part {

@@ -45,6 +45,7 @@ async fn draw(
         references,
         aspect.as_str(),
         resolution.as_str(),
+        None,
     );
     let parts = tokio::task::spawn_blocking(move || render(request, None))
         .await

@@ -79,6 +79,7 @@ impl Gateway {
             image_size: crate::types::ImageSize::K1,
             model: None,
             progress: Progress::default(),
+            seed: None,
         };
         let secs = self.inner.config.load().timeouts.attempt_s;
         let started = std::time::Instant::now();

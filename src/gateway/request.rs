@@ -20,6 +20,8 @@ pub struct ImageRequest {
     pub image_size: ImageSize,
     /// 指定模型；为空时使用上游配置的模型。
     pub model: Option<String>,
+    /// 随机种子（Gemini 的 `generationConfig.seed`）：同一批的几张各用各的，得到不同的图；演示上游按它作画。
+    pub seed: Option<i32>,
     /// 进度回报（工作台用；`/v1` 留空）。
     pub progress: super::Progress,
 }

@@ -611,6 +611,7 @@ impl JobManager {
         let producer = &self.inner.producer;
         let references = References::load(&producer.storage, &batch.reference_ids).await?;
         let (this, job_id) = (self.clone(), id.to_string());
+        let run = self.table().jobs.get(id).map(|j| j.row.run).unwrap_or(0);
         let request = ImageRequest {
             prompt: batch.prompt.clone(),
             references: Vec::new(),
@@ -618,6 +619,8 @@ impl JobManager {
             image_size: batch.image_size,
             model: (!batch.model.is_empty()).then(|| batch.model.clone()),
             progress: Progress::new(move |event| this.on_progress(&job_id, event)),
+            // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
+            seed: Some(seed_for(id, run)),
         };
         let work = producer.produce(request, references);
         tokio::pin!(work);
@@ -744,6 +747,12 @@ impl JobManager {
         self.notify(Change::Job(id.to_string()));
         self.pump();
     }
+}
+
+/// 由任务 id 与第几次运行得到的种子（非负的 i32）。
+fn seed_for(job_id: &str, run: u32) -> i32 {
+    let digest = crate::web::sha256_hex(format!("{job_id}:{run}"));
+    i32::from_str_radix(&digest[..7], 16).unwrap_or(0)
 }
 
 /// 任务产出的图（卡片上显示的那部分）。

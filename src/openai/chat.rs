@@ -249,6 +249,7 @@ async fn to_image_request(
         image_size,
         model: known_model(state, body.model.as_deref()),
         progress: Default::default(),
+        seed: None,
     };
     Ok((request, references))
 }

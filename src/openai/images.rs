@@ -224,6 +224,7 @@ async fn respond(
         image_size,
         model: known_model(state, params.model.as_deref()),
         progress: Default::default(),
+        seed: None,
     };
     if prefers_async(headers) {
         let task = super::tasks::Order {
@@ -359,7 +360,12 @@ async fn generate_n(
     n: u32,
 ) -> Result<Vec<Produced>, ApiError> {
     let producer = state.producer();
-    let jobs = (0..n).map(|_| producer.produce(request.clone(), references.clone()));
+    // 每张一个随机种子：n 张各不相同（真的 Gemini 本来就各不相同，演示上游靠它画出不同的图）。
+    let jobs = (0..n).map(|_| {
+        let mut request = request.clone();
+        request.seed = Some(rand::random::<i32>() & i32::MAX);
+        producer.produce(request, references.clone())
+    });
     let mut produced = Vec::new();
     let mut first_error = None;
     for result in futures::future::join_all(jobs).await {

@@ -186,3 +186,27 @@ async fn wrong_method_on_v1_is_a_405_with_an_openai_error() {
     let (status, body) = json_of(app.send(request).await).await;
     assert_eq!((status, message(&body)), (405, "这个接口只接受 GET 请求"));
 }
+
+/// 第一次打开：空的工作台有简短的上手提示，空的图库说“还没有图片”并指向工作台。
+#[tokio::test]
+async fn empty_pages_tell_a_new_user_what_to_do() {
+    let app = App::new("").await;
+    let app = &app;
+    let page = |path: &'static str| async move {
+        let response = app
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let studio = page("/").await;
+    assert!(
+        studio.contains("studio-hint") && studio.contains("参考图"),
+        "工作台的上手提示"
+    );
+    let gallery = page("/gallery").await;
+    assert!(gallery.contains("还没有图片"), "空图库的提示");
+    assert!(gallery.contains("去工作台生成第一张"));
+}

@@ -82,6 +82,14 @@ impl Browse {
         });
     }
 
+    /// 有没有设搜索或筛选条件（没有时空图库显示“还没有图片”的引导）。
+    pub fn filtered(self) -> bool {
+        !self.search.get().trim().is_empty()
+            || !self.mode.get().is_empty()
+            || !self.from_date.get().is_empty()
+            || !self.to_date.get().is_empty()
+    }
+
     /// 条件变了：从第一页重新查，清掉选择。
     pub fn reload(self) {
         self.generation.update(|g| *g += 1);

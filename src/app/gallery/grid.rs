@@ -10,9 +10,19 @@ pub fn Grid(browse: Browse) -> impl IntoView {
     view! {
         <div class="gallery-grid" data-testid="gallery-grid">
             <Show when=move || b.items.with(Vec::is_empty) && !b.loading.get()>
-                <p class="empty">
-                    {move || if b.trash.get() { "回收站是空的。" } else { "没有符合条件的图片。" }}
-                </p>
+                {move || if b.trash.get() {
+                    view! { <p class="empty">"回收站是空的。"</p> }.into_any()
+                } else if b.filtered() {
+                    view! { <p class="empty">"没有符合条件的图片。"</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="empty" data-testid="gallery-empty">
+                            <p class="empty-title">"还没有图片"</p>
+                            <p>"在工作台生成的每一张图都会自动保存在这里。"</p>
+                            <a class="button" href="/">"去工作台生成第一张"</a>
+                        </div>
+                    }.into_any()
+                }}
             </Show>
             <For each=move || b.items.get() key=|item| item.id.clone() let:item>
                 <Thumb item browse=b/>

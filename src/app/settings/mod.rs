@@ -124,6 +124,18 @@ impl Page {
         }
     }
 
+    /// 表单与服务器上保存的设置不一样（有未保存的更改）。
+    fn dirty(self) -> bool {
+        let saved = self.saved.get();
+        self.upstreams.get() != saved.upstreams
+            || self.root.get() != saved.storage_root
+            || self.listen.get() != saved.listen
+            || self.numbers.get() != saved.numbers
+            || self.flags.get() != saved.flags
+            || !self.studio_password.get().is_empty()
+            || self.clear_studio_password.get()
+    }
+
     fn show(self, v: SettingsView) {
         self.upstreams.set(v.upstreams.clone());
         self.root.set(v.storage_root.clone());
@@ -274,6 +286,13 @@ fn Settings() -> impl IntoView {
         hydrated.set(true);
         page.load();
     });
+    // 有未保存的更改时，离开页面（关闭、刷新、点别的链接）前让浏览器问一句。
+    let _leave = window_event_listener(leptos::ev::beforeunload, move |ev| {
+        if page.stage.get_untracked() == Stage::Ready && page.dirty() {
+            ev.prevent_default();
+            ev.set_return_value("");
+        }
+    });
     view! {
         <section class="settings" data-hydrated=move || hydrated.get().to_string()>
             <h1>"设置"</h1>
@@ -325,8 +344,11 @@ fn SettingsBody(page: Page) -> impl IntoView {
             <general::StorageAndListen page/>
             <keys::ApiKeys page/>
             <numbers::NumbersEditor page/>
-            <div class="save-bar">
+            <div class="save-bar" data-testid="save-bar">
                 <button type="button" class="generate" on:click=move |_| page.save()>"保存"</button>
+                <Show when=move || page.dirty()>
+                    <span class="unsaved" data-testid="unsaved">"有未保存的更改"</span>
+                </Show>
             </div>
         </div>
     }

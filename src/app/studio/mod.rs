@@ -55,6 +55,7 @@ mod ssr {
             image_size: request.image_size,
             model: None,
             progress: Default::default(),
+            seed: None,
         };
         let produced = state
             .producer()
@@ -271,7 +272,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
             <LiveIndicator connected lags/>
             <div class="grid" data-testid="cards">
                 <Show when=move || ids.with(Vec::is_empty)>
-                    <p class="empty">"在下方输入提示词，选择张数，按 Enter 或点“生成”开始。"</p>
+                    <div class="empty studio-hint" data-testid="studio-hint">
+                        <p class="empty-title">"写下你想要的画面，按 Enter 或点“生成”"</p>
+                        <ul>
+                            <li>"描述越具体越好：主体、场景、光线、风格，例如“清晨薄雾中的木屋，水彩风格”。"</li>
+                            <li>"张数选 4 或 16，几张图会同时生成，每张一个卡片、各有进度。"</li>
+                            <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或点“＋ 参考图”。"</li>
+                        </ul>
+                    </div>
                 </Show>
                 <For each=move || ids.get() key=|id| id.clone() let:id>
                     {

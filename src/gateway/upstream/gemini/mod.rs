@@ -234,6 +234,7 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
         references,
         req.aspect_ratio.as_str(),
         req.image_size.as_str(),
+        req.seed,
     )
 }
 

@@ -23,6 +23,7 @@ impl GenerateContentRequest {
         references: Vec<Blob>,
         aspect_ratio: &str,
         image_size: &str,
+        seed: Option<i32>,
     ) -> Self {
         let mut parts = vec![Part {
             text: Some(prompt.to_string()),
@@ -43,6 +44,7 @@ impl GenerateContentRequest {
                     aspect_ratio: Some(aspect_ratio.into()),
                     image_size: Some(image_size.into()),
                 }),
+                seed,
             }),
         }
     }
@@ -88,6 +90,9 @@ pub struct GenerationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(alias = "image_config")]
     pub image_config: Option<ImageConfig>,
+    /// 随机种子（int32）。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -245,6 +250,7 @@ mod tests {
             vec![],
             "1:1",
             "1K",
+            Some(7),
         ))
         .unwrap();
         assert!(
