@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 完整基准测试：构建发布版、准备 LiteLLM（target/litellm-venv）、跑全部用例，结果写进 docs/benchmarks.md。
 #   bash bench/run.sh                 # 全部
-#   bash bench/run.sh --only overhead # 只跑某几部分（overhead,large,page,progress,faults）
+#   bash bench/run.sh --only overhead # 只跑某几部分（overhead,large,page,progress,memory,faults）
 # 只访问 127.0.0.1；每一轮都有请求数与时长上限。全部跑完约 11 分钟（不含构建与首次安装）。
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,6 +9,7 @@
 mod cases;
 mod faults;
 mod load;
+mod memory;
 mod procs;
 mod report;
 
@@ -25,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 完整基准：a 网关开销、b 大图、c 页面、d 进度推送、故障浸泡。
+    /// 完整基准：a 网关开销、b 大图、c 页面、d 进度推送、e 大批次的内存、故障浸泡。
     Full {
         /// LiteLLM 可执行文件（bench/run.sh 在 target/litellm-venv 里安装）；不给则不对比。
         #[arg(long)]
@@ -33,7 +34,7 @@ enum Command {
         /// 开销用例每轮的时长上限（秒）。
         #[arg(long, default_value_t = 10)]
         duration: u64,
-        /// 只跑这些部分（逗号分隔：overhead,large,page,progress,faults）；默认全部。
+        /// 只跑这些部分（逗号分隔：overhead,large,page,progress,memory,faults）；默认全部。
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// 结果写到哪里（同名 .svg 为图）。
@@ -123,6 +124,7 @@ async fn full(
         large: Vec::new(),
         page: None,
         progress_ms: Vec::new(),
+        memory: Vec::new(),
         soak: None,
     };
     if wants("overhead") {
@@ -137,6 +139,15 @@ async fn full(
     if wants("progress") {
         results.progress_ms = cases::progress(&settings, work.path()).await?;
     }
+    if wants("memory") {
+        let spec = memory::Spec {
+            requests: 4,
+            n: 16,
+            png_bytes: 20_000_000,
+            settle: Duration::from_secs(10),
+        };
+        results.memory = memory::run(&settings.bin, work.path(), spec).await?;
+    }
     if wants("faults") {
         results.soak = Some(faults::soak(&settings, work.path()).await?);
     }
@@ -146,6 +157,14 @@ async fn full(
     anyhow::ensure!(invalid.is_empty(), "有无效的响应：\n{}", invalid.join("\n"));
     Ok(())
 }
+
+/// 快速检查里的内存用例：2 个并发请求 × n = 4 × 5 MB。
+const QUICK_MEMORY: memory::Spec = memory::Spec {
+    requests: 2,
+    n: 4,
+    png_bytes: 5_000_000,
+    settle: Duration::from_secs(10),
+};
 
 async fn quick() -> anyhow::Result<()> {
     let settings = Settings {
@@ -175,9 +194,11 @@ async fn quick() -> anyhow::Result<()> {
         large: cases::large(&settings, work.path()).await?,
         page: None,
         progress_ms: cases::progress(&settings, work.path()).await?,
+        memory: memory::run(&settings.bin, work.path(), QUICK_MEMORY).await?,
         soak: Some(faults::soak(&settings, work.path()).await?),
     };
     let mut problems = invalid_responses(&results);
+    problems.extend(memory::problems(&results.memory));
     if let Some(soak) = &results.soak {
         problems.extend(soak.problems.iter().cloned());
         for p in soak.phases.iter().take(5) {

@@ -109,7 +109,9 @@ pub async fn demo(bin: &Path, port: u16, extra: &[&str]) -> anyhow::Result<Proc>
     let mut cmd = Command::new(bin);
     cmd.args(["demo-upstream", "--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
-        .env("RUST_LOG", "error");
+        .env("RUST_LOG", "error")
+        // 演示上游在这里代表上游，要快：用 mimalloc 默认的延迟归还（服务器为了还内存设成立即归还，见 src/main.rs）。
+        .env("MIMALLOC_PURGE_DELAY", "1000");
     spawn(cmd, port, "/v1beta/models", Duration::from_secs(30)).await
 }
 

@@ -2,6 +2,7 @@
 
 use crate::cases::{PageFacts, Row};
 use crate::faults::SoakReport;
+use crate::memory::MemoryRow;
 use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;
@@ -16,6 +17,7 @@ pub struct Results {
     pub large: Vec<Row>,
     pub page: Option<PageFacts>,
     pub progress_ms: Vec<f64>,
+    pub memory: Vec<MemoryRow>,
     pub soak: Option<SoakReport>,
 }
 
@@ -133,6 +135,9 @@ pub fn markdown(r: &Results) -> String {
             v[v.len() - 1]
         );
     }
+    if !r.memory.is_empty() {
+        memory_table(&mut out, &r.memory);
+    }
     if let Some(s) = &r.soak {
         out.push_str("## 故障浸泡\n\n经本服务器（两个上游：会出故障的 flaky 与健康的后备 healthy；单次尝试时限 2 秒、总时限 20 秒），\n演示上游按阶段注入故障。重试与改用后备的次数来自服务器的 `/metrics`。\n\n");
         out.push_str("| 阶段 | 请求 | 成功 | 失败 | 中断 | 成功率 | p99 ms | 最长 ms | 重试 | 改用后备 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -176,6 +181,38 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     out
+}
+
+/// e. 大批次的内存：每种返回格式一行，带目标与是否达到。
+fn memory_table(out: &mut String, rows: &[MemoryRow]) {
+    let spec = rows[0].spec;
+    let _ = writeln!(
+        out,
+        "## e. 大批次下的内存\n\n{} 个并发的 `POST /v1/images/generations`，每个 `n = {}`，演示上游每张回约 {} MB 的噪点 PNG（共 {} 张）。\n服务器用默认限额（全局并发 16）。峰值是每 20 ms 采样的 RSS，VmHWM 是内核记下的峰值，“之后”是最后一个响应之后 {} 秒的 RSS。\n目标：峰值 `url` ≤ 600 MB、`b64_json` ≤ 900 MB，之后 ≤ 100 MB。\n",
+        spec.requests,
+        spec.n,
+        spec.png_bytes / 1_000_000,
+        rows[0].images,
+        spec.settle.as_secs()
+    );
+    out.push_str("| 格式 | 张数 | 用时 s | 空闲 RSS | RSS 峰值 | VmHWM | 之后 RSS | 目标 |\n|---|---:|---:|---:|---:|---:|---:|:---:|\n");
+    for r in rows {
+        let peak_target = if r.format == "url" { 600 } else { 900 } * 1024;
+        let met = r.peak_kb.max(r.hwm_kb) <= peak_target && r.after_kb <= 100 * 1024;
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {:.1} | {} | {} | {} | {} | {} |",
+            r.format,
+            r.images,
+            r.seconds,
+            mb(r.idle_kb),
+            mb(r.peak_kb),
+            mb(r.hwm_kb),
+            mb(r.after_kb),
+            if met { "达到" } else { "**未达到**" }
+        );
+    }
+    out.push('\n');
 }
 
 /// 写出 Markdown（保留手写部分）与 SVG。

@@ -38,17 +38,13 @@ pub struct GeneratedImage {
     pub model: String,
     /// 到成功为止的每一次尝试（由策略流水线填写）。
     pub attempts: Vec<AttemptInfo>,
-    /// 上游给的标准 base64 原文（Gemini 以 base64 返回图像）。回给调用方时直接用，不必再编码一遍。
-    pub base64: Option<String>,
 }
 
 impl GeneratedImage {
-    /// 图像的标准 base64：有上游原文就直接交出，否则现在编码。
-    pub fn take_base64(&mut self) -> String {
-        use base64::Engine;
-        self.base64
-            .take()
-            .unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode(&self.data))
+    /// 图像的标准 base64。上游给的 base64 原文不留：一张 20 MB 的图，原文是另外 27 MB，
+    /// 而大多数调用方（`url`、工作台）根本用不到它；`b64_json` 从磁盘上的文件边读边编码（见 `openai::images`）。
+    pub fn base64(&self) -> String {
+        base64_simd::STANDARD.encode_to_string(&self.data)
     }
 }
 

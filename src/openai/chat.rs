@@ -95,7 +95,7 @@ pub async fn completions(
             .await
             .map_err(|f| f.error)?;
         let (image, record) = (&mut produced.image, &produced.record);
-        let data_url = format!("data:{};base64,{}", record.mime, image.take_base64());
+        let data_url = format!("data:{};base64,{}", record.mime, image.base64());
         let content = markdown(image.text.as_deref(), &data_url);
         return Ok(Json(json!({
             "id": id,

@@ -21,7 +21,7 @@ const TTL_SECS: i64 = 24 * 3600;
 pub struct Produced {
     pub id: Option<String>,
     pub revised_prompt: Option<String>,
-    /// 第一次请求时手里的图片 base64（不进记录）。
+    /// 没能存进图库的图的 base64（只在第一次的响应里有，不进记录）；存下了的图从文件读。
     #[serde(skip)]
     pub base64: Option<String>,
 }

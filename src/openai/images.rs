@@ -2,6 +2,7 @@
 
 use super::auth::Caller;
 use super::idempotency::{Key, Produced};
+use super::images_response::{images_response, response_format};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
@@ -11,10 +12,9 @@ use crate::types::{AspectRatio, ImageSize};
 use crate::web::{sha256_hex, sniff_image, ApiJson};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// 生成与编辑共有的参数（OpenAI 的字段名，外加扩展字段 `aspect_ratio`、`image_size`）。
 #[derive(Debug, Default, Deserialize)]
@@ -39,28 +39,6 @@ pub struct ImageParams {
     /// 扩展：直接指定 1K / 2K / 4K（优先于 size）。
     #[serde(default)]
     pub image_size: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ImagesResponse {
-    pub created: i64,
-    pub data: Vec<ImageData>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ImageData {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub b64_json: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revised_prompt: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum ResponseFormat {
-    B64Json,
-    Url,
 }
 
 /// `POST /v1/images/generations`
@@ -250,108 +228,6 @@ async fn respond(
     images_response(state, headers, format, produced).await
 }
 
-/// 把生成好的图写成 OpenAI 的图像响应。没能存进图库的图（`id` 为空）一律以 `b64_json` 给出——
-/// 它已经付过钱，调用方必须拿到——并在响应头 `X-Factory-Unsaved` 里说有几张没存下。
-pub(crate) async fn images_response(
-    state: &AppState,
-    headers: &HeaderMap,
-    format: ResponseFormat,
-    produced: Vec<Produced>,
-) -> Result<Response, ApiError> {
-    let base_url = public_base_url(state, headers);
-    let ttl = state.config.load().server.file_url_ttl_s;
-    let mut data = Vec::with_capacity(produced.len());
-    let mut unsaved = 0;
-    for item in produced {
-        let Some(id) = item.id else {
-            unsaved += 1;
-            data.push(ImageData {
-                b64_json: item.base64,
-                url: None,
-                revised_prompt: item.revised_prompt,
-            });
-            continue;
-        };
-        // 链接带签名：调用方（例如聊天软件）的浏览器没有工作台会话也能打开，过期或被改动就打不开。
-        let url = (format == ResponseFormat::Url)
-            .then(|| format!("{base_url}{}", state.url_signer.sign(&id, ttl)));
-        let b64_json = match format {
-            ResponseFormat::B64Json => Some(image_base64(state, &id, item.base64).await?),
-            ResponseFormat::Url => None,
-        };
-        data.push(ImageData {
-            b64_json,
-            url,
-            revised_prompt: item.revised_prompt,
-        });
-    }
-    let mut response = json_response(ImagesResponse {
-        created: chrono::Utc::now().timestamp(),
-        data,
-    });
-    if unsaved > 0 {
-        response
-            .headers_mut()
-            .insert("x-factory-unsaved", unsaved.into());
-    }
-    Ok(response)
-}
-
-/// `response_format`：默认 `b64_json`。
-pub(crate) fn response_format(value: Option<&str>) -> Result<ResponseFormat, ApiError> {
-    match value {
-        None | Some("b64_json") => Ok(ResponseFormat::B64Json),
-        Some("url") => Ok(ResponseFormat::Url),
-        Some(other) => Err(ApiError::InvalidRequest(format!(
-            "response_format 只能是 b64_json 或 url，收到“{other}”"
-        ))),
-    }
-}
-
-/// 写出 JSON 响应。`b64_json` 不经序列化器：它是规范的 base64（字母表里没有要转义的字符），
-/// 直接作为响应体的一段——一张 8 MB 的图是 11 MB 的串，这样既不逐字节检查转义，也不再拷贝一份。
-/// 其余字段（url、revised_prompt）照常由 serde_json 序列化。
-fn json_response(response: ImagesResponse) -> Response {
-    let mut parts: Vec<bytes::Bytes> = Vec::new();
-    let mut text = format!("{{\"created\":{},\"data\":[", response.created);
-    for (i, mut item) in response.data.into_iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        let b64 = item.b64_json.take();
-        let rest = serde_json::to_string(&item).expect("响应结构总能序列化");
-        match b64 {
-            None => text.push_str(&rest),
-            Some(b64) => {
-                text.push_str("{\"b64_json\":\"");
-                parts.push(std::mem::take(&mut text).into());
-                parts.push(b64.into());
-                text.push('"');
-                // rest 形如 `{}` 或 `{"revised_prompt":…}`：接在 b64_json 后面。
-                if rest.len() > 2 {
-                    text.push(',');
-                }
-                text.push_str(&rest[1..]);
-            }
-        }
-    }
-    text.push_str("]}");
-    parts.push(text.into());
-    let length: usize = parts.iter().map(bytes::Bytes::len).sum();
-    let stream = futures::stream::iter(parts.into_iter().map(Ok::<_, std::convert::Infallible>));
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/json".to_string(),
-            ),
-            (axum::http::header::CONTENT_LENGTH, length.to_string()),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
-}
-
 /// n 张并行生成并保存；部分成功时返回成功的那些，全部失败时返回第一个错误。
 async fn generate_n(
     state: &AppState,
@@ -361,32 +237,39 @@ async fn generate_n(
 ) -> Result<Vec<Produced>, ApiError> {
     let producer = state.producer();
     // 每张一个随机种子：n 张各不相同（真的 Gemini 本来就各不相同，演示上游靠它画出不同的图）。
+    // 每张一存好就只留 id：图像字节随即放掉，不等同一请求里最慢的那张（16 张 20 MB 的图就是 320 MB）。
     let jobs = (0..n).map(|_| {
         let mut request = request.clone();
         request.seed = Some(rand::random::<i32>() & i32::MAX);
-        producer.produce(request, references.clone())
+        let job = producer.produce(request, references.clone());
+        async move {
+            match job.await {
+                Ok(p) => Ok(Produced {
+                    id: Some(p.record.id),
+                    base64: None,
+                    revised_prompt: p.image.text,
+                }),
+                // 生成了却没存下：图照样交给调用方（见 `images_response`），这时只能留在内存里。
+                Err(crate::produce::ProduceFailed {
+                    unsaved: Some(unsaved),
+                    ..
+                }) => Ok(Produced {
+                    id: None,
+                    base64: Some(unsaved.image.base64()),
+                    revised_prompt: unsaved.image.text.clone(),
+                }),
+                Err(failed) => Err(failed.error),
+            }
+        }
     });
     let mut produced = Vec::new();
     let mut first_error = None;
     for result in futures::future::join_all(jobs).await {
         match result {
-            Ok(mut p) => produced.push(Produced {
-                id: Some(p.record.id),
-                base64: Some(p.image.take_base64()),
-                revised_prompt: p.image.text,
-            }),
-            // 生成了却没存下：图照样交给调用方（见 `images_response`）。
-            Err(crate::produce::ProduceFailed {
-                unsaved: Some(mut unsaved),
-                ..
-            }) => produced.push(Produced {
-                id: None,
-                base64: Some(unsaved.image.take_base64()),
-                revised_prompt: unsaved.image.text.take(),
-            }),
-            Err(failed) => {
-                tracing::warn!("有一张生成失败：{}", failed.error);
-                first_error.get_or_insert(failed.error);
+            Ok(p) => produced.push(p),
+            Err(error) => {
+                tracing::warn!("有一张生成失败：{error}");
+                first_error.get_or_insert(error);
             }
         }
     }
@@ -394,27 +277,6 @@ async fn generate_n(
         Some(e) if produced.is_empty() => Err(e),
         _ => Ok(produced),
     }
-}
-
-/// 图片的 base64：第一次请求时就在手里；幂等重放时从存储读取再编码。
-async fn image_base64(
-    state: &AppState,
-    id: &str,
-    first_time: Option<String>,
-) -> Result<String, ApiError> {
-    if let Some(b64) = first_time {
-        return Ok(b64);
-    }
-    let record = state
-        .storage
-        .get(id.to_string())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let data = tokio::fs::read(record.path()).await.map_err(|e| {
-        tracing::error!(id = %record.id, "读取图片失败：{e}");
-        ApiError::NotFound
-    })?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(data))
 }
 
 /// 宽高比与分辨率：扩展字段优先，其次由 size 推算；没指定分辨率但要求高质量时给 2K。
@@ -484,59 +346,6 @@ mod tests {
         }
         for bad in ["big", "1024", "0x100", "1024x"] {
             assert!(parse_size(Some(bad)).is_err(), "{bad}");
-        }
-    }
-
-    async fn body_json(response: Response) -> serde_json::Value {
-        let length: usize = response.headers()[axum::http::header::CONTENT_LENGTH]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        assert_eq!(body.len(), length, "Content-Length 与实际长度一致");
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    #[tokio::test]
-    async fn response_body_is_the_same_json_serde_would_write() {
-        let cases = vec![
-            vec![],
-            vec![ImageData {
-                b64_json: Some("iVBORw0KGgo=".into()),
-                url: None,
-                revised_prompt: None,
-            }],
-            vec![
-                ImageData {
-                    b64_json: Some("AAAA".into()),
-                    url: None,
-                    revised_prompt: Some("带 \"引号\" 与\n换行".into()),
-                },
-                ImageData {
-                    b64_json: None,
-                    url: Some("http://127.0.0.1/files/abc".into()),
-                    revised_prompt: Some("第二张".into()),
-                },
-            ],
-        ];
-        for data in cases {
-            let expected = serde_json::to_value(ImagesResponse {
-                created: 42,
-                data: data
-                    .iter()
-                    .map(|d| ImageData {
-                        b64_json: d.b64_json.clone(),
-                        url: d.url.clone(),
-                        revised_prompt: d.revised_prompt.clone(),
-                    })
-                    .collect(),
-            })
-            .unwrap();
-            let got = body_json(json_response(ImagesResponse { created: 42, data })).await;
-            assert_eq!(got, expected);
         }
     }
 }

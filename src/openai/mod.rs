@@ -5,6 +5,7 @@ pub mod auth;
 mod chat;
 pub mod idempotency;
 pub(crate) mod images;
+mod images_response;
 mod models;
 pub mod rate_limit;
 mod tasks;

@@ -8,7 +8,7 @@
 
 use super::auth::Caller;
 use super::idempotency::{Key, Produced};
-use super::images::{images_response, response_format};
+use super::images_response::{images_response, response_format};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;

@@ -77,7 +77,6 @@ impl OpenAiChatUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
-            base64: None,
         })
     }
 }

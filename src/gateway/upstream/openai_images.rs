@@ -94,7 +94,6 @@ impl OpenAiImagesUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
-            base64: None,
         })
     }
 }

@@ -62,6 +62,8 @@ impl GeminiUpstream {
                 upstream: self.name.clone(),
                 detail: format!("JSON 解析失败：{e}"),
             })?;
+        // 原始响应体（大图时几十 MB）解析完就放掉，不陪着解码。
+        drop(body);
         self.extract_image(parsed, model)
     }
 
@@ -143,11 +145,11 @@ impl GeminiUpstream {
             });
         };
         // 8 MB 的图是 11 MB 的 base64：用 SIMD 解码。先按规范的标准 base64（要求规范的填充）；
-        // 不是的话（有的代理回 URL 安全字母表），按 protobuf 的规则再试其他写法，这时不能原样转交。
-        let (data, canonical) = match base64_simd::STANDARD.decode_to_vec(blob.data.as_bytes()) {
-            Ok(data) => (data, true),
+        // 不是的话（有的代理回 URL 安全字母表），按 protobuf 的规则再试其他写法。
+        let data = match base64_simd::STANDARD.decode_to_vec(blob.data.as_bytes()) {
+            Ok(data) => data,
             Err(e) => match decode_bytes(&blob.data) {
-                Some(data) => (data, false),
+                Some(data) => data,
                 None => {
                     return Err(GatewayError::BadResponse {
                         upstream: upstream.clone(),
@@ -163,8 +165,6 @@ impl GeminiUpstream {
             upstream,
             model: model.to_string(),
             attempts: Vec::new(),
-            // 能用 STANDARD（要求规范的填充与尾位）解码，说明它就是规范的 base64，重新编码也是同一个串。
-            base64: canonical.then_some(blob.data),
         })
     }
 }
