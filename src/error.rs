@@ -232,6 +232,12 @@ impl From<RequestError> for ApiError {
     }
 }
 
+impl From<crate::types::batch::BatchError> for ApiError {
+    fn from(e: crate::types::batch::BatchError) -> Self {
+        Self::InvalidRequest(e.to_string())
+    }
+}
+
 impl From<crate::gateway::Failed> for ApiError {
     fn from(f: crate::gateway::Failed) -> Self {
         let maybe_billed = f.attempts.iter().filter(|a| a.maybe_billed).count();

@@ -42,7 +42,7 @@ impl References {
         let mut ids = Vec::with_capacity(images.len());
         for image in &images {
             let upload = storage
-                .save_upload(image.data.clone(), image.mime.clone())
+                .save_upload(image.data.clone(), image.mime.clone(), None)
                 .await?;
             ids.push(upload.id);
         }
@@ -165,6 +165,7 @@ impl Producer {
                 duration_ms: started.elapsed().as_millis() as u64,
                 attempts: image.attempts.clone(),
                 reference_ids,
+                model_text: image.text.clone(),
             })
             .await;
         match saved {

@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openai::router(&state))
         .merge(storage::routes::router(state.config.clone()))
         .route("/ws", get(crate::jobs::ws::handler))
+        .route("/files/zip", get(crate::jobs::archive::serve_zip))
         .merge(crate::access::login::router())
         .leptos_routes_with_context(
             &state,

@@ -9,6 +9,8 @@ use crate::types::JobMessage;
 pub struct Uploaded {
     pub id: String,
     pub url: String,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 /// 连接 `/ws`，每条消息交给 `on_message`；连上（收到第一条消息，即快照）/断开时调用 `on_status(true/false)`。
@@ -123,6 +125,36 @@ fn error_message(status: u16, text: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| format!("请求失败（HTTP {status}）"))
+}
+
+/// 等 `ms` 毫秒（浏览器里；服务端渲染时立即返回）。
+pub async fn sleep_ms(_ms: u32) {
+    #[cfg(feature = "hydrate")]
+    gloo_timers::future::TimeoutFuture::new(_ms).await;
+}
+
+/// 浏览器 localStorage 里的一项（没有或读不了时为空）。
+pub fn stored(_key: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()?
+            .local_storage()
+            .ok()??
+            .get_item(_key)
+            .ok()?
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        None
+    }
+}
+
+/// 写 localStorage（写不了——例如隐私模式——就算了）。
+pub fn store(_key: &str, _value: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(_key, _value);
+    }
 }
 
 /// 当前时刻（Unix 毫秒）。

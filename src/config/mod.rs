@@ -140,6 +140,8 @@ pub struct LimitsConfig {
     pub queue_size: u32,
     /// 工作台排队等待的任务上限（全服务器）；每个客户端最多占四分之一。
     pub max_queued_jobs: u32,
+    /// 工作台一次提交（一个批次）最多展开成几个任务。
+    pub max_batch_jobs: u32,
     /// 上游响应体的大小上限（MB）。
     pub max_upstream_response_mb: u32,
 }
@@ -149,10 +151,11 @@ impl Default for LimitsConfig {
         Self {
             requests_per_minute: 60,
             burst: 20,
-            images_per_minute: 120,
+            images_per_minute: 256,
             max_concurrent: 16,
             queue_size: 256,
-            max_queued_jobs: 512,
+            max_queued_jobs: 1024,
+            max_batch_jobs: 256,
             max_upstream_response_mb: 64,
         }
     }

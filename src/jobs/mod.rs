@@ -3,10 +3,14 @@
 //! - 状态：排队中 → 生成中（发送 / 等待上游 / 接收 / 保存）→ 已完成 | 失败 | 已取消；重启时运行中的记为“中断”。
 //! - 取消：排队中的直接出队；运行中的中止其任务，正在进行的上游请求随之断开。
 //! - 重试：失败、已取消、中断的任务重新排到队尾，作为一次新的运行。
+//! - 批次：一次提交是一个批次（变量展开、多条提示词、逐张改图见 `types::batch`），可以整批暂停、继续、
+//!   置顶、取消、重试失败的、移除与打包下载（见 `batches.rs`）。
 //! - 持久化：批次与任务在提交时一次写入（事务）；之后每次状态转换按发生顺序由一个写入任务写库。
 //!   进度只在内存里（重启后无意义）。
 //! - 通知：任何变化都广播任务 id；`/ws` 按 100 ms 合并后推给浏览器（见 `ws.rs`）。
 
+pub mod archive;
+mod batches;
 mod estimate;
 mod store;
 pub mod ws;
@@ -16,10 +20,11 @@ use crate::error::ApiError;
 use crate::gateway::{ImageRequest, Progress, ProgressEvent};
 use crate::produce::{ProduceFailed, Produced, Producer, References};
 use crate::storage::{Storage, StorageError};
-use crate::types::limits::{validate_request, Surface};
+use crate::types::batch::plan;
+use crate::types::job::QUEUE_SHOWN;
 use crate::types::{JobImage, JobState, JobView, Phase, SubmitRequest};
 use estimate::{Durations, Reading};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::{Batch, JobRow};
@@ -35,6 +40,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub enum Change {
     Job(String),
     Removed(String),
+    /// 排队顺序变了（有任务开始、排进来、出队，或批次暂停、继续、置顶）。
+    Queue,
 }
 
 #[derive(Clone)]
@@ -64,6 +71,19 @@ struct Table {
     order: Vec<String>,
     queue: VecDeque<String>,
     running: HashMap<String, tokio::task::AbortHandle>,
+    /// 暂停着的批次：其中排队的任务不开始。
+    paused: HashSet<String>,
+}
+
+impl Table {
+    /// 将要开始的排队任务（暂停的批次除外），先开始的在前。
+    fn runnable_queue(&self) -> impl Iterator<Item = &String> {
+        self.queue.iter().filter(|id| {
+            self.jobs
+                .get(*id)
+                .is_some_and(|j| !self.paused.contains(&j.batch.id))
+        })
+    }
 }
 
 struct Job {
@@ -125,6 +145,9 @@ impl JobManager {
         let mut table = Table::default();
         let mut batches: HashMap<String, Arc<Batch>> = HashMap::new();
         for (batch, row) in loaded {
+            if batch.paused {
+                table.paused.insert(batch.id.clone());
+            }
             let batch = batches
                 .entry(batch.id.clone())
                 .or_insert_with(|| Arc::new(batch))
@@ -135,6 +158,10 @@ impl JobManager {
             table.order.push(row.id.clone());
             table.jobs.insert(row.id.clone(), Job::new(batch, row));
         }
+        // 置顶过的批次排在前面（越晚置顶越靠前），其余按提交先后。
+        let mut queue: Vec<String> = table.queue.drain(..).collect();
+        queue.sort_by_key(|id| std::cmp::Reverse(table.jobs[id].batch.priority));
+        table.queue = queue.into();
         let requeued = table.queue.len();
         let (changes, _) = broadcast::channel(4096);
         let (writes, rx) = mpsc::unbounded_channel();
@@ -189,15 +216,22 @@ impl JobManager {
             .order
             .iter()
             .rev()
-            .filter_map(|id| table.jobs.get(id))
-            .map(|job| self.view_of(job))
+            .filter_map(|id| self.view_in(&table, id))
             .collect()
     }
 
     /// 一个任务此刻的样子。
     pub fn view(&self, id: &str) -> Option<JobView> {
-        let table = self.table();
-        table.jobs.get(id).map(|job| self.view_of(job))
+        self.view_in(&self.table(), id)
+    }
+
+    /// 将要开始的排队任务，先开始的在前（最多 `QUEUE_SHOWN` 个；卡片据此显示“排队第 N 位”）。
+    pub fn queue_order(&self) -> Vec<String> {
+        self.table()
+            .runnable_queue()
+            .take(QUEUE_SHOWN)
+            .cloned()
+            .collect()
     }
 
     fn expected_ms(&self, job: &Job) -> (f64, bool) {
@@ -236,7 +270,13 @@ impl JobManager {
         }
     }
 
-    fn view_of(&self, job: &Job) -> JobView {
+    /// 任务表里一个任务此刻的样子。
+    fn view_in(&self, table: &Table, id: &str) -> Option<JobView> {
+        let job = table.jobs.get(id)?;
+        Some(self.view_of(job, table.paused.contains(&job.batch.id)))
+    }
+
+    fn view_of(&self, job: &Job, paused: bool) -> JobView {
         let elapsed_ms = Self::elapsed_ms(job);
         let eta_ms = if job.row.state == JobState::Running {
             let (expected, known) = self.expected_ms(job);
@@ -250,13 +290,16 @@ impl JobManager {
         JobView {
             job_id: job.row.id.clone(),
             batch_id: b.id.clone(),
+            batch_name: b.name.clone(),
+            batch_paused: paused,
             index: job.row.index,
             count: b.count,
-            prompt: b.prompt.clone(),
+            prompt: job.row.prompt.clone(),
+            variables: job.row.variables.clone(),
             aspect_ratio: b.aspect_ratio,
             image_size: b.image_size,
             model: b.model.clone(),
-            reference_ids: b.reference_ids.clone(),
+            reference_ids: job.row.reference_ids.clone(),
             state: job.row.state,
             phase: job.phase,
             percent: job.percent.floor().clamp(0.0, 100.0) as u8,
@@ -275,7 +318,8 @@ impl JobManager {
         }
     }
 
-    /// 提交一批。参数有误、排队已满或 `admit` 不放行（例如张数限流）时什么都不排队，返回中文原因。
+    /// 提交一批：展开变量、多条提示词与逐张改图（见 `types::batch::plan`），每个展开的任务一张卡片。
+    /// 参数有误、排队已满或 `admit` 不放行（例如张数限流）时什么都不排队，返回中文原因。
     /// `client` 是提交者（排队上限按它计）；`admit` 在校验与排队上限都通过之后、写库之前被调用一次，参数是张数。
     pub async fn submit(
         &self,
@@ -283,15 +327,88 @@ impl JobManager {
         client: &str,
         admit: impl FnOnce(u32) -> Result<(), ApiError>,
     ) -> Result<Vec<JobView>, ApiError> {
-        let prompt = validate_request(
-            Surface::Studio,
-            &req.prompt,
-            req.count,
-            req.references.len(),
-        )?;
+        let max_jobs = self.inner.config.load().limits.max_batch_jobs;
+        let plan = plan(&req, max_jobs)?;
         // 先确认参考图都在，免得排了队才失败。
         References::check_exist(&self.inner.producer.storage, &req.references).await?;
-        let model = req.model.trim().to_string();
+        let model = self.check_model(&req.model)?;
+        let total = plan.jobs.len() as u32;
+        self.check_queue_room(client, total as usize)?;
+        admit(total)?;
+        let created_at = now_string();
+        let batch = Batch {
+            id: new_id(),
+            name: plan.name,
+            prompt: if req.prompts.is_empty() {
+                req.prompt.trim().to_string()
+            } else {
+                req.prompts.join("\n")
+            },
+            reference_ids: req.references,
+            count: total,
+            aspect_ratio: req.aspect_ratio,
+            image_size: req.image_size,
+            model,
+            created_at: created_at.clone(),
+            client: client.to_string(),
+            paused: false,
+            priority: 0,
+        };
+        let rows: Vec<JobRow> = plan
+            .jobs
+            .into_iter()
+            .zip(1..)
+            .map(|(job, index)| JobRow {
+                id: new_id(),
+                batch_id: batch.id.clone(),
+                index,
+                prompt: job.prompt,
+                reference_ids: job.reference_ids,
+                variables: job.variables,
+                state: JobState::Queued,
+                run: 0,
+                upstream: None,
+                error: None,
+                attempts: Vec::new(),
+                image: None,
+                created_at: created_at.clone(),
+                spill: None,
+            })
+            .collect();
+        let batch = Arc::new(batch);
+        let rows = Arc::new(rows);
+        let (b, r) = (batch.clone(), rows.clone());
+        self.inner
+            .producer
+            .storage
+            .with_db(move |c| Ok(store::insert_batch(c, &b, &r)?))
+            .await?;
+        tracing::info!(batch = %batch.id, count = batch.count, "已提交一批任务");
+        let views = {
+            let mut table = self.table();
+            for row in rows.iter().cloned() {
+                table.queue.push_back(row.id.clone());
+                table.order.push(row.id.clone());
+                table
+                    .jobs
+                    .insert(row.id.clone(), Job::new(batch.clone(), row));
+            }
+            rows.iter()
+                .rev()
+                .filter_map(|r| self.view_in(&table, &r.id))
+                .collect()
+        };
+        for row in rows.iter() {
+            self.notify(Change::Job(row.id.clone()));
+        }
+        self.notify(Change::Queue);
+        self.pump();
+        Ok(views)
+    }
+
+    /// 指定的模型要有上游提供；空为默认模型。
+    fn check_model(&self, model: &str) -> Result<String, ApiError> {
+        let model = model.trim().to_string();
         if !model.is_empty() {
             let config = self.inner.config.load();
             let known = self
@@ -307,63 +424,7 @@ impl JobManager {
                 )));
             }
         }
-        self.check_queue_room(client, req.count as usize)?;
-        admit(req.count)?;
-        let created_at = now_string();
-        let batch = Batch {
-            id: new_id(),
-            prompt,
-            reference_ids: req.references,
-            count: req.count,
-            aspect_ratio: req.aspect_ratio,
-            image_size: req.image_size,
-            model,
-            created_at: created_at.clone(),
-            client: client.to_string(),
-        };
-        let rows: Vec<JobRow> = (1..=req.count)
-            .map(|index| JobRow {
-                id: new_id(),
-                batch_id: batch.id.clone(),
-                index,
-                state: JobState::Queued,
-                run: 0,
-                upstream: None,
-                error: None,
-                attempts: Vec::new(),
-                image: None,
-                created_at: created_at.clone(),
-                spill: None,
-            })
-            .collect();
-        let (b, r) = (batch.clone(), rows.clone());
-        self.inner
-            .producer
-            .storage
-            .with_db(move |c| Ok(store::insert_batch(c, &b, &r)?))
-            .await?;
-        tracing::info!(batch = %batch.id, count = batch.count, "已提交一批任务");
-        let batch = Arc::new(batch);
-        let views = {
-            let mut table = self.table();
-            for row in rows.iter().cloned() {
-                table.queue.push_back(row.id.clone());
-                table.order.push(row.id.clone());
-                table
-                    .jobs
-                    .insert(row.id.clone(), Job::new(batch.clone(), row));
-            }
-            rows.iter()
-                .rev()
-                .filter_map(|r| table.jobs.get(&r.id))
-                .map(|job| self.view_of(job))
-                .collect()
-        };
-        for row in &rows {
-            self.notify(Change::Job(row.id.clone()));
-        }
-        self.pump();
-        Ok(views)
+        Ok(model)
     }
 
     /// 排队上限：全服务器排队的任务不超过 `limits.max_queued_jobs`，每个提交者不超过它的四分之一。
@@ -425,10 +486,11 @@ impl JobManager {
             job.phase = None;
             job.row.error = None;
             self.persist(&job.row);
-            self.view_of(job)
+            self.view_in(&table, id).expect("刚改过的任务在表里")
         };
         tracing::info!(job = id, "任务已取消");
         self.notify(Change::Job(id.to_string()));
+        self.notify(Change::Queue);
         self.pump();
         Ok(view)
     }
@@ -446,11 +508,11 @@ impl JobManager {
             }
             job.reset(JobState::Queued);
             self.persist(&job.row);
-            let view = self.view_of(job);
             table.queue.push_back(id.to_string());
-            view
+            self.view_in(&table, id).expect("刚改过的任务在表里")
         };
         self.notify(Change::Job(id.to_string()));
+        self.notify(Change::Queue);
         self.pump();
         Ok(view)
     }
@@ -474,8 +536,8 @@ impl JobManager {
         let record = storage
             .save_image(crate::storage::NewImage {
                 data,
-                prompt: batch.prompt.clone(),
-                mode: if batch.reference_ids.is_empty() {
+                prompt: row.prompt.clone(),
+                mode: if row.reference_ids.is_empty() {
                     "text2img"
                 } else {
                     "img2img"
@@ -486,7 +548,8 @@ impl JobManager {
                 upstream: row.upstream.clone().unwrap_or_default(),
                 duration_ms: 0,
                 attempts: row.attempts.clone(),
-                reference_ids: batch.reference_ids.clone(),
+                reference_ids: row.reference_ids.clone(),
+                model_text: None,
             })
             .await?;
         storage.drop_spill(&spill);
@@ -499,7 +562,7 @@ impl JobManager {
             job.percent = 100.0;
             job.row.image = Some(job_image(&record));
             self.persist(&job.row);
-            self.view_of(job)
+            self.view_in(&table, id).expect("刚改过的任务在表里")
         };
         tracing::info!(job = id, image = %record.id, "保存失败的图已重新保存");
         self.notify(Change::Job(id.to_string()));
@@ -510,13 +573,14 @@ impl JobManager {
     pub async fn batch(&self, batch_id: &str) -> Result<Option<(String, Vec<JobView>)>, ApiError> {
         let in_memory: Vec<JobView> = {
             let table = self.table();
+            let paused = table.paused.contains(batch_id);
             let mut jobs: Vec<&Job> = table
                 .jobs
                 .values()
                 .filter(|j| j.batch.id == batch_id)
                 .collect();
             jobs.sort_by_key(|j| j.row.index);
-            jobs.into_iter().map(|j| self.view_of(j)).collect()
+            jobs.into_iter().map(|j| self.view_of(j, paused)).collect()
         };
         if let Some(first) = in_memory.first() {
             let client = self
@@ -541,7 +605,7 @@ impl JobManager {
         let batch = Arc::new(batch.clone());
         let views = rows
             .into_iter()
-            .map(|(_, row)| self.view_of(&Job::new(batch.clone(), row)))
+            .map(|(_, row)| self.view_of(&Job::new(batch.clone(), row), batch.paused))
             .collect();
         Ok(Some((client, views)))
     }
@@ -570,22 +634,36 @@ impl JobManager {
         Ok(())
     }
 
-    /// 在并发上限内，按先后启动排队的任务。
+    /// 在并发上限内，按先后启动排队的任务；暂停的批次里的任务留在原位。
     fn pump(&self) {
         let cap = self.inner.config.load().limits.max_concurrent.max(1) as usize;
         let mut started = Vec::new();
+        let mut dropped = false;
         {
             let mut table = self.table();
-            while table.running.len() < cap {
-                let Some(id) = table.queue.pop_front() else {
-                    break;
-                };
-                let Some(job) = table.jobs.get_mut(&id) else {
+            let mut i = 0;
+            while table.running.len() < cap && i < table.queue.len() {
+                let Table {
+                    jobs,
+                    queue,
+                    paused,
+                    ..
+                } = &mut *table;
+                let id = queue[i].clone();
+                let Some(job) = jobs
+                    .get_mut(&id)
+                    .filter(|j| j.row.state == JobState::Queued)
+                else {
+                    // 已取消或已移除：从队列里拿掉。
+                    queue.remove(i);
+                    dropped = true;
                     continue;
                 };
-                if job.row.state != JobState::Queued {
+                if paused.contains(&job.batch.id) {
+                    i += 1;
                     continue;
                 }
+                queue.remove(i);
                 job.reset(JobState::Running);
                 job.row.run += 1;
                 job.started = Some(Instant::now());
@@ -596,6 +674,9 @@ impl JobManager {
                 table.running.insert(id.clone(), handle.abort_handle());
                 started.push(id);
             }
+        }
+        if dropped || !started.is_empty() {
+            self.notify(Change::Queue);
         }
         for id in started {
             self.notify(Change::Job(id));
@@ -609,11 +690,16 @@ impl JobManager {
 
     async fn execute(&self, id: &str, batch: &Batch) -> Result<Produced, ProduceFailed> {
         let producer = &self.inner.producer;
-        let references = References::load(&producer.storage, &batch.reference_ids).await?;
+        let (run, prompt, reference_ids) = self
+            .table()
+            .jobs
+            .get(id)
+            .map(|j| (j.row.run, j.row.prompt.clone(), j.row.reference_ids.clone()))
+            .unwrap_or_default();
+        let references = References::load(&producer.storage, &reference_ids).await?;
         let (this, job_id) = (self.clone(), id.to_string());
-        let run = self.table().jobs.get(id).map(|j| j.row.run).unwrap_or(0);
         let request = ImageRequest {
-            prompt: batch.prompt.clone(),
+            prompt,
             references: Vec::new(),
             aspect_ratio: batch.aspect_ratio,
             image_size: batch.image_size,
@@ -763,6 +849,7 @@ fn job_image(record: &crate::storage::ImageRecord) -> JobImage {
         id: record.id.clone(),
         width: record.width,
         height: record.height,
+        model_text: record.model_text.clone(),
     }
 }
 

@@ -1,14 +1,20 @@
-//! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4）。只在状态转换时写库，进度只在内存里。
+//! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库，进度只在内存里。
 
 use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 
-/// 一个批次的参数（同批任务共用）。
+/// 一个批次的参数（同批任务共用）。暂停与置顶会变，运行中以 `JobManager` 的任务表为准；
+/// 这里的 `paused` 与 `priority` 是写库或读库那一刻的值。
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub id: String,
+    pub name: String,
+    /// 提交时的提示词（多条时一行一条，变量未展开）；每个任务展开后的提示词在 `JobRow::prompt`。
     pub prompt: String,
+    /// 提交时的全部参考图；每个任务用的在 `JobRow::reference_ids`。
     pub reference_ids: Vec<String>,
+    /// 本批的任务数。
     pub count: u32,
     pub aspect_ratio: AspectRatio,
     pub image_size: ImageSize,
@@ -16,6 +22,9 @@ pub struct Batch {
     pub created_at: String,
     /// 提交者（工作台会话或 IP 的指纹）；排队上限按它计。
     pub client: String,
+    pub paused: bool,
+    /// 置顶的先后：越大越靠前，0 为没有置顶。
+    pub priority: i64,
 }
 
 /// 任务里需要落盘的部分。
@@ -24,6 +33,10 @@ pub struct JobRow {
     pub id: String,
     pub batch_id: String,
     pub index: u32,
+    /// 展开后的提示词与这个任务自己的参考图、变量值。
+    pub prompt: String,
+    pub reference_ids: Vec<String>,
+    pub variables: BTreeMap<String, String>,
     pub state: JobState,
     pub run: u32,
     pub upstream: Option<String>,
@@ -39,27 +52,45 @@ pub struct JobRow {
 pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             batch.id,
             batch.prompt,
-            serde_json::to_string(&batch.reference_ids).unwrap_or_else(|_| "[]".into()),
+            json(&batch.reference_ids),
             batch.count,
             batch.aspect_ratio.as_str(),
             batch.image_size.as_str(),
             batch.model,
             batch.created_at,
-            batch.client
+            batch.client,
+            batch.name
         ],
     )?;
-    for job in jobs {
-        tx.execute(
-            "INSERT INTO jobs (id, batch_id, idx, state, run, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![job.id, job.batch_id, job.index, job.state.as_str(), job.run, job.created_at],
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO jobs (id, batch_id, idx, state, run, created_at, prompt, reference_ids, variables)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
+        for job in jobs {
+            insert.execute(params![
+                job.id,
+                job.batch_id,
+                job.index,
+                job.state.as_str(),
+                job.run,
+                job.created_at,
+                job.prompt,
+                json(&job.reference_ids),
+                json(&job.variables)
+            ])?;
+        }
     }
     tx.commit()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("字符串的列表与映射总能序列化")
 }
 
 /// 写入任务的最新状态（开始、结束、取消、重试时调用）。
@@ -108,25 +139,35 @@ pub fn mark_running_interrupted(conn: &Connection, now: &str) -> rusqlite::Resul
     Ok(ids)
 }
 
-/// 读任务时的列（与 `job_of` 的下标一一对应）。
+/// 读任务时的列（与 `job_of` 的下标一一对应）。任务自己的提示词与参考图为空时（以前的任务）用批次的。
 const JOB_COLUMNS: &str =
     "SELECT j.id, j.batch_id, j.idx, j.state, j.run, j.upstream, j.error, j.attempts, j.image_id,
             j.created_at, b.prompt, b.reference_ids, b.count, b.aspect_ratio, b.image_size, b.model,
-            b.created_at, i.width, i.height, b.client, j.spill
+            b.created_at, i.width, i.height, b.client, j.spill,
+            b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
+            COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) -> T {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
 
 fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
     let batch = Batch {
         id: r.get(1)?,
+        name: r.get(21)?,
         prompt: r.get(10)?,
-        reference_ids: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        reference_ids: parse_json(r.get(11)?),
         count: r.get(12)?,
         aspect_ratio: r.get::<_, String>(13)?.parse().unwrap_or_default(),
         image_size: r.get::<_, String>(14)?.parse().unwrap_or_default(),
         model: r.get(15)?,
         created_at: r.get(16)?,
         client: r.get(19)?,
+        paused: r.get(22)?,
+        priority: r.get(23)?,
     };
     let image_id: Option<String> = r.get(8)?;
     let size: (Option<u32>, Option<u32>) = (r.get(17)?, r.get(18)?);
@@ -137,6 +178,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             id,
             width,
             height,
+            model_text: r.get(27)?,
         }),
         _ => None,
     };
@@ -147,6 +189,9 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             id: r.get(0)?,
             batch_id: r.get(1)?,
             index: r.get(2)?,
+            prompt: r.get(24)?,
+            reference_ids: parse_json(r.get(25)?),
+            variables: parse_json(r.get(26)?),
             state,
             run: r.get(4)?,
             upstream: r.get(5)?,
@@ -171,10 +216,10 @@ pub fn load_visible(conn: &Connection, recent: u32) -> rusqlite::Result<Vec<(Bat
     rows.collect()
 }
 
-/// 一个批次的全部任务（按序号）。不在内存里的旧批次（例如 `/v1` 的异步任务）从这里读。
+/// 一个批次的全部任务（按序号；从工作台移除了的除外）。不在内存里的旧批次（例如 `/v1` 的异步任务）从这里读。
 pub fn load_batch(conn: &Connection, batch_id: &str) -> rusqlite::Result<Vec<(Batch, JobRow)>> {
     let mut stmt = conn.prepare(&format!(
-        "{JOB_COLUMNS} WHERE j.batch_id = ?1 ORDER BY j.idx"
+        "{JOB_COLUMNS} WHERE j.batch_id = ?1 AND j.hidden = 0 ORDER BY j.idx"
     ))?;
     let rows = stmt.query_map([batch_id], job_of)?;
     rows.collect()
@@ -190,4 +235,114 @@ pub fn recent_durations(conn: &Connection) -> rusqlite::Result<Vec<(String, Stri
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
+}
+
+/// 暂停或继续一个批次。
+pub fn set_paused(conn: &Connection, batch_id: &str, paused: bool) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE batches SET paused = ?2 WHERE id = ?1",
+        params![batch_id, paused],
+    )?;
+    Ok(())
+}
+
+/// 置顶一个批次：给它比所有批次都大的先后号，返回这个号。
+pub fn raise_priority(conn: &Connection, batch_id: &str) -> rusqlite::Result<i64> {
+    let top: i64 = conn.query_row("SELECT COALESCE(MAX(priority), 0) FROM batches", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute(
+        "UPDATE batches SET priority = ?2 WHERE id = ?1",
+        params![batch_id, top + 1],
+    )?;
+    Ok(top + 1)
+}
+
+/// 把整个批次从工作台移除（记录保留）。
+pub fn hide_batch(conn: &mut Connection, batch_id: &str) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("UPDATE batches SET hidden = 1 WHERE id = ?1", [batch_id])?;
+    tx.execute("UPDATE jobs SET hidden = 1 WHERE batch_id = ?1", [batch_id])?;
+    tx.commit()
+}
+
+/// 批次列表的一行：批次本身与它（没被移除的）每个任务的 id 与状态。
+pub struct BatchRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub paused: bool,
+    pub jobs: Vec<(String, JobState)>,
+}
+
+/// 一页批次，新的在前。`after` 是上一页最后一个的（created_at, id）。
+pub fn list_batches(
+    conn: &Connection,
+    after: Option<(String, String)>,
+    limit: u32,
+) -> rusqlite::Result<Vec<BatchRow>> {
+    let (created, id) = after.unwrap_or_else(|| ("\u{10FFFF}".into(), String::new()));
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.id, b.name, b.created_at, b.paused FROM batches b
+         WHERE b.hidden = 0 AND (b.created_at < ?1 OR (b.created_at = ?1 AND b.id < ?2))
+           AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.hidden = 0)
+         ORDER BY b.created_at DESC, b.id DESC LIMIT ?3",
+    )?;
+    let batches: Vec<BatchRow> = stmt
+        .query_map(params![created, id, limit], batch_row_of)?
+        .collect::<rusqlite::Result<_>>()?;
+    batches
+        .into_iter()
+        .map(|b| with_job_states(conn, b))
+        .collect()
+}
+
+/// 一个（没被移除的）批次。
+pub fn batch_row(conn: &Connection, batch_id: &str) -> rusqlite::Result<Option<BatchRow>> {
+    let row = conn
+        .query_row(
+            "SELECT id, name, created_at, paused FROM batches WHERE id = ?1 AND hidden = 0",
+            [batch_id],
+            batch_row_of,
+        )
+        .optional()?;
+    row.map(|b| with_job_states(conn, b)).transpose()
+}
+
+fn batch_row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
+    Ok(BatchRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+        paused: r.get(3)?,
+        jobs: Vec::new(),
+    })
+}
+
+fn with_job_states(conn: &Connection, mut batch: BatchRow) -> rusqlite::Result<BatchRow> {
+    let mut jobs = conn.prepare_cached(
+        "SELECT id, state FROM jobs WHERE batch_id = ?1 AND hidden = 0 ORDER BY idx",
+    )?;
+    batch.jobs = jobs
+        .query_map([&batch.id], |r| {
+            let state: String = r.get(1)?;
+            Ok((
+                r.get(0)?,
+                JobState::parse(&state).unwrap_or(JobState::Interrupted),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(batch)
+}
+
+/// 批次在不在（没被移除）。
+pub fn batch_exists(conn: &Connection, batch_id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM batches WHERE id = ?1 AND hidden = 0",
+            [batch_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }

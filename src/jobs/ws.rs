@@ -51,19 +51,14 @@ async fn send(socket: &mut WebSocket, message: &JobMessage) -> Result<(), axum::
 async fn serve(mut socket: WebSocket, jobs: JobManager) {
     // 先订阅再取快照：两者之间发生的变化不会漏掉（最多重复一次）。
     let mut changes = jobs.subscribe();
-    if send(
-        &mut socket,
-        &JobMessage::Snapshot {
-            jobs: jobs.snapshot(),
-        },
-    )
-    .await
-    .is_err()
-    {
+    if send(&mut socket, &snapshot(&jobs)).await.is_err() {
         return;
     }
     let mut sent: HashMap<String, Sent> = HashMap::new();
     let mut dirty: Vec<String> = Vec::new();
+    // 排队顺序：变了就标记，最多每 100 ms 发一次（一批 256 张开始运行时不会每张都发一遍整个队列）。
+    let mut queue_dirty = false;
+    let mut queue_sent = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -88,10 +83,12 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
                         return;
                     }
                 }
+                Ok(Change::Queue) => queue_dirty = true,
                 Err(RecvError::Lagged(_)) => {
                     dirty.clear();
                     sent.clear();
-                    if send(&mut socket, &JobMessage::Snapshot { jobs: jobs.snapshot() }).await.is_err() {
+                    queue_dirty = false;
+                    if send(&mut socket, &snapshot(&jobs)).await.is_err() {
                         return;
                     }
                 }
@@ -112,6 +109,14 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
                         }
                     }
                 }
+                if queue_dirty && queue_sent.elapsed() >= FLUSH_EVERY {
+                    queue_dirty = false;
+                    queue_sent = Instant::now();
+                    let message = JobMessage::Queue { job_ids: jobs.queue_order() };
+                    if send(&mut socket, &message).await.is_err() {
+                        return;
+                    }
+                }
             },
             incoming = socket.recv() => match incoming {
                 // 浏览器只收不发；关闭或出错即结束。
@@ -119,6 +124,13 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+fn snapshot(jobs: &JobManager) -> JobMessage {
+    JobMessage::Snapshot {
+        jobs: jobs.snapshot(),
+        queue: jobs.queue_order(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
 use crate::state::AppState;
 use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
-use crate::web::{sniff_image, ApiJson};
+use crate::web::{accept_image, ApiJson};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -214,7 +214,7 @@ async fn to_image_request(
                         match reference_of(&image_url.url)? {
                             Reference::Inline(data) => {
                                 let index = inline.len() + linked.len() + 1;
-                                inline.push(sniff_image(data, max_bytes, index)?);
+                                inline.push(accept_image(data, max_bytes, index).await?);
                             }
                             Reference::Linked(id) => linked.push(id),
                         }

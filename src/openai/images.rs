@@ -9,7 +9,7 @@ use crate::produce::References;
 use crate::state::AppState;
 use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
 use crate::types::{AspectRatio, ImageSize};
-use crate::web::{sha256_hex, sniff_image, ApiJson};
+use crate::web::{accept_image, sha256_hex, ApiJson};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -127,7 +127,7 @@ async fn read_edit_form(
                     )));
                 }
                 let data = field.bytes().await.map_err(bad_form)?;
-                references.push(sniff_image(data, max_bytes, references.len() + 1)?);
+                references.push(accept_image(data, max_bytes, references.len() + 1).await?);
             }
             "mask" => {
                 return Err(ApiError::InvalidRequest(

@@ -44,12 +44,14 @@ pub async fn submit(state: &AppState, order: Order) -> Result<Response, ApiError
         .run(key, || async {
             let references = References::store(&state.storage, references).await?;
             let submit = SubmitRequest {
-                prompt: request.prompt.clone(),
+                // `/v1` 的提示词里没有变量：花括号按字面。
+                prompt: crate::types::batch::literal(&request.prompt),
                 count,
                 aspect_ratio: request.aspect_ratio,
                 image_size: request.image_size,
                 model: request.model.clone().unwrap_or_default(),
                 references: references.ids,
+                ..SubmitRequest::default()
             };
             let views = state.jobs.submit(submit, &caller, |_| Ok(())).await?;
             let id = views.first().map(|v| v.batch_id.clone());

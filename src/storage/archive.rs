@@ -60,6 +60,28 @@ impl Write for ChannelWriter {
     }
 }
 
+/// zip 里的一项：磁盘上的一个文件，或一段现成的内容（例如清单 manifest.csv）。
+pub enum Entry {
+    File {
+        name: String,
+        path: std::path::PathBuf,
+    },
+    Bytes {
+        name: String,
+        data: Vec<u8>,
+    },
+}
+
+impl Entry {
+    /// 图库里的一张图，文件名见 `entry_name`。
+    pub fn image(record: &ImageRecord) -> Self {
+        Entry::File {
+            name: entry_name(record),
+            path: record.path(),
+        }
+    }
+}
+
 /// zip 里的文件名：提示词摘要 + id 末 8 位（id 前段是时间戳，末段是随机数）+ 扩展名。
 fn entry_name(record: &ImageRecord) -> String {
     let excerpt = record.prompt_excerpt();
@@ -72,16 +94,23 @@ fn entry_name(record: &ImageRecord) -> String {
     }
 }
 
-fn write_zip(records: Vec<ImageRecord>, writer: ChannelWriter) -> io::Result<()> {
+fn write_zip(entries: Vec<Entry>, writer: ChannelWriter) -> io::Result<()> {
     let mut zip = ZipWriter::new_stream(writer);
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .large_file(true);
-    for record in records {
-        zip.start_file(entry_name(&record), options)
-            .map_err(io::Error::other)?;
-        let mut file = std::fs::File::open(record.path())?;
-        io::copy(&mut file, &mut zip)?;
+    for entry in entries {
+        match entry {
+            Entry::File { name, path } => {
+                zip.start_file(name, options).map_err(io::Error::other)?;
+                let mut file = std::fs::File::open(path)?;
+                io::copy(&mut file, &mut zip)?;
+            }
+            Entry::Bytes { name, data } => {
+                zip.start_file(name, options).map_err(io::Error::other)?;
+                zip.write_all(&data)?;
+            }
+        }
     }
     let mut inner = zip.finish().map_err(io::Error::other)?;
     inner.flush()
@@ -90,7 +119,7 @@ fn write_zip(records: Vec<ImageRecord>, writer: ChannelWriter) -> io::Result<()>
 /// 返回 zip 的字节流。读文件出错时流以错误结束（连接中断，客户端不会拿到看似完整的坏包）。
 /// `slot` 是打包的名额（见 `MAX_ZIPS`），写完或放弃时归还。
 pub fn zip_stream(
-    records: Vec<ImageRecord>,
+    entries: Vec<Entry>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> impl Stream<Item = io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
@@ -101,7 +130,7 @@ pub fn zip_stream(
     };
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        if let Err(e) = write_zip(records, writer) {
+        if let Err(e) = write_zip(entries, writer) {
             match e.kind() {
                 io::ErrorKind::BrokenPipe => {}
                 io::ErrorKind::TimedOut => tracing::warn!("打包下载：{e}"),

@@ -88,6 +88,21 @@ fn migrations() -> Migrations<'static> {
         );
         ALTER TABLE jobs ADD COLUMN spill TEXT;",
         ),
+        // 批量：批次有名称、可暂停、可置顶、可整批移除；每个任务有自己展开后的提示词、参考图与变量值
+        // （为空时用批次的，兼容以前的任务）。图片记下模型随图说的话；上传记下原来的文件名。
+        M::up(
+            "ALTER TABLE batches ADD COLUMN name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE batches ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; -- 置顶的先后：越大越靠前
+        ALTER TABLE batches ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN prompt TEXT;
+        ALTER TABLE jobs ADD COLUMN reference_ids TEXT;  -- JSON 数组
+        ALTER TABLE jobs ADD COLUMN variables TEXT;      -- JSON 对象：变量名 → 值
+        ALTER TABLE images ADD COLUMN model_text TEXT;
+        ALTER TABLE uploads ADD COLUMN filename TEXT;
+        CREATE INDEX jobs_batch ON jobs(batch_id, idx);
+        CREATE INDEX batches_created ON batches(created_at DESC);",
+        ),
     ])
 }
 
@@ -113,6 +128,8 @@ pub struct ImageRecord {
     pub attempts: String,
     /// 参考图 id（JSON 数组，指向 uploads 表）。
     pub reference_ids: String,
+    /// 模型随图说的话（Gemini 的非思考文字部分）。
+    pub model_text: Option<String>,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
 }
@@ -157,6 +174,7 @@ impl ImageRecord {
             duration_ms: row.get("duration_ms")?,
             attempts: row.get("attempts")?,
             reference_ids: row.get("reference_ids")?,
+            model_text: row.get("model_text")?,
             deleted_at: row.get("deleted_at")?,
         })
     }
@@ -183,8 +201,8 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
                              aspect_ratio, image_size, upstream, created_at,
-                             duration_ms, attempts, reference_ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                             duration_ms, attempts, reference_ids, model_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             r.id,
             r.root,
@@ -202,7 +220,8 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
             r.created_at,
             r.duration_ms,
             r.attempts,
-            r.reference_ids
+            r.reference_ids,
+            r.model_text
         ],
     )?;
     Ok(())
@@ -325,6 +344,8 @@ pub struct UploadRecord {
     pub mime: String,
     pub bytes: i64,
     pub created_at: String,
+    /// 上传时的文件名（同样的内容再传一次时记最近的名字）；粘贴的图没有名字。
+    pub filename: Option<String>,
 }
 
 impl UploadRecord {
@@ -335,7 +356,7 @@ impl UploadRecord {
 
 pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRecord>> {
     conn.query_row(
-        "SELECT id, root, rel_path, mime, bytes, created_at FROM uploads WHERE id = ?1",
+        "SELECT id, root, rel_path, mime, bytes, created_at, filename FROM uploads WHERE id = ?1",
         [id],
         |row| {
             Ok(UploadRecord {
@@ -345,6 +366,7 @@ pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<Upload
                 mime: row.get(3)?,
                 bytes: row.get(4)?,
                 created_at: row.get(5)?,
+                filename: row.get(6)?,
             })
         },
     )
@@ -354,9 +376,17 @@ pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<Upload
 /// 写入（或覆盖：文件丢失后重新保存时）一条上传记录。
 pub fn put_upload(conn: &Connection, u: &UploadRecord) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO uploads (id, root, rel_path, mime, bytes, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![u.id, u.root, u.rel_path, u.mime, u.bytes, u.created_at],
+        "INSERT OR REPLACE INTO uploads (id, root, rel_path, mime, bytes, created_at, filename)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            u.id,
+            u.root,
+            u.rel_path,
+            u.mime,
+            u.bytes,
+            u.created_at,
+            u.filename
+        ],
     )?;
     Ok(())
 }
@@ -400,6 +430,7 @@ mod tests {
             duration_ms: 12,
             attempts: "[]".into(),
             reference_ids: "[]".into(),
+            model_text: None,
             deleted_at: None,
         };
         insert(&conn, &r).unwrap();
@@ -428,6 +459,7 @@ mod tests {
             duration_ms: 0,
             attempts: "[]".into(),
             reference_ids: "[]".into(),
+            model_text: None,
             deleted_at: None,
         }
     }

@@ -5,7 +5,7 @@
 //! 任何时刻崩溃，都不会留下半个文件，也不会有指向不存在文件的记录；
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
 
-mod archive;
+pub mod archive;
 mod db;
 pub mod routes;
 mod spill;
@@ -57,6 +57,8 @@ pub struct NewImage {
     pub attempts: Vec<crate::types::AttemptInfo>,
     /// 参考图（已由 `save_upload` 保存）的 id。
     pub reference_ids: Vec<String>,
+    /// 模型随图说的话。
+    pub model_text: Option<String>,
 }
 
 #[derive(Clone)]
@@ -260,6 +262,7 @@ impl Storage {
             attempts: serde_json::to_string(&image.attempts).unwrap_or_else(|_| "[]".into()),
             reference_ids: serde_json::to_string(&image.reference_ids)
                 .unwrap_or_else(|_| "[]".into()),
+            model_text: image.model_text,
             deleted_at: None,
         };
         let dir = path.parent().expect("图像路径总有上级目录").to_path_buf();
@@ -382,18 +385,31 @@ impl Storage {
         &self,
         data: bytes::Bytes,
         mime: String,
+        filename: Option<String>,
     ) -> Result<UploadRecord, StorageError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.save_upload_blocking(&data, &mime))
+        tokio::task::spawn_blocking(move || this.save_upload_blocking(&data, &mime, filename))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
-    fn save_upload_blocking(&self, data: &[u8], mime: &str) -> Result<UploadRecord, StorageError> {
+    fn save_upload_blocking(
+        &self,
+        data: &[u8],
+        mime: &str,
+        filename: Option<String>,
+    ) -> Result<UploadRecord, StorageError> {
         use sha2::Digest;
         let id = format!("{:x}", sha2::Sha256::digest(data));
-        if let Some(existing) = db::get_upload(&self.db(), &id)? {
+        // 先取出来再判断：`if let` 的条件里的数据库锁会一直持有到整个块结束，块里再写库就自己锁死了。
+        let existing = db::get_upload(&self.db(), &id)?;
+        if let Some(mut existing) = existing {
             if existing.path().is_file() {
+                // 同样的内容又传了一次：记下最近的文件名。
+                if filename.is_some() && filename != existing.filename {
+                    existing.filename = filename;
+                    db::put_upload(&self.db(), &existing)?;
+                }
                 return Ok(existing);
             }
         }
@@ -413,6 +429,7 @@ impl Storage {
             mime: mime.to_string(),
             bytes: data.len() as i64,
             created_at: now_string(),
+            filename,
         };
         db::put_upload(&self.db(), &record)?;
         Ok(record)
@@ -524,6 +541,7 @@ mod tests {
             upstream: "u".into(),
             duration_ms: 5,
             attempts: Vec::new(),
+            model_text: None,
             reference_ids: Vec::new(),
         }
     }
@@ -602,6 +620,7 @@ mod tests {
             duration_ms: 0,
             attempts: "[]".into(),
             reference_ids: "[]".into(),
+            model_text: None,
             deleted_at: None,
         };
         db::insert(&storage.db(), &good("dup")).unwrap();
@@ -641,17 +660,36 @@ mod tests {
         let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
         let data = png(3, 3);
         let a = storage
-            .save_upload(data.clone(), "image/png".into())
+            .save_upload(data.clone(), "image/png".into(), None)
             .await
             .unwrap();
         let b = storage
-            .save_upload(data.clone(), "image/png".into())
+            .save_upload(data.clone(), "image/png".into(), None)
             .await
             .unwrap();
         assert_eq!(a, b);
         assert_eq!(std::fs::read(a.path()).unwrap(), data);
+        // 同样的内容换个文件名再传：记下新名字（而不是卡住——曾经在这里自己锁死了数据库）。
+        let renamed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            storage.save_upload(data.clone(), "image/png".into(), Some("新名字.png".into())),
+        )
+        .await
+        .expect("不会卡住")
+        .unwrap();
+        assert_eq!(renamed.id, a.id);
+        assert_eq!(
+            storage
+                .get_upload(a.id.clone())
+                .await
+                .unwrap()
+                .unwrap()
+                .filename
+                .as_deref(),
+            Some("新名字.png")
+        );
         let other = storage
-            .save_upload(png(4, 4), "image/png".into())
+            .save_upload(png(4, 4), "image/png".into(), None)
             .await
             .unwrap();
         assert_ne!(other.id, a.id);
@@ -663,7 +701,7 @@ mod tests {
         // 文件丢了之后再上传同样的内容：重新写回。
         std::fs::remove_file(a.path()).unwrap();
         let again = storage
-            .save_upload(data.clone(), "image/png".into())
+            .save_upload(data.clone(), "image/png".into(), None)
             .await
             .unwrap();
         assert_eq!(std::fs::read(again.path()).unwrap(), data);

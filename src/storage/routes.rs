@@ -21,7 +21,6 @@ where
     crate::access::budget::ImageBudget: axum::extract::FromRef<S>,
 {
     Router::new()
-        .route("/files/zip", get(serve_zip))
         .route("/files/{id}", get(serve_image))
         .route("/files/{id}/thumb", get(serve_thumbnail))
         .route(
@@ -45,6 +44,8 @@ struct Uploaded {
     url: String,
     mime: String,
     bytes: i64,
+    /// 上传时的文件名（粘贴的图没有）；GIF 与 HEIC 已转成 PNG，名字仍是原来的。
+    filename: Option<String>,
 }
 
 /// `POST /uploads`（multipart，字段 `file`，可多个）：保存参考图（按内容去重），返回它们的 id。
@@ -71,8 +72,18 @@ async fn upload(
                 "一次最多上传 {MAX_UPLOAD_FILES} 张参考图"
             )));
         }
+        let filename = field
+            .file_name()
+            .map(|n| {
+                n.chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect::<String>()
+            })
+            .filter(|n| !n.trim().is_empty());
         let data = field.bytes().await.map_err(bad_form)?;
-        images.push(crate::web::sniff_image(data, max_bytes, images.len() + 1)?);
+        let image = crate::web::accept_image(data, max_bytes, images.len() + 1).await?;
+        images.push((image, filename));
     }
     if images.is_empty() {
         return Err(ApiError::InvalidRequest(
@@ -82,13 +93,16 @@ async fn upload(
     // 上传也按张数计入工作台每分钟的额度。
     budget.spend(&config, &client, images.len() as u32)?;
     let mut saved = Vec::with_capacity(images.len());
-    for image in images {
-        let record = storage.save_upload(image.data, image.mime).await?;
+    for (image, filename) in images {
+        let record = storage
+            .save_upload(image.data, image.mime, filename.clone())
+            .await?;
         saved.push(Uploaded {
             url: format!("/uploads/{}", record.id),
             id: record.id,
             mime: record.mime,
             bytes: record.bytes,
+            filename,
         });
     }
     Ok(axum::Json(saved))
@@ -111,21 +125,12 @@ async fn serve_upload(
 /// 一次最多打包的图片数。
 const MAX_ZIP_IMAGES: usize = 500;
 
-#[derive(Deserialize)]
-struct ZipQuery {
-    #[serde(default)]
-    ids: String,
-}
-
 /// `GET /files/zip?ids=a,b,c`：把这些图片流式打成一个 zip 下载。任何一个 id 无效或不存在，整个请求 404，不打半个包。
-async fn serve_zip(
-    State(storage): State<Storage>,
-    Query(query): Query<ZipQuery>,
-) -> Result<Response, ApiError> {
+/// （路由在 `jobs::archive`：同一个地址带 `batch=` 时打包一个批次。）
+pub async fn zip_of_ids(storage: &Storage, ids: &str) -> Result<Response, ApiError> {
     // 去掉重复的 id（保持先后顺序）。
     let mut seen = std::collections::HashSet::new();
-    let ids: Vec<&str> = query
-        .ids
+    let ids: Vec<&str> = ids
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty() && seen.insert(*s))
@@ -135,15 +140,26 @@ async fn serve_zip(
             "请选择 1 到 {MAX_ZIP_IMAGES} 张图片再打包下载"
         )));
     }
-    let mut records = Vec::with_capacity(ids.len());
+    let mut entries = Vec::with_capacity(ids.len());
     for id in ids {
-        records.push(find(&storage, id.to_string()).await?);
+        entries.push(super::archive::Entry::image(
+            &find(storage, id.to_string()).await?,
+        ));
     }
+    zip_response(storage, entries, "images")
+}
+
+/// 把这些项流式打成 zip 响应，文件名 `{stem}-{时刻}.zip`（`stem` 只含 ASCII）。同时打包的人太多时 503。
+pub fn zip_response(
+    storage: &Storage,
+    entries: Vec<super::archive::Entry>,
+    stem: &str,
+) -> Result<Response, ApiError> {
     let slot = storage
         .zip_slot()
         .ok_or_else(|| ApiError::QueueFull("同时打包下载的人太多了，请稍后再试".into()))?;
-    let name = format!("images-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(records, slot)));
+    let name = format!("{stem}-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(entries, slot)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -151,7 +167,8 @@ async fn serve_zip(
     );
     headers.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).expect("只含 ASCII"),
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            .map_err(|_| ApiError::Internal("打包的文件名不是 ASCII".into()))?,
     );
     Ok(response)
 }

@@ -64,6 +64,8 @@ pub struct ImageDetail {
     pub attempts: Vec<AttemptInfo>,
     /// 参考图（图生图时）的 id。
     pub reference_ids: Vec<String>,
+    /// 模型随图说的话（Gemini 的非思考文字部分）。
+    pub model_text: Option<String>,
 }
 
 /// 模式的中文名。

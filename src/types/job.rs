@@ -58,11 +58,26 @@ impl Phase {
     }
 }
 
-/// 工作台一次提交：同一组参数生成 `count` 张，每张是一个独立的任务（卡片）。
+/// 工作台一次提交（一个批次）：每条展开后的提示词生成 `count` 张，每张是一个独立的任务（卡片）。
+/// 除 `prompt` 外的字段都可省略；批量的字段（变量、多条提示词、逐张改图）见 `super::batch`。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitRequest {
+    #[serde(default)]
     pub prompt: String,
-    /// 1–16。
+    /// 多条提示词（一条一个）；非空时代替 `prompt`。
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    /// 变量名 → 值（一个值一张）：填进提示词里的 `{变量名}`。
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub variable_mode: super::batch::VariableMode,
+    #[serde(default)]
+    pub reference_mode: super::batch::ReferenceMode,
+    /// 批次名称；空为提示词的开头。
+    #[serde(default)]
+    pub name: String,
+    /// 每条提示词（逐张改图时每张参考图）几张，1–16。
     #[serde(default = "one")]
     pub count: u32,
     #[serde(default)]
@@ -79,6 +94,24 @@ pub struct SubmitRequest {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for SubmitRequest {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            prompts: Vec::new(),
+            variables: Default::default(),
+            variable_mode: Default::default(),
+            reference_mode: Default::default(),
+            name: String::new(),
+            count: 1,
+            aspect_ratio: Default::default(),
+            image_size: Default::default(),
+            model: String::new(),
+            references: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +200,9 @@ pub struct JobImage {
     pub thumb_url: String,
     pub width: u32,
     pub height: u32,
+    /// 模型随图说的话（卡片上的“模型说明”）。
+    #[serde(default)]
+    pub model_text: Option<String>,
 }
 
 /// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。
@@ -174,10 +210,15 @@ pub struct JobImage {
 pub struct JobView {
     pub job_id: String,
     pub batch_id: String,
-    /// 在本批中的序号（从 1 起）与本批张数。
+    /// 批次的名称；批次是否暂停着（暂停的批次里排队的任务不开始）。
+    pub batch_name: String,
+    pub batch_paused: bool,
+    /// 在本批中的序号（从 1 起）与本批任务数。
     pub index: u32,
     pub count: u32,
+    /// 展开后的提示词，与它用的变量值（变量名 → 值）。
     pub prompt: String,
+    pub variables: std::collections::BTreeMap<String, String>,
     pub aspect_ratio: AspectRatio,
     pub image_size: ImageSize,
     pub model: String,
@@ -217,14 +258,27 @@ impl JobView {
     }
 }
 
-/// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除。
+/// `/ws` 上的消息。连接后先发一次 `snapshot`，之后是单个任务的更新与移除，以及排队顺序的变化。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JobMessage {
-    Snapshot { jobs: Vec<JobView> },
+    Snapshot {
+        jobs: Vec<JobView>,
+        #[serde(default)]
+        queue: Vec<String>,
+    },
     Job(Box<JobView>),
-    Removed { job_id: String },
+    Removed {
+        job_id: String,
+    },
+    /// 将要开始的排队任务，先开始的在前（暂停的批次不在其中；最多 `QUEUE_SHOWN` 个）。
+    Queue {
+        job_ids: Vec<String>,
+    },
 }
+
+/// `/ws` 推送的排队顺序最多列出几个任务（更靠后的卡片只显示“排队中”）。
+pub const QUEUE_SHOWN: usize = 500;
 
 #[cfg(test)]
 mod tests {
@@ -234,9 +288,12 @@ mod tests {
         JobView {
             job_id: "j".into(),
             batch_id: "b".into(),
+            batch_name: "b".into(),
+            batch_paused: false,
             index: 1,
             count: 1,
             prompt: "p".into(),
+            variables: Default::default(),
             aspect_ratio: AspectRatio::Square,
             image_size: ImageSize::K1,
             model: String::new(),

@@ -5,6 +5,7 @@
 //! 服务端模块（网关、任务、存储……）从这里取类型，从不引用界面模块 `crate::app`。
 
 pub mod attempt;
+pub mod batch;
 pub mod error;
 pub mod gallery;
 pub mod job;

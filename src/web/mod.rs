@@ -3,17 +3,19 @@
 //! - `ApiJson`：JSON 请求体提取器，解析失败时给出 OpenAI 形状的中文错误；
 //! - `client_ip`：客户端 IP（只在对端是可信代理时才采信 `X-Forwarded-For`）；
 //! - `sha256_hex`：密钥、内容哈希；
-//! - `sniff_image`：确认上传的字节确实是图片、没有超过大小上限；
+//! - `accept_image`（`reference_image.rs`）：确认上传的字节确实是图片、没有超过大小上限，GIF 与 HEIC 转成 PNG；
 //! - `upload_body_limit`：带参考图的请求体上限，按运行中的配置（设置页改了 `max_upload_mb`，下一个请求就按新的）。
 
 use crate::config::{Config, ConfigHandle};
 use crate::error::ApiError;
-use crate::gateway::InputImage;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::FromRequest;
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
+
+mod reference_image;
+pub use reference_image::accept_image;
 
 /// JSON 请求体提取器：解析失败时返回 OpenAI 形状的中文错误，而不是 axum 的纯文本。
 #[derive(FromRequest)]
@@ -61,30 +63,6 @@ pub fn is_trusted_proxy(config: &Config, ip: &IpAddr) -> bool {
         p.parse::<ipnet::IpNet>()
             .map(|net| net.contains(ip))
             .unwrap_or_else(|_| p.parse::<IpAddr>().is_ok_and(|a| a == *ip))
-    })
-}
-
-/// 校验一张上传的参考图：不超过大小上限，且确实是图片（按内容识别类型，不信文件名）。
-pub fn sniff_image(
-    data: bytes::Bytes,
-    max_bytes: usize,
-    index: usize,
-) -> Result<InputImage, ApiError> {
-    if data.len() > max_bytes {
-        return Err(ApiError::InvalidRequest(format!(
-            "第 {index} 张参考图太大（{:.1} MB），上限是 {} MB",
-            data.len() as f64 / 1048576.0,
-            max_bytes / 1048576
-        )));
-    }
-    let format = image::guess_format(&data).map_err(|_| {
-        ApiError::InvalidRequest(format!(
-            "第 {index} 张参考图不是可识别的图片（支持 PNG、JPEG、WebP）"
-        ))
-    })?;
-    Ok(InputImage {
-        mime: format.to_mime_type().to_string(),
-        data,
     })
 }
 

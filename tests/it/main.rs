@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod batches;
 mod billing;
 mod config_errors;
 mod demo_faults;

@@ -37,6 +37,9 @@ pub fn DetailDialog(
                 <img class="full" src=item.url.clone() alt=item.prompt.clone()/>
                 <div class="info">
                     <p class="prompt">{item.prompt.clone()}</p>
+                    {d.model_text.clone().map(|t| view! {
+                        <p class="model-text" data-testid="detail-model-text"><strong>"模型说明："</strong>{t}</p>
+                    })}
                     <dl>
                         {rows.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                     </dl>

@@ -163,6 +163,7 @@ mod ssr {
             item: item(&r),
             attempts: serde_json::from_str(&r.attempts).unwrap_or_default(),
             reference_ids: serde_json::from_str(&r.reference_ids).unwrap_or_default(),
+            model_text: r.model_text,
             model: r.model,
             aspect_ratio: r.aspect_ratio,
             image_size: r.image_size,

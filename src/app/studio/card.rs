@@ -1,16 +1,17 @@
-//! 一张任务卡片：图（或占位）、进度条、状态行、提示词、错误、尝试记录与操作按钮。
+//! 一张任务卡片：图（或占位）、进度条、状态行、参考图、提示词与变量值、模型说明、错误、尝试记录与操作按钮。
 
 use super::{browser, cancel_job, remove_job, resave_job, retry_job, Reference};
-use crate::types::{describe_attempt, pixel_size, JobImage, JobState, JobView, Phase};
+use crate::types::{describe_attempt, pixel_size, JobState, JobView, Phase};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::collections::HashMap;
 
 fn seconds(ms: u64) -> String {
     format!("{:.1} 秒", ms as f64 / 1000.0)
 }
 
-/// 卡片状态行：阶段、百分比、用时与预计剩余时间。
-fn status_line(j: &JobView) -> String {
+/// 卡片状态行：阶段、百分比、用时与预计剩余时间；排队中的是第几位。
+fn status_line(j: &JobView, position: Option<usize>) -> String {
     match j.state {
         JobState::Running => {
             let phase = j.phase.map(|p| p.label()).unwrap_or("准备");
@@ -33,7 +34,11 @@ fn status_line(j: &JobView) -> String {
             seconds(j.elapsed_ms),
             j.upstream.clone().unwrap_or_default()
         ),
-        JobState::Queued => "等待空闲的生成名额".into(),
+        JobState::Queued if j.batch_paused => "本批已暂停".into(),
+        JobState::Queued => match position {
+            Some(p) => format!("排队第 {} 位", p + 1),
+            None => "等待空闲的生成名额".into(),
+        },
         _ => String::new(),
     }
 }
@@ -65,14 +70,23 @@ fn perform(action: Action, job_id: String) {
 #[component]
 pub fn JobCard(
     job: Memo<Option<JobView>>,
-    lightbox: RwSignal<Option<JobImage>>,
+    lightbox: RwSignal<Option<String>>,
     references: RwSignal<Vec<Reference>>,
+    /// 排队任务的位置（任务 id → 第几个开始，从 0 起）。
+    positions: Memo<HashMap<String, usize>>,
 ) -> impl IntoView {
     let field = move |f: fn(&JobView) -> String| {
         move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
     };
     let state = move || job.with(|j| j.as_ref().map(|j| j.state));
     let percent = move || job.with(|j| j.as_ref().map(|j| j.percent).unwrap_or(0));
+    let status = move || {
+        job.with(|j| {
+            j.as_ref()
+                .map(|j| status_line(j, positions.with(|p| p.get(&j.job_id).copied())))
+                .unwrap_or_default()
+        })
+    };
     view! {
         <article class="card job" data-testid="job-card"
             data-state=move || state().map(|s| s.as_str()).unwrap_or("")>
@@ -84,9 +98,18 @@ pub fn JobCard(
             <div class="body">
                 <p class="state">
                     <span class="badge" data-testid="job-state">{move || state().map(|s| s.label()).unwrap_or("")}</span>
-                    <span class="status">{field(status_line)}</span>
+                    <span class="status" data-testid="job-status">{status}</span>
                 </p>
+                <CardReferences job/>
                 <p class="prompt" title=field(|j| j.prompt.clone())>{field(|j| j.prompt.clone())}</p>
+                {move || job.with(|j| j.as_ref().filter(|j| !j.variables.is_empty()).map(|j| view! {
+                    <p class="variables">
+                        {j.variables.iter().map(|(k, v)| view! { <span class="chip">{format!("{k}：{v}")}</span> }).collect_view()}
+                    </p>
+                }))}
+                {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.model_text.clone())).map(|t| view! {
+                    <p class="model-text" data-testid="model-text"><strong>"模型说明："</strong>{t}</p>
+                })}
                 {move || job.get().and_then(|j| j.error).map(|e| view! { <p class="error" data-testid="job-error">{e}</p> })}
                 {move || job.get().filter(|j| !j.attempts.is_empty()).map(|j| view! {
                     <details class="trace">
@@ -100,9 +123,31 @@ pub fn JobCard(
     }
 }
 
+/// 卡片上的参考图（原图）小缩略图；点开大图时与结果并排。
+#[component]
+fn CardReferences(job: Memo<Option<JobView>>) -> impl IntoView {
+    move || {
+        let ids = job.with(|j| {
+            j.as_ref()
+                .map(|j| j.reference_ids.clone())
+                .unwrap_or_default()
+        });
+        (!ids.is_empty()).then(|| {
+            view! {
+                <ul class="card-references" aria-label="参考图" data-testid="card-references">
+                    {ids.into_iter().map(|id| {
+                        let r = Reference::from_id(id);
+                        view! { <li><img src=r.thumb_url alt="参考图" loading="lazy"/></li> }
+                    }).collect_view()}
+                </ul>
+            }
+        })
+    }
+}
+
 /// 卡片的图：完成后是缩略图（点开看大图），之前是按宽高比占位的灰块。
 #[component]
-fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<JobImage>>) -> impl IntoView {
+fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<String>>) -> impl IntoView {
     let shape = move || {
         job.with(|j| {
             j.as_ref()
@@ -115,11 +160,10 @@ fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<JobImage>>) -
     };
     view! {
         <div class="media" style=shape>
-            {move || match job.get().and_then(|j| j.image) {
-                Some(img) => {
-                    let open = img.clone();
+            {move || match job.get().and_then(|j| j.image.map(|img| (j.job_id, img))) {
+                Some((job_id, img)) => {
                     view! {
-                        <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(open.clone()))>
+                        <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(job_id.clone()))>
                             <img src=img.thumb_url.clone() alt="生成的图片" width=img.width height=img.height/>
                         </button>
                     }.into_any()

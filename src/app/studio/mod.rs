@@ -3,22 +3,29 @@
 //! 提交经服务器函数 `submit_jobs` 变成一批任务；每张卡片的状态与进度由 `/ws` 推送（见 `crate::jobs`）。
 //! `generate_image` 是同步的单张接口，供脚本调用（README）。
 //!
-//! - `mod.rs`（本文件）：服务器函数、页面与它的 island（卡片网格 + 推送）；
-//! - `card.rs`：一张任务卡片；
-//! - `prompt_bar.rs`：底部的提示词栏，由 `upload_widget.rs`（参考图）与 `count_selector.rs`（张数）组成。
+//! - `mod.rs`（本文件）：服务器函数、页面与它的 island（按批次分组的卡片网格 + 推送）；
+//! - `batch_header.rs`：一个批次的标题行（进度、暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）；
+//! - `card.rs`：一张任务卡片；`lightbox.rs`：大图（原图与结果并排，←/→ 在同批的卡片间移动）；
+//! - `prompt_bar.rs`：底部的提示词栏，由 `batch_panel.rs`（单条/多条/批量改图、变量、预览）、
+//!   `upload_widget.rs`（参考图）与 `count_selector.rs`（张数）组成；`prefs.rs`：记在浏览器里的选择。
 
+mod batch_header;
+mod batch_panel;
 mod card;
 mod count_selector;
+mod lightbox;
+mod prefs;
 mod prompt_bar;
 mod upload_widget;
 
 use super::browser;
-use crate::types::{
-    AppError, GenerateRequest, JobImage, JobMessage, JobView, SavedImage, SubmitRequest,
-};
+use crate::types::batch::{BatchPage, BatchView, ExpandPreview};
+use crate::types::{AppError, GenerateRequest, JobMessage, JobView, SavedImage, SubmitRequest};
+use batch_header::BatchHeader;
 use card::JobCard;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
+use lightbox::Lightbox;
 use prompt_bar::PromptBar;
 
 /// 生成一张图像并保存到服务器。可由任何 HTTP 客户端以 JSON 调用：
@@ -107,6 +114,67 @@ pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppErro
     .await
 }
 
+/// `POST /api/expand_prompt`，请求体与 `submit_jobs` 相同：只展开、不排队，返回
+/// `{"prompts":[…],"total":N}`（展开后的提示词与一共会生成几张）。页面用它做“将生成 N 张”的预览。
+#[server(prefix = "/api", endpoint = "expand_prompt", input = Json)]
+pub async fn expand_prompt(request: SubmitRequest) -> Result<ExpandPreview, AppError> {
+    ssr::with_state(|s| async move {
+        let max = s.config.load().limits.max_batch_jobs;
+        let plan = crate::types::batch::plan(&request, max)?;
+        Ok(ExpandPreview {
+            total: plan.jobs.len() as u32,
+            prompts: plan.prompts,
+        })
+    })
+    .await
+}
+
+/// `POST /api/list_batches`，请求体 `{"cursor":null,"limit":20}`（都可省略）：批次列表，新的在前，
+/// 每个批次带各状态的任务数；`next_cursor` 不为空时用它取下一页。
+#[server(prefix = "/api", endpoint = "list_batches", input = Json)]
+pub async fn list_batches(
+    #[server(default)] cursor: Option<String>,
+    #[server(default)] limit: Option<u32>,
+) -> Result<BatchPage, AppError> {
+    ssr::with_state(|s| async move { s.jobs.list_batches(cursor, limit).await }).await
+}
+
+/// `POST /api/cancel_batch`，请求体 `{"batch_id":"…"}`：取消这个批次里排队中与生成中的任务。
+#[server(prefix = "/api", endpoint = "cancel_batch", input = Json)]
+pub async fn cancel_batch(batch_id: String) -> Result<BatchView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.cancel_batch(&batch_id).await }).await
+}
+
+/// `POST /api/retry_failed`，请求体 `{"batch_id":"…"}`：重新排队这个批次里失败与中断的任务。
+#[server(prefix = "/api", endpoint = "retry_failed", input = Json)]
+pub async fn retry_failed(batch_id: String) -> Result<BatchView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.retry_failed(&batch_id).await }).await
+}
+
+/// `POST /api/pause_batch`，请求体 `{"batch_id":"…"}`：暂停（排队中的不开始，生成中的照常完成）。
+#[server(prefix = "/api", endpoint = "pause_batch", input = Json)]
+pub async fn pause_batch(batch_id: String) -> Result<BatchView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, true).await }).await
+}
+
+/// `POST /api/resume_batch`，请求体 `{"batch_id":"…"}`：继续暂停的批次。
+#[server(prefix = "/api", endpoint = "resume_batch", input = Json)]
+pub async fn resume_batch(batch_id: String) -> Result<BatchView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, false).await }).await
+}
+
+/// `POST /api/prioritize_batch`，请求体 `{"batch_id":"…"}`：置顶（它排队中的任务移到队首）。
+#[server(prefix = "/api", endpoint = "prioritize_batch", input = Json)]
+pub async fn prioritize_batch(batch_id: String) -> Result<BatchView, AppError> {
+    ssr::with_state(|s| async move { s.jobs.prioritize_batch(&batch_id).await }).await
+}
+
+/// `POST /api/remove_batch`，请求体 `{"batch_id":"…"}`：把整个批次从工作台移除（图片移入回收站）。
+#[server(prefix = "/api", endpoint = "remove_batch", input = Json)]
+pub async fn remove_batch(batch_id: String) -> Result<(), AppError> {
+    ssr::with_state(|s| async move { s.jobs.remove_batch(&batch_id).await }).await
+}
+
 /// `POST /api/cancel_job`，请求体 `{"job_id":"…"}`：取消排队中或生成中的任务。
 #[server(prefix = "/api", endpoint = "cancel_job", input = Json)]
 pub async fn cancel_job(job_id: String) -> Result<JobView, AppError> {
@@ -131,11 +199,13 @@ pub async fn remove_job(job_id: String) -> Result<(), AppError> {
     ssr::with_state(|s| async move { s.jobs.remove(&job_id).await }).await
 }
 
-/// 一张参考图：id 与缩略图地址。
+/// 一张参考图：id、缩略图地址与（上传时的）文件名。
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     pub id: String,
     pub thumb_url: String,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 impl Reference {
@@ -146,7 +216,20 @@ impl Reference {
         } else {
             format!("/files/{id}/thumb")
         };
-        Self { id, thumb_url }
+        Self {
+            id,
+            thumb_url,
+            filename: None,
+        }
+    }
+
+    /// 原图的地址（大图里“原图”一栏用）。
+    fn full_url(id: &str) -> String {
+        if id.len() == 64 {
+            format!("/uploads/{id}")
+        } else {
+            format!("/files/{id}")
+        }
     }
 }
 
@@ -206,26 +289,51 @@ fn sort_jobs(jobs: &mut [JobView]) {
     });
 }
 
-/// 把一条推送合并进卡片列表。
-fn apply(jobs: &mut Vec<JobView>, message: JobMessage) {
-    match message {
-        JobMessage::Snapshot { jobs: all } => *jobs = all,
-        JobMessage::Job(view) => match jobs.iter_mut().find(|j| j.job_id == view.job_id) {
-            // 提交的响应可能比推送晚到：旧的视图不覆盖新的。
-            Some(existing) if view.is_not_older_than(existing) => *existing = *view,
-            Some(_) => {}
-            None => jobs.push(*view),
-        },
-        JobMessage::Removed { job_id } => jobs.retain(|j| j.job_id != job_id),
-    }
+/// 把一条推送合并进卡片列表；带排队顺序的消息（快照、排队变化）返回新的顺序。
+fn apply(jobs: &mut Vec<JobView>, message: JobMessage) -> Option<Vec<String>> {
+    let queue = match message {
+        JobMessage::Snapshot { jobs: all, queue } => {
+            *jobs = all;
+            Some(queue)
+        }
+        JobMessage::Job(view) => {
+            match jobs.iter_mut().find(|j| j.job_id == view.job_id) {
+                // 提交的响应可能比推送晚到：旧的视图不覆盖新的。
+                Some(existing) if view.is_not_older_than(existing) => *existing = *view,
+                Some(_) => {}
+                None => jobs.push(*view),
+            }
+            None
+        }
+        JobMessage::Removed { job_id } => {
+            jobs.retain(|j| j.job_id != job_id);
+            None
+        }
+        JobMessage::Queue { job_ids } => return Some(job_ids),
+    };
     sort_jobs(jobs);
+    queue
+}
+
+/// 提交得到的任务并进卡片列表（之后的变化经推送）。
+fn add_submitted(jobs: RwSignal<Vec<JobView>>, views: Vec<JobView>) {
+    jobs.update(|list| {
+        for v in views {
+            apply(list, JobMessage::Job(Box::new(v)));
+        }
+    });
 }
 
 /// 推送延迟（服务器上状态变化 → 浏览器收到并更新）：最近几次的样本。
 const LAG_SAMPLES: usize = 200;
 
-/// 连上 `/ws`，把每条推送合并进卡片列表，并记下推送延迟与连接状态。
-fn follow_jobs(jobs: RwSignal<Vec<JobView>>, connected: RwSignal<bool>, lags: RwSignal<Vec<u64>>) {
+/// 连上 `/ws`，把每条推送合并进卡片列表与排队顺序，并记下推送延迟与连接状态。
+fn follow_jobs(
+    jobs: RwSignal<Vec<JobView>>,
+    queue: RwSignal<Vec<String>>,
+    connected: RwSignal<bool>,
+    lags: RwSignal<Vec<u64>>,
+) {
     browser::connect_jobs(
         move |message| {
             if let JobMessage::Job(view) = &message {
@@ -237,10 +345,29 @@ fn follow_jobs(jobs: RwSignal<Vec<JobView>>, connected: RwSignal<bool>, lags: Rw
                     }
                 });
             }
-            jobs.update(|list| apply(list, message));
+            if let JobMessage::Queue { job_ids } = message {
+                queue.set(job_ids);
+                return;
+            }
+            let mut new_queue = None;
+            jobs.update(|list| new_queue = apply(list, message));
+            if let Some(q) = new_queue {
+                queue.set(q);
+            }
         },
         move |up| connected.set(up),
     );
+}
+
+/// 页面上的批次（新的在前）。卡片已按（批次创建时间、批次、序号）排好，相邻的同批卡片归为一组。
+fn batch_ids(jobs: &[JobView]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for j in jobs {
+        if ids.last() != Some(&j.batch_id) && !ids.contains(&j.batch_id) {
+            ids.push(j.batch_id.clone());
+        }
+    }
+    ids
 }
 
 /// 工作台的交互部分。
@@ -251,52 +378,88 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
     let mut initial = init.jobs;
     sort_jobs(&mut initial);
     let jobs = RwSignal::new(initial);
+    let queue = RwSignal::new(Vec::<String>::new());
     let references = RwSignal::new(references);
-    let lightbox = RwSignal::new(None::<JobImage>);
+    let lightbox = RwSignal::new(None::<String>);
     let lags = RwSignal::new(Vec::<u64>::new());
     Effect::new(move |_| {
         hydrated.set(true);
-        follow_jobs(jobs, connected, lags);
+        follow_jobs(jobs, queue, connected, lags);
     });
-    let _esc = window_event_listener(leptos::ev::keydown, move |ev| {
-        if ev.key() == "Escape" {
-            lightbox.set(None);
+    let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        let Some(open) = lightbox.get_untracked() else {
+            return;
+        };
+        let delta = match ev.key().as_str() {
+            "Escape" => {
+                lightbox.set(None);
+                return;
+            }
+            "ArrowLeft" => -1,
+            "ArrowRight" => 1,
+            _ => return,
+        };
+        if let Some(next) = jobs.with_untracked(|list| lightbox::step(list, &open, delta)) {
+            lightbox.set(Some(next));
         }
     });
-    let ids =
-        Memo::new(move |_| jobs.with(|l| l.iter().map(|j| j.job_id.clone()).collect::<Vec<_>>()));
+    let positions = Memo::new(move |_| {
+        queue.with(|q| {
+            q.iter()
+                .enumerate()
+                .map(|(i, id)| (id.clone(), i))
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+    });
+    let batches = Memo::new(move |_| jobs.with(|l| batch_ids(l)));
 
     view! {
         <section class="studio" data-hydrated=move || hydrated.get().to_string()
             data-connected=move || connected.get().to_string()>
             <LiveIndicator connected lags/>
-            <div class="grid" data-testid="cards">
-                <Show when=move || ids.with(Vec::is_empty)>
+            <div class="batches" data-testid="cards">
+                <Show when=move || batches.with(Vec::is_empty)>
                     <div class="empty studio-hint" data-testid="studio-hint">
                         <p class="empty-title">"写下你想要的画面，按 Enter 或点“生成”"</p>
                         <ul>
                             <li>"描述越具体越好：主体、场景、光线、风格，例如“清晨薄雾中的木屋，水彩风格”。"</li>
                             <li>"张数选 4 或 16，几张图会同时生成，每张一个卡片、各有进度。"</li>
                             <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或点“＋ 参考图”。"</li>
+                            <li>"批量：在提示词里写 {风格} 这样的变量并填几个值，或切到“多条”“批量改图”。"</li>
                         </ul>
                     </div>
                 </Show>
-                <For each=move || ids.get() key=|id| id.clone() let:id>
+                <For each=move || batches.get() key=|id| id.clone() let:batch_id>
                     {
-                        let job = Memo::new(move |_| {
-                            jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
+                        let id = batch_id.clone();
+                        let ids = Memo::new(move |_| {
+                            jobs.with(|l| {
+                                l.iter()
+                                    .filter(|j| j.batch_id == id)
+                                    .map(|j| j.job_id.clone())
+                                    .collect::<Vec<_>>()
+                            })
                         });
-                        view! { <JobCard job lightbox references/> }
+                        view! {
+                            <section class="batch" data-testid="batch" data-batch-id=batch_id.clone()>
+                                <BatchHeader batch_id=batch_id.clone() jobs/>
+                                <div class="grid">
+                                    <For each=move || ids.get() key=|id| id.clone() let:id>
+                                        {
+                                            let job = Memo::new(move |_| {
+                                                jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
+                                            });
+                                            view! { <JobCard job lightbox references positions/> }
+                                        }
+                                    </For>
+                                </div>
+                            </section>
+                        }
                     }
                 </For>
             </div>
             <PromptBar references jobs models=init.models/>
-            {move || lightbox.get().map(|img| view! {
-                <div class="dialog-backdrop lightbox" data-testid="lightbox" on:click=move |_| lightbox.set(None)>
-                    <img src=img.url.clone() alt="大图" width=img.width height=img.height/>
-                    <button type="button" class="close" aria-label="关闭">"×"</button>
-                </div>
-            })}
+            <Lightbox open=lightbox jobs/>
         </section>
     }
 }

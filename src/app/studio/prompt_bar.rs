@@ -1,21 +1,55 @@
-//! 底部固定的提示词栏：参考图、提示词（Enter 发送，Shift+Enter 换行）、张数、宽高比、分辨率、模型、生成。
+//! 底部固定的提示词栏：模式（单条 / 多条 / 批量改图）、变量与预览（`batch_panel.rs`）、参考图、
+//! 提示词（Enter 发送，Shift+Enter 换行）、张数、宽高比、分辨率、模型、生成。
 
+use super::batch_panel::BatchPanel;
 use super::count_selector::CountSelector;
 use super::upload_widget::{files_of, UploadWidget, Uploader};
-use super::{apply, submit_jobs, Reference};
-use crate::types::{AspectRatio, ImageSize, JobMessage, JobView, SubmitRequest};
+use super::{add_submitted, prefs, submit_jobs, Reference};
+use crate::types::batch::{placeholders, ReferenceMode, VariableMode};
+use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// 提交的模式。
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// 一条提示词（可含变量）。
+    #[default]
+    Single,
+    /// 多条提示词，一行一条。
+    Multi,
+    /// 批量改图：每张参考图一个任务。
+    Each,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Single, Mode::Multi, Mode::Each];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Single => "单条",
+            Mode::Multi => "多条（一行一条）",
+            Mode::Each => "批量改图（逐张）",
+        }
+    }
+}
 
 /// 正在编辑的这一次提交。
 #[derive(Clone, Copy)]
-struct Draft {
-    prompt: RwSignal<String>,
-    count: RwSignal<u32>,
-    aspect: RwSignal<AspectRatio>,
-    size: RwSignal<ImageSize>,
-    model: RwSignal<String>,
-    references: RwSignal<Vec<Reference>>,
+pub struct Draft {
+    pub prompt: RwSignal<String>,
+    pub count: RwSignal<u32>,
+    pub aspect: RwSignal<AspectRatio>,
+    pub size: RwSignal<ImageSize>,
+    pub model: RwSignal<String>,
+    pub references: RwSignal<Vec<Reference>>,
+    pub mode: RwSignal<Mode>,
+    /// 变量名 → 输入框里的文字（一行一个值）。提示词里已不再出现的变量不提交。
+    pub variables: RwSignal<BTreeMap<String, String>>,
+    pub variable_mode: RwSignal<VariableMode>,
+    pub name: RwSignal<String>,
 }
 
 impl Draft {
@@ -27,24 +61,89 @@ impl Draft {
             size: RwSignal::new(ImageSize::default()),
             model: RwSignal::new(String::new()),
             references,
+            mode: RwSignal::new(Mode::default()),
+            variables: RwSignal::new(BTreeMap::new()),
+            variable_mode: RwSignal::new(VariableMode::default()),
+            name: RwSignal::new(String::new()),
         }
     }
 
-    fn request(&self) -> SubmitRequest {
+    /// 提示词里出现的变量名（按先后）。
+    pub fn detected(&self) -> Vec<String> {
+        self.prompt.with(|p| placeholders(p))
+    }
+
+    /// 这次提交是不是批量的（有变量、多条或逐张）：是的话预览要问服务器展开。
+    pub fn is_batch(&self) -> bool {
+        self.mode.get() != Mode::Single || !self.detected().is_empty()
+    }
+
+    /// 要提交的请求（读取时会订阅各字段，预览据此刷新）。
+    pub fn request(&self) -> SubmitRequest {
+        let text = self.prompt.get();
+        let mode = self.mode.get();
+        let detected = placeholders(&text);
+        let variables = self.variables.with(|raw| {
+            detected
+                .iter()
+                .map(|name| {
+                    let values = raw
+                        .get(name)
+                        .map(|v| v.lines().map(str::to_string).collect())
+                        .unwrap_or_default();
+                    (name.clone(), values)
+                })
+                .collect()
+        });
+        let (prompt, prompts) = match mode {
+            Mode::Multi => (String::new(), text.lines().map(str::to_string).collect()),
+            _ => (text, Vec::new()),
+        };
         SubmitRequest {
-            prompt: self.prompt.get_untracked(),
+            prompt,
+            prompts,
+            variables,
+            variable_mode: self.variable_mode.get(),
+            reference_mode: if mode == Mode::Each {
+                ReferenceMode::Each
+            } else {
+                ReferenceMode::Together
+            },
+            name: self.name.get(),
+            count: self.count.get(),
+            aspect_ratio: self.aspect.get(),
+            image_size: self.size.get(),
+            model: self.model.get(),
+            references: self
+                .references
+                .with(|r| r.iter().map(|r| r.id.clone()).collect()),
+        }
+    }
+
+    fn prefs(&self) -> prefs::Prefs {
+        prefs::Prefs {
             count: self.count.get_untracked(),
             aspect_ratio: self.aspect.get_untracked(),
             image_size: self.size.get_untracked(),
             model: self.model.get_untracked(),
-            references: self
-                .references
-                .with_untracked(|r| r.iter().map(|r| r.id.clone()).collect()),
+            mode: self.mode.get_untracked(),
         }
+    }
+
+    fn restore(&self, p: prefs::Prefs, models: &[String]) {
+        self.count
+            .set(p.count.clamp(1, crate::types::limits::MAX_COUNT));
+        self.aspect.set(p.aspect_ratio);
+        self.size.set(p.image_size);
+        // 记下的模型已不再提供时用默认。
+        if p.model.is_empty() || models.contains(&p.model) {
+            self.model.set(p.model);
+        }
+        self.mode.set(p.mode);
     }
 }
 
-/// 提交：成功的任务立即出现在网格里（之后的进度经推送）；失败时原因显示在提示词栏旁。
+/// 提交：成功的任务立即出现在网格里（之后的进度经推送），并记下这次的选择；失败时原因显示在提示词栏旁。
 fn submit(
     draft: Draft,
     jobs: RwSignal<Vec<JobView>>,
@@ -56,11 +155,10 @@ fn submit(
     busy.set(true);
     spawn_local(async move {
         match submit_jobs(request).await {
-            Ok(views) => jobs.update(|list| {
-                for v in views {
-                    apply(list, JobMessage::Job(Box::new(v)));
-                }
-            }),
+            Ok(views) => {
+                add_submitted(jobs, views);
+                prefs::save(&draft.prefs());
+            }
             Err(e) => error.set(Some(e.message)),
         }
         busy.set(false);
@@ -78,6 +176,15 @@ pub fn PromptBar(
     let busy = RwSignal::new(false);
     let dragging = RwSignal::new(false);
     let uploader = Uploader::new(references, error);
+    {
+        let models = models.clone();
+        // 水合后恢复上次的选择（服务端渲染时没有 localStorage）。
+        Effect::new(move |_| {
+            if let Some(p) = prefs::load() {
+                draft.restore(p, &models);
+            }
+        });
+    }
 
     let can_send = move || {
         !draft.prompt.with(|p| p.trim().is_empty()) && !busy.get() && !uploader.uploading.get()
@@ -85,6 +192,13 @@ pub fn PromptBar(
     let send = move || {
         if can_send() {
             submit(draft, jobs, error, busy);
+        }
+    };
+    let placeholder = move || match draft.mode.get() {
+        Mode::Multi => "描述你想要的画面——每行一条，每条分别生成（Enter 发送，Shift+Enter 换行）",
+        Mode::Each => "描述你想要的画面：对每张参考图做什么（Enter 发送，Shift+Enter 换行）",
+        Mode::Single => {
+            "描述你想要的画面……（Enter 发送，Shift+Enter 换行，可粘贴图片作参考，{变量} 批量生成）"
         }
     };
 
@@ -106,10 +220,11 @@ pub fn PromptBar(
                 uploader.add(files_of(ev.data_transfer().and_then(|d| d.files())));
             }
         >
+            <BatchPanel draft/>
             <UploadWidget uploader/>
             <textarea
                 name="prompt"
-                placeholder="描述你想要的画面……（Enter 发送，Shift+Enter 换行，可粘贴图片作参考）"
+                placeholder=placeholder
                 rows="2"
                 prop:value=move || draft.prompt.get()
                 on:input=move |ev| draft.prompt.set(event_target_value(&ev))
@@ -147,31 +262,42 @@ fn ShapeSelectors(draft: Draft, models: Vec<String>) -> impl IntoView {
     view! {
         <label>
             "宽高比"
-            <select name="aspect_ratio" on:change=move |ev| {
-                draft.aspect.set(event_target_value(&ev).parse().unwrap_or_default())
-            }>
+            <select name="aspect_ratio"
+                on:change=move |ev| {
+                    draft.aspect.set(event_target_value(&ev).parse().unwrap_or_default())
+                }>
                 {AspectRatio::ALL
                     .into_iter()
-                    .map(|a| view! { <option value=a.as_str()>{a.as_str()}</option> })
+                    .map(|a| view! {
+                        <option value=a.as_str() prop:selected=move || draft.aspect.get() == a>{a.as_str()}</option>
+                    })
                     .collect_view()}
             </select>
         </label>
         <label>
             "分辨率"
-            <select name="image_size" on:change=move |ev| {
-                draft.size.set(event_target_value(&ev).parse().unwrap_or_default())
-            }>
+            <select name="image_size"
+                on:change=move |ev| {
+                    draft.size.set(event_target_value(&ev).parse().unwrap_or_default())
+                }>
                 {ImageSize::ALL
                     .into_iter()
-                    .map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })
+                    .map(|s| view! {
+                        <option value=s.as_str() prop:selected=move || draft.size.get() == s>{s.as_str()}</option>
+                    })
                     .collect_view()}
             </select>
         </label>
         <label>
             "模型"
             <select name="model" on:change=move |ev| draft.model.set(event_target_value(&ev))>
-                <option value="">"默认"</option>
-                {models.into_iter().map(|m| view! { <option value=m.clone()>{m.clone()}</option> }).collect_view()}
+                <option value="" prop:selected=move || draft.model.with(String::is_empty)>"默认"</option>
+                {models.into_iter().map(|m| {
+                    let current = m.clone();
+                    view! {
+                        <option value=m.clone() prop:selected=move || draft.model.with(|x| *x == current)>{m.clone()}</option>
+                    }
+                }).collect_view()}
             </select>
         </label>
     }

@@ -33,12 +33,12 @@ impl Uploader {
             match browser::upload(files).await {
                 Ok(saved) => self.references.update(|list| {
                     for u in saved {
-                        let r = Reference {
-                            id: u.id,
-                            thumb_url: u.url,
-                        };
-                        if !list.contains(&r) {
-                            list.push(r);
+                        if !list.iter().any(|r| r.id == u.id) {
+                            list.push(Reference {
+                                id: u.id,
+                                thumb_url: u.url,
+                                filename: u.filename,
+                            });
                         }
                     }
                 }),
@@ -68,8 +68,9 @@ pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
                     {
                         let remove = r.id.clone();
                         view! {
-                            <li data-testid="reference">
+                            <li data-testid="reference" title=r.filename.clone()>
                                 <img src=r.thumb_url.clone() alt="参考图"/>
+                                {r.filename.clone().map(|name| view! { <span class="filename">{name}</span> })}
                                 <button type="button" aria-label="移除参考图" on:click=move |_| {
                                     references.update(|list| list.retain(|x| x.id != remove));
                                 }>"×"</button>
@@ -82,7 +83,7 @@ pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
                 on:click=move |_| { if let Some(input) = file_input.get() { input.click(); } }>
                 {move || if uploader.uploading.get() { "上传中……" } else { "＋ 参考图" }}
             </button>
-            <input type="file" accept="image/png,image/jpeg,image/webp" multiple hidden
+            <input type="file" accept="image/png,image/jpeg,image/webp,image/gif,image/heic,image/heif,.heic,.heif" multiple hidden
                 node_ref=file_input data-testid="file-input"
                 on:change=move |ev| {
                     let input: web_sys::HtmlInputElement = event_target(&ev);

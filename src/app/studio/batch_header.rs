@@ -1,0 +1,146 @@
+//! 一个批次的标题行：名称、已完成 x / 共 n、失败 k、整批进度条，以及整批的操作
+//! （暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）。数字由页面上这一批的卡片算出。
+
+use super::{
+    cancel_batch, pause_batch, prioritize_batch, remove_batch, resume_batch, retry_failed,
+};
+use crate::types::{JobState, JobView};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// 页面上一个批次的概况。
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Summary {
+    name: String,
+    total: u32,
+    done: u32,
+    failed: u32,
+    active: u32,
+    queued: u32,
+    paused: bool,
+    /// 整批的进度（0–100）：各卡片进度的平均，按本批任务数算。
+    percent: u32,
+}
+
+fn summarize(jobs: &[JobView], batch_id: &str) -> Summary {
+    let mut s = Summary::default();
+    let mut percent_sum = 0u32;
+    for j in jobs.iter().filter(|j| j.batch_id == batch_id) {
+        s.name = j.batch_name.clone();
+        s.total = j.count;
+        s.paused = j.batch_paused;
+        match j.state {
+            JobState::Done => s.done += 1,
+            JobState::Failed | JobState::Interrupted | JobState::Unsaved => s.failed += 1,
+            JobState::Queued => {
+                s.active += 1;
+                s.queued += 1;
+            }
+            JobState::Running => s.active += 1,
+            JobState::Cancelled => {}
+        }
+        percent_sum += match j.state {
+            JobState::Done => 100,
+            JobState::Running => j.percent as u32,
+            _ => 0,
+        };
+    }
+    s.percent = percent_sum / s.total.max(1);
+    s
+}
+
+/// 整批的操作。
+#[derive(Clone, Copy)]
+enum Action {
+    Pause,
+    Resume,
+    Prioritize,
+    Cancel,
+    RetryFailed,
+    Remove,
+}
+
+#[component]
+pub fn BatchHeader(batch_id: String, jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
+    let id = batch_id.clone();
+    let summary = Memo::new(move |_| jobs.with(|list| summarize(list, &id)));
+    let error = RwSignal::new(None::<String>);
+    let act = {
+        let batch_id = batch_id.clone();
+        move |action: Action| {
+            let batch_id = batch_id.clone();
+            error.set(None);
+            spawn_local(async move {
+                let result = match action {
+                    Action::Pause => pause_batch(batch_id).await.map(|_| ()),
+                    Action::Resume => resume_batch(batch_id).await.map(|_| ()),
+                    Action::Prioritize => prioritize_batch(batch_id).await.map(|_| ()),
+                    Action::Cancel => cancel_batch(batch_id).await.map(|_| ()),
+                    Action::RetryFailed => retry_failed(batch_id).await.map(|_| ()),
+                    Action::Remove => remove_batch(batch_id).await,
+                };
+                if let Err(e) = result {
+                    error.set(Some(e.message));
+                }
+            });
+        }
+    };
+    let field = move |f: fn(&Summary) -> String| move || summary.with(f);
+    view! {
+        <header class="batch-header" data-testid="batch-header"
+            data-paused=move || summary.with(|s| s.paused.to_string())>
+            <div class="batch-title">
+                <strong class="batch-name" title=field(|s| s.name.clone())>{field(|s| s.name.clone())}</strong>
+                <span class="batch-count" data-testid="batch-count">
+                    {field(|s| format!("已完成 {} / 共 {}", s.done, s.total))}
+                </span>
+                <Show when=move || summary.with(|s| s.failed > 0)>
+                    <span class="batch-failed">{field(|s| format!("失败 {}", s.failed))}</span>
+                </Show>
+                <Show when=move || summary.with(|s| s.paused)>
+                    <span class="badge">"已暂停"</span>
+                </Show>
+            </div>
+            <div class="progress batch-progress" role="progressbar" aria-label="本批进度"
+                aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || summary.with(|s| s.percent)>
+                <div class="bar" style=move || summary.with(|s| format!("width: {}%", s.percent))></div>
+            </div>
+            <div class="actions">
+                {
+                    let act = act.clone();
+                    move || {
+                        let act = act.clone();
+                        let s = summary.get();
+                        let pause = (s.queued > 0 || s.paused).then(|| {
+                            let act = act.clone();
+                            if s.paused {
+                                view! { <button type="button" on:click=move |_| act(Action::Resume)>"继续"</button> }.into_any()
+                            } else {
+                                view! { <button type="button" on:click=move |_| act(Action::Pause)>"暂停"</button> }.into_any()
+                            }
+                        });
+                        let prioritize = (s.queued > 0).then(|| {
+                            let act = act.clone();
+                            view! { <button type="button" title="这一批排队中的任务先开始" on:click=move |_| act(Action::Prioritize)>"置顶"</button> }
+                        });
+                        let cancel = (s.active > 0).then(|| {
+                            let act = act.clone();
+                            view! { <button type="button" on:click=move |_| act(Action::Cancel)>"全部取消"</button> }
+                        });
+                        let retry = (s.failed > 0).then(|| {
+                            let act = act.clone();
+                            view! { <button type="button" on:click=move |_| act(Action::RetryFailed)>"重试失败的"</button> }
+                        });
+                        view! { {pause} {prioritize} {cancel} {retry} }
+                    }
+                }
+                <a class="button" href=format!("/files/zip?batch={batch_id}") download>"下载本批"</a>
+                <button type="button" class="danger" title="移除这一批的卡片；已生成的图片移入图库的回收站"
+                    on:click=move |_| act(Action::Remove)>"移除"</button>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+        </header>
+    }
+}

@@ -1,0 +1,28 @@
+//! 记在浏览器里的选择（localStorage）：上次提交用的张数、宽高比、分辨率、模型与模式，下次打开时恢复。
+//! 只在提交成功后记下；读不到或格式不对时用默认值。
+
+use super::browser;
+use super::prompt_bar::Mode;
+use crate::types::{AspectRatio, ImageSize};
+use serde::{Deserialize, Serialize};
+
+const KEY: &str = "drafting-factory.studio";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prefs {
+    pub count: u32,
+    pub aspect_ratio: AspectRatio,
+    pub image_size: ImageSize,
+    pub model: String,
+    pub mode: Mode,
+}
+
+pub fn load() -> Option<Prefs> {
+    serde_json::from_str(&browser::stored(KEY)?).ok()
+}
+
+pub fn save(prefs: &Prefs) {
+    if let Ok(text) = serde_json::to_string(prefs) {
+        browser::store(KEY, &text);
+    }
+}

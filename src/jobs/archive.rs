@@ -1,0 +1,175 @@
+//! `GET /files/zip`：`?ids=a,b,c` 打包选中的图片（见 `storage::routes::zip_of_ids`）；
+//! `?batch=<批次 id>` 打包一个批次里全部完成的图，外加一份清单 `manifest.csv`
+//! （序号、提示词、变量值、参考图、状态、原因、文件名——失败的任务也在清单里，只是没有文件）。
+
+use super::store::{self, Batch, JobRow};
+use super::JobManager;
+use crate::error::ApiError;
+use crate::storage::archive::Entry;
+use crate::storage::routes::{zip_of_ids, zip_response};
+use crate::storage::Storage;
+use crate::types::JobState;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct ZipQuery {
+    #[serde(default)]
+    ids: String,
+    batch: Option<String>,
+}
+
+pub async fn serve_zip(
+    State(jobs): State<JobManager>,
+    State(storage): State<Storage>,
+    Query(query): Query<ZipQuery>,
+) -> Result<Response, ApiError> {
+    match query.batch {
+        Some(batch) => jobs.batch_zip(&storage, &batch).await,
+        None => zip_of_ids(&storage, &query.ids).await,
+    }
+}
+
+/// 文件名里的提示词最多几个字。
+const NAME_CHARS: usize = 20;
+
+/// 批次里一张图在 zip 里的名字：`{序号}-{提示词前 20 字}.{扩展名}`；文件系统不允许的字符换成 `_`。
+fn entry_name(index: u32, prompt: &str, ext: &str) -> String {
+    let excerpt: String = prompt
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(NAME_CHARS)
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c => c,
+        })
+        .collect();
+    let excerpt = excerpt.trim().trim_matches('.');
+    if excerpt.is_empty() {
+        format!("{index}.{ext}")
+    } else {
+        format!("{index}-{excerpt}.{ext}")
+    }
+}
+
+impl JobManager {
+    async fn batch_zip(&self, storage: &Storage, batch_id: &str) -> Result<Response, ApiError> {
+        let id = batch_id.to_string();
+        let mut rows: Vec<(Batch, JobRow)> = storage
+            .with_db(move |c| Ok(store::load_batch(c, &id)?))
+            .await?;
+        if rows.is_empty() {
+            return Err(ApiError::NotFound);
+        }
+        // 还在内存里的任务以内存为准（状态是异步写库的）。
+        {
+            let table = self.table();
+            for (_, row) in rows.iter_mut() {
+                if let Some(job) = table.jobs.get(&row.id) {
+                    *row = job.row.clone();
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        // CRLF 与下面的 BOM：Windows 上的 Excel 直接打开不乱码、不乱行。
+        let mut manifest = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        let header = [
+            "序号",
+            "提示词",
+            "变量值",
+            "参考图",
+            "状态",
+            "原因",
+            "文件名",
+        ];
+        manifest.write_record(header).map_err(csv_error)?;
+        for (_, row) in &rows {
+            let mut file_name = String::new();
+            if let (JobState::Done, Some(image)) = (row.state, &row.image) {
+                match storage.get(image.id.clone()).await? {
+                    Some(record) if record.deleted_at.is_none() && record.path().is_file() => {
+                        let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
+                        file_name = entry_name(row.index, &row.prompt, ext);
+                        entries.push(Entry::File {
+                            name: file_name.clone(),
+                            path: record.path(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            let variables = row
+                .variables
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut references = Vec::new();
+            for id in &row.reference_ids {
+                references.push(reference_label(storage, id).await?);
+            }
+            let state = if row.state == JobState::Done && file_name.is_empty() {
+                "图片已删除"
+            } else {
+                row.state.label()
+            };
+            manifest
+                .write_record([
+                    row.index.to_string(),
+                    row.prompt.clone(),
+                    variables,
+                    references.join("; "),
+                    state.to_string(),
+                    row.error.clone().unwrap_or_default(),
+                    file_name,
+                ])
+                .map_err(csv_error)?;
+        }
+        // 带 UTF-8 BOM：Excel 打开时中文不乱码。
+        let mut data = "\u{feff}".as_bytes().to_vec();
+        data.extend(
+            manifest
+                .into_inner()
+                .map_err(|e| csv_error(e.into_error()))?,
+        );
+        entries.push(Entry::Bytes {
+            name: "manifest.csv".into(),
+            data,
+        });
+        zip_response(storage, entries, "batch")
+    }
+}
+
+/// 清单里的参考图：上传时的文件名，没有就用 id。
+async fn reference_label(storage: &Storage, id: &str) -> Result<String, ApiError> {
+    if id.len() == 64 {
+        if let Some(upload) = storage.get_upload(id.to_string()).await? {
+            if let Some(name) = upload.filename {
+                return Ok(name);
+            }
+        }
+    }
+    Ok(id.to_string())
+}
+
+fn csv_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("写清单失败：{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_are_safe_and_short() {
+        assert_eq!(entry_name(3, "油画的春天", "png"), "3-油画的春天.png");
+        assert_eq!(
+            entry_name(12, "a/b\\c:d*e?f\"g 一二三四五六七八九十一二三", "jpg"),
+            "12-a_b_c_d_e_f_g 一二三四五六.jpg"
+        );
+        assert_eq!(entry_name(1, "...", "png"), "1.png");
+    }
+}

@@ -1,0 +1,514 @@
+//! 批量：一次提交展开成哪些任务——提示词里的变量 `{名字}`、多条提示词、批量改图（每张参考图一个任务）。
+//!
+//! 浏览器（变量面板按提示词里出现的变量一行一个）与服务器（展开、校验、预览）用同一份代码。
+//!
+//! 变量的写法：`{风格}` 是变量；`{{` 与 `}}` 是字面的花括号。变量名由字母、数字、`_`、`-` 组成（可以是汉字），
+//! 最多 30 个字符；不合这个写法的花括号（例如 `{"a": 1}`）按字面保留，所以原来带花括号的提示词照样能用。
+
+use super::job::SubmitRequest;
+use super::limits::{validate_request, RequestError, Surface, MAX_REFERENCES};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// 批量改图（逐张）时最多几张参考图。
+pub const MAX_EACH_REFERENCES: usize = 64;
+/// 批次名称最多几个字符。
+pub const MAX_BATCH_NAME_CHARS: usize = 100;
+/// 变量名最多几个字符。
+const MAX_VARIABLE_NAME_CHARS: usize = 30;
+/// 没给名称时，用第一条提示词的前几个字。
+const DEFAULT_NAME_CHARS: usize = 20;
+
+/// 多个变量怎样组合。
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariableMode {
+    /// 全部组合（笛卡尔积）：2 个风格 × 2 个季节 = 4 条。
+    #[default]
+    Cartesian,
+    /// 按位组合：第 i 个值放在一起；每个变量的值要一样多。
+    Zip,
+}
+
+/// 参考图怎样用。
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceMode {
+    /// 全部参考图放进同一个请求（原来的行为）。
+    #[default]
+    Together,
+    /// 批量改图：每张参考图一个任务，每个任务只带它自己那一张。
+    Each,
+}
+
+/// 一次提交为什么不能展开（中文说明，点名是哪个变量）。
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("提示词里的变量 {{{0}}} 没有给值（要写字面的花括号，请用 {{{{ 和 }}}}）")]
+    Unfilled(String),
+    #[error("变量“{0}”没有出现在提示词里（在提示词里写 {{{0}}} 来使用它）")]
+    Unused(String),
+    #[error("变量“{0}”没有值（每行写一个值）")]
+    EmptyValues(String),
+    #[error("变量名“{0}”不合规：只能用字母、数字、_ 与 -，最多 30 个字符")]
+    BadName(String),
+    #[error("按位组合时每个变量的值要一样多：{0}")]
+    UnequalZip(String),
+    #[error("这次会生成 {total} 张，超过了每次最多 {max} 张的上限（limits.max_batch_jobs）")]
+    TooMany { total: u64, max: u32 },
+    #[error("批量改图（逐张）需要至少一张参考图")]
+    EachNeedsReferences,
+    #[error("批量改图（逐张）最多 {MAX_EACH_REFERENCES} 张参考图，收到 {0} 张")]
+    TooManyEach(usize),
+    #[error("批次名称最多 {MAX_BATCH_NAME_CHARS} 个字符（收到 {0} 个）")]
+    NameTooLong(usize),
+}
+
+/// 模板的一段：文字，或一个变量。
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(String),
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+/// 把模板切成文字与变量。
+fn parse(template: &str) -> Vec<Piece> {
+    let chars: Vec<char> = template.chars().collect();
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if (c == '{' && next == Some('{')) || (c == '}' && next == Some('}')) {
+            text.push(c);
+            i += 2;
+            continue;
+        }
+        if c == '{' {
+            let name_len = chars[i + 1..]
+                .iter()
+                .take_while(|c| is_name_char(**c))
+                .count();
+            let close = i + 1 + name_len;
+            if name_len > 0 && name_len <= MAX_VARIABLE_NAME_CHARS && chars.get(close) == Some(&'}')
+            {
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Var(chars[i + 1..close].iter().collect()));
+                i = close + 1;
+                continue;
+            }
+        }
+        text.push(c);
+        i += 1;
+    }
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
+}
+
+/// 把一段文字写成不含变量的模板（花括号都变成字面的）：`/v1` 的异步任务借工作台的批次运行时用。
+pub fn literal(text: &str) -> String {
+    text.replace('{', "{{").replace('}', "}}")
+}
+
+/// 模板里用到的变量名，按第一次出现的先后，不重复。
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for piece in parse(template) {
+        if let Piece::Var(name) = piece {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+fn render(pieces: &[Piece], values: &BTreeMap<String, String>) -> String {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.as_str(),
+            Piece::Var(name) => values.get(name).map(String::as_str).unwrap_or(""),
+        })
+        .collect()
+}
+
+/// 展开后的一个任务。
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedJob {
+    pub prompt: String,
+    /// 这个任务用的变量值（变量名 → 值）。
+    pub variables: BTreeMap<String, String>,
+    pub reference_ids: Vec<String>,
+}
+
+/// 一次提交展开的结果。
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub name: String,
+    /// 展开后的提示词（不重复计张数与参考图），按生成的先后。
+    pub prompts: Vec<String>,
+    pub jobs: Vec<PlannedJob>,
+}
+
+/// `/api/expand_prompt` 的回答：展开后的提示词与一共会生成几张。
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExpandPreview {
+    pub prompts: Vec<String>,
+    pub total: u32,
+}
+
+/// 一条模板展开成的（提示词, 变量值）。
+type Expansion = (String, BTreeMap<String, String>);
+
+/// 校验一次提交并展开成任务；`max_jobs` 是 `limits.max_batch_jobs`。出错时什么都不产生。
+pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
+    let templates: Vec<&str> = if req.prompts.iter().any(|p| !p.trim().is_empty()) {
+        req.prompts
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .collect()
+    } else {
+        vec![req.prompt.as_str()]
+    };
+    // 提示词、张数、参考图数的基本检查（逐张模式下每个任务只带一张参考图）。
+    let per_job_references = match req.reference_mode {
+        ReferenceMode::Together => req.references.len(),
+        ReferenceMode::Each => 1,
+    };
+    for t in &templates {
+        validate_request(Surface::Studio, t, req.count, per_job_references)?;
+    }
+    match req.reference_mode {
+        ReferenceMode::Together if req.references.len() > MAX_REFERENCES => {
+            return Err(RequestError::TooManyReferences {
+                got: req.references.len(),
+            }
+            .into())
+        }
+        ReferenceMode::Each if req.references.is_empty() => {
+            return Err(BatchError::EachNeedsReferences)
+        }
+        ReferenceMode::Each if req.references.len() > MAX_EACH_REFERENCES => {
+            return Err(BatchError::TooManyEach(req.references.len()))
+        }
+        _ => {}
+    }
+    let name = req.name.trim();
+    let name_chars = name.chars().count();
+    if name_chars > MAX_BATCH_NAME_CHARS {
+        return Err(BatchError::NameTooLong(name_chars));
+    }
+
+    let variables = clean_variables(&req.variables)?;
+    let parsed: Vec<Vec<Piece>> = templates.iter().map(|t| parse(t)).collect();
+    let used: Vec<Vec<String>> = templates.iter().map(|t| placeholders(t)).collect();
+    for name in variables.keys() {
+        if !used.iter().any(|u| u.contains(name)) {
+            return Err(BatchError::Unused(name.clone()));
+        }
+    }
+    for name in used.iter().flatten() {
+        if !variables.contains_key(name) {
+            return Err(BatchError::Unfilled(name.clone()));
+        }
+    }
+    if req.variable_mode == VariableMode::Zip {
+        let lengths: Vec<(String, usize)> = variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect();
+        if lengths.windows(2).any(|w| w[0].1 != w[1].1) {
+            let detail = lengths
+                .iter()
+                .map(|(k, n)| format!("{k} 有 {n} 个"))
+                .collect::<Vec<_>>()
+                .join("，");
+            return Err(BatchError::UnequalZip(detail));
+        }
+    }
+
+    // 先数一共多少张，超了就不必展开（1000 × 1000 的变量不会先占满内存）。
+    let per_prompt = req.count as u64
+        * match req.reference_mode {
+            ReferenceMode::Together => 1,
+            ReferenceMode::Each => req.references.len() as u64,
+        };
+    let expansions: u64 = used
+        .iter()
+        .map(|names| match req.variable_mode {
+            VariableMode::Cartesian => names
+                .iter()
+                .map(|n| variables[n].len() as u64)
+                .fold(1u64, u64::saturating_mul),
+            VariableMode::Zip => names.first().map_or(1, |n| variables[n].len() as u64),
+        })
+        .fold(0u64, u64::saturating_add);
+    let total = expansions.saturating_mul(per_prompt);
+    if total > max_jobs as u64 {
+        return Err(BatchError::TooMany {
+            total,
+            max: max_jobs,
+        });
+    }
+
+    let mut prompts: Vec<Expansion> = Vec::new();
+    for (pieces, names) in parsed.iter().zip(&used) {
+        for values in combinations(names, &variables, req.variable_mode) {
+            let prompt = render(pieces, &values);
+            let prompt = validate_request(Surface::Studio, &prompt, req.count, 1)?;
+            prompts.push((prompt, values));
+        }
+    }
+    let mut jobs = Vec::with_capacity(total as usize);
+    for (prompt, values) in &prompts {
+        let reference_sets: Vec<Vec<String>> = match req.reference_mode {
+            ReferenceMode::Together => vec![req.references.clone()],
+            ReferenceMode::Each => req.references.iter().map(|r| vec![r.clone()]).collect(),
+        };
+        for references in reference_sets {
+            for _ in 0..req.count {
+                jobs.push(PlannedJob {
+                    prompt: prompt.clone(),
+                    variables: values.clone(),
+                    reference_ids: references.clone(),
+                });
+            }
+        }
+    }
+    let name = if name.is_empty() {
+        default_name(templates[0])
+    } else {
+        name.to_string()
+    };
+    Ok(Plan {
+        name,
+        prompts: prompts.into_iter().map(|(p, _)| p).collect(),
+        jobs,
+    })
+}
+
+/// 去掉值两边的空白与空行；变量名不合规、一个值都没有时报错。
+fn clean_variables(
+    raw: &BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, Vec<String>>, BatchError> {
+    let mut clean = BTreeMap::new();
+    for (name, values) in raw {
+        let name = name.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > MAX_VARIABLE_NAME_CHARS || !name.chars().all(is_name_char) {
+            return Err(BatchError::BadName(name.to_string()));
+        }
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.is_empty() {
+            return Err(BatchError::EmptyValues(name.to_string()));
+        }
+        clean.insert(name.to_string(), values);
+    }
+    Ok(clean)
+}
+
+/// 一条模板用到的变量的全部取值组合。笛卡尔积按变量在模板里出现的先后，最后一个变化最快。
+fn combinations(
+    names: &[String],
+    variables: &BTreeMap<String, Vec<String>>,
+    mode: VariableMode,
+) -> Vec<BTreeMap<String, String>> {
+    match mode {
+        VariableMode::Zip => {
+            let n = names.first().map_or(1, |n| variables[n].len());
+            (0..n)
+                .map(|i| {
+                    names
+                        .iter()
+                        .map(|name| (name.clone(), variables[name][i].clone()))
+                        .collect()
+                })
+                .collect()
+        }
+        VariableMode::Cartesian => {
+            let mut all = vec![BTreeMap::new()];
+            for name in names {
+                all = all
+                    .into_iter()
+                    .flat_map(|partial: BTreeMap<String, String>| {
+                        variables[name].iter().map(move |value| {
+                            let mut next = partial.clone();
+                            next.insert(name.clone(), value.clone());
+                            next
+                        })
+                    })
+                    .collect();
+            }
+            all
+        }
+    }
+}
+
+/// 默认的批次名：第一条提示词（变量未展开）的前 20 个字。
+fn default_name(prompt: &str) -> String {
+    let mut name: String = prompt.chars().take(DEFAULT_NAME_CHARS).collect();
+    if prompt.chars().count() > DEFAULT_NAME_CHARS {
+        name.push('…');
+    }
+    name
+}
+
+/// 一个批次的概况（`/api/list_batches` 与工作台的批次标题）。
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub total: u32,
+    pub done: u32,
+    /// 失败、中断与保存失败的（需要人处理的）。
+    pub failed: u32,
+    pub cancelled: u32,
+    pub running: u32,
+    pub queued: u32,
+    pub paused: bool,
+}
+
+/// 一页批次；`next_cursor` 为空表示没有更多了。
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BatchPage {
+    pub items: Vec<BatchView>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(prompt: &str) -> SubmitRequest {
+        SubmitRequest {
+            prompt: prompt.into(),
+            ..SubmitRequest::default()
+        }
+    }
+
+    fn vars(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_are_found_in_order_and_braces_can_be_literal() {
+        assert_eq!(
+            placeholders("{季节}的{风格}小屋，{季节}"),
+            vec!["季节", "风格"]
+        );
+        assert!(placeholders("字面的 {{风格}} 与 JSON {\"a\": 1} 与 { 空 }").is_empty());
+        let pieces = parse("{{风格}} 与 }} 与 {a");
+        assert_eq!(render(&pieces, &BTreeMap::new()), "{风格} 与 } 与 {a");
+        let text = "{风格} {{x}} }{";
+        assert_eq!(render(&parse(&literal(text)), &BTreeMap::new()), text);
+    }
+
+    #[test]
+    fn cartesian_and_zip_expansions() {
+        let mut req = request("{风格}的{季节}");
+        req.variables = vars(&[("风格", &["油画", "水彩"]), ("季节", &["春", "冬"])]);
+        req.count = 2;
+        let plan = plan(&req, 256).unwrap();
+        assert_eq!(
+            plan.prompts,
+            vec!["油画的春", "油画的冬", "水彩的春", "水彩的冬"]
+        );
+        assert_eq!(plan.jobs.len(), 8);
+        assert_eq!(
+            plan.jobs[1].prompt, "油画的春",
+            "同一条提示词的几张挨在一起"
+        );
+        assert_eq!(plan.jobs[2].variables["季节"], "冬");
+        assert_eq!(plan.name, "{风格}的{季节}");
+
+        req.variable_mode = VariableMode::Zip;
+        let plan = super::plan(&req, 256).unwrap();
+        assert_eq!(plan.prompts, vec!["油画的春", "水彩的冬"]);
+        assert_eq!(plan.jobs.len(), 4);
+    }
+
+    #[test]
+    fn multi_prompt_and_batch_edit() {
+        let mut req = request("");
+        req.prompts = vec!["一只猫".into(), "  ".into(), "{物}在雨中".into()];
+        req.variables = vars(&[("物", &["狗", "车", ""])]);
+        req.references = vec!["a".into(), "b".into(), "c".into()];
+        req.reference_mode = ReferenceMode::Each;
+        let plan = plan(&req, 256).unwrap();
+        assert_eq!(plan.prompts, vec!["一只猫", "狗在雨中", "车在雨中"]);
+        assert_eq!(plan.jobs.len(), 9, "3 条提示词 × 3 张参考图");
+        assert_eq!(plan.jobs[0].reference_ids, vec!["a"]);
+        assert_eq!(plan.jobs[2].reference_ids, vec!["c"]);
+    }
+
+    #[test]
+    fn every_bad_input_names_the_problem() {
+        let check = |req: &SubmitRequest, expected: BatchError| {
+            assert_eq!(plan(req, 256).unwrap_err(), expected);
+        };
+        check(&request("{风格}的猫"), BatchError::Unfilled("风格".into()));
+        let mut req = request("猫");
+        req.variables = vars(&[("风格", &["油画"])]);
+        check(&req, BatchError::Unused("风格".into()));
+        let mut req = request("{风格}的猫");
+        req.variables = vars(&[("风格", &[" ", ""])]);
+        check(&req, BatchError::EmptyValues("风格".into()));
+        let mut req = request("{风格}的{季节}");
+        req.variables = vars(&[("风格", &["油画", "水彩"]), ("季节", &["春"])]);
+        req.variable_mode = VariableMode::Zip;
+        assert!(
+            matches!(plan(&req, 256), Err(BatchError::UnequalZip(d)) if d.contains("季节 有 1 个"))
+        );
+        let mut req = request("{a}{b}");
+        let many: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        req.variables = [("a".to_string(), many.clone()), ("b".to_string(), many)].into();
+        check(
+            &req,
+            BatchError::TooMany {
+                total: 10_000,
+                max: 256,
+            },
+        );
+        let mut req = request("改成水彩");
+        req.reference_mode = ReferenceMode::Each;
+        check(&req, BatchError::EachNeedsReferences);
+        req.references = (0..65).map(|i| i.to_string()).collect();
+        check(&req, BatchError::TooManyEach(65));
+        let mut req = request("猫");
+        req.name = "名".repeat(101);
+        check(&req, BatchError::NameTooLong(101));
+        let mut req = request("猫");
+        req.count = 0;
+        assert!(matches!(plan(&req, 256), Err(BatchError::Request(_))));
+    }
+
+    #[test]
+    fn the_default_name_is_the_start_of_the_prompt() {
+        let req = request(&"长".repeat(30));
+        assert_eq!(
+            plan(&req, 256).unwrap().name,
+            format!("{}…", "长".repeat(20))
+        );
+    }
+}
