@@ -35,6 +35,8 @@ pub mod openai;
 #[cfg(feature = "ssr")]
 pub mod produce;
 #[cfg(feature = "ssr")]
+pub mod prompts;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod state;

@@ -328,6 +328,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     let config = loaded.config.clone();
     crate::metrics::install();
     let storage = Storage::open(&config.storage.root, &config.storage.database_path())?;
+    crate::prompts::seed_if_empty(&storage).await?;
     let demo_base_url = if config.demo_mode() {
         let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
             .await

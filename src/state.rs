@@ -55,3 +55,12 @@ impl AppState {
             .ok_or_else(|| ApiError::Internal("服务器状态缺失".into()))
     }
 }
+
+/// 服务器函数的外壳：取状态、做事、把错误变成给页面的错误（`AppError`，中文原因与 HTTP 状态）。
+pub async fn with_state<T, F>(f: impl FnOnce(AppState) -> F) -> Result<T, crate::types::AppError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let state = AppState::from_context().map_err(crate::error::server_fn_error)?;
+    f(state).await.map_err(crate::error::server_fn_error)
+}

@@ -118,6 +118,45 @@ pub async fn post_json(_url: &str, _body: &serde_json::Value) -> Result<(), Stri
     Err("只能在浏览器里调用".into())
 }
 
+/// 读用户选的文件的全部文字（UTF-8）。
+#[cfg(feature = "hydrate")]
+pub async fn read_text(file: &web_sys::File) -> Result<String, String> {
+    wasm_bindgen_futures::JsFuture::from(file.text())
+        .await
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| "无法读取所选文件".to_string())
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn read_text(_file: &web_sys::File) -> Result<String, String> {
+    Err("只能在浏览器里读取文件".into())
+}
+
+/// 让浏览器把这段文字下载成文件 `name`。
+#[cfg(feature = "hydrate")]
+pub fn download_text(name: &str, mime: &str, text: &str) {
+    use wasm_bindgen::JsCast;
+    let href = format!(
+        "data:{mime};charset=utf-8,{}",
+        js_sys::encode_uri_component(text)
+    );
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(a) = document.create_element("a") else {
+        return;
+    };
+    let _ = a.set_attribute("href", &href);
+    let _ = a.set_attribute("download", name);
+    if let Ok(a) = a.dyn_into::<web_sys::HtmlElement>() {
+        a.click();
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub fn download_text(_name: &str, _mime: &str, _text: &str) {}
+
 /// 错误体（OpenAI 形状 `{"error":{"message":…}}`）里的中文原因。
 #[cfg(feature = "hydrate")]
 fn error_message(status: u16, text: &str) -> String {

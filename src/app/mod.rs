@@ -4,7 +4,9 @@
 pub mod browser;
 pub mod gallery;
 pub mod login;
+pub mod prompts;
 pub mod settings;
+pub mod star;
 pub mod studio;
 
 use crate::types::PageInfo;
@@ -55,6 +57,7 @@ pub fn App() -> impl IntoView {
                 <FlatRoutes fallback=|| view! { <p class="not-found">"页面不存在"</p> }>
                     <Route path=StaticSegment("") view=studio::StudioPage/>
                     <Route path=StaticSegment("gallery") view=gallery::GalleryPage/>
+                    <Route path=StaticSegment("prompts") view=prompts::PromptsPage/>
                     <Route path=StaticSegment("settings") view=settings::SettingsPage/>
                     <Route path=StaticSegment("login") view=login::LoginPage/>
                 </FlatRoutes>
@@ -77,6 +80,7 @@ fn Header() -> impl IntoView {
             <nav>
                 <a href="/" aria-current=move || current("/")>"工作台"</a>
                 <a href="/gallery" aria-current=move || current("/gallery")>"图库"</a>
+                <a href="/prompts" aria-current=move || current("/prompts")>"提示词库"</a>
                 <a href="/settings" aria-current=move || current("/settings")>"设置"</a>
             </nav>
             <Show when=move || demo_mode>

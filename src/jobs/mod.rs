@@ -296,6 +296,7 @@ impl JobManager {
             count: b.count,
             prompt: job.row.prompt.clone(),
             variables: job.row.variables.clone(),
+            template: job.row.template.clone(),
             aspect_ratio: b.aspect_ratio,
             image_size: b.image_size,
             model: b.model.clone(),
@@ -365,6 +366,7 @@ impl JobManager {
                 prompt: job.prompt,
                 reference_ids: job.reference_ids,
                 variables: job.variables,
+                template: job.template,
                 state: JobState::Queued,
                 run: 0,
                 upstream: None,
@@ -453,6 +455,25 @@ impl JobManager {
             )));
         }
         Ok(())
+    }
+
+    /// 一张图的收藏状态变了：工作台上产出它的卡片跟着变（并推送给各个页面）。
+    pub fn favourite_changed(&self, image_id: &str, favourite: bool) {
+        let changed: Vec<String> = {
+            let mut table = self.table();
+            table
+                .jobs
+                .values_mut()
+                .filter_map(|job| {
+                    let image = job.row.image.as_mut().filter(|i| i.id == image_id)?;
+                    image.favourite = favourite;
+                    Some(job.row.id.clone())
+                })
+                .collect()
+        };
+        for id in changed {
+            self.notify(Change::Job(id));
+        }
     }
 
     /// 取消排队中或运行中的任务。
@@ -850,6 +871,7 @@ fn job_image(record: &crate::storage::ImageRecord) -> JobImage {
         width: record.width,
         height: record.height,
         model_text: record.model_text.clone(),
+        favourite: record.favourite,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct JobRow {
     pub prompt: String,
     pub reference_ids: Vec<String>,
     pub variables: BTreeMap<String, String>,
+    /// 用了变量时展开前的模板。
+    pub template: Option<String>,
     pub state: JobState,
     pub run: u32,
     pub upstream: Option<String>,
@@ -69,8 +71,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
     )?;
     {
         let mut insert = tx.prepare(
-            "INSERT INTO jobs (id, batch_id, idx, state, run, created_at, prompt, reference_ids, variables)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO jobs (id, batch_id, idx, state, run, created_at, prompt, reference_ids, variables, template)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for job in jobs {
             insert.execute(params![
@@ -82,7 +84,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
                 job.created_at,
                 job.prompt,
                 json(&job.reference_ids),
-                json(&job.variables)
+                json(&job.variables),
+                job.template
             ])?;
         }
     }
@@ -145,7 +148,8 @@ const JOB_COLUMNS: &str =
             j.created_at, b.prompt, b.reference_ids, b.count, b.aspect_ratio, b.image_size, b.model,
             b.created_at, i.width, i.height, b.client, j.spill,
             b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
-            COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text
+            COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text,
+            j.template, COALESCE(i.favourite, 0)
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
 
@@ -179,6 +183,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             width,
             height,
             model_text: r.get(27)?,
+            favourite: r.get(29)?,
         }),
         _ => None,
     };
@@ -192,6 +197,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             prompt: r.get(24)?,
             reference_ids: parse_json(r.get(25)?),
             variables: parse_json(r.get(26)?),
+            template: r.get(28)?,
             state,
             run: r.get(4)?,
             upstream: r.get(5)?,

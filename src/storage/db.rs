@@ -103,6 +103,27 @@ fn migrations() -> Migrations<'static> {
         CREATE INDEX jobs_batch ON jobs(batch_id, idx);
         CREATE INDEX batches_created ON batches(created_at DESC);",
         ),
+        // 提示词库（可带变量的模板，软删除）；图片可以收藏；任务记下展开前的模板（“保存为提示词”用）。
+        M::up(
+            "CREATE TABLE prompts (
+            id           TEXT PRIMARY KEY,
+            title        TEXT NOT NULL,
+            content      TEXT NOT NULL,
+            category     TEXT NOT NULL DEFAULT '',
+            tags         TEXT NOT NULL DEFAULT '[]',  -- JSON 数组
+            favourite    INTEGER NOT NULL DEFAULT 0,
+            use_count    INTEGER NOT NULL DEFAULT 0,
+            last_used_at TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            deleted_at   TEXT,
+            variables    TEXT NOT NULL DEFAULT '{}',  -- JSON 对象：变量名 → 保存的值
+            example      INTEGER NOT NULL DEFAULT 0   -- 第一次启动时放进来的示例
+        );
+        CREATE INDEX prompts_content ON prompts(content);
+        ALTER TABLE images ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN template TEXT;",
+        ),
     ])
 }
 
@@ -130,6 +151,8 @@ pub struct ImageRecord {
     pub reference_ids: String,
     /// 模型随图说的话（Gemini 的非思考文字部分）。
     pub model_text: Option<String>,
+    /// 收藏了（☆）。
+    pub favourite: bool,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
 }
@@ -175,6 +198,7 @@ impl ImageRecord {
             attempts: row.get("attempts")?,
             reference_ids: row.get("reference_ids")?,
             model_text: row.get("model_text")?,
+            favourite: row.get("favourite")?,
             deleted_at: row.get("deleted_at")?,
         })
     }
@@ -267,6 +291,8 @@ pub struct ListFilter {
     pub to: Option<String>,
     /// true 只看回收站，false 只看未删除的。
     pub trash: bool,
+    /// true 只看收藏的，false 只看没收藏的。
+    pub favourite: Option<bool>,
     /// 翻页游标：上一页最后一条的 (created_at, id)。
     pub after: Option<(String, String)>,
     pub limit: u32,
@@ -288,14 +314,33 @@ pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<ImageReco
            AND (?4 IS NULL OR created_at >= ?4)
            AND (?5 IS NULL OR created_at < ?5)
            AND (?6 IS NULL OR (created_at, id) < (?6, ?7))
+           AND (?9 IS NULL OR favourite = ?9)
          ORDER BY created_at DESC, id DESC
          LIMIT ?8",
     )?;
     let rows = stmt.query_map(
-        params![f.trash, escaped, f.mode, f.from, f.to, after_time, after_id, f.limit],
+        params![
+            f.trash,
+            escaped,
+            f.mode,
+            f.from,
+            f.to,
+            after_time,
+            after_id,
+            f.limit,
+            f.favourite
+        ],
         ImageRecord::from_row,
     )?;
     rows.collect()
+}
+
+/// 收藏或取消收藏一张图，返回改到的行数（没有这张图时为 0）。
+pub fn set_favourite(conn: &Connection, id: &str, favourite: bool) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE images SET favourite = ?2 WHERE id = ?1",
+        params![id, favourite],
+    )
 }
 
 /// 把这些图片移入回收站（已在回收站的不变），返回实际移入的条数。
@@ -431,6 +476,7 @@ mod tests {
             attempts: "[]".into(),
             reference_ids: "[]".into(),
             model_text: None,
+            favourite: false,
             deleted_at: None,
         };
         insert(&conn, &r).unwrap();
@@ -460,6 +506,7 @@ mod tests {
             attempts: "[]".into(),
             reference_ids: "[]".into(),
             model_text: None,
+            favourite: false,
             deleted_at: None,
         }
     }

@@ -263,6 +263,7 @@ impl Storage {
             reference_ids: serde_json::to_string(&image.reference_ids)
                 .unwrap_or_else(|_| "[]".into()),
             model_text: image.model_text,
+            favourite: false,
             deleted_at: None,
         };
         let dir = path.parent().expect("图像路径总有上级目录").to_path_buf();
@@ -348,6 +349,12 @@ impl Storage {
     /// 图库查询。
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<ImageRecord>, StorageError> {
         self.with_db(move |c| Ok(db::list(c, &filter)?)).await
+    }
+
+    /// 收藏或取消收藏，返回是否有这张图。
+    pub async fn set_favourite(&self, id: String, favourite: bool) -> Result<bool, StorageError> {
+        self.with_db(move |c| Ok(db::set_favourite(c, &id, favourite)? > 0))
+            .await
     }
 
     /// 移入回收站，返回实际移入的条数。文件不动，可以恢复。
@@ -621,6 +628,7 @@ mod tests {
             attempts: "[]".into(),
             reference_ids: "[]".into(),
             model_text: None,
+            favourite: false,
             deleted_at: None,
         };
         db::insert(&storage.db(), &good("dup")).unwrap();

@@ -151,6 +151,8 @@ pub struct PlannedJob {
     /// 这个任务用的变量值（变量名 → 值）。
     pub variables: BTreeMap<String, String>,
     pub reference_ids: Vec<String>,
+    /// 用了变量时，展开前的模板（卡片上“保存为提示词”用）；没用变量时为空。
+    pub template: Option<String>,
 }
 
 /// 一次提交展开的结果。
@@ -169,8 +171,8 @@ pub struct ExpandPreview {
     pub total: u32,
 }
 
-/// 一条模板展开成的（提示词, 变量值）。
-type Expansion = (String, BTreeMap<String, String>);
+/// 一条模板展开成的（提示词, 变量值, 模板）。
+type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
 
 /// 校验一次提交并展开成任务；`max_jobs` 是 `limits.max_batch_jobs`。出错时什么都不产生。
 pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
@@ -265,15 +267,16 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
     }
 
     let mut prompts: Vec<Expansion> = Vec::new();
-    for (pieces, names) in parsed.iter().zip(&used) {
+    for ((pieces, names), template) in parsed.iter().zip(&used).zip(&templates) {
         for values in combinations(names, &variables, req.variable_mode) {
             let prompt = render(pieces, &values);
             let prompt = validate_request(Surface::Studio, &prompt, req.count, 1)?;
-            prompts.push((prompt, values));
+            prompts.push((prompt, values, template));
         }
     }
     let mut jobs = Vec::with_capacity(total as usize);
-    for (prompt, values) in &prompts {
+    for (prompt, values, template) in &prompts {
+        let template = (!values.is_empty()).then(|| template.trim().to_string());
         let reference_sets: Vec<Vec<String>> = match req.reference_mode {
             ReferenceMode::Together => vec![req.references.clone()],
             ReferenceMode::Each => req.references.iter().map(|r| vec![r.clone()]).collect(),
@@ -284,6 +287,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
                     prompt: prompt.clone(),
                     variables: values.clone(),
                     reference_ids: references.clone(),
+                    template: template.clone(),
                 });
             }
         }
@@ -295,7 +299,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
     };
     Ok(Plan {
         name,
-        prompts: prompts.into_iter().map(|(p, _)| p).collect(),
+        prompts: prompts.into_iter().map(|(p, _, _)| p).collect(),
         jobs,
     })
 }

@@ -20,6 +20,8 @@ pub struct GalleryQuery {
     pub to: Option<String>,
     /// true 查看回收站。
     pub trash: bool,
+    /// true 只看收藏的（☆）。
+    pub favourite: Option<bool>,
     /// 上一页返回的 `next_cursor`；省略为第一页。
     pub cursor: Option<String>,
     /// 每页张数（1–200，默认 48）。
@@ -38,6 +40,12 @@ pub struct GalleryItem {
     pub created_at: String,
     pub url: String,
     pub thumb_url: String,
+    /// 收藏了（☆）。
+    #[serde(default)]
+    pub favourite: bool,
+    /// 生成它的模型（列表视图与详情显示）。
+    #[serde(default)]
+    pub model: String,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
 }
@@ -54,7 +62,6 @@ pub struct GalleryPage {
 pub struct ImageDetail {
     #[serde(flatten)]
     pub item: GalleryItem,
-    pub model: String,
     pub aspect_ratio: String,
     pub image_size: String,
     pub upstream: String,

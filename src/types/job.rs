@@ -203,6 +203,9 @@ pub struct JobImage {
     /// 模型随图说的话（卡片上的“模型说明”）。
     #[serde(default)]
     pub model_text: Option<String>,
+    /// 收藏了（☆）。
+    #[serde(default)]
+    pub favourite: bool,
 }
 
 /// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。
@@ -219,6 +222,9 @@ pub struct JobView {
     /// 展开后的提示词，与它用的变量值（变量名 → 值）。
     pub prompt: String,
     pub variables: std::collections::BTreeMap<String, String>,
+    /// 用了变量时展开前的模板（“保存为提示词”用）。
+    #[serde(default)]
+    pub template: Option<String>,
     pub aspect_ratio: AspectRatio,
     pub image_size: ImageSize,
     pub model: String,
@@ -290,6 +296,7 @@ mod tests {
             batch_id: "b".into(),
             batch_name: "b".into(),
             batch_paused: false,
+            template: None,
             index: 1,
             count: 1,
             prompt: "p".into(),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gallery;
 pub mod job;
 pub mod limits;
+pub mod prompt;
 pub mod settings;
 pub mod shape;
 

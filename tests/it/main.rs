@@ -15,6 +15,7 @@ mod jobs;
 mod leptos_config;
 mod openai_api;
 mod openai_sdks;
+mod prompts;
 mod settings;
 mod storage_crash;
 mod storage_files;

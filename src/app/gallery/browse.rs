@@ -1,7 +1,9 @@
 //! 图库的状态：查询条件、已加载的图片、选择与详情，以及对它们的动作（都是具名方法）。
 //! 各组件拿到同一个 `Browse`（都是信号，可复制），读它、调它的方法。
 
-use super::{empty_trash, get_image, list_images, restore_images, trash_images};
+use super::{
+    empty_trash, get_image, list_images, restore_images, set_image_favourite, trash_images,
+};
 use crate::types::gallery::{GalleryItem, GalleryPage, GalleryQuery, ImageDetail};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,6 +17,10 @@ pub struct Browse {
     pub to_date: RwSignal<String>,
     /// 正在看回收站。
     pub trash: RwSignal<bool>,
+    /// 只看收藏的。
+    pub favourites: RwSignal<bool>,
+    /// 列表视图（缩略图、提示词、尺寸、日期、模型一行一张）；否则是网格。
+    pub list_view: RwSignal<bool>,
     pub items: RwSignal<Vec<GalleryItem>>,
     pub next_cursor: RwSignal<Option<String>>,
     pub loading: RwSignal<bool>,
@@ -33,6 +39,8 @@ impl Browse {
             from_date: RwSignal::new(String::new()),
             to_date: RwSignal::new(String::new()),
             trash: RwSignal::new(false),
+            favourites: RwSignal::new(false),
+            list_view: RwSignal::new(false),
             items: RwSignal::new(initial.items),
             next_cursor: RwSignal::new(initial.next_cursor),
             loading: RwSignal::new(false),
@@ -50,6 +58,7 @@ impl Browse {
             from: local_day_start(&self.from_date.get_untracked(), 0),
             to: local_day_start(&self.to_date.get_untracked(), 1),
             trash: self.trash.get_untracked(),
+            favourite: self.favourites.get_untracked().then_some(true),
             cursor,
             limit: None,
         }
@@ -106,10 +115,38 @@ impl Browse {
         }
     }
 
-    /// 切换“全部图片 / 回收站”。
-    pub fn show_trash(self, trash: bool) {
+    /// 切换“全部图片 / 收藏 / 回收站”。
+    pub fn show_tab(self, trash: bool, favourites: bool) {
         self.trash.set(trash);
+        self.favourites.set(favourites);
         self.reload();
+    }
+
+    /// 收藏或取消收藏一张图（网格与详情里的 ☆ 同步变）。
+    pub fn set_favourite(self, id: String, on: bool) {
+        spawn_local(async move {
+            match set_image_favourite(id.clone(), on).await {
+                Ok(_) => {
+                    self.items.update(|list| {
+                        list.iter_mut()
+                            .filter(|i| i.id == id)
+                            .for_each(|i| i.favourite = on)
+                    });
+                    self.detail.update(|d| {
+                        if let Some(d) = d.as_mut().filter(|d| d.item.id == id) {
+                            d.item.favourite = on;
+                        }
+                    });
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 这张图现在收藏了没有。
+    pub fn is_favourite(self, id: &str) -> bool {
+        self.items
+            .with(|list| list.iter().any(|i| i.id == id && i.favourite))
     }
 
     /// 把这些图片移入回收站（`to_trash`）或从回收站恢复。

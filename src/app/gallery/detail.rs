@@ -1,5 +1,6 @@
 //! 图片详情：大图、全部参数、尝试记录与操作（下载、以此图继续编辑、删除或恢复）。
 
+use crate::app::star::Star;
 use crate::types::describe_attempt;
 use crate::types::gallery::{mode_label, ImageDetail};
 use leptos::prelude::*;
@@ -10,7 +11,11 @@ pub fn DetailDialog(
     d: ImageDetail,
     on_close: impl Fn() + Copy + Send + Sync + 'static,
     on_trash: impl Fn(String, bool) + Copy + Send + Sync + 'static,
+    on_favourite: impl Fn(String, bool) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
+    // 收藏状态变了，`browse.detail` 会换成新的值，整个对话框重画。
+    let starred = Signal::stored(d.item.favourite);
+    let id_for_star = d.item.id.clone();
     let item = d.item.clone();
     let in_trash = item.deleted_at.is_some();
     let id = item.id.clone();
@@ -19,7 +24,7 @@ pub fn DetailDialog(
         ("尺寸", format!("{}×{}", item.width, item.height)),
         ("宽高比", d.aspect_ratio.clone()),
         ("分辨率", d.image_size.clone()),
-        ("模型", d.model.clone()),
+        ("模型", item.model.clone()),
         ("上游", d.upstream.clone()),
         ("耗时", format!("{:.1} 秒", d.duration_ms as f64 / 1000.0)),
         (
@@ -52,6 +57,7 @@ pub fn DetailDialog(
                         </ol>
                     </details>
                     <div class="actions">
+                        <Star on=starred on_toggle=move |on| on_favourite(id_for_star.clone(), on)/>
                         <a class="button" href=format!("{}?download=1", item.url) download>"下载"</a>
                         <a class="button" href=format!("/?ref={}", item.id)>"以此图继续编辑"</a>
                         {if in_trash {

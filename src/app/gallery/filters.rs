@@ -12,10 +12,20 @@ pub fn Filters(browse: Browse) -> impl IntoView {
             b.reload();
         }>
             <div class="tabs" role="tablist">
-                <button type="button" role="tab" aria-selected=move || (!b.trash.get()).to_string()
-                    on:click=move |_| b.show_trash(false)>"全部图片"</button>
+                <button type="button" role="tab"
+                    aria-selected=move || (!b.trash.get() && !b.favourites.get()).to_string()
+                    on:click=move |_| b.show_tab(false, false)>"全部图片"</button>
+                <button type="button" role="tab" data-testid="tab-favourites"
+                    aria-selected=move || b.favourites.get().to_string()
+                    on:click=move |_| b.show_tab(false, true)>"收藏"</button>
                 <button type="button" role="tab" aria-selected=move || b.trash.get().to_string()
-                    on:click=move |_| b.show_trash(true)>"回收站"</button>
+                    on:click=move |_| b.show_tab(true, false)>"回收站"</button>
+            </div>
+            <div class="view-toggle" role="group" aria-label="视图">
+                <button type="button" aria-pressed=move || (!b.list_view.get()).to_string()
+                    on:click=move |_| b.list_view.set(false)>"网格"</button>
+                <button type="button" aria-pressed=move || b.list_view.get().to_string()
+                    data-testid="view-list" on:click=move |_| b.list_view.set(true)>"列表"</button>
             </div>
             <input type="search" name="search" placeholder="搜索提示词"
                 prop:value=move || b.search.get()

@@ -50,6 +50,15 @@ pub async fn restore_images(ids: Vec<String>) -> Result<usize, AppError> {
         .map_err(crate::error::server_fn_error)
 }
 
+/// `POST /api/set_image_favourite`，请求体 `{"id":"…","favourite":true}`：收藏或取消收藏一张图，
+/// 返回它的新状态。
+#[server(prefix = "/api", endpoint = "set_image_favourite", input = Json)]
+pub async fn set_image_favourite(id: String, favourite: bool) -> Result<bool, AppError> {
+    ssr::set_favourite(id, favourite)
+        .await
+        .map_err(crate::error::server_fn_error)
+}
+
 /// `POST /api/empty_trash`，请求体 `{}`：永久删除回收站里的全部图片（文件与记录），返回张数。
 #[server(prefix = "/api", endpoint = "empty_trash", input = Json)]
 pub async fn empty_trash() -> Result<usize, AppError> {
@@ -82,6 +91,8 @@ mod ssr {
             width: r.width,
             height: r.height,
             created_at: r.created_at.clone(),
+            favourite: r.favourite,
+            model: r.model.clone(),
             deleted_at: r.deleted_at.clone(),
         }
     }
@@ -140,6 +151,7 @@ mod ssr {
             from: normalize_time("from", query.from)?,
             to: normalize_time("to", query.to)?,
             trash: query.trash,
+            favourite: query.favourite,
             after: parse_cursor(query.cursor)?,
             // 多取一条，用来判断还有没有下一页。
             limit: limit + 1,
@@ -164,7 +176,6 @@ mod ssr {
             attempts: serde_json::from_str(&r.attempts).unwrap_or_default(),
             reference_ids: serde_json::from_str(&r.reference_ids).unwrap_or_default(),
             model_text: r.model_text,
-            model: r.model,
             aspect_ratio: r.aspect_ratio,
             image_size: r.image_size,
             upstream: r.upstream,
@@ -187,6 +198,15 @@ mod ssr {
             storage.restore(ids).await?
         };
         Ok(n)
+    }
+
+    pub async fn set_favourite(id: String, favourite: bool) -> Result<bool, ApiError> {
+        let state = state()?;
+        if !state.storage.set_favourite(id.clone(), favourite).await? {
+            return Err(ApiError::NotFound);
+        }
+        state.jobs.favourite_changed(&id, favourite);
+        Ok(favourite)
     }
 
     pub async fn empty_trash() -> Result<usize, ApiError> {
@@ -265,7 +285,8 @@ fn Gallery(initial: GalleryPage) -> impl IntoView {
             </div>
             {move || browse.detail.get().map(|d| view! {
                 <DetailDialog d on_close=move || browse.detail.set(None)
-                    on_trash=move |id, to_trash| browse.move_to_trash(vec![id], to_trash)/>
+                    on_trash=move |id, to_trash| browse.move_to_trash(vec![id], to_trash)
+                    on_favourite=move |id, on| browse.set_favourite(id, on)/>
             })}
         </section>
     }

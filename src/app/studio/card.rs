@@ -1,6 +1,9 @@
 //! 一张任务卡片：图（或占位）、进度条、状态行、参考图、提示词与变量值、模型说明、错误、尝试记录与操作按钮。
 
 use super::{browser, cancel_job, remove_job, resave_job, retry_job, Reference};
+use crate::app::gallery::set_image_favourite;
+use crate::app::star::Star;
+use crate::types::prompt::PromptDraft;
 use crate::types::{describe_attempt, pixel_size, JobState, JobView, Phase};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -74,6 +77,8 @@ pub fn JobCard(
     references: RwSignal<Vec<Reference>>,
     /// 排队任务的位置（任务 id → 第几个开始，从 0 起）。
     positions: Memo<HashMap<String, usize>>,
+    /// “保存为提示词”对话框要预填的内容（设了就打开）。
+    save_prompt: RwSignal<Option<PromptDraft>>,
 ) -> impl IntoView {
     let field = move |f: fn(&JobView) -> String| {
         move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
@@ -117,7 +122,7 @@ pub fn JobCard(
                         <ol>{j.attempts.iter().map(|a| view! { <li>{describe_attempt(a)}</li> }).collect_view()}</ol>
                     </details>
                 })}
-                <CardActions job references/>
+                <CardActions job references save_prompt/>
             </div>
         </article>
     }
@@ -174,9 +179,41 @@ fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<String>>) -> 
     }
 }
 
-/// 卡片的按钮：下载、以此图继续编辑、复制提示词、重试、取消、删除。
+/// 这张卡片的提示词，作为“保存为提示词”的初稿：用了变量的存模板，变量的默认值是这张卡片用的值。
+fn prompt_draft(j: &JobView) -> PromptDraft {
+    match &j.template {
+        Some(template) => PromptDraft {
+            content: template.clone(),
+            variables: j
+                .variables
+                .iter()
+                .map(|(k, v)| (k.clone(), vec![v.clone()]))
+                .collect(),
+            ..Default::default()
+        },
+        None => PromptDraft {
+            content: j.prompt.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+/// 收藏或取消收藏卡片上的图（新状态经 `/ws` 推送回来）。
+fn star_image(image_id: String, on: bool) {
+    spawn_local(async move {
+        if let Err(e) = set_image_favourite(image_id, on).await {
+            leptos::logging::warn!("收藏失败：{}", e.message);
+        }
+    });
+}
+
+/// 卡片的按钮：收藏、下载、以此图继续编辑、复制提示词、保存为提示词、重试、取消、删除。
 #[component]
-fn CardActions(job: Memo<Option<JobView>>, references: RwSignal<Vec<Reference>>) -> impl IntoView {
+fn CardActions(
+    job: Memo<Option<JobView>>,
+    references: RwSignal<Vec<Reference>>,
+    save_prompt: RwSignal<Option<PromptDraft>>,
+) -> impl IntoView {
     let state = move || job.with(|j| j.as_ref().map(|j| j.state));
     let act = move |action: Action| {
         if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.job_id.clone())) {
@@ -192,7 +229,12 @@ fn CardActions(job: Memo<Option<JobView>>, references: RwSignal<Vec<Reference>>)
         <div class="actions">
             {move || job.get().and_then(|j| j.image).map(|img| {
                 let id = img.id.clone();
+                let star_id = img.id.clone();
+                let starred = Signal::derive(move || {
+                    job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).is_some_and(|i| i.favourite))
+                });
                 view! {
+                    <Star on=starred on_toggle=move |on| star_image(star_id.clone(), on)/>
                     <a class="button" href=format!("{}?download=1", img.url) download>"下载"</a>
                     <button type="button" on:click=move |_| {
                         let r = Reference::from_id(id.clone());
@@ -201,6 +243,9 @@ fn CardActions(job: Memo<Option<JobView>>, references: RwSignal<Vec<Reference>>)
                 }
             })}
             <button type="button" on:click=move |_| copy_prompt()>"复制提示词"</button>
+            <button type="button" data-testid="card-save-prompt" on:click=move |_| {
+                save_prompt.set(job.with_untracked(|j| j.as_ref().map(prompt_draft)));
+            }>"保存为提示词"</button>
             <Show when=move || state().is_some_and(JobState::can_retry)>
                 <button type="button" on:click=move |_| act(Action::Retry)>"重试"</button>
             </Show>

@@ -16,10 +16,13 @@ mod count_selector;
 mod lightbox;
 mod prefs;
 mod prompt_bar;
+mod suggestions;
 mod upload_widget;
 
 use super::browser;
+use super::prompts::SavePromptDialog;
 use crate::types::batch::{BatchPage, BatchView, ExpandPreview};
+use crate::types::prompt::PromptDraft;
 use crate::types::{AppError, GenerateRequest, JobMessage, JobView, SavedImage, SubmitRequest};
 use batch_header::BatchHeader;
 use card::JobCard;
@@ -90,14 +93,7 @@ mod ssr {
             .map_err(|_| ApiError::Internal("请求里没有调用方身份".into()))
     }
 
-    /// 工作台的服务器函数：取状态、做事、把错误变成给页面的错误。
-    pub async fn with_state<T, F>(f: impl FnOnce(AppState) -> F) -> Result<T, AppError>
-    where
-        F: std::future::Future<Output = Result<T, ApiError>>,
-    {
-        let state = AppState::from_context().map_err(crate::error::server_fn_error)?;
-        f(state).await.map_err(crate::error::server_fn_error)
-    }
+    pub use crate::state::with_state;
 }
 
 /// `POST /api/submit_jobs`，请求体 `{"request":{"prompt":"…","count":4,"aspect_ratio":"1:1","image_size":"1K","model":"","references":[]}}`：
@@ -412,6 +408,7 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
         })
     });
     let batches = Memo::new(move |_| jobs.with(|l| batch_ids(l)));
+    let save_prompt = RwSignal::new(None::<PromptDraft>);
 
     view! {
         <section class="studio" data-hydrated=move || hydrated.get().to_string()
@@ -449,7 +446,7 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                                             let job = Memo::new(move |_| {
                                                 jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
                                             });
-                                            view! { <JobCard job lightbox references positions/> }
+                                            view! { <JobCard job lightbox references positions save_prompt/> }
                                         }
                                     </For>
                                 </div>
@@ -458,8 +455,9 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                     }
                 </For>
             </div>
-            <PromptBar references jobs models=init.models/>
+            <PromptBar references jobs models=init.models save_prompt/>
             <Lightbox open=lightbox jobs/>
+            <SavePromptDialog draft=save_prompt/>
         </section>
     }
 }

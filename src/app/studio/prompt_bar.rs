@@ -1,11 +1,15 @@
 //! 底部固定的提示词栏：模式（单条 / 多条 / 批量改图）、变量与预览（`batch_panel.rs`）、参考图、
-//! 提示词（Enter 发送，Shift+Enter 换行）、张数、宽高比、分辨率、模型、生成。
+//! 提示词（Enter 发送，Shift+Enter 换行；输入时有提示词库的候选，见 `suggestions.rs`）、
+//! 提示词库与“保存为提示词”、张数、宽高比、分辨率、模型、生成。
 
 use super::batch_panel::BatchPanel;
 use super::count_selector::CountSelector;
+use super::suggestions::{Key, SuggestionList, Suggestions};
 use super::upload_widget::{files_of, UploadWidget, Uploader};
 use super::{add_submitted, prefs, submit_jobs, Reference};
+use crate::app::prompts::{use_prompt, PromptPicker};
 use crate::types::batch::{placeholders, ReferenceMode, VariableMode};
+use crate::types::prompt::{PromptDraft, SavedPrompt};
 use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -50,6 +54,8 @@ pub struct Draft {
     pub variables: RwSignal<BTreeMap<String, String>>,
     pub variable_mode: RwSignal<VariableMode>,
     pub name: RwSignal<String>,
+    /// 从提示词库填进来的那条（id, 内容）：原样提交时记一次使用。
+    pub picked: RwSignal<Option<(String, String)>>,
 }
 
 impl Draft {
@@ -65,6 +71,46 @@ impl Draft {
             variables: RwSignal::new(BTreeMap::new()),
             variable_mode: RwSignal::new(VariableMode::default()),
             name: RwSignal::new(String::new()),
+            picked: RwSignal::new(None),
+        }
+    }
+
+    /// 填入库里的一条：提示词，模板的话还有变量的默认值（一行一个）。
+    fn fill(&self, p: &SavedPrompt) {
+        self.prompt.set(p.content.clone());
+        if !p.variables.is_empty() {
+            self.variables.set(
+                p.variables
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.join("\n")))
+                    .collect(),
+            );
+            if self.mode.get_untracked() == Mode::Multi {
+                self.mode.set(Mode::Single);
+            }
+        }
+        self.picked.set(Some((p.id.clone(), p.content.clone())));
+    }
+
+    /// 现在的提示词与变量，作为“保存为提示词”的初稿。
+    fn as_prompt_draft(&self) -> PromptDraft {
+        let content = self.prompt.get_untracked();
+        let used = placeholders(&content);
+        let variables = self.variables.with_untracked(|raw| {
+            used.iter()
+                .map(|name| {
+                    let values = raw
+                        .get(name)
+                        .map(|v| v.lines().map(str::to_string).collect())
+                        .unwrap_or_default();
+                    (name.clone(), values)
+                })
+                .collect()
+        });
+        PromptDraft {
+            content,
+            variables,
+            ..Default::default()
         }
     }
 
@@ -151,6 +197,12 @@ fn submit(
     busy: RwSignal<bool>,
 ) {
     let request = draft.request();
+    // 原样提交了库里的一条：记一次使用。
+    let used = draft
+        .picked
+        .get_untracked()
+        .filter(|(_, content)| draft.prompt.with_untracked(|p| p == content))
+        .map(|(id, _)| id);
     error.set(None);
     busy.set(true);
     spawn_local(async move {
@@ -158,6 +210,11 @@ fn submit(
             Ok(views) => {
                 add_submitted(jobs, views);
                 prefs::save(&draft.prefs());
+                if let Some(id) = used {
+                    if let Err(e) = use_prompt(id).await {
+                        leptos::logging::warn!("记录提示词的使用失败：{}", e.message);
+                    }
+                }
             }
             Err(e) => error.set(Some(e.message)),
         }
@@ -170,8 +227,12 @@ pub fn PromptBar(
     references: RwSignal<Vec<Reference>>,
     jobs: RwSignal<Vec<JobView>>,
     models: Vec<String>,
+    /// “保存为提示词”对话框要预填的内容（设了就打开）。
+    save_prompt: RwSignal<Option<PromptDraft>>,
 ) -> impl IntoView {
     let draft = Draft::new(references);
+    let suggestions = Suggestions::new();
+    let picker_open = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let dragging = RwSignal::new(false);
@@ -222,12 +283,18 @@ pub fn PromptBar(
         >
             <BatchPanel draft/>
             <UploadWidget uploader/>
+            <SuggestionList s=suggestions on_pick=move |p: SavedPrompt| draft.fill(&p)/>
             <textarea
                 name="prompt"
                 placeholder=placeholder
                 rows="2"
                 prop:value=move || draft.prompt.get()
-                on:input=move |ev| draft.prompt.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    let text = event_target_value(&ev);
+                    draft.prompt.set(text.clone());
+                    suggestions.input(text);
+                }
+                on:blur=move |_| suggestions.close()
                 on:paste=move |ev| {
                     let files = files_of(ev.clipboard_data().and_then(|d| d.files()));
                     if !files.is_empty() {
@@ -236,13 +303,33 @@ pub fn PromptBar(
                     }
                 }
                 on:keydown=move |ev| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                    if ev.is_composing() {
+                        return;
+                    }
+                    match suggestions.key(&ev.key()) {
+                        Key::Accept(p) => {
+                            ev.prevent_default();
+                            draft.fill(&p);
+                            return;
+                        }
+                        Key::Handled => {
+                            ev.prevent_default();
+                            return;
+                        }
+                        Key::Ignored => {}
+                    }
+                    if ev.key() == "Enter" && !ev.shift_key() {
                         ev.prevent_default();
                         send();
                     }
                 }
             ></textarea>
             <div class="controls">
+                <button type="button" data-testid="open-picker" title="从提示词库选一条"
+                    on:click=move |_| picker_open.set(true)>"提示词库"</button>
+                <button type="button" data-testid="bar-save-prompt" title="把现在的提示词存进提示词库"
+                    disabled=move || draft.prompt.with(|p| p.trim().is_empty())
+                    on:click=move |_| save_prompt.set(Some(draft.as_prompt_draft()))>"保存为提示词"</button>
                 <CountSelector count=draft.count/>
                 <ShapeSelectors draft models/>
                 <button type="submit" class="generate" disabled=move || !can_send()>
@@ -253,6 +340,8 @@ pub fn PromptBar(
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
         </form>
+        // 在表单外：选择框里的搜索框按 Enter 不会提交提示词栏。
+        <PromptPicker open=picker_open on_pick=move |p: SavedPrompt| draft.fill(&p)/>
     }
 }
 

@@ -1,0 +1,166 @@
+//! 编辑一条提示词的表单：标题、内容、分类、标签、收藏，以及模板变量的默认值（内容里每个 `{变量}` 一格，
+//! 一行一个值）。提示词库页面就地编辑用它，工作台的“保存为提示词”对话框也用它。
+
+use super::save_prompt;
+use crate::types::batch::placeholders;
+use crate::types::prompt::{PromptDraft, SavedPrompt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::collections::BTreeMap;
+
+/// 标签输入框里的分隔：中英文逗号、顿号。
+fn split_tags(text: &str) -> Vec<String> {
+    text.split([',', '，', '、'])
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[component]
+pub fn PromptForm(
+    draft: PromptDraft,
+    #[prop(into)] on_saved: Callback<SavedPrompt>,
+    #[prop(into)] on_cancel: Callback<()>,
+) -> impl IntoView {
+    let id = draft.id.clone();
+    let title = RwSignal::new(draft.title);
+    let content = RwSignal::new(draft.content);
+    let category = RwSignal::new(draft.category);
+    let tags = RwSignal::new(draft.tags.join("，"));
+    let favourite = RwSignal::new(draft.favourite);
+    let variables = RwSignal::new(
+        draft
+            .variables
+            .into_iter()
+            .map(|(k, v)| (k, v.join("\n")))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let detected = Memo::new(move |_| content.with(|c| placeholders(c)));
+
+    let save = move || {
+        let used = detected.get_untracked();
+        let draft = PromptDraft {
+            id: id.clone(),
+            title: title.get_untracked(),
+            content: content.get_untracked(),
+            category: category.get_untracked(),
+            tags: split_tags(&tags.get_untracked()),
+            favourite: favourite.get_untracked(),
+            // 只交内容里还在用的变量（删掉的变量，它的值也不留）。
+            variables: variables.with_untracked(|v| {
+                used.iter()
+                    .map(|name| {
+                        let values = v
+                            .get(name)
+                            .map(|t| t.lines().map(str::to_string).collect())
+                            .unwrap_or_default();
+                        (name.clone(), values)
+                    })
+                    .collect()
+            }),
+        };
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            match save_prompt(draft).await {
+                Ok(saved) => on_saved.run(saved),
+                Err(e) => error.set(Some(e.message)),
+            }
+            busy.set(false);
+        });
+    };
+
+    view! {
+        <form class="prompt-form" data-testid="prompt-form" novalidate on:submit=move |ev| {
+            ev.prevent_default();
+            save();
+        }>
+            <label>"标题"
+                <input name="title" maxlength="100" placeholder="留空用内容的开头"
+                    prop:value=move || title.get()
+                    on:input=move |ev| title.set(event_target_value(&ev))/>
+            </label>
+            <label>"内容"
+                <textarea name="content" rows="3" placeholder="提示词，可用 {变量}"
+                    prop:value=move || content.get()
+                    on:input=move |ev| content.set(event_target_value(&ev))></textarea>
+            </label>
+            <Show when=move || !detected.with(Vec::is_empty)>
+                <fieldset class="variables">
+                    <legend>"模板变量的默认值（每行一个）"</legend>
+                    <For each=move || detected.get() key=|name| name.clone() let:name>
+                        {
+                            let (read, write) = (name.clone(), name.clone());
+                            view! {
+                                <label>{format!("{{{name}}}")}
+                                    <textarea rows="2" data-variable=name.clone()
+                                        prop:value=move || variables.with(|v| v.get(&read).cloned().unwrap_or_default())
+                                        on:input=move |ev| {
+                                            let text = event_target_value(&ev);
+                                            variables.update(|v| { v.insert(write.clone(), text); });
+                                        }></textarea>
+                                </label>
+                            }
+                        }
+                    </For>
+                </fieldset>
+            </Show>
+            <div class="row">
+                <label>"分类"
+                    <input name="category" maxlength="30" list="prompt-categories" placeholder="如：人像"
+                        prop:value=move || category.get()
+                        on:input=move |ev| category.set(event_target_value(&ev))/>
+                </label>
+                <label>"标签"
+                    <input name="tags" placeholder="用逗号分隔"
+                        prop:value=move || tags.get()
+                        on:input=move |ev| tags.set(event_target_value(&ev))/>
+                </label>
+                <label class="check">
+                    <input type="checkbox" name="favourite" prop:checked=move || favourite.get()
+                        on:change=move |ev| favourite.set(event_target_checked(&ev))/>
+                    "收藏"
+                </label>
+            </div>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+            <div class="actions">
+                <button type="submit" class="primary" disabled=move || busy.get()>"保存"</button>
+                <button type="button" on:click=move |_| on_cancel.run(())>"取消"</button>
+            </div>
+        </form>
+    }
+}
+
+/// “保存为提示词”对话框：`draft` 有值时打开（预填好），保存或取消后关上。
+#[component]
+pub fn SavePromptDialog(draft: RwSignal<Option<PromptDraft>>) -> impl IntoView {
+    let saved = RwSignal::new(None::<String>);
+    view! {
+        {move || draft.get().map(|d| view! {
+            <div class="dialog-backdrop" on:click=move |_| draft.set(None)>
+                <div class="dialog save-prompt" role="dialog" aria-modal="true" aria-label="保存为提示词"
+                    on:click=|ev| ev.stop_propagation()>
+                    <h2>"保存为提示词"</h2>
+                    <PromptForm draft=d
+                        on_saved=move |p: SavedPrompt| {
+                            saved.set(Some(format!("已保存到提示词库：{}", p.title)));
+                            draft.set(None);
+                            spawn_local(async move {
+                                crate::app::browser::sleep_ms(4000).await;
+                                saved.set(None);
+                            });
+                        }
+                        on_cancel=move |_| draft.set(None)/>
+                </div>
+            </div>
+        })}
+        <Show when=move || saved.get().is_some()>
+            <p class="toast" role="status" data-testid="prompt-saved"
+                on:click=move |_| saved.set(None)>{move || saved.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}

@@ -1,0 +1,388 @@
+//! 提示词库页面的交互部分：搜索、分类与标签筛选、排序、收藏的在前、就地编辑、回收站、导入与导出。
+
+use super::form::PromptForm;
+use super::{
+    delete_prompt, export_prompts, import_prompts, list_prompts, restore_prompt, save_prompt,
+};
+use crate::app::star::Star;
+use crate::types::prompt::{PromptDraft, PromptPage, PromptQuery, PromptSort, SavedPrompt};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// 页面的全部状态（都是信号，可复制）。
+#[derive(Clone, Copy)]
+struct Library {
+    search: RwSignal<String>,
+    category: RwSignal<String>,
+    tag: RwSignal<String>,
+    favourites: RwSignal<bool>,
+    sort: RwSignal<PromptSort>,
+    trash: RwSignal<bool>,
+    items: RwSignal<Vec<SavedPrompt>>,
+    next_cursor: RwSignal<Option<String>>,
+    categories: RwSignal<Vec<String>>,
+    tags: RwSignal<Vec<String>>,
+    /// 正在编辑的那条的 id；`Some("")` 是新建。
+    editing: RwSignal<Option<String>>,
+    error: RwSignal<Option<String>>,
+    notice: RwSignal<Option<String>>,
+    /// 每次重新查询加一；过期查询的结果丢弃。
+    generation: RwSignal<u64>,
+}
+
+impl Library {
+    fn new(initial: PromptPage) -> Self {
+        Self {
+            search: RwSignal::new(String::new()),
+            category: RwSignal::new(String::new()),
+            tag: RwSignal::new(String::new()),
+            favourites: RwSignal::new(false),
+            sort: RwSignal::new(PromptSort::default()),
+            trash: RwSignal::new(false),
+            items: RwSignal::new(initial.items),
+            next_cursor: RwSignal::new(initial.next_cursor),
+            categories: RwSignal::new(initial.categories),
+            tags: RwSignal::new(initial.tags),
+            editing: RwSignal::new(None),
+            error: RwSignal::new(None),
+            notice: RwSignal::new(None),
+            generation: RwSignal::new(0),
+        }
+    }
+
+    fn query(self, cursor: Option<String>) -> PromptQuery {
+        let some = |s: String| Some(s).filter(|s| !s.is_empty());
+        PromptQuery {
+            search: self.search.get_untracked(),
+            category: some(self.category.get_untracked()),
+            tag: some(self.tag.get_untracked()),
+            favourite: self.favourites.get_untracked().then_some(true),
+            sort: self.sort.get_untracked(),
+            trash: self.trash.get_untracked(),
+            cursor,
+            limit: None,
+        }
+    }
+
+    /// 取一页：`cursor` 为空是重新查询（替换列表），否则接在后面。
+    fn load(self, cursor: Option<String>) {
+        let append = cursor.is_some();
+        if !append {
+            self.generation.update(|g| *g += 1);
+        }
+        let mine = self.generation.get_untracked();
+        let query = self.query(cursor);
+        spawn_local(async move {
+            let result = list_prompts(query).await;
+            if self.generation.get_untracked() != mine {
+                return;
+            }
+            match result {
+                Ok(page) => {
+                    if append {
+                        self.items.update(|l| l.extend(page.items));
+                    } else {
+                        self.items.set(page.items);
+                    }
+                    self.next_cursor.set(page.next_cursor);
+                    self.categories.set(page.categories);
+                    self.tags.set(page.tags);
+                    self.error.set(None);
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    fn reload(self) {
+        self.load(None);
+    }
+
+    /// 存好了一条：替换列表里的它（新建的放在最前）。
+    fn saved(self, p: SavedPrompt) {
+        self.editing.set(None);
+        self.items
+            .update(|list| match list.iter_mut().find(|x| x.id == p.id) {
+                Some(x) => *x = p,
+                None => list.insert(0, p),
+            });
+    }
+
+    fn toggle_favourite(self, p: SavedPrompt, on: bool) {
+        let draft = PromptDraft {
+            favourite: on,
+            ..PromptDraft::from(&p)
+        };
+        spawn_local(async move {
+            match save_prompt(draft).await {
+                Ok(saved) => self.saved(saved),
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 移入回收站（`to_trash`）或恢复：从当前列表里拿掉。
+    fn move_to_trash(self, id: String, to_trash: bool) {
+        spawn_local(async move {
+            let result = if to_trash {
+                delete_prompt(id.clone()).await
+            } else {
+                restore_prompt(id.clone()).await
+            };
+            match result {
+                Ok(p) => {
+                    self.items.update(|l| l.retain(|x| x.id != id));
+                    self.notice.set(Some(if to_trash {
+                        format!("“{}”已移入回收站", p.title)
+                    } else {
+                        format!("“{}”已恢复", p.title)
+                    }));
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 导出全部为 JSON 文件（浏览器下载）。
+    fn export(self) {
+        spawn_local(async move {
+            match export_prompts().await {
+                Ok(data) => {
+                    let text = serde_json::to_string_pretty(&data).unwrap_or_default();
+                    crate::app::browser::download_text("提示词库.json", "application/json", &text);
+                    self.notice
+                        .set(Some(format!("已导出 {} 条提示词", data.prompts.len())));
+                }
+                Err(e) => self.error.set(Some(e.message)),
+            }
+        });
+    }
+
+    /// 导入选中的 JSON 文件：读不懂的文件指出第几行第几列，服务器指出哪个字段；有错时什么都不导入。
+    fn import(self, file: web_sys::File) {
+        spawn_local(async move {
+            let text = match crate::app::browser::read_text(&file).await {
+                Ok(t) => t,
+                Err(e) => return self.error.set(Some(e)),
+            };
+            let data: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    return self.error.set(Some(format!(
+                        "导入文件不是有效的 JSON（第 {} 行第 {} 列）：什么都没有导入",
+                        e.line(),
+                        e.column()
+                    )))
+                }
+            };
+            match import_prompts(data).await {
+                Ok(r) => {
+                    self.error.set(None);
+                    self.notice.set(Some(format!(
+                        "导入完成：新增 {} 条，合并 {} 条相同内容的",
+                        r.added, r.merged
+                    )));
+                    self.reload();
+                }
+                Err(e) => self
+                    .error
+                    .set(Some(format!("{}（什么都没有导入）", e.message))),
+            }
+        });
+    }
+}
+
+#[island]
+pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let lib = Library::new(initial);
+    let import_input = NodeRef::<leptos::html::Input>::new();
+    // 搜索框停止输入 250 ms 后再查。
+    let search_generation = StoredValue::new(0u64);
+    let on_search = move |text: String| {
+        lib.search.set(text);
+        search_generation.update_value(|g| *g += 1);
+        let mine = search_generation.get_value();
+        spawn_local(async move {
+            crate::app::browser::sleep_ms(250).await;
+            if search_generation.get_value() == mine {
+                lib.reload();
+            }
+        });
+    };
+
+    view! {
+        <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()>
+            <div class="library-toolbar">
+                <div class="tabs" role="tablist">
+                    <button type="button" role="tab" aria-selected=move || (!lib.trash.get()).to_string()
+                        on:click=move |_| { lib.trash.set(false); lib.reload(); }>"提示词"</button>
+                    <button type="button" role="tab" aria-selected=move || lib.trash.get().to_string()
+                        on:click=move |_| { lib.trash.set(true); lib.reload(); }>"回收站"</button>
+                </div>
+                <input type="search" name="search" placeholder="搜索标题、内容或标签"
+                    prop:value=move || lib.search.get()
+                    on:input=move |ev| on_search(event_target_value(&ev))/>
+                <select name="category" aria-label="分类" on:change=move |ev| {
+                    lib.category.set(event_target_value(&ev));
+                    lib.reload();
+                }>
+                    <option value="">"全部分类"</option>
+                    <For each=move || lib.categories.get() key=|c| c.clone() let:c>
+                        <option value=c.clone() prop:selected={
+                            let c = c.clone();
+                            move || lib.category.with(|x| *x == c)
+                        }>{c.clone()}</option>
+                    </For>
+                </select>
+                <select name="tag" aria-label="标签" on:change=move |ev| {
+                    lib.tag.set(event_target_value(&ev));
+                    lib.reload();
+                }>
+                    <option value="">"全部标签"</option>
+                    <For each=move || lib.tags.get() key=|t| t.clone() let:t>
+                        <option value=t.clone() prop:selected={
+                            let t = t.clone();
+                            move || lib.tag.with(|x| *x == t)
+                        }>{t.clone()}</option>
+                    </For>
+                </select>
+                <select name="sort" aria-label="排序" on:change=move |ev| {
+                    lib.sort.set(match event_target_value(&ev).as_str() {
+                        "uses" => PromptSort::Uses,
+                        "name" => PromptSort::Name,
+                        _ => PromptSort::Recent,
+                    });
+                    lib.reload();
+                }>
+                    <option value="recent">"最近使用"</option>
+                    <option value="uses">"使用最多"</option>
+                    <option value="name">"按标题"</option>
+                </select>
+                <label class="check">
+                    <input type="checkbox" name="favourites" prop:checked=move || lib.favourites.get()
+                        on:change=move |ev| { lib.favourites.set(event_target_checked(&ev)); lib.reload(); }/>
+                    "只看收藏"
+                </label>
+                <button type="button" class="primary" on:click=move |_| lib.editing.set(Some(String::new()))>
+                    "新建"
+                </button>
+                <button type="button" on:click=move |_| lib.export()>"导出"</button>
+                <button type="button" on:click=move |_| {
+                    if let Some(input) = import_input.get_untracked() { input.click(); }
+                }>"导入"</button>
+                <input type="file" accept="application/json,.json" hidden node_ref=import_input
+                    data-testid="import-file"
+                    on:change=move |ev| {
+                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                        if let Some(file) = input.files().and_then(|f| f.get(0)) {
+                            lib.import(file);
+                        }
+                        input.set_value("");
+                    }/>
+            </div>
+            <datalist id="prompt-categories">
+                <For each=move || lib.categories.get() key=|c| c.clone() let:c>
+                    <option value=c/>
+                </For>
+            </datalist>
+            <Show when=move || lib.error.get().is_some()>
+                <p class="error" role="alert">{move || lib.error.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || lib.notice.get().is_some()>
+                <p class="notice" role="status">{move || lib.notice.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || lib.editing.with(|e| e.as_deref() == Some(""))>
+                <div class="prompt-item editing">
+                    <PromptForm draft=PromptDraft::default()
+                        on_saved=move |p| lib.saved(p)
+                        on_cancel=move |_| lib.editing.set(None)/>
+                </div>
+            </Show>
+            <ul class="prompt-list" data-testid="prompt-list">
+                <Show when=move || lib.items.with(Vec::is_empty)>
+                    <li class="empty">{move || if lib.trash.get() {
+                        "回收站是空的。"
+                    } else {
+                        "没有符合条件的提示词。点“新建”，或在工作台的提示词栏点“保存为提示词”。"
+                    }}</li>
+                </Show>
+                <For each=move || lib.items.get() key=|p| (p.id.clone(), p.updated_at.clone(), p.use_count) let:p>
+                    <PromptItem p lib/>
+                </For>
+            </ul>
+            <Show when=move || lib.next_cursor.with(Option::is_some)>
+                <button type="button" class="load-more" on:click=move |_| lib.load(lib.next_cursor.get_untracked())>
+                    "加载更多"
+                </button>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
+    let id = p.id.clone();
+    let editing = {
+        let id = id.clone();
+        move || lib.editing.with(|e| e.as_deref() == Some(id.as_str()))
+    };
+    let in_trash = p.deleted_at.is_some();
+    let draft = PromptDraft::from(&p);
+    let variables = p
+        .variables
+        .iter()
+        .map(|(k, v)| format!("{{{k}}}：{}", v.join(" / ")))
+        .collect::<Vec<_>>()
+        .join("；");
+    let meta = format!(
+        "用过 {} 次{}",
+        p.use_count,
+        p.last_used_at
+            .as_deref()
+            .map(|t| format!(" · 最近 {}", t.get(..10).unwrap_or(t)))
+            .unwrap_or_default()
+    );
+    let (for_star, for_edit, for_trash) = (p.clone(), id.clone(), id.clone());
+    view! {
+        <li class="prompt-item" data-testid="prompt-item" data-id=id.clone()>
+            <Show when=editing.clone() fallback=move || {
+                let (for_star, for_edit, for_trash) = (for_star.clone(), for_edit.clone(), for_trash.clone());
+                let p = for_star.clone();
+                view! {
+                    <div class="prompt-head">
+                        <Star on=Signal::stored(p.favourite)
+                            on_toggle=move |on| lib.toggle_favourite(for_star.clone(), on)/>
+                        <strong class="title">{p.title.clone()}</strong>
+                        {(!p.category.is_empty()).then(|| view! { <span class="category">{p.category.clone()}</span> })}
+                        {p.example.then(|| view! { <span class="badge">"示例"</span> })}
+                        {(!p.variables.is_empty()).then(|| view! { <span class="badge">"模板"</span> })}
+                        <span class="meta" data-testid="use-count">{meta.clone()}</span>
+                    </div>
+                    <p class="content">{p.content.clone()}</p>
+                    {(!variables.is_empty()).then(|| view! { <p class="meta">{variables.clone()}</p> })}
+                    {(!p.tags.is_empty()).then(|| view! {
+                        <p class="tags">{p.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</p>
+                    })}
+                    <div class="actions">
+                        {if in_trash {
+                            view! {
+                                <button type="button" on:click=move |_| lib.move_to_trash(for_trash.clone(), false)>"恢复"</button>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <button type="button" on:click=move |_| lib.editing.set(Some(for_edit.clone()))>"编辑"</button>
+                                <button type="button" class="danger" on:click=move |_| lib.move_to_trash(for_trash.clone(), true)>"删除"</button>
+                            }.into_any()
+                        }}
+                    </div>
+                }
+            }>
+                <PromptForm draft=draft.clone()
+                    on_saved=move |saved| lib.saved(saved)
+                    on_cancel=move |_| lib.editing.set(None)/>
+            </Show>
+        </li>
+    }
+}
