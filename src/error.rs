@@ -51,6 +51,12 @@ pub enum ApiError {
         per_minute: u32,
         retry_after_secs: u64,
     },
+    /// 调用方的每日张数或同时请求数用完了（OpenAI 的 `insufficient_quota`）。
+    #[error("{message}")]
+    InsufficientQuota {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -81,7 +87,9 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::Config(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } | Self::ImageBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. }
+            | Self::ImageBudget { .. }
+            | Self::InsufficientQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +132,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::Config(_) => "invalid_config",
             Self::RateLimited { .. } | Self::ImageBudget { .. } => "rate_limit_exceeded",
+            Self::InsufficientQuota { .. } => "insufficient_quota",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::QueueFull(_) => "server_busy",
@@ -149,6 +158,7 @@ impl ApiError {
             | Self::Config(_)
             | Self::RateLimited { .. }
             | Self::ImageBudget { .. }
+            | Self::InsufficientQuota { .. }
             | Self::UnsupportedMediaType(_)
             | Self::PayloadTooLarge(_)
             | Self::QueueFull(_)
@@ -163,6 +173,9 @@ impl ApiError {
         match self {
             Self::RateLimited { retry_after_secs }
             | Self::ImageBudget {
+                retry_after_secs, ..
+            }
+            | Self::InsufficientQuota {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::Gateway(GatewayError::QueueFull) | Self::QueueFull(_) => Some(1),
@@ -179,7 +192,9 @@ impl ApiError {
 
 fn gateway_status(e: &GatewayError) -> StatusCode {
     match e {
-        GatewayError::InvalidRequest(_) | GatewayError::Safety { .. } => StatusCode::BAD_REQUEST,
+        GatewayError::InvalidRequest(_)
+        | GatewayError::Safety { .. }
+        | GatewayError::UnknownModel { .. } => StatusCode::BAD_REQUEST,
         GatewayError::Status {
             status: 400 | 413, ..
         } => StatusCode::BAD_REQUEST,
@@ -187,9 +202,10 @@ fn gateway_status(e: &GatewayError) -> StatusCode {
         GatewayError::Timeout { .. } | GatewayError::DeadlineExceeded { .. } => {
             StatusCode::GATEWAY_TIMEOUT
         }
-        GatewayError::NoUpstream | GatewayError::QueueFull | GatewayError::CircuitOpen { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        GatewayError::NoUpstream
+        | GatewayError::QueueFull
+        | GatewayError::CircuitOpen { .. }
+        | GatewayError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         GatewayError::AllUpstreamsFailed { last, .. } => match gateway_status(last) {
             StatusCode::GATEWAY_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
@@ -211,13 +227,16 @@ fn gateway_code(e: &GatewayError) -> &'static str {
     match e {
         GatewayError::Safety { .. } => "content_policy_violation",
         GatewayError::InvalidRequest(_)
+        | GatewayError::UnknownModel { .. }
         | GatewayError::Status {
             status: 400 | 413, ..
         } => "invalid_request",
         GatewayError::Timeout { .. } | GatewayError::DeadlineExceeded { .. } => "upstream_timeout",
         GatewayError::Status { status: 429, .. } => "rate_limit_exceeded",
         GatewayError::QueueFull => "server_busy",
-        GatewayError::NoUpstream | GatewayError::CircuitOpen { .. } => "upstream_unavailable",
+        GatewayError::NoUpstream
+        | GatewayError::CircuitOpen { .. }
+        | GatewayError::KeysUnavailable { .. } => "upstream_unavailable",
         GatewayError::AllUpstreamsFailed { last, .. } => match gateway_code(last) {
             "upstream_timeout" => "upstream_timeout",
             _ => "upstream_error",

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
                     demo_mode: config.demo_mode(),
                     exposed: listen.is_some_and(|addr| is_exposed(&config, addr)),
                     studio_login: !config.auth.studio_password_hash.is_empty(),
+                    health: context_state.gateway.live(&config).1,
                 });
             },
             {
@@ -339,7 +340,8 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         None
     };
     let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
-    let gateway = Gateway::new(config.clone(), demo_base_url);
+    let usage = crate::usage::spawn(storage.clone(), config.clone());
+    let gateway = Gateway::new(config.clone(), demo_base_url, usage);
     let producer = Producer {
         gateway: gateway.clone(),
         storage: storage.clone(),
@@ -378,6 +380,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         login_throttle: Default::default(),
         url_signer,
         image_budget: Default::default(),
+        client_budgets: Default::default(),
         sockets: Default::default(),
         key_usage: Default::default(),
         listeners: Default::default(),

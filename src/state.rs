@@ -32,6 +32,8 @@ pub struct AppState {
     pub url_signer: crate::access::signed::UrlSigner,
     /// 工作台每分钟的张数限流。
     pub image_budget: crate::access::budget::ImageBudget,
+    /// 调用方的每日张数与同时请求数（设置页建的密钥、工作台）。
+    pub client_budgets: crate::access::budget::ClientBudgets,
     /// 每个 IP 的 `/ws` 连接数。
     pub sockets: crate::access::budget::SocketCounts,
     /// 设置页创建的密钥最近一次使用的时间。

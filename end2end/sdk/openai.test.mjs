@@ -48,7 +48,7 @@ test('chat.completions.create：非流式', async () => {
 });
 
 test('chat.completions.create：流式', async () => {
-  const stream = await client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: '画一座山' }], stream: true });
+  const stream = await client.chat.completions.create({ model: 'gemini-3-pro-image-preview', messages: [{ role: 'user', content: '画一座山' }], stream: true });
   let content = '';
   for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
   assert.ok(content.includes(`](${BASE}/files/`), content);

@@ -126,3 +126,174 @@ mod tests {
         assert!(counts.open(ip).is_some());
     }
 }
+
+/// 工作台在用量与额度里的名字（所有会话合起来算一个调用方）。
+pub const STUDIO_CLIENT: &str = "工作台";
+
+/// 一个调用方的额度：每天几张、同时几个请求（0 为不限）。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    pub images_per_day: u32,
+    pub max_concurrent: u32,
+}
+
+/// 调用方的每日张数与同时请求数。张数在请求进来时按要的张数先记上，结束时按实际生成的张数改正（失败的不算）；
+/// 某调用方当天第一次用到时，从用量表里接上今天已经生成的张数，所以重启不会清零。日界是 UTC 零点。
+#[derive(Clone, Default)]
+pub struct ClientBudgets {
+    inner: Arc<Mutex<HashMap<String, ClientCount>>>,
+}
+
+#[derive(Default)]
+struct ClientCount {
+    /// UTC 日期（`YYYY-MM-DD`）。
+    day: String,
+    /// 今天已经生成或正在生成（已记上）的张数。
+    images: u64,
+    in_flight: u32,
+}
+
+/// 一次请求占着的额度：结束时调用 `settle` 按实际张数改正；没有 `settle` 就被丢弃时（请求被取消）按一张都没生成算。
+pub struct BudgetTicket {
+    budgets: ClientBudgets,
+    client: String,
+    day: String,
+    reserved: u64,
+    settled: bool,
+}
+
+impl BudgetTicket {
+    /// 实际生成了 `produced` 张。
+    pub fn settle(mut self, produced: u64) {
+        self.release(produced);
+        self.settled = true;
+    }
+
+    fn release(&self, produced: u64) {
+        let mut all = self.budgets.inner.lock().expect("锁未被毒化");
+        if let Some(count) = all.get_mut(&self.client) {
+            count.in_flight = count.in_flight.saturating_sub(1);
+            if count.day == self.day {
+                count.images = count.images.saturating_sub(self.reserved) + produced;
+            }
+        }
+    }
+}
+
+impl Drop for BudgetTicket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.release(0);
+        }
+    }
+}
+
+fn utc_day() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// 明天 UTC 零点离现在几秒，与它的写法。
+fn next_utc_midnight() -> (u64, String) {
+    let now = chrono::Utc::now();
+    let tomorrow = (now.date_naive() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("零点总是有效的")
+        .and_utc();
+    let secs = (tomorrow - now).num_seconds().max(1) as u64;
+    (secs, tomorrow.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+impl ClientBudgets {
+    /// 为 `client` 的一次请求（要 `images` 张）占额度；超出时 429 `insufficient_quota`，什么都不记。
+    pub async fn admit(
+        &self,
+        storage: &crate::storage::Storage,
+        client: &str,
+        budget: Budget,
+        images: u32,
+    ) -> Result<BudgetTicket, ApiError> {
+        self.prepare(storage, client, budget).await;
+        self.admit_now(client, budget, images)
+    }
+
+    /// 今天第一次用到这个调用方时，从用量表接上今天已经生成的张数（`admit_now` 之前调用）。
+    pub async fn prepare(&self, storage: &crate::storage::Storage, client: &str, budget: Budget) {
+        if budget.images_per_day == 0 {
+            return;
+        }
+        let day = utc_day();
+        let known = {
+            let all = self.inner.lock().expect("锁未被毒化");
+            all.get(client).is_some_and(|c| c.day == day)
+        };
+        if known {
+            return;
+        }
+        let used =
+            crate::usage::images_since(storage, client.to_string(), format!("{day}T00")).await;
+        let mut all = self.inner.lock().expect("锁未被毒化");
+        let count = all.entry(client.to_string()).or_default();
+        if count.day != day {
+            count.day = day;
+            count.images = used;
+        }
+    }
+
+    /// 不读库地占额度（今天的张数已由 `prepare` 接上）。
+    pub fn admit_now(
+        &self,
+        client: &str,
+        budget: Budget,
+        images: u32,
+    ) -> Result<BudgetTicket, ApiError> {
+        let day = utc_day();
+        let mut all = self.inner.lock().expect("锁未被毒化");
+        let count = all.entry(client.to_string()).or_default();
+        if count.day != day {
+            count.day = day.clone();
+            count.images = 0;
+        }
+        if budget.images_per_day > 0 && count.images + images as u64 > budget.images_per_day as u64
+        {
+            let (secs, at) = next_utc_midnight();
+            let left = (budget.images_per_day as u64).saturating_sub(count.images);
+            return Err(ApiError::InsufficientQuota {
+                message: format!(
+                    "“{client}”每天最多生成 {} 张，今天还剩 {left} 张，这次要 {images} 张；额度在 {at} 重置",
+                    budget.images_per_day
+                ),
+                retry_after_secs: secs,
+            });
+        }
+        if budget.max_concurrent > 0 && count.in_flight >= budget.max_concurrent {
+            return Err(ApiError::InsufficientQuota {
+                message: format!(
+                    "“{client}”同时最多 {} 个请求在生成，请等前面的完成再提交",
+                    budget.max_concurrent
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        count.images += images as u64;
+        count.in_flight += 1;
+        Ok(BudgetTicket {
+            budgets: self.clone(),
+            client: client.to_string(),
+            day,
+            reserved: images as u64,
+            settled: false,
+        })
+    }
+
+    /// 各调用方今天已生成（含正在生成）的张数。
+    pub fn today(&self) -> HashMap<String, u64> {
+        let day = utc_day();
+        self.inner
+            .lock()
+            .expect("锁未被毒化")
+            .iter()
+            .filter(|(_, c)| c.day == day)
+            .map(|(k, c)| (k.clone(), c.images))
+            .collect()
+    }
+}

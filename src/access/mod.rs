@@ -57,7 +57,13 @@ fn surface(path: &str) -> Surface {
     };
     if matches!(
         path,
-        "/healthz" | "/login" | "/logout" | "/admin/login" | "/favicon.svg" | "/settings"
+        "/healthz"
+            | "/login"
+            | "/logout"
+            | "/admin/login"
+            | "/favicon.svg"
+            | "/settings"
+            | "/usage"
     ) || under("/pkg")
     {
         return Surface::Open;

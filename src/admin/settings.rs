@@ -58,13 +58,18 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
     Ok(SettingsView {
         upstreams: upstreams
             .iter()
-            .map(|u| UpstreamForm {
+            .enumerate()
+            .map(|(i, u)| UpstreamForm {
+                share_with_previous: i > 0 && upstreams[i - 1].priority == u.priority,
                 name: u.name.clone(),
                 kind: kind_str(u.kind).into(),
                 base_url: u.base_url.clone(),
-                model: u.model.clone(),
+                model: u.served_models().join(", "),
                 max_concurrent: u.max_concurrent,
-                api_key_set: !u.api_key.is_empty(),
+                weight: u.weight,
+                api_key_set: u.key_pool().iter().any(|k| !k.is_empty()),
+                api_key_count: u.key_pool().iter().filter(|k| !k.is_empty()).count(),
+                key_states: state.gateway.key_states(u),
                 api_key: String::new(),
                 clear_api_key: false,
                 previous_name: u.name.clone(),
@@ -92,6 +97,8 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
                 prefix: k.prefix.clone(),
                 created_at: k.created_at.clone(),
                 last_used: state.key_usage.last_used(&k.sha256),
+                images_per_day: k.images_per_day,
+                max_concurrent: k.max_concurrent,
             })
             .collect(),
         plain_keys: config.auth.api_keys.len(),
@@ -120,29 +127,55 @@ fn upstream_of(
     form: &UpstreamForm,
     reuse: KeyReuse,
 ) -> Result<UpstreamConfig, ApiError> {
-    let previous_key = current
+    let previous = current
         .upstreams
         .iter()
-        .find(|u| !form.previous_name.is_empty() && u.name == form.previous_name)
+        .find(|u| !form.previous_name.is_empty() && u.name == form.previous_name);
+    let previous_keys = previous
         .filter(|u| reuse == KeyReuse::Always || u.base_url.trim() == form.base_url.trim())
-        .map(|u| u.api_key.clone())
+        .map(|u| u.key_pool().into_iter().filter(|k| !k.is_empty()).collect())
         .unwrap_or_default();
-    let api_key = if form.clear_api_key {
-        String::new()
-    } else if !form.api_key.trim().is_empty() {
-        form.api_key.trim().to_string()
+    // 新密钥一行一个（也可用逗号分隔）；整个池换成这些。
+    let typed: Vec<String> = form
+        .api_key
+        .split(['\n', ','])
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let keys: Vec<String> = if form.clear_api_key {
+        Vec::new()
+    } else if !typed.is_empty() {
+        typed
     } else {
-        previous_key
+        previous_keys
+    };
+    let models: Vec<String> = form
+        .model
+        .split([',', '，', ' ', '\n'])
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let (api_key, api_keys) = match keys.len() {
+        0 => (String::new(), Vec::new()),
+        1 => (keys[0].clone(), Vec::new()),
+        _ => (String::new(), keys),
     };
     Ok(UpstreamConfig {
         name: form.name.trim().to_string(),
         kind: parse_kind(index, &form.kind)?,
         base_url: form.base_url.trim().to_string(),
         api_key,
-        model: form.model.trim().to_string(),
+        api_keys,
+        model: models.first().cloned().unwrap_or_default(),
+        models: if models.len() > 1 { models } else { Vec::new() },
         // 列表顺序即优先级。
         priority: index as i32,
+        weight: form.weight,
         max_concurrent: form.max_concurrent,
+        // 设置页不改配额重置时刻：沿用原来的（新建的用默认）。
+        quota_reset: previous
+            .map(|u| u.quota_reset.clone())
+            .unwrap_or_else(|| crate::config::DEFAULT_QUOTA_RESET.into()),
     })
 }
 
@@ -158,6 +191,12 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         .enumerate()
         .map(|(i, form)| upstream_of(&current, i, form, KeyReuse::Always))
         .collect::<Result<_, _>>()?;
+    // 列表顺序即优先级；“与上一个同级”的沿用上一个的优先级（按权重分担）。
+    for i in 1..next.upstreams.len() {
+        if update.upstreams[i].share_with_previous {
+            next.upstreams[i].priority = next.upstreams[i - 1].priority;
+        }
+    }
     let root = update.storage_root.trim();
     if root.is_empty() {
         return Err(ApiError::InvalidRequest("存储目录不能为空".into()));
@@ -213,7 +252,12 @@ async fn studio_password_hash(password: String) -> Result<String, ApiError> {
 }
 
 /// 创建一个 `/v1` 密钥。原文只在这次返回里出现，配置里只存 SHA-256。
-pub async fn create_key(state: &AppState, label: String) -> Result<CreatedKey, ApiError> {
+pub async fn create_key(
+    state: &AppState,
+    label: String,
+    images_per_day: u32,
+    max_concurrent: u32,
+) -> Result<CreatedKey, ApiError> {
     use rand::distr::{Alphanumeric, SampleString};
     let label = label.trim().to_string();
     let key = format!("sk-df-{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
@@ -223,6 +267,8 @@ pub async fn create_key(state: &AppState, label: String) -> Result<CreatedKey, A
         prefix: prefix.clone(),
         sha256: crate::web::sha256_hex(&key),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        images_per_day,
+        max_concurrent,
     };
     state
         .config_store

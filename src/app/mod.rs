@@ -8,6 +8,7 @@ pub mod prompts;
 pub mod settings;
 pub mod star;
 pub mod studio;
+pub mod usage;
 
 use crate::types::PageInfo;
 use leptos::prelude::*;
@@ -59,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("gallery") view=gallery::GalleryPage/>
                     <Route path=StaticSegment("prompts") view=prompts::PromptsPage/>
                     <Route path=StaticSegment("settings") view=settings::SettingsPage/>
+                    <Route path=StaticSegment("usage") view=usage::UsagePage/>
                     <Route path=StaticSegment("login") view=login::LoginPage/>
                 </FlatRoutes>
             </main>
@@ -72,6 +74,7 @@ fn Header() -> impl IntoView {
     let demo_mode = info.as_ref().is_some_and(|p| p.demo_mode);
     let exposed = info.as_ref().is_some_and(|p| p.exposed);
     let studio_login = info.as_ref().is_some_and(|p| p.studio_login);
+    let health = info.as_ref().map(|p| p.health).unwrap_or_default();
     let path = leptos_router::hooks::use_location().pathname;
     let current = move |href: &'static str| (path.get() == href).then_some("page");
     view! {
@@ -83,6 +86,9 @@ fn Header() -> impl IntoView {
                 <a href="/prompts" aria-current=move || current("/prompts")>"提示词库"</a>
                 <a href="/settings" aria-current=move || current("/settings")>"设置"</a>
             </nav>
+            <a class="health" href="/usage" data-testid="health" data-health=format!("{health:?}").to_lowercase()
+                title=format!("{}（点开看用量与上游状态）", health.label())
+                aria-label=health.label()>"●"</a>
             <Show when=move || demo_mode>
                 <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示模式"</span>
             </Show>

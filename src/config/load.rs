@@ -186,13 +186,47 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     }
 
     let mut names = HashSet::new();
-    for (i, up) in config.upstreams.iter().enumerate() {
+    for (i, up) in config.upstreams.iter_mut().enumerate() {
+        // `models` 的第一个就是默认模型：两种写法统一成同一个样子。
+        if let Some(first) = up.models.first() {
+            up.model = first.clone();
+        }
         validate_upstream(i, up)?;
+    }
+    for (i, up) in config.upstreams.iter().enumerate() {
         if !names.insert(up.name.as_str()) {
             return Err(invalid(
                 format!("upstreams[{i}].name"),
                 format!("名称“{}”重复了，每个上游的名称必须唯一", up.name),
             ));
+        }
+    }
+    validate_fallbacks(config)?;
+    Ok(())
+}
+
+/// 备选模型：每个都要有上游提供（没有配置上游时是演示上游的默认模型）。
+fn validate_fallbacks(config: &Config) -> Result<(), ConfigError> {
+    let served: Vec<String> = if config.upstreams.is_empty() {
+        vec![super::DEFAULT_MODEL.to_string()]
+    } else {
+        config
+            .upstreams
+            .iter()
+            .flat_map(UpstreamConfig::served_models)
+            .collect()
+    };
+    for (model, fallbacks) in &config.routing.model_fallbacks {
+        for (j, fallback) in fallbacks.iter().enumerate() {
+            if !served.contains(fallback) {
+                return Err(invalid(
+                    format!("routing.model_fallbacks.{model}[{j}]"),
+                    format!(
+                        "没有上游提供备选模型“{fallback}”（上游提供的模型：{}）",
+                        served.join("、")
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -269,16 +303,48 @@ fn validate_upstream(i: usize, up: &UpstreamConfig) -> Result<(), ConfigError> {
     }
     validate_http_url(&key("base_url"), &up.base_url)?;
     // 模型名会拼进上游 URL 的路径，只允许常见字符。
-    let model_ok = !up.model.is_empty()
-        && up
-            .model
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let model_ok = |m: &str| {
+        !m.is_empty()
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
     in_range(&key("max_concurrent"), up.max_concurrent, 0, 1024)?;
-    if !model_ok {
+    in_range(&key("weight"), up.weight, 1, 1000)?;
+    if up.model.is_empty() && up.models.is_empty() {
+        return Err(invalid(
+            key("models"),
+            "至少要有一个模型（第一个是默认模型）",
+        ));
+    }
+    if !model_ok(&up.model) {
         return Err(invalid(
             key("model"),
             format!("“{}”不是有效的模型名（只能含字母、数字、- _ .）", up.model),
+        ));
+    }
+    for (j, m) in up.models.iter().enumerate() {
+        if !model_ok(m) {
+            return Err(invalid(
+                key(&format!("models[{j}]")),
+                format!("“{m}”不是有效的模型名（只能含字母、数字、- _ .）"),
+            ));
+        }
+    }
+    for (j, k) in up.api_keys.iter().enumerate() {
+        if k.is_empty() || k.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                key(&format!("api_keys[{j}]")),
+                "密钥不能为空，也不能含空白字符",
+            ));
+        }
+    }
+    if super::quota::parse_reset(&up.quota_reset).is_none() {
+        return Err(invalid(
+            key("quota_reset"),
+            format!(
+                "“{}”不是“时:分 时区”（例如 00:00 America/Los_Angeles 或 08:00 Asia/Shanghai）",
+                up.quota_reset
+            ),
         ));
     }
     Ok(())

@@ -6,6 +6,7 @@
 mod apply;
 mod error;
 mod load;
+pub mod quota;
 mod save;
 pub mod table;
 
@@ -31,7 +32,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub retry: RetryConfig,
     pub timeouts: TimeoutsConfig,
+    pub routing: RoutingConfig,
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// 按模型路由的补充规则。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RoutingConfig {
+    /// 模型 → 备选模型：这个模型的上游都不可用（熔断、密钥用尽、都失败）时，依次改用这些模型。
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub model_fallbacks: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +129,16 @@ pub struct ApiKeyEntry {
     /// 整个密钥的 SHA-256（十六进制）。
     pub sha256: String,
     pub created_at: String,
+    /// 每天最多生成几张图（按张数，不按请求）；0 为不限。
+    #[serde(skip_serializing_if = "is_zero")]
+    pub images_per_day: u32,
+    /// 同时最多几个请求在生成；0 为不限。
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_concurrent: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl AuthConfig {
@@ -144,6 +165,12 @@ pub struct LimitsConfig {
     pub max_batch_jobs: u32,
     /// 上游响应体的大小上限（MB）。
     pub max_upstream_response_mb: u32,
+    /// 工作台（所有会话合起来算一个客户端“工作台”）每天最多生成几张；0 为不限。
+    pub studio_images_per_day: u32,
+    /// 工作台同时最多几张在生成；0 为只受 `max_concurrent` 约束。
+    pub studio_max_concurrent: u32,
+    /// 用量记录按小时保留几天；更早的按天合并。
+    pub usage_keep_days: u32,
 }
 
 impl Default for LimitsConfig {
@@ -157,6 +184,9 @@ impl Default for LimitsConfig {
             max_queued_jobs: 1024,
             max_batch_jobs: 256,
             max_upstream_response_mb: 64,
+            studio_images_per_day: 0,
+            studio_max_concurrent: 0,
+            usage_keep_days: 90,
         }
     }
 }
@@ -230,11 +260,52 @@ pub struct UpstreamConfig {
     pub name: String,
     pub kind: UpstreamKind,
     pub base_url: String,
+    /// 一个密钥（旧写法）；有 `api_keys` 时以它为准。
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub api_key: String,
+    /// 密钥池：请求在健康的密钥间轮换。
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<String>,
+    /// 默认模型（旧写法，等于 `models` 的第一个）。
     pub model: String,
+    /// 这个上游提供的模型，第一个是它的默认模型；请求某个模型时只发给列出了它的上游。
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     pub priority: i32,
+    /// 同一优先级的上游按权重分担（1–1000）。
+    pub weight: u32,
     /// 这个上游同时在途的调用上限；0 表示只受全局上限约束。
     pub max_concurrent: u32,
+    /// 每日配额的重置时刻，例如 `00:00 America/Los_Angeles`（Gemini 的每日配额在太平洋时间午夜重置）。
+    pub quota_reset: String,
+}
+
+/// Gemini 每日配额的重置时刻（太平洋时间午夜）。
+pub const DEFAULT_QUOTA_RESET: &str = "00:00 America/Los_Angeles";
+
+impl UpstreamConfig {
+    /// 密钥池（没有密钥时是一个空字符串：不带鉴权头）。
+    pub fn key_pool(&self) -> Vec<String> {
+        if !self.api_keys.is_empty() {
+            self.api_keys.clone()
+        } else {
+            vec![self.api_key.clone()]
+        }
+    }
+
+    /// 提供的模型（至少一个；第一个是默认）。
+    pub fn served_models(&self) -> Vec<String> {
+        if self.models.is_empty() {
+            vec![self.model.clone()]
+        } else {
+            self.models.clone()
+        }
+    }
+
+    /// 是否提供这个模型。
+    pub fn serves(&self, model: &str) -> bool {
+        self.model == model || self.models.iter().any(|m| m == model)
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -244,9 +315,13 @@ impl Default for UpstreamConfig {
             kind: UpstreamKind::Gemini,
             base_url: String::new(),
             api_key: String::new(),
+            api_keys: Vec::new(),
             model: DEFAULT_MODEL.into(),
+            models: Vec::new(),
             priority: 0,
+            weight: 1,
             max_concurrent: 0,
+            quota_reset: DEFAULT_QUOTA_RESET.into(),
         }
     }
 }

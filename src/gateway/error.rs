@@ -103,6 +103,14 @@ pub enum GatewayError {
     #[error("上游“{upstream}”连续失败，已暂停使用，约 {secs} 秒后再试探")]
     CircuitOpen { upstream: String, secs: u64 },
 
+    #[error(
+        "上游“{upstream}”的密钥都暂时不能用（失效、每日配额用完或被限流），请在设置页查看密钥状态"
+    )]
+    KeysUnavailable { upstream: String },
+
+    #[error("没有上游提供模型“{model}”；可用的模型：{available}")]
+    UnknownModel { model: String, available: String },
+
     #[error("请求超过了 {secs} 秒的总时限，已停止重试")]
     DeadlineExceeded { secs: u64 },
 
@@ -125,7 +133,8 @@ impl GatewayError {
             Self::NoImage { .. } => ErrorClass::NoImage,
             Self::NoUpstream => ErrorClass::NoUpstream,
             Self::QueueFull => ErrorClass::QueueFull,
-            Self::CircuitOpen { .. } => ErrorClass::CircuitOpen,
+            Self::CircuitOpen { .. } | Self::KeysUnavailable { .. } => ErrorClass::CircuitOpen,
+            Self::UnknownModel { .. } => ErrorClass::InvalidRequest,
             Self::ResponseTooLarge { .. } => ErrorClass::TooLarge,
             Self::Redirect { .. } => ErrorClass::Redirect,
             Self::DeadlineExceeded { .. } => ErrorClass::Timeout,

@@ -38,10 +38,22 @@ struct Inner {
     /// 各上游自己的并发上限（按名称与上限值建立，上限改变时换新的）。
     upstream_limits:
         std::sync::Mutex<std::collections::HashMap<(String, u32), Arc<ConcurrencyLimit>>>,
+    /// 同一优先级的上游按权重轮流。
+    balancer: policy::route::Balancer,
+    /// 各上游密钥池的状态。
+    keys: policy::keys::KeyStates,
+    /// 各上游此刻在途的调用数（用量页）。
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// 用量记账。
+    usage: crate::usage::UsageRecorder,
 }
 
 impl Gateway {
-    pub fn new(config: ConfigHandle, demo_base_url: Option<String>) -> Self {
+    pub fn new(
+        config: ConfigHandle,
+        demo_base_url: Option<String>,
+        usage: crate::usage::UsageRecorder,
+    ) -> Self {
         let current = config.load();
         let connect = Duration::from_millis(current.timeouts.connect_ms);
         let http = reqwest::Client::builder()
@@ -60,6 +72,10 @@ impl Gateway {
                 breakers: CircuitBreakers::default(),
                 global_limit: Default::default(),
                 upstream_limits: Default::default(),
+                balancer: Default::default(),
+                keys: Default::default(),
+                in_flight: Default::default(),
+                usage,
             }),
         }
     }
@@ -67,6 +83,99 @@ impl Gateway {
     /// 当前生效的上游列表，按 `priority` 从小到大排序；未配置时为内置演示上游。
     pub fn upstreams(&self, config: &Config) -> Vec<UpstreamConfig> {
         self.inner.upstreams(config)
+    }
+
+    /// 一个上游每个密钥此刻的状态（设置页与用量页；只有序号与末 4 位）。
+    pub fn key_states(&self, upstream: &UpstreamConfig) -> Vec<crate::types::settings::KeyState> {
+        use policy::keys::KeyHealth;
+        self.inner
+            .keys
+            .report(upstream)
+            .into_iter()
+            .map(|k| {
+                let (state, label_zh) = match &k.health {
+                    KeyHealth::Healthy => ("ok", "正常".to_string()),
+                    KeyHealth::Disabled => (
+                        "disabled",
+                        "失效（上游拒绝了它），改掉密钥后恢复".to_string(),
+                    ),
+                    KeyHealth::Resting(until) => (
+                        "resting",
+                        format!(
+                            "每日配额用完，休息到 {}",
+                            chrono::DateTime::<chrono::Utc>::from(*until)
+                                .format("%Y-%m-%d %H:%M UTC")
+                        ),
+                    ),
+                    KeyHealth::Cooling(until) => (
+                        "cooling",
+                        format!(
+                            "被限流，冷却中（还要 {} 秒）",
+                            until
+                                .saturating_duration_since(std::time::Instant::now())
+                                .as_secs()
+                                .max(1)
+                        ),
+                    ),
+                };
+                crate::types::settings::KeyState {
+                    label: k.label,
+                    state: state.into(),
+                    label_zh,
+                    last_error: k.last_error,
+                }
+            })
+            .collect()
+    }
+
+    /// 各上游此刻的状态（熔断、密钥、在途数、最近的错误）与页头圆点的颜色。
+    pub fn live(
+        &self,
+        config: &Config,
+    ) -> (
+        Vec<crate::types::usage::UpstreamLive>,
+        crate::types::usage::Health,
+    ) {
+        use crate::types::usage::{Health, UpstreamLive};
+        use policy::circuit_breaker::BreakerState;
+        let in_flight = self
+            .inner
+            .in_flight
+            .lock()
+            .expect("在途计数锁未被毒化")
+            .clone();
+        let live: Vec<UpstreamLive> = self
+            .upstreams(config)
+            .iter()
+            .map(|u| {
+                let keys = self.key_states(u);
+                UpstreamLive {
+                    name: u.name.clone(),
+                    models: u.served_models(),
+                    circuit: match self.inner.breakers.state(&u.name) {
+                        BreakerState::Closed => "closed",
+                        BreakerState::Open => "open",
+                        BreakerState::HalfOpen => "half_open",
+                    }
+                    .into(),
+                    in_flight: in_flight.get(&u.name).copied().unwrap_or(0),
+                    last_error: keys.iter().rev().find_map(|k| k.last_error.clone()),
+                    keys,
+                }
+            })
+            .collect();
+        let usable =
+            |u: &UpstreamLive| u.circuit != "open" && u.keys.iter().any(|k| k.state == "ok");
+        let healthy =
+            |u: &UpstreamLive| u.circuit == "closed" && u.keys.iter().all(|k| k.state == "ok");
+        let health = if !live.iter().any(usable) {
+            Health::Red
+        } else if live.iter().all(healthy) {
+            Health::Green
+        } else {
+            Health::Yellow
+        };
+        (live, health)
     }
 
     /// 对一个上游做一次真实的小请求（设置页的“测试连接”），不重试、不回退，返回耗时。
@@ -80,6 +189,7 @@ impl Gateway {
             model: None,
             progress: Progress::default(),
             seed: None,
+            client: String::new(),
         };
         let secs = self.inner.config.load().timeouts.attempt_s;
         let started = std::time::Instant::now();
@@ -103,6 +213,27 @@ impl Gateway {
         upstream::build(upstream, self.inner.max_response_bytes())?
             .list_models(&self.inner.http)
             .await
+    }
+
+    /// 有没有上游提供这个模型（`None` 为上游自己的默认模型，总是可以）；没有时的错误列出可用的模型。
+    /// 提交前先查，免得排了队、开始流式响应之后才失败。
+    pub fn check_model(&self, config: &Config, model: Option<&str>) -> Result<(), GatewayError> {
+        let Some(model) = model else {
+            return Ok(());
+        };
+        let upstreams = self.upstreams(config);
+        if upstreams.iter().any(|u| u.serves(model)) {
+            return Ok(());
+        }
+        Err(GatewayError::UnknownModel {
+            model: model.to_string(),
+            available: policy::available_models(&upstreams).join("、"),
+        })
+    }
+
+    /// 各上游提供的模型（去重，按上游的先后；`/v1/models` 与工作台的模型下拉框）。
+    pub fn models(&self, config: &Config) -> Vec<String> {
+        policy::available_models(&self.upstreams(config))
     }
 
     /// 生成（或编辑）一张图像：经过整条策略流水线。
@@ -158,10 +289,8 @@ impl Inner {
                     name: DEMO_UPSTREAM_NAME.into(),
                     kind: UpstreamKind::Gemini,
                     base_url: base.clone(),
-                    api_key: String::new(),
                     model: DEFAULT_MODEL.into(),
-                    priority: 0,
-                    max_concurrent: 0,
+                    ..Default::default()
                 })
                 .collect();
         }

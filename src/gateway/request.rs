@@ -24,6 +24,8 @@ pub struct ImageRequest {
     pub seed: Option<i32>,
     /// 进度回报（工作台用；`/v1` 留空）。
     pub progress: super::Progress,
+    /// 谁在用（用量记账）：工作台为“工作台”，`/v1` 为密钥的用途说明，否则为“匿名”。
+    pub client: String,
 }
 
 /// 上游返回并解码成功的一张图像。
@@ -35,6 +37,7 @@ pub struct GeneratedImage {
     pub text: Option<String>,
     /// 提供这张图的上游名称。
     pub upstream: String,
+    /// 实际提供这张图的模型（按模型路由、改用备选模型之后的）。
     pub model: String,
     /// 到成功为止的每一次尝试（由策略流水线填写）。
     pub attempts: Vec<AttemptInfo>,

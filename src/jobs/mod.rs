@@ -411,21 +411,11 @@ impl JobManager {
     /// 指定的模型要有上游提供；空为默认模型。
     fn check_model(&self, model: &str) -> Result<String, ApiError> {
         let model = model.trim().to_string();
-        if !model.is_empty() {
-            let config = self.inner.config.load();
-            let known = self
-                .inner
-                .producer
-                .gateway
-                .upstreams(&config)
-                .iter()
-                .any(|u| u.model == model);
-            if !known {
-                return Err(ApiError::InvalidRequest(format!(
-                    "没有上游提供模型“{model}”"
-                )));
-            }
-        }
+        let config = self.inner.config.load();
+        self.inner
+            .producer
+            .gateway
+            .check_model(&config, Some(model.as_str()).filter(|m| !m.is_empty()))?;
         Ok(model)
     }
 
@@ -657,7 +647,13 @@ impl JobManager {
 
     /// 在并发上限内，按先后启动排队的任务；暂停的批次里的任务留在原位。
     fn pump(&self) {
-        let cap = self.inner.config.load().limits.max_concurrent.max(1) as usize;
+        // 同时在生成的任务数：全局上限，工作台另设了上限（limits.studio_max_concurrent）时取小的。
+        let limits = self.inner.config.load().limits.clone();
+        let cap = match limits.studio_max_concurrent {
+            0 => limits.max_concurrent,
+            n => n.min(limits.max_concurrent),
+        }
+        .max(1) as usize;
         let mut started = Vec::new();
         let mut dropped = false;
         {
@@ -728,6 +724,7 @@ impl JobManager {
             progress: Progress::new(move |event| this.on_progress(&job_id, event)),
             // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
             seed: Some(seed_for(id, run)),
+            client: crate::access::budget::STUDIO_CLIENT.into(),
         };
         let work = producer.produce(request, references);
         tokio::pin!(work);
@@ -872,6 +869,7 @@ fn job_image(record: &crate::storage::ImageRecord) -> JobImage {
         height: record.height,
         model_text: record.model_text.clone(),
         favourite: record.favourite,
+        model: record.model.clone(),
     }
 }
 

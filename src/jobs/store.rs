@@ -149,7 +149,7 @@ const JOB_COLUMNS: &str =
             b.created_at, i.width, i.height, b.client, j.spill,
             b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
             COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text,
-            j.template, COALESCE(i.favourite, 0)
+            j.template, COALESCE(i.favourite, 0), COALESCE(i.model, '')
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
 
@@ -184,6 +184,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             height,
             model_text: r.get(27)?,
             favourite: r.get(29)?,
+            model: r.get(30)?,
         }),
         _ => None,
     };

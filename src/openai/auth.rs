@@ -27,6 +27,37 @@ impl Caller {
             Caller::Ip(ip) => format!("ip:{ip}"),
         }
     }
+
+    /// 用量与额度里的名字：设置页建的密钥用它的用途说明，配置里的明文密钥用摘要的开头，没有密钥的调用为“匿名”。
+    pub fn client_label(&self, config: &Config) -> String {
+        match self {
+            Caller::Key(k) => config
+                .auth
+                .keys
+                .iter()
+                .find(|e| e.sha256.starts_with(k.as_str()))
+                .map(|e| e.label.clone())
+                .unwrap_or_else(|| format!("密钥 {}", &k[..6.min(k.len())])),
+            Caller::Ip(_) => "匿名".into(),
+        }
+    }
+
+    /// 这个调用方的额度（设置页建的密钥可以设；其余不限）。
+    pub fn budget(&self, config: &Config) -> crate::access::budget::Budget {
+        match self {
+            Caller::Key(k) => config
+                .auth
+                .keys
+                .iter()
+                .find(|e| e.sha256.starts_with(k.as_str()))
+                .map(|e| crate::access::budget::Budget {
+                    images_per_day: e.images_per_day,
+                    max_concurrent: e.max_concurrent,
+                })
+                .unwrap_or_default(),
+            Caller::Ip(_) => Default::default(),
+        }
+    }
 }
 
 /// 设置页创建的各密钥最近一次使用的时间（按 SHA-256，只在内存里）。

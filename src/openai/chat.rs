@@ -76,9 +76,20 @@ pub struct ImageUrl {
 pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let (request, references) = to_image_request(&state, &body).await?;
+    let config = state.config.load_full();
+    let client = caller.client_label(&config);
+    let (request, references) = to_image_request(&state, &body, client.clone()).await?;
+    state
+        .gateway
+        .check_model(&config, request.model.as_deref())?;
+    // 每次对话生成一张：先占调用方的额度，结束时按实际张数改正。
+    let ticket = state
+        .client_budgets
+        .admit(&state.storage, &client, caller.budget(&config), 1)
+        .await?;
     let model = request
         .model
         .clone()
@@ -90,10 +101,10 @@ pub async fn completions(
 
     let producer = state.producer();
     if !body.stream {
-        let mut produced = producer
-            .produce(request, references)
-            .await
-            .map_err(|f| f.error)?;
+        let produced = producer.produce(request, references).await;
+        ticket.settle(produced.is_ok() as u64);
+        let mut produced = produced.map_err(|f| f.error)?;
+        let model = produced.image.model.clone();
         let (image, record) = (&mut produced.image, &produced.record);
         let data_url = format!("data:{};base64,{}", record.mime, image.base64());
         let content = markdown(image.text.as_deref(), &data_url);
@@ -133,7 +144,9 @@ pub async fn completions(
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None);
     let rest = futures::stream::once(async move {
-        let events = match producer.produce(request, references).await {
+        let produced = producer.produce(request, references).await;
+        ticket.settle(produced.is_ok() as u64);
+        let events = match produced {
             Ok(produced) => {
                 let ttl = state.config.load().server.file_url_ttl_s;
                 let url = format!(
@@ -187,6 +200,7 @@ fn markdown(text: Option<&str>, url: &str) -> String {
 async fn to_image_request(
     state: &AppState,
     body: &ChatRequest,
+    client: String,
 ) -> Result<(ImageRequest, References), ApiError> {
     let last_user = body
         .messages
@@ -250,6 +264,7 @@ async fn to_image_request(
         model: known_model(state, body.model.as_deref()),
         progress: Default::default(),
         seed: None,
+        client,
     };
     Ok((request, references))
 }

@@ -21,6 +21,9 @@ const TTL_SECS: i64 = 24 * 3600;
 pub struct Produced {
     pub id: Option<String>,
     pub revised_prompt: Option<String>,
+    /// 实际提供这张图的模型（按模型路由、改用备选模型之后的；扩展字段）。
+    #[serde(default)]
+    pub model: Option<String>,
     /// 没能存进图库的图的 base64（只在第一次的响应里有，不进记录）；存下了的图从文件读。
     #[serde(skip)]
     pub base64: Option<String>,

@@ -203,7 +203,16 @@ async fn respond(
         model: known_model(state, params.model.as_deref()),
         progress: Default::default(),
         seed: None,
+        client: caller.client_label(&state.config.load()),
     };
+    let config = state.config.load_full();
+    state
+        .gateway
+        .check_model(&config, request.model.as_deref())?;
+    let ticket = state
+        .client_budgets
+        .admit(&state.storage, &request.client, caller.budget(&config), n)
+        .await?;
     if prefers_async(headers) {
         let task = super::tasks::Order {
             request,
@@ -215,6 +224,8 @@ async fn respond(
                 ..k
             }),
         };
+        // 异步任务按要的张数计入额度（任务在后台跑，这里不等它的结果）。
+        ticket.settle(n as u64);
         return super::tasks::submit(state, task).await;
     }
     let produced = state
@@ -224,7 +235,9 @@ async fn respond(
             let references = References::store(&state.storage, references).await?;
             generate_n(state, request, references, n).await
         })
-        .await?;
+        .await;
+    ticket.settle(produced.as_ref().map_or(0, |p| p.len() as u64));
+    let produced = produced?;
     images_response(state, headers, format, produced).await
 }
 
@@ -248,6 +261,7 @@ async fn generate_n(
                     id: Some(p.record.id),
                     base64: None,
                     revised_prompt: p.image.text,
+                    model: Some(p.image.model),
                 }),
                 // 生成了却没存下：图照样交给调用方（见 `images_response`），这时只能留在内存里。
                 Err(crate::produce::ProduceFailed {
@@ -257,6 +271,7 @@ async fn generate_n(
                     id: None,
                     base64: Some(unsaved.image.base64()),
                     revised_prompt: unsaved.image.text.clone(),
+                    model: Some(unsaved.image.model.clone()),
                 }),
                 Err(failed) => Err(failed.error),
             }
@@ -295,16 +310,15 @@ pub fn resolve_shape(params: &ImageParams) -> Result<(AspectRatio, ImageSize), A
     Ok((aspect_ratio, image_size))
 }
 
-/// 请求里的模型是已配置的某个上游模型时才采用，否则用上游自己的模型（`dall-e-3`、`gpt-image-1` 等名字照常可用）。
-pub fn known_model(state: &AppState, requested: Option<&str>) -> Option<String> {
-    let requested = requested?;
-    let config = state.config.load();
-    state
-        .gateway
-        .upstreams(&config)
-        .iter()
-        .any(|u| u.model == requested)
-        .then(|| requested.to_string())
+/// 请求里的模型：OpenAI 自己的名字（`dall-e-3`、`gpt-image-1` 等，SDK 的默认值）按“没指定”处理，
+/// 用上游自己的默认模型；其余的按模型路由——没有上游提供它时，网关回 400 并列出可用的模型。
+pub fn known_model(_state: &AppState, requested: Option<&str>) -> Option<String> {
+    let requested = requested?.trim();
+    let openai_name = requested.is_empty()
+        || requested.starts_with("dall-e")
+        || requested.starts_with("gpt-image")
+        || requested == "image";
+    (!openai_name).then(|| requested.to_string())
 }
 
 /// 图片链接的绝对前缀：优先 `server.public_url`，否则按请求的 Host 拼。

@@ -42,6 +42,9 @@ struct Fields {
     url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     revised_prompt: Option<String>,
+    /// 扩展字段：实际提供这张图的模型。
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
 }
 
 /// 响应体的一段：现成的文字，或一个要边读边编码成 base64 的文件。
@@ -92,6 +95,7 @@ pub(crate) async fn images_response(
         let fields = Fields {
             url,
             revised_prompt: item.revised_prompt,
+            model: item.model,
         };
         entries.push(Entry { b64, fields });
     }
@@ -210,6 +214,7 @@ mod tests {
         Fields {
             url: url.map(Into::into),
             revised_prompt: revised_prompt.map(Into::into),
+            model: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `GET /v1/models`：列出已配置上游的模型。
+//! `GET /v1/models`：列出各上游提供的模型（并集）。
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -7,13 +7,20 @@ use serde_json::{json, Value};
 
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let config = state.config.load();
-    let mut seen = std::collections::HashSet::new();
+    let upstreams = state.gateway.upstreams(&config);
+    // 全部上游提供的模型（并集）；`owned_by` 是第一个提供它的上游。
     let data: Vec<Value> = state
         .gateway
-        .upstreams(&config)
+        .models(&config)
         .into_iter()
-        .filter(|u| seen.insert(u.model.clone()))
-        .map(|u| json!({"id": u.model, "object": "model", "created": 0, "owned_by": u.name}))
+        .map(|m| {
+            let owner = upstreams
+                .iter()
+                .find(|u| u.serves(&m))
+                .map(|u| u.name.clone())
+                .unwrap_or_default();
+            json!({"id": m, "object": "model", "created": 0, "owned_by": owner})
+        })
         .collect();
     Json(json!({"object": "list", "data": data}))
 }

@@ -59,6 +59,7 @@ pub async fn submit(state: &AppState, order: Order) -> Result<Response, ApiError
                 id,
                 revised_prompt: None,
                 base64: None,
+                model: None,
             }])
         })
         .await?;
@@ -137,6 +138,7 @@ pub async fn get(
             id: Some(image.id.clone()),
             revised_prompt: None,
             base64: None,
+            model: None,
         })
         .collect();
     let images = images_response(&state, &headers, format, produced).await?;

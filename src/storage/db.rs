@@ -124,6 +124,25 @@ fn migrations() -> Migrations<'static> {
         ALTER TABLE images ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE jobs ADD COLUMN template TEXT;",
         ),
+        // 用量：每小时 × 调用方 × 上游 × 模型 × 密钥一行（超过保留期的按天合并，`period` 为日期）。
+        M::up(
+            "CREATE TABLE usage (
+            period      TEXT NOT NULL,     -- 'YYYY-MM-DDTHH'（UTC 的小时）或 'YYYY-MM-DD'（按天合并后）
+            client      TEXT NOT NULL,
+            upstream    TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            key_index   INTEGER NOT NULL,  -- 密钥在池里的序号（从 1 起），没有密钥为 0
+            requests    INTEGER NOT NULL DEFAULT 0,  -- 上游尝试次数
+            images      INTEGER NOT NULL DEFAULT 0,
+            failures    TEXT NOT NULL DEFAULT '{}',  -- JSON：错误分类 → 次数
+            retries     INTEGER NOT NULL DEFAULT 0,
+            fallbacks   INTEGER NOT NULL DEFAULT 0,
+            latency     TEXT NOT NULL DEFAULT '[]',  -- JSON：耗时直方图各桶的次数（桶见 usage::LATENCY_BUCKETS_MS）
+            bytes_in    INTEGER NOT NULL DEFAULT 0,
+            bytes_out   INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (period, client, upstream, model, key_index)
+        );",
+        ),
     ])
 }
 

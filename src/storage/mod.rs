@@ -6,7 +6,7 @@
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
 
 pub mod archive;
-mod db;
+pub(crate) mod db;
 pub mod routes;
 mod spill;
 mod thumbs;

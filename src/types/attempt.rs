@@ -18,6 +18,12 @@ pub struct AttemptInfo {
     /// 这次尝试可能已被上游计费（请求送到了模型那里：成功的、超时的、回答坏了的……）。
     #[serde(default)]
     pub maybe_billed: bool,
+    /// 用的模型（按模型路由或改用备选模型时能看出是哪个）。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// 用的密钥：序号与末 4 位（`#2 …abcd`），绝不是密钥本身。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
@@ -43,7 +49,14 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
         (false, true) => "可能已计费",
         (false, false) => "未计费",
     };
-    let mut s = format!("上游 {}：{outcome}（{billing}）", a.upstream);
+    let mut s = format!("上游 {}", a.upstream);
+    if let Some(model) = &a.model {
+        s.push_str(&format!("（模型 {model}）"));
+    }
+    if let Some(key) = &a.key {
+        s.push_str(&format!("（密钥 {key}）"));
+    }
+    s.push_str(&format!("：{outcome}（{billing}）"));
     if let Some(status) = a.status {
         s.push_str(&format!("（HTTP {status}）"));
     }

@@ -206,6 +206,9 @@ pub struct JobImage {
     /// 收藏了（☆）。
     #[serde(default)]
     pub favourite: bool,
+    /// 实际生成它的模型（请求的模型不可用、改用了备选模型时与任务的 `model` 不同）。
+    #[serde(default)]
+    pub model: String,
 }
 
 /// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。

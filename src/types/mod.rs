@@ -13,6 +13,7 @@ pub mod limits;
 pub mod prompt;
 pub mod settings;
 pub mod shape;
+pub mod usage;
 
 pub use attempt::{describe_attempt, AttemptInfo};
 pub use error::AppError;
@@ -32,4 +33,7 @@ pub struct PageInfo {
     pub exposed: bool,
     /// 设了工作台密码（页头显示“退出”）。
     pub studio_login: bool,
+    /// 页头的健康圆点。
+    #[serde(default)]
+    pub health: usage::Health,
 }

@@ -9,12 +9,25 @@ pub struct UpstreamForm {
     /// `gemini`、`openai-images` 或 `openai-chat`。
     pub kind: String,
     pub base_url: String,
+    /// 提供的模型，逗号或空格分隔，第一个是默认模型。
     pub model: String,
     pub max_concurrent: u32,
+    /// 同一优先级的上游按它分担（1–1000）。
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// 与上一个上游同一优先级（按权重分担，而不是等上一个失败才用）。
+    #[serde(default)]
+    pub share_with_previous: bool,
     /// 读取时：是否已设置密钥。
     #[serde(default)]
     pub api_key_set: bool,
-    /// 保存时：新密钥。空表示不改（沿用 `previous_name` 那个上游原来的密钥）。
+    /// 读取时：密钥池里有几个密钥。
+    #[serde(default)]
+    pub api_key_count: usize,
+    /// 读取时：每个密钥的状态（序号与末 4 位、正常/失效/休息/冷却、最近的错误）。
+    #[serde(default)]
+    pub key_states: Vec<KeyState>,
+    /// 保存时：新密钥，一行一个（整个池换成这些）。空表示不改（沿用 `previous_name` 那个上游原来的密钥）。
     #[serde(default)]
     pub api_key: String,
     /// 保存时：清除密钥。
@@ -23,6 +36,22 @@ pub struct UpstreamForm {
     /// 这个上游修改前的名字（新建的为空），用来找回它原来的密钥。
     #[serde(default)]
     pub previous_name: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// 密钥池里一个密钥此刻的状态（只有序号与末 4 位，没有密钥本身）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KeyState {
+    /// `#2 …abcd`。
+    pub label: String,
+    /// `ok`（正常）、`disabled`（失效）、`resting`（配额用完，休息中）、`cooling`（被限流，冷却中）。
+    pub state: String,
+    /// 给人看的状态，例如“失效（401/403），改掉密钥后恢复”“休息到 2026-12-01 16:00 北京时间”。
+    pub label_zh: String,
+    pub last_error: Option<String>,
 }
 
 /// 设置页上的一个数字项。这张表是这些数字唯一的清单：设置页的行、保存时的映射与配置校验的范围都由它产生；
@@ -106,6 +135,27 @@ pub const NUMBER_SETTINGS: &[NumberSetting] = &[
         "MB",
         (1, 1024),
         64,
+    ),
+    number(
+        "limits.studio_images_per_day",
+        "工作台每天张数（0 不限）",
+        "",
+        (0, 10_000_000),
+        0,
+    ),
+    number(
+        "limits.studio_max_concurrent",
+        "工作台同时生成（0 不限）",
+        "",
+        (0, 1024),
+        0,
+    ),
+    number(
+        "limits.usage_keep_days",
+        "用量按小时保留",
+        "天",
+        (1, 3650),
+        90,
     ),
     number("retry.max_attempts", "每个上游最多尝试次数", "", (1, 10), 3),
     number(
@@ -212,6 +262,11 @@ pub struct KeyInfo {
     pub prefix: String,
     pub created_at: String,
     pub last_used: Option<String>,
+    /// 每天最多几张、同时几个请求（0 为不限）。
+    #[serde(default)]
+    pub images_per_day: u32,
+    #[serde(default)]
+    pub max_concurrent: u32,
 }
 
 /// 刚创建的密钥：原文只在这一次返回。

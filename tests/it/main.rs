@@ -16,6 +16,7 @@ mod leptos_config;
 mod openai_api;
 mod openai_sdks;
 mod prompts;
+mod routing;
 mod settings;
 mod storage_crash;
 mod storage_files;

@@ -105,7 +105,7 @@ async fn chat_stream_is_valid_sse_with_a_files_link_and_done() {
     let (_demo, _ws, server) = setup().await;
     let text = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))
-        .json(&json!({"model": "x", "stream": true, "messages": [{"role": "user", "content": "一只鲸鱼"}]}))
+        .json(&json!({"model": "gemini-3-pro-image-preview", "stream": true, "messages": [{"role": "user", "content": "一只鲸鱼"}]}))
         .send()
         .await
         .unwrap()

@@ -6,6 +6,15 @@ use leptos::prelude::*;
 #[component]
 pub fn ApiKeys(page: Page) -> impl IntoView {
     let label = RwSignal::new(String::new());
+    let per_day = RwSignal::new(0u32);
+    let concurrent = RwSignal::new(0u32);
+    let limit = |n: u32| {
+        if n == 0 {
+            "不限".to_string()
+        } else {
+            n.to_string()
+        }
+    };
     let hint = move || {
         let plain = page.saved.with(|v| v.plain_keys);
         if plain > 0 {
@@ -25,7 +34,7 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
             </div>
         })}
         <table class="keys">
-            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"创建时间"</th><th>"最近使用"</th><th></th></tr></thead>
+            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"创建时间"</th><th>"最近使用"</th><th></th></tr></thead>
             <tbody>
                 {move || page.saved.with(|v| v.keys.clone()).into_iter().map(|k| {
                     let prefix = k.prefix.clone();
@@ -33,6 +42,8 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                         <tr data-testid="key-row">
                             <td>{k.label.clone()}</td>
                             <td><code>{format!("{}…", k.prefix)}</code></td>
+                            <td>{limit(k.images_per_day)}</td>
+                            <td>{limit(k.max_concurrent)}</td>
                             <td>{k.created_at.clone()}</td>
                             <td>{k.last_used.clone().unwrap_or_else(|| "从未".into())}</td>
                             <td><button type="button" class="danger" on:click=move |_| page.revoke_key(prefix.clone())>"吊销"</button></td>
@@ -43,12 +54,20 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
         </table>
         <form class="create-key" on:submit=move |ev| {
             ev.prevent_default();
-            page.create_key(label.get_untracked());
+            page.create_key(label.get_untracked(), per_day.get_untracked(), concurrent.get_untracked());
             label.set(String::new());
         }>
             <label>"用途说明"
                 <input type="text" aria-label="用途说明" prop:value=move || label.get()
                     on:input=move |ev| label.set(event_target_value(&ev))/>
+            </label>
+            <label>"每天最多张数（0 不限）"
+                <input type="number" min="0" name="images_per_day" prop:value=move || per_day.get().to_string()
+                    on:input=move |ev| per_day.set(event_target_value(&ev).parse().unwrap_or(0))/>
+            </label>
+            <label>"同时请求数（0 不限）"
+                <input type="number" min="0" name="key_max_concurrent" prop:value=move || concurrent.get().to_string()
+                    on:input=move |ev| concurrent.set(event_target_value(&ev).parse().unwrap_or(0))/>
             </label>
             <button type="submit">"创建密钥"</button>
         </form>

@@ -56,10 +56,18 @@ pub async fn list_upstream_models(upstream: UpstreamForm) -> Result<Vec<String>,
     admin(|s| async move { crate::admin::settings::list_models(&s, upstream).await }).await
 }
 
-/// `POST /api/admin/create_api_key`，`{"label":"…"}`：创建 `/v1` 密钥，原文只在这次返回。
+/// `POST /api/admin/create_api_key`，`{"label":"…","images_per_day":0,"max_concurrent":0}`（后两项可省略，0 为不限）：
+/// 创建 `/v1` 密钥，原文只在这次返回。
 #[server(prefix = "/api/admin", endpoint = "create_api_key", input = Json)]
-pub async fn create_api_key(label: String) -> Result<CreatedKey, AppError> {
-    admin(|s| async move { crate::admin::settings::create_key(&s, label).await }).await
+pub async fn create_api_key(
+    label: String,
+    #[server(default)] images_per_day: u32,
+    #[server(default)] max_concurrent: u32,
+) -> Result<CreatedKey, AppError> {
+    admin(|s| async move {
+        crate::admin::settings::create_key(&s, label, images_per_day, max_concurrent).await
+    })
+    .await
 }
 
 /// `POST /api/admin/revoke_api_key`，`{"prefix":"…"}`：吊销，立即生效。
@@ -252,10 +260,10 @@ impl Page {
         });
     }
 
-    fn create_key(self, label: String) {
+    fn create_key(self, label: String, images_per_day: u32, max_concurrent: u32) {
         self.message.set(None);
         spawn_local(async move {
-            match create_api_key(label).await {
+            match create_api_key(label, images_per_day, max_concurrent).await {
                 Ok(key) => {
                     self.created.set(Some(key));
                     self.load();

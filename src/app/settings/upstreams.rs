@@ -24,13 +24,14 @@ pub fn Upstreams(page: Page) -> impl IntoView {
                 name: format!("上游{}", l.len() + 1),
                 kind: "gemini".into(),
                 model: "gemini-3-pro-image-preview".into(),
+                weight: 1,
                 ..Default::default()
             })
         })
     };
     view! {
         <h2>"上游"</h2>
-        <p class="hint">"排在前面的先用；失败时按顺序切换到下一个。密钥只能写入：留空表示不改。"</p>
+        <p class="hint">"排在前面的先用；失败时按顺序切换到下一个（勾了“与上一个同级”的按权重分担）。请求某个模型时只用列出了它的上游。密钥只能写入：留空表示不改。"</p>
         <div class="upstreams">
             {move || page.upstreams.get().into_iter().enumerate().map(|(i, u)| view! {
                 <UpstreamFields page i u/>
@@ -77,11 +78,35 @@ fn UpstreamFields(page: Page, i: usize, u: UpstreamForm) -> impl IntoView {
                 </select>
             </label>
             <TextField page i label="地址" value=u.base_url.clone() set=|u, v| u.base_url = v/>
-            <TextField page i label="模型" value=u.model.clone() set=|u, v| u.model = v/>
-            <label>"API 密钥"
+            <TextField page i label="模型（多个用逗号分隔，第一个是默认）" value=u.model.clone() set=|u, v| u.model = v/>
+            <label>"API 密钥（多个用逗号分隔，轮流使用）"
                 <input type="password" autocomplete="off" placeholder=key_placeholder aria-label="API 密钥"
                     on:change=move |ev| edit(page, i, |u, v| u.api_key = v, event_target_value(&ev))/>
             </label>
+            <label>"权重"
+                <input type="number" min="1" max="1000" aria-label="权重" value=u.weight.to_string()
+                    on:change=move |ev| edit(page, i, |u, v| u.weight = v.parse().unwrap_or(0), event_target_value(&ev))/>
+            </label>
+            {(i > 0).then(|| view! {
+                <label class="check">
+                    <input type="checkbox" aria-label="与上一个同级" checked=u.share_with_previous
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            page.upstreams.update(|l| l[i].share_with_previous = on);
+                        }/>
+                    "与上一个同级（按权重分担，而不是等它失败才用）"
+                </label>
+            })}
+            {(!u.key_states.is_empty()).then(|| view! {
+                <ul class="key-states" data-testid="key-states">
+                    {u.key_states.iter().map(|k| view! {
+                        <li data-state=k.state.clone()>
+                            <code>{k.label.clone()}</code>" "{k.label_zh.clone()}
+                            {k.last_error.clone().map(|e| view! { <span class="meta">{format!("（最近的错误：{e}）")}</span> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            })}
             <div class="row-actions">
                 <button type="button" on:click=move |_| page.probe(i)>"测试连接"</button>
                 <button type="button" on:click=move |_| page.fetch_models(i)>"获取模型列表"</button>

@@ -112,6 +112,12 @@ pub fn JobCard(
                         {j.variables.iter().map(|(k, v)| view! { <span class="chip">{format!("{k}：{v}")}</span> }).collect_view()}
                     </p>
                 }))}
+                {move || job.with(|j| j.as_ref().and_then(|j| {
+                    let image = j.image.as_ref()?;
+                    (!j.model.is_empty() && !image.model.is_empty() && image.model != j.model).then(|| image.model.clone())
+                })).map(|m| view! {
+                    <p class="note" data-testid="served-model">{format!("“{}”不可用，已改用备选模型 {m}", job.with_untracked(|j| j.as_ref().map(|j| j.model.clone()).unwrap_or_default()))}</p>
+                })}
                 {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.model_text.clone())).map(|t| view! {
                     <p class="model-text" data-testid="model-text"><strong>"模型说明："</strong>{t}</p>
                 })}

@@ -66,6 +66,7 @@ mod ssr {
             model: None,
             progress: Default::default(),
             seed: None,
+            client: crate::access::budget::STUDIO_CLIENT.into(),
         };
         let produced = state
             .producer()
@@ -101,10 +102,25 @@ mod ssr {
 #[server(prefix = "/api", endpoint = "submit_jobs", input = Json)]
 pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppError> {
     ssr::with_state(|s| async move {
+        use crate::access::budget::{Budget, STUDIO_CLIENT};
         let client = ssr::client().await?;
         let config = s.config.load_full();
-        // 校验与排队上限都通过之后，按张数扣工作台的每分钟额度（16 张就扣 16）。
-        let admit = |images| s.image_budget.spend(&config, &client, images);
+        // 工作台（所有会话合起来）的每日张数：一批要么全部放行，要么整批拒绝。
+        let daily = Budget {
+            images_per_day: config.limits.studio_images_per_day,
+            max_concurrent: 0,
+        };
+        s.client_budgets
+            .prepare(&s.storage, STUDIO_CLIENT, daily)
+            .await;
+        // 校验与排队上限都通过之后，先看每日张数，再按张数扣工作台的每分钟额度（16 张就扣 16）。
+        // 批次在后台慢慢跑，这里按要的张数计入每日张数。
+        let admit = |images| {
+            let ticket = s.client_budgets.admit_now(STUDIO_CLIENT, daily, images)?;
+            s.image_budget.spend(&config, &client, images)?;
+            ticket.settle(images as u64);
+            Ok(())
+        };
         s.jobs.submit(request, &client.0, admit).await
     })
     .await
@@ -243,13 +259,7 @@ fn studio_init() -> StudioInit {
         return StudioInit::default();
     };
     let config = state.config.load();
-    let mut models: Vec<String> = state
-        .gateway
-        .upstreams(&config)
-        .into_iter()
-        .map(|u| u.model)
-        .collect();
-    models.dedup();
+    let models = state.gateway.models(&config);
     StudioInit {
         jobs: state.jobs.snapshot(),
         models,

@@ -1,88 +1,129 @@
 //! 策略流水线：网关对每个请求执行的全部规则，顺序只写在这里。
 //!
 //! 1. 鉴权（HTTP 层，`openai::auth`）：`/v1` 配置了密钥时要求 `Authorization: Bearer`；
-//! 2. 限流（HTTP 层，`openai::rate_limit`）：按 API 密钥、否则按客户端 IP；
-//! 3. 并发（`concurrency`）：上游自己的在途上限（`upstreams[].max_concurrent`）与全局在途上限，超出排队，队列满即 503；
-//! 4. 选上游：按 `priority` 从小到大，跳过熔断中的（`circuit_breaker`）；
-//! 5. 单次尝试：带单次超时（`timeouts.attempt_s`，且不超过总时限剩余时间）；
-//! 6. 分类与重试（`retry`）：只重试可重试的失败，指数退避 + 完全抖动，遵守 `Retry-After`；
-//! 7. 回退：当前上游用尽或不可用时换下一个；
-//! 8. 熔断记账：每次尝试的结果记入该上游的熔断器；
-//! 9. 总时限（`timeouts.total_s`）：任何等待都不会越过它。
+//! 2. 限流与额度（HTTP 层，`openai::rate_limit`、`access::budget`）：按 API 密钥、否则按客户端 IP；调用方的每日张数与同时请求数；
+//! 3. 选上游（`route`）：请求的模型只发给列出了它的上游，按 `priority` 从小到大，同一优先级按 `weight` 轮流；跳过熔断中的（`circuit_breaker`）；
+//! 4. 选密钥（`keys`）：在这个上游的健康密钥间轮换；失效、配额用完、被限流的密钥先不用；
+//! 5. 并发（`concurrency`）：上游自己的在途上限（`upstreams[].max_concurrent`）与全局在途上限，超出排队，队列满即 503；
+//! 6. 单次尝试：带单次超时（`timeouts.attempt_s`，且不超过总时限剩余时间）；
+//! 7. 分类与重试（`retry`）：只重试可重试的失败，指数退避 + 完全抖动，遵守 `Retry-After`；密钥的问题先换密钥；
+//! 8. 回退：当前上游用尽或不可用时换下一个；这个模型的上游都不行时，改用 `routing.model_fallbacks` 里的备选模型；
+//! 9. 记账：每次尝试的结果记入该上游的熔断器、密钥状态与用量（`crate::usage`，后台成批写库）；
+//! 10. 总时限（`timeouts.total_s`）：任何等待都不会越过它。
 //!
-//! 1、2 作用于 HTTP 请求，3–9 在 `run` 中，对 `/v1` 与工作台一视同仁。
+//! 1、2 作用于 HTTP 请求，3–10 在 `run` 中，对 `/v1` 与工作台一视同仁。
 
 pub mod circuit_breaker;
 pub mod concurrency;
+pub mod keys;
 pub mod retry;
+pub mod route;
 
-use super::upstream::{self, Upstream};
+use super::upstream;
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
-use crate::config::Config;
+use crate::config::{Config, UpstreamConfig};
 use crate::types::AttemptInfo;
+use crate::usage::AttemptEvent;
 use concurrency::ConcurrencyLimit;
 use retry::Decision;
 use std::time::{Duration, Instant};
 
-/// 对一个请求执行第 3–9 步。
+/// 对一个请求执行第 3–10 步。
 pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedImage, Failed> {
     let config = inner.config.load_full();
     let deadline = Instant::now() + Duration::from_secs(config.timeouts.total_s);
-    let upstreams = inner.upstreams(&config);
-    if upstreams.is_empty() {
+    let all = inner.upstreams(&config);
+    if all.is_empty() {
         return Err(GatewayError::NoUpstream.into());
     }
+    // 要试的模型：请求的模型，再是它的备选；没指定模型时各上游用自己的默认模型。
+    let models: Vec<Option<String>> = match &req.model {
+        None => vec![None],
+        Some(m) => {
+            if !all.iter().any(|u| u.serves(m)) {
+                return Err(GatewayError::UnknownModel {
+                    model: m.clone(),
+                    available: available_models(&all).join("、"),
+                }
+                .into());
+            }
+            std::iter::once(m.clone())
+                .chain(
+                    config
+                        .routing
+                        .model_fallbacks
+                        .get(m)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                )
+                .map(Some)
+                .collect()
+        }
+    };
     let mut trace: Vec<AttemptInfo> = Vec::new();
     let mut last_error: Option<GatewayError> = None;
     // 整个请求里，为“可能已计费”的失败最多再试一次（同一上游或下一个上游都算）。
     let mut billed_retry_used = false;
 
     let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
-    for (position, upstream_config) in upstreams.iter().enumerate() {
-        let has_fallback = position + 1 < upstreams.len();
-        if !trace.is_empty() {
-            metrics::counter!("gateway_fallbacks_total").increment(1);
+    for (model_index, model) in models.iter().enumerate() {
+        let upstreams = inner.balancer.order(&all, model.as_deref());
+        if model_index > 0 && !upstreams.is_empty() {
+            tracing::warn!(
+                requested = req.model.as_deref().unwrap_or_default(),
+                fallback = model.as_deref().unwrap_or_default(),
+                "这个模型的上游都不可用，改用备选模型"
+            );
+            metrics::counter!("gateway_model_fallbacks_total").increment(1);
         }
-        if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name, cooldown) {
-            last_error = Some(GatewayError::CircuitOpen {
-                upstream: upstream_config.name.clone(),
-                secs: wait.as_secs().max(1),
-            });
-            continue;
-        }
-        let upstream =
-            upstream::build(upstream_config, inner.max_response_bytes()).map_err(|error| {
-                Failed {
-                    error,
-                    attempts: trace.clone(),
+        for (position, upstream_config) in upstreams.iter().enumerate() {
+            let has_fallback = position + 1 < upstreams.len() || model_index + 1 < models.len();
+            if !trace.is_empty() {
+                metrics::counter!("gateway_fallbacks_total").increment(1);
+            }
+            if let Err(wait) = inner.breakers.try_acquire(&upstream_config.name, cooldown) {
+                last_error = Some(GatewayError::CircuitOpen {
+                    upstream: upstream_config.name.clone(),
+                    secs: wait.as_secs().max(1),
+                });
+                continue;
+            }
+            // 这个上游这次用的模型：请求的（或备选的），否则它自己的默认模型。
+            let routed = UpstreamConfig {
+                model: model
+                    .clone()
+                    .unwrap_or_else(|| upstream_config.model.clone()),
+                ..upstream_config.clone()
+            };
+            let own_limit = inner.upstream_limit(&routed, config.limits.queue_size);
+            let attempt = try_upstream(
+                inner,
+                &config,
+                &routed,
+                own_limit.as_deref(),
+                req,
+                deadline,
+                Ledger {
+                    trace: &mut trace,
+                    billed_retry_used: &mut billed_retry_used,
+                    has_fallback,
+                },
+            );
+            match attempt.await {
+                Ok(mut image) => {
+                    image.attempts = trace;
+                    image.model = routed.model;
+                    return Ok(image);
                 }
-            })?;
-        let own_limit = inner.upstream_limit(upstream_config, config.limits.queue_size);
-        let attempt = try_upstream(
-            inner,
-            &config,
-            upstream.as_ref(),
-            own_limit.as_deref(),
-            req,
-            deadline,
-            Ledger {
-                trace: &mut trace,
-                billed_retry_used: &mut billed_retry_used,
-                has_fallback,
-            },
-        );
-        match attempt.await {
-            Ok(mut image) => {
-                image.attempts = trace;
-                return Ok(image);
+                Err(Exhausted::GiveUp(error)) => {
+                    return Err(Failed {
+                        error,
+                        attempts: trace,
+                    })
+                }
+                Err(Exhausted::NextUpstream(error)) => last_error = Some(error),
             }
-            Err(Exhausted::GiveUp(error)) => {
-                return Err(Failed {
-                    error,
-                    attempts: trace,
-                })
-            }
-            Err(Exhausted::NextUpstream(error)) => last_error = Some(error),
         }
     }
 
@@ -103,19 +144,51 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     })
 }
 
-/// 在途请求计数：随作用域结束而减一。请求被取消（外层 future 被丢弃）时也一样。
-struct InFlight;
+/// 各上游提供的模型（去重，按上游的先后）。
+pub fn available_models(upstreams: &[UpstreamConfig]) -> Vec<String> {
+    let mut models: Vec<String> = Vec::new();
+    for m in upstreams.iter().flat_map(UpstreamConfig::served_models) {
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
+    models
+}
 
-impl InFlight {
-    fn start() -> Self {
+/// 在途请求计数（全局指标与各上游的计数）：随作用域结束而减一。请求被取消（外层 future 被丢弃）时也一样。
+struct InFlight<'a> {
+    inner: &'a Inner,
+    upstream: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(inner: &'a Inner, upstream: &str) -> Self {
         metrics::gauge!("gateway_in_flight").increment(1.0);
-        Self
+        *inner
+            .in_flight
+            .lock()
+            .expect("在途计数锁未被毒化")
+            .entry(upstream.to_string())
+            .or_default() += 1;
+        Self {
+            inner,
+            upstream: upstream.to_string(),
+        }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         metrics::gauge!("gateway_in_flight").decrement(1.0);
+        if let Some(n) = self
+            .inner
+            .in_flight
+            .lock()
+            .expect("在途计数锁未被毒化")
+            .get_mut(&self.upstream)
+        {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -135,11 +208,21 @@ enum Exhausted {
     NextUpstream(GatewayError),
 }
 
-/// 在一个上游上尝试（含重试），直到成功、该换上游或该放弃。
+/// 请求发出去的大约字节数（提示词与参考图），记进用量。
+fn request_bytes(req: &ImageRequest) -> u64 {
+    req.prompt.len() as u64
+        + req
+            .references
+            .iter()
+            .map(|r| r.data.len() as u64)
+            .sum::<u64>()
+}
+
+/// 在一个上游上尝试（含重试），直到成功、该换上游或该放弃。`upstream.model` 已是这次要用的模型。
 async fn try_upstream(
     inner: &Inner,
     config: &Config,
-    upstream: &dyn Upstream,
+    upstream: &UpstreamConfig,
     own_limit: Option<&ConcurrencyLimit>,
     req: &ImageRequest,
     deadline: Instant,
@@ -150,18 +233,36 @@ async fn try_upstream(
         billed_retry_used,
         has_fallback,
     } = ledger;
-    let name = upstream.name().to_string();
+    let name = upstream.name.clone();
     let threshold = config.retry.breaker_failures;
     let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
     let mut delays = retry::backoff(&config.retry);
+    // 换到这个上游之前已经有过尝试：这是回退。
+    let fallback = !trace.is_empty();
+    let mut attempt = 0;
 
-    for attempt in 1..=config.retry.max_attempts {
+    loop {
+        attempt += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Exhausted::GiveUp(GatewayError::DeadlineExceeded {
                 secs: config.timeouts.total_s,
             }));
         }
+        let Some(key) = inner.keys.pick(upstream) else {
+            return Err(Exhausted::NextUpstream(GatewayError::KeysUnavailable {
+                upstream: name.clone(),
+            }));
+        };
+        let adapter = upstream::build(
+            &UpstreamConfig {
+                api_key: key.secret.clone(),
+                api_keys: Vec::new(),
+                ..upstream.clone()
+            },
+            inner.max_response_bytes(),
+        )
+        .map_err(Exhausted::GiveUp)?;
         // 先取上游自己的名额，再取全局名额：等上游名额时不占着全局名额。
         let own_permit = match own_limit {
             Some(limit) => Some(limit.acquire().await.map_err(Exhausted::GiveUp)?),
@@ -178,8 +279,8 @@ async fn try_upstream(
             number: trace.len() as u32 + 1,
         });
         let started = Instant::now();
-        let in_flight = InFlight::start();
-        let result = tokio::time::timeout(limit, upstream.generate(&inner.http, req))
+        let in_flight = InFlight::start(inner, &name);
+        let result = tokio::time::timeout(limit, adapter.generate(&inner.http, req))
             .await
             .unwrap_or_else(|_| {
                 Err(GatewayError::Timeout {
@@ -197,10 +298,32 @@ async fn try_upstream(
             .increment(1);
         metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
             .record(started.elapsed().as_secs_f64());
+        inner.usage.record(AttemptEvent {
+            hour: AttemptEvent::current_hour(),
+            client: req.client.clone(),
+            upstream: name.clone(),
+            model: upstream.model.clone(),
+            key_index: if key.secret.is_empty() {
+                0
+            } else {
+                key.index as u32 + 1
+            },
+            failure: result
+                .as_ref()
+                .err()
+                .map(|e| e.class().as_str().to_string()),
+            retry: attempt > 1,
+            fallback,
+            latency_ms,
+            bytes_in: result.as_ref().map_or(0, |i| i.data.len() as u64),
+            bytes_out: request_bytes(req),
+        });
+        let key_label = (!key.secret.is_empty()).then(|| key.label.clone());
 
         let error = match result {
             Ok(image) => {
                 inner.breakers.record_success(&name);
+                inner.keys.record(upstream, &key, Ok(()));
                 metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
                 trace.push(AttemptInfo {
                     upstream: name.clone(),
@@ -210,20 +333,14 @@ async fn try_upstream(
                     outcome: "ok".into(),
                     error: None,
                     maybe_billed: true,
+                    model: Some(upstream.model.clone()),
+                    key: key_label,
                 });
                 return Ok(image);
             }
             Err(e) => e,
         };
-        inner
-            .breakers
-            .record_failure(&name, &error, threshold, cooldown);
-        let open = inner.breakers.state(&name) == circuit_breaker::BreakerState::Open;
-        metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(if open {
-            1.0
-        } else {
-            0.0
-        });
+        let key_changed = inner.keys.record(upstream, &key, Err(&error)).is_some();
         let billed = retry::may_have_billed(&error);
         if billed {
             metrics::counter!("gateway_maybe_billed_failures_total", "upstream" => name.clone())
@@ -237,6 +354,22 @@ async fn try_upstream(
             outcome: error.class().as_str().into(),
             error: Some(error.to_string()),
             maybe_billed: billed,
+            model: Some(upstream.model.clone()),
+            key: key_label,
+        });
+        // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
+        if key_changed && inner.keys.any_usable(upstream) {
+            attempt -= 1;
+            continue;
+        }
+        inner
+            .breakers
+            .record_failure(&name, &error, threshold, cooldown);
+        let open = inner.breakers.state(&name) == circuit_breaker::BreakerState::Open;
+        metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(if open {
+            1.0
+        } else {
+            0.0
         });
 
         let hint = match retry::decide(&error) {
@@ -269,5 +402,4 @@ async fn try_upstream(
         metrics::counter!("gateway_retries_total", "upstream" => name.clone()).increment(1);
         tokio::time::sleep(delay).await;
     }
-    unreachable!("max_attempts ≥ 1，循环总会在上面返回")
 }

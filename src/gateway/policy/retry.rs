@@ -70,17 +70,20 @@ pub fn decide(err: &GatewayError) -> Decision {
         GatewayError::ResponseTooLarge { .. } => GiveUp,
         GatewayError::QueueFull | GatewayError::NoUpstream => GiveUp,
         GatewayError::DeadlineExceeded { .. } => GiveUp,
-        GatewayError::CircuitOpen { .. } | GatewayError::AllUpstreamsFailed { .. } => NextUpstream,
+        GatewayError::CircuitOpen { .. }
+        | GatewayError::KeysUnavailable { .. }
+        | GatewayError::AllUpstreamsFailed { .. } => NextUpstream,
+        GatewayError::UnknownModel { .. } => GiveUp,
     }
 }
 
 /// 每日配额耗尽（等也没用）与临时限流（等一会儿就好）的区别在错误说明里。
-fn is_daily_quota(message: &str) -> bool {
+pub fn is_daily_quota(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("perday") || m.contains("per day") || m.contains("daily") || m.contains("billing")
 }
 
-fn is_bad_api_key(message: &str) -> bool {
+pub fn is_bad_api_key(message: &str) -> bool {
     message.to_ascii_lowercase().contains("api key")
 }
 

@@ -24,10 +24,8 @@ impl OpenAiChatUpstream {
         http: &reqwest::Client,
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
-        let model = req
-            .model
-            .clone()
-            .unwrap_or_else(|| self.target.model.clone());
+        // 用哪个模型由策略流水线定好，写在这个上游的配置里。
+        let model = self.target.model.clone();
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut content = vec![json!({"type": "text", "text": req.prompt})];
         content.extend(req.references.iter().map(|image| {

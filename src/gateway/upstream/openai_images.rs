@@ -27,10 +27,8 @@ impl OpenAiImagesUpstream {
         http: &reqwest::Client,
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
-        let model = req
-            .model
-            .clone()
-            .unwrap_or_else(|| self.target.model.clone());
+        // 用哪个模型由策略流水线定好，写在这个上游的配置里。
+        let model = self.target.model.clone();
         let (w, h) = pixel_size(req.aspect_ratio, req.image_size);
         let size = format!("{w}x{h}");
         let call = if req.references.is_empty() {

@@ -15,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_drafting-factory");
 pub struct Running {
     pub child: Child,
     pub url: String,
+    /// 进程至今打印的日志（标准错误，最多留最后 4 MB）。
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// 启动二进制并等它在标准输出打印出 `http://…` 地址。
@@ -29,10 +31,26 @@ async fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Runn
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("可以启动二进制");
+    // 日志（标准错误）照常显示在测试输出里，同时留一份给要检查日志的测试。
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+            let mut all = sink.lock().unwrap();
+            if all.len() > 4 << 20 {
+                all.clear();
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let url = tokio::time::timeout(Duration::from_secs(60), async {
@@ -47,7 +65,7 @@ async fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Runn
     .expect("60 秒内应当启动");
     // 继续读掉标准输出，免得管道写满阻塞子进程。
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, url }
+    Running { child, url, logs }
 }
 
 /// 启动独立的演示上游（Gemini 替身），`extra` 是故障开关等参数。

@@ -39,7 +39,8 @@ impl GeminiUpstream {
         http: &reqwest::Client,
         req: &ImageRequest,
     ) -> Result<GeneratedImage, GatewayError> {
-        let model = req.model.as_deref().unwrap_or(&self.model);
+        // 用哪个模型由策略流水线定好（按模型路由、备选模型），写在这个上游的配置里。
+        let model = self.model.as_str();
         let mut call = http.post(self.endpoint(model));
         if !self.api_key.is_empty() {
             call = call.header("x-goog-api-key", &self.api_key);

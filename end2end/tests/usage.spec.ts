@@ -1,0 +1,32 @@
+import { test, expect } from './fixtures/studio';
+
+test('用量页：图按数据画出（每天每个上游一段柱子、每个上游一条成功率），页头圆点链到这里', async ({ studio, page }) => {
+  // 先生成一张，保证今天有数据。
+  await studio.open();
+  await studio.submit(`用量${Date.now().toString(36)}`);
+  await expect(studio.cards.first()).toHaveAttribute('data-state', 'done');
+
+  const dot = page.getByTestId('health');
+  await expect(dot).toHaveAttribute('data-health', 'green');
+  await dot.click();
+  await expect(page).toHaveURL(/\/usage$/);
+  await expect(page.locator('section.usage[data-loaded="true"]')).toBeVisible();
+
+  // 与页面同一份数据：柱子数 = 有图的（天, 上游）数，成功率条数 = 最近 24 小时有请求的上游数。
+  let report: any;
+  await expect(async () => {
+    const res = await page.request.post('/api/admin/usage_report', { data: {}, headers: { origin: new URL(page.url()).origin } });
+    expect(res.ok()).toBeTruthy();
+    report = await res.json();
+    expect(report.last_24h.length).toBeGreaterThan(0);
+  }).toPass({ timeout: 15_000 });
+  const segments = report.images_per_day.flat().filter((n: number) => n > 0).length;
+  expect(segments).toBeGreaterThan(0);
+  // 页面每 10 秒刷新：刷新后画的与数据一致。
+  await page.reload();
+  await expect(page.locator('section.usage[data-loaded="true"]')).toBeVisible();
+  await expect(page.getByTestId('daily-chart').locator('rect[data-bar]')).toHaveCount(segments);
+  await expect(page.getByTestId('upstream-chart').locator('rect[data-point]')).toHaveCount(report.last_24h.length);
+  await expect(page.getByTestId('client-chart').locator('rect[data-bar]')).toHaveCount(report.clients_today.length);
+  await expect(page.getByTestId('live-table').locator('tbody tr')).toHaveCount(report.live.length);
+});

@@ -1,0 +1,90 @@
+//! 用量页（`/usage`，管理员）：最近 30 天每天的张数（按上游叠起来）、最近 24 小时各上游的成功率与耗时、
+//! 今天各调用方的张数与额度、各上游与密钥此刻的状态；可导出 CSV。图是 Leptos 组件画的 SVG（`charts.rs`）。
+//!
+//! 数据来自 `/api/admin/usage_report`（与设置页一样要管理员；没设管理员密码时只有本机能看）。
+
+mod charts;
+
+use crate::types::usage::UsageReport;
+use crate::types::AppError;
+use charts::{ClientBars, DailyStack, LiveTable, UpstreamBars};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use leptos::task::spawn_local;
+
+/// `POST /api/admin/usage_report`，`{}`：用量页的全部数据。
+#[server(prefix = "/api/admin", endpoint = "usage_report", input = Json)]
+pub async fn get_usage_report() -> Result<UsageReport, AppError> {
+    crate::state::with_state(|s| async move { crate::usage::report::build(&s).await }).await
+}
+
+/// `POST /api/admin/usage_csv`，`{}`：最近 30 天的用量（每小时 × 调用方 × 上游 × 模型 × 密钥一行），CSV 文字。
+#[server(prefix = "/api/admin", endpoint = "usage_csv", input = Json)]
+pub async fn export_usage_csv() -> Result<String, AppError> {
+    crate::state::with_state(|s| async move { crate::usage::report::csv(&s).await }).await
+}
+
+#[component]
+pub fn UsagePage() -> impl IntoView {
+    view! { <Usage/> }
+}
+
+/// 用量页的交互部分：水合后取数据（每 10 秒刷新一次），没登录时指向设置页。
+#[island]
+fn Usage() -> impl IntoView {
+    let report = RwSignal::new(None::<UsageReport>);
+    let error = RwSignal::new(None::<(u16, String)>);
+    let load = move || {
+        spawn_local(async move {
+            match get_usage_report().await {
+                Ok(r) => {
+                    report.set(Some(r));
+                    error.set(None);
+                }
+                Err(e) => error.set(Some((e.status, e.message))),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        load();
+        spawn_local(async move {
+            loop {
+                crate::app::browser::sleep_ms(10_000).await;
+                load();
+            }
+        });
+    });
+    let export = move || {
+        spawn_local(async move {
+            match export_usage_csv().await {
+                Ok(text) => crate::app::browser::download_text("用量.csv", "text/csv", &text),
+                Err(e) => error.set(Some((e.status, e.message))),
+            }
+        });
+    };
+    view! {
+        <section class="usage" data-loaded=move || report.with(Option::is_some).to_string()>
+            <div class="usage-head">
+                <h1>"用量"</h1>
+                <button type="button" on:click=move |_| export()>"导出 CSV（最近 30 天）"</button>
+            </div>
+            {move || error.get().map(|(status, message)| if status == 401 || status == 403 {
+                view! {
+                    <p class="error" role="alert">{message}" "<a href="/settings">"去设置页登录管理员"</a></p>
+                }.into_any()
+            } else {
+                view! { <p class="error" role="alert">{message}</p> }.into_any()
+            })}
+            {move || report.get().map(|r| view! {
+                <h2>"最近 30 天每天的张数（按上游）"</h2>
+                <DailyStack report=r.clone()/>
+                <h2>"最近 24 小时各上游"</h2>
+                <UpstreamBars stats=r.last_24h.clone()/>
+                <h2>"今天各调用方的张数与每日额度"</h2>
+                <ClientBars clients=r.clients_today.clone()/>
+                <h2>"上游与密钥（此刻）"</h2>
+                <LiveTable live=r.live.clone()/>
+            })}
+        </section>
+    }
+}

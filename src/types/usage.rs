@@ -1,0 +1,75 @@
+//! 用量页（`/usage`）的数据：最近 30 天每天的张数（按上游叠起来）、最近 24 小时各上游的成功率与耗时、
+//! 今天各调用方的张数与额度、各上游与密钥此刻的状态，以及页头的健康圆点。
+
+use serde::{Deserialize, Serialize};
+
+/// 页头圆点：绿（都正常）、黄（有上游或密钥不正常）、红（没有能用的上游）。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    #[default]
+    Green,
+    Yellow,
+    Red,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Green => "上游都正常",
+            Health::Yellow => "有上游或密钥不正常",
+            Health::Red => "没有能用的上游",
+        }
+    }
+}
+
+/// 一个上游此刻的样子。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpstreamLive {
+    pub name: String,
+    pub models: Vec<String>,
+    /// `closed`（正常）、`open`（熔断中）、`half_open`（试探中）。
+    pub circuit: String,
+    pub in_flight: u32,
+    pub keys: Vec<super::settings::KeyState>,
+    pub last_error: Option<String>,
+}
+
+/// 最近 24 小时里一个上游的情况（来自用量表）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpstreamStats {
+    pub name: String,
+    /// 上游尝试次数、成功的张数、失败次数（按分类）、重试与回退次数。
+    pub requests: u64,
+    pub images: u64,
+    pub failures: std::collections::BTreeMap<String, u64>,
+    pub retries: u64,
+    pub fallbacks: u64,
+    /// 成功率（0–1）；没有尝试时为空。
+    pub success_rate: Option<f64>,
+    /// 耗时的中位与 95 分位（毫秒，按直方图的桶上界估计）。
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+}
+
+/// 今天一个调用方的张数与每日额度（0 为不限）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClientToday {
+    pub client: String,
+    pub images: u64,
+    pub budget: u32,
+}
+
+/// 用量页的全部数据。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UsageReport {
+    /// 最近几天（UTC 日期，旧的在前）。
+    pub days: Vec<String>,
+    /// 每个上游在每一天生成的张数：`images_per_day[i][d]` 是 `upstreams[i]` 在 `days[d]` 的张数。
+    pub upstreams: Vec<String>,
+    pub images_per_day: Vec<Vec<u64>>,
+    pub last_24h: Vec<UpstreamStats>,
+    pub clients_today: Vec<ClientToday>,
+    pub live: Vec<UpstreamLive>,
+    pub health: Health,
+}

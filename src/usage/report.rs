@@ -1,0 +1,240 @@
+//! 用量页的数据：从用量表与网关此刻的状态拼出 `UsageReport`；以及同一范围的 CSV。
+
+use super::store::{self, UsageRow};
+use super::LATENCY_BUCKETS_MS;
+use crate::state::AppState;
+use crate::types::usage::{ClientToday, UpstreamStats, UsageReport};
+use std::collections::BTreeMap;
+
+/// 用量页显示最近几天。
+pub const DAYS: i64 = 30;
+
+/// 直方图的 q 分位（0–1）：落在哪个桶，就取那个桶的上界（最后一桶取它的下界）。
+fn percentile(buckets: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let target = (total as f64 * q).ceil() as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= target {
+            return Some(
+                LATENCY_BUCKETS_MS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(*LATENCY_BUCKETS_MS.last().expect("非空")),
+            );
+        }
+    }
+    None
+}
+
+/// 最近 `DAYS` 天的行。
+async fn recent_rows(state: &AppState) -> Result<Vec<UsageRow>, crate::error::ApiError> {
+    let since = (chrono::Utc::now() - chrono::Duration::days(DAYS - 1))
+        .format("%Y-%m-%d")
+        .to_string();
+    Ok(state
+        .storage
+        .with_db(move |c| Ok(store::since(c, &since)?))
+        .await?)
+}
+
+/// 拼出用量页的全部数据。
+pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiError> {
+    let rows = recent_rows(state).await?;
+    let now = chrono::Utc::now();
+    let days: Vec<String> = (0..DAYS)
+        .rev()
+        .map(|d| {
+            (now - chrono::Duration::days(d))
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .collect();
+    let config = state.config.load_full();
+    let (live, health) = state.gateway.live(&config);
+
+    // 每天每个上游的张数。上游的顺序：配置里的在前，之后是只在历史里出现的。
+    let mut upstreams: Vec<String> = live.iter().map(|u| u.name.clone()).collect();
+    for r in &rows {
+        if !upstreams.contains(&r.upstream) {
+            upstreams.push(r.upstream.clone());
+        }
+    }
+    let mut images_per_day = vec![vec![0u64; days.len()]; upstreams.len()];
+    for r in &rows {
+        let (Some(u), Some(d)) = (
+            upstreams.iter().position(|x| *x == r.upstream),
+            days.iter().position(|x| r.period.starts_with(x.as_str())),
+        ) else {
+            continue;
+        };
+        images_per_day[u][d] += r.images;
+    }
+
+    // 最近 24 小时各上游。
+    let since_hour = (now - chrono::Duration::hours(23))
+        .format("%Y-%m-%dT%H")
+        .to_string();
+    let mut stats: BTreeMap<String, (UpstreamStats, Vec<u64>)> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.period.len() == 13 && r.period >= since_hour)
+    {
+        let (s, buckets) = stats.entry(r.upstream.clone()).or_insert_with(|| {
+            (
+                UpstreamStats {
+                    name: r.upstream.clone(),
+                    ..Default::default()
+                },
+                vec![0; LATENCY_BUCKETS_MS.len() + 1],
+            )
+        });
+        s.requests += r.requests;
+        s.images += r.images;
+        s.retries += r.retries;
+        s.fallbacks += r.fallbacks;
+        for (class, n) in &r.failures {
+            *s.failures.entry(class.clone()).or_default() += n;
+        }
+        for (i, n) in r.latency.iter().enumerate().take(buckets.len()) {
+            buckets[i] += n;
+        }
+    }
+    let mut last_24h: Vec<UpstreamStats> = upstreams
+        .iter()
+        .filter_map(|name| stats.remove(name))
+        .map(|(mut s, buckets)| {
+            s.success_rate = (s.requests > 0).then(|| s.images as f64 / s.requests as f64);
+            s.p50_ms = percentile(&buckets, 0.5);
+            s.p95_ms = percentile(&buckets, 0.95);
+            s
+        })
+        .collect();
+    last_24h.retain(|s| s.requests > 0);
+
+    // 今天各调用方：用量表里的（已结束的）与额度计数里的（含正在生成的）取大。
+    let today = now.format("%Y-%m-%d").to_string();
+    let mut clients: BTreeMap<String, u64> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.period.starts_with(&today)) {
+        *clients.entry(r.client.clone()).or_default() += r.images;
+    }
+    for (client, n) in state.client_budgets.today() {
+        let e = clients.entry(client).or_default();
+        *e = (*e).max(n);
+    }
+    let budget_of = |client: &str| -> u32 {
+        if client == crate::access::budget::STUDIO_CLIENT {
+            return config.limits.studio_images_per_day;
+        }
+        config
+            .auth
+            .keys
+            .iter()
+            .find(|k| k.label == client)
+            .map_or(0, |k| k.images_per_day)
+    };
+    let mut clients_today: Vec<ClientToday> = clients
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(client, images)| ClientToday {
+            budget: budget_of(&client),
+            client,
+            images,
+        })
+        .collect();
+    clients_today.sort_by_key(|c| std::cmp::Reverse(c.images));
+    clients_today.truncate(10);
+
+    Ok(UsageReport {
+        days,
+        upstreams,
+        images_per_day,
+        last_24h,
+        clients_today,
+        live,
+        health,
+    })
+}
+
+/// 最近 `DAYS` 天的原始行，CSV（UTF-8 带 BOM、CRLF，Excel 直接打开）。
+pub async fn csv(state: &AppState) -> Result<String, crate::error::ApiError> {
+    let rows = recent_rows(state).await?;
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let header = [
+        "时段(UTC)",
+        "调用方",
+        "上游",
+        "模型",
+        "密钥序号",
+        "尝试次数",
+        "张数",
+        "失败次数",
+        "失败分类",
+        "重试",
+        "回退",
+        "中位耗时(ms)",
+        "95分位耗时(ms)",
+        "收到字节",
+        "发出字节",
+    ];
+    let internal = |e: csv::Error| crate::error::ApiError::Internal(format!("写 CSV 失败：{e}"));
+    out.write_record(header).map_err(internal)?;
+    for r in rows {
+        let failures: u64 = r.failures.values().sum();
+        let classes = r
+            .failures
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.write_record([
+            r.period,
+            r.client,
+            r.upstream,
+            r.model,
+            r.key_index.to_string(),
+            r.requests.to_string(),
+            r.images.to_string(),
+            failures.to_string(),
+            classes,
+            r.retries.to_string(),
+            r.fallbacks.to_string(),
+            percentile(&r.latency, 0.5)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            percentile(&r.latency, 0.95)
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            r.bytes_in.to_string(),
+            r.bytes_out.to_string(),
+        ])
+        .map_err(internal)?;
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| crate::error::ApiError::Internal(format!("写 CSV 失败：{e}")))?;
+    Ok(format!("\u{feff}{}", String::from_utf8_lossy(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_bucket_bounds() {
+        let mut b = vec![0; LATENCY_BUCKETS_MS.len() + 1];
+        assert_eq!(percentile(&b, 0.5), None);
+        b[0] = 5; // ≤ 0.5 秒
+        b[3] = 4; // ≤ 5 秒
+        b[9] = 1; // 更久
+        assert_eq!(percentile(&b, 0.5), Some(500));
+        assert_eq!(percentile(&b, 0.9), Some(5000));
+        assert_eq!(percentile(&b, 0.95), Some(120_000));
+    }
+}

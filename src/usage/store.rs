@@ -1,0 +1,261 @@
+//! 用量表的 SQL（表结构见 `storage::db` 的迁移 11）。
+
+use super::{AttemptEvent, LATENCY_BUCKETS_MS};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+
+/// 表里的一行（读出来给用量页）。
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UsageRow {
+    pub period: String,
+    pub client: String,
+    pub upstream: String,
+    pub model: String,
+    pub key_index: u32,
+    pub requests: u64,
+    pub images: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub retries: u64,
+    pub fallbacks: u64,
+    pub latency: Vec<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl UsageRow {
+    fn add(&mut self, other: &UsageRow) {
+        self.requests += other.requests;
+        self.images += other.images;
+        for (class, n) in &other.failures {
+            *self.failures.entry(class.clone()).or_default() += n;
+        }
+        self.retries += other.retries;
+        self.fallbacks += other.fallbacks;
+        self.latency.resize(LATENCY_BUCKETS_MS.len() + 1, 0);
+        for (i, n) in other.latency.iter().enumerate().take(self.latency.len()) {
+            self.latency[i] += n;
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+
+    fn of_event(e: &AttemptEvent) -> UsageRow {
+        let mut latency = vec![0; LATENCY_BUCKETS_MS.len() + 1];
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| e.latency_ms <= b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        latency[bucket] = 1;
+        UsageRow {
+            period: e.hour.clone(),
+            client: e.client.clone(),
+            upstream: e.upstream.clone(),
+            model: e.model.clone(),
+            key_index: e.key_index,
+            requests: 1,
+            images: e.failure.is_none() as u64,
+            failures: e.failure.iter().map(|c| (c.clone(), 1)).collect(),
+            retries: e.retry as u64,
+            fallbacks: e.fallback as u64,
+            latency,
+            bytes_in: e.bytes_in,
+            bytes_out: e.bytes_out,
+        }
+    }
+
+    fn key(&self) -> (String, String, String, String, u32) {
+        (
+            self.period.clone(),
+            self.client.clone(),
+            self.upstream.clone(),
+            self.model.clone(),
+            self.key_index,
+        )
+    }
+}
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageRow> {
+    Ok(UsageRow {
+        period: r.get("period")?,
+        client: r.get("client")?,
+        upstream: r.get("upstream")?,
+        model: r.get("model")?,
+        key_index: r.get("key_index")?,
+        requests: r.get::<_, i64>("requests")? as u64,
+        images: r.get::<_, i64>("images")? as u64,
+        failures: serde_json::from_str(&r.get::<_, String>("failures")?).unwrap_or_default(),
+        retries: r.get::<_, i64>("retries")? as u64,
+        fallbacks: r.get::<_, i64>("fallbacks")? as u64,
+        latency: serde_json::from_str(&r.get::<_, String>("latency")?).unwrap_or_default(),
+        bytes_in: r.get::<_, i64>("bytes_in")? as u64,
+        bytes_out: r.get::<_, i64>("bytes_out")? as u64,
+    })
+}
+
+/// 把行加进表里（同键的累加）。
+fn merge(conn: &Connection, row: &UsageRow) -> rusqlite::Result<()> {
+    let mut total = conn
+        .query_row(
+            "SELECT * FROM usage WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5",
+            params![row.period, row.client, row.upstream, row.model, row.key_index],
+            row_of,
+        )
+        .optional()?
+        .unwrap_or_else(|| row.clone().zeroed());
+    total.add(row);
+    conn.execute(
+        "INSERT OR REPLACE INTO usage (period, client, upstream, model, key_index, requests, images,
+                                       failures, retries, fallbacks, latency, bytes_in, bytes_out)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            total.period,
+            total.client,
+            total.upstream,
+            total.model,
+            total.key_index,
+            total.requests as i64,
+            total.images as i64,
+            serde_json::to_string(&total.failures).unwrap_or_else(|_| "{}".into()),
+            total.retries as i64,
+            total.fallbacks as i64,
+            serde_json::to_string(&total.latency).unwrap_or_else(|_| "[]".into()),
+            total.bytes_in as i64,
+            total.bytes_out as i64
+        ],
+    )?;
+    Ok(())
+}
+
+impl UsageRow {
+    /// 同一个键、数全为零的行。
+    fn zeroed(self) -> UsageRow {
+        UsageRow {
+            period: self.period,
+            client: self.client,
+            upstream: self.upstream,
+            model: self.model,
+            key_index: self.key_index,
+            latency: vec![0; LATENCY_BUCKETS_MS.len() + 1],
+            ..Default::default()
+        }
+    }
+}
+
+/// 一批事件：先在内存里按键合起来，再在一个事务里写。
+pub fn add(conn: &mut Connection, events: &[AttemptEvent]) -> rusqlite::Result<()> {
+    let mut rows: BTreeMap<_, UsageRow> = BTreeMap::new();
+    for e in events {
+        let row = UsageRow::of_event(e);
+        rows.entry(row.key())
+            .and_modify(|r| r.add(&row))
+            .or_insert(row);
+    }
+    let tx = conn.transaction()?;
+    for row in rows.values() {
+        merge(&tx, row)?;
+    }
+    tx.commit()
+}
+
+/// 从 `since`（含，`YYYY-MM-DD` 或 `YYYY-MM-DDTHH`）起的全部行。
+pub fn since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<UsageRow>> {
+    let mut stmt = conn.prepare_cached("SELECT * FROM usage WHERE period >= ?1 ORDER BY period")?;
+    let rows = stmt.query_map([since], row_of)?;
+    rows.collect()
+}
+
+/// 某调用方从 `since_hour` 起生成的张数。
+pub fn images_since(conn: &Connection, client: &str, since_hour: &str) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COALESCE(SUM(images), 0) FROM usage WHERE client = ?1 AND period >= ?2",
+        params![client, since_hour],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+}
+
+/// 超过 `keep_days` 天的按小时的行合并成按天的行，返回合并掉的行数。
+pub fn roll_up(conn: &mut Connection, keep_days: u32) -> rusqlite::Result<usize> {
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(keep_days as i64))
+        .format("%Y-%m-%dT00")
+        .to_string();
+    let tx = conn.transaction()?;
+    let old: Vec<UsageRow> = {
+        let mut stmt =
+            tx.prepare("SELECT * FROM usage WHERE length(period) = 13 AND period < ?1")?;
+        let rows = stmt.query_map([&cutoff], row_of)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    tx.execute(
+        "DELETE FROM usage WHERE length(period) = 13 AND period < ?1",
+        [&cutoff],
+    )?;
+    for mut row in old.iter().cloned() {
+        row.period.truncate(10);
+        merge(&tx, &row)?;
+    }
+    tx.commit()?;
+    Ok(old.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(hour: &str, failure: Option<&str>, latency_ms: u64) -> AttemptEvent {
+        AttemptEvent {
+            hour: hour.into(),
+            client: "工作台".into(),
+            upstream: "u".into(),
+            model: "m".into(),
+            key_index: 1,
+            failure: failure.map(str::to_string),
+            retry: failure.is_none(),
+            fallback: false,
+            latency_ms,
+            bytes_in: 10,
+            bytes_out: 1,
+        }
+    }
+
+    #[test]
+    fn events_add_up_and_old_hours_roll_up_into_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::storage::db::open(&dir.path().join("t.db")).unwrap();
+        add(
+            &mut conn,
+            &[
+                event("2020-01-01T01", None, 700),
+                event("2020-01-01T01", Some("timeout"), 300_000),
+            ],
+        )
+        .unwrap();
+        add(
+            &mut conn,
+            &[
+                event("2020-01-01T02", Some("status"), 100),
+                event("2020-01-01T01", None, 700),
+            ],
+        )
+        .unwrap();
+        let rows = since(&conn, "2020").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].requests, rows[0].images, rows[0].retries),
+            (3, 2, 2)
+        );
+        assert_eq!(rows[0].failures, [("timeout".to_string(), 1)].into());
+        assert_eq!(rows[0].latency[1], 2);
+        assert_eq!(*rows[0].latency.last().unwrap(), 1);
+        assert_eq!(rows[0].bytes_in, 30);
+        assert_eq!(images_since(&conn, "工作台", "2020-01-01T02").unwrap(), 0);
+        assert_eq!(images_since(&conn, "工作台", "2020-01-01T00").unwrap(), 2);
+
+        assert_eq!(roll_up(&mut conn, 90).unwrap(), 2);
+        let rows = since(&conn, "2020").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].period, "2020-01-01");
+        assert_eq!((rows[0].requests, rows[0].images), (4, 2));
+        assert_eq!(rows[0].failures.len(), 2);
+    }
+}
