@@ -69,7 +69,8 @@ export default defineConfig({
         `HASH=$(echo '${ADMIN_PASSWORD}' | ${BIN} hash-password) && printf '%s\n' ` +
         `'[auth]' "admin_password_hash = \\"$HASH\\"" ` +
         `'[retry]' 'max_attempts = 2' 'base_delay_ms = 50' 'max_delay_ms = 100' ` +
-        `'[[upstreams]]' 'name = "可控上游"' 'base_url = "http://127.0.0.1:${DEMO_PORT}"' > factory.toml && ` +
+        `'[[upstreams]]' 'name = "可控上游"' 'base_url = "http://127.0.0.1:${DEMO_PORT}"' ` +
+        `'models = ["gemini-3-pro-image", "gemini-3.1-flash-lite-image", "gemini-nano-banana-2.1"]' > factory.toml && ` +
         `${BIN} --config factory.toml --listen 127.0.0.1:${CONTROLLED_PORT}`,
       url: `http://127.0.0.1:${CONTROLLED_PORT}/healthz`,
       reuseExistingServer: false,

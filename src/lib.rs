@@ -15,6 +15,8 @@ pub mod admin;
 #[cfg(feature = "ssr")]
 pub mod atomic_file;
 #[cfg(feature = "ssr")]
+pub mod catalogue;
+#[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;

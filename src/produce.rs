@@ -166,6 +166,8 @@ impl Producer {
                 attempts: image.attempts.clone(),
                 reference_ids,
                 model_text: image.text.clone(),
+                sources: image.sources.clone(),
+                size_note: image.size_mismatch.clone(),
             })
             .await;
         match saved {

@@ -330,6 +330,12 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     crate::metrics::install();
     let storage = Storage::open(&config.storage.root, &config.storage.database_path())?;
     crate::prompts::seed_if_empty(&storage).await?;
+    for model in crate::catalogue::unknown_models(&config) {
+        tracing::info!(
+            model,
+            "模型目录里没有这个模型：照样可用，宽高比、分辨率与参考图数不做限制（交给上游判断）"
+        );
+    }
     let demo_base_url = if config.demo_mode() {
         let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
             .await

@@ -10,7 +10,7 @@ const client = new OpenAI({ baseURL: `${BASE}/v1`, apiKey: KEY, maxRetries: 0, t
 const isPng = (buf) => buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
 
 test('images.generate：b64_json，n=4', async () => {
-  const res = await client.images.generate({ model: 'gemini-3-pro-image-preview', prompt: '四朵云', n: 4, response_format: 'b64_json' });
+  const res = await client.images.generate({ model: 'gemini-3-pro-image', prompt: '四朵云', n: 4, response_format: 'b64_json' });
   assert.equal(res.data.length, 4);
   for (const item of res.data) assert.ok(isPng(Buffer.from(item.b64_json, 'base64')));
 });
@@ -41,14 +41,14 @@ test('images.edit：两张参考图', async () => {
 });
 
 test('chat.completions.create：非流式', async () => {
-  const res = await client.chat.completions.create({ model: 'gemini-3-pro-image-preview', messages: [{ role: 'user', content: '画一只蓝鸟' }] });
+  const res = await client.chat.completions.create({ model: 'gemini-3-pro-image', messages: [{ role: 'user', content: '画一只蓝鸟' }] });
   const message = res.choices[0].message;
   assert.ok(message.content.includes('![image](data:image/png;base64,'));
   assert.ok(message.images[0].image_url.url.startsWith('data:image/png;base64,'));
 });
 
 test('chat.completions.create：流式', async () => {
-  const stream = await client.chat.completions.create({ model: 'gemini-3-pro-image-preview', messages: [{ role: 'user', content: '画一座山' }], stream: true });
+  const stream = await client.chat.completions.create({ model: 'gemini-3-pro-image', messages: [{ role: 'user', content: '画一座山' }], stream: true });
   let content = '';
   for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
   assert.ok(content.includes(`](${BASE}/files/`), content);

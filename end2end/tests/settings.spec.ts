@@ -29,10 +29,10 @@ test('设置页：登录、把上游换成第二个演示上游并测试连接�
   // 获取模型列表，点一个填入“模型”。
   await upstream.getByRole('button', { name: '获取模型列表' }).click();
   const modelList = upstream.getByTestId('models');
-  await modelList.getByRole('button', { name: 'gemini-2.5-flash-image' }).click();
-  await expect(upstream.getByLabel('模型')).toHaveValue('gemini-2.5-flash-image');
-  await upstream.getByTestId('models').getByRole('button', { name: 'gemini-3-pro-image-preview' }).click();
-  await expect(upstream.getByLabel('模型')).toHaveValue('gemini-3-pro-image-preview');
+  await modelList.getByRole('button', { name: 'gemini-nano-banana-2.1' }).click();
+  await expect(upstream.getByLabel('模型')).toHaveValue('gemini-nano-banana-2.1');
+  await upstream.getByTestId('models').getByRole('button', { name: 'gemini-3-pro-image' }).click();
+  await expect(upstream.getByLabel('模型')).toHaveValue('gemini-3-pro-image');
   // 不可用的地址：测试连接说明原因。
   await page.getByRole('button', { name: '添加上游' }).click();
   const broken = page.getByTestId('upstream').nth(1);

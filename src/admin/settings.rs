@@ -15,6 +15,7 @@ fn kind_str(kind: UpstreamKind) -> &'static str {
         UpstreamKind::Gemini => "gemini",
         UpstreamKind::OpenaiImages => "openai-images",
         UpstreamKind::OpenaiChat => "openai-chat",
+        UpstreamKind::Doubao => "doubao",
     }
 }
 
@@ -23,8 +24,9 @@ fn parse_kind(index: usize, kind: &str) -> Result<UpstreamKind, ApiError> {
         "gemini" => Ok(UpstreamKind::Gemini),
         "openai-images" => Ok(UpstreamKind::OpenaiImages),
         "openai-chat" => Ok(UpstreamKind::OpenaiChat),
+        "doubao" => Ok(UpstreamKind::Doubao),
         other => Err(ApiError::InvalidRequest(format!(
-            "第 {} 个上游的类型“{other}”未知，可选：gemini、openai-images、openai-chat",
+            "第 {} 个上游的类型“{other}”未知，可选：gemini、openai-images、openai-chat、doubao",
             index + 1
         ))),
     }
@@ -176,6 +178,7 @@ fn upstream_of(
         quota_reset: previous
             .map(|u| u.quota_reset.clone())
             .unwrap_or_else(|| crate::config::DEFAULT_QUOTA_RESET.into()),
+        on_size_mismatch: previous.map(|u| u.on_size_mismatch).unwrap_or_default(),
     })
 }
 

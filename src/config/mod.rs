@@ -34,6 +34,9 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     pub routing: RoutingConfig,
     pub upstreams: Vec<UpstreamConfig>,
+    /// 模型目录的改写与补充（同 id 的改写编进程序的，新的追加），见 `crate::catalogue`。
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<crate::types::catalogue::ModelInfo>,
 }
 
 /// 按模型路由的补充规则。
@@ -252,6 +255,8 @@ pub enum UpstreamKind {
     Gemini,
     OpenaiImages,
     OpenaiChat,
+    /// 豆包（火山方舟 Seedream）的 `/api/v3/images/generations`。
+    Doubao,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -278,6 +283,18 @@ pub struct UpstreamConfig {
     pub max_concurrent: u32,
     /// 每日配额的重置时刻，例如 `00:00 America/Los_Angeles`（Gemini 的每日配额在太平洋时间午夜重置）。
     pub quota_reset: String,
+    /// 回来的图比要求的小（或比例不对）时：`keep` 留下并标“尺寸不符”、`retry` 同一上游再试、`next` 换下一个上游。
+    pub on_size_mismatch: SizeMismatch,
+}
+
+/// 回来的图尺寸不符时怎么办。不管哪种，最后都不会丢掉已经付过钱的图：再试也不行时交回那张不符的。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeMismatch {
+    #[default]
+    Keep,
+    Retry,
+    Next,
 }
 
 /// Gemini 每日配额的重置时刻（太平洋时间午夜）。
@@ -322,12 +339,13 @@ impl Default for UpstreamConfig {
             weight: 1,
             max_concurrent: 0,
             quota_reset: DEFAULT_QUOTA_RESET.into(),
+            on_size_mismatch: SizeMismatch::Keep,
         }
     }
 }
 
 /// 未指定模型时使用的 Gemini 图像模型。
-pub const DEFAULT_MODEL: &str = "gemini-3-pro-image-preview";
+pub const DEFAULT_MODEL: &str = "gemini-3-pro-image";
 
 impl Config {
     /// 从 TOML 表得到配置（未校验；校验见 `load::parse`）。

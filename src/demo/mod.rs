@@ -4,6 +4,7 @@
 //! - 没有配置任何上游时，服务器在本机回环的随机端口上启动一个，网关经真实 HTTP 调它；
 //! - `drafting-factory demo-upstream` 单独运行，带故障开关，供测试与基准测试充当 Gemini。
 
+mod ark;
 mod draw;
 mod openai_dialects;
 
@@ -66,6 +67,9 @@ pub struct DemoOptions {
     /// 正式图一律换成同一张约这么多字节的噪点 PNG（基准测试的“大图”应答；第一次用到时生成并缓存）。
     #[arg(long, value_name = "BYTES")]
     pub png_bytes: Option<usize>,
+    /// 偷偷缩小的比例：这么多的应答给的图只有要求尺寸的一半（有的反向代理照收全价却给小图），网关的尺寸核对应当发现。
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub downsize_rate: f64,
 }
 
 impl DemoOptions {
@@ -92,6 +96,7 @@ impl DemoOptions {
             api_key: None,
             max_side: None,
             png_bytes: None,
+            downsize_rate: 0.0,
         }
     }
 
@@ -174,12 +179,13 @@ pub fn router(options: DemoOptions) -> Router {
         .route("/v1beta/models", axum::routing::get(gemini_models))
         .route("/v1/models", axum::routing::get(openai_models))
         .merge(openai_dialects::router())
+        .merge(ark::router())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(Arc::new(arc_swap::ArcSwap::from_pointee(options)))
 }
 
 /// 演示上游“提供”的模型。
-const DEMO_MODELS: [&str; 2] = ["gemini-3-pro-image-preview", "gemini-2.5-flash-image"];
+const DEMO_MODELS: [&str; 2] = ["gemini-3-pro-image", "gemini-nano-banana-2.1"];
 
 /// `GET /v1beta/models`：Gemini 的 models.list 形状。
 async fn gemini_models() -> Json<serde_json::Value> {
@@ -341,6 +347,7 @@ async fn generate_content(
                     content: None,
                     finish_reason: Some("IMAGE_SAFETY".into()),
                     index: 0,
+                    grounding_metadata: None,
                 }],
                 ..Default::default()
             });
@@ -366,7 +373,20 @@ async fn generate_content(
             );
         }
     };
-    let (max_side, png_bytes) = (options.max_side, options.png_bytes);
+    let (mut max_side, png_bytes) = (options.max_side, options.png_bytes);
+    if options.downsize_rate > 0.0 && rand::rng().random::<f64>() < options.downsize_rate {
+        // 最长边只给要求的一半。
+        let size: ImageSize = request
+            .generation_config
+            .as_ref()
+            .and_then(|g| g.image_config.as_ref())
+            .and_then(|c| c.image_size.as_deref())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default();
+        let half = size.nominal_long_side() * 2 / 3;
+        max_side = Some(max_side.map_or(half, |m| m.min(half)));
+    }
+    let grounding = request.wants_google_search();
     let drawn = match tokio::task::spawn_blocking(move || {
         let mut parts = render(request, max_side)?;
         if let (Some(bytes), Some(last)) = (png_bytes, parts.last_mut()) {
@@ -388,7 +408,21 @@ async fn generate_content(
             )
         }
     };
-    let response = answer(model, drawn);
+    let mut response = answer(model, drawn);
+    if grounding {
+        // 联网搜索：与 Gemini 一样在候选结果里给出引用的网页。
+        response.candidates[0].grounding_metadata = Some(GroundingMetadata {
+            web_search_queries: vec!["演示搜索".into()],
+            grounding_chunks: (1..=2)
+                .map(|i| GroundingChunk {
+                    web: Some(WebSource {
+                        uri: format!("https://example.com/demo-source-{i}"),
+                        title: format!("演示来源 {i}"),
+                    }),
+                })
+                .collect(),
+        });
+    }
 
     if matches!(fault, Some(Fault::Truncate)) {
         // 先发出一半 JSON，再让连接出错中断：客户端收到的是真正被截断的响应体。
@@ -474,6 +508,7 @@ fn answer(model: &str, parts: Vec<Part>) -> GenerateContentResponse {
             }),
             finish_reason: Some("STOP".into()),
             index: 0,
+            grounding_metadata: None,
         }],
         prompt_feedback: None,
         model_version: Some(model.to_string()),

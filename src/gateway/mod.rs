@@ -190,6 +190,7 @@ impl Gateway {
             progress: Progress::default(),
             seed: None,
             client: String::new(),
+            google_search: false,
         };
         let secs = self.inner.config.load().timeouts.attempt_s;
         let started = std::time::Instant::now();
@@ -222,13 +223,48 @@ impl Gateway {
             return Ok(());
         };
         let upstreams = self.upstreams(config);
-        if upstreams.iter().any(|u| u.serves(model)) {
+        let routed = policy::routed_model(config, &upstreams, model);
+        if upstreams.iter().any(|u| u.serves(&routed)) {
             return Ok(());
         }
         Err(GatewayError::UnknownModel {
             model: model.to_string(),
             available: policy::available_models(&upstreams).join("、"),
         })
+    }
+
+    /// 这个请求（模型为空时是第一个上游的默认模型）在模型目录里的能力：有没有上游提供它、宽高比、分辨率、
+    /// 参考图数与联网搜索它做不做得到。做不到的 400，说明它能做什么；不调用上游。
+    pub fn check_request(
+        &self,
+        config: &Config,
+        model: Option<&str>,
+        aspect_ratio: crate::types::AspectRatio,
+        size: crate::types::ImageSize,
+        references: usize,
+        grounding: bool,
+    ) -> Result<(), GatewayError> {
+        self.check_model(config, model)?;
+        self.capabilities(config, model)
+            .check(aspect_ratio, size, references, grounding)
+            .map_err(|e| GatewayError::InvalidRequest(e.to_string()))
+    }
+
+    /// 一个模型（空为第一个上游的默认模型）在目录里的能力；旧 id 按现在的模型算。
+    pub fn capabilities(
+        &self,
+        config: &Config,
+        model: Option<&str>,
+    ) -> crate::types::catalogue::ModelInfo {
+        let upstreams = self.upstreams(config);
+        let id = match model {
+            Some(m) => policy::routed_model(config, &upstreams, m),
+            None => upstreams
+                .first()
+                .map(|u| u.model.clone())
+                .unwrap_or_default(),
+        };
+        crate::catalogue::lookup(config, &id)
     }
 
     /// 各上游提供的模型（去重，按上游的先后；`/v1/models` 与工作台的模型下拉框）。

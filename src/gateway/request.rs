@@ -24,6 +24,8 @@ pub struct ImageRequest {
     pub seed: Option<i32>,
     /// 进度回报（工作台用；`/v1` 留空）。
     pub progress: super::Progress,
+    /// 联网搜索：Gemini 请求里加上 `tools: [{"google_search": {}}]`。
+    pub google_search: bool,
     /// 谁在用（用量记账）：工作台为“工作台”，`/v1` 为密钥的用途说明，否则为“匿名”。
     pub client: String,
 }
@@ -41,6 +43,10 @@ pub struct GeneratedImage {
     pub model: String,
     /// 到成功为止的每一次尝试（由策略流水线填写）。
     pub attempts: Vec<AttemptInfo>,
+    /// 联网搜索时模型引用的来源（标题, 网址）。
+    pub sources: Vec<(String, String)>,
+    /// 图的实际尺寸与请求的不符时的说明（由策略流水线填写），例如“要 2048×2048，收到 1024×1024”。
+    pub size_mismatch: Option<String>,
 }
 
 impl GeneratedImage {

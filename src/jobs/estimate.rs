@@ -34,6 +34,7 @@ impl Durations {
 /// 没有历史时的假设用时（毫秒）：只用来让进度条动起来，界面上不显示预计剩余时间。
 pub fn fallback_ms(size: ImageSize) -> f64 {
     match size {
+        ImageSize::Half => 12_000.0,
         ImageSize::K1 => 20_000.0,
         ImageSize::K2 => 30_000.0,
         ImageSize::K4 => 45_000.0,

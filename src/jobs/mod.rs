@@ -332,7 +332,7 @@ impl JobManager {
         let plan = plan(&req, max_jobs)?;
         // 先确认参考图都在，免得排了队才失败。
         References::check_exist(&self.inner.producer.storage, &req.references).await?;
-        let model = self.check_model(&req.model)?;
+        let model = self.check_model(&req)?;
         let total = plan.jobs.len() as u32;
         self.check_queue_room(client, total as usize)?;
         admit(total)?;
@@ -354,6 +354,7 @@ impl JobManager {
             client: client.to_string(),
             paused: false,
             priority: 0,
+            google_search: req.google_search,
         };
         let rows: Vec<JobRow> = plan
             .jobs
@@ -409,13 +410,22 @@ impl JobManager {
     }
 
     /// 指定的模型要有上游提供；空为默认模型。
-    fn check_model(&self, model: &str) -> Result<String, ApiError> {
-        let model = model.trim().to_string();
+    /// 所选模型（空为默认）有上游提供，并且做得到这次的宽高比、分辨率与参考图数（逐张改图时每个任务一张）。
+    fn check_model(&self, req: &SubmitRequest) -> Result<String, ApiError> {
+        let model = req.model.trim().to_string();
         let config = self.inner.config.load();
-        self.inner
-            .producer
-            .gateway
-            .check_model(&config, Some(model.as_str()).filter(|m| !m.is_empty()))?;
+        let per_job_references = match req.reference_mode {
+            crate::types::batch::ReferenceMode::Together => req.references.len(),
+            crate::types::batch::ReferenceMode::Each => req.references.len().min(1),
+        };
+        self.inner.producer.gateway.check_request(
+            &config,
+            Some(model.as_str()).filter(|m| !m.is_empty()),
+            req.aspect_ratio,
+            req.image_size,
+            per_job_references,
+            req.google_search,
+        )?;
         Ok(model)
     }
 
@@ -561,6 +571,8 @@ impl JobManager {
                 attempts: row.attempts.clone(),
                 reference_ids: row.reference_ids.clone(),
                 model_text: None,
+                sources: Vec::new(),
+                size_note: None,
             })
             .await?;
         storage.drop_spill(&spill);
@@ -725,6 +737,7 @@ impl JobManager {
             // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
             seed: Some(seed_for(id, run)),
             client: crate::access::budget::STUDIO_CLIENT.into(),
+            google_search: batch.google_search,
         };
         let work = producer.produce(request, references);
         tokio::pin!(work);
@@ -870,6 +883,8 @@ fn job_image(record: &crate::storage::ImageRecord) -> JobImage {
         model_text: record.model_text.clone(),
         favourite: record.favourite,
         model: record.model.clone(),
+        size_note: record.size_note.clone(),
+        sources: serde_json::from_str(&record.sources).unwrap_or_default(),
     }
 }
 

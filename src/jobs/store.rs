@@ -25,6 +25,8 @@ pub struct Batch {
     pub paused: bool,
     /// 置顶的先后：越大越靠前，0 为没有置顶。
     pub priority: i64,
+    /// 联网搜索。
+    pub google_search: bool,
 }
 
 /// 任务里需要落盘的部分。
@@ -54,8 +56,8 @@ pub struct JobRow {
 pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             batch.id,
             batch.prompt,
@@ -66,7 +68,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
             batch.model,
             batch.created_at,
             batch.client,
-            batch.name
+            batch.name,
+            batch.google_search
         ],
     )?;
     {
@@ -149,7 +152,8 @@ const JOB_COLUMNS: &str =
             b.created_at, i.width, i.height, b.client, j.spill,
             b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
             COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text,
-            j.template, COALESCE(i.favourite, 0), COALESCE(i.model, '')
+            j.template, COALESCE(i.favourite, 0), COALESCE(i.model, ''), b.google_search,
+            i.size_note, COALESCE(i.sources, '[]')
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
 
@@ -172,6 +176,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
         client: r.get(19)?,
         paused: r.get(22)?,
         priority: r.get(23)?,
+        google_search: r.get(31)?,
     };
     let image_id: Option<String> = r.get(8)?;
     let size: (Option<u32>, Option<u32>) = (r.get(17)?, r.get(18)?);
@@ -185,6 +190,8 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             model_text: r.get(27)?,
             favourite: r.get(29)?,
             model: r.get(30)?,
+            size_note: r.get(32)?,
+            sources: parse_json(r.get(33)?),
         }),
         _ => None,
     };

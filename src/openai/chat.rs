@@ -82,9 +82,14 @@ pub async fn completions(
     let config = state.config.load_full();
     let client = caller.client_label(&config);
     let (request, references) = to_image_request(&state, &body, client.clone()).await?;
-    state
-        .gateway
-        .check_model(&config, request.model.as_deref())?;
+    state.gateway.check_request(
+        &config,
+        request.model.as_deref(),
+        request.aspect_ratio,
+        request.image_size,
+        references.images.len(),
+        request.google_search,
+    )?;
     // 每次对话生成一张：先占调用方的额度，结束时按实际张数改正。
     let ticket = state
         .client_budgets
@@ -265,6 +270,7 @@ async fn to_image_request(
         progress: Default::default(),
         seed: None,
         client,
+        google_search: false,
     };
     Ok((request, references))
 }

@@ -36,9 +36,12 @@ pub struct ImageParams {
     /// 扩展：直接指定 Gemini 的宽高比（优先于 size）。
     #[serde(default)]
     pub aspect_ratio: Option<String>,
-    /// 扩展：直接指定 1K / 2K / 4K（优先于 size）。
+    /// 扩展：直接指定 512 / 1K / 2K / 4K（优先于 size）。
     #[serde(default)]
     pub image_size: Option<String>,
+    /// 扩展：联网搜索（Google 搜索接地，只有支持它的模型可以开）。
+    #[serde(default)]
+    pub google_search: Option<bool>,
 }
 
 /// `POST /v1/images/generations`
@@ -166,6 +169,7 @@ fn set_text_param(params: &mut ImageParams, name: &str, value: String) -> Result
         "user" => params.user = value,
         "aspect_ratio" => params.aspect_ratio = value,
         "image_size" => params.image_size = value,
+        "google_search" => params.google_search = value.map(|v| v == "true" || v == "1"),
         // 其他字段（background、output_format、input_fidelity……）与 Gemini 无关，忽略。
         _ => {}
     }
@@ -204,11 +208,17 @@ async fn respond(
         progress: Default::default(),
         seed: None,
         client: caller.client_label(&state.config.load()),
+        google_search: params.google_search.unwrap_or(false),
     };
     let config = state.config.load_full();
-    state
-        .gateway
-        .check_model(&config, request.model.as_deref())?;
+    state.gateway.check_request(
+        &config,
+        request.model.as_deref(),
+        request.aspect_ratio,
+        request.image_size,
+        references.len(),
+        request.google_search,
+    )?;
     let ticket = state
         .client_budgets
         .admit(&state.storage, &request.client, caller.budget(&config), n)

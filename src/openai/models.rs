@@ -19,7 +19,13 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
                 .find(|u| u.serves(&m))
                 .map(|u| u.name.clone())
                 .unwrap_or_default();
-            json!({"id": m, "object": "model", "created": 0, "owned_by": owner})
+            // 扩展字段：模型目录里的能力（不认识的模型按最宽松的）。
+            let caps = crate::catalogue::lookup(&config, &m);
+            json!({"id": m, "object": "model", "created": 0, "owned_by": owner,
+                   "name": caps.name, "family": caps.family,
+                   "aspect_ratios": caps.aspect_ratios, "sizes": caps.sizes,
+                   "max_references": caps.max_references, "google_search": caps.grounding,
+                   "prices": caps.prices, "known": caps.known})
         })
         .collect();
     Json(json!({"object": "list", "data": data}))

@@ -143,6 +143,12 @@ fn migrations() -> Migrations<'static> {
             PRIMARY KEY (period, client, upstream, model, key_index)
         );",
         ),
+        // 联网搜索：批次记下开没开，图记下引用的来源；图的尺寸与请求的不符时记下说明。
+        M::up(
+            "ALTER TABLE batches ADD COLUMN google_search INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE images ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';  -- JSON：[[标题, 网址], …]
+        ALTER TABLE images ADD COLUMN size_note TEXT;",
+        ),
     ])
 }
 
@@ -172,6 +178,10 @@ pub struct ImageRecord {
     pub model_text: Option<String>,
     /// 收藏了（☆）。
     pub favourite: bool,
+    /// 联网搜索时引用的来源（JSON：[[标题, 网址], …]）。
+    pub sources: String,
+    /// 实际尺寸与请求的不符时的说明。
+    pub size_note: Option<String>,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
 }
@@ -218,6 +228,8 @@ impl ImageRecord {
             reference_ids: row.get("reference_ids")?,
             model_text: row.get("model_text")?,
             favourite: row.get("favourite")?,
+            sources: row.get("sources")?,
+            size_note: row.get("size_note")?,
             deleted_at: row.get("deleted_at")?,
         })
     }
@@ -244,8 +256,8 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
                              aspect_ratio, image_size, upstream, created_at,
-                             duration_ms, attempts, reference_ids, model_text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                             duration_ms, attempts, reference_ids, model_text, sources, size_note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         params![
             r.id,
             r.root,
@@ -264,7 +276,9 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
             r.duration_ms,
             r.attempts,
             r.reference_ids,
-            r.model_text
+            r.model_text,
+            r.sources,
+            r.size_note
         ],
     )?;
     Ok(())
@@ -496,6 +510,8 @@ mod tests {
             reference_ids: "[]".into(),
             model_text: None,
             favourite: false,
+            sources: "[]".into(),
+            size_note: None,
             deleted_at: None,
         };
         insert(&conn, &r).unwrap();
@@ -526,6 +542,8 @@ mod tests {
             reference_ids: "[]".into(),
             model_text: None,
             favourite: false,
+            sources: "[]".into(),
+            size_note: None,
             deleted_at: None,
         }
     }

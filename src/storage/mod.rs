@@ -59,6 +59,10 @@ pub struct NewImage {
     pub reference_ids: Vec<String>,
     /// 模型随图说的话。
     pub model_text: Option<String>,
+    /// 联网搜索时引用的来源（标题, 网址）。
+    pub sources: Vec<(String, String)>,
+    /// 实际尺寸与请求的不符时的说明。
+    pub size_note: Option<String>,
 }
 
 #[derive(Clone)]
@@ -264,6 +268,8 @@ impl Storage {
                 .unwrap_or_else(|_| "[]".into()),
             model_text: image.model_text,
             favourite: false,
+            sources: serde_json::to_string(&image.sources).unwrap_or_else(|_| "[]".into()),
+            size_note: image.size_note,
             deleted_at: None,
         };
         let dir = path.parent().expect("图像路径总有上级目录").to_path_buf();
@@ -549,6 +555,8 @@ mod tests {
             duration_ms: 5,
             attempts: Vec::new(),
             model_text: None,
+            sources: Vec::new(),
+            size_note: None,
             reference_ids: Vec::new(),
         }
     }
@@ -629,6 +637,8 @@ mod tests {
             reference_ids: "[]".into(),
             model_text: None,
             favourite: false,
+            sources: "[]".into(),
+            size_note: None,
             deleted_at: None,
         };
         db::insert(&storage.db(), &good("dup")).unwrap();

@@ -24,6 +24,9 @@ pub struct AttemptInfo {
     /// 用的密钥：序号与末 4 位（`#2 …abcd`），绝不是密钥本身。
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// 回来的图与要求的尺寸不符时的说明（例如“要 2048×2048，收到 1024×1024”）。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mismatch: Option<String>,
 }
 
 /// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
@@ -63,6 +66,9 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
     s.push_str(&format!("，耗时 {:.1} 秒", a.latency_ms as f64 / 1000.0));
     if let Some(e) = &a.error {
         s.push_str(&format!("：{e}"));
+    }
+    if let Some(m) = &a.size_mismatch {
+        s.push_str(&format!("；尺寸不符：{m}"));
     }
     s
 }

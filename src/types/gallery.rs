@@ -62,6 +62,12 @@ pub struct GalleryPage {
 pub struct ImageDetail {
     #[serde(flatten)]
     pub item: GalleryItem,
+    /// 实际尺寸与请求的不符时的说明。
+    #[serde(default)]
+    pub size_note: Option<String>,
+    /// 联网搜索时引用的来源（标题, 网址）。
+    #[serde(default)]
+    pub sources: Vec<(String, String)>,
     pub aspect_ratio: String,
     pub image_size: String,
     pub upstream: String,

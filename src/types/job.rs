@@ -15,6 +15,12 @@ pub struct GenerateRequest {
     /// 参考图的 id（图库里的图片 id 或上传的 id）；非空即为图生图。
     #[serde(default)]
     pub references: Vec<String>,
+    /// 模型；空为上游配置的默认模型。
+    #[serde(default)]
+    pub model: String,
+    /// 联网搜索。
+    #[serde(default)]
+    pub google_search: bool,
 }
 
 /// 已保存到服务器的一张图像。
@@ -31,6 +37,15 @@ pub struct SavedImage {
     pub upstream: String,
     /// 每次上游尝试的记录。
     pub attempts: Vec<AttemptInfo>,
+    /// 实际生成它的模型。
+    #[serde(default)]
+    pub model: String,
+    /// 实际尺寸与请求的不符时的说明。
+    #[serde(default)]
+    pub size_note: Option<String>,
+    /// 联网搜索时引用的来源（标题, 网址）。
+    #[serde(default)]
+    pub sources: Vec<(String, String)>,
 }
 
 /// 生成中的阶段。
@@ -90,6 +105,9 @@ pub struct SubmitRequest {
     /// 参考图 id（图库图片 id 或上传 id）。
     #[serde(default)]
     pub references: Vec<String>,
+    /// 联网搜索（Google 搜索接地；只有支持它的模型可以开）。
+    #[serde(default)]
+    pub google_search: bool,
 }
 
 fn one() -> u32 {
@@ -110,6 +128,7 @@ impl Default for SubmitRequest {
             image_size: Default::default(),
             model: String::new(),
             references: Vec::new(),
+            google_search: false,
         }
     }
 }
@@ -206,9 +225,15 @@ pub struct JobImage {
     /// 收藏了（☆）。
     #[serde(default)]
     pub favourite: bool,
-    /// 实际生成它的模型（请求的模型不可用、改用了备选模型时与任务的 `model` 不同）。
+    /// 实际生成它的模型（请求的是停用了的旧 id、或改用了备选模型时与任务的 `model` 不同）。
     #[serde(default)]
     pub model: String,
+    /// 实际尺寸与请求的不符时的说明（卡片上显示“尺寸不符”）。
+    #[serde(default)]
+    pub size_note: Option<String>,
+    /// 联网搜索时引用的来源（标题, 网址）。
+    #[serde(default)]
+    pub sources: Vec<(String, String)>,
 }
 
 /// 一张卡片（一个任务）此刻的样子。`/ws` 推送的就是它。

@@ -28,10 +28,36 @@ pub enum AspectRatio {
     L16x9,
     #[serde(rename = "21:9")]
     L21x9,
+    #[serde(rename = "1:4")]
+    P1x4,
+    #[serde(rename = "4:1")]
+    L4x1,
+    #[serde(rename = "1:8")]
+    P1x8,
+    #[serde(rename = "8:1")]
+    L8x1,
 }
 
 impl AspectRatio {
-    pub const ALL: [AspectRatio; 10] = [
+    pub const ALL: [AspectRatio; 14] = [
+        Self::Square,
+        Self::P2x3,
+        Self::L3x2,
+        Self::P3x4,
+        Self::L4x3,
+        Self::P4x5,
+        Self::L5x4,
+        Self::P9x16,
+        Self::L16x9,
+        Self::L21x9,
+        Self::P1x4,
+        Self::L4x1,
+        Self::P1x8,
+        Self::L8x1,
+    ];
+
+    /// 各个 Gemini 图像模型都支持的 10 种（较新的 Flash 另有 1:4、4:1、1:8、8:1，见模型目录）。
+    pub const CLASSIC: [AspectRatio; 10] = [
         Self::Square,
         Self::P2x3,
         Self::L3x2,
@@ -56,6 +82,10 @@ impl AspectRatio {
             Self::P9x16 => "9:16",
             Self::L16x9 => "16:9",
             Self::L21x9 => "21:9",
+            Self::P1x4 => "1:4",
+            Self::L4x1 => "4:1",
+            Self::P1x8 => "1:8",
+            Self::L8x1 => "8:1",
         }
     }
 
@@ -72,6 +102,11 @@ impl AspectRatio {
             Self::P9x16 => (768, 1376),
             Self::L16x9 => (1376, 768),
             Self::L21x9 => (1584, 672),
+            // 较新的 Flash 的细长比例：与其他比例大约同样的像素数。
+            Self::P1x4 => (512, 2048),
+            Self::L4x1 => (2048, 512),
+            Self::P1x8 => (360, 2880),
+            Self::L8x1 => (2880, 360),
         }
     }
 }
@@ -100,6 +135,9 @@ impl FromStr for AspectRatio {
 /// 输出分辨率档位。Gemini 要求大写的 K。
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum ImageSize {
+    /// 较小的预览档（只有部分 Flash 模型支持，见模型目录）。
+    #[serde(rename = "512")]
+    Half,
     #[default]
     #[serde(rename = "1K")]
     K1,
@@ -110,22 +148,31 @@ pub enum ImageSize {
 }
 
 impl ImageSize {
-    pub const ALL: [ImageSize; 3] = [Self::K1, Self::K2, Self::K4];
+    pub const ALL: [ImageSize; 4] = [Self::Half, Self::K1, Self::K2, Self::K4];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Half => "512",
             Self::K1 => "1K",
             Self::K2 => "2K",
             Self::K4 => "4K",
         }
     }
 
-    fn scale(self) -> u32 {
+    /// 相对 1K 的倍数（分子, 分母）。
+    fn scale(self) -> (u32, u32) {
         match self {
-            Self::K1 => 1,
-            Self::K2 => 2,
-            Self::K4 => 4,
+            Self::Half => (1, 2),
+            Self::K1 => (1, 1),
+            Self::K2 => (2, 1),
+            Self::K4 => (4, 1),
         }
+    }
+
+    /// 这一档最长边的标称像素数（1K 为 1024）：尺寸核对用。
+    pub fn nominal_long_side(self) -> u32 {
+        let (n, d) = self.scale();
+        1024 * n / d
     }
 }
 
@@ -141,22 +188,28 @@ impl FromStr for ImageSize {
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == s.trim())
-            .ok_or_else(|| format!("不支持的分辨率“{s}”，可选：1K、2K、4K"))
+            .ok_or_else(|| format!("不支持的分辨率“{s}”，可选：512、1K、2K、4K"))
     }
 }
 
 impl AspectRatio {
     /// 与 `w`×`h` 最接近的宽高比（按对数比例的距离）。
     pub fn nearest(w: u32, h: u32) -> AspectRatio {
+        Self::nearest_of(&Self::ALL, w, h)
+    }
+
+    /// `choices` 里与 `w`×`h` 最接近的宽高比。
+    pub fn nearest_of(choices: &[AspectRatio], w: u32, h: u32) -> AspectRatio {
         let target = (w.max(1) as f64 / h.max(1) as f64).ln();
         let distance = |a: &AspectRatio| {
             let (aw, ah) = a.base_pixels();
             ((aw as f64 / ah as f64).ln() - target).abs()
         };
-        Self::ALL
-            .into_iter()
+        choices
+            .iter()
+            .copied()
             .min_by(|a, b| distance(a).total_cmp(&distance(b)))
-            .expect("宽高比列表非空")
+            .unwrap_or_default()
     }
 }
 
@@ -165,6 +218,7 @@ impl ImageSize {
     pub fn for_longest_side(longest: u32) -> ImageSize {
         match longest {
             0..=1600 => Self::K1,
+            // （512 档只在明确要求时用：`image_size = "512"`。）
             1601..=3200 => Self::K2,
             _ => Self::K4,
         }
@@ -193,7 +247,8 @@ pub fn shape_from_size(size: Option<&str>) -> Result<(AspectRatio, ImageSize), S
 /// 给定宽高比与分辨率档位时，生成图像的像素尺寸（宽, 高）。
 pub fn pixel_size(aspect: AspectRatio, size: ImageSize) -> (u32, u32) {
     let (w, h) = aspect.base_pixels();
-    (w * size.scale(), h * size.scale())
+    let (n, d) = size.scale();
+    (w * n / d, h * n / d)
 }
 
 #[cfg(test)]

@@ -337,7 +337,7 @@ async fn url_format_points_at_this_server_and_models_are_listed() {
         .json()
         .await
         .unwrap();
-    assert_eq!(models["data"][0]["id"], "gemini-3-pro-image-preview");
+    assert_eq!(models["data"][0]["id"], "gemini-3-pro-image");
     let bad = v1_generate(&server, None, json!({"prompt": "x", "n": 17})).await;
     assert_eq!(bad.status(), 400);
 }

@@ -7,6 +7,7 @@ mod common;
 mod access;
 mod batches;
 mod billing;
+mod catalogue;
 mod config_errors;
 mod demo_faults;
 mod gallery_api;

@@ -79,7 +79,7 @@ async fn chat_non_stream_returns_images_and_markdown() {
     );
     let body: Value = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))
-        .json(&json!({"model": "gemini-3-pro-image-preview", "messages": [
+        .json(&json!({"model": "gemini-3-pro-image", "messages": [
             {"role": "system", "content": "你是画师"},
             {"role": "user", "content": [{"type": "text", "text": "画成水彩"}, {"type": "image_url", "image_url": {"url": data_url}}]}
         ]}))
@@ -105,7 +105,7 @@ async fn chat_stream_is_valid_sse_with_a_files_link_and_done() {
     let (_demo, _ws, server) = setup().await;
     let text = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))
-        .json(&json!({"model": "gemini-3-pro-image-preview", "stream": true, "messages": [{"role": "user", "content": "一只鲸鱼"}]}))
+        .json(&json!({"model": "gemini-3-pro-image", "stream": true, "messages": [{"role": "user", "content": "一只鲸鱼"}]}))
         .send()
         .await
         .unwrap()

@@ -520,7 +520,7 @@ async fn list_models_of_an_upstream() {
         assert_eq!(status, 200, "{kind}: {models}");
         let models: Vec<String> = serde_json::from_value(models).unwrap();
         assert!(
-            models.contains(&"gemini-3-pro-image-preview".to_string()),
+            models.contains(&"gemini-3-pro-image".to_string()),
             "{kind}: {models:?}"
         );
     }

@@ -14,7 +14,7 @@ import zlib
 from google import genai
 from google.genai import types
 
-MODEL = "gemini-3-pro-image-preview"
+MODEL = "gemini-3-pro-image"
 client = genai.Client(
     api_key="demo-key",
     vertexai=False,

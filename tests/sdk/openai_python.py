@@ -31,7 +31,7 @@ def case(fn):
 @case
 def generate_b64_json_n4():
     res = client.images.generate(
-        model="gemini-3-pro-image-preview", prompt="四只风筝", n=4, response_format="b64_json"
+        model="gemini-3-pro-image", prompt="四只风筝", n=4, response_format="b64_json"
     )
     assert len(res.data) == 4, len(res.data)
     for item in res.data:
@@ -70,7 +70,7 @@ def edit_with_two_images():
 @case
 def chat_non_stream():
     res = client.chat.completions.create(
-        model="gemini-3-pro-image-preview", messages=[{"role": "user", "content": "画一个红苹果"}]
+        model="gemini-3-pro-image", messages=[{"role": "user", "content": "画一个红苹果"}]
     )
     message = res.choices[0].message
     assert "![image](data:image/png;base64," in message.content, message.content[:80]
@@ -81,7 +81,7 @@ def chat_non_stream():
 @case
 def chat_stream():
     stream = client.chat.completions.create(
-        model="gemini-3-pro-image-preview", messages=[{"role": "user", "content": "画一片绿叶"}], stream=True
+        model="gemini-3-pro-image", messages=[{"role": "user", "content": "画一片绿叶"}], stream=True
     )
     content = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert f"]({BASE}/files/" in content, content

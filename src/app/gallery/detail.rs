@@ -45,6 +45,10 @@ pub fn DetailDialog(
                     {d.model_text.clone().map(|t| view! {
                         <p class="model-text" data-testid="detail-model-text"><strong>"模型说明："</strong>{t}</p>
                     })}
+                    {d.size_note.clone().map(|n| view! {
+                        <p class="size-note" data-testid="detail-size-note"><span class="badge warn">"尺寸不符"</span>" "{n}</p>
+                    })}
+                    <Sources sources=d.sources.clone()/>
                     <dl>
                         {rows.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                     </dl>
@@ -70,4 +74,22 @@ pub fn DetailDialog(
             </div>
         </div>
     }
+}
+
+/// 联网搜索时模型引用的来源（新窗口打开，不带来源页）。
+#[component]
+pub fn Sources(sources: Vec<(String, String)>) -> impl IntoView {
+    (!sources.is_empty()).then(|| {
+        view! {
+            <details class="sources" data-testid="sources">
+                <summary>{format!("联网搜索的来源（{} 个）", sources.len())}</summary>
+                <ul>
+                    {sources.into_iter().map(|(title, url)| {
+                        let shown = if title.is_empty() { url.clone() } else { title };
+                        view! { <li><a href=url target="_blank" rel="noopener noreferrer">{shown}</a></li> }
+                    }).collect_view()}
+                </ul>
+            </details>
+        }
+    })
 }

@@ -7,7 +7,7 @@
 //! - `filters.rs`、`grid.rs`、`detail.rs`：筛选栏与选择栏、缩略图网格、详情对话框。
 
 mod browse;
-mod detail;
+pub mod detail;
 mod filters;
 mod grid;
 
@@ -176,6 +176,8 @@ mod ssr {
             attempts: serde_json::from_str(&r.attempts).unwrap_or_default(),
             reference_ids: serde_json::from_str(&r.reference_ids).unwrap_or_default(),
             model_text: r.model_text,
+            size_note: r.size_note,
+            sources: serde_json::from_str(&r.sources).unwrap_or_default(),
             aspect_ratio: r.aspect_ratio,
             image_size: r.image_size,
             upstream: r.upstream,

@@ -5,7 +5,7 @@ use crate::types::settings::UpstreamForm;
 use leptos::prelude::*;
 
 /// 上游的协议方言（与配置的 `kind` 一致）。
-const KINDS: [&str; 3] = ["gemini", "openai-images", "openai-chat"];
+const KINDS: [&str; 4] = ["gemini", "openai-images", "openai-chat", "doubao"];
 
 /// 改第 `i` 个上游的一个字段。
 fn edit(page: Page, i: usize, f: fn(&mut UpstreamForm, String), value: String) {
@@ -23,7 +23,7 @@ pub fn Upstreams(page: Page) -> impl IntoView {
             l.push(UpstreamForm {
                 name: format!("上游{}", l.len() + 1),
                 kind: "gemini".into(),
-                model: "gemini-3-pro-image-preview".into(),
+                model: "gemini-3-pro-image".into(),
                 weight: 1,
                 ..Default::default()
             })

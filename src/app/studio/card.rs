@@ -116,7 +116,13 @@ pub fn JobCard(
                     let image = j.image.as_ref()?;
                     (!j.model.is_empty() && !image.model.is_empty() && image.model != j.model).then(|| image.model.clone())
                 })).map(|m| view! {
-                    <p class="note" data-testid="served-model">{format!("“{}”不可用，已改用备选模型 {m}", job.with_untracked(|j| j.as_ref().map(|j| j.model.clone()).unwrap_or_default()))}</p>
+                    <p class="note" data-testid="served-model">{format!("已自动改用 {m}（请求的“{}”已停用或暂时不可用）", job.with_untracked(|j| j.as_ref().map(|j| j.model.clone()).unwrap_or_default()))}</p>
+                })}
+                {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.size_note.clone())).map(|n| view! {
+                    <p class="size-note" data-testid="size-note"><span class="badge warn">"尺寸不符"</span>" "{n}</p>
+                })}
+                {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).map(|i| i.sources.clone())).map(|sources| view! {
+                    <crate::app::gallery::detail::Sources sources/>
                 })}
                 {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.model_text.clone())).map(|t| view! {
                     <p class="model-text" data-testid="model-text"><strong>"模型说明："</strong>{t}</p>

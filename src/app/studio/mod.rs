@@ -57,16 +57,26 @@ mod ssr {
             1,
             request.references.len(),
         )?;
+        let model = Some(request.model.trim().to_string()).filter(|m| !m.is_empty());
+        state.gateway.check_request(
+            &state.config.load(),
+            model.as_deref(),
+            request.aspect_ratio,
+            request.image_size,
+            request.references.len(),
+            request.google_search,
+        )?;
         let references = References::load(&state.storage, &request.references).await?;
         let order = ImageRequest {
             prompt: prompt.clone(),
             references: Vec::new(),
             aspect_ratio: request.aspect_ratio,
             image_size: request.image_size,
-            model: None,
+            model,
             progress: Default::default(),
             seed: None,
             client: crate::access::budget::STUDIO_CLIENT.into(),
+            google_search: request.google_search,
         };
         let produced = state
             .producer()
@@ -83,6 +93,9 @@ mod ssr {
             note: image.text,
             upstream: image.upstream,
             attempts: image.attempts,
+            model: image.model,
+            size_note: image.size_mismatch,
+            sources: image.sources,
         })
     }
 
@@ -249,8 +262,8 @@ impl Reference {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StudioInit {
     pub jobs: Vec<JobView>,
-    /// 可选的模型（去重后的各上游模型）。
-    pub models: Vec<String>,
+    /// 可选的模型（各上游模型的并集，第一个是默认）与它们在模型目录里的能力。
+    pub models: Vec<crate::types::catalogue::ModelInfo>,
 }
 
 #[cfg(feature = "ssr")]
@@ -259,7 +272,16 @@ fn studio_init() -> StudioInit {
         return StudioInit::default();
     };
     let config = state.config.load();
-    let models = state.gateway.models(&config);
+    let models = state
+        .gateway
+        .models(&config)
+        .into_iter()
+        // 能力按目录（旧 id 按现在的模型算），id 保持上游列出的写法。
+        .map(|m| crate::types::catalogue::ModelInfo {
+            id: m.clone(),
+            ..crate::catalogue::lookup(&config, &m)
+        })
+        .collect();
     StudioInit {
         jobs: state.jobs.snapshot(),
         models,

@@ -9,6 +9,7 @@ use super::upload_widget::{files_of, UploadWidget, Uploader};
 use super::{add_submitted, prefs, submit_jobs, Reference};
 use crate::app::prompts::{use_prompt, PromptPicker};
 use crate::types::batch::{placeholders, ReferenceMode, VariableMode};
+use crate::types::catalogue::ModelInfo;
 use crate::types::prompt::{PromptDraft, SavedPrompt};
 use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
 use leptos::prelude::*;
@@ -54,6 +55,8 @@ pub struct Draft {
     pub variables: RwSignal<BTreeMap<String, String>>,
     pub variable_mode: RwSignal<VariableMode>,
     pub name: RwSignal<String>,
+    /// 联网搜索（只有支持它的模型显示这个开关）。
+    pub google_search: RwSignal<bool>,
     /// 从提示词库填进来的那条（id, 内容）：原样提交时记一次使用。
     pub picked: RwSignal<Option<(String, String)>>,
 }
@@ -71,6 +74,7 @@ impl Draft {
             variables: RwSignal::new(BTreeMap::new()),
             variable_mode: RwSignal::new(VariableMode::default()),
             name: RwSignal::new(String::new()),
+            google_search: RwSignal::new(false),
             picked: RwSignal::new(None),
         }
     }
@@ -163,6 +167,7 @@ impl Draft {
             references: self
                 .references
                 .with(|r| r.iter().map(|r| r.id.clone()).collect()),
+            google_search: self.google_search.get(),
         }
     }
 
@@ -176,13 +181,13 @@ impl Draft {
         }
     }
 
-    fn restore(&self, p: prefs::Prefs, models: &[String]) {
+    fn restore(&self, p: prefs::Prefs, models: &[ModelInfo]) {
         self.count
             .set(p.count.clamp(1, crate::types::limits::MAX_COUNT));
         self.aspect.set(p.aspect_ratio);
         self.size.set(p.image_size);
         // 记下的模型已不再提供时用默认。
-        if p.model.is_empty() || models.contains(&p.model) {
+        if p.model.is_empty() || models.iter().any(|m| m.id == p.model) {
             self.model.set(p.model);
         }
         self.mode.set(p.mode);
@@ -226,7 +231,7 @@ fn submit(
 pub fn PromptBar(
     references: RwSignal<Vec<Reference>>,
     jobs: RwSignal<Vec<JobView>>,
-    models: Vec<String>,
+    models: Vec<ModelInfo>,
     /// “保存为提示词”对话框要预填的内容（设了就打开）。
     save_prompt: RwSignal<Option<PromptDraft>>,
 ) -> impl IntoView {
@@ -345,17 +350,67 @@ pub fn PromptBar(
     }
 }
 
-/// 宽高比、分辨率与模型的下拉框。
+/// 所选模型（空为默认，即列表里的第一个）的能力。
+fn chosen(models: &[ModelInfo], model: &str) -> ModelInfo {
+    models
+        .iter()
+        .find(|m| m.id == model)
+        .or_else(|| models.first())
+        .cloned()
+        .unwrap_or_else(|| ModelInfo::permissive(model))
+}
+
+/// 模型、宽高比、分辨率的下拉框与“联网搜索”：只列所选模型做得到的；换模型时原来的选择还行就保留，不行就换成它能做的。
 #[component]
-fn ShapeSelectors(draft: Draft, models: Vec<String>) -> impl IntoView {
+fn ShapeSelectors(draft: Draft, models: Vec<ModelInfo>) -> impl IntoView {
+    let caps = {
+        let models = models.clone();
+        Memo::new(move |_| draft.model.with(|m| chosen(&models, m)))
+    };
+    Effect::new(move |_| {
+        let c = caps.get();
+        if !c.aspect_ratios.contains(&draft.aspect.get_untracked()) {
+            draft
+                .aspect
+                .set(if c.aspect_ratios.contains(&AspectRatio::Square) {
+                    AspectRatio::Square
+                } else {
+                    c.aspect_ratios.first().copied().unwrap_or_default()
+                });
+        }
+        if !c.sizes.contains(&draft.size.get_untracked()) {
+            draft.size.set(if c.sizes.contains(&ImageSize::K1) {
+                ImageSize::K1
+            } else {
+                c.sizes.first().copied().unwrap_or_default()
+            });
+        }
+        if !c.grounding {
+            draft.google_search.set(false);
+        }
+    });
     view! {
+        <label>
+            "模型"
+            <select name="model" on:change=move |ev| draft.model.set(event_target_value(&ev))>
+                <option value="" prop:selected=move || draft.model.with(String::is_empty)>
+                    {models.first().map(|m| format!("默认（{}）", m.label())).unwrap_or_else(|| "默认".into())}
+                </option>
+                {models.into_iter().map(|m| {
+                    let current = m.id.clone();
+                    view! {
+                        <option value=m.id.clone() prop:selected=move || draft.model.with(|x| *x == current)>{m.label()}</option>
+                    }
+                }).collect_view()}
+            </select>
+        </label>
         <label>
             "宽高比"
             <select name="aspect_ratio"
                 on:change=move |ev| {
                     draft.aspect.set(event_target_value(&ev).parse().unwrap_or_default())
                 }>
-                {AspectRatio::ALL
+                {move || caps.get().aspect_ratios
                     .into_iter()
                     .map(|a| view! {
                         <option value=a.as_str() prop:selected=move || draft.aspect.get() == a>{a.as_str()}</option>
@@ -369,7 +424,7 @@ fn ShapeSelectors(draft: Draft, models: Vec<String>) -> impl IntoView {
                 on:change=move |ev| {
                     draft.size.set(event_target_value(&ev).parse().unwrap_or_default())
                 }>
-                {ImageSize::ALL
+                {move || caps.get().sizes
                     .into_iter()
                     .map(|s| view! {
                         <option value=s.as_str() prop:selected=move || draft.size.get() == s>{s.as_str()}</option>
@@ -377,17 +432,12 @@ fn ShapeSelectors(draft: Draft, models: Vec<String>) -> impl IntoView {
                     .collect_view()}
             </select>
         </label>
-        <label>
-            "模型"
-            <select name="model" on:change=move |ev| draft.model.set(event_target_value(&ev))>
-                <option value="" prop:selected=move || draft.model.with(String::is_empty)>"默认"</option>
-                {models.into_iter().map(|m| {
-                    let current = m.clone();
-                    view! {
-                        <option value=m.clone() prop:selected=move || draft.model.with(|x| *x == current)>{m.clone()}</option>
-                    }
-                }).collect_view()}
-            </select>
-        </label>
+        <Show when=move || caps.with(|c| c.grounding)>
+            <label class="check" title="让模型先用 Google 搜索，再按搜到的资料作画（来源显示在卡片上）">
+                <input type="checkbox" name="google_search" prop:checked=move || draft.google_search.get()
+                    on:change=move |ev| draft.google_search.set(event_target_checked(&ev))/>
+                "联网搜索"
+            </label>
+        </Show>
     }
 }

@@ -21,7 +21,7 @@ pub mod route;
 
 use super::upstream;
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{Config, SizeMismatch, UpstreamConfig};
 use crate::types::AttemptInfo;
 use crate::usage::AttemptEvent;
 use concurrency::ConcurrencyLimit;
@@ -37,7 +37,8 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
         return Err(GatewayError::NoUpstream.into());
     }
     // 要试的模型：请求的模型，再是它的备选；没指定模型时各上游用自己的默认模型。
-    let models: Vec<Option<String>> = match &req.model {
+    let requested = req.model.as_deref().map(|m| routed_model(&config, &all, m));
+    let models: Vec<Option<String>> = match &requested {
         None => vec![None],
         Some(m) => {
             if !all.iter().any(|u| u.serves(m)) {
@@ -62,6 +63,7 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
         }
     };
     let mut trace: Vec<AttemptInfo> = Vec::new();
+    let mut kept: Option<GeneratedImage> = None;
     let mut last_error: Option<GatewayError> = None;
     // 整个请求里，为“可能已计费”的失败最多再试一次（同一上游或下一个上游都算）。
     let mut billed_retry_used = false;
@@ -108,6 +110,7 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
                     trace: &mut trace,
                     billed_retry_used: &mut billed_retry_used,
                     has_fallback,
+                    kept: &mut kept,
                 },
             );
             match attempt.await {
@@ -127,6 +130,11 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
         }
     }
 
+    // 再试都不行，但之前有一张尺寸不符的：交回它（已经付过钱），标着“尺寸不符”。
+    if let Some(mut image) = kept {
+        image.attempts = trace;
+        return Ok(image);
+    }
     let last = last_error.unwrap_or(GatewayError::NoUpstream);
     let error = if trace.is_empty() {
         // 一次都没试成（例如全部熔断中）：直接说原因。
@@ -142,6 +150,19 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
         error,
         attempts: trace,
     })
+}
+
+/// 请求的模型实际要用的 id：有上游原样提供它就用它（私有部署可能还在用旧名字）；否则停用了的旧 id
+/// 换成模型目录里现在的模型（`aliases`）。
+pub fn routed_model(config: &Config, upstreams: &[UpstreamConfig], model: &str) -> String {
+    if upstreams.iter().any(|u| u.serves(model)) {
+        return model.to_string();
+    }
+    let current = crate::catalogue::resolve(config, model);
+    if current != model {
+        tracing::info!(requested = model, current = %current, "请求的是停用了的旧模型 id，改用现在的模型");
+    }
+    current
 }
 
 /// 各上游提供的模型（去重，按上游的先后）。
@@ -198,6 +219,8 @@ struct Ledger<'a> {
     trace: &'a mut Vec<AttemptInfo>,
     billed_retry_used: &'a mut bool,
     has_fallback: bool,
+    /// 尺寸不符、按设置再试或换上游时先留着的图：都不行时交回它（它已经付过钱）。
+    kept: &'a mut Option<GeneratedImage>,
 }
 
 /// 一个上游试完之后的结局。
@@ -206,6 +229,27 @@ enum Exhausted {
     GiveUp(GatewayError),
     /// 这个上游不行了，换下一个。
     NextUpstream(GatewayError),
+}
+
+/// 回来的图与请求的尺寸比一比：比例差 2% 以内、最长边至少是这一档标称最长边（1K 为 1024）的 90% 才算对。
+/// 不符时返回说明（“要 2048×2048，收到 1024×1024”）；读不出尺寸的不算不符（解码时另有检查）。
+fn size_mismatch(data: &[u8], req: &ImageRequest) -> Option<String> {
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(data))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()?;
+    let (want_w, want_h) = crate::types::pixel_size(req.aspect_ratio, req.image_size);
+    let want_ratio = want_w as f64 / want_h as f64;
+    let got_ratio = w as f64 / h.max(1) as f64;
+    let ratio_ok = (got_ratio / want_ratio - 1.0).abs() <= 0.02;
+    let size_ok = w.max(h) as f64 >= req.image_size.nominal_long_side() as f64 * 0.9;
+    (!ratio_ok || !size_ok).then(|| {
+        format!(
+            "要 {want_w}×{want_h}（{} {}），收到 {w}×{h}",
+            req.aspect_ratio, req.image_size
+        )
+    })
 }
 
 /// 请求发出去的大约字节数（提示词与参考图），记进用量。
@@ -232,6 +276,7 @@ async fn try_upstream(
         trace,
         billed_retry_used,
         has_fallback,
+        kept,
     } = ledger;
     let name = upstream.name.clone();
     let threshold = config.retry.breaker_failures;
@@ -321,10 +366,11 @@ async fn try_upstream(
         let key_label = (!key.secret.is_empty()).then(|| key.label.clone());
 
         let error = match result {
-            Ok(image) => {
+            Ok(mut image) => {
                 inner.breakers.record_success(&name);
                 inner.keys.record(upstream, &key, Ok(()));
                 metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
+                let mismatch = size_mismatch(&image.data, req);
                 trace.push(AttemptInfo {
                     upstream: name.clone(),
                     status: Some(200),
@@ -335,8 +381,30 @@ async fn try_upstream(
                     maybe_billed: true,
                     model: Some(upstream.model.clone()),
                     key: key_label,
+                    size_mismatch: mismatch.clone(),
                 });
-                return Ok(image);
+                let Some(detail) = mismatch else {
+                    return Ok(image);
+                };
+                metrics::counter!("gateway_size_mismatch_total", "upstream" => name.clone())
+                    .increment(1);
+                tracing::warn!(upstream = %name, "回来的图尺寸不符：{detail}");
+                image.size_mismatch = Some(detail.clone());
+                match upstream.on_size_mismatch {
+                    SizeMismatch::Keep => return Ok(image),
+                    SizeMismatch::Retry if attempt < config.retry.max_attempts => {
+                        *kept = Some(image);
+                        continue;
+                    }
+                    SizeMismatch::Retry => return Ok(image),
+                    SizeMismatch::Next => {
+                        *kept = Some(image);
+                        return Err(Exhausted::NextUpstream(GatewayError::BadResponse {
+                            upstream: name.clone(),
+                            detail: format!("图的尺寸不符（{detail}）"),
+                        }));
+                    }
+                }
             }
             Err(e) => e,
         };
@@ -356,6 +424,7 @@ async fn try_upstream(
             maybe_billed: billed,
             model: Some(upstream.model.clone()),
             key: key_label,
+            size_mismatch: None,
         });
         // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
         if key_changed && inner.keys.any_usable(upstream) {

@@ -1,6 +1,7 @@
 //! 上游适配器：每种协议方言一个实现，都藏在 `Upstream` 这一个 trait 后面。
 //! 网关之外的代码不直接访问上游。
 
+mod doubao;
 pub mod gemini;
 pub mod http;
 mod openai_chat;
@@ -43,7 +44,15 @@ pub fn build(
             Ok(Box::new(openai_images::OpenAiImagesUpstream::new(target)))
         }
         UpstreamKind::OpenaiChat => Ok(Box::new(openai_chat::OpenAiChatUpstream::new(target))),
+        UpstreamKind::Doubao => Ok(Box::new(doubao::DoubaoUpstream::new(target))),
     }
+}
+
+/// 地址末尾已经是版本路径（`/v1`、`/v1beta`、`/api/v3`）：每种方言都照用，不再补。
+pub(crate) fn ends_with_version(trimmed: &str) -> bool {
+    ["/v1", "/v1beta", "/api/v3"]
+        .iter()
+        .any(|v| trimmed.ends_with(v))
 }
 
 /// 构造适配器所需的：上游的配置与响应体上限。
@@ -96,8 +105,8 @@ impl OpenAiTarget {
     pub fn new(target: Target<'_>) -> Self {
         let config = target.config;
         let trimmed = config.base_url.trim_end_matches('/');
-        // 末尾已有 `/v1` 时照用，否则补上。
-        let api_base = if trimmed.ends_with("/v1") {
+        // 末尾已有版本路径时照用，否则补上 `/v1`。
+        let api_base = if ends_with_version(trimmed) {
             trimmed.to_string()
         } else {
             format!("{trimmed}/v1")
@@ -157,7 +166,7 @@ impl OpenAiTarget {
     }
 }
 
-async fn read_openai_response(
+pub(crate) async fn read_openai_response(
     upstream: &str,
     response: reqwest::Response,
     progress: &super::Progress,
@@ -188,7 +197,11 @@ async fn read_openai_response(
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(1000)]).into_owned()),
     );
-    if code == "content_policy_violation" {
+    // OpenAI 的内容审核与方舟的敏感内容错误码都是安全拦截。
+    if code == "content_policy_violation"
+        || code.contains("SensitiveContentDetected")
+        || code.contains("RiskDetection")
+    {
         return Err(GatewayError::Safety {
             upstream: upstream.to_string(),
             reason: message,

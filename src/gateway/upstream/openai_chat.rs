@@ -75,6 +75,8 @@ impl OpenAiChatUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
+            sources: Vec::new(),
+            size_mismatch: None,
         })
     }
 }

@@ -92,6 +92,8 @@ impl OpenAiImagesUpstream {
             upstream: self.target.name.clone(),
             model,
             attempts: Vec::new(),
+            sources: Vec::new(),
+            size_mismatch: None,
         })
     }
 }

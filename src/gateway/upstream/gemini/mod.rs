@@ -110,6 +110,15 @@ impl GeminiUpstream {
             });
         };
         let finish = candidate.finish_reason.unwrap_or_default();
+        let sources: Vec<(String, String)> = candidate
+            .grounding_metadata
+            .map(|g| g.grounding_chunks)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.web)
+            .filter(|w| !w.uri.is_empty())
+            .map(|w| (w.title, w.uri))
+            .collect();
         let mut image: Option<Blob> = None;
         let mut texts: Vec<String> = Vec::new();
         for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
@@ -166,6 +175,8 @@ impl GeminiUpstream {
             upstream,
             model: model.to_string(),
             attempts: Vec::new(),
+            sources,
+            size_mismatch: None,
         })
     }
 }
@@ -213,7 +224,7 @@ impl Upstream for GeminiUpstream {
 /// 上游地址末尾已有 `/v1beta` 或 `/v1` 时照用，否则补上 `/v1beta`。
 pub fn api_base(base_url: &str) -> String {
     let trimmed = base_url.trim_end_matches('/');
-    if trimmed.ends_with("/v1beta") || trimmed.ends_with("/v1") {
+    if super::ends_with_version(trimmed) {
         trimmed.to_string()
     } else {
         format!("{trimmed}/v1beta")
@@ -230,13 +241,18 @@ pub fn build_request(req: &ImageRequest) -> GenerateContentRequest {
             data: base64_simd::STANDARD.encode_to_string(&img.data),
         })
         .collect();
-    GenerateContentRequest::image_request(
+    let request = GenerateContentRequest::image_request(
         &req.prompt,
         references,
         req.aspect_ratio.as_str(),
         req.image_size.as_str(),
         req.seed,
-    )
+    );
+    if req.google_search {
+        request.with_google_search()
+    } else {
+        request
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,25 @@ pub struct GenerateContentRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(alias = "generation_config")]
     pub generation_config: Option<GenerationConfig>,
+    /// 工具：联网搜索时是 `[{"google_search": {}}]`。
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<serde_json::Value>,
 }
 
 impl GenerateContentRequest {
+    /// 加上 Google 搜索接地（联网搜索）。
+    pub fn with_google_search(mut self) -> Self {
+        self.tools.push(serde_json::json!({"google_search": {}}));
+        self
+    }
+
+    /// 请求里有没有要联网搜索（演示上游据此回答接地信息）。
+    pub fn wants_google_search(&self) -> bool {
+        self.tools
+            .iter()
+            .any(|t| t.get("google_search").is_some() || t.get("googleSearch").is_some())
+    }
+
     /// 一条用户消息：提示词 + 参考图，要求同时返回文字与图像，并指定宽高比与分辨率。
     pub fn image_request(
         prompt: &str,
@@ -46,6 +62,7 @@ impl GenerateContentRequest {
                 }),
                 seed,
             }),
+            tools: Vec::new(),
         }
     }
 }
@@ -129,6 +146,36 @@ pub struct Candidate {
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub index: u32,
+    /// 联网搜索时模型引用的来源。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "grounding_metadata")]
+    pub grounding_metadata: Option<GroundingMetadata>,
+}
+
+/// 接地信息：`groundingChunks[].web.{uri,title}`（其余字段不用）。
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroundingMetadata {
+    #[serde(default)]
+    #[serde(alias = "grounding_chunks")]
+    pub grounding_chunks: Vec<GroundingChunk>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "web_search_queries")]
+    pub web_search_queries: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroundingChunk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebSource>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WebSource {
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default)]
+    pub title: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
