@@ -14,7 +14,7 @@ COPY . .
 # 与 CI 相同的脚本装 wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt（版本都固定在脚本与 Cargo.lock 里）。
 # 符号表比程序本身还大：镜像里的程序去掉全部符号（要回溯里的函数名请用发布包的 .debug 文件）。
 RUN bash scripts/install-tools.sh \
-    && cargo leptos build --release \
+    && cargo leptos build --release --split \
     && strip --strip-all target/release/drafting-factory
 
 FROM debian:bookworm-slim

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "== 构建发布版（服务器 + 站点 + 基准程序）"
-cargo leptos build --release
+cargo leptos build --release --split
 cargo build --release --features ssr --example bench
 
 LITELLM_VERSION=1.106.2

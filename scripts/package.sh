@@ -15,7 +15,7 @@ if [ "${1:-}" = "--debug" ]; then
   profile=debug
 else
   bash scripts/install-tools.sh
-  cargo leptos build --release
+  cargo leptos build --release --split
 fi
 for needed in "target/$profile/drafting-factory" target/site/pkg; do
   [ -e "$needed" ] || { echo "缺少 $needed：请先构建" >&2; exit 1; }

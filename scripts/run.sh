@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 bash scripts/install-tools.sh
-cargo leptos build --release
+cargo leptos build --release --split
 exec target/release/drafting-factory "$@"

@@ -57,7 +57,7 @@ cargo test --features ssr --no-run
 cargo build --features ssr --example bench
 
 step "构建浏览器端站点（调试版，含 clippy 检查）"
-cargo leptos build --frontend-only
+cargo leptos build --frontend-only --split
 
 step "发布包的布局（调试版打包，解压后从别的目录启动）"
 bash scripts/package.sh --debug

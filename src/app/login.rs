@@ -20,7 +20,7 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-#[island]
+#[island(lazy)]
 fn LoginForm(next: String) -> impl IntoView {
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);

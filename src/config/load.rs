@@ -416,6 +416,36 @@ mod tests {
         parse(text, dir.path())
     }
 
+    #[test]
+    fn routing_keys_and_budgets_are_checked_with_the_key_named() {
+        let up = |extra: &str| {
+            format!("[[upstreams]]\nname = \"a\"\nbase_url = \"http://x\"\n{extra}\n")
+        };
+        let refused = [
+            (up("model = \"\"\nmodels = []"), "upstreams[0].models"),
+            (up("weight = 0"), "upstreams[0].weight"),
+            (up("weight = 1001"), "upstreams[0].weight"),
+            (up("models = [\"a b\"]"), "upstreams[0].model"),
+            (up("api_keys = [\"k 1\"]"), "upstreams[0].api_keys[0]"),
+            (up("quota_reset = \"midnight\""), "upstreams[0].quota_reset"),
+            (format!("[routing]\nmodel_fallbacks = {{ \"gemini-3-pro-image\" = [\"nope\"] }}\n{}", up("")), "routing.model_fallbacks.gemini-3-pro-image[0]"),
+            ("[[auth.keys]]\nlabel = \"a\"\nprefix = \"p\"\nsha256 = \"x\"\nimages_per_day = -1\n".to_string(), "auth.keys[0].images_per_day"),
+            ("[limits]\nusage_keep_days = 0\n".to_string(), "limits.usage_keep_days"),
+        ];
+        for (text, key) in refused {
+            let e = parse_in_tmp(&text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}\n→ {e}");
+        }
+        // 两种写法：`models` 的第一个就是 `model`；密钥池与单个密钥。
+        let c = parse_in_tmp(&up(
+            "models = [\"m1\", \"m2\"]\napi_keys = [\"k1\", \"k2\"]\nweight = 3",
+        ))
+        .unwrap();
+        assert_eq!(c.upstreams[0].model, "m1");
+        assert_eq!(c.upstreams[0].served_models(), ["m1", "m2"]);
+        assert_eq!(c.upstreams[0].key_pool(), ["k1", "k2"]);
+    }
+
     /// 发布包里的示例配置列出了每一项及其默认值：它必须能解析，并且与空文件得到的配置完全一样。
     #[test]
     fn the_example_config_spells_out_exactly_the_defaults() {

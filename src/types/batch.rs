@@ -171,6 +171,23 @@ pub struct ExpandPreview {
     pub total: u32,
 }
 
+/// 变量输入框里的文字（变量名 → 一行一个值）→ 这些变量各自的值（没填的为空）。
+pub fn values_by_line(
+    raw: &BTreeMap<String, String>,
+    names: &[String],
+) -> BTreeMap<String, Vec<String>> {
+    names
+        .iter()
+        .map(|name| {
+            let values = raw
+                .get(name)
+                .map(|v| v.lines().map(str::to_string).collect())
+                .unwrap_or_default();
+            (name.clone(), values)
+        })
+        .collect()
+}
+
 /// 一条模板展开成的（提示词, 变量值, 模板）。
 type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
 

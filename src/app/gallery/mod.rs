@@ -234,7 +234,7 @@ pub fn GalleryPage() -> impl IntoView {
 }
 
 /// 图库的交互部分。
-#[island]
+#[island(lazy)]
 fn Gallery(initial: GalleryPage) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));

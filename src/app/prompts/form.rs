@@ -2,7 +2,7 @@
 //! 一行一个值）。提示词库页面就地编辑用它，工作台的“保存为提示词”对话框也用它。
 
 use super::save_prompt;
-use crate::types::batch::placeholders;
+use crate::types::batch::{placeholders, values_by_line};
 use crate::types::prompt::{PromptDraft, SavedPrompt};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -49,17 +49,7 @@ pub fn PromptForm(
             tags: split_tags(&tags.get_untracked()),
             favourite: favourite.get_untracked(),
             // 只交内容里还在用的变量（删掉的变量，它的值也不留）。
-            variables: variables.with_untracked(|v| {
-                used.iter()
-                    .map(|name| {
-                        let values = v
-                            .get(name)
-                            .map(|t| t.lines().map(str::to_string).collect())
-                            .unwrap_or_default();
-                        (name.clone(), values)
-                    })
-                    .collect()
-            }),
+            variables: variables.with_untracked(|v| values_by_line(v, &used)),
         };
         busy.set(true);
         error.set(None);

@@ -192,7 +192,7 @@ impl Library {
     }
 }
 
-#[island]
+#[island(lazy)]
 pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));

@@ -286,7 +286,7 @@ impl Page {
     }
 }
 
-#[island]
+#[island(lazy)]
 fn Settings() -> impl IntoView {
     let page = Page::new();
     let hydrated = RwSignal::new(false);

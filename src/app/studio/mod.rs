@@ -399,7 +399,7 @@ fn batch_ids(jobs: &[JobView]) -> Vec<String> {
 }
 
 /// 工作台的交互部分。
-#[island]
+#[island(lazy)]
 fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     let connected = RwSignal::new(false);

@@ -8,7 +8,7 @@ use super::suggestions::{Key, SuggestionList, Suggestions};
 use super::upload_widget::{files_of, UploadWidget, Uploader};
 use super::{add_submitted, prefs, submit_jobs, Reference};
 use crate::app::prompts::{use_prompt, PromptPicker};
-use crate::types::batch::{placeholders, ReferenceMode, VariableMode};
+use crate::types::batch::{placeholders, values_by_line, ReferenceMode, VariableMode};
 use crate::types::catalogue::ModelInfo;
 use crate::types::prompt::{PromptDraft, SavedPrompt};
 use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
@@ -100,17 +100,9 @@ impl Draft {
     fn as_prompt_draft(&self) -> PromptDraft {
         let content = self.prompt.get_untracked();
         let used = placeholders(&content);
-        let variables = self.variables.with_untracked(|raw| {
-            used.iter()
-                .map(|name| {
-                    let values = raw
-                        .get(name)
-                        .map(|v| v.lines().map(str::to_string).collect())
-                        .unwrap_or_default();
-                    (name.clone(), values)
-                })
-                .collect()
-        });
+        let variables = self
+            .variables
+            .with_untracked(|raw| values_by_line(raw, &used));
         PromptDraft {
             content,
             variables,
@@ -133,18 +125,7 @@ impl Draft {
         let text = self.prompt.get();
         let mode = self.mode.get();
         let detected = placeholders(&text);
-        let variables = self.variables.with(|raw| {
-            detected
-                .iter()
-                .map(|name| {
-                    let values = raw
-                        .get(name)
-                        .map(|v| v.lines().map(str::to_string).collect())
-                        .unwrap_or_default();
-                    (name.clone(), values)
-                })
-                .collect()
-        });
+        let variables = self.variables.with(|raw| values_by_line(raw, &detected));
         let (prompt, prompts) = match mode {
             Mode::Multi => (String::new(), text.lines().map(str::to_string).collect()),
             _ => (text, Vec::new()),

@@ -30,7 +30,7 @@ pub fn UsagePage() -> impl IntoView {
 }
 
 /// 用量页的交互部分：水合后取数据（每 10 秒刷新一次），没登录时指向设置页。
-#[island]
+#[island(lazy)]
 fn Usage() -> impl IntoView {
     let report = RwSignal::new(None::<UsageReport>);
     let error = RwSignal::new(None::<(u16, String)>);

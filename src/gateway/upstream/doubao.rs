@@ -90,16 +90,10 @@ impl DoubaoUpstream {
                 text: None,
             });
         };
-        let data = b64.decode(data).map_err(|e| GatewayError::BadResponse {
-            upstream: self.name.clone(),
-            detail: format!("图像的 base64 无法解码：{e}"),
-        })?;
-        let mime = image::guess_format(&data)
-            .map(|f| f.to_mime_type().to_string())
-            .unwrap_or_else(|_| "image/png".into());
+        let (mime, data) = super::decode_b64_image(&self.name, data)?;
         Ok(GeneratedImage {
             mime,
-            data: data.into(),
+            data,
             text: None,
             upstream: self.name.clone(),
             model: self.model.clone(),

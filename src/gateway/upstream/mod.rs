@@ -216,6 +216,24 @@ pub(crate) async fn read_openai_response(
     })
 }
 
+/// 解码响应里的 `b64_json`，按内容认出图像格式：（MIME, 字节）。
+pub(crate) fn decode_b64_image(
+    upstream: &str,
+    b64: &str,
+) -> Result<(String, bytes::Bytes), GatewayError> {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| GatewayError::BadResponse {
+            upstream: upstream.to_string(),
+            detail: format!("图像的 base64 无法解码：{e}"),
+        })?;
+    let mime = image::guess_format(&data)
+        .map(|f| f.to_mime_type().to_string())
+        .unwrap_or_else(|_| "image/png".into());
+    Ok((mime, data.into()))
+}
+
 /// 解码 `data:<mime>;base64,<数据>`。
 pub(crate) fn decode_data_url(
     upstream: &str,

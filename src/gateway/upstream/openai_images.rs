@@ -6,7 +6,6 @@ use super::{OpenAiTarget, Target, Upstream};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
 use crate::types::job::Phase;
 use crate::types::shape::pixel_size;
-use base64::Engine;
 use futures::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -76,18 +75,10 @@ impl OpenAiImagesUpstream {
                 text: None,
             });
         };
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| GatewayError::BadResponse {
-                upstream: self.target.name.clone(),
-                detail: format!("图像的 base64 无法解码：{e}"),
-            })?;
-        let mime = image::guess_format(&data)
-            .map(|f| f.to_mime_type().to_string())
-            .unwrap_or_else(|_| "image/png".into());
+        let (mime, data) = super::decode_b64_image(&self.target.name, b64)?;
         Ok(GeneratedImage {
             mime,
-            data: data.into(),
+            data,
             text: item["revised_prompt"].as_str().map(str::to_string),
             upstream: self.target.name.clone(),
             model,
