@@ -50,6 +50,10 @@ fn Usage() -> impl IntoView {
         spawn_local(async move {
             loop {
                 crate::app::browser::sleep_ms(10_000).await;
+                // 没登录（或不许看）就不再刷新：登录后重新打开页面即可。
+                if error.with_untracked(|e| matches!(e, Some((401 | 403, _)))) {
+                    break;
+                }
                 load();
             }
         });
