@@ -122,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         // 服务器函数在我们的代码之前失败（参数解不开）时，HTTP 状态码与错误体一致。
         .layer(axum::middleware::from_fn(crate::error::server_fn_status))
+        // 服务器函数的请求体上限（它们自己读请求体，axum 的提取器上限管不到）。
+        .layer(axum::middleware::from_fn(crate::web::api_body_limit))
         // 访问控制：Host 白名单、同源、各去处的登录要求（见 crate::access）。它在最外面几层之内、
         // 所有路由之外，任何请求都先经过它。
         .layer(axum::middleware::from_fn_with_state(

@@ -26,10 +26,14 @@ pub async fn handler(
     ws: WebSocketUpgrade,
     State(jobs): State<JobManager>,
     State(sockets): State<SocketCounts>,
+    State(config): State<crate::config::ConfigHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    // 每个 IP 同时最多 32 条连接（握手之前就拒绝）。同源与登录已由 `crate::access` 的守卫检查过。
-    let Some(slot) = sockets.open(peer.ip()) else {
+    // 每个客户端 IP（在可信代理之后按 X-Forwarded-For）同时最多 32 条连接（握手之前就拒绝）。
+    // 同源与登录已由 `crate::access` 的守卫检查过。
+    let ip = crate::web::client_ip(&config.load(), &headers, peer);
+    let Some(slot) = sockets.open(ip) else {
         return crate::error::ApiError::QueueFull(format!(
             "这个地址打开的实时连接太多了（最多 {MAX_SOCKETS_PER_IP} 条），请关掉一些页面"
         ))

@@ -101,6 +101,36 @@ pub async fn live_upload_limit(
     next.run(request).await
 }
 
+/// `/api/*`（服务器函数，只收 JSON）的请求体上限：最大的是提示词库的导入文件。
+pub const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// 中间件：`/api/*` 的请求体不超过 `API_BODY_LIMIT`（服务器函数自己读请求体，不经 axum 的提取器上限）。
+/// 声明的长度超了直接 413；没声明长度的边读边数，超了读取就出错。
+pub async fn api_body_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > API_BODY_LIMIT) {
+        return ApiError::PayloadTooLarge(format!(
+            "请求体太大（/api 的上限 {} MB）",
+            API_BODY_LIMIT >> 20
+        ))
+        .into_response_for(&path);
+    }
+    let request = request
+        .map(|body| axum::body::Body::new(http_body_util::Limited::new(body, API_BODY_LIMIT)));
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,21 @@ async fn studio_refuses_bad_submissions_and_queues_nothing() {
     nothing_saved(&app);
 }
 
+/// 服务器函数自己读请求体：`/api/*` 另有 8 MB 的上限，超了 413，什么都不做。
+#[tokio::test]
+async fn oversized_api_bodies_are_refused() {
+    let app = App::new("").await;
+    let huge = format!("{{\"data\":\"{}\"}}", "x".repeat(9 << 20));
+    let request = Request::post("/api/import_prompts")
+        .header("content-type", "application/json")
+        .header("content-length", huge.len().to_string())
+        .body(Body::from(huge))
+        .unwrap();
+    let (status, body) = json_of(app.send(request).await).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(message(&body).contains("/api 的上限 8 MB"), "{body}");
+}
+
 /// 方法不对：405，带 `Allow`，错误体是 OpenAI 的形状（中文说明），客户端照常能解析。
 #[tokio::test]
 async fn wrong_method_on_v1_is_a_405_with_an_openai_error() {

@@ -66,6 +66,20 @@ mod ssr {
             request.references.len(),
             request.google_search,
         )?;
+        // 与提交批次一样计入工作台的每日张数与每分钟张数。
+        let client = client().await?;
+        let config = state.config.load_full();
+        let daily = crate::access::budget::Budget {
+            images_per_day: config.limits.studio_images_per_day,
+            max_concurrent: 0,
+        };
+        let studio = crate::access::budget::STUDIO_CLIENT;
+        state
+            .client_budgets
+            .prepare(&state.storage, studio, daily)
+            .await;
+        let ticket = state.client_budgets.admit_now(studio, daily, 1)?;
+        state.image_budget.spend(&config, &client, 1)?;
         let references = References::load(&state.storage, &request.references).await?;
         let order = ImageRequest {
             prompt: prompt.clone(),
@@ -78,11 +92,9 @@ mod ssr {
             client: crate::access::budget::STUDIO_CLIENT.into(),
             google_search: request.google_search,
         };
-        let produced = state
-            .producer()
-            .produce(order, references)
-            .await
-            .map_err(|f| f.error)?;
+        let produced = state.producer().produce(order, references).await;
+        ticket.settle(produced.is_ok() as u64);
+        let produced = produced.map_err(|f| f.error)?;
         let (image, record) = (produced.image, produced.record);
         Ok(SavedImage {
             url: format!("/files/{}", record.id),
