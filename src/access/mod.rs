@@ -175,12 +175,12 @@ pub async fn guard(
 
     let Some(host) = origin::request_host(request.headers(), request.uri()).map(str::to_string)
     else {
-        return misdirected(&path);
+        return with_security_headers(misdirected(&path));
     };
     if !origin::host_allowed(&config, &host) {
         tracing::warn!(%host, %path, "Host 不在白名单里，已拒绝（可能是 DNS 重绑定）");
         denied("misdirected");
-        return misdirected(&path);
+        return with_security_headers(misdirected(&path));
     }
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let keeper = surface(&path);
@@ -190,8 +190,10 @@ pub async fn guard(
         && !origin::same_origin(&config, request.headers(), &host, strict)
     {
         denied("cross_site");
-        return ApiError::Forbidden("请求来源与本站不一致，已拒绝（防跨站请求伪造）".into())
-            .into_response_for(&path);
+        return with_security_headers(
+            ApiError::Forbidden("请求来源与本站不一致，已拒绝（防跨站请求伪造）".into())
+                .into_response_for(&path),
+        );
     }
     if path.starts_with("/api/")
         && origin::changes_state(request.method())
@@ -201,7 +203,7 @@ pub async fn guard(
         let e = ApiError::UnsupportedMediaType(
             "接口只接受 JSON：请带上 Content-Type: application/json".into(),
         );
-        return e.into_response_for(&path);
+        return with_security_headers(e.into_response_for(&path));
     }
 
     let studio_open = config.auth.studio_password_hash.is_empty();

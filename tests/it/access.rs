@@ -298,6 +298,12 @@ async fn a_foreign_host_is_misdirected() {
     ] {
         let response = app.send(request(method, path, &evil, body)).await;
         assert_eq!(response.status(), 421, "{method} {path}");
+        // 守卫提前拒绝的响应也带安全头。
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{method} {path}"
+        );
     }
     let (status, body) = json_of(
         app.send(request(

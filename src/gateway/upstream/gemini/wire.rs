@@ -265,12 +265,14 @@ mod tests {
     fn both_spellings_of_every_field_are_read() {
         let camel: GenerateContentResponse = serde_json::from_value(serde_json::json!({
             "candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "AQID"}}]},
-                "finishReason": "STOP"}],
+                "finishReason": "STOP",
+                "groundingMetadata": {"groundingChunks": [{"web": {"uri": "https://a", "title": "A"}}], "webSearchQueries": ["q"]}}],
             "promptFeedback": {"blockReason": "SAFETY"}, "modelVersion": "m"}))
         .unwrap();
         let snake: GenerateContentResponse = serde_json::from_value(serde_json::json!({
             "candidates": [{"content": {"parts": [{"inline_data": {"mime_type": "image/png", "data": "AQID"}}]},
-                "finish_reason": "STOP"}],
+                "finish_reason": "STOP",
+                "grounding_metadata": {"grounding_chunks": [{"web": {"uri": "https://a", "title": "A"}}], "web_search_queries": ["q"]}}],
             "prompt_feedback": {"block_reason": "SAFETY"}, "model_version": "m"}))
         .unwrap();
         for r in [camel, snake] {
@@ -282,6 +284,12 @@ mod tests {
                 Some("SAFETY")
             );
             assert_eq!(r.model_version.as_deref(), Some("m"));
+            let grounding = r.candidates[0].grounding_metadata.as_ref().unwrap();
+            assert_eq!(
+                grounding.grounding_chunks[0].web.as_ref().unwrap().uri,
+                "https://a"
+            );
+            assert_eq!(grounding.web_search_queries, ["q"]);
         }
         let request: GenerateContentRequest = serde_json::from_value(serde_json::json!({
             "contents": [{"parts": [{"inlineData": {"data": "AQID", "mime_type": "image/png"}}]}],
