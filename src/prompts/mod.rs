@@ -25,6 +25,18 @@ impl From<PromptError> for ApiError {
     }
 }
 
+/// 搜索与候选的文字不超过一条提示词的长度（更长的不可能匹配到任何一条）。
+fn check_search_len(field: &str, text: &str) -> Result<(), ApiError> {
+    let max = crate::types::limits::MAX_PROMPT_CHARS;
+    let got = text.chars().count();
+    if got > max {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field} 最多 {max} 个字符（收到 {got} 个）"
+        )));
+    }
+    Ok(())
+}
+
 fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -35,6 +47,7 @@ fn new_id() -> String {
 
 /// 一页提示词（收藏的在前），附全部分类与标签。`cursor` 是上一页给的 `next_cursor`。
 pub async fn list(storage: &Storage, query: PromptQuery) -> Result<PromptPage, ApiError> {
+    check_search_len("search", &query.search)?;
     let limit = query.limit.unwrap_or(PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(ApiError::InvalidRequest(format!(
@@ -149,6 +162,7 @@ pub async fn suggest(
     if text.is_empty() {
         return Ok(Vec::new());
     }
+    check_search_len("text", &text)?;
     let limit = limit.unwrap_or(8).clamp(1, MAX_SUGGESTIONS);
     Ok(storage
         .with_db(move |c| Ok(store::suggest(c, &text, limit)?))

@@ -56,19 +56,8 @@ impl AspectRatio {
         Self::L8x1,
     ];
 
-    /// 各个 Gemini 图像模型都支持的 10 种（较新的 Flash 另有 1:4、4:1、1:8、8:1，见模型目录）。
-    pub const CLASSIC: [AspectRatio; 10] = [
-        Self::Square,
-        Self::P2x3,
-        Self::L3x2,
-        Self::P3x4,
-        Self::L4x3,
-        Self::P4x5,
-        Self::L5x4,
-        Self::P9x16,
-        Self::L16x9,
-        Self::L21x9,
-    ];
+    /// 各个 Gemini 图像模型都支持的 10 种（`ALL` 的前 10 个；较新的 Flash 另有 1:4、4:1、1:8、8:1，见模型目录）。
+    pub const CLASSIC: &'static [AspectRatio] = Self::ALL.split_at(10).0;
 
     pub fn as_str(self) -> &'static str {
         match self {

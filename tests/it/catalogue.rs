@@ -23,6 +23,33 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// `/v1/images/edits`，两张大小不同的参考图。
+async fn edit_with_two_images(
+    server: &Running,
+    prompt: &str,
+    model: Option<&str>,
+) -> reqwest::Response {
+    let part = |w, h, name: &str| {
+        reqwest::multipart::Part::bytes(png(w, h))
+            .file_name(name.to_string())
+            .mime_str("image/png")
+            .unwrap()
+    };
+    let mut form = reqwest::multipart::Form::new()
+        .text("prompt", prompt.to_string())
+        .part("image[]", part(16, 16, "a.png"))
+        .part("image[]", part(20, 10, "b.png"));
+    if let Some(model) = model {
+        form = form.text("model", model.to_string());
+    }
+    reqwest::Client::new()
+        .post(format!("{}/v1/images/edits", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn aliases_capabilities_and_grounding_are_checked_before_any_upstream_call() {
     let mock = MockServer::start().await;
@@ -75,29 +102,7 @@ async fn aliases_capabilities_and_grounding_are_checked_before_any_upstream_call
         .unwrap()
         .contains("不支持分辨率 2K"));
     // 参考图数：tiny-private 最多 1 张。
-    let form = reqwest::multipart::Form::new()
-        .text("prompt", "合成")
-        .text("model", "tiny-private")
-        .part(
-            "image[]",
-            reqwest::multipart::Part::bytes(png(8, 8))
-                .file_name("a.png")
-                .mime_str("image/png")
-                .unwrap(),
-        )
-        .part(
-            "image[]",
-            reqwest::multipart::Part::bytes(png(9, 9))
-                .file_name("b.png")
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    let res = reqwest::Client::new()
-        .post(format!("{}/v1/images/edits", server.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = edit_with_two_images(&server, "合成", Some("tiny-private")).await;
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert!(
@@ -279,28 +284,7 @@ async fn doubao_round_trips_and_its_429_and_safety_refusals_are_classified_like_
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["model"], "doubao-seedream-4-0-250828");
     // 图生图，两张参考图。
-    let form = reqwest::multipart::Form::new()
-        .text("prompt", "把两张合在一起")
-        .part(
-            "image[]",
-            reqwest::multipart::Part::bytes(png(16, 16))
-                .file_name("a.png")
-                .mime_str("image/png")
-                .unwrap(),
-        )
-        .part(
-            "image[]",
-            reqwest::multipart::Part::bytes(png(20, 10))
-                .file_name("b.png")
-                .mime_str("image/png")
-                .unwrap(),
-        );
-    let res = reqwest::Client::new()
-        .post(format!("{}/v1/images/edits", server.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = edit_with_two_images(&server, "把两张合在一起", None).await;
     assert_eq!(res.status(), 200);
     let (status, saved) = studio_generate(&server, "豆包的图").await;
     assert_eq!(status, 200, "{saved}");

@@ -263,6 +263,24 @@ async fn library_crud_limits_search_sort_pages_trash_uses_and_suggestions() {
     assert_eq!(got, ["c-title", "a-title"], "都只是包含：用得多的在前");
     let (_, none) = call(&server, "suggest_prompts", json!({"text": "  "})).await;
     assert_eq!(none, json!([]));
+    let (status, body) = call(
+        &server,
+        "suggest_prompts",
+        json!({"text": "字".repeat(8001)}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("text 最多 8000 个字符"));
+    let (status, _) = call(
+        &server,
+        "list_prompts",
+        json!({"query": {"search": "字".repeat(8001)}}),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 /// 导出里的提示词，按内容排好（比较两个库是否相同）。
