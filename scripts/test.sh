@@ -35,6 +35,9 @@ finish() {
 }
 trap finish EXIT
 
+# 调试构建的目标目录约需 10 GB；磁盘写满时链接器只会报 SIGBUS，先把剩余空间打出来便于判断。
+df -h . | awk 'NR==2 {print "磁盘剩余：" $4 "（共 " $2 "）"}'
+
 step "安装缺少的工具"
 bash scripts/install-tools.sh --e2e
 
