@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# 容器配方的启动测试（不从任何镜像仓库拉取）：用 podman 从发布包构建镜像，启动，等 HEALTHCHECK 变成 healthy，
+# 再从宿主机取 /healthz 与工作台页面。
+#   bash scripts/check-container.sh dist/drafting-factory-<版本>-x86_64-linux.tar.gz
+#
+# 这里的机器拉不到 Docker Hub，所以：
+# - 基础镜像 debian:bookworm-slim 换成 debootstrap 从 Debian 软件源装出的 bookworm 最小系统（podman import）；
+# - Dockerfile 第一阶段（在容器里编译）换成发布包里现成的程序与 site/；
+# - 第二阶段（运行时）逐行取自仓库的 Dockerfile，只把 `COPY --from=builder` 两行换成从发布包复制，
+#   所以用户、卷、端口、HEALTHCHECK、ENTRYPOINT 都是真正发出去的那份。
+# HEALTHCHECK 只存在于 docker 格式的镜像里（OCI 格式会丢掉它），所以用 --format docker 构建。
+# 需要 root、podman、runc 与 debootstrap（apt-get install podman runc debootstrap）。
+set -euo pipefail
+cd "$(dirname "$0")/.."
+archive=$(realpath "$1")
+work=$(mktemp -d)
+name="drafting-factory-check-$$"
+port=${CHECK_CONTAINER_PORT:-38080}
+cleanup() {
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+base=localhost/debian:bookworm-slim
+if ! podman image exists "$base"; then
+  echo "==> 用 debootstrap 装 bookworm 最小系统，导入为 $base"
+  rootfs=${ROOTFS_CACHE:-$work/rootfs}
+  [ -x "$rootfs/bin/sh" ] || debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian
+  tar -C "$rootfs" -c . | podman import - "$base"
+fi
+
+echo "==> 构建镜像（运行时阶段取自 Dockerfile）"
+mkdir -p "$work/ctx"
+tar -xzf "$archive" -C "$work/ctx"
+dir=$(find "$work/ctx" -mindepth 1 -maxdepth 1 -type d -printf '%f\n')
+# 取最后一个 FROM 之后的部分，换掉基础镜像与两行 COPY --from=builder。
+awk '/^FROM /{stage=$0; body=""} {body=body $0 "\n"} END{printf "%s", body}' Dockerfile \
+  | sed -e "s|^FROM debian:bookworm-slim.*|FROM $base|" \
+        -e "s|^COPY --from=builder /src/target/release/drafting-factory |COPY $dir/drafting-factory |" \
+        -e "s|^COPY --from=builder /src/target/site |COPY $dir/site |" > "$work/ctx/Containerfile"
+if grep -q -- '--from=builder' "$work/ctx/Containerfile"; then
+  echo "Dockerfile 的运行时阶段里有没换掉的 COPY --from=builder："; cat "$work/ctx/Containerfile"; exit 1
+fi
+podman build -q --format docker --isolation chroot -t localhost/drafting-factory:check -f "$work/ctx/Containerfile" "$work/ctx"
+
+echo "==> 启动容器，等健康检查"
+# 这里的沙箱：crun 不支持混合 cgroup（用 Debian 的 runc），podman 默认的 nofile/nproc 上限高于允许值（显式给小一些），
+# 没有 systemd 给健康检查排定时器（关掉定时器，下面手动运行同一条 HEALTHCHECK 命令）。
+podman run -d --runtime "${OCI_RUNTIME:-runc}" --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=32768:32768 \
+  --health-interval=disable --name "$name" -p "127.0.0.1:$port:3000" -v "$name-data:/data" localhost/drafting-factory:check >/dev/null
+status=""
+for _ in $(seq 1 60); do
+  podman healthcheck run "$name" >/dev/null 2>&1 && status=healthy && break
+  sleep 1
+done
+[ "$status" = healthy ] || { echo "容器没有变成 healthy："; podman logs "$name"; exit 1; }
+echo "  HEALTHCHECK：healthy"
+curl -fsS --max-time 10 "http://127.0.0.1:$port/healthz" | grep -q '"status":"ok"' || { echo "/healthz 不对"; exit 1; }
+curl -fsS --max-time 10 "http://127.0.0.1:$port/" | grep -q '绘图工厂' || { echo "工作台页面不对"; exit 1; }
+echo "  宿主机取 /healthz 与 /：正常"
+# 以非 root 用户运行，配置与数据写在 /data 卷里。
+[ "$(podman exec "$name" id -u)" = 10001 ] || { echo "容器里不是以 10001 运行"; exit 1; }
+podman exec "$name" test -w /data || { echo "/data 不可写"; exit 1; }
+podman logs "$name" 2>&1 | grep -q '工作台密码' && echo "  启动日志里有工作台密码的提醒"
+podman volume rm -f "$name-data" >/dev/null 2>&1 || true
+echo "容器检查通过"
