@@ -12,6 +12,7 @@
 # 需要 root、podman、runc 与 debootstrap（apt-get install podman runc debootstrap）。
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin"   # runc 与 debootstrap 在 sbin 里
 archive=$(realpath "$1")
 work=$(mktemp -d)
 name="drafting-factory-check-$$"

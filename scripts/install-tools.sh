@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
 #   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
-#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium（apt）、end2end 的 npm 依赖（含官方 openai 包）、
+#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、podman、runc、debootstrap（apt）、end2end 的 npm 依赖（含官方 openai 包）、
 #                                            装有官方 openai Python 包的虚拟环境 target/sdk-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,10 +42,16 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION\b"; the
 fi
 
 if [ "${1:-}" = "--e2e" ]; then
-  if [ ! -x /usr/bin/chromium ]; then
-    step "安装 Chromium（apt）"
+  # Chromium 跑端到端测试；podman、runc、debootstrap 跑容器配方的启动测试（scripts/check-container.sh）。
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/podman ] || missing+=(podman)
+  [ -x /usr/sbin/runc ] || missing+=(runc)
+  [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "安装 ${missing[*]}（apt）"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   fi
   step "安装端到端测试的 npm 依赖"
   (cd end2end && npm ci --no-audit --no-fund)

@@ -66,6 +66,9 @@ step "发布包的布局（调试版打包，解压后从别的目录启动）"
 bash scripts/package.sh --debug
 bash scripts/check-package.sh dist/drafting-factory-*-x86_64-linux.tar.gz
 
+step "容器配方（podman 从发布包构建镜像、启动、等健康检查；不从镜像仓库拉取）"
+bash scripts/check-container.sh dist/drafting-factory-*-x86_64-linux.tar.gz
+
 step "单元测试与集成测试"
 cargo test --features ssr
 
