@@ -19,6 +19,8 @@ name="drafting-factory-check-$$"
 port=${CHECK_CONTAINER_PORT:-38080}
 cleanup() {
   podman rm -f "$name" >/dev/null 2>&1 || true
+  podman volume rm -f "$name-data" >/dev/null 2>&1 || true
+  podman rmi -f localhost/drafting-factory:check >/dev/null 2>&1 || true   # 每次 170 MB，不留
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,5 +66,4 @@ echo "  宿主机取 /healthz 与 /：正常"
 [ "$(podman exec "$name" id -u)" = 10001 ] || { echo "容器里不是以 10001 运行"; exit 1; }
 podman exec "$name" test -w /data || { echo "/data 不可写"; exit 1; }
 podman logs "$name" 2>&1 | grep -q '工作台密码' && echo "  启动日志里有工作台密码的提醒"
-podman volume rm -f "$name-data" >/dev/null 2>&1 || true
 echo "容器检查通过"
