@@ -34,7 +34,7 @@ pub fn connect_jobs(on_message: impl Fn(JobMessage) + 'static, on_status: impl F
                         failures = 0;
                         on_status(true);
                     }
-                    match serde_json::from_str::<JobMessage>(&text) {
+                    match JobMessage::from_text(&text) {
                         Ok(message) => on_message(message),
                         Err(e) => leptos::logging::warn!("无法解析任务消息：{e}"),
                     }

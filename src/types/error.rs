@@ -3,7 +3,7 @@
 //! 服务端的各类错误在 `crate::error` 里统一映射为 HTTP 状态码与中文消息，
 //! 再转换成这里的 `AppError` 经网络传给页面；页面只负责显示 `message`。
 
-use leptos::server_fn::codec::JsonEncoding;
+use super::codec::JsonText;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub struct AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    type Encoder = JsonText;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let (status, code, message) = match &value {

@@ -311,6 +311,56 @@ pub enum JobMessage {
     },
 }
 
+impl JobMessage {
+    /// 浏览器端解析 `/ws` 的一条消息，结果与 `serde_json::from_str::<JobMessage>` 相同（有测试核对）。
+    ///
+    /// 为什么不直接用派生的解析：`tag = "type"` 的枚举要先把整条消息缓冲成 serde 的中间值，
+    /// 再为每种载荷（`JobView`、`JobImage`、尝试记录……）另生成一套从中间值解析的代码，WASM 里约 60 KB。
+    /// 这里先只读 `type`，再把整条文本直接解析成那一种消息，载荷的解析代码与页面属性共用一份。
+    pub fn from_text(text: &str) -> Result<JobMessage, leptos::serde_json::Error> {
+        use leptos::serde_json::from_str;
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        #[derive(Deserialize)]
+        struct Snapshot {
+            jobs: Vec<JobView>,
+            #[serde(default)]
+            queue: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Removed {
+            job_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Queue {
+            job_ids: Vec<String>,
+        }
+        let Kind { kind } = from_str(text)?;
+        Ok(match kind.as_str() {
+            "snapshot" => {
+                let Snapshot { jobs, queue } = from_str(text)?;
+                JobMessage::Snapshot { jobs, queue }
+            }
+            "job" => JobMessage::Job(Box::new(from_str(text)?)),
+            "removed" => JobMessage::Removed {
+                job_id: from_str::<Removed>(text)?.job_id,
+            },
+            "queue" => JobMessage::Queue {
+                job_ids: from_str::<Queue>(text)?.job_ids,
+            },
+            other => {
+                return Err(leptos::serde_json::Error::custom(format!(
+                    "未知的消息类型：{other}"
+                )))
+            }
+        })
+    }
+}
+
 /// `/ws` 推送的排队顺序最多列出几个任务（更靠后的卡片只显示“排队中”）。
 pub const QUEUE_SHOWN: usize = 500;
 
@@ -370,5 +420,53 @@ mod tests {
             120
         )));
         assert!(view(2, JobState::Queued, 130).is_not_older_than(&failed));
+    }
+
+    #[test]
+    fn from_text_reads_every_message_like_the_derived_decoder() {
+        let mut done = view(2, JobState::Done, 7);
+        done.image = Some(JobImage {
+            id: "img".into(),
+            url: "/files/img".into(),
+            thumb_url: "/files/img/thumb".into(),
+            width: 1024,
+            height: 768,
+            model_text: Some("说明".into()),
+            favourite: true,
+            model: "m".into(),
+            size_note: None,
+            sources: vec![("标题".into(), "https://example.com".into())],
+        });
+        let messages = [
+            JobMessage::Snapshot {
+                jobs: vec![view(1, JobState::Queued, 1), done.clone()],
+                queue: vec!["j".into()],
+            },
+            JobMessage::Job(Box::new(done)),
+            JobMessage::Removed { job_id: "j".into() },
+            JobMessage::Queue {
+                job_ids: vec!["a".into(), "b".into()],
+            },
+        ];
+        for message in messages {
+            let text = leptos::serde_json::to_string(&message).unwrap();
+            let derived: JobMessage = leptos::serde_json::from_str(&text).unwrap();
+            assert_eq!(JobMessage::from_text(&text).unwrap(), derived);
+            assert_eq!(derived, message);
+        }
+        // 旧服务器的快照没有 queue：与派生的解析一样取空。
+        let old = r#"{"type":"snapshot","jobs":[]}"#;
+        assert_eq!(
+            JobMessage::from_text(old).unwrap(),
+            leptos::serde_json::from_str::<JobMessage>(old).unwrap()
+        );
+        for bad in [
+            r#"{"type":"nope"}"#,
+            r#"{"jobs":[]}"#,
+            r#"{"type":"removed"}"#,
+            "不是 JSON",
+        ] {
+            assert!(JobMessage::from_text(bad).is_err(), "{bad}");
+        }
     }
 }

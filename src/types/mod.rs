@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod batch;
 pub mod catalogue;
+pub mod codec;
 pub mod error;
 pub mod gallery;
 pub mod job;

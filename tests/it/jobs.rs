@@ -274,15 +274,16 @@ async fn restart_mid_batch_loses_no_job() {
     let mut server = ws.serve().await;
     let ids = submit(&server, "重启前提交的", 3).await;
     // 等到有一张正在等上游（快照里是 running、阶段是等待上游），记下是哪张，立刻 SIGKILL。
+    // 只认刚开始等的（本次运行不到 800 ms，上游要等 1500 ms）：等了很久的那张可能在杀掉之前恰好完成。
     let started = Instant::now();
     let running = loop {
         let mut socket = connect(&server).await;
         let snap = next_message(&mut socket).await.unwrap();
-        let waiting = snap["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["state"] == "running" && j["phase"] == "waiting");
+        let waiting = snap["jobs"].as_array().unwrap().iter().find(|j| {
+            j["state"] == "running"
+                && j["phase"] == "waiting"
+                && j["elapsed_ms"].as_u64().unwrap() < 800
+        });
         if let Some(job) = waiting {
             break job["job_id"].as_str().unwrap().to_string();
         }

@@ -11,6 +11,7 @@ pub mod detail;
 mod filters;
 mod grid;
 
+use crate::types::codec::JsonStr;
 use crate::types::gallery::{GalleryPage, GalleryQuery, ImageDetail};
 use crate::types::AppError;
 use browse::Browse;
@@ -18,10 +19,9 @@ use detail::DetailDialog;
 use filters::{Filters, SelectionBar};
 use grid::Grid;
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 
 /// `POST /api/list_images`，请求体 `{"query":{…GalleryQuery}}`。
-#[server(prefix = "/api", endpoint = "list_images", input = Json)]
+#[server(prefix = "/api", endpoint = "list_images", input = JsonStr, output = JsonStr)]
 pub async fn list_images(query: GalleryQuery) -> Result<GalleryPage, AppError> {
     ssr::list(query)
         .await
@@ -29,13 +29,13 @@ pub async fn list_images(query: GalleryQuery) -> Result<GalleryPage, AppError> {
 }
 
 /// `POST /api/get_image`，请求体 `{"id":"…"}`：一张图的全部参数与尝试记录。
-#[server(prefix = "/api", endpoint = "get_image", input = Json)]
+#[server(prefix = "/api", endpoint = "get_image", input = JsonStr, output = JsonStr)]
 pub async fn get_image(id: String) -> Result<ImageDetail, AppError> {
     ssr::detail(id).await.map_err(crate::error::server_fn_error)
 }
 
 /// `POST /api/trash_images`，请求体 `{"ids":["…"]}`：移入回收站，返回移入的张数。
-#[server(prefix = "/api", endpoint = "trash_images", input = Json)]
+#[server(prefix = "/api", endpoint = "trash_images", input = JsonStr, output = JsonStr)]
 pub async fn trash_images(ids: Vec<String>) -> Result<usize, AppError> {
     ssr::trash(ids, true)
         .await
@@ -43,7 +43,7 @@ pub async fn trash_images(ids: Vec<String>) -> Result<usize, AppError> {
 }
 
 /// `POST /api/restore_images`，请求体 `{"ids":["…"]}`：从回收站恢复，返回恢复的张数。
-#[server(prefix = "/api", endpoint = "restore_images", input = Json)]
+#[server(prefix = "/api", endpoint = "restore_images", input = JsonStr, output = JsonStr)]
 pub async fn restore_images(ids: Vec<String>) -> Result<usize, AppError> {
     ssr::trash(ids, false)
         .await
@@ -52,7 +52,7 @@ pub async fn restore_images(ids: Vec<String>) -> Result<usize, AppError> {
 
 /// `POST /api/set_image_favourite`，请求体 `{"id":"…","favourite":true}`：收藏或取消收藏一张图，
 /// 返回它的新状态。
-#[server(prefix = "/api", endpoint = "set_image_favourite", input = Json)]
+#[server(prefix = "/api", endpoint = "set_image_favourite", input = JsonStr, output = JsonStr)]
 pub async fn set_image_favourite(id: String, favourite: bool) -> Result<bool, AppError> {
     ssr::set_favourite(id, favourite)
         .await
@@ -60,7 +60,7 @@ pub async fn set_image_favourite(id: String, favourite: bool) -> Result<bool, Ap
 }
 
 /// `POST /api/empty_trash`，请求体 `{}`：永久删除回收站里的全部图片（文件与记录），返回张数。
-#[server(prefix = "/api", endpoint = "empty_trash", input = Json)]
+#[server(prefix = "/api", endpoint = "empty_trash", input = JsonStr, output = JsonStr)]
 pub async fn empty_trash() -> Result<usize, AppError> {
     ssr::empty_trash()
         .await

@@ -14,31 +14,31 @@ mod picker;
 pub use form::SavePromptDialog;
 pub use picker::PromptPicker;
 
+use crate::types::codec::JsonStr;
 use crate::types::prompt::{
     ImportResult, PromptDraft, PromptExport, PromptPage, PromptQuery, SavedPrompt,
 };
 use crate::types::AppError;
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 use library::PromptLibrary;
 
 /// `POST /api/list_prompts`，请求体 `{"query":{"search","category","tag","favourite","sort","trash","cursor","limit"}}`
 /// （都可省略）：一页提示词（收藏的在前）与 `next_cursor`。
-#[server(prefix = "/api", endpoint = "list_prompts", input = Json)]
+#[server(prefix = "/api", endpoint = "list_prompts", input = JsonStr, output = JsonStr)]
 pub async fn list_prompts(#[server(default)] query: PromptQuery) -> Result<PromptPage, AppError> {
     crate::state::with_state(|s| async move { crate::prompts::list(&s.storage, query).await }).await
 }
 
 /// `POST /api/save_prompt`，请求体 `{"prompt":{"id":null,"title","content","category","tags":[],"favourite":false,"variables":{}}}`：
 /// 新建（`id` 为空）或更新，返回存好的一条。不合规时 400，原因点名字段，什么都不改。
-#[server(prefix = "/api", endpoint = "save_prompt", input = Json)]
+#[server(prefix = "/api", endpoint = "save_prompt", input = JsonStr, output = JsonStr)]
 pub async fn save_prompt(prompt: PromptDraft) -> Result<SavedPrompt, AppError> {
     crate::state::with_state(|s| async move { crate::prompts::save(&s.storage, prompt).await })
         .await
 }
 
 /// `POST /api/delete_prompt`，请求体 `{"id":"…"}`：移入回收站。
-#[server(prefix = "/api", endpoint = "delete_prompt", input = Json)]
+#[server(prefix = "/api", endpoint = "delete_prompt", input = JsonStr, output = JsonStr)]
 pub async fn delete_prompt(id: String) -> Result<SavedPrompt, AppError> {
     crate::state::with_state(
         |s| async move { crate::prompts::set_trashed(&s.storage, id, true).await },
@@ -47,7 +47,7 @@ pub async fn delete_prompt(id: String) -> Result<SavedPrompt, AppError> {
 }
 
 /// `POST /api/restore_prompt`，请求体 `{"id":"…"}`：从回收站恢复。
-#[server(prefix = "/api", endpoint = "restore_prompt", input = Json)]
+#[server(prefix = "/api", endpoint = "restore_prompt", input = JsonStr, output = JsonStr)]
 pub async fn restore_prompt(id: String) -> Result<SavedPrompt, AppError> {
     crate::state::with_state(
         |s| async move { crate::prompts::set_trashed(&s.storage, id, false).await },
@@ -56,21 +56,21 @@ pub async fn restore_prompt(id: String) -> Result<SavedPrompt, AppError> {
 }
 
 /// `POST /api/use_prompt`，请求体 `{"id":"…"}`：用了一次（工作台提交库里的提示词时调用），次数加一。
-#[server(prefix = "/api", endpoint = "use_prompt", input = Json)]
+#[server(prefix = "/api", endpoint = "use_prompt", input = JsonStr, output = JsonStr)]
 pub async fn use_prompt(id: String) -> Result<SavedPrompt, AppError> {
     crate::state::with_state(|s| async move { crate::prompts::record_use(&s.storage, id).await })
         .await
 }
 
 /// `POST /api/export_prompts`，请求体 `{}`：`{"version":1,"prompts":[…]}`（不含回收站里的）。
-#[server(prefix = "/api", endpoint = "export_prompts", input = Json)]
+#[server(prefix = "/api", endpoint = "export_prompts", input = JsonStr, output = JsonStr)]
 pub async fn export_prompts() -> Result<PromptExport, AppError> {
     crate::state::with_state(|s| async move { crate::prompts::export(&s.storage).await }).await
 }
 
 /// `POST /api/import_prompts`，请求体 `{"data":<导出的对象>}`：`{"added":N,"merged":M}`。
 /// 内容相同的合并，不重复；文件有一处不对就整份不导入，原因指出字段（如 `prompts[3].title`）。
-#[server(prefix = "/api", endpoint = "import_prompts", input = Json)]
+#[server(prefix = "/api", endpoint = "import_prompts", input = JsonStr, output = JsonStr)]
 pub async fn import_prompts(data: serde_json::Value) -> Result<ImportResult, AppError> {
     crate::state::with_state(|s| async move { crate::prompts::import(&s.storage, data).await })
         .await
@@ -78,7 +78,7 @@ pub async fn import_prompts(data: serde_json::Value) -> Result<ImportResult, App
 
 /// `POST /api/suggest_prompts`，请求体 `{"text":"…","limit":8}`：输入时的候选（开头相同的在前，
 /// 其次包含的；同样匹配时收藏的、用得多的在前）。
-#[server(prefix = "/api", endpoint = "suggest_prompts", input = Json)]
+#[server(prefix = "/api", endpoint = "suggest_prompts", input = JsonStr, output = JsonStr)]
 pub async fn suggest_prompts(
     text: String,
     #[server(default)] limit: Option<u32>,

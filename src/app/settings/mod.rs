@@ -13,12 +13,12 @@ mod numbers;
 mod upstreams;
 
 use super::browser;
+use crate::types::codec::JsonStr;
 use crate::types::settings::{
     CreatedKey, Flags, Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm,
 };
 use crate::types::AppError;
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 use leptos::task::spawn_local;
 use std::collections::HashMap;
 
@@ -33,32 +33,32 @@ where
 }
 
 /// `POST /api/admin/get_settings`，`{}`：当前设置。
-#[server(prefix = "/api/admin", endpoint = "get_settings", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "get_settings", input = JsonStr, output = JsonStr)]
 pub async fn get_settings() -> Result<SettingsView, AppError> {
     admin(|s| async move { crate::admin::settings::view(&s).await }).await
 }
 
 /// `POST /api/admin/save_settings`，`{"update":{…}}`：整份校验后保存并生效。
-#[server(prefix = "/api/admin", endpoint = "save_settings", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "save_settings", input = JsonStr, output = JsonStr)]
 pub async fn save_settings(update: SettingsUpdate) -> Result<SettingsView, AppError> {
     admin(|s| async move { crate::admin::settings::save(&s, update).await }).await
 }
 
 /// `POST /api/admin/test_upstream`，`{"upstream":{…}}`：对这个上游做一次真实的小请求。
-#[server(prefix = "/api/admin", endpoint = "test_upstream", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "test_upstream", input = JsonStr, output = JsonStr)]
 pub async fn test_upstream(upstream: UpstreamForm) -> Result<ProbeResult, AppError> {
     admin(|s| async move { crate::admin::settings::probe(&s, upstream).await }).await
 }
 
 /// `POST /api/admin/list_upstream_models`，`{"upstream":{…}}`：这个上游提供的模型名。
-#[server(prefix = "/api/admin", endpoint = "list_upstream_models", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "list_upstream_models", input = JsonStr, output = JsonStr)]
 pub async fn list_upstream_models(upstream: UpstreamForm) -> Result<Vec<String>, AppError> {
     admin(|s| async move { crate::admin::settings::list_models(&s, upstream).await }).await
 }
 
 /// `POST /api/admin/create_api_key`，`{"label":"…","images_per_day":0,"max_concurrent":0}`（后两项可省略，0 为不限）：
 /// 创建 `/v1` 密钥，原文只在这次返回。
-#[server(prefix = "/api/admin", endpoint = "create_api_key", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "create_api_key", input = JsonStr, output = JsonStr)]
 pub async fn create_api_key(
     label: String,
     #[server(default)] images_per_day: u32,
@@ -71,7 +71,7 @@ pub async fn create_api_key(
 }
 
 /// `POST /api/admin/revoke_api_key`，`{"prefix":"…"}`：吊销，立即生效。
-#[server(prefix = "/api/admin", endpoint = "revoke_api_key", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "revoke_api_key", input = JsonStr, output = JsonStr)]
 pub async fn revoke_api_key(prefix: String) -> Result<(), AppError> {
     admin(|s| async move { crate::admin::settings::revoke_key(&s, prefix).await }).await
 }

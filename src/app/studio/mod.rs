@@ -22,18 +22,18 @@ mod upload_widget;
 use super::browser;
 use super::prompts::SavePromptDialog;
 use crate::types::batch::{BatchPage, BatchView, ExpandPreview};
+use crate::types::codec::JsonStr;
 use crate::types::prompt::PromptDraft;
 use crate::types::{AppError, GenerateRequest, JobMessage, JobView, SavedImage, SubmitRequest};
 use batch_header::BatchHeader;
 use card::JobCard;
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 use lightbox::Lightbox;
 use prompt_bar::PromptBar;
 
 /// 生成一张图像并保存到服务器。可由任何 HTTP 客户端以 JSON 调用：
 /// `POST /api/generate_image`，请求体 `{"request":{"prompt":"…","aspect_ratio":"16:9","image_size":"1K"}}`。
-#[server(prefix = "/api", endpoint = "generate_image", input = Json)]
+#[server(prefix = "/api", endpoint = "generate_image", input = JsonStr, output = JsonStr)]
 pub async fn generate_image(request: GenerateRequest) -> Result<SavedImage, AppError> {
     ssr::generate(request)
         .await
@@ -124,7 +124,7 @@ mod ssr {
 
 /// `POST /api/submit_jobs`，请求体 `{"request":{"prompt":"…","count":4,"aspect_ratio":"1:1","image_size":"1K","model":"","references":[]}}`：
 /// 提交一批（1–16 张），立即返回各任务；之后的进度经 `/ws` 推送。参数有误时 400，什么都不排队。
-#[server(prefix = "/api", endpoint = "submit_jobs", input = Json)]
+#[server(prefix = "/api", endpoint = "submit_jobs", input = JsonStr, output = JsonStr)]
 pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppError> {
     ssr::with_state(|s| async move {
         use crate::access::budget::{Budget, STUDIO_CLIENT};
@@ -153,7 +153,7 @@ pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppErro
 
 /// `POST /api/expand_prompt`，请求体与 `submit_jobs` 相同：只展开、不排队，返回
 /// `{"prompts":[…],"total":N}`（展开后的提示词与一共会生成几张）。页面用它做“将生成 N 张”的预览。
-#[server(prefix = "/api", endpoint = "expand_prompt", input = Json)]
+#[server(prefix = "/api", endpoint = "expand_prompt", input = JsonStr, output = JsonStr)]
 pub async fn expand_prompt(request: SubmitRequest) -> Result<ExpandPreview, AppError> {
     ssr::with_state(|s| async move {
         let max = s.config.load().limits.max_batch_jobs;
@@ -168,7 +168,7 @@ pub async fn expand_prompt(request: SubmitRequest) -> Result<ExpandPreview, AppE
 
 /// `POST /api/list_batches`，请求体 `{"cursor":null,"limit":20}`（都可省略）：批次列表，新的在前，
 /// 每个批次带各状态的任务数；`next_cursor` 不为空时用它取下一页。
-#[server(prefix = "/api", endpoint = "list_batches", input = Json)]
+#[server(prefix = "/api", endpoint = "list_batches", input = JsonStr, output = JsonStr)]
 pub async fn list_batches(
     #[server(default)] cursor: Option<String>,
     #[server(default)] limit: Option<u32>,
@@ -177,61 +177,61 @@ pub async fn list_batches(
 }
 
 /// `POST /api/cancel_batch`，请求体 `{"batch_id":"…"}`：取消这个批次里排队中与生成中的任务。
-#[server(prefix = "/api", endpoint = "cancel_batch", input = Json)]
+#[server(prefix = "/api", endpoint = "cancel_batch", input = JsonStr, output = JsonStr)]
 pub async fn cancel_batch(batch_id: String) -> Result<BatchView, AppError> {
     ssr::with_state(|s| async move { s.jobs.cancel_batch(&batch_id).await }).await
 }
 
 /// `POST /api/retry_failed`，请求体 `{"batch_id":"…"}`：重新排队这个批次里失败与中断的任务。
-#[server(prefix = "/api", endpoint = "retry_failed", input = Json)]
+#[server(prefix = "/api", endpoint = "retry_failed", input = JsonStr, output = JsonStr)]
 pub async fn retry_failed(batch_id: String) -> Result<BatchView, AppError> {
     ssr::with_state(|s| async move { s.jobs.retry_failed(&batch_id).await }).await
 }
 
 /// `POST /api/pause_batch`，请求体 `{"batch_id":"…"}`：暂停（排队中的不开始，生成中的照常完成）。
-#[server(prefix = "/api", endpoint = "pause_batch", input = Json)]
+#[server(prefix = "/api", endpoint = "pause_batch", input = JsonStr, output = JsonStr)]
 pub async fn pause_batch(batch_id: String) -> Result<BatchView, AppError> {
     ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, true).await }).await
 }
 
 /// `POST /api/resume_batch`，请求体 `{"batch_id":"…"}`：继续暂停的批次。
-#[server(prefix = "/api", endpoint = "resume_batch", input = Json)]
+#[server(prefix = "/api", endpoint = "resume_batch", input = JsonStr, output = JsonStr)]
 pub async fn resume_batch(batch_id: String) -> Result<BatchView, AppError> {
     ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, false).await }).await
 }
 
 /// `POST /api/prioritize_batch`，请求体 `{"batch_id":"…"}`：置顶（它排队中的任务移到队首）。
-#[server(prefix = "/api", endpoint = "prioritize_batch", input = Json)]
+#[server(prefix = "/api", endpoint = "prioritize_batch", input = JsonStr, output = JsonStr)]
 pub async fn prioritize_batch(batch_id: String) -> Result<BatchView, AppError> {
     ssr::with_state(|s| async move { s.jobs.prioritize_batch(&batch_id).await }).await
 }
 
 /// `POST /api/remove_batch`，请求体 `{"batch_id":"…"}`：把整个批次从工作台移除（图片移入回收站）。
-#[server(prefix = "/api", endpoint = "remove_batch", input = Json)]
+#[server(prefix = "/api", endpoint = "remove_batch", input = JsonStr, output = JsonStr)]
 pub async fn remove_batch(batch_id: String) -> Result<(), AppError> {
     ssr::with_state(|s| async move { s.jobs.remove_batch(&batch_id).await }).await
 }
 
 /// `POST /api/cancel_job`，请求体 `{"job_id":"…"}`：取消排队中或生成中的任务。
-#[server(prefix = "/api", endpoint = "cancel_job", input = Json)]
+#[server(prefix = "/api", endpoint = "cancel_job", input = JsonStr, output = JsonStr)]
 pub async fn cancel_job(job_id: String) -> Result<JobView, AppError> {
     ssr::with_state(|s| async move { s.jobs.cancel(&job_id) }).await
 }
 
 /// `POST /api/retry_job`，请求体 `{"job_id":"…"}`：重试失败、已取消或中断的任务。
-#[server(prefix = "/api", endpoint = "retry_job", input = Json)]
+#[server(prefix = "/api", endpoint = "retry_job", input = JsonStr, output = JsonStr)]
 pub async fn retry_job(job_id: String) -> Result<JobView, AppError> {
     ssr::with_state(|s| async move { s.jobs.retry(&job_id) }).await
 }
 
 /// `POST /api/resave_job`，请求体 `{"job_id":"…"}`：把“保存失败”的任务的图（在暂存区里）重新存进图库。
-#[server(prefix = "/api", endpoint = "resave_job", input = Json)]
+#[server(prefix = "/api", endpoint = "resave_job", input = JsonStr, output = JsonStr)]
 pub async fn resave_job(job_id: String) -> Result<JobView, AppError> {
     ssr::with_state(|s| async move { s.jobs.resave(&job_id).await }).await
 }
 
 /// `POST /api/remove_job`，请求体 `{"job_id":"…"}`：从工作台移除卡片（进行中的先取消，图片移入回收站）。
-#[server(prefix = "/api", endpoint = "remove_job", input = Json)]
+#[server(prefix = "/api", endpoint = "remove_job", input = JsonStr, output = JsonStr)]
 pub async fn remove_job(job_id: String) -> Result<(), AppError> {
     ssr::with_state(|s| async move { s.jobs.remove(&job_id).await }).await
 }

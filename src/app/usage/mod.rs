@@ -5,21 +5,21 @@
 
 mod charts;
 
+use crate::types::codec::JsonStr;
 use crate::types::usage::UsageReport;
 use crate::types::AppError;
 use charts::{ClientBars, DailyStack, LiveTable, UpstreamBars};
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 use leptos::task::spawn_local;
 
 /// `POST /api/admin/usage_report`，`{}`：用量页的全部数据。
-#[server(prefix = "/api/admin", endpoint = "usage_report", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "usage_report", input = JsonStr, output = JsonStr)]
 pub async fn get_usage_report() -> Result<UsageReport, AppError> {
     crate::state::with_state(|s| async move { crate::usage::report::build(&s).await }).await
 }
 
 /// `POST /api/admin/usage_csv`，`{}`：最近 30 天的用量（每小时 × 调用方 × 上游 × 模型 × 密钥一行），CSV 文字。
-#[server(prefix = "/api/admin", endpoint = "usage_csv", input = Json)]
+#[server(prefix = "/api/admin", endpoint = "usage_csv", input = JsonStr, output = JsonStr)]
 pub async fn export_usage_csv() -> Result<String, AppError> {
     crate::state::with_state(|s| async move { crate::usage::report::csv(&s).await }).await
 }
