@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 完整基准测试：构建发布版、准备 LiteLLM（target/litellm-venv）、跑全部用例，结果写进 docs/benchmarks.md。
-#   bash bench/run.sh                 # 全部
+#   bash bench/run.sh                 # 全部（先对发布版跑一遍端到端测试）
 #   bash bench/run.sh --only overhead # 只跑某几部分（overhead,large,page,progress,memory,faults）
 # 只访问 127.0.0.1；每一轮都有请求数与时长上限。全部跑完约 11 分钟（不含构建与首次安装）。
 set -euo pipefail
@@ -17,6 +17,13 @@ if ! "$VENV/bin/pip" show litellm 2>/dev/null | grep -q "^Version: $LITELLM_VERS
   echo "== 安装 LiteLLM $LITELLM_VERSION 到 $VENV（只在第一次）"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"
+fi
+
+if [ $# -eq 0 ]; then
+  # CI 只对调试版跑端到端；发布版（wasm-opt 之后的拆分站点 + 发布版服务器）在这里跑一遍，约 1.5 分钟。
+  echo "== 端到端测试对着发布版"
+  bash scripts/install-tools.sh --e2e
+  (cd end2end && E2E_BIN="$(pwd)/../target/release/drafting-factory" npx playwright test)
 fi
 
 exec target/release/examples/bench full --litellm "$VENV/bin/litellm" "$@"

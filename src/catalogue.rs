@@ -4,9 +4,7 @@
 //! 上游列出而目录里没有的模型（私有部署的名字）照样可用，按最宽松的能力放行，启动时提示一次。
 
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::types::catalogue::ModelInfo;
-use crate::types::{AspectRatio, ImageSize};
 use std::sync::LazyLock;
 
 /// 编进程序的目录。
@@ -47,20 +45,6 @@ pub fn lookup(config: &Config, id: &str) -> ModelInfo {
         .into_iter()
         .find(|m| m.id == id)
         .unwrap_or_else(|| ModelInfo::permissive(&id))
-}
-
-/// 按所选模型（空为第一个上游的默认模型）的能力校验一个请求。
-pub fn check(
-    config: &Config,
-    model: &str,
-    aspect_ratio: AspectRatio,
-    size: ImageSize,
-    references: usize,
-    grounding: bool,
-) -> Result<(), ApiError> {
-    lookup(config, model)
-        .check(aspect_ratio, size, references, grounding)
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
 /// 上游列出、目录里却没有的模型（启动时提示一次）。

@@ -27,6 +27,8 @@ pub mod error;
 #[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
+pub mod hash;
+#[cfg(feature = "ssr")]
 pub mod jobs;
 #[cfg(feature = "ssr")]
 pub mod listeners;

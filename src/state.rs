@@ -27,7 +27,7 @@ pub struct AppState {
     /// 工作台与管理员的登录会话。
     pub sessions: crate::access::sessions::Sessions,
     /// 登录尝试的限速（工作台与管理员共用）。
-    pub login_throttle: crate::access::login::LoginThrottle,
+    pub login_throttle: crate::access::login_throttle::LoginThrottle,
     /// 给 `/v1` 调用方的签名图片链接。
     pub url_signer: crate::access::signed::UrlSigner,
     /// 工作台每分钟的张数限流。

@@ -11,26 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
-use governor::{DefaultKeyedRateLimiter, Quota};
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// 每次登录失败至少等这么久再回答。
 const FAILURE_DELAY: Duration = Duration::from_millis(500);
-
-/// 登录尝试的限速：每个 IP 每分钟 5 次（工作台与管理员共用）。
-#[derive(Clone)]
-pub struct LoginThrottle(Arc<DefaultKeyedRateLimiter<IpAddr>>);
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self(Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
-            NonZeroU32::new(5).expect("非零"),
-        ))))
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()

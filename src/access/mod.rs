@@ -19,6 +19,7 @@
 
 pub mod budget;
 pub mod login;
+pub mod login_throttle;
 pub mod origin;
 pub mod sessions;
 pub mod signed;

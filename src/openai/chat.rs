@@ -4,7 +4,8 @@
 //! `stream: true` 时发送合法的 `chat.completion.chunk` SSE，等待期间发注释行保活，以 `data: [DONE]` 结束；
 //! 流里的 Markdown 只用本服务器的 `/files/{id}` 链接，绝不把几 MB 的 data URL 塞进一行 SSE。
 
-use super::images::{known_model, public_base_url, ImageParams};
+use super::images::{known_model, ImageParams};
+use super::images_response::public_base_url;
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;

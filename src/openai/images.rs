@@ -331,19 +331,6 @@ pub fn known_model(_state: &AppState, requested: Option<&str>) -> Option<String>
     (!openai_name).then(|| requested.to_string())
 }
 
-/// 图片链接的绝对前缀：优先 `server.public_url`，否则按请求的 Host 拼。
-pub fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
-    let public_url = state.config.load().server.public_url.clone();
-    if !public_url.is_empty() {
-        return public_url.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{host}")
-}
-
 /// OpenAI 的 `size`（"1024x1024"、"1536x1024"、"auto"……）映射到最接近的 Gemini 宽高比与分辨率档。
 pub fn parse_size(size: Option<&str>) -> Result<(AspectRatio, ImageSize), ApiError> {
     crate::types::shape_from_size(size).map_err(ApiError::InvalidRequest)

@@ -5,7 +5,6 @@
 //! （base64 的长度只取决于文件大小）。只有没能存下的图（它只在内存里）才以整段 base64 发出。
 
 use super::idempotency::Produced;
-use super::images::public_base_url;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::HeaderMap;
@@ -14,6 +13,19 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
+
+/// 图片链接的绝对前缀：优先 `server.public_url`，否则按请求的 Host 拼。
+pub fn public_base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let public_url = state.config.load().server.public_url.clone();
+    if !public_url.is_empty() {
+        return public_url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
 
 /// 每次从文件读多少字节再编码：3 的倍数，块与块之间不出现填充。
 const CHUNK: usize = 3 * 64 * 1024;

@@ -5,8 +5,8 @@
 //! 变量的写法：`{风格}` 是变量；`{{` 与 `}}` 是字面的花括号。变量名由字母、数字、`_`、`-` 组成（可以是汉字），
 //! 最多 30 个字符；不合这个写法的花括号（例如 `{"a": 1}`）按字面保留，所以原来带花括号的提示词照样能用。
 
-use super::job::SubmitRequest;
 use super::limits::{validate_request, RequestError, Surface, MAX_REFERENCES};
+use super::shape::{AspectRatio, ImageSize};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -190,6 +190,66 @@ pub fn values_by_line(
 
 /// 一条模板展开成的（提示词, 变量值, 模板）。
 type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
+
+/// 工作台一次提交（一个批次）：每条展开后的提示词生成 `count` 张，每张是一个独立的任务（卡片）。
+/// 除 `prompt` 外的字段都可省略；批量的字段（变量、多条提示词、逐张改图）见本模块。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    #[serde(default)]
+    pub prompt: String,
+    /// 多条提示词（一条一个）；非空时代替 `prompt`。
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    /// 变量名 → 值（一个值一张）：填进提示词里的 `{变量名}`。
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub variable_mode: VariableMode,
+    #[serde(default)]
+    pub reference_mode: ReferenceMode,
+    /// 批次名称；空为提示词的开头。
+    #[serde(default)]
+    pub name: String,
+    /// 每条提示词（逐张改图时每张参考图）几张，1–16。
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub aspect_ratio: AspectRatio,
+    #[serde(default)]
+    pub image_size: ImageSize,
+    /// 模型；空为上游配置的默认模型。
+    #[serde(default)]
+    pub model: String,
+    /// 参考图 id（图库图片 id 或上传 id）。
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// 联网搜索（Google 搜索接地；只有支持它的模型可以开）。
+    #[serde(default)]
+    pub google_search: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for SubmitRequest {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            prompts: Vec::new(),
+            variables: Default::default(),
+            variable_mode: Default::default(),
+            reference_mode: Default::default(),
+            name: String::new(),
+            count: 1,
+            aspect_ratio: Default::default(),
+            image_size: Default::default(),
+            model: String::new(),
+            references: Vec::new(),
+            google_search: false,
+        }
+    }
+}
 
 /// 校验一次提交并展开成任务；`max_jobs` 是 `limits.max_batch_jobs`。出错时什么都不产生。
 pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {

@@ -18,10 +18,9 @@ pub mod shape;
 pub mod usage;
 
 pub use attempt::{describe_attempt, AttemptInfo};
+pub use batch::SubmitRequest;
 pub use error::AppError;
-pub use job::{
-    GenerateRequest, JobImage, JobMessage, JobState, JobView, Phase, SavedImage, SubmitRequest,
-};
+pub use job::{GenerateRequest, JobImage, JobMessage, JobState, JobView, Phase, SavedImage};
 pub use shape::{pixel_size, shape_from_size, AspectRatio, ImageSize};
 
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //!
 //! - `ApiJson`：JSON 请求体提取器，解析失败时给出 OpenAI 形状的中文错误；
 //! - `client_ip`：客户端 IP（只在对端是可信代理时才采信 `X-Forwarded-For`）；
-//! - `sha256_hex`：密钥、内容哈希；
+//! - `sha256_hex`：密钥、内容哈希（在 `crate::hash`，这里转出）；
 //! - `accept_image`（`reference_image.rs`）：确认上传的字节确实是图片、没有超过大小上限，GIF 与 HEIC 转成 PNG；
 //! - `upload_body_limit`：带参考图的请求体上限，按运行中的配置（设置页改了 `max_upload_mb`，下一个请求就按新的）。
 
@@ -11,10 +11,10 @@ use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::FromRequest;
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 
 mod reference_image;
+pub use crate::hash::sha256_hex;
 pub use reference_image::accept_image;
 
 /// JSON 请求体提取器：解析失败时返回 OpenAI 形状的中文错误，而不是 axum 的纯文本。
@@ -26,14 +26,6 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         ApiError::InvalidRequest(format!("请求体不是有效的 JSON：{}", rejection.body_text()))
     }
-}
-
-/// 内容的 SHA-256（小写十六进制）。
-pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
-    Sha256::digest(data.as_ref())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// 客户端 IP：默认是连接的对端地址；只有对端在 `server.trusted_proxies` 中时，
@@ -159,14 +151,6 @@ mod tests {
         assert_eq!(
             client_ip(&trusted, &h, peer("203.0.113.9:5000")).to_string(),
             "203.0.113.9"
-        );
-    }
-
-    #[test]
-    fn sha256_is_lowercase_hex() {
-        assert_eq!(
-            sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 }

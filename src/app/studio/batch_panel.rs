@@ -2,8 +2,8 @@
 //! 组合方式、批次名称，以及“将生成 N 张”的预览（批量时问服务器 `/api/expand_prompt`，停止输入 300 ms 后）。
 
 use super::browser;
+use super::draft::{Draft, Mode};
 use super::expand_prompt;
-use super::prompt_bar::{Draft, Mode};
 use crate::types::batch::{ExpandPreview, VariableMode};
 use leptos::prelude::*;
 use leptos::task::spawn_local;

@@ -13,6 +13,7 @@ mod batch_header;
 mod batch_panel;
 mod card;
 mod count_selector;
+mod draft;
 mod lightbox;
 mod prefs;
 mod prompt_bar;

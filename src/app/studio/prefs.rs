@@ -2,20 +2,9 @@
 //! 只在提交成功后记下；读不到或格式不对时用默认值。
 
 use super::browser;
-use super::prompt_bar::Mode;
-use crate::types::{AspectRatio, ImageSize};
-use serde::{Deserialize, Serialize};
+use super::draft::Prefs;
 
 const KEY: &str = "drafting-factory.studio";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prefs {
-    pub count: u32,
-    pub aspect_ratio: AspectRatio,
-    pub image_size: ImageSize,
-    pub model: String,
-    pub mode: Mode,
-}
 
 pub fn load() -> Option<Prefs> {
     serde_json::from_str(&browser::stored(KEY)?).ok()

@@ -87,7 +87,7 @@ pub struct KeyStates {
 }
 
 fn state_key(upstream: &str, secret: &str) -> String {
-    format!("{upstream}\u{0}{}", crate::web::sha256_hex(secret))
+    format!("{upstream}\u{0}{}", crate::hash::sha256_hex(secret))
 }
 
 /// 这次失败对密钥意味着什么。
