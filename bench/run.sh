@@ -10,6 +10,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 echo "== 构建发布版（服务器 + 站点 + 基准程序）"
 cargo leptos build --release --split
 cargo build --release --features ssr --example bench
+echo "== 每页第一次打开要下载的 WASM（gzip）"
+python3 scripts/wasm-per-page.py target/site/pkg
 
 LITELLM_VERSION=1.106.2
 VENV=target/litellm-venv
