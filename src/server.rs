@@ -143,11 +143,14 @@ pub fn router(state: AppState) -> Router {
 /// 按启动时的规则重新加载（经 `ConfigStore`）。无效的文件被拒绝并记入日志，运行中的配置保持不变；
 /// 空文件（常见于编辑器写到一半）与去掉了全部上游的文件（运行中的配置有上游时）也被拒绝——
 /// 真要改用演示上游，请在设置页删除上游。监听地址的改动要重启才生效。
-async fn watch_config_file(store: Arc<ConfigStore>) {
+///
+/// `loaded_text` 是启动时读到的文件内容（运行中的配置由它而来）：以它为起点，而不是任务开始时再读一次——
+/// 那样的话，服务刚启动就改的文件会被当成起点，改动永远不生效。
+async fn watch_config_file(store: Arc<ConfigStore>, loaded_text: Option<String>) {
     const POLL: std::time::Duration = std::time::Duration::from_millis(250);
     const STABLE: std::time::Duration = std::time::Duration::from_millis(500);
     let path = store.file().path.clone();
-    let mut applied = tokio::fs::read(&path).await.ok();
+    let mut applied = loaded_text.map(String::into_bytes);
     // 最近看到的、还没处理的内容，与它出现的时刻。
     let mut pending: Option<(Option<Vec<u8>>, std::time::Instant)> = None;
     let mut tick = tokio::time::interval(POLL);
@@ -313,7 +316,10 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         site_root = %state.leptos_options.site_root,
         "配置已加载"
     );
-    tokio::spawn(watch_config_file(state.config_store.clone()));
+    tokio::spawn(watch_config_file(
+        state.config_store.clone(),
+        loaded.text.clone(),
+    ));
     tokio::spawn(maintenance(state.clone()));
     let listeners = state.listeners.clone();
     listeners.set_router(router(state));

@@ -24,6 +24,9 @@ pub struct LoadedConfig {
     pub file_exists: bool,
     /// 来自环境变量 `FACTORY_API_KEYS` 的密钥（保存配置时不写进文件）。
     pub env_api_keys: Vec<String>,
+    /// 读到的文件内容（文件不存在时为空）：监视文件的任务以它为起点，
+    /// 启动之后才做的手工编辑（哪怕就在启动的同一瞬间）也会被看作改动。
+    pub text: Option<String>,
 }
 
 /// 从 `path` 读取配置。文件不存在时使用全部默认值；`FACTORY_API_KEYS=a,b` 追加 API 密钥。
@@ -57,6 +60,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         file_exists,
         env_api_keys,
+        text: file_exists.then_some(text),
     })
 }
 
