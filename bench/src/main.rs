@@ -262,7 +262,8 @@ fn invalid_responses(results: &report::Results) -> Vec<String> {
         .collect()
 }
 
-/// 核对本身必须能失败：往浸泡后的存储里放一个半成品文件，核对应当报告它。
+/// 核对本身必须能失败：往浸泡后的存储里放一个半成品文件和一个没有记录的图，核对应当报告这两个
+/// （没有记录的图只有在服务器启动核对报告过时才放过；这里给的日志是空的）。
 fn planted_partial_is_caught(work: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let storage = work.join("soak/storage");
     let day = std::fs::read_dir(storage.join("images"))?
@@ -270,23 +271,25 @@ fn planted_partial_is_caught(work: &std::path::Path) -> anyhow::Result<Vec<Strin
         .next()
         .ok_or_else(|| anyhow::anyhow!("浸泡后 images 目录是空的"))?
         .path();
-    let planted = day.join(".partial-planted-by-bench");
-    std::fs::write(&planted, b"half a png")?;
-    let check = faults::verify_storage(&storage, &storage.join("factory.db"), &[])?;
-    std::fs::remove_file(&planted)?;
-    let caught = check
-        .problems
-        .iter()
-        .any(|p| p.contains(".partial-planted-by-bench"));
-    Ok(if caught {
-        eprintln!("  存储核对发现了故意放入的半成品文件（核对能失败）");
-        Vec::new()
-    } else {
-        vec![format!(
-            "存储核对没有发现故意放入的半成品文件：{:?}",
-            check.problems
-        )]
-    })
+    let partial = day.join(".partial-planted-by-bench");
+    let orphan = day.join("orphan-planted-by-bench.png");
+    std::fs::write(&partial, b"half a png")?;
+    std::fs::write(&orphan, b"not recorded")?;
+    let check = faults::verify_storage(&storage, &storage.join("factory.db"), &[], "")?;
+    std::fs::remove_file(&partial)?;
+    std::fs::remove_file(&orphan)?;
+    let caught = |name: &str| check.problems.iter().any(|p| p.contains(name));
+    Ok(
+        if caught(".partial-planted-by-bench") && caught("orphan-planted-by-bench.png") {
+            eprintln!("  存储核对发现了故意放入的半成品文件与没有记录的图（核对能失败）");
+            Vec::new()
+        } else {
+            vec![format!(
+                "存储核对没有发现故意放入的半成品文件或没有记录的图：{:?}",
+                check.problems
+            )]
+        },
+    )
 }
 
 fn machine_facts(settings: &Settings) -> String {

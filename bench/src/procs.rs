@@ -60,6 +60,11 @@ pub fn free_port() -> u16 {
         .expect("可以在回环地址上绑定端口")
 }
 
+/// 在 `port` 上启动的进程的标准错误（每次启动重写）。
+pub fn log_path(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("drafting-bench-{port}.log"))
+}
+
 /// 启动命令，轮询 `ready_path` 直到返回 2xx（最多 `timeout`）。
 pub async fn spawn(
     mut command: Command,
@@ -69,7 +74,7 @@ pub async fn spawn(
 ) -> anyhow::Result<Proc> {
     let started = Instant::now();
     // 标准错误写进临时目录里的日志文件：进程提前退出时把结尾附在错误里。
-    let log = std::env::temp_dir().join(format!("drafting-bench-{port}.log"));
+    let log = log_path(port);
     let mut child = command
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
@@ -128,7 +133,8 @@ pub async fn restart_server(bin: &Path, dir: &Path, port: u16) -> anyhow::Result
     cmd.args(["--config", "factory.toml", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .current_dir(dir)
-        .env("RUST_LOG", "error");
+        // 存储的启动核对（警告级）也要记下：浸泡的核对拿它对照崩溃留下的孤儿文件。
+        .env("RUST_LOG", "error,drafting_factory::storage=warn");
     spawn(cmd, port, "/healthz", Duration::from_secs(60)).await
 }
 
