@@ -170,12 +170,7 @@ async fn with_the_switch_off_a_maybe_billed_failure_costs_exactly_one_attempt() 
     assert!(message.contains("1 次尝试可能已被上游计费"), "{message}");
     primary.verify().await;
     backup.verify().await;
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("{}/metrics", server.url)).await;
     let line = metrics
         .lines()
         .find(|l| {
@@ -388,12 +383,7 @@ async fn the_startup_check_reports_a_missing_file_and_an_orphan() {
     let demo = demo_upstream(&[]).await;
     let ws = Workspace::new(&config_with_upstream(&demo.url));
     let server = ws.serve().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(health["storage"]["missing_files"], 0);
     assert_eq!(health["storage"]["orphan_files"], 0);
     let (status, saved) = studio_generate(&server, "核对").await;
@@ -405,12 +395,7 @@ async fn the_startup_check_reports_a_missing_file_and_an_orphan() {
     let orphan = ws.storage().join("images").join(today()).join("孤儿.png");
     std::fs::write(&orphan, b"no row points here").unwrap();
     let server = ws.serve().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(health["storage"]["missing_files"], 1, "{health}");
     assert!(
         health["storage"]["orphan_files"].as_u64().unwrap() >= 1,
@@ -500,7 +485,7 @@ async fn the_config_watcher_refuses_an_empty_file_and_one_without_upstreams() {
     let reloads = |result: &'static str| {
         let url = format!("{}/metrics", server.url);
         async move {
-            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let text = get_text(url).await;
             text.lines()
                 .find(|l| {
                     l.starts_with("config_file_reloads_total")
@@ -540,12 +525,7 @@ burst = 7
     );
     let demo_server = demo_ws.serve().await;
     let refused_before = {
-        let text = reqwest::get(format!("{}/metrics", demo_server.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(format!("{}/metrics", demo_server.url)).await;
         text.lines()
             .find(|l| {
                 l.starts_with("config_file_reloads_total") && l.contains("result=\"refused\"")
@@ -556,12 +536,7 @@ burst = 7
     std::fs::write(demo_ws.path().join("factory.toml"), "\n").unwrap();
     let started = Instant::now();
     loop {
-        let text = reqwest::get(format!("{}/metrics", demo_server.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(format!("{}/metrics", demo_server.url)).await;
         let count = |result: &str| {
             text.lines()
                 .find(|l| {

@@ -177,12 +177,7 @@ async fn aliases_capabilities_and_grounding_are_checked_before_any_upstream_call
     assert!(bodies[1].get("tools").is_none(), "{}", bodies[1]);
 
     // /v1/models 带能力。
-    let models: Value = reqwest::get(format!("{}/v1/models", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(format!("{}/v1/models", server.url)).await;
     let lite = models["data"]
         .as_array()
         .unwrap()

@@ -331,12 +331,7 @@ async fn url_format_points_at_this_server_and_models_are_listed() {
         (1264, 848),
         "1536x1024 → 3:2 的 1K 档"
     );
-    let models: Value = reqwest::get(format!("{}/v1/models", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(format!("{}/v1/models", server.url)).await;
     assert_eq!(models["data"][0]["id"], "gemini-3-pro-image");
     let bad = v1_generate(&server, None, json!({"prompt": "x", "n": 17})).await;
     assert_eq!(bad.status(), 400);
@@ -470,12 +465,7 @@ async fn metrics_count_attempts_retries_and_requests_without_secrets() {
         .status(),
         200
     );
-    let text = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(format!("{}/metrics", server.url)).await;
     for want in [
         "gateway_attempts_total{upstream=\"主\",outcome=\"status\"} 1",
         "gateway_attempts_total{upstream=\"主\",outcome=\"ok\"} 1",

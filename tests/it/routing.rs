@@ -98,12 +98,7 @@ async fn models_route_to_their_upstreams_weights_share_load_and_fallback_models_
     assert!(body.contains("model-b2"), "{body}");
 
     // /v1/models 是并集。
-    let models: Value = reqwest::get(format!("{}/v1/models", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(format!("{}/v1/models", server.url)).await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -279,12 +274,7 @@ async fn key_pool_disables_rejected_keys_rests_exhausted_ones_until_reset_and_ne
     assert_eq!((used(k2).await, used(k3).await), (3, 7));
 
     // 密钥原文不在日志、尝试记录、设置页与 /metrics 里。
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("{}/metrics", server.url)).await;
     let logs = server.logs.lock().unwrap().clone();
     assert!(logs.contains("#1 …1111"), "日志里用序号与末 4 位称呼密钥");
     for key in [k1, k2, k3] {

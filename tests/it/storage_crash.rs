@@ -39,12 +39,7 @@ async fn sigkill_while_writing_loses_nothing_and_leaves_no_half_files() {
     }
 
     let server = ws.serve().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(health["storage"]["missing_files"], 0, "{health}");
 
     let files = files_under(&ws.storage().join("images"));

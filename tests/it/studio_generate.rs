@@ -128,19 +128,9 @@ async fn files_route_answers_404_for_unknown_and_malformed_ids() {
 async fn healthz_and_demo_mode_without_upstreams() {
     let ws = Workspace::new("");
     let server = ws.serve().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["demo_mode"], true);
-    let page = reqwest::get(&server.url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&server.url).await;
     assert!(page.contains("演示模式") && page.contains("生成"), "{page}");
 }

@@ -299,3 +299,13 @@ pub async fn wait_for_in_flight(server: &Running, n: f64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// GET 一个地址，把响应体当 JSON 读出（请求失败或不是 JSON 时让测试失败）。
+pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// GET 一个地址，把响应体当文本读出（请求失败时让测试失败）。
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
