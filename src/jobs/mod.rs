@@ -62,6 +62,8 @@ struct Inner {
 enum Write {
     Update(Box<JobRow>, String),
     Hide(String),
+    /// 前面的写入都落盘了（或失败并记了日志）之后回一声。
+    Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Default)]
@@ -207,6 +209,13 @@ impl JobManager {
             .inner
             .writes
             .send(Write::Update(Box::new(row.clone()), now_string()));
+    }
+
+    /// 等到此刻之前排进去的状态写入都执行完。
+    fn flushed(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.inner.writes.send(Write::Flushed(tx));
+        rx
     }
 
     /// 工作台上的全部任务，新的在前。
@@ -699,7 +708,7 @@ impl JobManager {
                 job.percent = 0.0;
                 self.persist(&job.row);
                 let batch = job.batch.clone();
-                let handle = tokio::spawn(self.clone().run(id.clone(), batch));
+                let handle = tokio::spawn(self.clone().run(id.clone(), batch, self.flushed()));
                 table.running.insert(id.clone(), handle.abort_handle());
                 started.push(id);
             }
@@ -712,7 +721,15 @@ impl JobManager {
         }
     }
 
-    async fn run(self, id: String, batch: Arc<Batch>) {
+    /// `running_saved`：“生成中”已经写进数据库。先等它再调用上游——否则在两者之间崩溃的话，
+    /// 重启后库里这个任务还是“排队中”，会被再跑一次，上游可能已经为第一次计了费（付两次钱）。
+    async fn run(
+        self,
+        id: String,
+        batch: Arc<Batch>,
+        running_saved: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let _ = running_saved.await;
         let result = self.execute(&id, &batch).await;
         self.finish(&id, result);
     }
@@ -944,6 +961,10 @@ impl Job {
 /// 按顺序执行状态写入：同一任务的“开始”不会晚于它的“结束”落盘。
 async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>) {
     while let Some(write) = rx.recv().await {
+        if let Write::Flushed(done) = write {
+            let _ = done.send(());
+            continue;
+        }
         let result = storage
             .with_db(move |c| {
                 match write {
@@ -951,6 +972,7 @@ async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>) {
                     Write::Hide(id) => {
                         store::hide_job(c, &id)?;
                     }
+                    Write::Flushed(_) => unreachable!("上面已经处理"),
                 }
                 Ok(())
             })
