@@ -54,30 +54,27 @@ fn not_found(id: &str) -> ApiError {
     ApiError::InvalidRequest(format!("参考图“{id}”不存在或已被永久删除"))
 }
 
-/// 参考图在盘上的位置与类型。
-async fn locate(storage: &Storage, id: &str) -> Result<(std::path::PathBuf, String), ApiError> {
+/// 参考图在哪里（根、相对路径）与类型。
+async fn locate(storage: &Storage, id: &str) -> Result<(String, String, String), ApiError> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found(id));
     }
     if let Some(r) = storage.get(id.to_string()).await? {
-        return Ok((r.path(), r.mime));
+        return Ok((r.root, r.rel_path, r.mime));
     }
     if let Some(u) = storage.get_upload(id.to_string()).await? {
-        return Ok((u.path(), u.mime));
+        return Ok((u.root, u.rel_path, u.mime));
     }
     Err(not_found(id))
 }
 
 async fn load_one(storage: &Storage, id: &str) -> Result<InputImage, ApiError> {
-    let (path, mime) = locate(storage, id).await?;
-    let data = tokio::fs::read(&path).await.map_err(|e| {
-        tracing::warn!(path = %path.display(), "读取参考图失败：{e}");
+    let (root, rel, mime) = locate(storage, id).await?;
+    let data = storage.blobs().read_async(&root, &rel).await.map_err(|e| {
+        tracing::warn!("读取参考图失败：{e}");
         not_found(id)
     })?;
-    Ok(InputImage {
-        mime,
-        data: data.into(),
-    })
+    Ok(InputImage { mime, data })
 }
 
 /// 生产出的一张图：网关的结果（含尝试记录与模型的文字）与存储里的记录。

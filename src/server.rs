@@ -311,7 +311,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     tracing::info!(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
-        storage = %state.storage.root().display(),
+        storage = %state.storage.root(),
         database = %state.config.load().storage.database_path().display(),
         site_root = %state.leptos_options.site_root,
         "配置已加载"
@@ -336,7 +336,12 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
 pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> {
     let config = loaded.config.clone();
     crate::metrics::install();
-    let storage = Storage::open(&config.storage.root, &config.storage.database_path())?;
+    let storage = Storage::open(
+        &config.storage.root,
+        &config.storage.database_path(),
+        config.storage.s3.clone(),
+    )
+    .await?;
     crate::prompts::seed_if_empty(&storage).await?;
     for model in crate::catalogue::unknown_models(&config) {
         tracing::info!(
@@ -379,7 +384,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         };
         // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
         let follow_root: crate::config::OnApplied =
-            Box::new(move |c| storage.set_root(c.storage.root.clone()));
+            Box::new(move |c| storage.set_root(&c.storage.root, c.storage.s3.clone()));
         Arc::new(ConfigStore::new(config.clone(), file, vec![follow_root]))
     };
     Ok(AppState {

@@ -42,19 +42,16 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
     let mut roots: Vec<RootInfo> = counts
         .into_iter()
         .map(|(path, images)| RootInfo {
-            free_bytes: free_bytes(&PathBuf::from(&path)),
+            free_bytes: free_bytes(&path),
             path,
             images,
         })
         .collect();
-    if !roots
-        .iter()
-        .any(|r| std::path::Path::new(&r.path) == current_root)
-    {
+    if !roots.iter().any(|r| r.path == current_root) {
         roots.push(RootInfo {
-            path: current_root.display().to_string(),
-            images: 0,
             free_bytes: free_bytes(&current_root),
+            path: current_root,
+            images: 0,
         });
     }
     Ok(SettingsView {
@@ -108,8 +105,12 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
 }
 
 /// 所在文件系统的可用空间。
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    fs4::available_space(path).ok()
+/// 本地目录所在磁盘的剩余空间；对象存储不显示。
+fn free_bytes(root: &str) -> Option<u64> {
+    if crate::storage::blobs::is_object_store(root) {
+        return None;
+    }
+    fs4::available_space(root).ok()
 }
 
 /// 表单里的密钥留空时，沿用原来那个上游的哪把密钥。

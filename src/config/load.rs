@@ -138,7 +138,30 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         }
     }
 
-    config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
+    if let Some(location) = config
+        .storage
+        .root
+        .to_str()
+        .and_then(|r| r.strip_prefix("s3://"))
+    {
+        crate::storage::blobs::check_s3_location(location)
+            .map_err(|why| invalid("storage.root", why))?;
+        if config.storage.database.as_os_str().is_empty() {
+            return Err(invalid(
+                "storage.database",
+                "图片放在对象存储（s3://）时，要写明元数据库 SQLite 文件在本机的路径",
+            ));
+        }
+        let endpoint = config.storage.s3.endpoint.trim();
+        if !endpoint.is_empty() && url::Url::parse(endpoint).is_err() {
+            return Err(invalid(
+                "storage.s3.endpoint",
+                format!("“{endpoint}”不是网址（例如 http://127.0.0.1:9000）"),
+            ));
+        }
+    } else {
+        config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
+    }
     if !config.storage.database.as_os_str().is_empty() {
         config.storage.database = check_database_path(&config.storage.database, base_dir)?;
     }
@@ -470,14 +493,29 @@ mod tests {
                 example.contains(&format!("[{section}]")),
                 "示例里缺少 [{section}]"
             );
-            for key in table
-                .keys()
-                .filter(|k| !(section == "auth" && *k == "keys"))
+            for (key, value) in table
+                .iter()
+                .filter(|(k, _)| !(section == "auth" && *k == "keys"))
             {
-                assert!(
-                    example.contains(&format!("\n{key} = ")),
-                    "示例里缺少 {section}.{key}"
-                );
+                match value.as_table() {
+                    // 子表（例如 storage.s3）：写成 [storage.s3] 一节，每一项都写出来。
+                    Some(sub) => {
+                        assert!(
+                            example.contains(&format!("[{section}.{key}]")),
+                            "示例里缺少 [{section}.{key}]"
+                        );
+                        for sub_key in sub.keys() {
+                            assert!(
+                                example.contains(&format!("\n{sub_key} = ")),
+                                "示例里缺少 {section}.{key}.{sub_key}"
+                            );
+                        }
+                    }
+                    None => assert!(
+                        example.contains(&format!("\n{key} = ")),
+                        "示例里缺少 {section}.{key}"
+                    ),
+                }
             }
         }
     }
@@ -546,7 +584,7 @@ mod tests {
     #[test]
     fn secrets_do_not_appear_in_debug_output() {
         let c = parse_in_tmp(
-            "[auth]\napi_keys = [\"sk-secret-1\"]\n[[upstreams]]\nname = \"a\"\nbase_url = \"http://x\"\napi_key = \"AIza-secret\"\n",
+            "[storage.s3]\nsecret_access_key = \"s3-secret\"\n[auth]\napi_keys = [\"sk-secret-1\"]\n[[upstreams]]\nname = \"a\"\nbase_url = \"http://x\"\napi_key = \"AIza-secret\"\n",
         )
         .unwrap();
         let debug = format!("{c:?}");

@@ -87,6 +87,33 @@ pub struct StorageConfig {
     /// 改 `root` 时把它固定在原来的位置，旧图片就仍在图库里、仍可下载（设置页改根目录时会自动这样做）。
     pub database: PathBuf,
     pub max_upload_mb: u32,
+    /// `root` 是 `s3://桶/前缀` 时用的对象存储连接。
+    pub s3: S3Config,
+}
+
+/// S3 兼容对象存储的连接（AWS S3、MinIO、Ceph 等）。留空的项取 `AWS_*` 环境变量
+/// （`AWS_ENDPOINT`、`AWS_REGION`、`AWS_ACCESS_KEY_ID`、`AWS_SECRET_ACCESS_KEY`）。
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct S3Config {
+    /// 服务地址，例如 `http://127.0.0.1:9000`；AWS 本身留空。
+    pub endpoint: String,
+    /// 区域，例如 `us-east-1`。
+    pub region: String,
+    pub access_key_id: String,
+    /// 只写：设置页与日志都不显示。
+    pub secret_access_key: String,
+}
+
+/// 调试输出里不出现密钥（连这一项的名字也不出现）。
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StorageConfig {
@@ -106,6 +133,7 @@ impl Default for StorageConfig {
             root: PathBuf::from("storage"),
             database: PathBuf::new(),
             max_upload_mb: 20,
+            s3: S3Config::default(),
         }
     }
 }

@@ -90,12 +90,15 @@ impl JobManager {
             let mut file_name = String::new();
             if let (JobState::Done, Some(image)) = (row.state, &row.image) {
                 match storage.get(image.id.clone()).await? {
-                    Some(record) if record.deleted_at.is_none() && record.path().is_file() => {
+                    Some(record)
+                        if record.deleted_at.is_none() && storage.has_file(&record).await =>
+                    {
                         let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
                         file_name = entry_name(row.index, &row.prompt, ext);
                         entries.push(Entry::File {
                             name: file_name.clone(),
-                            path: record.path(),
+                            root: record.root,
+                            rel_path: record.rel_path,
                         });
                     }
                     _ => {}

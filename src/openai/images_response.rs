@@ -168,8 +168,22 @@ async fn open_image(state: &AppState, id: &str) -> Result<Part, ApiError> {
         .get(id.to_string())
         .await?
         .ok_or(ApiError::NotFound)?;
+    let Some(path) = record.local_path() else {
+        // 对象存储里的图：现在就整张读进来（同样不怕之后被删）。
+        let data = state
+            .storage
+            .blobs()
+            .read_async(&record.root, &record.rel_path)
+            .await
+            .map_err(|e| {
+                tracing::error!(id = %record.id, "读取图片失败：{e}");
+                ApiError::NotFound
+            })?;
+        let encoded = base64_simd::STANDARD.encode_to_string(&data);
+        return Ok(Part::Text(Bytes::from(encoded)));
+    };
     let opened = async {
-        let file = tokio::fs::File::open(record.path()).await?;
+        let file = tokio::fs::File::open(path).await?;
         let len = file.metadata().await?.len();
         Ok::<_, std::io::Error>(Part::FileBase64 { file, len })
     };

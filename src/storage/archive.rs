@@ -5,7 +5,7 @@
 //! 同时最多打 `MAX_ZIPS` 个包（多了 503）；客户端 `STALL` 这么久不读，写线程放弃——
 //! 一个只连不读的客户端占不住阻塞线程。
 
-use super::ImageRecord;
+use super::{Blobs, ImageRecord};
 use bytes::Bytes;
 use futures::Stream;
 use std::io::{self, Write};
@@ -60,11 +60,12 @@ impl Write for ChannelWriter {
     }
 }
 
-/// zip 里的一项：磁盘上的一个文件，或一段现成的内容（例如清单 manifest.csv）。
+/// zip 里的一项：存储里的一个文件（根 + 相对路径），或一段现成的内容（例如清单 manifest.csv）。
 pub enum Entry {
     File {
         name: String,
-        path: std::path::PathBuf,
+        root: String,
+        rel_path: String,
     },
     Bytes {
         name: String,
@@ -77,7 +78,8 @@ impl Entry {
     pub fn image(record: &ImageRecord) -> Self {
         Entry::File {
             name: entry_name(record),
-            path: record.path(),
+            root: record.root.clone(),
+            rel_path: record.rel_path.clone(),
         }
     }
 }
@@ -94,17 +96,32 @@ fn entry_name(record: &ImageRecord) -> String {
     }
 }
 
-fn write_zip(entries: Vec<Entry>, writer: ChannelWriter) -> io::Result<()> {
+fn write_zip(blobs: &Blobs, entries: Vec<Entry>, writer: ChannelWriter) -> io::Result<()> {
     let mut zip = ZipWriter::new_stream(writer);
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
         .large_file(true);
     for entry in entries {
         match entry {
-            Entry::File { name, path } => {
+            Entry::File {
+                name,
+                root,
+                rel_path,
+            } => {
                 zip.start_file(name, options).map_err(io::Error::other)?;
-                let mut file = std::fs::File::open(path)?;
-                io::copy(&mut file, &mut zip)?;
+                match Blobs::local_path(&root, &rel_path) {
+                    Some(path) => {
+                        let mut file = std::fs::File::open(path)?;
+                        io::copy(&mut file, &mut zip)?;
+                    }
+                    // 对象存储：一次取一个对象（内存里最多一张图）。
+                    None => {
+                        let data = blobs
+                            .read(&root, &rel_path)
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        zip.write_all(&data)?;
+                    }
+                }
             }
             Entry::Bytes { name, data } => {
                 zip.start_file(name, options).map_err(io::Error::other)?;
@@ -119,6 +136,7 @@ fn write_zip(entries: Vec<Entry>, writer: ChannelWriter) -> io::Result<()> {
 /// 返回 zip 的字节流。读文件出错时流以错误结束（连接中断，客户端不会拿到看似完整的坏包）。
 /// `slot` 是打包的名额（见 `MAX_ZIPS`），写完或放弃时归还。
 pub fn zip_stream(
+    blobs: Blobs,
     entries: Vec<Entry>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> impl Stream<Item = io::Result<Bytes>> {
@@ -130,7 +148,7 @@ pub fn zip_stream(
     };
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        if let Err(e) = write_zip(entries, writer) {
+        if let Err(e) = write_zip(&blobs, entries, writer) {
             match e.kind() {
                 io::ErrorKind::BrokenPipe => {}
                 io::ErrorKind::TimedOut => tracing::warn!("打包下载：{e}"),

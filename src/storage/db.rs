@@ -187,8 +187,9 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
-    pub fn path(&self) -> std::path::PathBuf {
-        Path::new(&self.root).join(&self.rel_path)
+    /// 文件在本地目录里的完整路径；放在对象存储里的图没有（读写经由 `Blobs`）。
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        super::Blobs::local_path(&self.root, &self.rel_path)
     }
 
     /// 提示词摘要（最多 24 个字母数字字符，空格变下划线），用于下载与打包的文件名。
@@ -285,21 +286,10 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
 }
 
 /// 所有记录的（id, 原图绝对路径, 缩略图绝对路径），供启动时核对。
-pub fn all_paths(
-    conn: &Connection,
-) -> rusqlite::Result<Vec<(String, std::path::PathBuf, Option<std::path::PathBuf>)>> {
+/// 每张图（含回收站里的）的 id、根与相对路径。
+pub fn all_paths(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
     let mut stmt = conn.prepare("SELECT id, root, rel_path FROM images")?;
-    let rows = stmt.query_map([], |row| {
-        let root: String = row.get(1)?;
-        let rel: String = row.get(2)?;
-        // 缩略图由原图派生：即使崩溃发生在写缩略图记录之前，它也不算孤儿文件。
-        let thumb = Path::new(&root).join(thumb_rel_path(&rel));
-        Ok((
-            row.get::<_, String>(0)?,
-            Path::new(&root).join(rel),
-            Some(thumb),
-        ))
-    })?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     rows.collect()
 }
 
@@ -427,8 +417,9 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
-    pub fn path(&self) -> std::path::PathBuf {
-        Path::new(&self.root).join(&self.rel_path)
+    /// 同 `ImageRecord::local_path`。
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        super::Blobs::local_path(&self.root, &self.rel_path)
     }
 }
 

@@ -1,19 +1,23 @@
-//! 图像存储：磁盘上的图像文件 + SQLite 元数据。
+//! 图像存储：图像文件（本地目录或 S3 兼容的对象存储，见 `blobs`）+ SQLite 元数据。
 //!
-//! 写入顺序保证崩溃安全：同目录临时文件 → 写入 → fsync → 改名 → fsync 目录 → 最后写数据库行。
+//! 写入顺序保证崩溃安全：同目录临时文件 → 写入 → fsync → 改名 → fsync 目录 → 最后写数据库行
+//! （对象存储：PUT 完成 → 写数据库行）。
 //! 原图的“fsync 目录 + 写数据库行”按组提交：并发保存的多张图共用一次目录 fsync 与一次事务。
 //! 任何时刻崩溃，都不会留下半个文件，也不会有指向不存在文件的记录；
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
 
 pub mod archive;
+pub mod blobs;
 pub(crate) mod db;
 pub mod routes;
 mod spill;
 mod thumbs;
 
+pub use blobs::Blobs;
 pub use db::{ImageRecord, ListFilter, UploadRecord};
 
 use crate::atomic_file::{Durability, PARTIAL_PREFIX};
+use crate::config::S3Config;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -71,8 +75,13 @@ pub struct Storage {
 }
 
 struct Inner {
-    /// 新文件写到这里。改存储根只影响之后写的文件；旧文件的记录里有它自己的根，照常可取。
-    root: std::sync::RwLock<PathBuf>,
+    /// 新文件写到这里（本地目录的绝对路径，或 `s3://桶/前缀`）。改存储根只影响之后写的文件；
+    /// 旧文件的记录里有它自己的根，照常可取。
+    root: std::sync::RwLock<String>,
+    /// 按根读写文件。
+    blobs: Blobs,
+    /// 数据库所在的本地目录：存储根是对象存储时，暂存区放在这里。
+    local_dir: PathBuf,
     db: Mutex<Connection>,
     audit: Audit,
     /// 等待组提交的图片记录（见 `Storage::commit_grouped`）。
@@ -88,41 +97,39 @@ struct Inner {
 pub struct Audit {
     /// 有记录、但文件不存在的图片 id。
     pub missing_files: Vec<String>,
-    /// 各存储根的 images/ 下没有任何记录指向的文件。
-    pub orphan_files: Vec<PathBuf>,
+    /// 各存储根的 images/ 下没有任何记录指向的文件（根/相对路径）。
+    pub orphan_files: Vec<String>,
 }
 
-/// 比对数据库记录与磁盘文件（只读，不修改任何东西）。当前根和记录里出现过的每个根都会检查。
-fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
-    let rows = db::all_paths(conn)?;
-    let mut known = std::collections::HashSet::new();
-    let mut missing_files = Vec::new();
-    for (id, path, thumb) in rows {
-        if !path.is_file() {
-            missing_files.push(id);
-        }
-        known.insert(path);
-        known.extend(thumb);
-    }
-    let mut orphan_files: Vec<PathBuf> = Vec::new();
-    let mut roots: Vec<PathBuf> = db::roots(conn)?.into_iter().map(PathBuf::from).collect();
-    roots.push(root.to_path_buf());
+/// 比对数据库记录与文件（只读，不修改任何东西）。当前根和记录里出现过的每个根都会检查：
+/// 每个根列一次 images/ 下的文件（对象存储是一次 LIST，不必每张图一次 HEAD）。
+fn audit(conn: &Connection, blobs: &Blobs, root: &str) -> Result<Audit, StorageError> {
+    let mut roots = db::roots(conn)?;
+    roots.push(root.to_string());
     roots.sort();
     roots.dedup();
-    let mut stack: Vec<PathBuf> = roots.iter().map(|r| r.join("images")).collect();
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    let mut listed = std::collections::HashMap::new();
+    for r in &roots {
+        let files: std::collections::HashSet<String> =
+            blobs.list(r, "images")?.into_iter().collect();
+        listed.insert(r.clone(), files);
+    }
+    let mut missing_files = Vec::new();
+    for (id, r, rel) in db::all_paths(conn)? {
+        let Some(files) = listed.get_mut(&r) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !known.contains(&path) {
-                orphan_files.push(path);
-            }
+        if !files.remove(&rel) {
+            missing_files.push(id);
         }
+        // 缩略图由原图派生：即使崩溃发生在它写完之后、记录之前，它也不算孤儿文件。
+        files.remove(&db::thumb_rel_path(&rel));
     }
+    let mut orphan_files: Vec<String> = listed
+        .into_iter()
+        .flat_map(|(r, files)| files.into_iter().map(move |rel| format!("{r}/{rel}")))
+        .collect();
+    orphan_files.sort();
     Ok(Audit {
         missing_files,
         orphan_files,
@@ -130,24 +137,41 @@ fn audit(conn: &Connection, root: &Path) -> Result<Audit, StorageError> {
 }
 
 impl Storage {
-    /// 打开存储：新文件写到 `root`，元数据在 `database`（SQLite 文件）。
+    /// 打开存储：新文件写到 `root`（本地目录，或 `s3://桶/前缀`），元数据在 `database`（SQLite 文件）。
     /// 建库、迁移、清理上次崩溃留下的临时文件，并核对记录与文件。
-    pub fn open(root: &Path, database: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(root)
-            .map_err(io_err(format!("无法创建存储目录 {}", root.display())))?;
-        if let Some(dir) = database.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(io_err(format!("无法创建数据库目录 {}", dir.display())))?;
+    pub async fn open(root: &Path, database: &Path, s3: S3Config) -> Result<Self, StorageError> {
+        let (root, database) = (root.to_path_buf(), database.to_path_buf());
+        tokio::task::spawn_blocking(move || Self::open_blocking(&root, &database, s3))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?
+    }
+
+    fn open_blocking(root: &Path, database: &Path, s3: S3Config) -> Result<Self, StorageError> {
+        let root = root.to_string_lossy().into_owned();
+        if !blobs::is_object_store(&root) {
+            std::fs::create_dir_all(&root).map_err(io_err(format!("无法创建存储目录 {root}")))?;
         }
+        let local_dir = database
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&local_dir).map_err(io_err(format!(
+            "无法创建数据库目录 {}",
+            local_dir.display()
+        )))?;
         let conn = db::open(database)?;
         let mut removed = 0;
-        for r in db::roots(&conn)?.iter().map(Path::new).chain([root]) {
-            removed += remove_partials(r);
+        for r in db::roots(&conn)?.iter().chain([&root]) {
+            if !blobs::is_object_store(r) {
+                removed += remove_partials(Path::new(r));
+            }
         }
         if removed > 0 {
             tracing::warn!(removed, "已清理上次中断时留下的临时文件");
         }
-        let audit = audit(&conn, root)?;
+        let blobs = Blobs::new(s3);
+        let audit = audit(&conn, &blobs, &root)?;
         if !audit.missing_files.is_empty() || !audit.orphan_files.is_empty() {
             // 只报告、不自动修复：丢文件或多文件都需要人来判断。
             tracing::warn!(
@@ -160,11 +184,13 @@ impl Storage {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                root: std::sync::RwLock::new(root.to_path_buf()),
+                root: std::sync::RwLock::new(root),
+                thumbs: thumbs::worker(blobs.clone()),
+                blobs,
+                local_dir,
                 db: Mutex::new(conn),
                 audit,
                 pending: Mutex::new(Vec::new()),
-                thumbs: thumbs::worker(),
                 zips: Arc::new(tokio::sync::Semaphore::new(archive::MAX_ZIPS)),
             }),
         })
@@ -175,14 +201,30 @@ impl Storage {
         &self.inner.audit
     }
 
-    /// 新文件当前写到的根目录。
-    pub fn root(&self) -> PathBuf {
+    /// 新文件当前写到的根（本地目录的绝对路径，或 `s3://桶/前缀`）。
+    pub fn root(&self) -> String {
         self.inner.root.read().expect("锁未被毒化").clone()
     }
 
-    /// 改变新文件写到的根目录（已有的文件不移动，照常可取）。
-    pub fn set_root(&self, root: PathBuf) {
-        *self.inner.root.write().expect("锁未被毒化") = root;
+    /// 改变新文件写到的根与对象存储的连接（已有的文件不移动，照常可取）。
+    pub fn set_root(&self, root: &Path, s3: S3Config) {
+        self.inner.blobs.set_s3(s3);
+        *self.inner.root.write().expect("锁未被毒化") = root.to_string_lossy().into_owned();
+    }
+
+    /// 按根读写文件的那一层。
+    pub fn blobs(&self) -> &Blobs {
+        &self.inner.blobs
+    }
+
+    /// 暂存区所在的本地目录：存储根是本地目录时就是它，是对象存储时是数据库所在的目录。
+    fn spill_root(&self) -> PathBuf {
+        let root = self.root();
+        if blobs::is_object_store(&root) {
+            self.inner.local_dir.clone()
+        } else {
+            PathBuf::from(root)
+        }
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -213,18 +255,20 @@ impl Storage {
         Ok(record)
     }
 
-    /// 返回缩略图的路径与类型；还没有就现在生成。原图本来就不比缩略图大时，缩略图就是原图（类型也是原图的）。
+    /// 返回缩略图（相对根的路径）与类型；还没有就现在生成。原图本来就不比缩略图大时，
+    /// 缩略图就是原图（类型也是原图的）。
     pub async fn ensure_thumbnail(
         &self,
         record: ImageRecord,
-    ) -> Result<(PathBuf, String), StorageError> {
+    ) -> Result<(String, String), StorageError> {
         if !thumbs::needed(&record) {
-            return Ok((record.path(), record.mime));
+            return Ok((record.rel_path, record.mime));
         }
-        let path = tokio::task::spawn_blocking(move || thumbs::ensure(&record))
+        let blobs = self.inner.blobs.clone();
+        let rel = tokio::task::spawn_blocking(move || thumbs::ensure(&blobs, &record))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))??;
-        Ok((path, "image/jpeg".into()))
+        Ok((rel, "image/jpeg".into()))
     }
 
     fn save_image_blocking(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
@@ -243,18 +287,22 @@ impl Storage {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let rel_path = format!("images/{}/{id}.{ext}", now.format("%Y-%m-%d"));
         let root = self.root();
-        let path = root.join(&rel_path);
-        // 目录的 fsync 留给组提交：同一批改名共用一次。
-        write_atomically(&path, &image.data, Durability::FileSynced)?;
+        // 本地目录的 fsync 留给组提交：同一批改名共用一次。
+        let bytes = image.data.len() as i64;
+        self.inner
+            .blobs
+            .write(&root, &rel_path, image.data, Durability::FileSynced)?;
+        let dir =
+            Blobs::local_path(&root, &rel_path).and_then(|p| p.parent().map(Path::to_path_buf));
 
         let record = ImageRecord {
             id,
-            root: root.to_string_lossy().into_owned(),
+            root,
             rel_path,
             mime: format.to_mime_type().to_string(),
             width,
             height,
-            bytes: image.data.len() as i64,
+            bytes,
             prompt: image.prompt,
             mode: image.mode.to_string(),
             model: image.model,
@@ -272,10 +320,9 @@ impl Storage {
             size_note: image.size_note,
             deleted_at: None,
         };
-        let dir = path.parent().expect("图像路径总有上级目录").to_path_buf();
         if let Err(e) = self.commit_grouped(record.clone(), dir) {
             // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。
-            let _ = std::fs::remove_file(&path);
+            let _ = self.inner.blobs.remove(&record.root, &record.rel_path);
             return Err(e);
         }
         Ok(record)
@@ -285,7 +332,11 @@ impl Storage {
     /// （可能包括别人的）一起提交——每个涉及的目录 fsync 一次（让改名落盘），再用一个事务写入
     /// （一次 WAL fsync）。没赶上这一批的记录由下一个拿到锁的线程提交。
     /// 并发保存时，多张图共用这几次 fsync；只有一张时与逐条提交一样。阻塞调用。
-    fn commit_grouped(&self, record: ImageRecord, dir: PathBuf) -> Result<(), StorageError> {
+    fn commit_grouped(
+        &self,
+        record: ImageRecord,
+        dir: Option<PathBuf>,
+    ) -> Result<(), StorageError> {
         let (done, result) = std::sync::mpsc::channel();
         self.pending().push(PendingInsert { record, dir, done });
         {
@@ -306,7 +357,7 @@ impl Storage {
 
     /// 把没能存进图库的图（已经付过钱）放进暂存区，返回暂存 id。见 `spill.rs`。
     pub async fn spill(&self, data: bytes::Bytes) -> Result<String, StorageError> {
-        let root = self.root();
+        let root = self.spill_root();
         tokio::task::spawn_blocking(move || spill::put(&root, &data))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
@@ -314,7 +365,7 @@ impl Storage {
 
     /// 取回暂存的图。
     pub async fn unspill(&self, id: String) -> Result<bytes::Bytes, StorageError> {
-        let root = self.root();
+        let root = self.spill_root();
         tokio::task::spawn_blocking(move || spill::get(&root, &id).map(bytes::Bytes::from))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
@@ -322,17 +373,29 @@ impl Storage {
 
     /// 重新保存成功后删掉暂存的图。
     pub fn drop_spill(&self, id: &str) {
-        spill::remove(&self.root(), id);
+        spill::remove(&self.spill_root(), id);
     }
 
     /// 清理超过 24 小时的暂存图（启动时与每小时一次）。
     pub fn clean_spill(&self) -> usize {
-        spill::clean(&self.root())
+        spill::clean(&self.spill_root())
     }
 
     /// 占一个打包下载的名额；都在用时返回 None。
     pub fn zip_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.inner.zips.clone().try_acquire_owned().ok()
+    }
+
+    /// 这张图的文件在不在。
+    pub async fn has_file(&self, record: &ImageRecord) -> bool {
+        let (blobs, root, rel) = (
+            self.inner.blobs.clone(),
+            record.root.clone(),
+            record.rel_path.clone(),
+        );
+        tokio::task::spawn_blocking(move || blobs.exists(&root, &rel))
+            .await
+            .unwrap_or(false)
     }
 
     /// 按 id 查记录（回收站里的也返回，见 `ImageRecord::deleted_at`）。
@@ -377,14 +440,13 @@ impl Storage {
     /// 清空回收站：先删记录（一个事务），再删文件。删文件前崩溃最多留下孤儿文件（启动核对会报告），
     /// 不会留下指向缺失文件的记录。返回删除的张数。
     pub async fn empty_trash(&self) -> Result<usize, StorageError> {
-        self.with_db(|c| {
+        let blobs = self.inner.blobs.clone();
+        self.with_db(move |c| {
             let removed = db::purge_trash(c)?;
             for r in &removed {
-                for path in [r.path(), Path::new(&r.root).join(r.thumb_rel_path_for())] {
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            tracing::warn!(path = %path.display(), "删除文件失败：{e}");
-                        }
+                for rel in [r.rel_path.clone(), r.thumb_rel_path_for()] {
+                    if let Err(e) = blobs.remove(&r.root, &rel) {
+                        tracing::warn!("删除文件失败：{e}");
                     }
                 }
             }
@@ -401,23 +463,23 @@ impl Storage {
         filename: Option<String>,
     ) -> Result<UploadRecord, StorageError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.save_upload_blocking(&data, &mime, filename))
+        tokio::task::spawn_blocking(move || this.save_upload_blocking(data, &mime, filename))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
     fn save_upload_blocking(
         &self,
-        data: &[u8],
+        data: bytes::Bytes,
         mime: &str,
         filename: Option<String>,
     ) -> Result<UploadRecord, StorageError> {
         use sha2::Digest;
-        let id = format!("{:x}", sha2::Sha256::digest(data));
+        let id = format!("{:x}", sha2::Sha256::digest(&data));
         // 先取出来再判断：`if let` 的条件里的数据库锁会一直持有到整个块结束，块里再写库就自己锁死了。
         let existing = db::get_upload(&self.db(), &id)?;
         if let Some(mut existing) = existing {
-            if existing.path().is_file() {
+            if self.inner.blobs.exists(&existing.root, &existing.rel_path) {
                 // 同样的内容又传了一次：记下最近的文件名。
                 if filename.is_some() && filename != existing.filename {
                     existing.filename = filename;
@@ -434,13 +496,16 @@ impl Storage {
         };
         let root = self.root();
         let rel_path = format!("uploads/{}/{id}.{ext}", &id[..2]);
-        write_atomically(&root.join(&rel_path), data, Durability::Durable)?;
+        let bytes = data.len() as i64;
+        self.inner
+            .blobs
+            .write(&root, &rel_path, data, Durability::Durable)?;
         let record = UploadRecord {
             id,
-            root: root.to_string_lossy().into_owned(),
+            root,
             rel_path,
             mime: mime.to_string(),
-            bytes: data.len() as i64,
+            bytes,
             created_at: now_string(),
             filename,
         };
@@ -461,13 +526,14 @@ fn now_string() -> String {
 /// 一条等待组提交的记录：文件已写好并 fsync、已改名，目录还没 fsync。
 struct PendingInsert {
     record: ImageRecord,
-    dir: PathBuf,
+    /// 本地目录里文件所在的目录（要 fsync 的）；对象存储没有。
+    dir: Option<PathBuf>,
     done: std::sync::mpsc::Sender<Result<(), StorageError>>,
 }
 
 /// 提交一批记录，把每条的结果发回给它的保存者。
 fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
-    let mut dirs: Vec<PathBuf> = batch.iter().map(|p| p.dir.clone()).collect();
+    let mut dirs: Vec<PathBuf> = batch.iter().filter_map(|p| p.dir.clone()).collect();
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
@@ -497,12 +563,6 @@ fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
         };
         let _ = p.done.send(result);
     }
-}
-
-/// 原子写文件（见 `crate::atomic_file`），图片是给人用的普通文件（0644）；出错时说明是哪个文件。
-fn write_atomically(path: &Path, data: &[u8], durability: Durability) -> Result<(), StorageError> {
-    crate::atomic_file::write(path, data, durability, 0o644)
-        .map_err(io_err(format!("无法保存 {}", path.display())))
 }
 
 /// 删除 `root/images` 与 `root/uploads` 下所有 `.partial-` 临时文件，返回删除的个数。
@@ -564,15 +624,21 @@ mod tests {
     #[tokio::test]
     async fn saves_file_and_row_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         let rec = storage.save_image(new_image(png(7, 5))).await.unwrap();
         assert_eq!(
             (rec.width, rec.height, rec.mime.as_str()),
             (7, 5, "image/png")
         );
-        assert!(rec.path().is_file());
+        assert!(rec.local_path().unwrap().is_file());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(rec.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(rec.local_path().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o644, "图片文件应为普通的 0644");
         assert_eq!(
             storage.get(rec.id.clone()).await.unwrap(),
@@ -581,13 +647,15 @@ mod tests {
         assert_eq!(remove_partials(dir.path()), 0);
         // 7×5 的图不比缩略图大：缩略图就是原图本身，类型也照原图。
         let (thumb, mime) = storage.ensure_thumbnail(rec.clone()).await.unwrap();
-        assert_eq!((thumb, mime.as_str()), (rec.path(), "image/png"));
+        assert_eq!((thumb, mime.as_str()), (rec.rel_path.clone(), "image/png"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_saves_are_committed_together_and_each_gets_its_own_row() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         let saves = (0..40).map(|i| {
             let storage = storage.clone();
             tokio::spawn(async move {
@@ -604,7 +672,7 @@ mod tests {
                 storage.get(rec.id.clone()).await.unwrap().as_ref(),
                 Some(rec)
             );
-            assert!(rec.path().is_file());
+            assert!(rec.local_path().unwrap().is_file());
         }
         let rows: i64 = storage
             .with_db(|c| Ok(c.query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))?))
@@ -613,10 +681,12 @@ mod tests {
         assert_eq!(rows, 40);
     }
 
-    #[test]
-    fn a_failing_record_does_not_take_its_batch_down() {
+    #[tokio::test]
+    async fn a_failing_record_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         let good = |id: &str| ImageRecord {
             id: id.into(),
             root: dir.path().to_string_lossy().into_owned(),
@@ -647,7 +717,7 @@ mod tests {
             .into_iter()
             .map(|id| PendingInsert {
                 record: good(id),
-                dir: dir.path().to_path_buf(),
+                dir: Some(dir.path().to_path_buf()),
                 done: tx.clone(),
             })
             .collect();
@@ -663,7 +733,9 @@ mod tests {
     #[tokio::test]
     async fn non_image_is_refused_and_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         let err = storage
             .save_image(new_image(bytes::Bytes::from_static(b"not an image")))
             .await
@@ -675,7 +747,9 @@ mod tests {
     #[tokio::test]
     async fn uploads_are_stored_once_per_content() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         let data = png(3, 3);
         let a = storage
             .save_upload(data.clone(), "image/png".into(), None)
@@ -686,7 +760,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(a, b);
-        assert_eq!(std::fs::read(a.path()).unwrap(), data);
+        assert_eq!(std::fs::read(a.local_path().unwrap()).unwrap(), data);
         // 同样的内容换个文件名再传：记下新名字（而不是卡住——曾经在这里自己锁死了数据库）。
         let renamed = tokio::time::timeout(
             std::time::Duration::from_secs(5),
@@ -717,12 +791,12 @@ mod tests {
             .count();
         assert_eq!(files, 2, "两种内容，两份文件");
         // 文件丢了之后再上传同样的内容：重新写回。
-        std::fs::remove_file(a.path()).unwrap();
+        std::fs::remove_file(a.local_path().unwrap()).unwrap();
         let again = storage
             .save_upload(data.clone(), "image/png".into(), None)
             .await
             .unwrap();
-        assert_eq!(std::fs::read(again.path()).unwrap(), data);
+        assert_eq!(std::fs::read(again.local_path().unwrap()).unwrap(), data);
     }
 
     #[tokio::test]
@@ -730,12 +804,14 @@ mod tests {
         let old_root = tempfile::tempdir().unwrap();
         let new_root = tempfile::tempdir().unwrap();
         let database = old_root.path().join(DB_FILE);
-        let storage = Storage::open(old_root.path(), &database).unwrap();
+        let storage = Storage::open(old_root.path(), &database, S3Config::default())
+            .await
+            .unwrap();
         let before = storage.save_image(new_image(png(2, 2))).await.unwrap();
-        storage.set_root(new_root.path().to_path_buf());
+        storage.set_root(new_root.path(), S3Config::default());
         let after = storage.save_image(new_image(png(3, 3))).await.unwrap();
-        assert!(after.path().starts_with(new_root.path()));
-        assert!(before.path().starts_with(old_root.path()));
+        assert!(after.local_path().unwrap().starts_with(new_root.path()));
+        assert!(before.local_path().unwrap().starts_with(old_root.path()));
         let listed = storage
             .list(ListFilter {
                 limit: 10,
@@ -746,19 +822,23 @@ mod tests {
         assert_eq!(listed.len(), 2);
         // 重新打开（像重启一样）：两个根下的文件都被核对，没有“缺文件”。
         drop(storage);
-        let reopened = Storage::open(new_root.path(), &database).unwrap();
+        let reopened = Storage::open(new_root.path(), &database, S3Config::default())
+            .await
+            .unwrap();
         assert!(reopened.audit().missing_files.is_empty());
         assert!(reopened.get(before.id).await.unwrap().is_some());
     }
 
-    #[test]
-    fn leftover_partials_are_removed_on_open() {
+    #[tokio::test]
+    async fn leftover_partials_are_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let day = dir.path().join("images/2026-01-01");
         std::fs::create_dir_all(&day).unwrap();
         std::fs::write(day.join(".partial-abc"), b"half").unwrap();
         std::fs::write(day.join("keep.png"), b"x").unwrap();
-        Storage::open(dir.path(), &dir.path().join(DB_FILE)).unwrap();
+        Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
+            .await
+            .unwrap();
         assert!(!day.join(".partial-abc").exists());
         assert!(day.join("keep.png").exists());
     }

@@ -119,7 +119,16 @@ async fn serve_upload(
     }
     let record = storage.get_upload(id).await?.ok_or(ApiError::NotFound)?;
     let etag = format!("\"{}\"", record.id);
-    serve_file(record.path(), &record.mime, &etag, None, request).await
+    serve_file(
+        &storage,
+        &record.root,
+        &record.rel_path,
+        &record.mime,
+        &etag,
+        None,
+        request,
+    )
+    .await
 }
 
 /// 一次最多打包的图片数。
@@ -159,7 +168,11 @@ pub fn zip_response(
         .zip_slot()
         .ok_or_else(|| ApiError::QueueFull("同时打包下载的人太多了，请稍后再试".into()))?;
     let name = format!("{stem}-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(entries, slot)));
+    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(
+        storage.blobs().clone(),
+        entries,
+        slot,
+    )));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -202,7 +215,16 @@ async fn serve_image(
         .is_some_and(|v| v != "0")
         .then(|| attachment(&record));
     let etag = format!("\"{}\"", record.id);
-    serve_file(record.path(), &record.mime, &etag, download, request).await
+    serve_file(
+        &storage,
+        &record.root,
+        &record.rel_path,
+        &record.mime,
+        &etag,
+        download,
+        request,
+    )
+    .await
 }
 
 async fn serve_thumbnail(
@@ -212,13 +234,17 @@ async fn serve_thumbnail(
 ) -> Result<Response, ApiError> {
     let record = find(&storage, id).await?;
     let etag = format!("\"{}-thumb\"", record.id);
-    let (path, mime) = storage.ensure_thumbnail(record).await?;
-    serve_file(path, &mime, &etag, None, request).await
+    let root = record.root.clone();
+    let (rel, mime) = storage.ensure_thumbnail(record).await?;
+    serve_file(&storage, &root, &rel, &mime, &etag, None, request).await
 }
 
-/// 发送一个磁盘文件：内容不变，所以 ETag 固定、可永久缓存。
+/// 发送存储里的一个文件：内容不变，所以 ETag 固定、可永久缓存。
+/// 本地文件由 `ServeFile` 发送（支持 Range）；对象存储里的边取边发。
 async fn serve_file(
-    path: std::path::PathBuf,
+    storage: &Storage,
+    root: &str,
+    rel: &str,
     mime: &str,
     etag: &str,
     disposition: Option<HeaderValue>,
@@ -231,16 +257,34 @@ async fn serve_file(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let mime: mime::Mime = mime.parse().map_err(|_| ApiError::NotFound)?;
-    let served = ServeFile::new_with_mime(&path, &mime)
-        .oneshot(request)
-        .await
-        .map_err(|_| ApiError::NotFound)?;
-    if served.status() == StatusCode::NOT_FOUND {
-        tracing::error!(path = %path.display(), "记录存在但文件缺失");
-        return Err(ApiError::NotFound);
-    }
-    let mut response = served.map(Body::new);
+    let parsed: mime::Mime = mime.parse().map_err(|_| ApiError::NotFound)?;
+    let mut response = match super::Blobs::local_path(root, rel) {
+        Some(path) => {
+            let served = ServeFile::new_with_mime(&path, &parsed)
+                .oneshot(request)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+            if served.status() == StatusCode::NOT_FOUND {
+                tracing::error!(path = %path.display(), "记录存在但文件缺失");
+                return Err(ApiError::NotFound);
+            }
+            served.map(Body::new)
+        }
+        None => {
+            let (len, stream) = storage.blobs().get_stream(root, rel).await.map_err(|e| {
+                tracing::error!("记录存在但对象取不到：{e}");
+                ApiError::NotFound
+            })?;
+            let mut response = Response::new(Body::from_stream(stream));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(mime).map_err(|_| ApiError::NotFound)?,
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            response
+        }
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,

@@ -4,9 +4,8 @@
 //! （16 张 8 MB 大图同时完成时，不会有 16 个解码同时进行）。请求缩略图时若还没生成好，就地生成。
 //! 缩略图随时可以由原图重新生成，所以写盘不 fsync；原图不比缩略图大时不生成，直接用原图。
 
-use super::{write_atomically, Durability, ImageRecord, StorageError};
+use super::{Blobs, Durability, ImageRecord, StorageError};
 use image::codecs::jpeg::JpegEncoder;
-use std::path::{Path, PathBuf};
 
 /// 缩略图最长边（像素）。
 pub const THUMB_MAX_SIDE: u32 = 384;
@@ -20,7 +19,7 @@ pub fn needed(record: &ImageRecord) -> bool {
 }
 
 /// 启动后台线程，返回往里排队的一端。所有发送端都被丢弃时线程退出。
-pub fn worker() -> std::sync::mpsc::SyncSender<ImageRecord> {
+pub fn worker(blobs: Blobs) -> std::sync::mpsc::SyncSender<ImageRecord> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<ImageRecord>(QUEUE);
     std::thread::Builder::new()
         .name("缩略图".into())
@@ -32,7 +31,7 @@ pub fn worker() -> std::sync::mpsc::SyncSender<ImageRecord> {
                 libc::setpriority(libc::PRIO_PROCESS, 0, 19);
             }
             for record in rx {
-                if let Err(e) = ensure(&record) {
+                if let Err(e) = ensure(&blobs, &record) {
                     tracing::warn!(id = %record.id, "生成缩略图失败：{e}");
                 }
             }
@@ -41,27 +40,25 @@ pub fn worker() -> std::sync::mpsc::SyncSender<ImageRecord> {
     tx
 }
 
-/// 缩略图已在（且不是空文件）就直接返回路径，否则由原图生成。阻塞调用。
-pub fn ensure(record: &ImageRecord) -> Result<PathBuf, StorageError> {
-    let path = Path::new(&record.root).join(record.thumb_rel_path_for());
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-        return Ok(path);
+/// 缩略图已在（且不是空文件）就直接返回它相对根的路径，否则由原图生成。阻塞调用。
+pub fn ensure(blobs: &Blobs, record: &ImageRecord) -> Result<String, StorageError> {
+    let rel = record.thumb_rel_path_for();
+    if blobs.exists(&record.root, &rel) {
+        return Ok(rel);
     }
-    let original = std::fs::read(record.path()).map_err(|source| StorageError::Io {
-        context: "读取原图失败".into(),
-        source,
-    })?;
-    write_atomically(&path, &make_thumbnail(&original)?, Durability::Rebuildable)?;
+    let original = blobs.read(&record.root, &record.rel_path)?;
+    let thumb = bytes::Bytes::from(make_thumbnail(&original)?);
+    blobs.write(&record.root, &rel, thumb, Durability::Rebuildable)?;
     // 生成期间原图可能已被永久删除（清空回收站先删原图、再删缩略图）：那就把刚写的缩略图也删掉，
     // 免得留下一个没有记录的孤儿文件。写完再查，删除与生成怎样交错都不会漏。
-    if !record.path().exists() {
-        let _ = std::fs::remove_file(&path);
+    if !blobs.exists(&record.root, &record.rel_path) {
+        let _ = blobs.remove(&record.root, &rel);
         return Err(StorageError::Io {
             context: "原图已被删除".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    Ok(path)
+    Ok(rel)
 }
 
 /// 由原图字节生成缩略图（JPEG，质量 80）。

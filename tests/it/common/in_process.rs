@@ -34,7 +34,7 @@ impl App {
     }
 
     pub fn storage(&self) -> PathBuf {
-        self.state.storage.root()
+        PathBuf::from(self.state.storage.root())
     }
 
     /// 把请求送进路由；对端地址是本机（与真实服务器上 `ConnectInfo` 提供的一样）。
