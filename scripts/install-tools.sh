@@ -2,7 +2,7 @@
 # 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
 #   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
 #   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、podman、runc、debootstrap（apt）、end2end 的 npm 依赖（含官方 openai 包）、
-#                                            装有官方 openai Python 包的虚拟环境 target/sdk-venv
+#                                            装有官方 openai Python 包与 moto（S3 服务）的虚拟环境 target/sdk-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -11,6 +11,7 @@ CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 需要 rustc 1.96
 BINARYEN_VERSION=132          # 不要用 Debian 的 binaryen 108：它的 wasm-opt 会破坏发布版的水合
 OPENAI_PY_VERSION=3.54.0      # 客户端兼容性测试用的官方 Python SDK
 GOOGLE_GENAI_VERSION=3.6.1    # 演示上游要读懂的 Google 官方 Python SDK
+MOTO_VERSION=5.2.5            # 对象存储测试用的 S3 兼容服务（moto 的独立服务器，PyPI）
 # wasm-bindgen-cli 必须与 Cargo.lock 里的 wasm-bindgen 版本完全一致。
 WASM_BINDGEN_VERSION=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 
@@ -57,11 +58,12 @@ if [ "${1:-}" = "--e2e" ]; then
   (cd end2end && npm ci --no-audit --no-fund)
   if ! target/sdk-venv/bin/python -c "
 import sys, openai, importlib.metadata as m
-sys.exit(openai.__version__ != '$OPENAI_PY_VERSION' or m.version('google-genai') != '$GOOGLE_GENAI_VERSION')" 2>/dev/null; then
-    step "创建装有 openai==$OPENAI_PY_VERSION 与 google-genai==$GOOGLE_GENAI_VERSION 的 Python 虚拟环境 target/sdk-venv"
+sys.exit(openai.__version__ != '$OPENAI_PY_VERSION' or m.version('google-genai') != '$GOOGLE_GENAI_VERSION'
+         or m.version('moto') != '$MOTO_VERSION')" 2>/dev/null; then
+    step "创建装有 openai==$OPENAI_PY_VERSION、google-genai==$GOOGLE_GENAI_VERSION 与 moto[server]==$MOTO_VERSION（测试用的 S3 服务）的 Python 虚拟环境 target/sdk-venv"
     rm -rf target/sdk-venv
     python3 -m venv target/sdk-venv
     target/sdk-venv/bin/pip install --quiet --disable-pip-version-check \
-      "openai==$OPENAI_PY_VERSION" "google-genai==$GOOGLE_GENAI_VERSION"
+      "openai==$OPENAI_PY_VERSION" "google-genai==$GOOGLE_GENAI_VERSION" "moto[server]==$MOTO_VERSION"
   fi
 fi

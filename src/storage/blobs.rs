@@ -139,9 +139,7 @@ impl Blobs {
         let s3 = self.inner.s3.lock().expect("锁未被毒化").clone();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if !s3.endpoint.is_empty() {
-            builder = builder
-                .with_endpoint(&s3.endpoint)
-                .with_allow_http(s3.endpoint.starts_with("http://"));
+            builder = builder.with_endpoint(&s3.endpoint);
         }
         if !s3.region.is_empty() {
             builder = builder.with_region(&s3.region);
@@ -161,7 +159,9 @@ impl Blobs {
         let store = builder
             .with_retry(retry)
             .with_client_options(
+                // 连接设置整个替换：明文 http 的许可也要写在这里（本机的 MinIO 之类）。
                 object_store::ClientOptions::new()
+                    .with_allow_http(s3.endpoint.starts_with("http://"))
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(60)),
             )

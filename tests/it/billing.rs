@@ -268,37 +268,6 @@ async fn a_paid_image_that_cannot_be_stored_is_still_delivered_and_can_be_saved_
     );
 }
 
-/// 经 `/ws` 的快照等到某个任务进入某个状态（最多 30 秒）。
-async fn wait_for_state(server: &Running, job_id: &str, state: &str) -> Value {
-    use futures::StreamExt;
-    let url = server.url.replace("http://", "ws://") + "/ws";
-    let started = Instant::now();
-    loop {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-        let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let snapshot: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
-        if let Some(job) = snapshot["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["job_id"] == job_id)
-        {
-            if job["state"] == state {
-                return job.clone();
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{job_id} 没有进入 {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// 异步任务：202 与任务 id；取到结果；别的密钥查不到；重启后还在；工作台上也看得到。
 #[tokio::test]
 async fn slow_images_can_be_requested_asynchronously() {

@@ -21,6 +21,7 @@ mod routing;
 mod settings;
 mod storage_crash;
 mod storage_files;
+mod storage_s3;
 mod storage_zip;
 mod studio_generate;
 mod upstream_dialects;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod in_process;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -308,4 +309,35 @@ pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
 /// GET 一个地址，把响应体当文本读出（请求失败时让测试失败）。
 pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// 经 `/ws` 的快照等到某个任务进入某个状态（最多 30 秒）。
+pub async fn wait_for_state(server: &Running, job_id: &str, state: &str) -> serde_json::Value {
+    use futures::StreamExt;
+    let url = server.url.replace("http://", "ws://") + "/ws";
+    let started = std::time::Instant::now();
+    loop {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let snapshot: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+        if let Some(job) = snapshot["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_id"] == job_id)
+        {
+            if job["state"] == state {
+                return job.clone();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{job_id} 没有进入 {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

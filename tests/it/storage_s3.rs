@@ -1,0 +1,278 @@
+//! 图片放在 S3 兼容的对象存储里（`storage.root = "s3://桶/前缀"`），对着真的 S3 服务（moto）测：
+//! 原图、缩略图、上传的参考图都进桶，取图、打包、回收站、启动核对、对象存储停机时不丢图。
+
+use crate::common::s3::S3;
+use crate::common::*;
+use serde_json::{json, Value};
+use std::io::Read;
+
+async fn generate(server: &Running, body: Value) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/generate_image", server.url))
+        .json(&json!({ "request": body }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let saved: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{saved}");
+    saved["id"].as_str().unwrap().to_string()
+}
+
+/// 生成、取图与缩略图、上传参考图再以它生成、打包下载：文件全在桶里，本机只有数据库。
+#[tokio::test]
+async fn images_thumbnails_and_uploads_live_in_the_bucket() {
+    let s3 = S3::start().await;
+    let ws = Workspace::new(&s3.config(""));
+    let server = ws.serve().await;
+    let http = reqwest::Client::new();
+
+    let id = generate(&server, json!({"prompt": "桶里的猫"})).await;
+    let key = s3.key_containing(&format!("{id}.png")).await;
+    assert!(key.starts_with("team/images/"), "{key}");
+    let res = http
+        .get(format!("{}/files/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["etag"], format!("\"{id}\""));
+    let served = res.bytes().await.unwrap();
+    assert_eq!(
+        Some(served.clone()),
+        s3.get(&key).await,
+        "发出的就是桶里的对象"
+    );
+
+    let res = http
+        .get(format!("{}/files/{id}/thumb", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let thumb = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(thumb.width().max(thumb.height()), 384);
+    s3.key_containing(&format!("{id}.thumb.jpg")).await;
+    let cached = http
+        .get(format!("{}/files/{id}", server.url))
+        .header("if-none-match", format!("\"{id}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+
+    // 上传一张参考图：进桶；以它为参考再生成（参考图从桶里读出来交给上游）。
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(served.to_vec())
+            .file_name("参考.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let res = http
+        .post(format!("{}/uploads", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let uploaded: Value = res.json().await.unwrap();
+    let upload = uploaded[0]["id"].as_str().unwrap().to_string();
+    let upload_key = s3.key_containing(&upload).await;
+    assert!(upload_key.starts_with("team/uploads/"), "{upload_key}");
+    assert_eq!(s3.get(&upload_key).await.unwrap(), served);
+    let edited = generate(
+        &server,
+        json!({"prompt": "照着参考图画", "references": [upload]}),
+    )
+    .await;
+    let (_, detail) = call(&server, "get_image", json!({"id": edited})).await;
+    assert_eq!(detail["reference_ids"], json!([upload]), "{detail}");
+
+    // 打包下载：zip 里的两张图与桶里的对象逐字节相同。
+    let res = http
+        .get(format!("{}/files/zip?ids={id},{edited}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(res.bytes().await.unwrap())).unwrap();
+    assert_eq!(archive.len(), 2);
+    let mut first = Vec::new();
+    archive
+        .by_index(0)
+        .unwrap()
+        .read_to_end(&mut first)
+        .unwrap();
+    assert_eq!(first, served);
+
+    // 本机只有数据库（与它旁边的签名密钥），没有图片目录。
+    assert!(!ws.path().join("storage").exists());
+    assert!(ws.path().join("meta/factory.db").is_file());
+    let local_images: Vec<_> = files_under(ws.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
+        .collect();
+    assert!(local_images.is_empty(), "{local_images:?}");
+}
+
+/// 清空回收站删掉桶里的原图与缩略图；重启时的核对报告桶里的孤儿对象与缺失的对象，缺的图 404。
+#[tokio::test]
+async fn empty_trash_deletes_objects_and_startup_audit_checks_the_bucket() {
+    let s3 = S3::start().await;
+    let ws = Workspace::new(&s3.config(""));
+    let server = ws.serve().await;
+    let gone = generate(&server, json!({"prompt": "要删的"})).await;
+    let lost = generate(&server, json!({"prompt": "对象会丢的"})).await;
+    let thumb = reqwest::get(format!("{}/files/{gone}/thumb", server.url))
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(
+        s3.keys().await.iter().filter(|k| k.contains(&gone)).count(),
+        2
+    );
+
+    let (_, n) = call(&server, "trash_images", json!({"ids": [gone]})).await;
+    assert_eq!(n, 1);
+    let (status, n) = call(&server, "empty_trash", json!({})).await;
+    assert_eq!((status, n), (200, json!(1)));
+    let left: Vec<String> = s3
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(&gone))
+        .collect();
+    assert!(left.is_empty(), "原图与缩略图都应删除：{left:?}");
+
+    drop(server);
+    s3.put("team/images/2026-01-01/orphan.png", b"no row").await;
+    s3.delete(&s3.key_containing(&format!("{lost}.png")).await)
+        .await;
+    let server = ws.serve().await;
+    // 日志带终端颜色：去掉 ESC[…m 再比。
+    let logs: String = server
+        .logs
+        .lock()
+        .unwrap()
+        .split('\x1b')
+        .map(|part| match part.strip_prefix('[') {
+            Some(rest) => rest.split_once('m').map_or(rest, |(_, after)| after),
+            None => part,
+        })
+        .collect();
+    assert!(
+        logs.contains("存储核对") && logs.contains("missing=1") && logs.contains("orphans=1"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("orphan.png") && logs.contains(&lost),
+        "{logs}"
+    );
+    let res = reqwest::get(format!("{}/files/{lost}", server.url))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+/// 对象存储停机：已付钱的图照样交给 `/v1` 调用方、工作台的卡片是“保存失败”，图在本机的暂存区；
+/// 对象存储恢复后“重新保存”进桶。
+#[tokio::test]
+async fn a_paid_image_survives_an_object_store_outage() {
+    let s3 = S3::start().await;
+    let ws = Workspace::new(&s3.config(""));
+    let server = ws.serve().await;
+    let port = s3.stop().await;
+
+    let res = v1_generate(
+        &server,
+        None,
+        json!({"prompt": "存不下", "response_format": "url"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-factory-unsaved"], "1");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["data"][0]["b64_json"]
+            .as_str()
+            .is_some_and(|b| b.len() > 1000),
+        "{body}"
+    );
+
+    let (status, views) = call(
+        &server,
+        "submit_jobs",
+        json!({"request": {"prompt": "卡片存不下"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{views}");
+    let job_id = views[0]["job_id"].as_str().unwrap().to_string();
+    let job = wait_for_state(&server, &job_id, "unsaved").await;
+    assert!(job["error"].as_str().unwrap().contains("重新保存"), "{job}");
+    assert_eq!(
+        files_under(&ws.path().join("meta/.spill")).len(),
+        2,
+        "两张图都在本机的暂存区"
+    );
+
+    let s3 = S3::start_at(port).await;
+    let (status, view) = call(&server, "resave_job", json!({"job_id": job_id})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "done");
+    let image_id = view["image"]["id"].as_str().unwrap().to_string();
+    let key = s3.key_containing(&image_id).await;
+    let served = reqwest::get(format!("{}/files/{image_id}", server.url))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(Some(served), s3.get(&key).await);
+}
+
+/// 配置错了或对象存储连不上：启动失败，说清是哪一项、哪里，什么都不改。
+#[tokio::test]
+async fn bad_or_unreachable_bucket_stops_startup_with_a_clear_reason() {
+    let cases = [
+        (
+            "[storage]\nroot = \"s3://Bad_Bucket/x\"\ndatabase = \"f.db\"\n".to_string(),
+            "不是有效的桶名",
+        ),
+        (
+            "[storage]\nroot = \"s3://factory/x\"\n".to_string(),
+            "storage.database",
+        ),
+        (
+            format!(
+                "[storage]\nroot = \"s3://factory/x\"\ndatabase = \"f.db\"\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"a\"\nsecret_access_key = \"never-printed\"\n",
+                closed_port_url()
+            ),
+            "无法列出对象存储 s3://factory/x/images",
+        ),
+    ];
+    for (config, reason) in cases {
+        let ws = Workspace::new(&config);
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            tokio::process::Command::new(BIN)
+                .args(["--config", "factory.toml", "--listen", "127.0.0.1:0"])
+                .current_dir(ws.path())
+                .output(),
+        )
+        .await
+        .expect("60 秒内应当退出")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config}");
+        assert!(stderr.contains(reason), "{reason}：{stderr}");
+        assert!(!stderr.contains("never-printed"), "{stderr}");
+        assert!(
+            !ws.path().join("f.db").exists() || reason.contains("列出"),
+            "{config}"
+        );
+    }
+}
