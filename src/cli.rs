@@ -29,6 +29,9 @@ enum Command {
     DemoUpstream(DemoArgs),
     /// 从标准输入读一行密码，打印它的 argon2 哈希（填到配置的 auth.admin_password_hash）。
     HashPassword,
+    /// 把本地目录里的图片、缩略图与参考图搬进 S3 兼容的对象存储，并写出指向它的新数据库。
+    /// 源数据库与本地文件都不改；中断后再跑，已经搬好的不再复制。对象存储的连接取配置的 [storage.s3] 与 AWS_* 环境变量。
+    Migrate(MigrateArgs),
     /// 检查本机上运行的服务是否健康（容器的 HEALTHCHECK 用）：`GET {url}/healthz` 返回 200 即退出码 0。
     Healthcheck {
         /// 服务的地址。
@@ -45,6 +48,19 @@ struct ServeArgs {
     /// 覆盖配置里的监听地址，例如 127.0.0.1:3000；端口 0 表示由系统分配。
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// 配置文件（取其中的数据库位置与对象存储的连接）。
+    #[arg(long, default_value = "factory.toml")]
+    config: PathBuf,
+    /// 搬到哪里：s3://桶/前缀。
+    #[arg(long, value_name = "s3://桶/前缀")]
+    to_s3: String,
+    /// 新数据库文件的路径（不能是原来那个）。
+    #[arg(long, value_name = "PATH")]
+    to_database: PathBuf,
 }
 
 #[derive(Args)]
@@ -84,6 +100,7 @@ pub async fn run() -> ExitCode {
         Some(Command::DemoUpstream(args)) => run_demo(args).await,
         Some(Command::HashPassword) => run_hash_password(),
         Some(Command::Healthcheck { url }) => run_healthcheck(&url).await,
+        Some(Command::Migrate(args)) => run_migrate(args).await,
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
     }
@@ -101,6 +118,53 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("启动失败：{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_migrate(args: MigrateArgs) -> ExitCode {
+    let loaded = match crate::config::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("迁移失败：配置文件 {} 有误：{e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let target = args.to_s3.trim().trim_end_matches('/').to_string();
+    if let Err(why) = target
+        .strip_prefix(crate::storage::blobs::S3_SCHEME)
+        .ok_or_else(|| format!("“{target}”应写成 s3://桶/前缀"))
+        .and_then(crate::storage::blobs::check_s3_location)
+    {
+        eprintln!("迁移失败：--to-s3 {why}");
+        return ExitCode::from(2);
+    }
+    let storage = &loaded.config.storage;
+    let source_db = storage.database_path();
+    let blobs = crate::storage::Blobs::new(storage.s3.clone());
+    let target_db = args.to_database.clone();
+    let to = target.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::storage::migrate::to_object_store(&source_db, &blobs, &to, &target_db)
+    })
+    .await;
+    match done {
+        Ok(Ok(report)) => {
+            println!("迁移完成：{report}");
+            println!(
+                "新数据库：{}。停掉服务，把配置改成下面这样再启动（[storage.s3] 照旧）：\n[storage]\nroot = \"{target}\"\ndatabase = \"{}\"",
+                args.to_database.display(),
+                args.to_database.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("迁移失败：{e}（源数据库与本地文件没有改动，可以修好后再跑一次）");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("迁移失败：{e}");
             ExitCode::from(1)
         }
     }

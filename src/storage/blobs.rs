@@ -285,6 +285,19 @@ impl Blobs {
         }
     }
 
+    /// 对象存储里这个对象在、大小是 `len`、ETag（单次 PUT 的对象是内容的 MD5）等于 `md5`。迁移时用。阻塞调用。
+    pub fn md5_matches(&self, root: &str, rel: &str, len: u64, md5: &str) -> bool {
+        let Ok(Backend::S3 { store, prefix }) = self.backend(root) else {
+            return false;
+        };
+        let object = Backend::object(&prefix, rel);
+        self.block_on(store.head(&object)).is_ok_and(|head| {
+            head.is_ok_and(|meta| {
+                meta.size == len && meta.e_tag.is_some_and(|tag| tag.trim_matches('"') == md5)
+            })
+        })
+    }
+
     /// 删除一个文件；本来就不在不算错。阻塞调用。
     pub fn remove(&self, root: &str, rel: &str) -> Result<(), StorageError> {
         let result = match self.backend(root)? {

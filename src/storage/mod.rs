@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod blobs;
 pub(crate) mod db;
+pub mod migrate;
 pub mod routes;
 mod spill;
 mod thumbs;

@@ -14,6 +14,7 @@ mod gallery_api;
 mod gateway_policy;
 mod jobs;
 mod leptos_config;
+mod migrate;
 mod openai_api;
 mod openai_sdks;
 mod prompts;

@@ -1,0 +1,214 @@
+//! `drafting-factory migrate --to-s3 … --to-database …`：500 张图的本地存储搬进对象存储（moto），
+//! 数量与内容一致、源头不变、再跑一次什么都不复制、迁移后的服务从桶里取图、不覆盖已经在用的新库。
+
+use crate::common::s3::S3;
+use crate::common::*;
+use drafting_factory::config::S3Config;
+use drafting_factory::storage::{NewImage, Storage};
+use futures::StreamExt;
+
+const IMAGES: u32 = 500;
+
+fn png(w: u32, h: u32, shade: u32) -> bytes::Bytes {
+    let img = image::RgbImage::from_pixel(
+        w,
+        h,
+        image::Rgb([(shade % 256) as u8, (shade / 256) as u8, 7]),
+    );
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner().into()
+}
+
+fn new_image(data: bytes::Bytes, i: u32) -> NewImage {
+    NewImage {
+        data,
+        prompt: format!("第 {i} 张"),
+        mode: "text2img",
+        model: "m".into(),
+        aspect_ratio: "1:1".into(),
+        image_size: "1K".into(),
+        upstream: "u".into(),
+        duration_ms: 1,
+        attempts: Vec::new(),
+        reference_ids: Vec::new(),
+        model_text: None,
+        sources: Vec::new(),
+        size_note: None,
+    }
+}
+
+async fn migrate(ws: &Workspace, to_database: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "migrate",
+            "--config",
+            "factory.toml",
+            "--to-s3",
+            "s3://factory/moved",
+            "--to-database",
+            to_database,
+        ])
+        .current_dir(ws.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// 源存储下的文件与各自的 SHA-256（不算 SQLite 读库时建的 -wal、-shm 协调文件）。
+fn local_files(ws: &Workspace) -> Vec<(std::path::PathBuf, String)> {
+    files_under(&ws.storage())
+        .into_iter()
+        .filter(|p| {
+            !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm")
+        })
+        .map(|p| {
+            let hash = file_sha256(&p);
+            (p, hash)
+        })
+        .collect()
+}
+
+fn file_sha256(path: &std::path::Path) -> String {
+    drafting_factory::web::sha256_hex(std::fs::read(path).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_source() {
+    let s3 = S3::start().await;
+    let local_config = format!(
+        "[storage]\nroot = \"storage\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
+        s3.endpoint()
+    );
+    let ws = Workspace::new(&local_config);
+    // 源：用存储模块本身写 500 张图（与服务器写的一样）、一张带缩略图的大图、两份上传。
+    let source_db = ws.storage().join("factory.db");
+    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default())
+        .await
+        .unwrap();
+    let saved: Vec<_> = futures::stream::iter(0..IMAGES)
+        .map(|i| {
+            let storage = storage.clone();
+            async move {
+                let size = if i == 0 { 500 } else { 2 + i % 7 };
+                storage
+                    .save_image(new_image(png(size, size, i), i))
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let big = saved.iter().find(|r| r.width == 500).unwrap().clone();
+    storage.ensure_thumbnail(big.clone()).await.unwrap();
+    for shade in [1, 2] {
+        storage
+            .save_upload(png(3, 3, 9000 + shade), "image/png".into(), None)
+            .await
+            .unwrap();
+    }
+    // 一张记录在、文件不在的图：保持原样并报告。
+    let lost = &saved[7];
+    std::fs::remove_file(lost.local_path().unwrap()).unwrap();
+    drop(storage);
+    let source_before = file_sha256(&source_db);
+    let local_before = local_files(&ws);
+
+    let (ok, out) = migrate(&ws, "moved/factory.db").await;
+    assert!(ok, "{out}");
+    let objects = IMAGES as usize - 1 + 1 + 2; // 499 张原图 + 1 张缩略图 + 2 份上传
+    assert!(
+        out.contains(&format!("本次复制 {objects} 个对象，0 个已在桶里")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&lost.id) && out.contains("1 条记录的文件本来就不在"),
+        "{out}"
+    );
+    let keys = s3.keys().await;
+    assert_eq!(keys.len(), objects);
+    assert!(keys.iter().all(|k| k.starts_with("moved/")), "{keys:?}");
+
+    // 每个对象与本地文件逐字节相同。
+    let mismatched: Vec<String> = futures::stream::iter(saved.iter().filter(|r| r.id != lost.id))
+        .map(|r| async {
+            let local = std::fs::read(r.local_path().unwrap()).unwrap();
+            let remote = s3.get(&format!("moved/{}", r.rel_path)).await;
+            (remote.as_deref() != Some(&local[..])).then(|| r.id.clone())
+        })
+        .buffer_unordered(16)
+        .filter_map(|m| async { m })
+        .collect()
+        .await;
+    assert!(mismatched.is_empty(), "内容不同：{mismatched:?}");
+
+    // 新库：数量相同，搬好的指向桶，缺文件的那条不变；源头一点没动。
+    let moved = rusqlite::Connection::open(ws.path().join("moved/factory.db")).unwrap();
+    let count = |sql: &str| -> i64 { moved.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM images"), IMAGES as i64);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM images WHERE root = 's3://factory/moved'"),
+        IMAGES as i64 - 1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM uploads WHERE root = 's3://factory/moved'"),
+        2
+    );
+    drop(moved);
+    assert_eq!(file_sha256(&source_db), source_before, "源数据库没变");
+    assert!(local_files(&ws) == local_before, "本地文件没变");
+
+    // 再跑一次：什么都不复制。
+    let (ok, out) = migrate(&ws, "moved/factory.db").await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("本次复制 0 个对象，{objects} 个已在桶里")),
+        "{out}"
+    );
+
+    // 用迁移后的配置启动：图从桶里来。
+    let config = format!(
+        "[storage]\nroot = \"s3://factory/moved\"\ndatabase = \"moved/factory.db\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
+        s3.endpoint()
+    );
+    std::fs::write(ws.path().join("factory.toml"), config).unwrap();
+    let server = ws.serve().await;
+    let served = reqwest::get(format!("{}/files/{}/thumb", server.url, big.id))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let thumb_key = format!("moved/{}", big.rel_path.replace(".png", ".thumb.jpg"));
+    assert!(served.bytes().await.unwrap() == s3.get(&thumb_key).await.unwrap());
+    let (_, page) = call(
+        &server,
+        "list_images",
+        serde_json::json!({"query": {"limit": 5}}),
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    drop(server);
+    std::fs::write(ws.path().join("factory.toml"), &local_config).unwrap();
+
+    // 新库用过之后（这里：多了一次生成留下的行，或者少了一行），不再覆盖它；也不能把新库指到源库上。
+    rusqlite::Connection::open(ws.path().join("moved/factory.db"))
+        .unwrap()
+        .execute("DELETE FROM images WHERE id = ?1", [&saved[3].id])
+        .unwrap();
+    let (ok, out) = migrate(&ws, "moved/factory.db").await;
+    assert!(
+        !ok && out.contains("已存在") && out.contains("不覆盖"),
+        "{out}"
+    );
+    let (ok, out) = migrate(&ws, "storage/factory.db").await;
+    assert!(!ok && out.contains("源数据库"), "{out}");
+    assert_eq!(file_sha256(&source_db), source_before, "源数据库没变");
+    assert!(local_files(&ws) == local_before, "本地文件没变");
+}
