@@ -105,4 +105,11 @@ test('没有设置管理员密码时，从本机可直接打开设置页', async
   await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
   await expect(page.getByText('未设置管理员密码，仅本机可访问')).toBeVisible();
   await expect(page.getByLabel('存储目录')).toHaveValue(/storage$/);
+  // 存储根写成 s3:// 才出现对象存储的连接；密钥一栏是密码框、从空开始。不保存。
+  await expect(page.getByLabel('对象存储密钥')).toHaveCount(0);
+  await page.getByLabel('存储目录').fill('s3://huitu/factory');
+  await page.getByLabel('存储目录').dispatchEvent('change');
+  await expect(page.getByLabel('区域')).toBeVisible();
+  await expect(page.getByLabel('对象存储密钥')).toHaveAttribute('type', 'password');
+  await expect(page.getByLabel('对象存储密钥')).toHaveValue('');
 });

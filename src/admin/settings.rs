@@ -6,7 +6,7 @@ use crate::config::{Config, UpstreamConfig, UpstreamKind};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::types::settings::{
-    CreatedKey, KeyInfo, ProbeResult, RootInfo, SettingsUpdate, SettingsView, UpstreamForm,
+    CreatedKey, KeyInfo, ProbeResult, RootInfo, S3Form, SettingsUpdate, SettingsView, UpstreamForm,
 };
 use std::path::PathBuf;
 
@@ -75,6 +75,13 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
             })
             .collect(),
         storage_root: config.storage.root.display().to_string(),
+        s3: S3Form {
+            endpoint: config.storage.s3.endpoint.clone(),
+            region: config.storage.s3.region.clone(),
+            access_key_id: config.storage.s3.access_key_id.clone(),
+            secret_access_key: String::new(),
+            secret_set: !config.storage.s3.secret_access_key.is_empty(),
+        },
         database: config.storage.database_path().display().to_string(),
         roots,
         listen: state
@@ -211,6 +218,15 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         next.storage.database = current.storage.database_path();
     }
     next.storage.root = root;
+    if let Some(form) = update.s3 {
+        let s3 = &mut next.storage.s3;
+        s3.endpoint = form.endpoint.trim().to_string();
+        s3.region = form.region.trim().to_string();
+        s3.access_key_id = form.access_key_id.trim().to_string();
+        if !form.secret_access_key.is_empty() {
+            s3.secret_access_key = form.secret_access_key;
+        }
+    }
     next.server.listen = update.listen.trim().to_string();
     if update.clear_studio_password {
         next.auth.studio_password_hash.clear();
@@ -219,6 +235,17 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
     }
 
     let checked = edit.check(next).await?;
+    // 存储根是对象存储：真的写一个对象再删掉，写不进去就不保存（与本地目录的“可写”检查一样）。
+    let storage = &checked.config.storage;
+    if let Some(root) = storage
+        .root
+        .to_str()
+        .filter(|r| crate::storage::blobs::is_object_store(r))
+    {
+        crate::storage::blobs::check_writable(root, storage.s3.clone())
+            .await
+            .map_err(|e| ApiError::InvalidRequest(format!("{e}（设置未保存）")))?;
+    }
     let wanted = checked.config.listen_addr();
     // 正在服务的地址与要的不同时，先绑定新地址（没有在服务的地址时——例如进程内的测试——无可切换）。
     let listener = match state.listeners.current_addr() {

@@ -357,6 +357,24 @@ impl Blobs {
     }
 }
 
+/// 用这组连接往 `root` 写一个小对象再删掉：连不上、没有权限、桶不存在都在这里暴露。
+pub async fn check_writable(root: &str, s3: S3Config) -> Result<(), StorageError> {
+    let root = root.to_string();
+    tokio::task::spawn_blocking(move || {
+        let blobs = Blobs::new(s3);
+        let rel = format!(".write-check-{}", uuid::Uuid::new_v4().simple());
+        blobs.write(
+            &root,
+            &rel,
+            Bytes::from_static(b"ok"),
+            Durability::Rebuildable,
+        )?;
+        blobs.remove(&root, &rel)
+    })
+    .await
+    .map_err(|e| StorageError::Join(e.to_string()))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

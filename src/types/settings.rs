@@ -234,12 +234,26 @@ pub struct RootInfo {
     pub free_bytes: Option<u64>,
 }
 
+/// 对象存储（S3 兼容）的连接：存储根写成 `s3://桶/前缀` 时用。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct S3Form {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// 只写：设置页读到的总是空；保存时空表示沿用原来的。
+    pub secret_access_key: String,
+    /// 是否已经设了密钥（配置文件里的；环境变量里的不算）。
+    pub secret_set: bool,
+}
+
 /// `get_settings` 的结果。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SettingsView {
     /// 上游，按优先级排好（排在前面的先用）。
     pub upstreams: Vec<UpstreamForm>,
     pub storage_root: String,
+    pub s3: S3Form,
     pub database: String,
     pub roots: Vec<RootInfo>,
     pub listen: String,
@@ -282,6 +296,9 @@ pub struct CreatedKey {
 pub struct SettingsUpdate {
     pub upstreams: Vec<UpstreamForm>,
     pub storage_root: String,
+    /// 对象存储的连接；不给表示不改（密钥留空也表示沿用原来的）。
+    #[serde(default)]
+    pub s3: Option<S3Form>,
     pub numbers: Numbers,
     #[serde(default)]
     pub flags: Flags,

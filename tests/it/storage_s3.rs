@@ -276,3 +276,71 @@ async fn bad_or_unreachable_bucket_stops_startup_with_a_clear_reason() {
         );
     }
 }
+
+/// 以本站的 Origin 调用设置页的服务器函数（本机、没设管理员密码时不必登录）。
+async fn admin(server: &Running, name: &str, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/admin/{name}", server.url))
+        .header("origin", &server.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// 设置页把存储根换成桶：写不进去的不保存（配置文件不变）；能写的保存后新图进桶、旧图照常可取；
+/// 密钥只写，读设置时拿不回来。
+#[tokio::test]
+async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
+    let s3 = S3::start().await;
+    let ws = Workspace::new("[storage]\nroot = \"storage\"\n");
+    let server = ws.serve().await;
+    let before = generate(&server, json!({"prompt": "本地的"})).await;
+    let file = ws.path().join("factory.toml");
+    let original = std::fs::read(&file).unwrap();
+    let (_, view) = admin(&server, "get_settings", json!({})).await;
+    let form = |endpoint: String| {
+        json!({"update": {
+            "upstreams": view["upstreams"],
+            "storage_root": "s3://factory/team",
+            "s3": {"endpoint": endpoint, "region": "us-east-1", "access_key_id": "test",
+                   "secret_access_key": "s3-secret-never-shown"},
+            "numbers": view["numbers"],
+            "flags": view["flags"],
+            "listen": view["listen"],
+        }})
+    };
+
+    let (status, refused) = admin(&server, "save_settings", form(closed_port_url())).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("设置未保存"), "{refused}");
+    assert_eq!(std::fs::read(&file).unwrap(), original, "配置文件不变");
+
+    let (status, saved) = admin(&server, "save_settings", form(s3.endpoint())).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["storage_root"], "s3://factory/team");
+    assert_eq!(saved["s3"]["secret_set"], true);
+    assert!(
+        !saved.to_string().contains("s3-secret-never-shown"),
+        "{saved}"
+    );
+    assert!(s3.keys().await.is_empty(), "试写的对象已删掉");
+
+    let after = generate(&server, json!({"prompt": "桶里的"})).await;
+    s3.key_containing(&after).await;
+    for id in [before, after] {
+        let res = reqwest::get(format!("{}/files/{id}", server.url))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{id}");
+    }
+    // 再保存一次、密钥留空：沿用原来的（文件里还是它）。
+    let mut again = form(s3.endpoint());
+    again["update"]["s3"]["secret_access_key"] = json!("");
+    let (status, _) = admin(&server, "save_settings", again).await;
+    assert_eq!(status, 200);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("s3-secret-never-shown"), "{text}");
+}

@@ -1,10 +1,38 @@
 //! 设置页的“存储”“监听”与“工作台密码”三节。
 
 use super::Page;
+use crate::types::settings::S3Form;
 use leptos::prelude::*;
 
 fn format_bytes(b: u64) -> String {
     format!("{:.1} GB", b as f64 / 1_073_741_824.0)
+}
+
+/// 对象存储的连接：地址、区域、访问密钥 ID 与密钥（只写）。保存前服务器会真的写一个对象试试。
+#[component]
+fn ObjectStore(page: Page) -> impl IntoView {
+    let field =
+        move |label: &'static str, get: fn(&S3Form) -> String, set: fn(&mut S3Form, String)| {
+            view! {
+                <label>{label}
+                    <input type="text" aria-label=label prop:value=move || page.s3.with(get)
+                        on:change=move |ev| page.s3.update(|s| set(s, event_target_value(&ev)))/>
+                </label>
+            }
+        };
+    view! {
+        <div class="object-store">
+            {field("对象存储地址（AWS 留空）", |s| s.endpoint.clone(), |s, v| s.endpoint = v)}
+            {field("区域", |s| s.region.clone(), |s, v| s.region = v)}
+            {field("访问密钥 ID", |s| s.access_key_id.clone(), |s, v| s.access_key_id = v)}
+            <label>{move || if page.saved.with(|v| v.s3.secret_set) { "密钥（已设置，留空不改）" } else { "密钥" }}
+                <input type="password" autocomplete="off" aria-label="对象存储密钥"
+                    prop:value=move || page.s3.with(|s| s.secret_access_key.clone())
+                    on:input=move |ev| page.s3.update(|s| s.secret_access_key = event_target_value(&ev))/>
+            </label>
+        </div>
+        <p class="hint">"留空的项取服务器的 AWS_* 环境变量。保存时会往桶里写一个小对象再删掉，写不进去就不保存。"</p>
+    }
 }
 
 #[component]
@@ -15,7 +43,10 @@ pub fn StorageAndListen(page: Page) -> impl IntoView {
             <input type="text" aria-label="存储目录" prop:value=move || page.root.get()
                 on:change=move |ev| page.root.set(event_target_value(&ev))/>
         </label>
-        <p class="hint">"改目录只影响之后的新图片；旧图片不移动，照常可看可下载。数据库："{move || page.saved.with(|v| v.database.clone())}</p>
+        <p class="hint">"改目录只影响之后的新图片；旧图片不移动，照常可看可下载。写成 s3://桶/前缀 即放进 S3 兼容的对象存储。数据库："{move || page.saved.with(|v| v.database.clone())}</p>
+        <Show when=move || page.root.with(|r| r.trim().starts_with("s3://"))>
+            <ObjectStore page=page/>
+        </Show>
         <ul class="roots">
             {move || page.saved.with(|v| v.roots.clone()).into_iter().map(|r| view! {
                 <li>{format!("{} — {} 张{}", r.path, r.images,

@@ -15,7 +15,7 @@ mod upstreams;
 use super::browser;
 use crate::types::codec::JsonStr;
 use crate::types::settings::{
-    CreatedKey, Flags, Numbers, ProbeResult, SettingsUpdate, SettingsView, UpstreamForm,
+    CreatedKey, Flags, Numbers, ProbeResult, S3Form, SettingsUpdate, SettingsView, UpstreamForm,
 };
 use crate::types::AppError;
 use leptos::prelude::*;
@@ -100,6 +100,8 @@ struct Page {
     saved: RwSignal<SettingsView>,
     upstreams: RwSignal<Vec<UpstreamForm>>,
     root: RwSignal<String>,
+    /// 对象存储的连接（存储根是 s3:// 时才显示）；密钥一栏总是从空开始。
+    s3: RwSignal<S3Form>,
     listen: RwSignal<String>,
     numbers: RwSignal<Numbers>,
     flags: RwSignal<Flags>,
@@ -120,6 +122,7 @@ impl Page {
             saved: RwSignal::new(SettingsView::default()),
             upstreams: RwSignal::new(Vec::new()),
             root: RwSignal::new(String::new()),
+            s3: RwSignal::new(S3Form::default()),
             listen: RwSignal::new(String::new()),
             numbers: RwSignal::new(Numbers::new()),
             flags: RwSignal::new(Flags::new()),
@@ -137,6 +140,7 @@ impl Page {
         let saved = self.saved.get();
         self.upstreams.get() != saved.upstreams
             || self.root.get() != saved.storage_root
+            || self.s3.get() != saved.s3
             || self.listen.get() != saved.listen
             || self.numbers.get() != saved.numbers
             || self.flags.get() != saved.flags
@@ -147,6 +151,7 @@ impl Page {
     fn show(self, v: SettingsView) {
         self.upstreams.set(v.upstreams.clone());
         self.root.set(v.storage_root.clone());
+        self.s3.set(v.s3.clone());
         self.listen.set(v.listen.clone());
         self.numbers.set(v.numbers.clone());
         self.flags.set(v.flags.clone());
@@ -197,6 +202,7 @@ impl Page {
         let update = SettingsUpdate {
             upstreams: self.upstreams.get_untracked(),
             storage_root: self.root.get_untracked(),
+            s3: Some(self.s3.get_untracked()),
             numbers: self.numbers.get_untracked(),
             flags: self.flags.get_untracked(),
             listen: self.listen.get_untracked(),
