@@ -282,7 +282,7 @@ fn misdirected(path: &str) -> Response {
 
 /// 内容安全策略：页面的脚本只来自本站（内联的只有带随机 nonce 的，见 `crate::app::shell`）、
 /// WASM 可以编译、样式允许内联（组件用 style 属性排版）、不许被任何页面嵌入。
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:{images}; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 fn with_security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();

@@ -23,7 +23,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         leptos::nonce::use_nonce(),
         use_context::<leptos_axum::ResponseOptions>(),
     ) {
-        let policy = crate::access::PAGE_CSP.replace("{nonce}", &nonce);
+        // 图片由浏览器直接向对象存储取（storage.s3.presign）时，放行对象存储的地址。
+        let images = use_context::<crate::state::AppState>()
+            .and_then(|state| state.storage.blobs().image_origin())
+            .map(|origin| format!(" {origin}"))
+            .unwrap_or_default();
+        let policy = crate::access::PAGE_CSP
+            .replace("{nonce}", &nonce)
+            .replace("{images}", &images);
         if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
             response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
         }

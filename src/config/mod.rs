@@ -103,6 +103,9 @@ pub struct S3Config {
     pub access_key_id: String,
     /// 只写：设置页与日志都不显示。
     pub secret_access_key: String,
+    /// 浏览器取图时不经过本服务：`/files/…` 回一个 15 分钟有效的预签名链接（307），由浏览器直接向对象存储取。
+    /// 这时对象存储要能被浏览器访问到（页面的 CSP 会放行它的地址）。
+    pub presign: bool,
 }
 
 /// 调试输出里不出现密钥（连这一项的名字也不出现）。
@@ -112,6 +115,7 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
+            .field("presign", &self.presign)
             .finish_non_exhaustive()
     }
 }

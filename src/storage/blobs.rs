@@ -285,6 +285,43 @@ impl Blobs {
         }
     }
 
+    /// 对象存储的连接设了 `presign` 时，对象存储里的图的预签名 GET 链接（`ttl` 内有效）；
+    /// 本地文件或没设 `presign` 时为 None。
+    pub async fn presigned_get(
+        &self,
+        root: &str,
+        rel: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        if !self.inner.s3.lock().expect("锁未被毒化").presign {
+            return Ok(None);
+        }
+        let Backend::S3 { store, prefix } = self.backend(root)? else {
+            return Ok(None);
+        };
+        use object_store::signer::Signer;
+        let object = Backend::object(&prefix, rel);
+        let url = store
+            .signed_url(reqwest::Method::GET, &object, ttl)
+            .await
+            .map_err(object_error(format!("无法为 {root}/{rel} 生成预签名链接")))?;
+        Ok(Some(url.to_string()))
+    }
+
+    /// 页面的 CSP 要放行的图片来源：设了 `presign` 时是对象存储的地址（协议 + 主机 + 端口），否则为空。
+    pub fn image_origin(&self) -> Option<String> {
+        let s3 = self.inner.s3.lock().expect("锁未被毒化");
+        if !s3.presign {
+            return None;
+        }
+        if s3.endpoint.is_empty() {
+            return Some("https://*.amazonaws.com".into());
+        }
+        let url = url::Url::parse(&s3.endpoint).ok()?;
+        let origin = url.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+
     /// 对象存储里这个对象在、大小是 `len`、ETag（单次 PUT 的对象是内容的 MD5）等于 `md5`。迁移时用。阻塞调用。
     pub fn md5_matches(&self, root: &str, rel: &str, len: u64, md5: &str) -> bool {
         let Ok(Backend::S3 { store, prefix }) = self.backend(root) else {

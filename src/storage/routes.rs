@@ -131,6 +131,9 @@ async fn serve_upload(
     .await
 }
 
+/// 预签名链接的有效期（`storage.s3.presign`）。
+const PRESIGN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// 一次最多打包的图片数。
 const MAX_ZIP_IMAGES: usize = 500;
 
@@ -271,6 +274,30 @@ async fn serve_file(
             served.map(Body::new)
         }
         None => {
+            if disposition.is_none() {
+                let signed = storage
+                    .blobs()
+                    .presigned_get(root, rel, PRESIGN_TTL)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!("{e}");
+                        ApiError::NotFound
+                    })?;
+                if let Some(url) = signed {
+                    // 链接会过期：浏览器最多缓存它有效期的一半。
+                    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::LOCATION,
+                        HeaderValue::from_str(&url).map_err(|_| ApiError::NotFound)?,
+                    );
+                    headers.insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, max-age=450"),
+                    );
+                    return Ok(response);
+                }
+            }
             let (len, stream) = storage.blobs().get_stream(root, rel).await.map_err(|e| {
                 tracing::error!("记录存在但对象取不到：{e}");
                 ApiError::NotFound

@@ -344,3 +344,59 @@ async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("s3-secret-never-shown"), "{text}");
 }
+
+/// `presign = true`：`/files/…` 回 307 到对象存储的预签名链接（浏览器直接取），页面的 CSP 放行对象存储的地址；
+/// 下载（`?download=1`）仍由本服务发送，带文件名。
+#[tokio::test]
+async fn presigned_links_send_browsers_to_the_bucket() {
+    let s3 = S3::start().await;
+    let config = s3.config("").replace(
+        "secret_access_key = \"test-secret\"\n",
+        "secret_access_key = \"test-secret\"\npresign = true\n",
+    );
+    let ws = Workspace::new(&config);
+    let server = ws.serve().await;
+    let id = generate(&server, json!({"prompt": "直接取"})).await;
+    let key = s3.key_containing(&format!("{id}.png")).await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirect
+        .get(format!("{}/files/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 307);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/factory/{key}?", s3.endpoint()))
+            && location.contains("X-Amz-Signature=")
+            && location.contains("X-Amz-Expires=900"),
+        "{location}"
+    );
+    assert!(!location.contains("test-secret"), "{location}");
+    let direct = reqwest::get(&location).await.unwrap();
+    assert_eq!(direct.status(), 200);
+    assert!(direct.bytes().await.unwrap() == s3.get(&key).await.unwrap());
+
+    let download = no_redirect
+        .get(format!("{}/files/{id}?download=1", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(download.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+
+    let page = reqwest::get(format!("{}/gallery", server.url))
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(&format!("img-src 'self' data: blob: {};", s3.endpoint())),
+        "{csp}"
+    );
+}
