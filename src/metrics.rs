@@ -9,6 +9,7 @@
 //! - `gateway_in_flight`：正在进行的上游调用数；
 //! - `gateway_maybe_billed_failures_total{upstream}`：失败了、但可能已被上游计费的尝试；
 //! - `config_file_reloads_total{result}`：手工改配置文件后的处理（`applied`、`refused`、`unchanged`）；
+//! - `limits_tracked_clients{limiter}`：限流计数表里记着的调用方数（`v1`、`studio`；每分钟忘掉已回满的）；
 //! - `access_denied_total{reason}`：访问控制拒绝的请求（`misdirected` 别的 Host、`cross_site` 跨站、`not_json`、
 //!   `login_required`、`admin`、`metrics`、`file_link`）。
 

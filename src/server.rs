@@ -223,6 +223,21 @@ async fn maintenance(state: AppState) {
     }
 }
 
+/// 每分钟忘掉限流计数表里已经“回满”的调用方（与从没来过的没有区别），免得陌生的 IP 与会话让表一直长。
+async fn forget_idle_limits(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.v1_limits.forget_idle();
+        state.image_budget.forget_idle();
+        state.login_throttle.forget_idle();
+        metrics::gauge!("limits_tracked_clients", "limiter" => "v1")
+            .set(state.v1_limits.tracked() as f64);
+        metrics::gauge!("limits_tracked_clients", "limiter" => "studio")
+            .set(state.image_budget.tracked() as f64);
+    }
+}
+
 /// 每个请求一个日志 span：方法、路径（不含查询串，以免记下 `?key=` 之类的密钥）与请求编号。
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request
@@ -321,6 +336,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         loaded.text.clone(),
     ));
     tokio::spawn(maintenance(state.clone()));
+    tokio::spawn(forget_idle_limits(state.clone()));
     let listeners = state.listeners.clone();
     listeners.set_router(router(state));
     listeners.serve(listener).map_err(StartError::Serve)?;
@@ -398,6 +414,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         sessions: crate::access::sessions::Sessions::from_env(),
         login_throttle: Default::default(),
         url_signer,
+        v1_limits: Default::default(),
         image_budget: Default::default(),
         client_budgets: Default::default(),
         sockets: Default::default(),

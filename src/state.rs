@@ -30,6 +30,8 @@ pub struct AppState {
     pub login_throttle: crate::access::login_throttle::LoginThrottle,
     /// 给 `/v1` 调用方的签名图片链接。
     pub url_signer: crate::access::signed::UrlSigner,
+    /// `/v1` 的按请求数限流（tower_governor 的计数表）。
+    pub v1_limits: crate::openai::rate_limit::RateLimiter,
     /// 工作台每分钟的张数限流。
     pub image_budget: crate::access::budget::ImageBudget,
     /// 调用方的每日张数与同时请求数（设置页建的密钥、工作台）。

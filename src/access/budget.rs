@@ -47,6 +47,21 @@ impl ImageBudget {
     }
 }
 
+impl ImageBudget {
+    /// 忘掉已经“回满”的会话与 IP，并收缩表（见 `RateLimiter::forget_idle`）。
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = self.current.current() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// 计数表里现在有几个会话或 IP。
+    pub fn tracked(&self) -> usize {
+        self.current.current().map_or(0, |l| l.len())
+    }
+}
+
 /// 每个 IP 同时打开的 `/ws` 连接数。
 #[derive(Clone, Default)]
 pub struct SocketCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
@@ -110,6 +125,30 @@ mod tests {
         assert!(
             budget.spend(&config, &me, 21).is_err(),
             "超过一分钟的量，永远不可能"
+        );
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_and_busy_ones_kept() {
+        let mut config = Config::default();
+        config.limits.images_per_minute = 600; // 每 100 毫秒回一张
+        let budget = ImageBudget::default();
+        for i in 0..500 {
+            budget
+                .spend(&config, &ClientId(format!("ip:{i}")), 1)
+                .unwrap();
+        }
+        budget.forget_idle();
+        assert_eq!(budget.tracked(), 500, "还没回满：都记着");
+        // 用掉 1 张的，两个间隔（200 毫秒）后与没来过的没有区别；用满的那个要一分钟才回满，还记着。
+        let busy = ClientId("ip:busy".into());
+        budget.spend(&config, &busy, 600).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        budget.forget_idle();
+        assert_eq!(budget.tracked(), 1);
+        assert!(
+            budget.spend(&config, &busy, 10).is_err(),
+            "忘掉别人不影响它的计数"
         );
     }
 

@@ -9,6 +9,14 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct LoginThrottle(pub(super) Arc<DefaultKeyedRateLimiter<IpAddr>>);
 
+impl LoginThrottle {
+    /// 忘掉已经“回满”的 IP，并收缩表（见 `crate::openai::rate_limit::RateLimiter::forget_idle`）。
+    pub fn forget_idle(&self) {
+        self.0.retain_recent();
+        self.0.shrink_to_fit();
+    }
+}
+
 impl Default for LoginThrottle {
     fn default() -> Self {
         Self(Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(

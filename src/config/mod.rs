@@ -453,6 +453,12 @@ impl<K, V> Default for Rebuilt<K, V> {
 }
 
 impl<K: PartialEq + Copy, V> Rebuilt<K, V> {
+    /// 现在的那一份（还没建过时为 None），不重建。
+    pub fn current(&self) -> Option<Arc<V>> {
+        let slot = self.slot.lock().expect("锁未被毒化");
+        slot.as_ref().map(|(_, value)| value.clone())
+    }
+
     pub fn get(&self, key: K, build: impl FnOnce(K) -> V) -> Arc<V> {
         let mut slot = self.slot.lock().expect("锁未被毒化");
         match &*slot {

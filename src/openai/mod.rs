@@ -48,7 +48,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
-            (state.config.clone(), rate_limit::RateLimiter::default()),
+            (state.config.clone(), state.v1_limits.clone()),
             rate_limit::limit,
         ))
         .layer(middleware::from_fn_with_state(

@@ -56,6 +56,22 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// 忘掉已经“回满”的调用方（与从没来过的没有区别），并收缩表：陌生的 IP 再多，计数表也不会一直长。
+    /// 由服务器每分钟调用一次（`server::forget_idle_limits`）。
+    pub fn forget_idle(&self) {
+        if let Some(limits) = self.current.current() {
+            limits.limiter().retain_recent();
+            limits.limiter().shrink_to_fit();
+        }
+    }
+
+    /// 计数表里现在有几个调用方。
+    pub fn tracked(&self) -> usize {
+        self.current.current().map_or(0, |l| l.limiter().len())
+    }
+}
+
 /// 超限时的响应：OpenAI 形状的 429 与 `Retry-After`（至少 1 秒）。
 fn rejected(error: GovernorError) -> Response {
     match error {
