@@ -38,6 +38,12 @@ pub struct Key {
 
 type Shared = Arc<tokio::sync::OnceCell<Arc<Vec<Produced>>>>;
 
+/// `run` 的结果：图，以及它们是不是这一次生成的（回放或等来的别人的结果不再计入额度）。
+pub struct Ran {
+    pub produced: Vec<Produced>,
+    pub fresh: bool,
+}
+
 #[derive(Clone)]
 pub struct Idempotency {
     storage: Storage,
@@ -59,22 +65,40 @@ impl Idempotency {
         )
     }
 
+    /// 这个键已经有完成的记录：返回第一次的结果（请求不同则 409）；没有记录时 None。
+    /// 在占用额度之前先查它：已经付过钱的结果，额度用完了也照样取得回来。
+    pub async fn replay(&self, key: Option<&Key>) -> Result<Option<Vec<Produced>>, ApiError> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        match self.load(&key.scoped).await? {
+            Some((hash, _)) if hash != key.request_hash => Err(Self::conflict()),
+            Some((_, result)) => {
+                tracing::info!("幂等键命中：返回第一次的结果，不再生成");
+                Ok(Some(result))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// 有幂等键时：有记录则返回第一次的结果（请求不同则 409），否则运行 `produce` 并记住成功的结果。
     /// 没有键时直接运行。
-    pub async fn run<F, Fut>(&self, key: Option<Key>, produce: F) -> Result<Vec<Produced>, ApiError>
+    pub async fn run<F, Fut>(&self, key: Option<Key>, produce: F) -> Result<Ran, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Produced>, ApiError>>,
     {
         let Some(key) = key else {
-            return produce().await;
+            return Ok(Ran {
+                produced: produce().await?,
+                fresh: true,
+            });
         };
-        if let Some((hash, result)) = self.load(&key.scoped).await? {
-            if hash != key.request_hash {
-                return Err(Self::conflict());
-            }
-            tracing::info!("幂等键命中：返回第一次的结果，不再生成");
-            return Ok(result);
+        if let Some(produced) = self.replay(Some(&key)).await? {
+            return Ok(Ran {
+                produced,
+                fresh: false,
+            });
         }
         let cell = {
             let mut in_flight = self.in_flight.lock().expect("锁未被毒化");
@@ -115,13 +139,16 @@ impl Idempotency {
         if !ran_here {
             tracing::info!("幂等键：等到了同一请求第一次的结果，不再生成");
         }
-        Ok(produced
-            .iter()
-            .map(|p| Produced {
-                base64: if ran_here { p.base64.clone() } else { None },
-                ..p.clone()
-            })
-            .collect())
+        Ok(Ran {
+            produced: produced
+                .iter()
+                .map(|p| Produced {
+                    base64: if ran_here { p.base64.clone() } else { None },
+                    ..p.clone()
+                })
+                .collect(),
+            fresh: ran_here,
+        })
     }
 
     async fn load(&self, scoped: &str) -> Result<Option<(String, Vec<Produced>)>, ApiError> {

@@ -210,6 +210,12 @@ async fn respond(
         client: caller.client_label(&state.config.load()),
         google_search: params.google_search.unwrap_or(false),
     };
+    // 已经完成过的同一请求：直接回放，不占额度（额度用完了也取得回来）。异步任务的键另有作用域，见下。
+    if !prefers_async(headers) {
+        if let Some(produced) = state.idempotency.replay(idempotency_key.as_ref()).await? {
+            return images_response(state, headers, format, produced).await;
+        }
+    }
     let config = state.config.load_full();
     state.gateway.check_request(
         &config,
@@ -234,11 +240,9 @@ async fn respond(
                 ..k
             }),
         };
-        // 异步任务按要的张数计入额度（任务在后台跑，这里不等它的结果）。
-        ticket.settle(n as u64);
-        return super::tasks::submit(state, task).await;
+        return super::tasks::submit(state, task, ticket).await;
     }
-    let produced = state
+    let ran = state
         .idempotency
         .run(idempotency_key, || async move {
             // 参考图只存一次（按内容哈希去重），n 张共用。
@@ -246,9 +250,12 @@ async fn respond(
             generate_n(state, request, references, n).await
         })
         .await;
-    ticket.settle(produced.as_ref().map_or(0, |p| p.len() as u64));
-    let produced = produced?;
-    images_response(state, headers, format, produced).await
+    // 只有这一次真的生成的才计入额度（等来的别人的结果不算）。
+    ticket.settle(match &ran {
+        Ok(ran) if ran.fresh => ran.produced.len() as u64,
+        _ => 0,
+    });
+    images_response(state, headers, format, ran?.produced).await
 }
 
 /// n 张并行生成并保存；部分成功时返回成功的那些，全部失败时返回第一个错误。

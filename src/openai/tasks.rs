@@ -31,7 +31,12 @@ pub struct Order {
 }
 
 /// 排进任务队列，回 202 与任务 id。带幂等键时，重发得到同一个任务。
-pub async fn submit(state: &AppState, order: Order) -> Result<Response, ApiError> {
+/// 异步任务按要的张数计入额度（任务在后台跑，这里不等它的结果）；重发得到同一个任务时不再计入。
+pub async fn submit(
+    state: &AppState,
+    order: Order,
+    ticket: crate::access::budget::BudgetTicket,
+) -> Result<Response, ApiError> {
     let Order {
         request,
         references,
@@ -39,7 +44,7 @@ pub async fn submit(state: &AppState, order: Order) -> Result<Response, ApiError
         caller,
         key,
     } = order;
-    let produced = state
+    let ran = state
         .idempotency
         .run(key, || async {
             let references = References::store(&state.storage, references).await?;
@@ -62,8 +67,13 @@ pub async fn submit(state: &AppState, order: Order) -> Result<Response, ApiError
                 model: None,
             }])
         })
-        .await?;
-    let id = produced
+        .await;
+    ticket.settle(match &ran {
+        Ok(ran) if ran.fresh => count as u64,
+        _ => 0,
+    });
+    let id = ran?
+        .produced
         .first()
         .and_then(|p| p.id.clone())
         .ok_or_else(|| ApiError::Internal("任务没有 id".into()))?;

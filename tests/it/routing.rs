@@ -299,11 +299,20 @@ async fn client_budgets_count_images_and_refuse_whole_submissions() {
     );
     let (ws, server) = serve(&config).await;
 
-    // /v1：2 + 2 + 1 = 5 张，第 6 张 429 insufficient_quota。
-    for n in [2, 2, 1] {
+    // /v1：2 + 2 + 1 = 5 张，第 6 张 429 insufficient_quota。最后一张带幂等键。
+    for n in [2, 2] {
         let res = v1_generate(&server, Some(key), json!({"prompt": "山", "n": n})).await;
         assert_eq!(res.status(), 200);
     }
+    let with_idempotency_key = || {
+        reqwest::Client::new()
+            .post(format!("{}/v1/images/generations", server.url))
+            .bearer_auth(key)
+            .header("idempotency-key", "last-one")
+            .json(&json!({"prompt": "最后一张", "response_format": "url"}))
+            .send()
+    };
+    let first: Value = with_idempotency_key().await.unwrap().json().await.unwrap();
     let res = v1_generate(&server, Some(key), json!({"prompt": "山"})).await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
@@ -314,6 +323,22 @@ async fn client_budgets_count_images_and_refuse_whole_submissions() {
         message.contains("每天最多生成 5 张") && message.contains("重置"),
         "{message}"
     );
+    // 额度用完了，已经付过钱的那张仍取得回来（幂等键回放不占额度，也不再计入）。
+    let again = with_idempotency_key().await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    let path = |v: &Value| {
+        v["data"][0]["url"]
+            .as_str()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(path(&again), path(&first));
+    let res = v1_generate(&server, Some(key), json!({"prompt": "山"})).await;
+    assert_eq!(res.status(), 429, "额度仍是用完的");
 
     // 工作台每天 10 张：一次 16 张整批拒绝，什么都不排队。
     let rows = || {
