@@ -191,20 +191,6 @@ pub async fn export(storage: &Storage) -> Result<PromptExport, ApiError> {
     })
 }
 
-/// serde 的英文原因里最常见的几种，换成中文（其余照原样）。
-fn shape_reason(reason: &str) -> String {
-    let quoted = |s: &str| s.split('`').nth(1).unwrap_or_default().to_string();
-    if reason.starts_with("missing field") {
-        format!("缺少字段 {}", quoted(reason))
-    } else if reason.starts_with("unknown field") {
-        format!("不认识的字段 {}", quoted(reason))
-    } else if let Some(rest) = reason.strip_prefix("invalid type: ") {
-        format!("类型不对（{rest}）")
-    } else {
-        reason.to_string()
-    }
-}
-
 /// 读导出文件：形状不对时指出是哪个字段（例如 `prompts[3].title`）；整份不合格就一条都不导入。
 fn parse_export(data: serde_json::Value) -> Result<Vec<(ExportedPrompt, PromptDraft)>, ApiError> {
     let file: PromptExport = serde_path_to_error::deserialize(data).map_err(|e| {
@@ -216,7 +202,7 @@ fn parse_export(data: serde_json::Value) -> Result<Vec<(ExportedPrompt, PromptDr
             } else {
                 path
             },
-            shape_reason(&e.inner().to_string())
+            crate::types::error::serde_reason(&e.inner().to_string())
         ))
     })?;
     if file.version != EXPORT_VERSION {

@@ -192,8 +192,9 @@ pub fn values_by_line(
 type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
 
 /// 工作台一次提交（一个批次）：每条展开后的提示词生成 `count` 张，每张是一个独立的任务（卡片）。
-/// 除 `prompt` 外的字段都可省略；批量的字段（变量、多条提示词、逐张改图）见本模块。
+/// 除 `prompt` 外的字段都可省略；批量的字段（变量、多条提示词、逐张改图）见本模块。拼错的字段名是 400。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     #[serde(default)]
     pub prompt: String,

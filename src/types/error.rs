@@ -18,6 +18,26 @@ pub struct AppError {
     pub message: String,
 }
 
+/// serde 的英文原因里最常见的几种，换成中文（其余照原样）：调用方拼错字段名时一眼看得出是哪个。
+pub fn serde_reason(reason: &str) -> String {
+    let quoted = |s: &str| s.split('`').nth(1).unwrap_or_default().to_string();
+    let at = |needle: &str| reason.find(needle).map(|i| &reason[i..]);
+    if let Some(rest) = at("unknown field `") {
+        let allowed: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+        format!(
+            "不认识的字段 {}（可用的字段：{}）",
+            quoted(rest),
+            allowed.join("、")
+        )
+    } else if let Some(rest) = at("missing field `") {
+        format!("缺少字段 {}", quoted(rest))
+    } else if let Some(rest) = at("invalid type: ") {
+        format!("类型不对（{}）", &rest["invalid type: ".len()..])
+    } else {
+        reason.to_string()
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonText;
 
@@ -28,9 +48,11 @@ impl FromServerFnError for AppError {
                 (400, "invalid_request_error", format!("请求参数有误：{e}"))
             }
             // 在服务端，解不开的是调用方发来的参数；在浏览器里，是服务器的响应。
-            ServerFnErrorErr::Deserialization(e) if cfg!(feature = "ssr") => {
-                (400, "invalid_request_error", format!("请求参数有误：{e}"))
-            }
+            ServerFnErrorErr::Deserialization(e) if cfg!(feature = "ssr") => (
+                400,
+                "invalid_request_error",
+                format!("请求参数有误：{}", serde_reason(e)),
+            ),
             ServerFnErrorErr::Deserialization(e) | ServerFnErrorErr::Response(e) => {
                 (502, "bad_response", format!("无法解析服务器的响应：{e}"))
             }

@@ -4,8 +4,10 @@ use super::attempt::AttemptInfo;
 use super::shape::{AspectRatio, ImageSize};
 use serde::{Deserialize, Serialize};
 
-/// 工作台一次“生成”的输入。字段都可由任意 HTTP 客户端以 JSON 提交。
+/// 工作台一次“生成”的输入。字段都可由任意 HTTP 客户端以 JSON 提交；拼错的字段名是 400（而不是悄悄当作没给，
+/// 例如把 `references` 写成 `reference_ids` 会生成一张不带参考图、却照样付费的图）。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateRequest {
     pub prompt: String,
     #[serde(default)]

@@ -143,6 +143,10 @@ async fn studio_refuses_bad_submissions_and_queues_nothing() {
             json!({"request": {"prompt": "p", "references": ["abc"]}}),
             "不存在",
         ),
+        (
+            json!({"request": {"prompt": "p", "cuont": 4}}),
+            "不认识的字段 cuont（可用的字段：prompt、",
+        ),
     ];
     for (body, expected) in cases {
         let (status, body) = app.post_json("/api/submit_jobs", body).await;
@@ -154,6 +158,20 @@ async fn studio_refuses_bad_submissions_and_queues_nothing() {
         .post_json("/api/generate_image", json!({"request": {"prompt": ""}}))
         .await;
     assert_eq!((status, message(&body)), (400, "提示词不能为空"));
+    // 拼错字段名：400 说出是哪个字段，不会悄悄生成一张不带参考图（却照样付费）的图。
+    let (status, body) = app
+        .post_json(
+            "/api/generate_image",
+            json!({"request": {"prompt": "p", "reference_ids": ["abc"]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body).contains(
+            "不认识的字段 reference_ids（可用的字段：prompt、aspect_ratio、image_size、references"
+        ),
+        "{body}"
+    );
     nothing_saved(&app);
 }
 
