@@ -76,26 +76,6 @@ async fn wait_batch(server: &Running, batch: &str) -> Value {
     }
 }
 
-async fn upload(server: &Running, name: &str, png: Vec<u8>) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(png)
-            .file_name(name.to_string())
-            .mime_str("image/png")
-            .unwrap(),
-    );
-    let res = reqwest::Client::new()
-        .post(format!("{}/uploads", server.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let saved: Value = res.json().await.unwrap();
-    assert_eq!(saved[0]["filename"], name);
-    saved[0]["id"].as_str().unwrap().to_string()
-}
-
 fn png(shade: u8) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(8, 8, image::Rgb([shade, 100, 200]));
     let mut out = Vec::new();

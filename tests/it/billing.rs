@@ -242,16 +242,7 @@ async fn a_paid_image_that_cannot_be_stored_is_still_delivered_and_can_be_saved_
         .unwrap();
     image::load_from_memory(&png).expect("是一张完整的图");
 
-    let (status, views) = call(
-        &server,
-        "submit_jobs",
-        json!({"request": {"prompt": "卡片存不下"}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{views}");
-    let job_id = views[0]["job_id"].as_str().unwrap().to_string();
-    let job = wait_for_state(&server, &job_id, "unsaved").await;
-    assert!(job["error"].as_str().unwrap().contains("重新保存"), "{job}");
+    let job_id = unsaved_card(&server, "卡片存不下").await;
     let spilled = files_under(&ws.storage().join(".spill"));
     assert_eq!(spilled.len(), 2, "两张图都在暂存区里：{spilled:?}");
 

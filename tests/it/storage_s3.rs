@@ -64,22 +64,7 @@ async fn images_thumbnails_and_uploads_live_in_the_bucket() {
     assert_eq!(cached.status(), 304);
 
     // 上传一张参考图：进桶；以它为参考再生成（参考图从桶里读出来交给上游）。
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(served.to_vec())
-            .file_name("参考.png")
-            .mime_str("image/png")
-            .unwrap(),
-    );
-    let res = http
-        .post(format!("{}/uploads", server.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let uploaded: Value = res.json().await.unwrap();
-    let upload = uploaded[0]["id"].as_str().unwrap().to_string();
+    let upload = upload(&server, "参考.png", served.to_vec()).await;
     let upload_key = s3.key_containing(&upload).await;
     assert!(upload_key.starts_with("team/uploads/"), "{upload_key}");
     assert_eq!(s3.get(&upload_key).await.unwrap(), served);
@@ -203,16 +188,7 @@ async fn a_paid_image_survives_an_object_store_outage() {
         "{body}"
     );
 
-    let (status, views) = call(
-        &server,
-        "submit_jobs",
-        json!({"request": {"prompt": "卡片存不下"}}),
-    )
-    .await;
-    assert_eq!(status, 200, "{views}");
-    let job_id = views[0]["job_id"].as_str().unwrap().to_string();
-    let job = wait_for_state(&server, &job_id, "unsaved").await;
-    assert!(job["error"].as_str().unwrap().contains("重新保存"), "{job}");
+    let job_id = unsaved_card(&server, "卡片存不下").await;
     assert_eq!(
         files_under(&ws.path().join("meta/.spill")).len(),
         2,

@@ -341,3 +341,39 @@ pub async fn wait_for_state(server: &Running, job_id: &str, state: &str) -> serd
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// 经 `POST /uploads` 上传一张 PNG 参考图，返回它的 id。
+pub async fn upload(server: &Running, name: &str, png: Vec<u8>) -> String {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(png)
+            .file_name(name.to_string())
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/uploads", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let saved: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(saved[0]["filename"], name);
+    saved[0]["id"].as_str().unwrap().to_string()
+}
+
+/// 提交一张工作台卡片，等它成为“保存失败”（生成了却存不下），返回任务 id。
+pub async fn unsaved_card(server: &Running, prompt: &str) -> String {
+    let (status, views) = call(
+        server,
+        "submit_jobs",
+        serde_json::json!({"request": {"prompt": prompt}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{views}");
+    let job_id = views[0]["job_id"].as_str().unwrap().to_string();
+    let job = wait_for_state(server, &job_id, "unsaved").await;
+    assert!(job["error"].as_str().unwrap().contains("重新保存"), "{job}");
+    job_id
+}
