@@ -111,9 +111,17 @@ fn audit(conn: &Connection, blobs: &Blobs, root: &str) -> Result<Audit, StorageE
     roots.dedup();
     let mut listed = std::collections::HashMap::new();
     for r in &roots {
-        let files: std::collections::HashSet<String> =
-            blobs.list(r, "images")?.into_iter().collect();
-        listed.insert(r.clone(), files);
+        match blobs.list(r, "images") {
+            Ok(files) => {
+                listed.insert(
+                    r.clone(),
+                    files.into_iter().collect::<std::collections::HashSet<_>>(),
+                );
+            }
+            // 旧的根（例如停用了的对象存储）查不了：照常启动，它的图暂时取不到。当前的根查不了才不启动。
+            Err(e) if *r != root => tracing::warn!("启动核对跳过了旧的存储根 {r}：{e}"),
+            Err(e) => return Err(e),
+        }
     }
     let mut missing_files = Vec::new();
     for (id, r, rel) in db::all_paths(conn)? {

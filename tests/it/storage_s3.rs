@@ -376,3 +376,33 @@ async fn presigned_links_send_browsers_to_the_bucket() {
         "{csp}"
     );
 }
+
+/// 从对象存储换回本地目录之后，停用了的对象存储连不上也照常启动：新图写本地、照常可取，桶里的旧图暂时 404。
+#[tokio::test]
+async fn an_old_bucket_that_is_down_does_not_block_startup() {
+    let s3 = S3::start().await;
+    let ws = Workspace::new(&s3.config(""));
+    let server = ws.serve().await;
+    let in_bucket = generate(&server, json!({"prompt": "桶里的"})).await;
+    drop(server);
+    let local = s3
+        .config("")
+        .replace("root = \"s3://factory/team\"", "root = \"local\"");
+    std::fs::write(ws.path().join("factory.toml"), local).unwrap();
+    s3.stop().await;
+
+    let server = ws.serve().await;
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(
+        logs.contains("启动核对跳过了旧的存储根 s3://factory/team"),
+        "{logs}"
+    );
+    let here = generate(&server, json!({"prompt": "本地的"})).await;
+    assert!(!files_under(&ws.path().join("local/images")).is_empty());
+    for (id, status) in [(here, 200), (in_bucket, 404)] {
+        let res = reqwest::get(format!("{}/files/{id}", server.url))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{id}");
+    }
+}
