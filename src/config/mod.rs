@@ -120,11 +120,14 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+/// 默认的数据库文件名（位于存储根下）。
+pub const DB_FILE: &str = "factory.db";
+
 impl StorageConfig {
     /// 数据库文件的实际位置。
     pub fn database_path(&self) -> PathBuf {
         if self.database.as_os_str().is_empty() {
-            self.root.join(crate::storage::DB_FILE)
+            self.root.join(DB_FILE)
         } else {
             self.database.clone()
         }

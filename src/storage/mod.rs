@@ -23,8 +23,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// 默认的数据库文件名（位于存储根下）。
-pub const DB_FILE: &str = "factory.db";
+pub use crate::config::DB_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
