@@ -5,8 +5,9 @@
 //!   与本地文件的 MD5 核对，最后再逐个 HEAD 核对一遍大小与 MD5；
 //! - 可以中断后再跑：桶里已有、大小与 MD5 都对得上的对象不再复制；
 //! - 新数据库是源库的完整副本（`VACUUM INTO`），其中搬好的图与上传改指向对象存储的根；
-//!   文件缺失的记录保持原样（照旧指向原来的目录），并在报告里列出。新库先写到临时文件，完成后才改名；
-//!   新库已存在时，只有它与源库的每张表行数都相同（即上次迁移的结果、还没用过）才重建，否则拒绝，免得覆盖已经在用的库。
+//!   文件缺失的记录保持原样（照旧指向原来的目录），并在报告里列出。新库先写到临时文件，完成后才改名，
+//!   旁边记下它的 SHA-256（`新库.db.migrated`）。新库已存在时，只有它还是上次迁移写出的那一份（摘要相同、没有未合并的 WAL）
+//!   才重建，否则拒绝，免得覆盖已经在用的库。所以可以先在服务运行时迁一遍，停服后再迁一遍补上这期间的新图。
 
 use super::blobs::{self, Blobs};
 use super::{db, StorageError};
@@ -81,9 +82,9 @@ pub fn to_object_store(
     if same_file(source_db, target_db) {
         return Err(invalid("新数据库不能就是源数据库（源头什么都不改）".into()));
     }
-    if target_db.exists() && !is_untouched_copy(&source, target_db)? {
+    if target_db.exists() && !is_untouched_copy(target_db) {
         return Err(invalid(format!(
-            "新数据库 {} 已存在，且与源库的行数不同（可能已经在用）：不覆盖。换一个路径，或确认无用后删掉它再迁移",
+            "新数据库 {} 已存在，且不是上次迁移写出的那一份（可能已经在用）：不覆盖。换一个路径，或确认无用后删掉它再迁移",
             target_db.display()
         )));
     }
@@ -223,11 +224,28 @@ fn table_counts(conn: &Connection) -> Result<Vec<(String, i64)>, StorageError> {
         .collect()
 }
 
-/// 已存在的新库是不是上次迁移的结果、还没用过：每张表的行数与源库相同。
-fn is_untouched_copy(source: &Connection, target_db: &Path) -> Result<bool, StorageError> {
-    let target = Connection::open_with_flags(target_db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(db_error)?;
-    Ok(table_counts(&target)? == table_counts(source)?)
+/// 记着新库摘要的文件。
+fn fingerprint_path(target_db: &Path) -> PathBuf {
+    let mut name = target_db.as_os_str().to_owned();
+    name.push(".migrated");
+    PathBuf::from(name)
+}
+
+/// 已存在的新库是不是上次迁移写出的那一份、还没用过：摘要与记下的相同，也没有还没合并进主文件的 WAL
+/// （服务正开着它时，新写的行先在 `-wal` 里）。
+fn is_untouched_copy(target_db: &Path) -> bool {
+    let mut wal = target_db.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0) {
+        return false;
+    }
+    match (
+        std::fs::read_to_string(fingerprint_path(target_db)),
+        std::fs::read(target_db),
+    ) {
+        (Ok(recorded), Ok(data)) => recorded.trim() == crate::hash::sha256_hex(&data),
+        _ => false,
+    }
 }
 
 /// 写新库：源库的完整副本（临时文件），把搬好的记录改指向对象存储，核对行数，改名到位。
@@ -290,6 +308,22 @@ fn write_target_db(
                 context: "写新数据库失败".into(),
                 source,
             })?;
+        let digest =
+            crate::hash::sha256_hex(std::fs::read(&temp).map_err(|source| StorageError::Io {
+                context: "读新数据库失败".into(),
+                source,
+            })?);
+        // 先记摘要、再改名：改名前崩溃，下次看到的是旧库配新摘要（不符，拒绝覆盖，不会误删）。
+        crate::atomic_file::write(
+            &fingerprint_path(target_db),
+            digest.as_bytes(),
+            Durability::Durable,
+            0o644,
+        )
+        .map_err(|source| StorageError::Io {
+            context: "写新数据库的摘要失败".into(),
+            source,
+        })?;
         std::fs::rename(&temp, target_db).map_err(|source| StorageError::Io {
             context: format!("无法写到 {}", target_db.display()),
             source,

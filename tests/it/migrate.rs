@@ -174,6 +174,34 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
         "{out}"
     );
 
+    // 两次之间源头多了一张图（服务还在运行时先迁一遍、停服后再迁一遍）：只补这一张，新库跟上。
+    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default())
+        .await
+        .unwrap();
+    storage
+        .save_image(new_image(png(4, 4, 7777), IMAGES))
+        .await
+        .unwrap();
+    drop(storage);
+    let source_before = file_sha256(&source_db);
+    let local_before = local_files(&ws);
+    let (ok, out) = migrate(&ws, "moved/factory.db").await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("本次复制 1 个对象，{objects} 个已在桶里")),
+        "{out}"
+    );
+    let moved = rusqlite::Connection::open(ws.path().join("moved/factory.db")).unwrap();
+    let in_bucket: i64 = moved
+        .query_row(
+            "SELECT COUNT(*) FROM images WHERE root = 's3://factory/moved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_bucket, IMAGES as i64, "原来的 499 张加新的 1 张");
+    drop(moved);
+
     // 用迁移后的配置启动：图从桶里来。
     let config = format!(
         "[storage]\nroot = \"s3://factory/moved\"\ndatabase = \"moved/factory.db\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
