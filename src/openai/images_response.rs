@@ -1,6 +1,6 @@
 //! `/v1/images/*` 的响应体：OpenAI 的 `{"created":…,"data":[{"b64_json"|"url", "revised_prompt"}]}`。
 //!
-//! 大图的内存（DESIGN §8）：`b64_json` 不在内存里拼好再发。存进图库的图从磁盘上的文件边读边编码，
+//! 大图的内存（DESIGN §8）：`b64_json` 不在内存里拼好再发。存进图库的图从磁盘上的文件（或对象存储的响应流）边读边编码，
 //! 每次 192 KB，一个 16 张 20 MB 的响应在服务器里只占几百 KB；`Content-Length` 事先算得出来
 //! （base64 的长度只取决于文件大小）。只有没能存下的图（它只在内存里）才以整段 base64 发出。
 
@@ -62,14 +62,18 @@ struct Fields {
 /// 响应体的一段：现成的文字，或一个要边读边编码成 base64 的文件。
 enum Part {
     Text(Bytes),
-    FileBase64 { file: tokio::fs::File, len: u64 },
+    /// 边读边编码：本地文件，或对象存储的响应流。
+    Base64 {
+        reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        len: u64,
+    },
 }
 
 impl Part {
     fn len(&self) -> u64 {
         match self {
             Part::Text(b) => b.len() as u64,
-            Part::FileBase64 { len, .. } => len.div_ceil(3) * 4,
+            Part::Base64 { len, .. } => len.div_ceil(3) * 4,
         }
     }
 }
@@ -161,31 +165,37 @@ fn body_response(created: i64, entries: Vec<Entry>) -> Response {
         .into_response()
 }
 
-/// 打开图库里的一张图。文件现在就打开：之后即使它被删进回收站再清掉，已打开的文件照样读得完。
+/// 打开图库里的一张图。
 async fn open_image(state: &AppState, id: &str) -> Result<Part, ApiError> {
     let record = state
         .storage
         .get(id.to_string())
         .await?
         .ok_or(ApiError::NotFound)?;
-    let Some(path) = record.local_path() else {
-        // 对象存储里的图：现在就整张读进来（同样不怕之后被删）。
-        let data = state
-            .storage
-            .blobs()
-            .read_async(&record.root, &record.rel_path)
-            .await
-            .map_err(|e| {
-                tracing::error!(id = %record.id, "读取图片失败：{e}");
-                ApiError::NotFound
-            })?;
-        let encoded = base64_simd::STANDARD.encode_to_string(&data);
-        return Ok(Part::Text(Bytes::from(encoded)));
-    };
+    // 文件（或对象存储的响应）现在就打开：之后即使它被删进回收站再清掉，已打开的照样读得完。
     let opened = async {
-        let file = tokio::fs::File::open(path).await?;
-        let len = file.metadata().await?.len();
-        Ok::<_, std::io::Error>(Part::FileBase64 { file, len })
+        match record.local_path() {
+            Some(path) => {
+                let file = tokio::fs::File::open(path).await?;
+                let len = file.metadata().await?.len();
+                Ok::<_, std::io::Error>(Part::Base64 {
+                    reader: Box::new(file),
+                    len,
+                })
+            }
+            None => {
+                let (len, stream) = state
+                    .storage
+                    .blobs()
+                    .get_stream(&record.root, &record.rel_path)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok(Part::Base64 {
+                    reader: Box::new(tokio_util::io::StreamReader::new(stream)),
+                    len,
+                })
+            }
+        }
     };
     opened.await.map_err(|e| {
         tracing::error!(id = %record.id, "读取图片失败：{e}");
@@ -196,16 +206,16 @@ async fn open_image(state: &AppState, id: &str) -> Result<Part, ApiError> {
 fn body_stream(parts: Vec<Part>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
     futures::stream::iter(parts).flat_map(|part| match part {
         Part::Text(text) => futures::stream::once(async move { Ok(text) }).left_stream(),
-        Part::FileBase64 { file, len } => file_base64(file, len).right_stream(),
+        Part::Base64 { reader, len } => file_base64(reader, len).right_stream(),
     })
 }
 
 /// 文件内容的标准 base64，一块一块地给出。
 fn file_base64(
-    file: tokio::fs::File,
+    reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     len: u64,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
-    futures::stream::try_unfold((file, len), |(mut file, left)| async move {
+    futures::stream::try_unfold((reader, len), |(mut file, left)| async move {
         if left == 0 {
             return Ok(None);
         }
@@ -230,8 +240,8 @@ mod tests {
         let path = dir.join(format!("{}.bin", data.len()));
         std::fs::write(&path, data).unwrap();
         let file = tokio::fs::File::open(&path).await.unwrap();
-        Some(Part::FileBase64 {
-            file,
+        Some(Part::Base64 {
+            reader: Box::new(file),
             len: data.len() as u64,
         })
     }

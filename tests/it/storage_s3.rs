@@ -94,6 +94,28 @@ async fn images_thumbnails_and_uploads_live_in_the_bucket() {
         .unwrap();
     assert_eq!(first, served);
 
+    // `/v1` 的 b64_json：桶里的图边读边编码，解出来与对象逐字节相同。
+    let before: std::collections::HashSet<String> = s3.keys().await.into_iter().collect();
+    let res = v1_generate(&server, None, json!({"prompt": "要 base64 的"})).await;
+    assert_eq!(res.status(), 200);
+    let length = res.content_length();
+    let body: Value = res.json().await.unwrap();
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["b64_json"].as_str().unwrap())
+        .unwrap();
+    let new_key = s3
+        .keys()
+        .await
+        .into_iter()
+        .find(|k| !before.contains(k) && k.ends_with(".png"))
+        .expect("新图进了桶");
+    assert!(
+        s3.get(&new_key).await.unwrap() == decoded,
+        "b64_json 就是桶里的那张图"
+    );
+    assert!(length.is_some(), "长度事先算得出（Content-Length）");
+
     // 本机只有数据库（与它旁边的签名密钥），没有图片目录。
     assert!(!ws.path().join("storage").exists());
     assert!(ws.path().join("meta/factory.db").is_file());
