@@ -97,6 +97,16 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StorageError {
     move |source| StorageError::Io { context, source }
 }
 
+/// 实际用的服务地址：配置里的，没写就是环境变量 `AWS_ENDPOINT`（或 `AWS_ENDPOINT_URL`）的，都没有为空（AWS 本身）。
+fn effective_endpoint(s3: &S3Config) -> String {
+    if !s3.endpoint.is_empty() {
+        return s3.endpoint.clone();
+    }
+    std::env::var("AWS_ENDPOINT")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_default()
+}
+
 /// `root` 是不是对象存储。
 pub fn is_object_store(root: &str) -> bool {
     root.starts_with(S3_SCHEME)
@@ -129,6 +139,8 @@ impl Blobs {
         };
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         let prefix = prefix.trim_matches('/').to_string();
+        // 两把锁总是先 s3、后 stores（与 `set_s3` 同序，不会互相等死）；拿着 s3 建客户端，建好的不会是刚被换掉的旧连接。
+        let s3 = self.inner.s3.lock().expect("锁未被毒化");
         let mut stores = self.inner.stores.lock().expect("锁未被毒化");
         if let Some(store) = stores.get(bucket) {
             return Ok(Backend::S3 {
@@ -136,7 +148,7 @@ impl Blobs {
                 prefix,
             });
         }
-        let s3 = self.inner.s3.lock().expect("锁未被毒化").clone();
+        let endpoint = effective_endpoint(&s3);
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if !s3.endpoint.is_empty() {
             builder = builder.with_endpoint(&s3.endpoint);
@@ -161,7 +173,7 @@ impl Blobs {
             .with_client_options(
                 // 连接设置整个替换：明文 http 的许可也要写在这里（本机的 MinIO 之类）。
                 object_store::ClientOptions::new()
-                    .with_allow_http(s3.endpoint.starts_with("http://"))
+                    .with_allow_http(endpoint.starts_with("http://"))
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(60)),
             )
@@ -314,25 +326,33 @@ impl Blobs {
         if !s3.presign {
             return None;
         }
-        if s3.endpoint.is_empty() {
+        let endpoint = effective_endpoint(&s3);
+        if endpoint.is_empty() {
             return Some("https://*.amazonaws.com".into());
         }
-        let url = url::Url::parse(&s3.endpoint).ok()?;
+        let url = url::Url::parse(&endpoint).ok()?;
         let origin = url.origin();
         origin.is_tuple().then(|| origin.ascii_serialization())
     }
 
-    /// 对象存储里这个对象在、大小是 `len`、ETag（单次 PUT 的对象是内容的 MD5）等于 `md5`。迁移时用。阻塞调用。
-    pub fn md5_matches(&self, root: &str, rel: &str, len: u64, md5: &str) -> bool {
+    /// 对象存储里这个对象在、内容与 `data` 相同。先看大小与 ETag（单次 PUT、没有 KMS/客户密钥加密时它就是内容的 MD5）；
+    /// ETag 不是 MD5 的桶（例如 SSE-KMS）就把对象取回来逐字节比。迁移时用。阻塞调用。
+    pub fn same_content(&self, root: &str, rel: &str, data: &[u8], md5: &str) -> bool {
         let Ok(Backend::S3 { store, prefix }) = self.backend(root) else {
             return false;
         };
         let object = Backend::object(&prefix, rel);
-        self.block_on(store.head(&object)).is_ok_and(|head| {
-            head.is_ok_and(|meta| {
-                meta.size == len && meta.e_tag.is_some_and(|tag| tag.trim_matches('"') == md5)
-            })
-        })
+        let Ok(Ok(meta)) = self.block_on(store.head(&object)) else {
+            return false;
+        };
+        if meta.size != data.len() as u64 {
+            return false;
+        }
+        if meta.e_tag.as_deref().map(|t| t.trim_matches('"')) == Some(md5) {
+            return true;
+        }
+        self.block_on(async { store.get(&object).await?.bytes().await })
+            .is_ok_and(|got| got.is_ok_and(|got| got == data))
     }
 
     /// 删除一个文件；本来就不在不算错。阻塞调用。

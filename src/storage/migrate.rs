@@ -153,7 +153,7 @@ pub fn to_object_store(
             }
         };
         let md5 = md5_hex(&data);
-        if blobs.md5_matches(&target_root, &item.rel, data.len() as u64, &md5) {
+        if blobs.same_content(&target_root, &item.rel, &data, &md5) {
             report.already_there += 1;
         } else {
             blobs.write(&target_root, &item.rel, data.clone(), Durability::Durable)?;
@@ -172,7 +172,7 @@ pub fn to_object_store(
         let Ok(data) = std::fs::read(&path) else {
             continue;
         };
-        if !blobs.md5_matches(&target_root, &item.rel, data.len() as u64, &md5_hex(&data)) {
+        if !blobs.same_content(&target_root, &item.rel, &data, &md5_hex(&data)) {
             return Err(invalid(format!(
                 "核对失败：对象 {target_root}/{} 与 {} 不一致（新数据库没有写）",
                 item.rel,
@@ -224,19 +224,26 @@ fn table_counts(conn: &Connection) -> Result<Vec<(String, i64)>, StorageError> {
         .collect()
 }
 
+/// 数据库文件旁边的文件：`factory.db` + `-wal` 之类。
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// 记着新库摘要的文件。
 fn fingerprint_path(target_db: &Path) -> PathBuf {
-    let mut name = target_db.as_os_str().to_owned();
-    name.push(".migrated");
-    PathBuf::from(name)
+    sidecar(target_db, ".migrated")
 }
 
 /// 已存在的新库是不是上次迁移写出的那一份、还没用过：摘要与记下的相同，也没有还没合并进主文件的 WAL
 /// （服务正开着它时，新写的行先在 `-wal` 里）。
 fn is_untouched_copy(target_db: &Path) -> bool {
-    let mut wal = target_db.as_os_str().to_owned();
-    wal.push("-wal");
-    if std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0) {
+    // 服务开着它时旁边有 -wal 与 -shm（正常关闭后都会删掉）。
+    if ["-wal", "-shm"]
+        .iter()
+        .any(|suffix| sidecar(target_db, suffix).exists())
+    {
         return false;
     }
     match (
@@ -270,35 +277,48 @@ fn write_target_db(
             .file_name()
             .map_or("factory.db".into(), |n| n.to_string_lossy())
     ));
-    let _ = std::fs::remove_file(&temp);
+    // 上次中断留下的临时库与它的日志都删掉（留着的回滚日志会被套到新的副本上）。
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&temp, suffix));
+    }
     source
         .execute("VACUUM INTO ?1", [temp.to_string_lossy()])
         .map_err(db_error)?;
     let result = (|| {
         let mut target = Connection::open(&temp).map_err(db_error)?;
-        let tx = target.transaction().map_err(db_error)?;
-        for (table, id, _) in moved {
-            tx.execute(
-                &format!("UPDATE {table} SET root = ?1 WHERE id = ?2"),
-                [target_root, id.as_str()],
-            )
-            .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)?;
-        if table_counts(&target)? != table_counts(source)? {
-            return Err(invalid("核对失败：新数据库与源库的行数不同".into()));
-        }
-        let pointed: i64 = target
-            .query_row(
+        // 副本里指向对象存储这个根的记录数（之前就把存储根换到这个桶时，已有一些）。
+        let pointed = |c: &Connection| -> Result<usize, StorageError> {
+            c.query_row(
                 "SELECT (SELECT COUNT(*) FROM images WHERE root = ?1) + (SELECT COUNT(*) FROM uploads WHERE root = ?1)",
                 [target_root],
-                |r| r.get(0),
+                |r| r.get::<_, i64>(0),
             )
-            .map_err(db_error)?;
-        if pointed as usize != moved.len() {
+            .map(|n| n as usize)
+            .map_err(db_error)
+        };
+        // 副本是 `VACUUM INTO` 在一个读事务里取的一致快照；服务还在运行时，源库之后的变化不影响它。
+        let counts = table_counts(&target)?;
+        let already = pointed(&target)?;
+        let tx = target.transaction().map_err(db_error)?;
+        let mut updated = 0;
+        for (table, id, _) in moved {
+            // 列出文件之后、取快照之前被永久删除的记录：更新 0 行，不算错。
+            updated += tx
+                .execute(
+                    &format!("UPDATE {table} SET root = ?1 WHERE id = ?2"),
+                    [target_root, id.as_str()],
+                )
+                .map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)?;
+        if table_counts(&target)? != counts {
+            return Err(invalid("核对失败：改写之后新数据库的行数变了".into()));
+        }
+        let now = pointed(&target)?;
+        if now != already + updated {
             return Err(invalid(format!(
-                "核对失败：新数据库里指向对象存储的记录 {pointed} 条，应为 {}",
-                moved.len()
+                "核对失败：新数据库里指向对象存储的记录 {now} 条，应为 {}",
+                already + updated
             )));
         }
         drop(target);

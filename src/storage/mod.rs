@@ -448,9 +448,11 @@ impl Storage {
     /// 清空回收站：先删记录（一个事务），再删文件。删文件前崩溃最多留下孤儿文件（启动核对会报告），
     /// 不会留下指向缺失文件的记录。返回删除的张数。
     pub async fn empty_trash(&self) -> Result<usize, StorageError> {
+        let removed = self.with_db(|c| Ok(db::purge_trash(c)?)).await?;
+        // 删文件不占着数据库：对象存储的删除可能要几秒，别的保存与查询不必等它。
         let blobs = self.inner.blobs.clone();
-        self.with_db(move |c| {
-            let removed = db::purge_trash(c)?;
+        let count = removed.len();
+        tokio::task::spawn_blocking(move || {
             for r in &removed {
                 for rel in [r.rel_path.clone(), r.thumb_rel_path_for()] {
                     if let Err(e) = blobs.remove(&r.root, &rel) {
@@ -458,9 +460,10 @@ impl Storage {
                     }
                 }
             }
-            Ok(removed.len())
         })
         .await
+        .map_err(|e| StorageError::Join(e.to_string()))?;
+        Ok(count)
     }
 
     /// 保存一张上传的参考图：按内容的 SHA-256 去重，同样的图只存一份。返回它的记录。

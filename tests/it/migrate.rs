@@ -119,6 +119,26 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
     let lost = &saved[7];
     std::fs::remove_file(lost.local_path().unwrap()).unwrap();
     drop(storage);
+    // 之前就把存储根换到了这个桶：源库里已有一张图在桶里（迁移不复制它，核对时算上它）。
+    let s3_config = S3Config {
+        endpoint: s3.endpoint(),
+        region: "us-east-1".into(),
+        access_key_id: "test".into(),
+        secret_access_key: "test-secret".into(),
+        presign: false,
+    };
+    let early = Storage::open(
+        std::path::Path::new("s3://factory/moved"),
+        &source_db,
+        s3_config,
+    )
+    .await
+    .unwrap();
+    early
+        .save_image(new_image(png(5, 5, 8888), IMAGES + 1))
+        .await
+        .unwrap();
+    drop(early);
     let source_before = file_sha256(&source_db);
     let local_before = local_files(&ws);
 
@@ -134,7 +154,7 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
         "{out}"
     );
     let keys = s3.keys().await;
-    assert_eq!(keys.len(), objects);
+    assert_eq!(keys.len(), objects + 1, "加上之前就在桶里的那张");
     assert!(keys.iter().all(|k| k.starts_with("moved/")), "{keys:?}");
 
     // 每个对象与本地文件逐字节相同。
@@ -153,10 +173,10 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
     // 新库：数量相同，搬好的指向桶，缺文件的那条不变；源头一点没动。
     let moved = rusqlite::Connection::open(ws.path().join("moved/factory.db")).unwrap();
     let count = |sql: &str| -> i64 { moved.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("SELECT COUNT(*) FROM images"), IMAGES as i64);
+    assert_eq!(count("SELECT COUNT(*) FROM images"), IMAGES as i64 + 1);
     assert_eq!(
         count("SELECT COUNT(*) FROM images WHERE root = 's3://factory/moved'"),
-        IMAGES as i64 - 1
+        IMAGES as i64 - 1 + 1
     );
     assert_eq!(
         count("SELECT COUNT(*) FROM uploads WHERE root = 's3://factory/moved'"),
@@ -199,7 +219,11 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(in_bucket, IMAGES as i64, "原来的 499 张加新的 1 张");
+    assert_eq!(
+        in_bucket,
+        IMAGES as i64 + 1,
+        "原来的 499 张、之前就在桶里的 1 张、新的 1 张"
+    );
     drop(moved);
 
     // 用迁移后的配置启动：图从桶里来。
