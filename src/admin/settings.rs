@@ -235,14 +235,25 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
     }
 
     let checked = edit.check(next).await?;
-    // 存储根是对象存储：真的写一个对象再删掉，写不进去就不保存（与本地目录的“可写”检查一样）。
+    // 要用到对象存储的根：真的写一个对象再删掉，写不进去就不保存（与本地目录的“可写”检查一样）。
+    // 新的存储根是 s3:// 时查它；连接改了时，还要查图库里记录着的每个 s3:// 根（旧图还在桶里，改坏了连接它们就取不到了）。
     let storage = &checked.config.storage;
-    if let Some(root) = storage
+    let mut buckets: Vec<String> = storage
         .root
         .to_str()
         .filter(|r| crate::storage::blobs::is_object_store(r))
-    {
-        crate::storage::blobs::check_writable(root, storage.s3.clone())
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if storage.s3 != current.storage.s3 {
+        for (root, _) in state.storage.image_counts_by_root().await? {
+            if crate::storage::blobs::is_object_store(&root) && !buckets.contains(&root) {
+                buckets.push(root);
+            }
+        }
+    }
+    for root in buckets {
+        crate::storage::blobs::check_writable(&root, storage.s3.clone())
             .await
             .map_err(|e| ApiError::InvalidRequest(format!("{e}（设置未保存）")))?;
     }

@@ -341,6 +341,21 @@ async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
     assert_eq!(status, 200);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("s3-secret-never-shown"), "{text}");
+
+    // 换回本地目录、同时把连接改坏：桶里还有旧图，新连接连不上它们 → 不保存。连接不变地换回本地 → 保存。
+    let back = |endpoint: String| {
+        let mut body = form(endpoint);
+        body["update"]["storage_root"] = json!("storage");
+        body
+    };
+    let saved_before = std::fs::read(&file).unwrap();
+    let (status, refused) = admin(&server, "save_settings", back(closed_port_url())).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("设置未保存"), "{refused}");
+    assert_eq!(std::fs::read(&file).unwrap(), saved_before, "配置文件不变");
+    let (status, saved) = admin(&server, "save_settings", back(s3.endpoint())).await;
+    assert_eq!(status, 200, "{saved}");
+    assert!(saved["storage_root"].as_str().unwrap().ends_with("storage"));
 }
 
 /// `presign = true`：`/files/…` 回 307 到对象存储的预签名链接（浏览器直接取），页面的 CSP 放行对象存储的地址；
