@@ -138,6 +138,21 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         }
     }
 
+    // 对象存储的连接：每一项都是一行短文本（设置页也能填；坏值在这里拦下，不写进配置）。
+    let s3 = &config.storage.s3;
+    for (key, value) in [
+        ("endpoint", &s3.endpoint),
+        ("region", &s3.region),
+        ("access_key_id", &s3.access_key_id),
+        ("secret_access_key", &s3.secret_access_key),
+    ] {
+        if value.chars().count() > 256 || value.chars().any(char::is_control) {
+            return Err(invalid(
+                format!("storage.s3.{key}"),
+                "应为一行不超过 256 个字符的文本",
+            ));
+        }
+    }
     if let Some(location) = config
         .storage
         .root
@@ -579,6 +594,28 @@ mod tests {
     fn syntax_error_gives_the_line() {
         let e = parse_in_tmp("[server]\nlisten = \n").unwrap_err();
         assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn object_store_settings_are_checked() {
+        for (text, key) in [
+            ("[storage.s3]\nregion = \"us\\neast\"\n", "storage.s3.region"),
+            (&format!("[storage.s3]\naccess_key_id = \"{}\"\n", "k".repeat(257)), "storage.s3.access_key_id"),
+            ("[storage]\nroot = \"s3://Bad_Bucket\"\ndatabase = \"f.db\"\n", "storage.root"),
+            ("[storage]\nroot = \"s3://bkt/x\"\n", "storage.database"),
+            ("[storage]\nroot = \"s3://bkt/x\"\ndatabase = \"f.db\"\n[storage.s3]\nendpoint = \"not a url\"\n", "storage.s3.endpoint"),
+        ] {
+            match parse_in_tmp(text) {
+                Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let ok = parse_in_tmp("[storage]\nroot = \"s3://bkt/x\"\ndatabase = \"f.db\"\n[storage.s3]\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"us-east-1\"\n").unwrap();
+        assert_eq!(
+            ok.storage.root.to_str(),
+            Some("s3://bkt/x"),
+            "对象存储的根原样保留"
+        );
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub fn to_object_store(
     }
 
     let mut report = Report::default();
-    let mut moved: Vec<(&'static str, String, String)> = Vec::new();
+    let mut moved: Vec<(&'static str, String)> = Vec::new();
     for item in &items {
         let Some(path) = Blobs::local_path(&item.root, &item.rel) else {
             continue;
@@ -160,7 +160,7 @@ pub fn to_object_store(
             report.copied += 1;
         }
         if let Some(table) = item.table {
-            moved.push((table, item.id.clone(), md5));
+            moved.push((table, item.id.clone()));
         }
     }
 
@@ -260,7 +260,7 @@ fn write_target_db(
     source: &Connection,
     target_db: &Path,
     target_root: &str,
-    moved: &[(&'static str, String, String)],
+    moved: &[(&'static str, String)],
 ) -> Result<(), StorageError> {
     let dir = target_db
         .parent()
@@ -301,7 +301,7 @@ fn write_target_db(
         let already = pointed(&target)?;
         let tx = target.transaction().map_err(db_error)?;
         let mut updated = 0;
-        for (table, id, _) in moved {
+        for (table, id) in moved {
             // 列出文件之后、取快照之前被永久删除的记录：更新 0 行，不算错。
             updated += tx
                 .execute(

@@ -224,23 +224,7 @@ async fn a_paid_image_that_cannot_be_stored_is_still_delivered_and_can_be_saved_
     std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     std::fs::write(&blocker, b"not a directory").unwrap();
 
-    let res = v1_generate(
-        &server,
-        None,
-        json!({"prompt": "存不下", "response_format": "url"}),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-factory-unsaved"], "1");
-    let body: Value = res.json().await.unwrap();
-    let b64 = body["data"][0]["b64_json"]
-        .as_str()
-        .expect("没存下的图以 b64_json 给出");
-    use base64::Engine;
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    image::load_from_memory(&png).expect("是一张完整的图");
+    v1_unsaved(&server).await;
 
     let job_id = unsaved_card(&server, "卡片存不下").await;
     let spilled = files_under(&ws.storage().join(".spill"));

@@ -194,21 +194,7 @@ async fn a_paid_image_survives_an_object_store_outage() {
     let server = ws.serve().await;
     let port = s3.stop().await;
 
-    let res = v1_generate(
-        &server,
-        None,
-        json!({"prompt": "存不下", "response_format": "url"}),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-factory-unsaved"], "1");
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["data"][0]["b64_json"]
-            .as_str()
-            .is_some_and(|b| b.len() > 1000),
-        "{body}"
-    );
+    v1_unsaved(&server).await;
 
     let job_id = unsaved_card(&server, "卡片存不下").await;
     assert_eq!(
@@ -297,7 +283,6 @@ async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
     let server = ws.serve().await;
     let before = generate(&server, json!({"prompt": "本地的"})).await;
     let file = ws.path().join("factory.toml");
-    let original = std::fs::read(&file).unwrap();
     let (_, view) = admin(&server, "get_settings", json!({})).await;
     let form = |endpoint: String| {
         json!({"update": {
@@ -311,10 +296,18 @@ async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
         }})
     };
 
-    let (status, refused) = admin(&server, "save_settings", form(closed_port_url())).await;
-    assert_eq!(status, 400, "{refused}");
-    assert!(refused.to_string().contains("设置未保存"), "{refused}");
-    assert_eq!(std::fs::read(&file).unwrap(), original, "配置文件不变");
+    // 写不进桶的保存：400，说“设置未保存”，配置文件逐字节不变。
+    let refused_unchanged = |body: Value| {
+        let (server, file) = (&server, &file);
+        async move {
+            let before = std::fs::read(file).unwrap();
+            let (status, refused) = admin(server, "save_settings", body).await;
+            assert_eq!(status, 400, "{refused}");
+            assert!(refused.to_string().contains("设置未保存"), "{refused}");
+            assert_eq!(std::fs::read(file).unwrap(), before, "配置文件不变");
+        }
+    };
+    refused_unchanged(form(closed_port_url())).await;
 
     let (status, saved) = admin(&server, "save_settings", form(s3.endpoint())).await;
     assert_eq!(status, 200, "{saved}");
@@ -348,11 +341,7 @@ async fn settings_switch_to_a_bucket_only_when_it_is_writable() {
         body["update"]["storage_root"] = json!("storage");
         body
     };
-    let saved_before = std::fs::read(&file).unwrap();
-    let (status, refused) = admin(&server, "save_settings", back(closed_port_url())).await;
-    assert_eq!(status, 400, "{refused}");
-    assert!(refused.to_string().contains("设置未保存"), "{refused}");
-    assert_eq!(std::fs::read(&file).unwrap(), saved_before, "配置文件不变");
+    refused_unchanged(back(closed_port_url())).await;
     let (status, saved) = admin(&server, "save_settings", back(s3.endpoint())).await;
     assert_eq!(status, 200, "{saved}");
     assert!(saved["storage_root"].as_str().unwrap().ends_with("storage"));

@@ -377,3 +377,24 @@ pub async fn unsaved_card(server: &Running, prompt: &str) -> String {
     assert!(job["error"].as_str().unwrap().contains("重新保存"), "{job}");
     job_id
 }
+
+/// 经 `/v1` 生成一张存不进图库的图：照样 200，响应头说没存下，图以 `b64_json` 给出且是一张完整的图。
+pub async fn v1_unsaved(server: &Running) {
+    let res = v1_generate(
+        server,
+        None,
+        serde_json::json!({"prompt": "存不下", "response_format": "url"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-factory-unsaved"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    let b64 = body["data"][0]["b64_json"]
+        .as_str()
+        .unwrap_or_else(|| panic!("没存下的图以 b64_json 给出：{body}"));
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    image::load_from_memory(&png).expect("是一张完整的图");
+}
