@@ -43,9 +43,11 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION\b"; the
 fi
 
 if [ "${1:-}" = "--e2e" ]; then
-  # Chromium 跑端到端测试；podman、runc、debootstrap 跑容器配方的启动测试（scripts/check-container.sh）。
+  # Chromium 跑端到端测试；podman、runc、debootstrap 跑容器配方的启动测试（scripts/check-container.sh）；
+  # PostgreSQL 的服务器跑“元数据放在 PostgreSQL”的集成测试（测试自己在回环端口上启动它，见 tests/it/common/postgres.rs）。
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   [ -x /usr/bin/podman ] || missing+=(podman)
   [ -x /usr/sbin/runc ] || missing+=(runc)
   [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)

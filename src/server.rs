@@ -327,7 +327,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
         storage = %state.storage.root(),
-        database = %state.config.load().storage.database_path().display(),
+        database = %state.config.load().storage.database_display(),
         site_root = %state.leptos_options.site_root,
         "配置已加载"
     );
@@ -383,14 +383,24 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     };
     let jobs = JobManager::open(producer, config.clone()).await?;
     // 签名图片链接的密钥放在数据库旁边：改存储根目录不影响它，重启后旧链接照常有效。
-    let key_dir = loaded.config.storage.database_path();
-    let key_dir = key_dir.parent().unwrap_or(std::path::Path::new("."));
-    let url_signer = crate::access::signed::UrlSigner::load_or_create(key_dir).map_err(|e| {
-        StartError::Storage(StorageError::Io {
-            context: format!("无法读取或创建签名密钥（{}）", key_dir.display()),
-            source: e,
-        })
-    })?;
+    // 元数据在 PostgreSQL 时放在库里，共用这个库的实例用同一把。
+    let url_signer = if loaded.config.storage.database_is_postgres() {
+        let hex = storage.shared_secret("url_signing").await?;
+        crate::access::signed::UrlSigner::from_hex(&hex).ok_or_else(|| {
+            StartError::Storage(StorageError::Unavailable(
+                "库里的签名密钥不是 64 位十六进制".into(),
+            ))
+        })?
+    } else {
+        let key_dir = loaded.config.storage.database_path();
+        let key_dir = key_dir.parent().unwrap_or(std::path::Path::new("."));
+        crate::access::signed::UrlSigner::load_or_create(key_dir).map_err(|e| {
+            StartError::Storage(StorageError::Io {
+                context: format!("无法读取或创建签名密钥（{}）", key_dir.display()),
+                source: e,
+            })
+        })?
+    };
     let idempotency = crate::openai::idempotency::Idempotency::new(storage.clone());
     let config_store = {
         let storage = storage.clone();

@@ -2,7 +2,8 @@
 //! 在没有工作台会话的浏览器里（聊天软件显示图片时）也能打开；改了任何一个字或过了期限就是 401。
 //!
 //! 签名是 HMAC-SHA256（键为服务器密钥，内容为“图片 id:到期的 Unix 秒”），密钥在数据库旁的 `url-signing.key`
-//! （第一次启动时随机生成，0600），重启后旧链接照常有效。
+//! （第一次启动时随机生成，0600），重启后旧链接照常有效。元数据在 PostgreSQL 时密钥放在库里（`secrets` 表），
+//! 共用这个库的各实例签出的链接彼此都认。
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -17,6 +18,19 @@ pub struct UrlSigner {
 pub const KEY_FILE: &str = "url-signing.key";
 
 impl UrlSigner {
+    /// 由 64 位十六进制的密钥构造（库里存的那一把，见 `Storage::shared_secret`）。
+    pub fn from_hex(text: &str) -> Option<Self> {
+        Some(Self {
+            key: std::sync::Arc::new(decode_key(text.trim())?),
+        })
+    }
+
+    /// 一把新的随机密钥（64 位十六进制）。
+    pub fn new_key_hex() -> String {
+        let key: [u8; 32] = rand::random();
+        key.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// 读出 `dir` 下的密钥；没有就生成一把并原子地写下（只有属主可读）。
     pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join(KEY_FILE);
@@ -28,8 +42,8 @@ impl UrlSigner {
                 )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::random();
-                let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                let text = Self::new_key_hex();
+                let key = decode_key(&text).expect("刚生成的密钥总能解码");
                 crate::atomic_file::write(
                     &path,
                     text.as_bytes(),

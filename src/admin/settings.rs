@@ -82,7 +82,7 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
             secret_access_key: String::new(),
             secret_set: !config.storage.s3.secret_access_key.is_empty(),
         },
-        database: config.storage.database_path().display().to_string(),
+        database: config.storage.database_display(),
         roots,
         listen: state
             .listeners

@@ -164,7 +164,7 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         if config.storage.database.as_os_str().is_empty() {
             return Err(invalid(
                 "storage.database",
-                "图片放在对象存储（s3://）时，要写明元数据库 SQLite 文件在本机的路径",
+                "图片放在对象存储（s3://）时，要写明元数据库：本机 SQLite 文件的路径，或 postgres://… 连接串",
             ));
         }
         let endpoint = config.storage.s3.endpoint.trim();
@@ -177,7 +177,18 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     } else {
         config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
     }
-    if !config.storage.database.as_os_str().is_empty() {
+    if config.storage.database_is_postgres() {
+        let text = config.storage.database.to_string_lossy().into_owned();
+        if let Err(e) = text.parse::<postgres::Config>() {
+            // 错误说明里不带连接串本身（其中可能有密码）。
+            return Err(invalid(
+                "storage.database",
+                format!(
+                    "PostgreSQL 连接串无法解析（应写成 postgres://用户:密码@主机:端口/库名）：{e}"
+                ),
+            ));
+        }
+    } else if !config.storage.database.as_os_str().is_empty() {
         config.storage.database = check_database_path(&config.storage.database, base_dir)?;
     }
 
@@ -616,6 +627,27 @@ mod tests {
             Some("s3://bkt/x"),
             "对象存储的根原样保留"
         );
+    }
+
+    #[test]
+    fn postgres_database_urls_are_checked_and_their_password_never_shown() {
+        match parse_in_tmp("[storage]\ndatabase = \"postgres://u:pw@h:notaport/db\"\n") {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, "storage.database");
+                assert!(!reason.contains("pw"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse_in_tmp(
+            "[storage]\nroot = \"s3://bkt/x\"\ndatabase = \"postgres://factory:pg-secret@10.0.0.5:5432/factory\"\n",
+        )
+        .unwrap();
+        assert!(c.storage.database_is_postgres());
+        assert_eq!(
+            c.storage.database_display(),
+            "postgres://factory:***@10.0.0.5:5432/factory"
+        );
+        assert!(!format!("{c:?}").contains("pg-secret"));
     }
 
     #[test]

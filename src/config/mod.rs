@@ -78,12 +78,13 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
     /// 新图片写到的根目录；相对路径以配置文件所在目录为基准（没有配置文件时以当前目录为基准）。
     pub root: PathBuf,
-    /// 元数据库（SQLite 文件）。留空表示 `{root}/factory.db`。
+    /// 元数据库：SQLite 文件的路径（留空表示 `{root}/factory.db`），或 PostgreSQL 的连接串
+    /// `postgres://用户:密码@主机:端口/库名`（几个实例共用元数据时；密码不在页面与日志里出现）。
     /// 改 `root` 时把它固定在原来的位置，旧图片就仍在图库里、仍可下载（设置页改根目录时会自动这样做）。
     pub database: PathBuf,
     pub max_upload_mb: u32,
@@ -108,6 +109,18 @@ pub struct S3Config {
     pub presign: bool,
 }
 
+/// 调试输出里的数据库连接串不带密码。
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("root", &self.root)
+            .field("database", &self.database_display())
+            .field("max_upload_mb", &self.max_upload_mb)
+            .field("s3", &self.s3)
+            .finish()
+    }
+}
+
 /// 调试输出里不出现密钥（连这一项的名字也不出现）。
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,7 +136,34 @@ impl std::fmt::Debug for S3Config {
 /// 默认的数据库文件名（位于存储根下）。
 pub const DB_FILE: &str = "factory.db";
 
+/// `storage.database` 写的是 PostgreSQL 的连接串（而不是 SQLite 文件的路径）。
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
 impl StorageConfig {
+    /// 元数据在 PostgreSQL 里。
+    pub fn database_is_postgres(&self) -> bool {
+        is_postgres_url(&self.database.to_string_lossy())
+    }
+
+    /// 给人看的数据库位置：文件路径，或去掉了密码的连接串。
+    pub fn database_display(&self) -> String {
+        let text = self.database_path().to_string_lossy().into_owned();
+        if !is_postgres_url(&text) {
+            return text;
+        }
+        match url::Url::parse(&text) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
+                u.to_string()
+            }
+            Err(_) => "postgres://（连接串无法解析）".into(),
+        }
+    }
+
     /// 数据库文件的实际位置。
     pub fn database_path(&self) -> PathBuf {
         if self.database.as_os_str().is_empty() {

@@ -1,7 +1,7 @@
 //! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库，进度只在内存里。
 
+use crate::storage::sql::{params, Db, DbError, Row};
 use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
-use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 
 /// 一个批次的参数（同批任务共用）。暂停与置顶会变，运行中以 `JobManager` 的任务表为准；
@@ -53,8 +53,8 @@ pub struct JobRow {
 }
 
 /// 在一个事务里写入批次与它的全部任务：要么都在，要么都不在。
-pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+pub fn insert_batch(conn: &mut Db<'_>, batch: &Batch, jobs: &[JobRow]) -> Result<(), DbError> {
+    conn.transaction(|tx| {
     tx.execute(
         "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -72,13 +72,11 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
             batch.google_search
         ],
     )?;
-    {
-        let mut insert = tx.prepare(
+        for job in jobs {
+            tx.execute(
             "INSERT INTO jobs (id, batch_id, idx, state, run, created_at, prompt, reference_ids, variables, template)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for job in jobs {
-            insert.execute(params![
+            params![
                 job.id,
                 job.batch_id,
                 job.index,
@@ -91,8 +89,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &Batch, jobs: &[JobRow]) -> ru
                 job.template
             ])?;
         }
-    }
-    tx.commit()
+        Ok(())
+    })
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -100,7 +98,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// 写入任务的最新状态（开始、结束、取消、重试时调用）。
-pub fn update_job(conn: &Connection, job: &JobRow, now: &str) -> rusqlite::Result<()> {
+pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str) -> Result<(), DbError> {
     let (started, finished) = match job.state {
         JobState::Running => (Some(now), None),
         JobState::Queued => (None, None),
@@ -127,20 +125,21 @@ pub fn update_job(conn: &Connection, job: &JobRow, now: &str) -> rusqlite::Resul
 }
 
 /// 从工作台移除（记录保留；图片另行处理）。
-pub fn hide_job(conn: &Connection, id: &str) -> rusqlite::Result<usize> {
-    conn.execute("UPDATE jobs SET hidden = 1 WHERE id = ?1", [id])
+pub fn hide_job(conn: &mut Db<'_>, id: &str) -> Result<usize, DbError> {
+    conn.execute("UPDATE jobs SET hidden = 1 WHERE id = ?1", params![id])
 }
 
 /// 启动时：上次运行中的任务标记为“中断”，返回被标记的 id。
-pub fn mark_running_interrupted(conn: &Connection, now: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT id FROM jobs WHERE state = 'running'")?;
-    let ids: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+pub fn mark_running_interrupted(conn: &mut Db<'_>, now: &str) -> Result<Vec<String>, DbError> {
+    let ids: Vec<String> = conn.query(
+        "SELECT id FROM jobs WHERE state = 'running'",
+        params![],
+        |r| r.get(0),
+    )?;
     conn.execute(
         "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
                 error = '服务器在生成过程中停止了，可以重试' WHERE state = 'running'",
-        [now],
+        params![now],
     )?;
     Ok(ids)
 }
@@ -162,15 +161,15 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) ->
         .unwrap_or_default()
 }
 
-fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
+fn job_of(r: &Row) -> Result<(Batch, JobRow), DbError> {
     let batch = Batch {
         id: r.get(1)?,
         name: r.get(21)?,
         prompt: r.get(10)?,
         reference_ids: parse_json(r.get(11)?),
         count: r.get(12)?,
-        aspect_ratio: r.get::<_, String>(13)?.parse().unwrap_or_default(),
-        image_size: r.get::<_, String>(14)?.parse().unwrap_or_default(),
+        aspect_ratio: r.get::<String>(13)?.parse().unwrap_or_default(),
+        image_size: r.get::<String>(14)?.parse().unwrap_or_default(),
         model: r.get(15)?,
         created_at: r.get(16)?,
         client: r.get(19)?,
@@ -195,7 +194,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
         }),
         _ => None,
     };
-    let state = JobState::parse(&r.get::<_, String>(3)?).unwrap_or(JobState::Interrupted);
+    let state = JobState::parse(&r.get::<String>(3)?).unwrap_or(JobState::Interrupted);
     Ok((
         batch,
         JobRow {
@@ -210,7 +209,7 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
             run: r.get(4)?,
             upstream: r.get(5)?,
             error: r.get(6)?,
-            attempts: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+            attempts: serde_json::from_str(&r.get::<String>(7)?).unwrap_or_default(),
             image,
             created_at: r.get(9)?,
             spill: r.get(20)?,
@@ -219,40 +218,42 @@ fn job_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Batch, JobRow)> {
 }
 
 /// 启动时载入工作台要显示的任务：全部排队中的，加上最近的 `recent` 个（按创建时间先后返回）。
-pub fn load_visible(conn: &Connection, recent: u32) -> rusqlite::Result<Vec<(Batch, JobRow)>> {
-    let mut stmt = conn.prepare(&format!(
-        "{JOB_COLUMNS}
+pub fn load_visible(conn: &mut Db<'_>, recent: u32) -> Result<Vec<(Batch, JobRow)>, DbError> {
+    conn.query(
+        &format!(
+            "{JOB_COLUMNS}
          WHERE j.hidden = 0 AND (j.state = 'queued' OR j.id IN (
              SELECT id FROM jobs WHERE hidden = 0 ORDER BY created_at DESC, idx DESC LIMIT ?1))
          ORDER BY j.created_at, j.idx"
-    ))?;
-    let rows = stmt.query_map([recent], job_of)?;
-    rows.collect()
+        ),
+        params![recent],
+        job_of,
+    )
 }
 
 /// 一个批次的全部任务（按序号；从工作台移除了的除外）。不在内存里的旧批次（例如 `/v1` 的异步任务）从这里读。
-pub fn load_batch(conn: &Connection, batch_id: &str) -> rusqlite::Result<Vec<(Batch, JobRow)>> {
-    let mut stmt = conn.prepare(&format!(
-        "{JOB_COLUMNS} WHERE j.batch_id = ?1 AND j.hidden = 0 ORDER BY j.idx"
-    ))?;
-    let rows = stmt.query_map([batch_id], job_of)?;
-    rows.collect()
+pub fn load_batch(conn: &mut Db<'_>, batch_id: &str) -> Result<Vec<(Batch, JobRow)>, DbError> {
+    conn.query(
+        &format!("{JOB_COLUMNS} WHERE j.batch_id = ?1 AND j.hidden = 0 ORDER BY j.idx"),
+        params![batch_id],
+        job_of,
+    )
 }
 
 /// 最近成功的耗时，按（模型, 分辨率）取平均，作为进度估计的起点。
-pub fn recent_durations(conn: &Connection) -> rusqlite::Result<Vec<(String, String, f64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT model, image_size, AVG(duration_ms) FROM (
+pub fn recent_durations(conn: &mut Db<'_>) -> Result<Vec<(String, String, f64)>, DbError> {
+    conn.query(
+        "SELECT model, image_size, CAST(AVG(duration_ms) AS DOUBLE PRECISION) FROM (
              SELECT model, image_size, duration_ms FROM images
-             WHERE duration_ms > 0 ORDER BY created_at DESC LIMIT 500)
+             WHERE duration_ms > 0 ORDER BY created_at DESC LIMIT 500) recent
          GROUP BY model, image_size",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect()
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 /// 暂停或继续一个批次。
-pub fn set_paused(conn: &Connection, batch_id: &str, paused: bool) -> rusqlite::Result<()> {
+pub fn set_paused(conn: &mut Db<'_>, batch_id: &str, paused: bool) -> Result<(), DbError> {
     conn.execute(
         "UPDATE batches SET paused = ?2 WHERE id = ?1",
         params![batch_id, paused],
@@ -261,10 +262,12 @@ pub fn set_paused(conn: &Connection, batch_id: &str, paused: bool) -> rusqlite::
 }
 
 /// 置顶一个批次：给它比所有批次都大的先后号，返回这个号。
-pub fn raise_priority(conn: &Connection, batch_id: &str) -> rusqlite::Result<i64> {
-    let top: i64 = conn.query_row("SELECT COALESCE(MAX(priority), 0) FROM batches", [], |r| {
-        r.get(0)
-    })?;
+pub fn raise_priority(conn: &mut Db<'_>, batch_id: &str) -> Result<i64, DbError> {
+    let top: i64 = conn.query_one(
+        "SELECT COALESCE(MAX(priority), 0) FROM batches",
+        params![],
+        |r| r.get(0),
+    )?;
     conn.execute(
         "UPDATE batches SET priority = ?2 WHERE id = ?1",
         params![batch_id, top + 1],
@@ -273,11 +276,18 @@ pub fn raise_priority(conn: &Connection, batch_id: &str) -> rusqlite::Result<i64
 }
 
 /// 把整个批次从工作台移除（记录保留）。
-pub fn hide_batch(conn: &mut Connection, batch_id: &str) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    tx.execute("UPDATE batches SET hidden = 1 WHERE id = ?1", [batch_id])?;
-    tx.execute("UPDATE jobs SET hidden = 1 WHERE batch_id = ?1", [batch_id])?;
-    tx.commit()
+pub fn hide_batch(conn: &mut Db<'_>, batch_id: &str) -> Result<(), DbError> {
+    conn.transaction(|tx| {
+        tx.execute(
+            "UPDATE batches SET hidden = 1 WHERE id = ?1",
+            params![batch_id],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET hidden = 1 WHERE batch_id = ?1",
+            params![batch_id],
+        )?;
+        Ok(())
+    })
 }
 
 /// 批次列表的一行：批次本身与它（没被移除的）每个任务的 id 与状态。
@@ -291,20 +301,19 @@ pub struct BatchRow {
 
 /// 一页批次，新的在前。`after` 是上一页最后一个的（created_at, id）。
 pub fn list_batches(
-    conn: &Connection,
+    conn: &mut Db<'_>,
     after: Option<(String, String)>,
     limit: u32,
-) -> rusqlite::Result<Vec<BatchRow>> {
+) -> Result<Vec<BatchRow>, DbError> {
     let (created, id) = after.unwrap_or_else(|| ("\u{10FFFF}".into(), String::new()));
-    let mut stmt = conn.prepare_cached(
+    let batches: Vec<BatchRow> = conn.query(
         "SELECT b.id, b.name, b.created_at, b.paused FROM batches b
          WHERE b.hidden = 0 AND (b.created_at < ?1 OR (b.created_at = ?1 AND b.id < ?2))
            AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.hidden = 0)
          ORDER BY b.created_at DESC, b.id DESC LIMIT ?3",
+        params![created, id, limit],
+        batch_row_of,
     )?;
-    let batches: Vec<BatchRow> = stmt
-        .query_map(params![created, id, limit], batch_row_of)?
-        .collect::<rusqlite::Result<_>>()?;
     batches
         .into_iter()
         .map(|b| with_job_states(conn, b))
@@ -312,18 +321,16 @@ pub fn list_batches(
 }
 
 /// 一个（没被移除的）批次。
-pub fn batch_row(conn: &Connection, batch_id: &str) -> rusqlite::Result<Option<BatchRow>> {
-    let row = conn
-        .query_row(
-            "SELECT id, name, created_at, paused FROM batches WHERE id = ?1 AND hidden = 0",
-            [batch_id],
-            batch_row_of,
-        )
-        .optional()?;
+pub fn batch_row(conn: &mut Db<'_>, batch_id: &str) -> Result<Option<BatchRow>, DbError> {
+    let row = conn.query_opt(
+        "SELECT id, name, created_at, paused FROM batches WHERE id = ?1 AND hidden = 0",
+        params![batch_id],
+        batch_row_of,
+    )?;
     row.map(|b| with_job_states(conn, b)).transpose()
 }
 
-fn batch_row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
+fn batch_row_of(r: &Row) -> Result<BatchRow, DbError> {
     Ok(BatchRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -333,30 +340,28 @@ fn batch_row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
     })
 }
 
-fn with_job_states(conn: &Connection, mut batch: BatchRow) -> rusqlite::Result<BatchRow> {
-    let mut jobs = conn.prepare_cached(
+fn with_job_states(conn: &mut Db<'_>, mut batch: BatchRow) -> Result<BatchRow, DbError> {
+    batch.jobs = conn.query(
         "SELECT id, state FROM jobs WHERE batch_id = ?1 AND hidden = 0 ORDER BY idx",
-    )?;
-    batch.jobs = jobs
-        .query_map([&batch.id], |r| {
+        params![batch.id],
+        |r| {
             let state: String = r.get(1)?;
             Ok((
                 r.get(0)?,
                 JobState::parse(&state).unwrap_or(JobState::Interrupted),
             ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     Ok(batch)
 }
 
 /// 批次在不在（没被移除）。
-pub fn batch_exists(conn: &Connection, batch_id: &str) -> rusqlite::Result<bool> {
+pub fn batch_exists(conn: &mut Db<'_>, batch_id: &str) -> Result<bool, DbError> {
     Ok(conn
-        .query_row(
+        .query_opt(
             "SELECT 1 FROM batches WHERE id = ?1 AND hidden = 0",
-            [batch_id],
+            params![batch_id],
             |_| Ok(()),
-        )
-        .optional()?
+        )?
         .is_some())
 }

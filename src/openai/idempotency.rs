@@ -8,6 +8,7 @@
 //! 记录里只有图片 id（图片本身已在存储里），所以 16 张大图的结果也只占几百字节。
 
 use crate::error::ApiError;
+use crate::storage::sql::params;
 use crate::storage::Storage;
 use std::collections::HashMap;
 use std::future::Future;
@@ -157,14 +158,11 @@ impl Idempotency {
         let row = self
             .storage
             .with_db(move |c| {
-                let mut stmt = c.prepare_cached(
+                Ok(c.query_opt(
                     "SELECT request_hash, result FROM idempotency WHERE key = ?1 AND created_at > ?2",
-                )?;
-                let mut rows = stmt.query(rusqlite::params![scoped, since])?;
-                Ok(match rows.next()? {
-                    Some(r) => Some((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                    None => None,
-                })
+                    params![scoped, since],
+                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+                )?)
             })
             .await?;
         Ok(row.map(|(hash, result)| (hash, serde_json::from_str(&result).unwrap_or_default())))
@@ -177,8 +175,10 @@ impl Idempotency {
         self.storage
             .with_db(move |c| {
                 c.execute(
-                    "INSERT OR REPLACE INTO idempotency (key, request_hash, result, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![scoped, hash, result, now],
+                    "INSERT INTO idempotency (key, request_hash, result, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash,
+                         result = excluded.result, created_at = excluded.created_at",
+                    params![scoped, hash, result, now],
                 )?;
                 Ok(())
             })
@@ -192,7 +192,10 @@ impl Idempotency {
         Ok(self
             .storage
             .with_db(move |c| {
-                Ok(c.execute("DELETE FROM idempotency WHERE created_at <= ?1", [before])?)
+                Ok(c.execute(
+                    "DELETE FROM idempotency WHERE created_at <= ?1",
+                    params![before],
+                )?)
             })
             .await?)
     }

@@ -237,55 +237,55 @@ pub async fn import(storage: &Storage, data: serde_json::Value) -> Result<Import
     let now = now_string();
     let result = storage
         .with_db(move |c| {
-            let tx = c.transaction()?;
-            let mut result = ImportResult::default();
-            for (raw, d) in entries {
-                match store::find_by_content(&tx, &d.content)? {
-                    Some(mut existing) => {
-                        for tag in d.tags {
-                            if !existing.tags.contains(&tag) {
-                                existing.tags.push(tag);
+            c.transaction(|tx| {
+                let mut result = ImportResult::default();
+                for (raw, d) in entries {
+                    match store::find_by_content(tx, &d.content)? {
+                        Some(mut existing) => {
+                            for tag in d.tags {
+                                if !existing.tags.contains(&tag) {
+                                    existing.tags.push(tag);
+                                }
                             }
+                            existing.tags.truncate(crate::types::prompt::MAX_TAGS);
+                            existing.favourite |= d.favourite;
+                            existing.use_count = existing.use_count.max(raw.use_count);
+                            existing.last_used_at = existing.last_used_at.max(raw.last_used_at);
+                            if existing.category.is_empty() {
+                                existing.category = d.category;
+                            }
+                            if existing.variables.is_empty() {
+                                existing.variables = d.variables;
+                            }
+                            existing.updated_at = now.clone();
+                            store::update(tx, &existing)?;
+                            result.merged += 1;
                         }
-                        existing.tags.truncate(crate::types::prompt::MAX_TAGS);
-                        existing.favourite |= d.favourite;
-                        existing.use_count = existing.use_count.max(raw.use_count);
-                        existing.last_used_at = existing.last_used_at.max(raw.last_used_at);
-                        if existing.category.is_empty() {
-                            existing.category = d.category;
+                        None => {
+                            store::insert(
+                                tx,
+                                &SavedPrompt {
+                                    id: new_id(),
+                                    title: d.title,
+                                    content: d.content,
+                                    category: d.category,
+                                    tags: d.tags,
+                                    favourite: d.favourite,
+                                    use_count: raw.use_count,
+                                    last_used_at: raw.last_used_at,
+                                    created_at: now.clone(),
+                                    updated_at: now.clone(),
+                                    deleted_at: None,
+                                    variables: d.variables,
+                                    example: false,
+                                },
+                            )?;
+                            result.added += 1;
                         }
-                        if existing.variables.is_empty() {
-                            existing.variables = d.variables;
-                        }
-                        existing.updated_at = now.clone();
-                        store::update(&tx, &existing)?;
-                        result.merged += 1;
-                    }
-                    None => {
-                        store::insert(
-                            &tx,
-                            &SavedPrompt {
-                                id: new_id(),
-                                title: d.title,
-                                content: d.content,
-                                category: d.category,
-                                tags: d.tags,
-                                favourite: d.favourite,
-                                use_count: raw.use_count,
-                                last_used_at: raw.last_used_at,
-                                created_at: now.clone(),
-                                updated_at: now.clone(),
-                                deleted_at: None,
-                                variables: d.variables,
-                                example: false,
-                            },
-                        )?;
-                        result.added += 1;
                     }
                 }
-            }
-            tx.commit()?;
-            Ok(result)
+                Ok(result)
+            })
         })
         .await?;
     tracing::info!(added = result.added, merged = result.merged, "导入了提示词");
@@ -300,11 +300,12 @@ pub async fn seed_if_empty(storage: &Storage) -> Result<(), StorageError> {
                 return Ok(());
             }
             let now = now_string();
-            let tx = c.transaction()?;
-            for seed in seeds::SEEDS {
-                store::insert(&tx, &seed.prompt(new_id(), &now))?;
-            }
-            tx.commit()?;
+            c.transaction(|tx| {
+                for seed in seeds::SEEDS {
+                    store::insert(tx, &seed.prompt(new_id(), &now))?;
+                }
+                Ok::<_, StorageError>(())
+            })?;
             tracing::info!(
                 count = seeds::SEEDS.len(),
                 "提示词库是空的：放进了示例提示词"

@@ -1,10 +1,13 @@
-//! 元数据库：存储根目录下的 SQLite 文件。表结构只经由迁移脚本改变。
+//! 元数据库：SQLite 文件（默认）或 PostgreSQL（`storage.database = "postgres://…"`）。
+//! 表结构只经由迁移脚本改变；两种数据库各有一份迁移（方言不同），内容一一对应。
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::sql::{params, Database, Db, DbError, Row};
+use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
 
-/// 迁移按顺序执行，已执行过的不会再执行；只能在末尾追加，不能修改已有的。
+/// SQLite 的迁移：按顺序执行，已执行过的不会再执行；只能在末尾追加，不能修改已有的。
+/// 追加时在 `POSTGRES_MIGRATIONS` 里也追加一条做同样改动的。
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(
@@ -149,7 +152,210 @@ fn migrations() -> Migrations<'static> {
         ALTER TABLE images ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';  -- JSON：[[标题, 网址], …]
         ALTER TABLE images ADD COLUMN size_note TEXT;",
         ),
+        // 各实例共用的密钥（签名图片链接等）：元数据在 PostgreSQL 时放这里；SQLite 时仍在数据库旁的文件里。
+        M::up("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);"),
     ])
+}
+
+/// PostgreSQL 的迁移：与 `migrations()` 做同样的事。第 1 条一次建好与 SQLite 第 1–11 条之后相同的表
+/// （PostgreSQL 从这个版本起才支持）；之后每在 SQLite 那边追加一条，这里也追加一条。
+/// 文字列都用 `COLLATE "C"`：按字节比较与排序，与 SQLite 一样（时间字符串与游标的比较依赖它）。
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE images (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    root          TEXT COLLATE "C" NOT NULL,
+    rel_path      TEXT COLLATE "C" NOT NULL,
+    mime          TEXT COLLATE "C" NOT NULL,
+    width         BIGINT NOT NULL,
+    height        BIGINT NOT NULL,
+    bytes         BIGINT NOT NULL,
+    prompt        TEXT COLLATE "C" NOT NULL,
+    mode          TEXT COLLATE "C" NOT NULL,
+    model         TEXT COLLATE "C" NOT NULL,
+    aspect_ratio  TEXT COLLATE "C" NOT NULL,
+    image_size    TEXT COLLATE "C" NOT NULL,
+    upstream      TEXT COLLATE "C" NOT NULL,
+    created_at    TEXT COLLATE "C" NOT NULL,
+    deleted_at    TEXT COLLATE "C",
+    duration_ms   BIGINT NOT NULL DEFAULT 0,
+    attempts      TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    reference_ids TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    model_text    TEXT COLLATE "C",
+    favourite     BIGINT NOT NULL DEFAULT 0,
+    sources       TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    size_note     TEXT COLLATE "C"
+);
+CREATE INDEX images_created ON images(created_at DESC);
+CREATE INDEX images_deleted ON images(deleted_at);
+CREATE TABLE uploads (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    root       TEXT COLLATE "C" NOT NULL,
+    rel_path   TEXT COLLATE "C" NOT NULL,
+    mime       TEXT COLLATE "C" NOT NULL,
+    bytes      BIGINT NOT NULL,
+    created_at TEXT COLLATE "C" NOT NULL,
+    filename   TEXT COLLATE "C"
+);
+CREATE TABLE batches (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    prompt        TEXT COLLATE "C" NOT NULL,
+    reference_ids TEXT COLLATE "C" NOT NULL,
+    count         BIGINT NOT NULL,
+    aspect_ratio  TEXT COLLATE "C" NOT NULL,
+    image_size    TEXT COLLATE "C" NOT NULL,
+    model         TEXT COLLATE "C" NOT NULL,
+    created_at    TEXT COLLATE "C" NOT NULL,
+    client        TEXT COLLATE "C" NOT NULL DEFAULT '',
+    name          TEXT COLLATE "C" NOT NULL DEFAULT '',
+    paused        BIGINT NOT NULL DEFAULT 0,
+    priority      BIGINT NOT NULL DEFAULT 0,
+    hidden        BIGINT NOT NULL DEFAULT 0,
+    google_search BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX batches_created ON batches(created_at DESC);
+CREATE TABLE jobs (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    batch_id      TEXT COLLATE "C" NOT NULL REFERENCES batches(id),
+    idx           BIGINT NOT NULL,
+    state         TEXT COLLATE "C" NOT NULL,
+    run           BIGINT NOT NULL DEFAULT 0,
+    upstream      TEXT COLLATE "C",
+    error         TEXT COLLATE "C",
+    attempts      TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    image_id      TEXT COLLATE "C",
+    created_at    TEXT COLLATE "C" NOT NULL,
+    started_at    TEXT COLLATE "C",
+    finished_at   TEXT COLLATE "C",
+    hidden        BIGINT NOT NULL DEFAULT 0,
+    spill         TEXT COLLATE "C",
+    prompt        TEXT COLLATE "C",
+    reference_ids TEXT COLLATE "C",
+    variables     TEXT COLLATE "C",
+    template      TEXT COLLATE "C"
+);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_created ON jobs(created_at);
+CREATE INDEX jobs_batch ON jobs(batch_id, idx);
+CREATE TABLE idempotency (
+    key          TEXT COLLATE "C" PRIMARY KEY,
+    request_hash TEXT COLLATE "C" NOT NULL,
+    result       TEXT COLLATE "C" NOT NULL,
+    created_at   BIGINT NOT NULL
+);
+CREATE TABLE prompts (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    title        TEXT COLLATE "C" NOT NULL,
+    content      TEXT COLLATE "C" NOT NULL,
+    category     TEXT COLLATE "C" NOT NULL DEFAULT '',
+    tags         TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    favourite    BIGINT NOT NULL DEFAULT 0,
+    use_count    BIGINT NOT NULL DEFAULT 0,
+    last_used_at TEXT COLLATE "C",
+    created_at   TEXT COLLATE "C" NOT NULL,
+    updated_at   TEXT COLLATE "C" NOT NULL,
+    deleted_at   TEXT COLLATE "C",
+    variables    TEXT COLLATE "C" NOT NULL DEFAULT '{}',
+    example      BIGINT NOT NULL DEFAULT 0
+);
+-- 内容可能很长（B 树索引的一项有 2.7 KB 的上限），按内容查找只用等号，哈希索引就够。
+CREATE INDEX prompts_content ON prompts USING hash (content);
+CREATE TABLE usage (
+    period    TEXT COLLATE "C" NOT NULL,
+    client    TEXT COLLATE "C" NOT NULL,
+    upstream  TEXT COLLATE "C" NOT NULL,
+    model     TEXT COLLATE "C" NOT NULL,
+    key_index BIGINT NOT NULL,
+    requests  BIGINT NOT NULL DEFAULT 0,
+    images    BIGINT NOT NULL DEFAULT 0,
+    failures  TEXT COLLATE "C" NOT NULL DEFAULT '{}',
+    retries   BIGINT NOT NULL DEFAULT 0,
+    fallbacks BIGINT NOT NULL DEFAULT 0,
+    latency   TEXT COLLATE "C" NOT NULL DEFAULT '[]',
+    bytes_in  BIGINT NOT NULL DEFAULT 0,
+    bytes_out BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (period, client, upstream, model, key_index)
+);
+"#,
+    // SQLite 的第 12 条。
+    r#"CREATE TABLE secrets (name TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL);"#,
+];
+
+pub use crate::config::is_postgres_url as is_postgres;
+
+/// 同时连着 PostgreSQL 的连接数上限（每个实例）。
+const POSTGRES_POOL: u32 = 8;
+
+/// 连上 PostgreSQL 并迁移到最新。几个实例同时启动时，迁移由咨询锁排成一个接一个。
+pub fn connect_postgres(url: &str) -> Result<Database, DbError> {
+    let mut config: postgres::Config = url.parse()?;
+    config
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .application_name("drafting-factory");
+    let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+    let pool = r2d2::Pool::builder()
+        .max_size(POSTGRES_POOL)
+        .min_idle(Some(1))
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .error_handler(Box::new(r2d2::LoggingErrorHandler))
+        .build(manager)?;
+    let database = Database::Postgres(pool);
+    database.run(migrate_postgres)?;
+    Ok(database)
+}
+
+/// 与 `rusqlite_migration` 同样的约定：`schema_version` 记着执行到第几条。
+fn migrate_postgres(db: &mut Db<'_>) -> Result<(), DbError> {
+    db.transaction(|tx| {
+        tx.batch(
+            "SELECT pg_advisory_xact_lock(7160731);
+             CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);",
+        )?;
+        let done: Option<usize> =
+            tx.query_opt("SELECT version FROM schema_version", params![], |r| {
+                r.get(0)
+            })?;
+        let done = done.unwrap_or(0);
+        if done > POSTGRES_MIGRATIONS.len() {
+            return Err(DbError::TooNew {
+                found: done,
+                known: POSTGRES_MIGRATIONS.len(),
+            });
+        }
+        for migration in &POSTGRES_MIGRATIONS[done..] {
+            tx.batch(migration)?;
+        }
+        tx.execute("DELETE FROM schema_version", params![])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![POSTGRES_MIGRATIONS.len()],
+        )?;
+        Ok(())
+    })
+}
+
+/// 名为 `name` 的共用密钥：还没有就存入 `fresh`（几个实例同时第一次取时只有一个的存得进去），返回库里的那一把。
+pub fn shared_secret(conn: &mut Db<'_>, name: &str, fresh: &str) -> Result<String, DbError> {
+    conn.execute(
+        "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        params![name, fresh],
+    )?;
+    conn.query_one(
+        "SELECT value FROM secrets WHERE name = ?1",
+        params![name],
+        |r| r.get(0),
+    )
+}
+
+/// 打开 `storage.database` 指的数据库：PostgreSQL 的连接串，或 SQLite 文件的路径。
+pub fn connect(database: &str) -> Result<Database, super::StorageError> {
+    if is_postgres(database) {
+        Ok(connect_postgres(database)?)
+    } else {
+        Ok(Database::Sqlite(std::sync::Mutex::new(open(Path::new(
+            database,
+        ))?)))
+    }
 }
 
 /// 一张已保存图像的记录。
@@ -208,7 +414,7 @@ impl ImageRecord {
         thumb_rel_path(&self.rel_path)
     }
 
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
         Ok(Self {
             id: row.get("id")?,
             root: row.get("root")?,
@@ -244,6 +450,7 @@ pub fn thumb_rel_path(rel_path: &str) -> String {
     }
 }
 
+/// 打开（必要时新建）SQLite 文件并迁移到最新。
 pub fn open(path: &Path) -> Result<Connection, rusqlite_migration::Error> {
     let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -253,7 +460,7 @@ pub fn open(path: &Path) -> Result<Connection, rusqlite_migration::Error> {
     Ok(conn)
 }
 
-pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
+pub fn insert(conn: &mut Db<'_>, r: &ImageRecord) -> Result<(), DbError> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
                              aspect_ratio, image_size, upstream, created_at,
@@ -287,20 +494,19 @@ pub fn insert(conn: &Connection, r: &ImageRecord) -> rusqlite::Result<()> {
 
 /// 所有记录的（id, 原图绝对路径, 缩略图绝对路径），供启动时核对。
 /// 每张图（含回收站里的）的 id、根与相对路径。
-pub fn all_paths(conn: &Connection) -> rusqlite::Result<Vec<(String, String, String)>> {
-    let mut stmt = conn.prepare("SELECT id, root, rel_path FROM images")?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-    rows.collect()
+pub fn all_paths(conn: &mut Db<'_>) -> Result<Vec<(String, String, String)>, DbError> {
+    conn.query("SELECT id, root, rel_path FROM images", params![], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })
 }
 
 /// 按 id 取记录（包括回收站里的：恢复之前仍可查看）。
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<ImageRecord>> {
-    conn.query_row(
+pub fn get(conn: &mut Db<'_>, id: &str) -> Result<Option<ImageRecord>, DbError> {
+    conn.query_opt(
         "SELECT * FROM images WHERE id = ?1",
-        [id],
+        params![id],
         ImageRecord::from_row,
     )
-    .optional()
 }
 
 /// 图库的一次查询条件。时间都是与 `created_at` 同格式的 UTC 字符串。
@@ -322,26 +528,24 @@ pub struct ListFilter {
 }
 
 /// 按时间倒序列出符合条件的记录（键集分页：翻页时不会因新增图片而重复或漏掉）。
-pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<ImageRecord>> {
+pub fn list(conn: &mut Db<'_>, f: &ListFilter) -> Result<Vec<ImageRecord>, DbError> {
     let escaped = f
         .search
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
     let (after_time, after_id) = f.after.clone().unzip();
-    let mut stmt = conn.prepare_cached(
+    conn.query(
         "SELECT * FROM images
          WHERE (deleted_at IS NOT NULL) = ?1
            AND (?2 = '' OR prompt LIKE '%' || ?2 || '%' ESCAPE '\\')
-           AND (?3 IS NULL OR mode = ?3)
-           AND (?4 IS NULL OR created_at >= ?4)
-           AND (?5 IS NULL OR created_at < ?5)
-           AND (?6 IS NULL OR (created_at, id) < (?6, ?7))
-           AND (?9 IS NULL OR favourite = ?9)
+           AND (CAST(?3 AS TEXT) IS NULL OR mode = ?3)
+           AND (CAST(?4 AS TEXT) IS NULL OR created_at >= ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR created_at < ?5)
+           AND (CAST(?6 AS TEXT) IS NULL OR (created_at, id) < (?6, ?7))
+           AND (CAST(?9 AS BIGINT) IS NULL OR favourite = ?9)
          ORDER BY created_at DESC, id DESC
          LIMIT ?8",
-    )?;
-    let rows = stmt.query_map(
         params![
             f.trash,
             escaped,
@@ -354,12 +558,11 @@ pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<ImageReco
             f.favourite
         ],
         ImageRecord::from_row,
-    )?;
-    rows.collect()
+    )
 }
 
 /// 收藏或取消收藏一张图，返回改到的行数（没有这张图时为 0）。
-pub fn set_favourite(conn: &Connection, id: &str, favourite: bool) -> rusqlite::Result<usize> {
+pub fn set_favourite(conn: &mut Db<'_>, id: &str, favourite: bool) -> Result<usize, DbError> {
     conn.execute(
         "UPDATE images SET favourite = ?2 WHERE id = ?1",
         params![id, favourite],
@@ -367,7 +570,7 @@ pub fn set_favourite(conn: &Connection, id: &str, favourite: bool) -> rusqlite::
 }
 
 /// 把这些图片移入回收站（已在回收站的不变），返回实际移入的条数。
-pub fn trash(conn: &Connection, ids: &[String], now: &str) -> rusqlite::Result<usize> {
+pub fn trash(conn: &mut Db<'_>, ids: &[String], now: &str) -> Result<usize, DbError> {
     let mut n = 0;
     for id in ids {
         n += conn.execute(
@@ -379,28 +582,24 @@ pub fn trash(conn: &Connection, ids: &[String], now: &str) -> rusqlite::Result<u
 }
 
 /// 从回收站恢复，返回实际恢复的条数。
-pub fn restore(conn: &Connection, ids: &[String]) -> rusqlite::Result<usize> {
+pub fn restore(conn: &mut Db<'_>, ids: &[String]) -> Result<usize, DbError> {
     let mut n = 0;
     for id in ids {
         n += conn.execute(
             "UPDATE images SET deleted_at = NULL WHERE id = ?1 AND deleted_at IS NOT NULL",
-            [id],
+            params![id],
         )?;
     }
     Ok(n)
 }
 
-/// 删除回收站里的全部记录（在一个事务里），返回被删除的记录，调用方随后删文件。
-pub fn purge_trash(conn: &mut Connection) -> rusqlite::Result<Vec<ImageRecord>> {
-    let tx = conn.transaction()?;
-    let removed = {
-        let mut stmt = tx.prepare("SELECT * FROM images WHERE deleted_at IS NOT NULL")?;
-        let rows = stmt.query_map([], ImageRecord::from_row)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    tx.execute("DELETE FROM images WHERE deleted_at IS NOT NULL", [])?;
-    tx.commit()?;
-    Ok(removed)
+/// 删除回收站里的全部记录（一句 `DELETE … RETURNING`，原子的），返回被删除的记录，调用方随后删文件。
+pub fn purge_trash(conn: &mut Db<'_>) -> Result<Vec<ImageRecord>, DbError> {
+    conn.query(
+        "DELETE FROM images WHERE deleted_at IS NOT NULL RETURNING *",
+        params![],
+        ImageRecord::from_row,
+    )
 }
 
 /// 一份上传（参考图）的记录：按内容哈希存一份。
@@ -423,10 +622,10 @@ impl UploadRecord {
     }
 }
 
-pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRecord>> {
-    conn.query_row(
+pub fn get_upload(conn: &mut Db<'_>, id: &str) -> Result<Option<UploadRecord>, DbError> {
+    conn.query_opt(
         "SELECT id, root, rel_path, mime, bytes, created_at, filename FROM uploads WHERE id = ?1",
-        [id],
+        params![id],
         |row| {
             Ok(UploadRecord {
                 id: row.get(0)?,
@@ -439,14 +638,16 @@ pub fn get_upload(conn: &Connection, id: &str) -> rusqlite::Result<Option<Upload
             })
         },
     )
-    .optional()
 }
 
 /// 写入（或覆盖：文件丢失后重新保存时）一条上传记录。
-pub fn put_upload(conn: &Connection, u: &UploadRecord) -> rusqlite::Result<()> {
+pub fn put_upload(conn: &mut Db<'_>, u: &UploadRecord) -> Result<(), DbError> {
     conn.execute(
-        "INSERT OR REPLACE INTO uploads (id, root, rel_path, mime, bytes, created_at, filename)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO uploads (id, root, rel_path, mime, bytes, created_at, filename)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET root = excluded.root, rel_path = excluded.rel_path,
+             mime = excluded.mime, bytes = excluded.bytes, created_at = excluded.created_at,
+             filename = excluded.filename",
         params![
             u.id,
             u.root,
@@ -461,11 +662,12 @@ pub fn put_upload(conn: &Connection, u: &UploadRecord) -> rusqlite::Result<()> {
 }
 
 /// 记录里出现过的所有存储根（核对文件时每个根都要看）。
-pub fn roots(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare("SELECT DISTINCT root FROM images UNION SELECT DISTINCT root FROM uploads")?;
-    let rows = stmt.query_map([], |row| row.get(0))?;
-    rows.collect()
+pub fn roots(conn: &mut Db<'_>) -> Result<Vec<String>, DbError> {
+    conn.query(
+        "SELECT DISTINCT root FROM images UNION SELECT DISTINCT root FROM uploads",
+        params![],
+        |row| row.get(0),
+    )
 }
 
 #[cfg(test)]
@@ -481,6 +683,7 @@ mod tests {
     fn insert_then_get_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("t.db")).unwrap();
+        let mut conn = Db::Sqlite(&conn);
         let r = ImageRecord {
             id: "a".into(),
             root: "/r".into(),
@@ -505,11 +708,11 @@ mod tests {
             size_note: None,
             deleted_at: None,
         };
-        insert(&conn, &r).unwrap();
-        assert_eq!(get(&conn, "a").unwrap(), Some(r.clone()));
-        assert_eq!(get(&conn, "b").unwrap(), None);
+        insert(&mut conn, &r).unwrap();
+        assert_eq!(get(&mut conn, "a").unwrap(), Some(r.clone()));
+        assert_eq!(get(&mut conn, "b").unwrap(), None);
         // 主键防止同一张图写两行。
-        assert!(insert(&conn, &r).is_err());
+        assert!(insert(&mut conn, &r).is_err());
     }
 
     fn record(id: &str, prompt: &str, mode: &str, created_at: &str) -> ImageRecord {
@@ -546,24 +749,25 @@ mod tests {
     #[test]
     fn list_pages_filters_and_trash() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("t.db")).unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        let mut conn = Db::Sqlite(&conn);
         for (id, prompt, mode, t) in [
             ("a", "红色的猫", "text2img", "2026-01-01T00:00:00.000Z"),
             ("b", "蓝色的狗", "img2img", "2026-01-02T00:00:00.000Z"),
             ("c", "100% 纯_色", "text2img", "2026-01-03T00:00:00.000Z"),
             ("d", "红色的花", "text2img", "2026-01-03T00:00:00.000Z"),
         ] {
-            insert(&conn, &record(id, prompt, mode, t)).unwrap();
+            insert(&mut conn, &record(id, prompt, mode, t)).unwrap();
         }
         let all = ListFilter {
             limit: 10,
             ..Default::default()
         };
         // 时间倒序；同一时刻按 id 倒序。
-        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c", "b", "a"]);
+        assert_eq!(ids(list(&mut conn, &all).unwrap()), ["d", "c", "b", "a"]);
         // 键集分页：第二页从第一页最后一条之后开始。
         let first = list(
-            &conn,
+            &mut conn,
             &ListFilter {
                 limit: 2,
                 ..all.clone()
@@ -577,49 +781,49 @@ mod tests {
             after,
             ..all.clone()
         };
-        assert_eq!(ids(list(&conn, &second).unwrap()), ["b", "a"]);
+        assert_eq!(ids(list(&mut conn, &second).unwrap()), ["b", "a"]);
         // 搜索：% 与 _ 按字面匹配，不是通配符。
         let search = |q: &str| ListFilter {
             search: q.into(),
             ..all.clone()
         };
-        assert_eq!(ids(list(&conn, &search("红色")).unwrap()), ["d", "a"]);
-        assert_eq!(ids(list(&conn, &search("%")).unwrap()), ["c"]);
-        assert_eq!(ids(list(&conn, &search("纯_")).unwrap()), ["c"]);
-        assert!(list(&conn, &search("_色的猫")).unwrap().is_empty());
+        assert_eq!(ids(list(&mut conn, &search("红色")).unwrap()), ["d", "a"]);
+        assert_eq!(ids(list(&mut conn, &search("%")).unwrap()), ["c"]);
+        assert_eq!(ids(list(&mut conn, &search("纯_")).unwrap()), ["c"]);
+        assert!(list(&mut conn, &search("_色的猫")).unwrap().is_empty());
         // 模式与日期。
         let img2img = ListFilter {
             mode: Some("img2img".into()),
             ..all.clone()
         };
-        assert_eq!(ids(list(&conn, &img2img).unwrap()), ["b"]);
+        assert_eq!(ids(list(&mut conn, &img2img).unwrap()), ["b"]);
         let jan2 = ListFilter {
             from: Some("2026-01-02T00:00:00.000Z".into()),
             to: Some("2026-01-03T00:00:00.000Z".into()),
             ..all.clone()
         };
-        assert_eq!(ids(list(&conn, &jan2).unwrap()), ["b"]);
+        assert_eq!(ids(list(&mut conn, &jan2).unwrap()), ["b"]);
         // 回收站：移入、恢复、清空。
         let trash_view = ListFilter {
             trash: true,
             ..all.clone()
         };
         assert_eq!(
-            trash(&conn, &["a".into(), "b".into(), "zz".into()], "t").unwrap(),
+            trash(&mut conn, &["a".into(), "b".into(), "zz".into()], "t").unwrap(),
             2
         );
         assert_eq!(
-            trash(&conn, &["a".into()], "t").unwrap(),
+            trash(&mut conn, &["a".into()], "t").unwrap(),
             0,
             "已在回收站的不重复计数"
         );
-        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c"]);
-        assert_eq!(ids(list(&conn, &trash_view).unwrap()), ["b", "a"]);
-        assert_eq!(restore(&conn, &["b".into()]).unwrap(), 1);
-        assert_eq!(ids(list(&conn, &all).unwrap()), ["d", "c", "b"]);
+        assert_eq!(ids(list(&mut conn, &all).unwrap()), ["d", "c"]);
+        assert_eq!(ids(list(&mut conn, &trash_view).unwrap()), ["b", "a"]);
+        assert_eq!(restore(&mut conn, &["b".into()]).unwrap(), 1);
+        assert_eq!(ids(list(&mut conn, &all).unwrap()), ["d", "c", "b"]);
         let purged = purge_trash(&mut conn).unwrap();
         assert_eq!(ids(purged), ["a"]);
-        assert_eq!(get(&conn, "a").unwrap(), None);
-        assert!(list(&conn, &trash_view).unwrap().is_empty());
+        assert_eq!(get(&mut conn, "a").unwrap(), None);
+        assert!(list(&mut conn, &trash_view).unwrap().is_empty());
     }
 }

@@ -50,7 +50,7 @@ impl std::fmt::Display for Report {
 }
 
 fn db_error(e: rusqlite::Error) -> StorageError {
-    StorageError::Db(e)
+    StorageError::Db(e.into())
 }
 
 /// 一个要搬的文件。
@@ -90,7 +90,7 @@ pub fn to_object_store(
     }
 
     let mut items = Vec::new();
-    for (id, root, rel) in db::all_paths(&source).map_err(db_error)? {
+    for (id, root, rel) in db::all_paths(&mut super::sql::Db::Sqlite(&source))? {
         if blobs::is_object_store(&root) {
             continue;
         }

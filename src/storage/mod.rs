@@ -12,14 +12,17 @@ pub(crate) mod db;
 pub mod migrate;
 pub mod routes;
 mod spill;
+pub mod sql;
 mod thumbs;
 
 pub use blobs::Blobs;
+/// 打开 `storage.database` 指的元数据库（并迁移到最新）；测试与 `migrate` 直接查看库时用。
+pub use db::connect as open_database;
 pub use db::{ImageRecord, ListFilter, UploadRecord};
 
 use crate::atomic_file::{Durability, PARTIAL_PREFIX};
 use crate::config::S3Config;
-use rusqlite::Connection;
+use sql::{Database, Db, DbError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -33,13 +36,15 @@ pub enum StorageError {
         source: std::io::Error,
     },
     #[error("数据库错误：{0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error("数据库迁移失败：{0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("上游返回的数据不是可识别的图像：{0}")]
     NotAnImage(String),
     #[error("后台任务异常退出：{0}")]
     Join(String),
+    #[error("数据库不可用：{0}")]
+    Unavailable(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
@@ -82,7 +87,7 @@ struct Inner {
     blobs: Blobs,
     /// 数据库所在的本地目录：存储根是对象存储时，暂存区放在这里。
     local_dir: PathBuf,
-    db: Mutex<Connection>,
+    db: Database,
     audit: Audit,
     /// 等待组提交的图片记录（见 `Storage::commit_grouped`）。
     pending: Mutex<Vec<PendingInsert>>,
@@ -103,7 +108,7 @@ pub struct Audit {
 
 /// 比对数据库记录与文件（只读，不修改任何东西）。当前根和记录里出现过的每个根都会检查：
 /// 每个根列一次 images/ 下的文件（对象存储是一次 LIST，不必每张图一次 HEAD）。
-fn audit(conn: &Connection, blobs: &Blobs, root: &str) -> Result<Audit, StorageError> {
+fn audit(conn: &mut Db<'_>, blobs: &Blobs, root: &str) -> Result<Audit, StorageError> {
     let mut roots = db::roots(conn)?;
     roots.push(root.to_string());
     roots.sort();
@@ -145,7 +150,8 @@ fn audit(conn: &Connection, blobs: &Blobs, root: &str) -> Result<Audit, StorageE
 }
 
 impl Storage {
-    /// 打开存储：新文件写到 `root`（本地目录，或 `s3://桶/前缀`），元数据在 `database`（SQLite 文件）。
+    /// 打开存储：新文件写到 `root`（本地目录，或 `s3://桶/前缀`），元数据在 `database`
+    /// （SQLite 文件的路径，或 `postgres://…` 连接串）。
     /// 建库、迁移、清理上次崩溃留下的临时文件，并核对记录与文件。
     pub async fn open(root: &Path, database: &Path, s3: S3Config) -> Result<Self, StorageError> {
         let (root, database) = (root.to_path_buf(), database.to_path_buf());
@@ -159,18 +165,25 @@ impl Storage {
         if !blobs::is_object_store(&root) {
             std::fs::create_dir_all(&root).map_err(io_err(format!("无法创建存储目录 {root}")))?;
         }
-        let local_dir = database
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        let database = database.to_string_lossy().into_owned();
+        // 暂存区所在的本机目录：SQLite 文件旁边；元数据在 PostgreSQL、图在对象存储时用系统的临时目录。
+        let local_dir = if db::is_postgres(&database) {
+            std::env::temp_dir().join("drafting-factory")
+        } else {
+            Path::new(&database)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        };
         std::fs::create_dir_all(&local_dir).map_err(io_err(format!(
             "无法创建数据库目录 {}",
             local_dir.display()
         )))?;
-        let conn = db::open(database)?;
+        let database = db::connect(&database)?;
+        let roots = database.run(db::roots)?;
         let mut removed = 0;
-        for r in db::roots(&conn)?.iter().chain([&root]) {
+        for r in roots.iter().chain([&root]) {
             if !blobs::is_object_store(r) {
                 removed += remove_partials(Path::new(r));
             }
@@ -179,7 +192,7 @@ impl Storage {
             tracing::warn!(removed, "已清理上次中断时留下的临时文件");
         }
         let blobs = Blobs::new(s3);
-        let audit = audit(&conn, &blobs, &root)?;
+        let audit = database.run(|c| audit(c, &blobs, &root))?;
         if !audit.missing_files.is_empty() || !audit.orphan_files.is_empty() {
             // 只报告、不自动修复：丢文件或多文件都需要人来判断。
             tracing::warn!(
@@ -196,7 +209,7 @@ impl Storage {
                 thumbs: thumbs::worker(blobs.clone()),
                 blobs,
                 local_dir,
-                db: Mutex::new(conn),
+                db: database,
                 audit,
                 pending: Mutex::new(Vec::new()),
                 zips: Arc::new(tokio::sync::Semaphore::new(archive::MAX_ZIPS)),
@@ -235,17 +248,13 @@ impl Storage {
         }
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.inner.db.lock().expect("数据库锁未被毒化")
-    }
-
     /// 在阻塞线程池里用数据库连接做一件事（任务表等其他模块也经由它读写同一个库）。
     pub async fn with_db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+        f: impl FnOnce(&mut Db<'_>) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(&mut this.db()))
+        tokio::task::spawn_blocking(move || this.inner.db.run(f))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
     }
@@ -347,11 +356,17 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let (done, result) = std::sync::mpsc::channel();
         self.pending().push(PendingInsert { record, dir, done });
-        {
-            let mut conn = self.db();
+        let committed = self.inner.db.run(|conn| {
             let batch = std::mem::take(&mut *self.pending());
             if !batch.is_empty() {
-                commit_batch(&mut conn, batch);
+                commit_batch(conn, batch);
+            }
+            Ok::<_, DbError>(())
+        });
+        if let Err(e) = committed {
+            // 连接都拿不到（PostgreSQL 连不上）：队列里的记录谁也提交不了，全部如实失败。
+            for p in std::mem::take(&mut *self.pending()) {
+                let _ = p.done.send(Err(StorageError::Unavailable(e.to_string())));
             }
         }
         result
@@ -414,11 +429,11 @@ impl Storage {
     /// 各存储根下（未删除的）图片数。
     pub async fn image_counts_by_root(&self) -> Result<Vec<(String, u64)>, StorageError> {
         self.with_db(|c| {
-            let mut stmt = c.prepare(
+            Ok(c.query(
                 "SELECT root, COUNT(*) FROM images WHERE deleted_at IS NULL GROUP BY root ORDER BY root",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                sql::params![],
+                |r| Ok((r.get(0)?, r.get::<u64>(1)?)),
+            )?)
         })
         .await
     }
@@ -488,13 +503,13 @@ impl Storage {
         use sha2::Digest;
         let id = format!("{:x}", sha2::Sha256::digest(&data));
         // 先取出来再判断：`if let` 的条件里的数据库锁会一直持有到整个块结束，块里再写库就自己锁死了。
-        let existing = db::get_upload(&self.db(), &id)?;
+        let existing = self.inner.db.run(|c| db::get_upload(c, &id))?;
         if let Some(mut existing) = existing {
             if self.inner.blobs.exists(&existing.root, &existing.rel_path) {
                 // 同样的内容又传了一次：记下最近的文件名。
                 if filename.is_some() && filename != existing.filename {
                     existing.filename = filename;
-                    db::put_upload(&self.db(), &existing)?;
+                    self.inner.db.run(|c| db::put_upload(c, &existing))?;
                 }
                 return Ok(existing);
             }
@@ -520,8 +535,15 @@ impl Storage {
             created_at: now_string(),
             filename,
         };
-        db::put_upload(&self.db(), &record)?;
+        self.inner.db.run(|c| db::put_upload(c, &record))?;
         Ok(record)
+    }
+
+    /// 各实例共用的密钥 `name`（没有就生成一把存进库里）。
+    pub async fn shared_secret(&self, name: &'static str) -> Result<String, StorageError> {
+        let fresh = crate::access::signed::UrlSigner::new_key_hex();
+        self.with_db(move |c| Ok(db::shared_secret(c, name, &fresh)?))
+            .await
     }
 
     /// 按 id 取一份上传。
@@ -543,7 +565,7 @@ struct PendingInsert {
 }
 
 /// 提交一批记录，把每条的结果发回给它的保存者。
-fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
+fn commit_batch(conn: &mut Db<'_>, batch: Vec<PendingInsert>) {
     let mut dirs: Vec<PathBuf> = batch.iter().filter_map(|p| p.dir.clone()).collect();
     dirs.sort();
     dirs.dedup();
@@ -559,13 +581,12 @@ fn commit_batch(conn: &mut Connection, batch: Vec<PendingInsert>) {
             return;
         }
     }
-    let together = (|| {
-        let tx = conn.transaction()?;
+    let together = conn.transaction(|tx| {
         for p in &batch {
-            db::insert(&tx, &p.record)?;
+            db::insert(tx, &p.record)?;
         }
-        tx.commit()
-    })();
+        Ok::<_, DbError>(())
+    });
     for p in batch {
         let result = match &together {
             Ok(()) => Ok(()),
@@ -686,7 +707,9 @@ mod tests {
             assert!(rec.local_path().unwrap().is_file());
         }
         let rows: i64 = storage
-            .with_db(|c| Ok(c.query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))?))
+            .with_db(|c| {
+                Ok(c.query_one("SELECT COUNT(*) FROM images", sql::params![], |r| r.get(0))?)
+            })
             .await
             .unwrap();
         assert_eq!(rows, 40);
@@ -722,7 +745,11 @@ mod tests {
             size_note: None,
             deleted_at: None,
         };
-        db::insert(&storage.db(), &good("dup")).unwrap();
+        storage
+            .inner
+            .db
+            .run(|c| db::insert(c, &good("dup")))
+            .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let batch = ["a", "dup", "b"]
             .into_iter()
@@ -732,7 +759,14 @@ mod tests {
                 done: tx.clone(),
             })
             .collect();
-        commit_batch(&mut storage.db(), batch);
+        storage
+            .inner
+            .db
+            .run(|c| {
+                commit_batch(c, batch);
+                Ok::<_, DbError>(())
+            })
+            .unwrap();
         let results: Vec<bool> = rx.try_iter().map(|r| r.is_ok()).collect();
         assert_eq!(
             results,

@@ -1,7 +1,7 @@
 //! 用量表的 SQL（表结构见 `storage::db` 的迁移 11）。
 
 use super::{AttemptEvent, LATENCY_BUCKETS_MS};
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::storage::sql::{params, Db, DbError, Dialect, Row};
 use std::collections::BTreeMap;
 
 /// 表里的一行（读出来给用量页）。
@@ -74,39 +74,53 @@ impl UsageRow {
     }
 }
 
-fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageRow> {
+fn row_of(r: &Row) -> Result<UsageRow, DbError> {
     Ok(UsageRow {
         period: r.get("period")?,
         client: r.get("client")?,
         upstream: r.get("upstream")?,
         model: r.get("model")?,
         key_index: r.get("key_index")?,
-        requests: r.get::<_, i64>("requests")? as u64,
-        images: r.get::<_, i64>("images")? as u64,
-        failures: serde_json::from_str(&r.get::<_, String>("failures")?).unwrap_or_default(),
-        retries: r.get::<_, i64>("retries")? as u64,
-        fallbacks: r.get::<_, i64>("fallbacks")? as u64,
-        latency: serde_json::from_str(&r.get::<_, String>("latency")?).unwrap_or_default(),
-        bytes_in: r.get::<_, i64>("bytes_in")? as u64,
-        bytes_out: r.get::<_, i64>("bytes_out")? as u64,
+        requests: r.get::<i64>("requests")? as u64,
+        images: r.get::<i64>("images")? as u64,
+        failures: serde_json::from_str(&r.get::<String>("failures")?).unwrap_or_default(),
+        retries: r.get::<i64>("retries")? as u64,
+        fallbacks: r.get::<i64>("fallbacks")? as u64,
+        latency: serde_json::from_str(&r.get::<String>("latency")?).unwrap_or_default(),
+        bytes_in: r.get::<i64>("bytes_in")? as u64,
+        bytes_out: r.get::<i64>("bytes_out")? as u64,
     })
 }
 
-/// 把行加进表里（同键的累加）。
-fn merge(conn: &Connection, row: &UsageRow) -> rusqlite::Result<()> {
-    let mut total = conn
-        .query_row(
-            "SELECT * FROM usage WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5",
-            params![row.period, row.client, row.upstream, row.model, row.key_index],
-            row_of,
-        )
-        .optional()?
-        .unwrap_or_else(|| row.clone().zeroed());
+/// 把行加进表里（同键的累加）。要在事务里调用：先确保有这一行，再锁住它读出、加上、写回
+/// （PostgreSQL 上几个实例同时累加同一行时不会丢数；SQLite 的事务本来就独占写）。
+fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
+    let key = params![
+        row.period,
+        row.client,
+        row.upstream,
+        row.model,
+        row.key_index
+    ];
+    conn.execute(
+        "INSERT INTO usage (period, client, upstream, model, key_index) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (period, client, upstream, model, key_index) DO NOTHING",
+        key,
+    )?;
+    let lock = match conn.dialect() {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    };
+    let mut total = conn.query_one(
+        &format!("SELECT * FROM usage WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5{lock}"),
+        key,
+        row_of,
+    )?;
     total.add(row);
     conn.execute(
-        "INSERT OR REPLACE INTO usage (period, client, upstream, model, key_index, requests, images,
-                                       failures, retries, fallbacks, latency, bytes_in, bytes_out)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "UPDATE usage SET requests = ?6, images = ?7, failures = ?8, retries = ?9, fallbacks = ?10,
+                          latency = ?11, bytes_in = ?12, bytes_out = ?13
+         WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5",
         params![
             total.period,
             total.client,
@@ -126,23 +140,8 @@ fn merge(conn: &Connection, row: &UsageRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl UsageRow {
-    /// 同一个键、数全为零的行。
-    fn zeroed(self) -> UsageRow {
-        UsageRow {
-            period: self.period,
-            client: self.client,
-            upstream: self.upstream,
-            model: self.model,
-            key_index: self.key_index,
-            latency: vec![0; LATENCY_BUCKETS_MS.len() + 1],
-            ..Default::default()
-        }
-    }
-}
-
 /// 一批事件：先在内存里按键合起来，再在一个事务里写。
-pub fn add(conn: &mut Connection, events: &[AttemptEvent]) -> rusqlite::Result<()> {
+pub fn add(conn: &mut Db<'_>, events: &[AttemptEvent]) -> Result<(), DbError> {
     let mut rows: BTreeMap<_, UsageRow> = BTreeMap::new();
     for e in events {
         let row = UsageRow::of_event(e);
@@ -150,52 +149,49 @@ pub fn add(conn: &mut Connection, events: &[AttemptEvent]) -> rusqlite::Result<(
             .and_modify(|r| r.add(&row))
             .or_insert(row);
     }
-    let tx = conn.transaction()?;
-    for row in rows.values() {
-        merge(&tx, row)?;
-    }
-    tx.commit()
+    conn.transaction(|tx| {
+        for row in rows.values() {
+            merge(tx, row)?;
+        }
+        Ok(())
+    })
 }
 
 /// 从 `since`（含，`YYYY-MM-DD` 或 `YYYY-MM-DDTHH`）起的全部行。
-pub fn since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<UsageRow>> {
-    let mut stmt = conn.prepare_cached("SELECT * FROM usage WHERE period >= ?1 ORDER BY period")?;
-    let rows = stmt.query_map([since], row_of)?;
-    rows.collect()
+pub fn since(conn: &mut Db<'_>, since: &str) -> Result<Vec<UsageRow>, DbError> {
+    conn.query(
+        "SELECT * FROM usage WHERE period >= ?1 ORDER BY period",
+        params![since],
+        row_of,
+    )
 }
 
 /// 某调用方从 `since_hour` 起生成的张数。
-pub fn images_since(conn: &Connection, client: &str, since_hour: &str) -> rusqlite::Result<u64> {
-    conn.query_row(
-        "SELECT COALESCE(SUM(images), 0) FROM usage WHERE client = ?1 AND period >= ?2",
+pub fn images_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result<u64, DbError> {
+    conn.query_one(
+        "SELECT CAST(COALESCE(SUM(images), 0) AS BIGINT) FROM usage WHERE client = ?1 AND period >= ?2",
         params![client, since_hour],
-        |r| r.get::<_, i64>(0),
+        |r| r.get::<u64>(0),
     )
-    .map(|n| n as u64)
 }
 
 /// 超过 `keep_days` 天的按小时的行合并成按天的行，返回合并掉的行数。
-pub fn roll_up(conn: &mut Connection, keep_days: u32) -> rusqlite::Result<usize> {
+pub fn roll_up(conn: &mut Db<'_>, keep_days: u32) -> Result<usize, DbError> {
     let cutoff = (chrono::Utc::now() - chrono::Duration::days(keep_days as i64))
         .format("%Y-%m-%dT00")
         .to_string();
-    let tx = conn.transaction()?;
-    let old: Vec<UsageRow> = {
-        let mut stmt =
-            tx.prepare("SELECT * FROM usage WHERE length(period) = 13 AND period < ?1")?;
-        let rows = stmt.query_map([&cutoff], row_of)?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    tx.execute(
-        "DELETE FROM usage WHERE length(period) = 13 AND period < ?1",
-        [&cutoff],
-    )?;
-    for mut row in old.iter().cloned() {
-        row.period.truncate(10);
-        merge(&tx, &row)?;
-    }
-    tx.commit()?;
-    Ok(old.len())
+    conn.transaction(|tx| {
+        let old: Vec<UsageRow> = tx.query(
+            "DELETE FROM usage WHERE length(period) = 13 AND period < ?1 RETURNING *",
+            params![cutoff],
+            row_of,
+        )?;
+        for mut row in old.iter().cloned() {
+            row.period.truncate(10);
+            merge(tx, &row)?;
+        }
+        Ok(old.len())
+    })
 }
 
 #[cfg(test)]
@@ -221,7 +217,8 @@ mod tests {
     #[test]
     fn events_add_up_and_old_hours_roll_up_into_days() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::storage::db::open(&dir.path().join("t.db")).unwrap();
+        let conn = crate::storage::db::open(&dir.path().join("t.db")).unwrap();
+        let mut conn = Db::Sqlite(&conn);
         add(
             &mut conn,
             &[
@@ -238,7 +235,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows = since(&conn, "2020").unwrap();
+        let rows = since(&mut conn, "2020").unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(
             (rows[0].requests, rows[0].images, rows[0].retries),
@@ -248,11 +245,17 @@ mod tests {
         assert_eq!(rows[0].latency[1], 2);
         assert_eq!(*rows[0].latency.last().unwrap(), 1);
         assert_eq!(rows[0].bytes_in, 30);
-        assert_eq!(images_since(&conn, "工作台", "2020-01-01T02").unwrap(), 0);
-        assert_eq!(images_since(&conn, "工作台", "2020-01-01T00").unwrap(), 2);
+        assert_eq!(
+            images_since(&mut conn, "工作台", "2020-01-01T02").unwrap(),
+            0
+        );
+        assert_eq!(
+            images_since(&mut conn, "工作台", "2020-01-01T00").unwrap(),
+            2
+        );
 
         assert_eq!(roll_up(&mut conn, 90).unwrap(), 2);
-        let rows = since(&conn, "2020").unwrap();
+        let rows = since(&mut conn, "2020").unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].period, "2020-01-01");
         assert_eq!((rows[0].requests, rows[0].images), (4, 2));

@@ -235,7 +235,17 @@ async fn signed_image_links_open_without_a_session_until_changed_or_expired() {
     let extended = url.replace(&format!("exp={exp}"), &format!("exp={}", exp + 3600));
     assert_eq!(http().get(&extended).send().await.unwrap().status(), 401);
     // 用服务器的密钥给一个过去的期限签名：签名对，但已过期。
-    let key_hex = std::fs::read_to_string(ws.storage().join("url-signing.key")).unwrap();
+    // 密钥在数据库旁的文件里；元数据在 PostgreSQL 时在库里（各实例共用）。
+    let key_hex = match &ws.postgres {
+        None => std::fs::read_to_string(ws.storage().join("url-signing.key")).unwrap(),
+        Some(_) => ws.db(|c| {
+            c.query_one(
+                "SELECT value FROM secrets WHERE name = 'url_signing'",
+                params![],
+                |r| r.get::<String>(0),
+            )
+        }),
+    };
     let key: Vec<u8> = (0..64)
         .step_by(2)
         .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).unwrap())

@@ -7,18 +7,16 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-fn db(ws: &Workspace) -> rusqlite::Connection {
-    rusqlite::Connection::open(ws.storage().join("factory.db")).unwrap()
-}
-
 /// 表里有几行（批次、任务）。
 fn rows(ws: &Workspace) -> (i64, i64) {
-    let c = db(ws);
-    let count = |table: &str| {
-        c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
-    };
-    (count("batches"), count("jobs"))
+    ws.db(|c| {
+        let mut count = |table: &str| {
+            c.query_one(&format!("SELECT COUNT(*) FROM {table}"), params![], |r| {
+                r.get(0)
+            })
+        };
+        Ok((count("batches")?, count("jobs")?))
+    })
 }
 
 /// 一个批次里各任务（按序号）存下的提示词、参考图与变量值。
@@ -26,22 +24,19 @@ fn stored_jobs(
     ws: &Workspace,
     batch: &str,
 ) -> Vec<(String, Vec<String>, BTreeMap<String, String>)> {
-    let c = db(ws);
-    let mut stmt = c
-        .prepare(
+    ws.db(|c| {
+        c.query(
             "SELECT prompt, reference_ids, variables FROM jobs WHERE batch_id = ?1 ORDER BY idx",
+            params![batch],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    serde_json::from_str(&r.get::<String>(1)?).unwrap(),
+                    serde_json::from_str(&r.get::<String>(2)?).unwrap(),
+                ))
+            },
         )
-        .unwrap();
-    stmt.query_map([batch], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            serde_json::from_str(&r.get::<_, String>(1)?).unwrap(),
-            serde_json::from_str(&r.get::<_, String>(2)?).unwrap(),
-        ))
     })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 async fn submit(server: &Running, request: Value) -> (u16, Value) {
@@ -215,13 +210,13 @@ async fn variables_each_mode_zip_and_refusals_that_leave_nothing_behind() {
     );
     let (_, views) = call(&server, "list_batches", json!({})).await;
     assert!(views["items"].as_array().unwrap().len() >= 3);
-    let image_id: String = db(&ws)
-        .query_row(
+    let image_id: String = ws.db(|c| {
+        c.query_one(
             "SELECT image_id FROM jobs WHERE batch_id = ?1 AND idx = 2",
-            [&each],
+            params![each],
             |r| r.get(0),
         )
-        .unwrap();
+    });
     let (status, detail) = call(&server, "get_image", json!({"id": image_id})).await;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["reference_ids"], json!([refs[1]]));
@@ -304,16 +299,13 @@ async fn demo_options(demo: &Running, options: Value) {
 
 /// 各任务的（序号, 状态, 第几次运行, 开始时刻）。
 fn job_states(ws: &Workspace, batch: &str) -> Vec<(u32, String, u32, Option<String>)> {
-    let c = db(ws);
-    let mut stmt = c
-        .prepare("SELECT idx, state, run, started_at FROM jobs WHERE batch_id = ?1 ORDER BY idx")
-        .unwrap();
-    stmt.query_map([batch], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    ws.db(|c| {
+        c.query(
+            "SELECT idx, state, run, started_at FROM jobs WHERE batch_id = ?1 ORDER BY idx",
+            params![batch],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
     })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 #[tokio::test]

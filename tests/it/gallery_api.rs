@@ -182,12 +182,13 @@ async fn changing_the_root_keeps_old_images_listed_and_served() {
     let old = generate(&server, "旧根下的图").await;
     drop(server);
 
-    // 改根目录，同时把数据库固定在原处（设置页改根时就这样写配置）。
-    let config = config_with_upstream(&demo.url).replace(
-        "root = \"storage\"",
-        "root = \"新目录\"\ndatabase = \"storage/factory.db\"",
-    );
-    std::fs::write(ws.path().join("factory.toml"), config).unwrap();
+    // 改根目录，同时把数据库固定在原处（设置页改根时就这样写配置；元数据在 PostgreSQL 时库本来就不随根走）。
+    let pinned = if ws.postgres.is_some() {
+        "root = \"新目录\""
+    } else {
+        "root = \"新目录\"\ndatabase = \"storage/factory.db\""
+    };
+    ws.write_config(&config_with_upstream(&demo.url).replace("root = \"storage\"", pinned));
     let server = ws.serve().await;
     let new = generate(&server, "新根下的图").await;
 

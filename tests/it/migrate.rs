@@ -87,7 +87,7 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
         "[storage]\nroot = \"storage\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
         s3.endpoint()
     );
-    let ws = Workspace::new(&local_config);
+    let ws = Workspace::sqlite(&local_config);
     // 源：用存储模块本身写 500 张图（与服务器写的一样）、一张带缩略图的大图、两份上传。
     let source_db = ws.storage().join("factory.db");
     let storage = Storage::open(&ws.storage(), &source_db, S3Config::default())

@@ -7,10 +7,7 @@ use serde_json::{json, Value};
 
 /// 表里一共几行（含回收站）。
 fn prompt_rows(ws: &Workspace) -> i64 {
-    rusqlite::Connection::open(ws.storage().join("factory.db"))
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM prompts", [], |r| r.get(0))
-        .unwrap()
+    ws.db(|c| c.query_one("SELECT COUNT(*) FROM prompts", params![], |r| r.get(0)))
 }
 
 async fn list(server: &Running, query: Value) -> Value {

@@ -341,12 +341,8 @@ async fn client_budgets_count_images_and_refuse_whole_submissions() {
     assert_eq!(res.status(), 429, "额度仍是用完的");
 
     // 工作台每天 10 张：一次 16 张整批拒绝，什么都不排队。
-    let rows = || {
-        rusqlite::Connection::open(ws.storage().join("factory.db"))
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
+    let rows =
+        || ws.db(|c| c.query_one("SELECT COUNT(*) FROM jobs", params![], |r| r.get::<i64>(0)));
     let (status, body) = call(
         &server,
         "submit_jobs",

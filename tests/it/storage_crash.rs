@@ -51,24 +51,20 @@ async fn sigkill_while_writing_loses_nothing_and_leaves_no_half_files() {
             .starts_with(".partial-")),
         "启动后不应留下临时文件：{files:?}"
     );
-    let db = rusqlite::Connection::open(ws.storage().join("factory.db")).unwrap();
-    let (rows, distinct): (i64, i64) = db
-        .query_row(
+    let (rows, distinct): (i64, i64) = ws.db(|c| {
+        c.query_one(
             "SELECT COUNT(*), COUNT(DISTINCT rel_path) FROM images",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .unwrap();
+    });
     assert_eq!(rows, distinct, "不应有两条记录指向同一个文件");
     assert!(rows > 0, "八轮里总该有图写完");
-    let mut stmt = db.prepare("SELECT root, rel_path FROM images").unwrap();
-    let paths: Vec<std::path::PathBuf> = stmt
-        .query_map([], |r| {
-            Ok(std::path::Path::new(&r.get::<_, String>(0)?).join(r.get::<_, String>(1)?))
+    let paths: Vec<std::path::PathBuf> = ws.db(|c| {
+        c.query("SELECT root, rel_path FROM images", params![], |r| {
+            Ok(std::path::Path::new(&r.get::<String>(0)?).join(r.get::<String>(1)?))
         })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    });
     for path in &paths {
         image::open(path).unwrap_or_else(|e| panic!("{} 无法解码：{e}", path.display()));
     }

@@ -239,7 +239,7 @@ async fn bad_or_unreachable_bucket_stops_startup_with_a_clear_reason() {
         ),
     ];
     for (config, reason) in cases {
-        let ws = Workspace::new(&config);
+        let ws = Workspace::sqlite(&config);
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(60),
             tokio::process::Command::new(BIN)

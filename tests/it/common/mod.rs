@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 pub mod in_process;
+pub mod postgres;
 pub mod s3;
+
+pub use drafting_factory::storage::sql::{params, Db, DbError};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -84,13 +87,60 @@ pub async fn demo_upstream_at(addr: &str, extra: &[&str]) -> Running {
 /// 一个临时工作目录，里面放配置文件与存储目录。
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// `DF_TEST_METADATA=postgres` 时这个工作区用的 PostgreSQL 库。
+    pub postgres: Option<String>,
 }
 
 impl Workspace {
+    /// `DF_TEST_METADATA=postgres` 时（scripts/test.sh 用它把存储与图库的测试在 PostgreSQL 上再跑一遍），
+    /// 没写 `storage.database` 的配置改为用一个新建的 PostgreSQL 库。
     pub fn new(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("factory.toml"), config).unwrap();
-        Self { dir }
+        let ws = Self {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: postgres::selected().then(postgres::database),
+        };
+        ws.write_config(config);
+        ws
+    }
+
+    /// 元数据总在 SQLite 文件里的工作区（测的正是 SQLite 文件本身的：迁移、缺少数据库路径的配置）。
+    pub fn sqlite(config: &str) -> Self {
+        let ws = Self {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: None,
+        };
+        ws.write_config(config);
+        ws
+    }
+
+    /// 改写 `factory.toml`（PostgreSQL 模式下没写 `storage.database` 的仍用这个工作区的库）。
+    pub fn write_config(&self, config: &str) {
+        let config = match &self.postgres {
+            Some(url) => with_database(config, url),
+            None => config.to_string(),
+        };
+        std::fs::write(self.path().join("factory.toml"), config).unwrap();
+    }
+
+    /// 直接查看服务器的元数据库（SQLite 文件 storage/factory.db，或这个工作区的 PostgreSQL 库），
+    /// 在单独的线程里做（同步的数据库客户端不能在 tokio 的线程里用）。
+    pub fn db<T: Send>(&self, f: impl FnOnce(&mut Db<'_>) -> Result<T, DbError> + Send) -> T {
+        let spec = match &self.postgres {
+            Some(url) => url.clone(),
+            None => self
+                .storage()
+                .join("factory.db")
+                .to_string_lossy()
+                .into_owned(),
+        };
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let db = drafting_factory::storage::open_database(&spec).unwrap();
+                db.run(f).unwrap()
+            })
+            .join()
+            .unwrap()
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -115,6 +165,23 @@ impl Workspace {
         )
         .await
     }
+}
+
+/// 配置里没写 `storage.database` 时填上 `url`（本来就写不对的配置原样返回）。
+fn with_database(config: &str, url: &str) -> String {
+    let Ok(mut doc) = config.parse::<toml::Table>() else {
+        return config.to_string();
+    };
+    let storage = doc
+        .entry("storage")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(storage) = storage.as_table_mut() else {
+        return config.to_string();
+    };
+    storage
+        .entry("database")
+        .or_insert_with(|| toml::Value::String(url.to_string()));
+    toml::to_string(&doc).unwrap()
 }
 
 /// 指向某个演示上游的最小配置。
