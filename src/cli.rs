@@ -55,12 +55,20 @@ struct MigrateArgs {
     /// 配置文件（取其中的数据库位置与对象存储的连接）。
     #[arg(long, default_value = "factory.toml")]
     config: PathBuf,
-    /// 搬到哪里：s3://桶/前缀。
+    /// 图片搬到哪里：s3://桶/前缀（不给则图片留在原处）。
     #[arg(long, value_name = "s3://桶/前缀")]
-    to_s3: String,
-    /// 新数据库文件的路径（不能是原来那个）。
-    #[arg(long, value_name = "PATH")]
-    to_database: PathBuf,
+    to_s3: Option<String>,
+    /// 新的 SQLite 数据库文件（不能是原来那个；要同时给 --to-s3）。
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "to_postgres",
+        required_unless_present = "to_postgres"
+    )]
+    to_database: Option<PathBuf>,
+    /// 元数据搬进 PostgreSQL：postgres://用户:密码@主机:端口/库名（库要已建好，表由本程序建）。
+    #[arg(long, value_name = "postgres://…")]
+    to_postgres: Option<String>,
 }
 
 #[derive(Args)]
@@ -131,31 +139,58 @@ async fn run_migrate(args: MigrateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let target = args.to_s3.trim().trim_end_matches('/').to_string();
-    if let Err(why) = target
-        .strip_prefix(crate::storage::blobs::S3_SCHEME)
-        .ok_or_else(|| format!("“{target}”应写成 s3://桶/前缀"))
-        .and_then(crate::storage::blobs::check_s3_location)
-    {
-        eprintln!("迁移失败：--to-s3 {why}");
-        return ExitCode::from(2);
+    let to_s3 = args
+        .to_s3
+        .as_deref()
+        .map(|t| t.trim().trim_end_matches('/').to_string());
+    if let Some(target) = &to_s3 {
+        if let Err(why) = target
+            .strip_prefix(crate::storage::blobs::S3_SCHEME)
+            .ok_or_else(|| format!("“{target}”应写成 s3://桶/前缀"))
+            .and_then(crate::storage::blobs::check_s3_location)
+        {
+            eprintln!("迁移失败：--to-s3 {why}");
+            return ExitCode::from(2);
+        }
     }
     let storage = &loaded.config.storage;
+    if storage.database_is_postgres() {
+        eprintln!("迁移失败：配置里的元数据已经在 PostgreSQL 里；migrate 搬的是单机的 SQLite 文件");
+        return ExitCode::from(2);
+    }
+    let target = match (&args.to_postgres, &args.to_database) {
+        (Some(url), _) => {
+            if !crate::config::is_postgres_url(url) || url.parse::<postgres::Config>().is_err() {
+                eprintln!("迁移失败：--to-postgres 应写成 postgres://用户:密码@主机:端口/库名");
+                return ExitCode::from(2);
+            }
+            crate::storage::migrate::Target::Postgres(url.clone())
+        }
+        (None, Some(path)) => crate::storage::migrate::Target::Sqlite(path.clone()),
+        (None, None) => unreachable!("clap 要求二者之一"),
+    };
+    // 给人看的新数据库位置（连接串去掉密码）。
+    let shown_database = crate::config::StorageConfig {
+        database: match &target {
+            crate::storage::migrate::Target::Postgres(url) => PathBuf::from(url),
+            crate::storage::migrate::Target::Sqlite(path) => path.clone(),
+        },
+        ..Default::default()
+    }
+    .database_display();
     let source_db = storage.database_path();
     let blobs = crate::storage::Blobs::new(storage.s3.clone());
-    let target_db = args.to_database.clone();
-    let to = target.clone();
+    let to = to_s3.clone();
     let done = tokio::task::spawn_blocking(move || {
-        crate::storage::migrate::to_object_store(&source_db, &blobs, &to, &target_db)
+        crate::storage::migrate::run(&source_db, &blobs, to.as_deref(), &target)
     })
     .await;
     match done {
         Ok(Ok(report)) => {
             println!("迁移完成：{report}");
+            let root = to_s3.unwrap_or_else(|| storage.root.display().to_string());
             println!(
-                "新数据库：{}。停掉服务，把配置改成下面这样再启动（[storage.s3] 照旧）：\n[storage]\nroot = \"{target}\"\ndatabase = \"{}\"",
-                args.to_database.display(),
-                args.to_database.display()
+                "新数据库：{shown_database}。停掉服务，把配置改成下面这样再启动（[storage.s3] 照旧；连接串照你给的写，这里隐去了密码）：\n[storage]\nroot = \"{root}\"\ndatabase = \"{shown_database}\""
             );
             ExitCode::SUCCESS
         }

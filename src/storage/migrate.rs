@@ -1,4 +1,9 @@
-//! `drafting-factory migrate --to-s3 s3://桶/前缀 --to-database 新库.db`：把单机的本地目录搬进对象存储。
+//! `drafting-factory migrate`：把单机的 SQLite + 本地目录搬进对象存储（`--to-s3 s3://桶/前缀`）
+//! 与新的元数据库（`--to-database 新库.db`，或 `--to-postgres postgres://…`）。
+//!
+//! 搬进 PostgreSQL 时：各表的每一行在一个事务里写进目标库（已有的同键行改成源库的样子，所以可以再跑），
+//! 提交前逐表核对行数与全部内容的 SHA-256，不一致（例如目标库正被一个实例用着、多了行）就整个回滚；
+//! 源库旁的签名密钥文件 `url-signing.key` 一并放进库里，旧的签名链接照常可用。
 //!
 //! - 源头什么都不改：源数据库只读打开，本地文件只读；
 //! - 复制每张图、它的缩略图（有的话）与每份上传的参考图；每个对象写完用 ETag（单次 PUT 时是内容的 MD5）
@@ -10,6 +15,7 @@
 //!   才重建，否则拒绝，免得覆盖已经在用的库。所以可以先在服务运行时迁一遍，停服后再迁一遍补上这期间的新图。
 
 use super::blobs::{self, Blobs};
+use super::sql::{params, Db, DbError, Row, Value};
 use super::{db, StorageError};
 use crate::atomic_file::Durability;
 use md5::{Digest, Md5};
@@ -28,6 +34,8 @@ pub struct Report {
     pub already_there: usize,
     /// 记录在、文件不在的（图片或上传的 id），保持原样。
     pub missing: Vec<String>,
+    /// 搬进 PostgreSQL 时各表写入并核对过的行数。
+    pub tables: Vec<(&'static str, usize)>,
 }
 
 impl std::fmt::Display for Report {
@@ -37,6 +45,18 @@ impl std::fmt::Display for Report {
             "图片 {} 张、参考图 {} 份已在对象存储里；本次复制 {} 个对象，{} 个已在桶里（核对无误，未再复制）",
             self.images, self.uploads, self.copied, self.already_there
         )?;
+        if !self.tables.is_empty() {
+            let rows: Vec<String> = self
+                .tables
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect();
+            write!(
+                f,
+                "；PostgreSQL 里各表的行数与内容都与源库一致（{}）",
+                rows.join("、")
+            )?;
+        }
         if !self.missing.is_empty() {
             write!(
                 f,
@@ -66,31 +86,74 @@ fn md5_hex(data: &[u8]) -> String {
     format!("{:x}", Md5::digest(data))
 }
 
-/// 执行迁移（阻塞调用，在 tokio 运行时的阻塞线程里）。
-pub fn to_object_store(
+/// 新的元数据库。
+pub enum Target {
+    /// 新的 SQLite 文件（源库的副本）。
+    Sqlite(PathBuf),
+    /// PostgreSQL 的连接串。
+    Postgres(String),
+}
+
+/// 执行迁移（阻塞调用，在 tokio 运行时的阻塞线程里）：有 `to_s3` 时先把文件搬进对象存储，再写新的元数据库。
+pub fn run(
     source_db: &Path,
     blobs: &Blobs,
-    target_root: &str,
-    target_db: &Path,
+    to_s3: Option<&str>,
+    target: &Target,
 ) -> Result<Report, StorageError> {
-    if !blobs::is_object_store(target_root) {
-        return Err(invalid(format!("目标“{target_root}”应写成 s3://桶/前缀")));
-    }
-    let target_root = target_root.trim_end_matches('/').to_string();
     let source = Connection::open_with_flags(source_db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(db_error)?;
-    if same_file(source_db, target_db) {
-        return Err(invalid("新数据库不能就是源数据库（源头什么都不改）".into()));
+    if let Target::Sqlite(target_db) = target {
+        if to_s3.is_none() {
+            return Err(invalid("写新的 SQLite 文件时要同时给出 --to-s3".into()));
+        }
+        if same_file(source_db, target_db) {
+            return Err(invalid("新数据库不能就是源数据库（源头什么都不改）".into()));
+        }
+        if target_db.exists() && !is_untouched_copy(target_db) {
+            return Err(invalid(format!(
+                "新数据库 {} 已存在，且不是上次迁移写出的那一份（可能已经在用）：不覆盖。换一个路径，或确认无用后删掉它再迁移",
+                target_db.display()
+            )));
+        }
     }
-    if target_db.exists() && !is_untouched_copy(target_db) {
-        return Err(invalid(format!(
-            "新数据库 {} 已存在，且不是上次迁移写出的那一份（可能已经在用）：不覆盖。换一个路径，或确认无用后删掉它再迁移",
-            target_db.display()
-        )));
+    let (mut report, moved, target_root) = match to_s3 {
+        Some(root) => {
+            if !blobs::is_object_store(root) {
+                return Err(invalid(format!("目标“{root}”应写成 s3://桶/前缀")));
+            }
+            let root = root.trim_end_matches('/').to_string();
+            let (report, moved) = copy_objects(&source, blobs, &root)?;
+            (report, moved, Some(root))
+        }
+        None => (Report::default(), Vec::new(), None),
+    };
+    match target {
+        Target::Sqlite(target_db) => {
+            let root = target_root.as_deref().expect("上面已要求 --to-s3");
+            write_target_db(&source, target_db, root, &moved)?;
+        }
+        Target::Postgres(url) => {
+            report.tables =
+                write_postgres(&source, source_db, url, target_root.as_deref(), &moved)?;
+        }
     }
+    report.images = moved.iter().filter(|m| m.0 == "images").count();
+    report.uploads = moved.iter().filter(|m| m.0 == "uploads").count();
+    Ok(report)
+}
+
+/// 复制每张图、缩略图与上传进对象存储并逐个核对，返回报告与搬好的记录（表名, id）。
+#[allow(clippy::type_complexity)]
+fn copy_objects(
+    source: &Connection,
+    blobs: &Blobs,
+    target_root: &str,
+) -> Result<(Report, Vec<(&'static str, String)>), StorageError> {
+    let target_root = target_root.to_string();
 
     let mut items = Vec::new();
-    for (id, root, rel) in db::all_paths(&mut super::sql::Db::Sqlite(&source))? {
+    for (id, root, rel) in db::all_paths(&mut Db::Sqlite(source))? {
         if blobs::is_object_store(&root) {
             continue;
         }
@@ -181,10 +244,172 @@ pub fn to_object_store(
         }
     }
 
-    write_target_db(&source, target_db, &target_root, &moved)?;
-    report.images = moved.iter().filter(|m| m.0 == "images").count();
-    report.uploads = moved.iter().filter(|m| m.0 == "uploads").count();
-    Ok(report)
+    Ok((report, moved))
+}
+
+/// 各表与它的主键（按依赖先后：任务引用批次）。
+const TABLES: &[(&str, &str)] = &[
+    ("images", "id"),
+    ("uploads", "id"),
+    ("batches", "id"),
+    ("jobs", "id"),
+    ("idempotency", "key"),
+    ("prompts", "id"),
+    ("usage", "period, client, upstream, model, key_index"),
+    ("secrets", "name"),
+];
+
+/// 一组行（同样的列、按主键排好）的 SHA-256。
+fn rows_digest(rows: &[Row]) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for row in rows {
+        for v in row.values() {
+            hash.update(format!("{v:?}\u{1f}").as_bytes());
+        }
+        hash.update(b"\x1e");
+    }
+    format!("{:x}", hash.finalize())
+}
+
+/// 把源库（一个读事务里的一致快照）的每一行写进 PostgreSQL，搬进对象存储的记录改指向 `target_root`；
+/// 提交前核对每张表的行数与内容摘要，不一致就回滚（目标库不变）。
+fn write_postgres(
+    source: &Connection,
+    source_db: &Path,
+    url: &str,
+    target_root: Option<&str>,
+    moved: &[(&'static str, String)],
+) -> Result<Vec<(&'static str, usize)>, StorageError> {
+    let moved: std::collections::HashSet<(&str, &str)> =
+        moved.iter().map(|(t, id)| (*t, id.as_str())).collect();
+    // 读出源库的各表（同一个读事务：服务还在运行时，也是某一时刻的完整样子）。
+    source.execute_batch("BEGIN").map_err(db_error)?;
+    let read = (|| {
+        let mut src = Db::Sqlite(source);
+        let mut tables = Vec::new();
+        for (table, key) in TABLES {
+            let mut rows = src.query(
+                &format!("SELECT * FROM {table} ORDER BY {key}"),
+                params![],
+                |r| Ok(r.clone()),
+            )?;
+            for row in &mut rows {
+                let id: Option<String> = row.get("id").ok();
+                if let (Some(root), Some(id)) = (target_root, id) {
+                    if moved.contains(&(*table, id.as_str())) {
+                        *row = with_value(row, "root", Value::Text(root.to_string()));
+                    }
+                }
+            }
+            tables.push((*table, *key, rows));
+        }
+        Ok::<_, DbError>(tables)
+    })();
+    let _ = source.execute_batch("COMMIT");
+    let mut tables = read?;
+    // 单机时签名链接的密钥在源库旁的文件里：放进库里，旧链接照常可用。
+    let key_file = source_db
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(crate::access::signed::KEY_FILE);
+    if let Ok(key) = std::fs::read_to_string(&key_file) {
+        let secrets = &mut tables.last_mut().expect("secrets 在表的最后").2;
+        if !secrets
+            .iter()
+            .any(|r| r.get::<String>("name").ok().as_deref() == Some("url_signing"))
+        {
+            secrets.push(Row::new(
+                vec!["name".into(), "value".into()],
+                vec![
+                    Value::Text("url_signing".into()),
+                    Value::Text(key.trim().to_string()),
+                ],
+            ));
+            secrets.sort_by_key(|r| r.get::<String>("name").unwrap_or_default());
+        }
+    }
+
+    let target = db::connect_postgres(url)?;
+    let summary = target.run(|pg| {
+        pg.transaction(|tx| {
+            let mut summary = Vec::new();
+            for (table, key, rows) in &tables {
+                let Some(first) = rows.first() else {
+                    check_table(tx, table, key, &[], rows)?;
+                    summary.push((*table, 0));
+                    continue;
+                };
+                let cols = first.names().to_vec();
+                let keys: Vec<&str> = key.split(", ").collect();
+                let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+                let updates: Vec<String> = cols
+                    .iter()
+                    .filter(|c| !keys.contains(&c.as_str()))
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                let upsert = format!(
+                    "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({key}) {}",
+                    cols.join(", "),
+                    placeholders.join(", "),
+                    if updates.is_empty() {
+                        "DO NOTHING".to_string()
+                    } else {
+                        format!("DO UPDATE SET {}", updates.join(", "))
+                    }
+                );
+                for row in rows {
+                    tx.execute(&upsert, row.values())?;
+                }
+                check_table(tx, table, key, &cols, rows)?;
+                summary.push((*table, rows.len()));
+            }
+            Ok::<_, StorageError>(summary)
+        })
+    })?;
+    Ok(summary)
+}
+
+/// 目标库里这张表与源库的行完全一致（行数与内容摘要），否则报错（调用方回滚）。
+fn check_table(
+    tx: &mut Db<'_>,
+    table: &str,
+    key: &str,
+    cols: &[String],
+    source_rows: &[Row],
+) -> Result<(), StorageError> {
+    let count: usize = tx.query_one(&format!("SELECT COUNT(*) FROM {table}"), params![], |r| {
+        r.get(0)
+    })?;
+    if count != source_rows.len() {
+        return Err(invalid(format!(
+            "核对失败：PostgreSQL 的 {table} 表有 {count} 行，源库 {} 行（目标库正被别的实例用着，或源库在两次迁移之间删了行——这时换一个空库重迁。已回滚，目标库没变）",
+            source_rows.len()
+        )));
+    }
+    if source_rows.is_empty() {
+        return Ok(());
+    }
+    let target_rows = tx.query(
+        &format!("SELECT {} FROM {table} ORDER BY {key}", cols.join(", ")),
+        params![],
+        |r| Ok(r.clone()),
+    )?;
+    if rows_digest(&target_rows) != rows_digest(source_rows) {
+        return Err(invalid(format!(
+            "核对失败：PostgreSQL 的 {table} 表的内容与源库不一致（已回滚，目标库没变）"
+        )));
+    }
+    Ok(())
+}
+
+/// 改了一列的同一行。
+fn with_value(row: &Row, column: &str, value: Value) -> Row {
+    let mut values = row.values().to_vec();
+    if let Some(i) = row.names().iter().position(|n| n == column) {
+        values[i] = value;
+    }
+    Row::new(row.names().to_vec(), values)
 }
 
 fn invalid(message: String) -> StorageError {

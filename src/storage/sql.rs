@@ -262,6 +262,14 @@ impl Row {
         })
     }
 
+    /// 由列名与值拼出一行（迁移时改写某列用）。
+    pub fn new(names: Vec<String>, values: Vec<Value>) -> Self {
+        Self {
+            names: names.into(),
+            values,
+        }
+    }
+
     pub fn names(&self) -> &[String] {
         &self.names
     }

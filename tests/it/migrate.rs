@@ -1,5 +1,7 @@
 //! `drafting-factory migrate --to-s3 … --to-database …`：500 张图的本地存储搬进对象存储（moto），
-//! 数量与内容一致、源头不变、再跑一次什么都不复制、迁移后的服务从桶里取图、不覆盖已经在用的新库。
+//! 数量与内容一致、源头不变、再跑一次什么都不复制、迁移后的服务从桶里取图、不覆盖已经在用的新库；
+//! 再把同一份搬进 PostgreSQL（`--to-postgres … --to-s3 …`）：行数与内容一致、旧的签名密钥随库走、
+//! 再跑一次结果一样、目标库多了行时整个回滚、用 PostgreSQL + 桶启动的服务看得到全部的图。
 
 use crate::common::s3::S3;
 use crate::common::*;
@@ -39,6 +41,10 @@ fn new_image(data: bytes::Bytes, i: u32) -> NewImage {
 }
 
 async fn migrate(ws: &Workspace, to_database: &str) -> (bool, String) {
+    migrate_to(ws, &["--to-database", to_database]).await
+}
+
+async fn migrate_to(ws: &Workspace, target: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new(BIN)
         .args([
             "migrate",
@@ -46,9 +52,8 @@ async fn migrate(ws: &Workspace, to_database: &str) -> (bool, String) {
             "factory.toml",
             "--to-s3",
             "s3://factory/moved",
-            "--to-database",
-            to_database,
         ])
+        .args(target)
         .current_dir(ws.path())
         .env("RUST_LOG", "warn")
         .output()
@@ -263,4 +268,85 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
     assert!(!ok && out.contains("源数据库"), "{out}");
     assert_eq!(file_sha256(&source_db), source_before, "源数据库没变");
     assert!(local_files(&ws) == local_before, "本地文件没变");
+
+    // 同一份源搬进 PostgreSQL：对象都已在桶里，各表一行不差（命令自己核对摘要，这里再独立数一遍）。
+    // 单机时签名链接的密钥在数据库旁的文件里（服务器第一次启动时生成；这里的源库是直接写的，补一把）。
+    let key_file = "ab".repeat(32);
+    std::fs::write(ws.storage().join("url-signing.key"), &key_file).unwrap();
+    let local_before = local_files(&ws);
+    // 连接串里的密码（测试库不验证密码）不出现在输出里。
+    let pg = postgres::database().replace("postgres@", "postgres:pw-secret@");
+    let (ok, out) = migrate_to(&ws, &["--to-postgres", &pg]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("本次复制 0 个对象")
+            && out.contains("images 502")
+            && out.contains("uploads 2"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("pw-secret") && out.contains("postgres:***@"),
+        "{out}"
+    );
+    let pg_count = |sql: &str| postgres::query_text(&pg, sql).unwrap();
+    assert_eq!(
+        pg_count("SELECT COUNT(*)::text FROM images WHERE root = 's3://factory/moved'"),
+        (IMAGES + 1).to_string()
+    );
+    assert_eq!(
+        pg_count("SELECT value FROM secrets WHERE name = 'url_signing'"),
+        key_file,
+        "旧的签名密钥随库走"
+    );
+    // 再跑一次：结果一样。
+    let (ok, out) = migrate_to(&ws, &["--to-postgres", &pg]).await;
+    assert!(ok && out.contains("本次复制 0 个对象"), "{out}");
+    // 目标库多了源库没有的行（像是正被一个实例用着）：整个回滚，目标库不变。
+    postgres::execute(&pg, "INSERT INTO prompts (id, title, content, created_at, updated_at) VALUES ('x', 'x', 'x', 't', 't')");
+    postgres::execute(
+        &pg,
+        "UPDATE images SET prompt = '改过' WHERE id = (SELECT MIN(id) FROM images)",
+    );
+    let (ok, out) = migrate_to(&ws, &["--to-postgres", &pg]).await;
+    assert!(
+        !ok && out.contains("prompts") && out.contains("回滚"),
+        "{out}"
+    );
+    assert_eq!(
+        pg_count("SELECT prompt FROM images WHERE id = (SELECT MIN(id) FROM images)"),
+        "改过",
+        "回滚了：这一次的改写一行也没留下"
+    );
+    postgres::execute(&pg, "DELETE FROM prompts WHERE id = 'x'");
+    assert_eq!(file_sha256(&source_db), source_before, "源数据库没变");
+    assert!(local_files(&ws) == local_before, "本地文件没变");
+
+    // 用 PostgreSQL + 桶启动：图库里是全部的图，图从桶里来。
+    ws.write_config(&format!(
+        "[storage]\nroot = \"s3://factory/moved\"\ndatabase = \"{pg}\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
+        s3.endpoint()
+    ));
+    let server = ws.serve().await;
+    let served = reqwest::get(format!("{}/files/{}/thumb", server.url, big.id))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(served.bytes().await.unwrap() == s3.get(&thumb_key).await.unwrap());
+    let mut listed = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let (status, page) = call(
+            &server,
+            "list_images",
+            serde_json::json!({"query": {"limit": 200, "cursor": cursor}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        listed += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, IMAGES as usize + 2, "图库里是源库的全部图");
 }

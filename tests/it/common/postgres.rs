@@ -195,6 +195,17 @@ pub fn query_text(url: &str, sql: &str) -> Option<String> {
     .unwrap()
 }
 
+/// 在某个库里执行一句 SQL（测试直接改库，不经过被测的代码）。
+pub fn execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap()
+}
+
 /// 这次测试运行要不要把元数据放在 PostgreSQL（`DF_TEST_METADATA=postgres`，见 scripts/test.sh）。
 pub fn selected() -> bool {
     std::env::var("DF_TEST_METADATA").as_deref() == Ok("postgres")
