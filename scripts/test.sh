@@ -73,8 +73,8 @@ step "单元测试与集成测试"
 cargo test --features ssr
 
 step "集成测试再跑一遍，元数据放在 PostgreSQL（测试在回环端口上启动 Debian 的 PostgreSQL，每个测试一个新库）"
-# migrate 测的是 SQLite 文件本身（它的工作区不用 PostgreSQL），不重复跑。
-DF_TEST_METADATA=postgres cargo test --features ssr --test it -- --skip migrate::
+# migrate 测的是 SQLite 文件本身、cluster 本来就用 PostgreSQL，不重复跑。
+DF_TEST_METADATA=postgres cargo test --features ssr --test it -- --skip migrate:: --skip cluster::
 
 step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
 # 完整基准是 bash bench/run.sh，不在这里跑。

@@ -111,6 +111,9 @@ fn explain_serde_error(detail: &str) -> String {
 
 fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     validate_listen("server.listen", &config.server.listen)?;
+    if !(2..=3600).contains(&config.cluster.lease_s) {
+        return Err(invalid("cluster.lease_s", "租约应在 2 到 3600 秒之间"));
+    }
     if !config.server.public_url.is_empty() {
         validate_http_url("server.public_url", &config.server.public_url)?;
     }

@@ -33,10 +33,26 @@ pub struct Config {
     pub retry: RetryConfig,
     pub timeouts: TimeoutsConfig,
     pub routing: RoutingConfig,
+    pub cluster: ClusterConfig,
     pub upstreams: Vec<UpstreamConfig>,
     /// 模型目录的改写与补充（同 id 的改写编进程序的，新的追加），见 `crate::catalogue`。
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<crate::types::catalogue::ModelInfo>,
+}
+
+/// 几个实例共用一个 PostgreSQL 时的约定。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// 租约（秒）：实例每隔它的三分之一在库里报一次平安；一个实例超过这么久没报，
+    /// 它正在生成的任务由别的实例标为“中断”（可重试）。
+    pub lease_s: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { lease_s: 30 }
+    }
 }
 
 /// 按模型路由的补充规则。

@@ -57,13 +57,21 @@ struct Inner {
     changes: broadcast::Sender<Change>,
     /// 状态转换的写库请求，由一个任务按顺序执行。
     writes: mpsc::UnboundedSender<Write>,
+    /// 本实例的 id（每次启动一个新的）：认领任务与报平安用（见 `store::update_job`）。
+    instance: String,
 }
 
+/// 认领一个排队任务的结果：认领到了、被别的实例先认领了，或写不进库。
+type Claim = Result<bool, String>;
+
 enum Write {
-    Update(Box<JobRow>, String),
+    /// 写入任务状态；开始运行（认领）时附一个回信，告诉运行它的任务认领成功没有。
+    Update(
+        Box<JobRow>,
+        String,
+        Option<tokio::sync::oneshot::Sender<Claim>>,
+    ),
     Hide(String),
-    /// 前面的写入都落盘了（或失败并记了日志）之后回一声。
-    Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Default)]
@@ -120,13 +128,24 @@ fn new_id() -> String {
 
 impl JobManager {
     /// 载入上次的任务：运行中的记为“中断”，排队中的重新排队并开始运行。
+    ///
+    /// 几个实例共用一个 PostgreSQL 时，“上次运行中的”只算那些运行它的实例已经超过租约没报平安的；
+    /// SQLite 只有本实例在用，别的实例都已停了。
     pub async fn open(producer: Producer, config: ConfigHandle) -> Result<Self, StorageError> {
         let storage = producer.storage.clone();
         let now = now_string();
+        let instance = new_id();
+        let lease_ms = i64::from(config.load().cluster.lease_s) * 1000;
+        let alive_since = match storage.dialect() {
+            crate::storage::sql::Dialect::Postgres => epoch_ms() as i64 - lease_ms,
+            crate::storage::sql::Dialect::Sqlite => i64::MAX,
+        };
+        let me = instance.clone();
         let (interrupted, loaded, recent) = storage
             .with_db(move |c| {
+                store::heartbeat(c, &me, epoch_ms() as i64)?;
                 Ok((
-                    store::mark_running_interrupted(c, &now)?,
+                    store::interrupt_orphans(c, &now, &me, alive_since)?,
                     store::load_visible(c, KEEP_IN_MEMORY as u32)?,
                     store::recent_durations(c)?,
                 ))
@@ -175,9 +194,11 @@ impl JobManager {
                 durations: Mutex::new(durations),
                 changes,
                 writes,
+                instance: instance.clone(),
             }),
         };
-        tokio::spawn(writer(storage, rx));
+        tokio::spawn(writer(storage, rx, instance));
+        tokio::spawn(manager.clone().keep_lease(lease_ms));
         if requeued > 0 {
             tracing::info!(requeued, "重新排队上次未开始的任务");
         }
@@ -208,14 +229,109 @@ impl JobManager {
         let _ = self
             .inner
             .writes
-            .send(Write::Update(Box::new(row.clone()), now_string()));
+            .send(Write::Update(Box::new(row.clone()), now_string(), None));
     }
 
-    /// 等到此刻之前排进去的状态写入都执行完。
-    fn flushed(&self) -> tokio::sync::oneshot::Receiver<()> {
+    /// 写入“生成中”（认领）；回信说认领到了没有。
+    fn claim(&self, row: &JobRow) -> tokio::sync::oneshot::Receiver<Claim> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let _ = self.inner.writes.send(Write::Flushed(tx));
+        let _ =
+            self.inner
+                .writes
+                .send(Write::Update(Box::new(row.clone()), now_string(), Some(tx)));
         rx
+    }
+
+    /// 每隔租约的三分之一报一次平安，把停了的实例留下的运行中任务标为中断，再从库里刷新本实例任务表里
+    /// 由别的实例运行着的任务（它们在这里的卡片随之变成完成、失败或“中断”，中断的可以在这里重试）。
+    async fn keep_lease(self, lease_ms: i64) {
+        let storage = self.inner.producer.storage.clone();
+        let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3).max(500) as u64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let foreign: Vec<String> = {
+                let table = self.table();
+                table
+                    .jobs
+                    .iter()
+                    .filter(|(id, j)| {
+                        j.row.state == JobState::Running && !table.running.contains_key(*id)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            let (me, now) = (self.inner.instance.clone(), now_string());
+            let result = storage
+                .with_db(move |c| {
+                    let now_ms = epoch_ms() as i64;
+                    store::heartbeat(c, &me, now_ms)?;
+                    let swept = store::interrupt_orphans(c, &now, &me, now_ms - lease_ms)?;
+                    Ok((swept, store::load_jobs(c, &foreign)?))
+                })
+                .await;
+            let (swept, rows) = match result {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!("报平安或检查别的实例失败：{e}");
+                    continue;
+                }
+            };
+            if !swept.is_empty() {
+                tracing::warn!(
+                    count = swept.len(),
+                    "别的实例超过租约没报平安：它正在生成的任务已标为中断（可重试）"
+                );
+            }
+            for (_, row) in rows {
+                let changed = {
+                    let mut table = self.table();
+                    let mine = table.running.contains_key(&row.id);
+                    match table.jobs.get_mut(&row.id) {
+                        Some(job)
+                            if !mine
+                                && job.row.state == JobState::Running
+                                && row.state != JobState::Running =>
+                        {
+                            if row.state == JobState::Done {
+                                job.percent = 100.0;
+                            }
+                            job.row = row.clone();
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if changed {
+                    self.notify(Change::Job(row.id));
+                }
+            }
+        }
+    }
+
+    /// 认领失败：被别的实例先认领了（它在那里运行；这里的卡片显示“生成中”，结果由 `keep_lease` 从库里刷新），
+    /// 或写不进库（记为失败，没有调用上游）。
+    fn claim_lost(&self, id: &str, claim: Claim) {
+        {
+            let mut table = self.table();
+            table.running.remove(id);
+            if let Some(job) = table.jobs.get_mut(id) {
+                match claim {
+                    Ok(_) => {
+                        // 两边算出的是同一个运行序号（库里的那次就是它），不用改。
+                        tracing::info!(job = id, "任务已由另一个实例认领，在那里运行");
+                    }
+                    Err(e) => {
+                        job.row.state = JobState::Failed;
+                        job.row.error =
+                            Some(format!("任务没能开始（数据库不可用，没有调用上游）：{e}"));
+                        self.persist(&job.row);
+                    }
+                }
+            }
+        }
+        self.notify(Change::Job(id.to_string()));
+        self.pump();
     }
 
     /// 工作台上的全部任务，新的在前。
@@ -706,9 +822,9 @@ impl JobManager {
                 job.row.run += 1;
                 job.started = Some(Instant::now());
                 job.percent = 0.0;
-                self.persist(&job.row);
+                let claimed = self.claim(&job.row);
                 let batch = job.batch.clone();
-                let handle = tokio::spawn(self.clone().run(id.clone(), batch, self.flushed()));
+                let handle = tokio::spawn(self.clone().run(id.clone(), batch, claimed));
                 table.running.insert(id.clone(), handle.abort_handle());
                 started.push(id);
             }
@@ -721,15 +837,20 @@ impl JobManager {
         }
     }
 
-    /// `running_saved`：“生成中”已经写进数据库。先等它再调用上游——否则在两者之间崩溃的话，
-    /// 重启后库里这个任务还是“排队中”，会被再跑一次，上游可能已经为第一次计了费（付两次钱）。
+    /// `claimed`：“生成中”已经写进数据库（认领成功）。先等它再调用上游——否则在两者之间崩溃的话，
+    /// 重启后库里这个任务还是“排队中”，会被再跑一次，上游可能已经为第一次计了费（付两次钱）；
+    /// 别的实例先认领了、或写不进库时不调用上游。
     async fn run(
         self,
         id: String,
         batch: Arc<Batch>,
-        running_saved: tokio::sync::oneshot::Receiver<()>,
+        claimed: tokio::sync::oneshot::Receiver<Claim>,
     ) {
-        let _ = running_saved.await;
+        match claimed.await {
+            Ok(Ok(true)) => {}
+            Ok(claim) => return self.claim_lost(&id, claim),
+            Err(_) => return self.claim_lost(&id, Err("写库的任务已退出".into())),
+        }
         let result = self.execute(&id, &batch).await;
         self.finish(&id, result);
     }
@@ -959,26 +1080,38 @@ impl Job {
 }
 
 /// 按顺序执行状态写入：同一任务的“开始”不会晚于它的“结束”落盘。
-async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>) {
+async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>, me: String) {
     while let Some(write) = rx.recv().await {
-        if let Write::Flushed(done) = write {
-            let _ = done.send(());
-            continue;
-        }
+        let (write, reply) = match write {
+            Write::Update(row, now, reply) => (Write::Update(row, now, None), reply),
+            other => (other, None),
+        };
+        let me = me.clone();
         let result = storage
             .with_db(move |c| {
-                match write {
-                    Write::Update(row, now) => store::update_job(c, &row, &now)?,
+                Ok(match write {
+                    Write::Update(row, now, _) => {
+                        let applied = store::update_job(c, &row, &now, &me)?;
+                        if !applied && row.state != JobState::Running {
+                            tracing::warn!(
+                                job = row.id,
+                                "任务状态没有写入：库里它已是别处的另一次运行"
+                            );
+                        }
+                        applied
+                    }
                     Write::Hide(id) => {
                         store::hide_job(c, &id)?;
+                        true
                     }
-                    Write::Flushed(_) => unreachable!("上面已经处理"),
-                }
-                Ok(())
+                })
             })
             .await;
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!("写入任务状态失败：{e}");
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map_err(|e| e.to_string()));
         }
     }
 }

@@ -97,17 +97,28 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("字符串的列表与映射总能序列化")
 }
 
-/// 写入任务的最新状态（开始、结束、取消、重试时调用）。
-pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str) -> Result<(), DbError> {
+/// 写入任务的最新状态（开始、结束、取消、重试时调用），`me` 是本实例的 id。返回写进去了没有：
+/// - 开始运行是一次认领：只有库里仍是“排队中”时才写得进去，并记下本实例——几个实例共用一个库、
+///   都想跑同一个排队的任务时，只有一个成功；
+/// - 其余状态只在库里还是同一次运行（`run` 相同）、且不是别的实例正在运行它时才写：
+///   被当作停了的实例晚到的结果不会盖掉别处已经重试的那一次。
+pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str, me: &str) -> Result<bool, DbError> {
     let (started, finished) = match job.state {
         JobState::Running => (Some(now), None),
         JobState::Queued => (None, None),
         _ => (None, Some(now)),
     };
-    conn.execute(
-        "UPDATE jobs SET state = ?2, run = ?3, upstream = ?4, error = ?5, attempts = ?6, image_id = ?7,
-                started_at = COALESCE(?8, started_at), finished_at = ?9, spill = ?10
-         WHERE id = ?1",
+    let guard = match job.state {
+        JobState::Running => "state = 'queued'",
+        _ => "run = ?3 AND (state != 'running' OR owner = ?11)",
+    };
+    let changed = conn.execute(
+        &format!(
+            "UPDATE jobs SET state = ?2, run = ?3, upstream = ?4, error = ?5, attempts = ?6, image_id = ?7,
+                started_at = COALESCE(?8, started_at), finished_at = ?9, spill = ?10,
+                owner = CASE WHEN ?2 = 'running' THEN ?11 ELSE owner END
+         WHERE id = ?1 AND {guard}"
+        ),
         params![
             job.id,
             job.state.as_str(),
@@ -118,10 +129,11 @@ pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str) -> Result<(), DbEr
             job.image.as_ref().map(|i| i.id.clone()),
             started,
             finished,
-            job.spill
+            job.spill,
+            me
         ],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 /// 从工作台移除（记录保留；图片另行处理）。
@@ -129,19 +141,37 @@ pub fn hide_job(conn: &mut Db<'_>, id: &str) -> Result<usize, DbError> {
     conn.execute("UPDATE jobs SET hidden = 1 WHERE id = ?1", params![id])
 }
 
-/// 启动时：上次运行中的任务标记为“中断”，返回被标记的 id。
-pub fn mark_running_interrupted(conn: &mut Db<'_>, now: &str) -> Result<Vec<String>, DbError> {
-    let ids: Vec<String> = conn.query(
-        "SELECT id FROM jobs WHERE state = 'running'",
-        params![],
-        |r| r.get(0),
+/// 本实例还活着（Unix 毫秒）；顺带清掉一天没报过平安的实例。
+pub fn heartbeat(conn: &mut Db<'_>, me: &str, now_ms: i64) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO instances (id, heartbeat_at) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        params![me, now_ms],
     )?;
     conn.execute(
-        "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
-                error = '服务器在生成过程中停止了，可以重试' WHERE state = 'running'",
-        params![now],
+        "DELETE FROM instances WHERE heartbeat_at < ?1",
+        params![now_ms - 86_400_000],
     )?;
-    Ok(ids)
+    Ok(())
+}
+
+/// 运行它的实例已经停了（`alive_since_ms` 之后没报过平安，或没有记下实例）的运行中任务标为“中断”，
+/// 返回被标记的 id。本实例自己的不算。
+pub fn interrupt_orphans(
+    conn: &mut Db<'_>,
+    now: &str,
+    me: &str,
+    alive_since_ms: i64,
+) -> Result<Vec<String>, DbError> {
+    conn.query(
+        "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
+                error = '服务器在生成过程中停止了，可以重试'
+         WHERE state = 'running' AND (owner IS NULL OR (owner != ?2 AND owner NOT IN (
+             SELECT id FROM instances WHERE heartbeat_at >= ?3)))
+         RETURNING id",
+        params![now, me, alive_since_ms],
+        |r| r.get(0),
+    )
 }
 
 /// 读任务时的列（与 `job_of` 的下标一一对应）。任务自己的提示词与参考图为空时（以前的任务）用批次的。
@@ -236,6 +266,23 @@ pub fn load_batch(conn: &mut Db<'_>, batch_id: &str) -> Result<Vec<(Batch, JobRo
     conn.query(
         &format!("{JOB_COLUMNS} WHERE j.batch_id = ?1 AND j.hidden = 0 ORDER BY j.idx"),
         params![batch_id],
+        job_of,
+    )
+}
+
+/// 这些任务（按 id；没有的略过）。
+pub fn load_jobs(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(Batch, JobRow)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
+    let values: Vec<crate::storage::sql::Value> = ids
+        .iter()
+        .map(|id| crate::storage::sql::Value::Text(id.clone()))
+        .collect();
+    conn.query(
+        &format!("{JOB_COLUMNS} WHERE j.id IN ({})", marks.join(", ")),
+        &values,
         job_of,
     )
 }

@@ -154,6 +154,12 @@ fn migrations() -> Migrations<'static> {
         ),
         // 各实例共用的密钥（签名图片链接等）：元数据在 PostgreSQL 时放这里；SQLite 时仍在数据库旁的文件里。
         M::up("CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);"),
+        // 几个实例共用一个库：任务记下正在运行它的实例；实例定时在 instances 里报平安（Unix 毫秒），
+        // 超过租约没报的实例，它运行中的任务由别的实例标为中断。
+        M::up(
+            "ALTER TABLE jobs ADD COLUMN owner TEXT;
+        CREATE TABLE instances (id TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL);",
+        ),
     ])
 }
 
@@ -279,6 +285,9 @@ CREATE TABLE usage (
 "#,
     // SQLite 的第 12 条。
     r#"CREATE TABLE secrets (name TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL);"#,
+    // SQLite 的第 13 条。
+    r#"ALTER TABLE jobs ADD COLUMN owner TEXT COLLATE "C";
+    CREATE TABLE instances (id TEXT COLLATE "C" PRIMARY KEY, heartbeat_at BIGINT NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

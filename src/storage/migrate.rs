@@ -257,6 +257,7 @@ const TABLES: &[(&str, &str)] = &[
     ("prompts", "id"),
     ("usage", "period, client, upstream, model, key_index"),
     ("secrets", "name"),
+    ("instances", "id"),
 ];
 
 /// 一组行（同样的列、按主键排好）的 SHA-256。
@@ -314,7 +315,11 @@ fn write_postgres(
         .unwrap_or(Path::new("."))
         .join(crate::access::signed::KEY_FILE);
     if let Ok(key) = std::fs::read_to_string(&key_file) {
-        let secrets = &mut tables.last_mut().expect("secrets 在表的最后").2;
+        let secrets = &mut tables
+            .iter_mut()
+            .find(|t| t.0 == "secrets")
+            .expect("TABLES 里有 secrets")
+            .2;
         if !secrets
             .iter()
             .any(|r| r.get::<String>("name").ok().as_deref() == Some("url_signing"))

@@ -539,6 +539,11 @@ impl Storage {
         Ok(record)
     }
 
+    /// 元数据库是哪一种（PostgreSQL 时可能有别的实例共用它）。
+    pub fn dialect(&self) -> sql::Dialect {
+        self.inner.db.dialect()
+    }
+
     /// 各实例共用的密钥 `name`（没有就生成一把存进库里）。
     pub async fn shared_secret(&self, name: &'static str) -> Result<String, StorageError> {
         let fresh = crate::access::signed::UrlSigner::new_key_hex();

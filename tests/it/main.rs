@@ -8,6 +8,7 @@ mod access;
 mod batches;
 mod billing;
 mod catalogue;
+mod cluster;
 mod config_errors;
 mod demo_faults;
 mod gallery_api;

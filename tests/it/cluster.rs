@@ -1,0 +1,146 @@
+//! 两个实例共用一个 PostgreSQL 与一个桶（moto）：排队的任务由先认领到的实例运行，不会跑两次；
+//! 另一个实例上看得到它的结果；运行任务的实例被 SIGKILL 后，另一个实例在租约内把它的任务标为中断，
+//! 在那里重试成功。上游（wiremock）收到的请求数与各任务的运行次数之和相等：没有哪一次是悄悄多跑的。
+
+use crate::common::s3::S3;
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// 等上游收到 `n` 个请求。
+async fn wait_for_hits(upstream: &MockServer, n: usize) {
+    let started = Instant::now();
+    loop {
+        let hits = upstream.received_requests().await.unwrap().len();
+        if hits >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "上游只收到 {hits} 个请求，应为 {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_share_the_queue_and_take_over_a_killed_one_s_jobs() {
+    let s3 = S3::start().await;
+    let pg = postgres::database();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_ok_body())
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&upstream)
+        .await;
+    let config = format!(
+        "[storage]\nroot = \"s3://factory/c\"\ndatabase = \"{pg}\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n\n[cluster]\nlease_s = 3\n\n[limits]\nmax_concurrent = 2\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        s3.endpoint(),
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let mut a = a_ws.serve().await;
+
+    // A 收下 6 张，同时最多 2 张：2 张生成中，4 张排队。
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "山", "count": 6}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let ids: Vec<String> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for_hits(&upstream, 2).await;
+
+    // B 启动：从共用的队列里认领排队的任务（A 还占满着），同时有 4 张在生成。
+    let b = b_ws.serve().await;
+    wait_for_hits(&upstream, 4).await;
+    // A 的前两张完成后，A 去认领剩下的：B 已经拿走的认领不到，只拿到最后两张。
+    wait_for_hits(&upstream, 6).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        upstream.received_requests().await.unwrap().len(),
+        6,
+        "每个任务只被一个实例运行"
+    );
+    // A 在生成最后两张时被杀掉。
+    a.child.kill().await.unwrap();
+    let killed_at = Instant::now();
+
+    // B 在租约（3 秒）内把 A 留下的两张标为中断；其余的（A 完成的两张、B 自己的两张）都完成，
+    // B 上看到的与库里一样（A 完成的两张 B 启动时就载入了，结果从库里刷新过来）。
+    let db_state = |id: &str| {
+        postgres::query_text(&pg, &format!("SELECT state FROM jobs WHERE id = '{id}'")).unwrap()
+    };
+    let mut interrupted = Vec::new();
+    for id in &ids {
+        let state = loop {
+            let state = db_state(id);
+            if state != "running" {
+                break state;
+            }
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(15),
+                "{id} 一直是 running"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match state.as_str() {
+            "done" => {}
+            "interrupted" => interrupted.push(id.clone()),
+            other => panic!("{id} 是 {other}"),
+        }
+        wait_for_state(&b, id, &state).await;
+    }
+    assert_eq!(interrupted.len(), 2, "A 被杀时正在生成两张");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(3 + 3),
+        "租约 3 秒，每秒检查一次：{:?}",
+        killed_at.elapsed()
+    );
+
+    // 在 B 上重试：在 B 上生成并完成。
+    for id in &interrupted {
+        let (status, view) = call(&b, "retry_job", json!({"job_id": id})).await;
+        assert_eq!(status, 200, "{view}");
+    }
+    for id in &interrupted {
+        let view = wait_for_state(&b, id, "done").await;
+        assert_eq!(view["run"], json!(2), "{view}");
+    }
+    let runs: i64 = postgres::query_text(
+        &pg,
+        &format!(
+            "SELECT SUM(run)::text FROM jobs WHERE id IN ({})",
+            ids.iter()
+                .map(|id| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    let hits = upstream.received_requests().await.unwrap().len();
+    assert_eq!(hits, 8, "6 张各一次，加上被杀时的两张各重试一次");
+    assert_eq!(
+        runs as usize, hits,
+        "上游收到的请求数与各任务的运行次数之和相等"
+    );
+    let done: Vec<Value> = ids
+        .iter()
+        .map(|id| serde_json::from_str(&format!("\"{}\"", db_state(id))).unwrap())
+        .collect();
+    assert!(done.iter().all(|s| s == "done"), "{done:?}");
+    drop(b);
+}
