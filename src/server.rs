@@ -401,7 +401,11 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
             })
         })?
     };
-    let idempotency = crate::openai::idempotency::Idempotency::new(storage.clone());
+    let idempotency = crate::openai::idempotency::Idempotency::new(
+        storage.clone(),
+        jobs.instance().to_string(),
+        i64::from(loaded.config.cluster.lease_s) * 1000,
+    );
     let config_store = {
         let storage = storage.clone();
         let file = ConfigFile {
@@ -413,6 +417,13 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
             Box::new(move |c| storage.set_root(&c.storage.root, c.storage.s3.clone()));
         Arc::new(ConfigStore::new(config.clone(), file, vec![follow_root]))
     };
+    // 元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
+    let sessions = crate::access::sessions::Sessions::from_env();
+    let sessions = if loaded.config.storage.database_is_postgres() {
+        sessions.shared_through(storage.clone())
+    } else {
+        sessions
+    };
     Ok(AppState {
         leptos_options: leptos_options()?,
         gateway,
@@ -421,7 +432,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         storage,
         idempotency,
         jobs,
-        sessions: crate::access::sessions::Sessions::from_env(),
+        sessions,
         login_throttle: Default::default(),
         url_signer,
         v1_limits: Default::default(),

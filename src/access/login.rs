@@ -75,7 +75,10 @@ async fn login(
         return Err(ApiError::Unauthorized("密码不对".into()));
     }
     tracing::info!(%ip, ?role, "已登录");
-    let cookie = state.sessions.create(role, is_https(state, headers, peer));
+    let cookie = state
+        .sessions
+        .create(role, is_https(state, headers, peer))
+        .await?;
     Ok((jar.add(cookie), StatusCode::NO_CONTENT))
 }
 
@@ -109,7 +112,7 @@ async fn studio_logout(
     jar: CookieJar,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let jar = state.sessions.end(jar, &[Role::Studio, Role::Admin]);
+    let jar = state.sessions.end(jar, &[Role::Studio, Role::Admin]).await;
     let from_form = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -123,7 +126,7 @@ async fn studio_logout(
 
 /// `POST /admin/logout`：作废管理员会话。
 async fn admin_logout(State(state): State<AppState>, jar: CookieJar) -> (CookieJar, StatusCode) {
-    let jar = state.sessions.end(jar, &[Role::Admin]);
+    let jar = state.sessions.end(jar, &[Role::Admin]).await;
     (jar, StatusCode::NO_CONTENT)
 }
 

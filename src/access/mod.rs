@@ -208,6 +208,7 @@ pub async fn guard(
     }
 
     let studio_open = config.auth.studio_password_hash.is_empty();
+    state.sessions.refresh(&jar).await;
     let verdict = match keeper {
         Surface::Open | Surface::V1 => Ok(()),
         Surface::Settings => admin_allowed(&state, &config, &jar, peer, request.headers()),

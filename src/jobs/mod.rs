@@ -210,6 +210,11 @@ impl JobManager {
         self.inner.table.lock().expect("任务表锁未被毒化")
     }
 
+    /// 本实例的 id（每次启动一个新的；在库里报平安、认领任务与占幂等键用）。
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
     /// 订阅变化（`/ws` 用）。
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()

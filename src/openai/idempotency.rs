@@ -6,6 +6,10 @@
 //! - 失败不记：重发会重新生成；有图没能存进图库（暂存）时也不记（记不下可以回放的 id）。
 //!
 //! 记录里只有图片 id（图片本身已在存储里），所以 16 张大图的结果也只占几百字节。
+//!
+//! 几个实例共用一个库时，生成之前先在库里占下这个键（记录的结果写成 `pending:实例 id`）：同一个键重发到
+//! 另一个实例，它看到占着的记录就等第一次的结果（每 250 毫秒查一次库），不再生成；占着它的实例超过租约
+//! 没报平安（停了）时接手重新生成。生成失败则删掉占位，重发会重新生成。
 
 use crate::error::ApiError;
 use crate::storage::sql::params;
@@ -50,13 +54,35 @@ pub struct Idempotency {
     storage: Storage,
     /// 正在生成的键：哈希与大家共用的结果格子。
     in_flight: Arc<Mutex<HashMap<String, (String, Shared)>>>,
+    /// 本实例的 id 与租约（毫秒）：库里占位的记录写着占它的实例，别的实例据租约判断它还在不在。
+    instance: String,
+    lease_ms: i64,
+}
+
+/// 库里这个键的记录。
+enum Record {
+    /// 第一次的结果（请求的哈希与结果）。
+    Done(String, Vec<Produced>),
+    /// 某个实例正在生成（请求的哈希、占位的实例、占位时刻）。
+    Pending(String, String, i64),
+}
+
+const PENDING: &str = "pending:";
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Idempotency {
-    pub fn new(storage: Storage) -> Self {
+    pub fn new(storage: Storage, instance: String, lease_ms: i64) -> Self {
         Self {
             storage,
             in_flight: Arc::default(),
+            instance,
+            lease_ms,
         }
     }
 
@@ -73,12 +99,12 @@ impl Idempotency {
             return Ok(None);
         };
         match self.load(&key.scoped).await? {
-            Some((hash, _)) if hash != key.request_hash => Err(Self::conflict()),
-            Some((_, result)) => {
+            Some(Record::Done(hash, _)) if hash != key.request_hash => Err(Self::conflict()),
+            Some(Record::Done(_, result)) => {
                 tracing::info!("幂等键命中：返回第一次的结果，不再生成");
                 Ok(Some(result))
             }
-            None => Ok(None),
+            Some(Record::Pending(..)) | None => Ok(None),
         }
     }
 
@@ -114,8 +140,18 @@ impl Idempotency {
         let mut ran_here = false;
         let result = cell
             .get_or_try_init(|| async {
+                // 别的实例已经完成或正在生成这个键：等它的结果。
+                if let Some(theirs) = self.claim_or_wait(&key).await? {
+                    return Ok(Arc::new(theirs));
+                }
                 ran_here = true;
-                let produced = produce().await?;
+                let produced = match produce().await {
+                    Ok(produced) => produced,
+                    Err(e) => {
+                        self.release(&key).await;
+                        return Err(e);
+                    }
+                };
                 let keep: Vec<Produced> = produced
                     .iter()
                     .map(|p| Produced {
@@ -125,6 +161,8 @@ impl Idempotency {
                     .collect();
                 if keep.iter().all(|p| p.id.is_some()) {
                     self.save(&key, &keep).await?;
+                } else {
+                    self.release(&key).await;
                 }
                 // 第一个请求自己手里还有 base64；等着的请求拿到的是不带 base64 的那份。
                 Ok::<_, ApiError>(Arc::new(produced))
@@ -152,20 +190,126 @@ impl Idempotency {
         })
     }
 
-    async fn load(&self, scoped: &str) -> Result<Option<(String, Vec<Produced>)>, ApiError> {
+    async fn load(&self, scoped: &str) -> Result<Option<Record>, ApiError> {
         let scoped = scoped.to_string();
         let since = chrono::Utc::now().timestamp() - TTL_SECS;
         let row = self
             .storage
             .with_db(move |c| {
                 Ok(c.query_opt(
-                    "SELECT request_hash, result FROM idempotency WHERE key = ?1 AND created_at > ?2",
+                    "SELECT request_hash, result, created_at FROM idempotency WHERE key = ?1 AND created_at > ?2",
                     params![scoped, since],
-                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
                 )?)
             })
             .await?;
-        Ok(row.map(|(hash, result)| (hash, serde_json::from_str(&result).unwrap_or_default())))
+        Ok(
+            row.map(|(hash, result, at)| match result.strip_prefix(PENDING) {
+                Some(owner) => Record::Pending(hash, owner.to_string(), at),
+                None => Record::Done(hash, serde_json::from_str(&result).unwrap_or_default()),
+            }),
+        )
+    }
+
+    /// 在库里占下这个键（返回 None，由本请求生成），或等别的实例的结果（返回它）。
+    /// 占着它的实例停了（超过租约没报平安）时接手。
+    async fn claim_or_wait(&self, key: &Key) -> Result<Option<Vec<Produced>>, ApiError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20 * 60);
+        loop {
+            let (scoped, hash, me) = (
+                key.scoped.clone(),
+                key.request_hash.clone(),
+                format!("{PENDING}{}", self.instance),
+            );
+            let now = chrono::Utc::now().timestamp();
+            let since = now - TTL_SECS;
+            let claimed = self
+                .storage
+                .with_db(move |c| {
+                    // 过期的记录不算数：先删掉再占。
+                    c.execute(
+                        "DELETE FROM idempotency WHERE key = ?1 AND created_at <= ?2",
+                        params![scoped, since],
+                    )?;
+                    Ok(c.execute(
+                        "INSERT INTO idempotency (key, request_hash, result, created_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (key) DO NOTHING",
+                        params![scoped, hash, me, now],
+                    )? == 1)
+                })
+                .await?;
+            if claimed {
+                return Ok(None);
+            }
+            match self.load(&key.scoped).await? {
+                None => continue,
+                Some(Record::Done(hash, _)) | Some(Record::Pending(hash, _, _))
+                    if hash != key.request_hash =>
+                {
+                    return Err(Self::conflict())
+                }
+                Some(Record::Done(_, result)) => {
+                    tracing::info!("幂等键：别的实例已经生成过，返回它的结果");
+                    return Ok(Some(result));
+                }
+                Some(Record::Pending(_, owner, at)) => {
+                    // 本实例自己的占位只会是上次没收拾掉的（本实例里同一个键的并发请求已在内存里排成一个）。
+                    if owner == self.instance || !self.alive(&owner).await? {
+                        // 占位的实例停了：删掉它的占位（只删那一条），下一轮由本实例占下。
+                        let (scoped, marker) = (key.scoped.clone(), format!("{PENDING}{owner}"));
+                        self.storage
+                            .with_db(move |c| {
+                                Ok(c.execute(
+                                    "DELETE FROM idempotency WHERE key = ?1 AND result = ?2 AND created_at = ?3",
+                                    params![scoped, marker, at],
+                                )?)
+                            })
+                            .await?;
+                        tracing::warn!("幂等键：占着它的实例已经停了，由本实例重新生成");
+                        continue;
+                    }
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ApiError::Conflict(
+                    "同一个 Idempotency-Key 的请求在另一个实例上生成了 20 分钟还没完成；稍后原样重发".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    /// 这个实例还在（租约内报过平安）。
+    async fn alive(&self, instance: &str) -> Result<bool, ApiError> {
+        let (id, since) = (instance.to_string(), epoch_ms() - self.lease_ms);
+        Ok(self
+            .storage
+            .with_db(move |c| {
+                Ok(c.query_opt(
+                    "SELECT 1 FROM instances WHERE id = ?1 AND heartbeat_at >= ?2",
+                    params![id, since],
+                    |_| Ok(()),
+                )?
+                .is_some())
+            })
+            .await?)
+    }
+
+    /// 没有可记的结果（失败，或有图没能存进图库）：删掉本实例的占位，重发会重新生成。
+    async fn release(&self, key: &Key) {
+        let (scoped, me) = (key.scoped.clone(), format!("{PENDING}{}", self.instance));
+        let removed = self
+            .storage
+            .with_db(move |c| {
+                Ok(c.execute(
+                    "DELETE FROM idempotency WHERE key = ?1 AND result = ?2",
+                    params![scoped, me],
+                )?)
+            })
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!("删幂等键的占位失败：{e}");
+        }
     }
 
     async fn save(&self, key: &Key, produced: &[Produced]) -> Result<(), ApiError> {

@@ -160,6 +160,10 @@ fn migrations() -> Migrations<'static> {
             "ALTER TABLE jobs ADD COLUMN owner TEXT;
         CREATE TABLE instances (id TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL);",
         ),
+        // 登录会话（只存令牌的 SHA-256）：元数据在 PostgreSQL 时各实例共用；SQLite 时会话只在内存里，这张表不用。
+        M::up(
+            "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);",
+        ),
     ])
 }
 
@@ -288,6 +292,9 @@ CREATE TABLE usage (
     // SQLite 的第 13 条。
     r#"ALTER TABLE jobs ADD COLUMN owner TEXT COLLATE "C";
     CREATE TABLE instances (id TEXT COLLATE "C" PRIMARY KEY, heartbeat_at BIGINT NOT NULL);"#,
+    // SQLite 的第 14 条。
+    r#"CREATE TABLE sessions (token_hash TEXT COLLATE "C" PRIMARY KEY, role TEXT COLLATE "C" NOT NULL,
+        expires_at BIGINT NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

@@ -258,6 +258,7 @@ const TABLES: &[(&str, &str)] = &[
     ("usage", "period, client, upstream, model, key_index"),
     ("secrets", "name"),
     ("instances", "id"),
+    ("sessions", "token_hash"),
 ];
 
 /// 一组行（同样的列、按主键排好）的 SHA-256。

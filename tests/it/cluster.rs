@@ -144,3 +144,117 @@ async fn two_instances_share_the_queue_and_take_over_a_killed_one_s_jobs() {
     assert!(done.iter().all(|s| s == "done"), "{done:?}");
     drop(b);
 }
+
+/// 登录，返回 `Cookie` 头用的 `名=值`。
+async fn login(server: &Running, password: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{}/login", server.url))
+        .json(&json!({ "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// 带着会话取工作台的一个接口，返回状态码。
+async fn studio_status(server: &Running, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/api/list_batches", server.url))
+        .header("cookie", cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// 带幂等键生成一张，返回链接里的图片 id（签名里的期限随请求时刻变）。
+async fn v1_with_key(base: &str, key: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/images/generations"))
+        .bearer_auth("sk-cluster-test")
+        .header("idempotency-key", key)
+        .json(&json!({"prompt": "海", "response_format": "url"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = body["data"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    // 各实例按自己的地址拼链接：比的是图片 id。
+    url.split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn sessions_and_idempotency_keys_hold_across_instances() {
+    let s3 = S3::start().await;
+    let pg = postgres::database();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_ok_body())
+                .set_delay(Duration::from_secs(2)),
+        )
+        .mount(&upstream)
+        .await;
+    let hash = hash_password("cluster-共用的密码-123");
+    let config = format!(
+        "[auth]\nstudio_password_hash = \"{hash}\"\napi_keys = [\"sk-cluster-test\"]\n\n[storage]\nroot = \"s3://factory/s\"\ndatabase = \"{pg}\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n\n[cluster]\nlease_s = 3\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        s3.endpoint(),
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let a = a_ws.serve().await;
+    let b = b_ws.serve().await;
+
+    // 在 A 上登录的会话，B 也认；在 B 上退出，A 5 秒内也不再认。
+    let cookie = login(&a, "cluster-共用的密码-123").await;
+    assert_eq!(studio_status(&a, &cookie).await, 200);
+    assert_eq!(studio_status(&b, &cookie).await, 200, "B 认得 A 发的会话");
+    assert_eq!(studio_status(&b, "factory_session=forged").await, 401);
+    let res = reqwest::Client::new()
+        .post(format!("{}/logout", b.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(studio_status(&b, &cookie).await, 401);
+    let started = Instant::now();
+    while studio_status(&a, &cookie).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "A 一直认得已退出的会话"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // 同一个幂等键：A 正在生成时重发到 B，B 等 A 的结果，不再生成；完成后再发到 B，直接回放。
+    let first = tokio::spawn({
+        let base = a.url.clone();
+        async move { v1_with_key(&base, "cross-instance-key").await }
+    });
+    wait_for_hits(&upstream, 1).await;
+    let retried = v1_with_key(&b.url, "cross-instance-key").await;
+    let first = first.await.unwrap();
+    assert_eq!(first, retried);
+    assert_eq!(v1_with_key(&b.url, "cross-instance-key").await, first);
+    assert_eq!(
+        upstream.received_requests().await.unwrap().len(),
+        1,
+        "同一个键只生成一次"
+    );
+}
