@@ -417,6 +417,13 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
             Box::new(move |c| storage.set_root(&c.storage.root, c.storage.s3.clone()));
         Arc::new(ConfigStore::new(config.clone(), file, vec![follow_root]))
     };
+    // 元数据在 PostgreSQL 时，/v1 的限流按各实例合起来计。
+    let v1_limits = crate::openai::rate_limit::RateLimiter::default();
+    let v1_limits = if loaded.config.storage.database_is_postgres() {
+        v1_limits.shared_through(storage.clone())
+    } else {
+        v1_limits
+    };
     // 元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
     let sessions = crate::access::sessions::Sessions::from_env();
     let sessions = if loaded.config.storage.database_is_postgres() {
@@ -435,7 +442,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         sessions,
         login_throttle: Default::default(),
         url_signer,
-        v1_limits: Default::default(),
+        v1_limits,
         image_budget: Default::default(),
         client_budgets: Default::default(),
         sockets: Default::default(),

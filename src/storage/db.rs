@@ -164,6 +164,8 @@ fn migrations() -> Migrations<'static> {
         M::up(
             "CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER NOT NULL);",
         ),
+        // 各实例合起来的限流（GCRA 的理论到达时刻，Unix 毫秒）：元数据在 PostgreSQL 时用。
+        M::up("CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat INTEGER NOT NULL);"),
     ])
 }
 
@@ -295,6 +297,8 @@ CREATE TABLE usage (
     // SQLite 的第 14 条。
     r#"CREATE TABLE sessions (token_hash TEXT COLLATE "C" PRIMARY KEY, role TEXT COLLATE "C" NOT NULL,
         expires_at BIGINT NOT NULL);"#,
+    // SQLite 的第 15 条。
+    r#"CREATE TABLE rate_limits (key TEXT COLLATE "C" PRIMARY KEY, tat BIGINT NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

@@ -259,6 +259,7 @@ const TABLES: &[(&str, &str)] = &[
     ("secrets", "name"),
     ("instances", "id"),
     ("sessions", "token_hash"),
+    ("rate_limits", "key"),
 ];
 
 /// 一组行（同样的列、按主键排好）的 SHA-256。

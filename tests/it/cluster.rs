@@ -258,3 +258,35 @@ async fn sessions_and_idempotency_keys_hold_across_instances() {
         "同一个键只生成一次"
     );
 }
+
+/// 每分钟 4 次（突发 4）：两个实例合起来只放行 4 次，第 5、6 次 429 并带 `Retry-After`。
+#[tokio::test]
+async fn a_rate_limit_holds_across_instances() {
+    let pg = postgres::database();
+    let demo = demo_upstream(&[]).await;
+    let config = format!(
+        "[auth]\napi_keys = [\"sk-cluster-test\"]\n\n[limits]\nrequests_per_minute = 4\nburst = 4\n\n[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[[upstreams]]\nname = \"替身\"\nbase_url = \"{}\"\n",
+        demo.url
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let (a, b) = (a_ws.serve().await, b_ws.serve().await);
+    let mut statuses = Vec::new();
+    for server in [&a, &b, &a, &b, &a, &b] {
+        let res = reqwest::Client::new()
+            .get(format!("{}/v1/models", server.url))
+            .bearer_auth("sk-cluster-test")
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            let wait: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=15).contains(&wait), "每 15 秒回一次：{wait}");
+        }
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}
