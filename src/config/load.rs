@@ -632,6 +632,16 @@ mod tests {
         );
     }
 
+    /// 多实例部署样例（deploy/cluster/）里的配置能解析：元数据在 PostgreSQL、图片在桶里。
+    #[test]
+    fn the_cluster_sample_config_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse(include_str!("../../deploy/cluster/factory.toml"), dir.path()).unwrap();
+        assert!(c.storage.database_is_postgres());
+        assert_eq!(c.storage.root.to_str(), Some("s3://huitu/factory"));
+        assert!(!c.storage.database_display().contains("change-me"));
+    }
+
     #[test]
     fn postgres_database_urls_are_checked_and_their_password_never_shown() {
         match parse_in_tmp("[storage]\ndatabase = \"postgres://u:pw@h:notaport/db\"\n") {
