@@ -636,7 +636,11 @@ mod tests {
     #[test]
     fn the_cluster_sample_config_is_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let c = parse(include_str!("../../deploy/cluster/factory.toml"), dir.path()).unwrap();
+        let c = parse(
+            include_str!("../../deploy/cluster/factory.toml"),
+            dir.path(),
+        )
+        .unwrap();
         assert!(c.storage.database_is_postgres());
         assert_eq!(c.storage.root.to_str(), Some("s3://huitu/factory"));
         assert!(!c.storage.database_display().contains("change-me"));

@@ -34,6 +34,8 @@ use tokio::sync::{broadcast, mpsc};
 const KEEP_IN_MEMORY: usize = 300;
 /// 运行中任务按时间估计的进度多久刷新一次。
 const TICK: Duration = Duration::from_millis(250);
+/// 几个实例共用一个库时，多久从库里跟上别的实例一次（见 `JobManager::follow_others`）。
+const FOLLOW: Duration = Duration::from_secs(1);
 
 /// 广播给 `/ws` 的变化。
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +142,7 @@ impl JobManager {
             crate::storage::sql::Dialect::Postgres => epoch_ms() as i64 - lease_ms,
             crate::storage::sql::Dialect::Sqlite => i64::MAX,
         };
+        let storage_is_shared = storage.dialect() == crate::storage::sql::Dialect::Postgres;
         let me = instance.clone();
         let (interrupted, loaded, recent) = storage
             .with_db(move |c| {
@@ -199,6 +202,9 @@ impl JobManager {
         };
         tokio::spawn(writer(storage, rx, instance));
         tokio::spawn(manager.clone().keep_lease(lease_ms));
+        if storage_is_shared {
+            tokio::spawn(manager.clone().follow_others());
+        }
         if requeued > 0 {
             tracing::info!(requeued, "重新排队上次未开始的任务");
         }
@@ -247,74 +253,148 @@ impl JobManager {
         rx
     }
 
-    /// 每隔租约的三分之一报一次平安，把停了的实例留下的运行中任务标为中断，再从库里刷新本实例任务表里
-    /// 由别的实例运行着的任务（它们在这里的卡片随之变成完成、失败或“中断”，中断的可以在这里重试）。
+    /// 每隔租约的三分之一报一次平安，并把停了的实例留下的运行中任务标为中断
+    /// （本实例任务表里有的，由 `follow_others` 从库里刷新过来，在这里可以重试）。
     async fn keep_lease(self, lease_ms: i64) {
         let storage = self.inner.producer.storage.clone();
         let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3).max(500) as u64));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let foreign: Vec<String> = {
-                let table = self.table();
-                table
-                    .jobs
-                    .iter()
-                    .filter(|(id, j)| {
-                        j.row.state == JobState::Running && !table.running.contains_key(*id)
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            };
             let (me, now) = (self.inner.instance.clone(), now_string());
-            let result = storage
+            let swept = storage
                 .with_db(move |c| {
                     let now_ms = epoch_ms() as i64;
                     store::heartbeat(c, &me, now_ms)?;
-                    let swept = store::interrupt_orphans(c, &now, &me, now_ms - lease_ms)?;
-                    Ok((swept, store::load_jobs(c, &foreign)?))
+                    Ok(store::interrupt_orphans(c, &now, &me, now_ms - lease_ms)?)
                 })
                 .await;
-            let (swept, rows) = match result {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!("报平安或检查别的实例失败：{e}");
-                    continue;
-                }
-            };
-            if !swept.is_empty() {
-                tracing::warn!(
-                    count = swept.len(),
+            match swept {
+                Ok(ids) if !ids.is_empty() => tracing::warn!(
+                    count = ids.len(),
                     "别的实例超过租约没报平安：它正在生成的任务已标为中断（可重试）"
-                );
-            }
-            for (_, row) in rows {
-                let changed = {
-                    let mut table = self.table();
-                    let mine = table.running.contains_key(&row.id);
-                    match table.jobs.get_mut(&row.id) {
-                        Some(job)
-                            if !mine
-                                && job.row.state == JobState::Running
-                                && row.state != JobState::Running =>
-                        {
-                            if row.state == JobState::Done {
-                                job.percent = 100.0;
-                            }
-                            job.row = row.clone();
-                            true
-                        }
-                        _ => false,
-                    }
-                };
-                if changed {
-                    self.notify(Change::Job(row.id));
-                }
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("报平安或检查别的实例失败：{e}"),
             }
         }
     }
 
-    /// 认领失败：被别的实例先认领了（它在那里运行；这里的卡片显示“生成中”，结果由 `keep_lease` 从库里刷新），
+    /// 几个实例共用一个库时，每秒从库里跟上别的实例：它们新收下的批次加进本实例的任务表（排队中的也排进
+    /// 本实例的队列，谁先认领谁跑），批次的暂停跟着库里的改，别处运行或排着的任务的状态从库里刷新。
+    async fn follow_others(self) {
+        let storage = self.inner.producer.storage.clone();
+        let mut tick = tokio::time::interval(FOLLOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // 见过的任务（它们被 `trim` 从任务表里拿掉后也不再加回来）；只记最近两分钟建的。
+        let mut seen: HashMap<String, Instant> = HashMap::new();
+        loop {
+            tick.tick().await;
+            let since = (chrono::Utc::now() - chrono::Duration::seconds(60))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let (batches, foreign) = {
+                let table = self.table();
+                let queued: HashSet<String> = table.queue.iter().cloned().collect();
+                let batches: Vec<String> = table
+                    .queue
+                    .iter()
+                    .filter_map(|id| table.jobs.get(id).map(|j| j.batch.id.clone()))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let foreign: Vec<String> = table
+                    .jobs
+                    .iter()
+                    .filter(|(id, j)| {
+                        matches!(j.row.state, JobState::Running | JobState::Queued)
+                            && !table.running.contains_key(*id)
+                            && !queued.contains(*id)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                (batches, foreign)
+            };
+            let found = storage
+                .with_db(move |c| {
+                    Ok((
+                        store::load_created_since(c, &since)?,
+                        store::paused_batches(c, &batches)?,
+                        store::load_jobs(c, &foreign)?,
+                    ))
+                })
+                .await;
+            let (new, paused, refreshed) = match found {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!("从库里跟上别的实例失败：{e}");
+                    continue;
+                }
+            };
+            seen.retain(|_, at| at.elapsed() < Duration::from_secs(120));
+            let mut changed = Vec::new();
+            let mut queue_changed = false;
+            {
+                let mut table = self.table();
+                for (batch, row) in new {
+                    if seen.insert(row.id.clone(), Instant::now()).is_some()
+                        || table.jobs.contains_key(&row.id)
+                    {
+                        continue;
+                    }
+                    let batch = table
+                        .jobs
+                        .values()
+                        .find(|j| j.batch.id == batch.id)
+                        .map(|j| j.batch.clone())
+                        .unwrap_or_else(|| Arc::new(batch));
+                    if batch.paused {
+                        table.paused.insert(batch.id.clone());
+                    }
+                    if row.state == JobState::Queued {
+                        table.queue.push_back(row.id.clone());
+                        queue_changed = true;
+                    }
+                    table.order.push(row.id.clone());
+                    changed.push(row.id.clone());
+                    table.jobs.insert(row.id.clone(), Job::new(batch, row));
+                }
+                for (batch_id, is_paused) in paused {
+                    let was = table.paused.contains(&batch_id);
+                    if is_paused && !was {
+                        table.paused.insert(batch_id);
+                        queue_changed = true;
+                    } else if !is_paused && was {
+                        table.paused.remove(&batch_id);
+                        queue_changed = true;
+                    }
+                }
+                for (_, row) in refreshed {
+                    let mine = table.running.contains_key(&row.id);
+                    let Some(job) = table.jobs.get_mut(&row.id) else {
+                        continue;
+                    };
+                    if mine || job.row.state == row.state {
+                        continue;
+                    }
+                    if row.state == JobState::Done {
+                        job.percent = 100.0;
+                    }
+                    job.row = row.clone();
+                    changed.push(row.id);
+                }
+                trim(&mut table);
+            }
+            if queue_changed {
+                self.notify(Change::Queue);
+            }
+            for id in changed {
+                self.notify(Change::Job(id));
+            }
+            self.pump();
+        }
+    }
+
+    /// 认领失败：被别的实例先认领了（它在那里运行；这里的卡片显示“生成中”，结果由 `follow_others` 从库里刷新），
     /// 或写不进库（记为失败，没有调用上游）。
     fn claim_lost(&self, id: &str, claim: Claim) {
         {

@@ -270,6 +270,37 @@ pub fn load_batch(conn: &mut Db<'_>, batch_id: &str) -> Result<Vec<(Batch, JobRo
     )
 }
 
+/// `since` 之后建的、没被移除的任务（按创建先后；最多 2000 个）。
+pub fn load_created_since(conn: &mut Db<'_>, since: &str) -> Result<Vec<(Batch, JobRow)>, DbError> {
+    conn.query(
+        &format!(
+            "{JOB_COLUMNS} WHERE j.hidden = 0 AND j.created_at > ?1 ORDER BY j.created_at, j.idx LIMIT 2000"
+        ),
+        params![since],
+        job_of,
+    )
+}
+
+/// 这些批次各自暂停着没有。
+pub fn paused_batches(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(String, bool)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
+    let values: Vec<crate::storage::sql::Value> = ids
+        .iter()
+        .map(|id| crate::storage::sql::Value::Text(id.clone()))
+        .collect();
+    conn.query(
+        &format!(
+            "SELECT id, paused FROM batches WHERE id IN ({})",
+            marks.join(", ")
+        ),
+        &values,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
 /// 这些任务（按 id；没有的略过）。
 pub fn load_jobs(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(Batch, JobRow)>, DbError> {
     if ids.is_empty() {

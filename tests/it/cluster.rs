@@ -259,7 +259,8 @@ async fn sessions_and_idempotency_keys_hold_across_instances() {
     );
 }
 
-/// 每分钟 4 次（突发 4）：两个实例合起来只放行 4 次，第 5、6 次 429 并带 `Retry-After`。
+/// 每分钟 4 次（突发 4）：两个实例合起来只放行 4 次，第 5、6 次 429 并带 `Retry-After`；
+/// 一个实例新收下的批次在另一个实例的工作台上也看得到。
 #[tokio::test]
 async fn a_rate_limit_holds_across_instances() {
     let pg = postgres::database();
@@ -289,4 +290,19 @@ async fn a_rate_limit_holds_across_instances() {
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+
+    // B 启动之后 A 才收下的批次：B 的工作台上也有它（每秒从库里跟上），排队的由先认领到的实例生成，各生成一次。
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "云", "count": 3}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    for job in jobs.as_array().unwrap() {
+        let id = job["job_id"].as_str().unwrap();
+        let seen_on_b = wait_for_state(&b, id, "done").await;
+        assert_eq!(seen_on_b["run"], json!(1), "{seen_on_b}");
+        wait_for_state(&a, id, "done").await;
+    }
 }
