@@ -1,6 +1,6 @@
 //! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库，进度只在内存里。
 
-use crate::storage::sql::{params, Db, DbError, Row};
+use crate::storage::sql::{in_list, params, Db, DbError, Row};
 use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
 use std::collections::BTreeMap;
 
@@ -286,16 +286,9 @@ pub fn paused_batches(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(String, 
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
-    let values: Vec<crate::storage::sql::Value> = ids
-        .iter()
-        .map(|id| crate::storage::sql::Value::Text(id.clone()))
-        .collect();
+    let (marks, values) = in_list(ids);
     conn.query(
-        &format!(
-            "SELECT id, paused FROM batches WHERE id IN ({})",
-            marks.join(", ")
-        ),
+        &format!("SELECT id, paused FROM batches WHERE id IN ({marks})"),
         &values,
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -306,13 +299,9 @@ pub fn load_jobs(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(Batch, JobRow
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("?{i}")).collect();
-    let values: Vec<crate::storage::sql::Value> = ids
-        .iter()
-        .map(|id| crate::storage::sql::Value::Text(id.clone()))
-        .collect();
+    let (marks, values) = in_list(ids);
     conn.query(
-        &format!("{JOB_COLUMNS} WHERE j.id IN ({})", marks.join(", ")),
+        &format!("{JOB_COLUMNS} WHERE j.id IN ({marks})"),
         &values,
         job_of,
     )

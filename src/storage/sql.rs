@@ -143,6 +143,15 @@ macro_rules! sql_params {
 }
 pub use crate::sql_params as params;
 
+/// `IN (…)` 的参数：占位符（`?1, ?2, …`）与对应的值。
+pub fn in_list(items: &[String]) -> (String, Vec<Value>) {
+    let marks: Vec<String> = (1..=items.len()).map(|i| format!("?{i}")).collect();
+    (
+        marks.join(", "),
+        items.iter().map(|s| Value::Text(s.clone())).collect(),
+    )
+}
+
 /// 从一列取出的值转成 Rust 类型。
 pub trait FromValue: Sized {
     const NAME: &'static str;

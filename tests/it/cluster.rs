@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// 每次都慢慢回一张图的上游（wiremock，数得出收到几个请求）。
+async fn slow_upstream(delay: Duration) -> MockServer {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_ok_body())
+                .set_delay(delay),
+        )
+        .mount(&upstream)
+        .await;
+    upstream
+}
+
 /// 等上游收到 `n` 个请求。
 async fn wait_for_hits(upstream: &MockServer, n: usize) {
     let started = Instant::now();
@@ -29,15 +43,7 @@ async fn wait_for_hits(upstream: &MockServer, n: usize) {
 async fn two_instances_share_the_queue_and_take_over_a_killed_one_s_jobs() {
     let s3 = S3::start().await;
     let pg = postgres::database();
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(gemini_ok_body())
-                .set_delay(Duration::from_secs(3)),
-        )
-        .mount(&upstream)
-        .await;
+    let upstream = slow_upstream(Duration::from_secs(3)).await;
     let config = format!(
         "[storage]\nroot = \"s3://factory/c\"\ndatabase = \"{pg}\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n\n[cluster]\nlease_s = 3\n\n[limits]\nmax_concurrent = 2\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
         s3.endpoint(),
@@ -201,15 +207,7 @@ async fn v1_with_key(base: &str, key: &str) -> String {
 async fn sessions_and_idempotency_keys_hold_across_instances() {
     let s3 = S3::start().await;
     let pg = postgres::database();
-    let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(gemini_ok_body())
-                .set_delay(Duration::from_secs(2)),
-        )
-        .mount(&upstream)
-        .await;
+    let upstream = slow_upstream(Duration::from_secs(2)).await;
     let hash = hash_password("cluster-共用的密码-123");
     let config = format!(
         "[auth]\nstudio_password_hash = \"{hash}\"\napi_keys = [\"sk-cluster-test\"]\n\n[storage]\nroot = \"s3://factory/s\"\ndatabase = \"{pg}\"\n\n[storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n\n[cluster]\nlease_s = 3\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
