@@ -42,6 +42,8 @@ const RECHECK: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
+    /// 共用库时库里没有的令牌与查的时刻（5 秒内不再查：带着乱填 Cookie 的请求不会每次都查库）。
+    misses: Arc<Mutex<HashMap<String, Instant>>>,
     ttl: Duration,
     /// 元数据在 PostgreSQL 时，会话也记在库里。
     shared: Option<crate::storage::Storage>,
@@ -77,6 +79,7 @@ impl Sessions {
             .unwrap_or(SESSION_TTL);
         Self {
             inner: Arc::default(),
+            misses: Arc::default(),
             ttl,
             shared: None,
         }
@@ -151,6 +154,13 @@ impl Sessions {
                     .get(t)
                     .is_none_or(|(_, _, checked)| now.duration_since(*checked) > RECHECK)
             })
+            .filter(|t| {
+                self.misses
+                    .lock()
+                    .expect("锁未被毒化")
+                    .get(t)
+                    .is_none_or(|at| now.duration_since(*at) > RECHECK)
+            })
             .collect();
         for token in stale {
             let (hash, now_ms) = (token_hash(&token), epoch_ms());
@@ -177,6 +187,11 @@ impl Sessions {
                 }
                 Ok(None) => {
                     table.remove(&token);
+                    let mut misses = self.misses.lock().expect("锁未被毒化");
+                    if misses.len() >= 10_000 {
+                        misses.retain(|_, at| now.duration_since(*at) <= RECHECK);
+                    }
+                    misses.insert(token, now);
                 }
                 Err(e) => tracing::warn!("核对会话失败（照本地记着的）：{e}"),
             }

@@ -665,6 +665,14 @@ mod tests {
             "postgres://factory:***@10.0.0.5:5432/factory"
         );
         assert!(!format!("{c:?}").contains("pg-secret"));
+        let c = parse_in_tmp(
+            "[storage]\ndatabase = \"postgres://factory@h/db?password=pg-secret&sslmode=disable\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage.database_display(),
+            "postgres://factory@h/db?password=***&sslmode=disable"
+        );
     }
 
     #[test]

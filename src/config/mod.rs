@@ -174,6 +174,21 @@ impl StorageConfig {
                 if u.password().is_some() {
                     let _ = u.set_password(Some("***"));
                 }
+                // 密码也可以写在参数里（?password=…）。
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    u.query_pairs_mut().clear().extend_pairs(pairs);
+                }
                 u.to_string()
             }
             Err(_) => "postgres://（连接串无法解析）".into(),

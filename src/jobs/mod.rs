@@ -138,17 +138,18 @@ impl JobManager {
         let now = now_string();
         let instance = new_id();
         let lease_ms = i64::from(config.load().cluster.lease_s) * 1000;
-        let alive_since = match storage.dialect() {
-            crate::storage::sql::Dialect::Postgres => epoch_ms() as i64 - lease_ms,
-            crate::storage::sql::Dialect::Sqlite => i64::MAX,
+        // SQLite 只有本实例在用：别的实例一律算停了。
+        let lease = match storage.dialect() {
+            crate::storage::sql::Dialect::Postgres => Some(lease_ms),
+            crate::storage::sql::Dialect::Sqlite => None,
         };
         let storage_is_shared = storage.dialect() == crate::storage::sql::Dialect::Postgres;
         let me = instance.clone();
         let (interrupted, loaded, recent) = storage
             .with_db(move |c| {
-                store::heartbeat(c, &me, epoch_ms() as i64)?;
+                store::heartbeat(c, &me)?;
                 Ok((
-                    store::interrupt_orphans(c, &now, &me, alive_since)?,
+                    store::interrupt_orphans(c, &now, &me, lease)?,
                     store::load_visible(c, KEEP_IN_MEMORY as u32)?,
                     store::recent_durations(c)?,
                 ))
@@ -264,9 +265,10 @@ impl JobManager {
             let (me, now) = (self.inner.instance.clone(), now_string());
             let swept = storage
                 .with_db(move |c| {
-                    let now_ms = epoch_ms() as i64;
-                    store::heartbeat(c, &me, now_ms)?;
-                    Ok(store::interrupt_orphans(c, &now, &me, now_ms - lease_ms)?)
+                    store::heartbeat(c, &me)?;
+                    let lease =
+                        (c.dialect() == crate::storage::sql::Dialect::Postgres).then_some(lease_ms);
+                    Ok(store::interrupt_orphans(c, &now, &me, lease)?)
                 })
                 .await;
             match swept {
@@ -292,8 +294,9 @@ impl JobManager {
             tick.tick().await;
             let since = (chrono::Utc::now() - chrono::Duration::seconds(60))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let (batches, foreign) = {
+            let (batches, foreign, mine) = {
                 let table = self.table();
+                let mine: Vec<String> = table.running.keys().cloned().collect();
                 let queued: HashSet<String> = table.queue.iter().cloned().collect();
                 let batches: Vec<String> = table
                     .queue
@@ -312,7 +315,7 @@ impl JobManager {
                     })
                     .map(|(id, _)| id.clone())
                     .collect();
-                (batches, foreign)
+                (batches, foreign, mine)
             };
             let found = storage
                 .with_db(move |c| {
@@ -320,10 +323,11 @@ impl JobManager {
                         store::load_created_since(c, &since)?,
                         store::paused_batches(c, &batches)?,
                         store::load_jobs(c, &foreign)?,
+                        store::load_jobs(c, &mine)?,
                     ))
                 })
                 .await;
-            let (new, paused, refreshed) = match found {
+            let (new, paused, refreshed, running_here) = match found {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::warn!("从库里跟上别的实例失败：{e}");
@@ -384,6 +388,31 @@ impl JobManager {
                 }
                 trim(&mut table);
             }
+            // 本实例正在生成、却在别的实例上被取消了的：停下（结果作废，与本实例上取消一样）。
+            for (_, row) in running_here {
+                if row.state == JobState::Cancelled {
+                    let stopped = {
+                        let mut table = self.table();
+                        let handle = table.running.remove(&row.id);
+                        if let Some(handle) = &handle {
+                            handle.abort();
+                        }
+                        match table.jobs.get_mut(&row.id) {
+                            Some(job) if handle.is_some() => {
+                                job.final_elapsed_ms = Self::elapsed_ms(job);
+                                job.phase = None;
+                                job.row = row.clone();
+                                true
+                            }
+                            _ => false,
+                        }
+                    };
+                    if stopped {
+                        tracing::info!(job = row.id, "任务在别的实例上被取消了，已停下");
+                        changed.push(row.id);
+                    }
+                }
+            }
             if queue_changed {
                 self.notify(Change::Queue);
             }
@@ -392,6 +421,34 @@ impl JobManager {
             }
             self.pump();
         }
+    }
+
+    /// 从库里重新读一个任务，换掉任务表里的（它不在本实例上运行时）。
+    async fn reload(&self, id: String) {
+        let ids = vec![id.clone()];
+        let rows = self
+            .inner
+            .producer
+            .storage
+            .with_db(move |c| Ok(store::load_jobs(c, &ids)?))
+            .await;
+        let Ok(Some((_, row))) = rows.map(|r| r.into_iter().next()) else {
+            return;
+        };
+        {
+            let mut table = self.table();
+            if table.running.contains_key(&id) || table.queue.contains(&id) {
+                return;
+            }
+            let Some(job) = table.jobs.get_mut(&id) else {
+                return;
+            };
+            if row.state == JobState::Done {
+                job.percent = 100.0;
+            }
+            job.row = row;
+        }
+        self.notify(Change::Job(id));
     }
 
     /// 认领失败：被别的实例先认领了（它在那里运行；这里的卡片显示“生成中”，结果由 `follow_others` 从库里刷新），
@@ -403,8 +460,13 @@ impl JobManager {
             if let Some(job) = table.jobs.get_mut(id) {
                 match claim {
                     Ok(_) => {
-                        // 两边算出的是同一个运行序号（库里的那次就是它），不用改。
-                        tracing::info!(job = id, "任务已由另一个实例认领，在那里运行");
+                        // 库里它已不是排队中（别的实例先认领了，或在别处被取消、已完成）：按库里的样子显示。
+                        tracing::info!(
+                            job = id,
+                            "任务已由另一个实例认领或已在别处改变，按库里的显示"
+                        );
+                        let (this, id) = (self.clone(), id.to_string());
+                        tokio::spawn(async move { this.reload(id).await });
                     }
                     Err(e) => {
                         job.row.state = JobState::Failed;
@@ -600,6 +662,11 @@ impl JobManager {
         let views = {
             let mut table = self.table();
             for row in rows.iter().cloned() {
+                // 几个实例共用库时，`follow_others` 可能在写库之后、这里之前已经从库里把它加进来了（也许已经开始运行）：
+                // 留着那一份。
+                if table.jobs.contains_key(&row.id) {
+                    continue;
+                }
                 table.queue.push_back(row.id.clone());
                 table.order.push(row.id.clone());
                 table

@@ -1,6 +1,6 @@
 //! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库，进度只在内存里。
 
-use crate::storage::sql::{in_list, params, Db, DbError, Row};
+use crate::storage::sql::{in_list, now_ms, params, Db, DbError, Row};
 use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
 use std::collections::BTreeMap;
 
@@ -100,8 +100,10 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// 写入任务的最新状态（开始、结束、取消、重试时调用），`me` 是本实例的 id。返回写进去了没有：
 /// - 开始运行是一次认领：只有库里仍是“排队中”时才写得进去，并记下本实例——几个实例共用一个库、
 ///   都想跑同一个排队的任务时，只有一个成功；
-/// - 其余状态只在库里还是同一次运行（`run` 相同）、且不是别的实例正在运行它时才写：
-///   被当作停了的实例晚到的结果不会盖掉别处已经重试的那一次。
+/// - 其余状态只在库里还是同一次运行（`run` 相同）、并且库里的状态是能转到它的那几种时才写：
+///   重试只从失败、取消、中断开始；取消只对排队中与生成中（哪个实例在跑都行，运行它的实例从库里看到后停下）；
+///   结果（完成、失败、保存失败）只由认领它的实例写，库里被标成中断之后晚到的结果也收下（图已付钱、已存进图库），
+///   但不会盖掉取消与别处已经开始的重试。
 pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str, me: &str) -> Result<bool, DbError> {
     let (started, finished) = match job.state {
         JobState::Running => (Some(now), None),
@@ -109,8 +111,12 @@ pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str, me: &str) -> Resul
         _ => (None, Some(now)),
     };
     let guard = match job.state {
-        JobState::Running => "state = 'queued'",
-        _ => "run = ?3 AND (state != 'running' OR owner = ?11)",
+        JobState::Running => "state = 'queued' AND run = CAST(?3 AS BIGINT) - 1",
+        JobState::Queued => "run = ?3 AND state IN ('failed', 'cancelled', 'interrupted')",
+        JobState::Cancelled => "run = ?3 AND state IN ('queued', 'running')",
+        JobState::Done | JobState::Failed | JobState::Unsaved | JobState::Interrupted => {
+            "run = ?3 AND (owner IS NULL OR owner = ?11) AND state IN ('running', 'interrupted', 'unsaved')"
+        }
     };
     let changed = conn.execute(
         &format!(
@@ -142,34 +148,46 @@ pub fn hide_job(conn: &mut Db<'_>, id: &str) -> Result<usize, DbError> {
 }
 
 /// 本实例还活着（Unix 毫秒）；顺带清掉一天没报过平安的实例。
-pub fn heartbeat(conn: &mut Db<'_>, me: &str, now_ms: i64) -> Result<(), DbError> {
+/// 时刻一律取数据库的钟（各实例的钟可能不准），见 `sql::now_ms`。
+pub fn heartbeat(conn: &mut Db<'_>, me: &str) -> Result<(), DbError> {
+    let now = now_ms(conn.dialect());
     conn.execute(
-        "INSERT INTO instances (id, heartbeat_at) VALUES (?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-        params![me, now_ms],
+        &format!(
+            "INSERT INTO instances (id, heartbeat_at) VALUES (?1, {now})
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"
+        ),
+        params![me],
     )?;
     conn.execute(
-        "DELETE FROM instances WHERE heartbeat_at < ?1",
-        params![now_ms - 86_400_000],
+        &format!("DELETE FROM instances WHERE heartbeat_at < {now} - 86400000"),
+        params![],
     )?;
     Ok(())
 }
 
-/// 运行它的实例已经停了（`alive_since_ms` 之后没报过平安，或没有记下实例）的运行中任务标为“中断”，
-/// 返回被标记的 id。本实例自己的不算。
+/// 运行它的实例已经停了（最近 `lease_ms` 毫秒里没报过平安——按数据库的钟——或没有记下实例）的运行中任务标为“中断”，
+/// 返回被标记的 id。本实例自己的不算。`lease_ms` 为 `None` 时别的实例一律算停了（SQLite：只有本实例在用）。
 pub fn interrupt_orphans(
     conn: &mut Db<'_>,
     now: &str,
     me: &str,
-    alive_since_ms: i64,
+    lease_ms: Option<i64>,
 ) -> Result<Vec<String>, DbError> {
+    let alive = match lease_ms {
+        Some(lease) => format!(
+            "SELECT id FROM instances WHERE heartbeat_at >= {} - {lease}",
+            now_ms(conn.dialect())
+        ),
+        None => "SELECT id FROM instances WHERE 1 = 0".into(),
+    };
     conn.query(
-        "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
+        &format!(
+            "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
                 error = '服务器在生成过程中停止了，可以重试'
-         WHERE state = 'running' AND (owner IS NULL OR (owner != ?2 AND owner NOT IN (
-             SELECT id FROM instances WHERE heartbeat_at >= ?3)))
-         RETURNING id",
-        params![now, me, alive_since_ms],
+         WHERE state = 'running' AND (owner IS NULL OR (owner != ?2 AND owner NOT IN ({alive})))
+         RETURNING id"
+        ),
+        params![now, me],
         |r| r.get(0),
     )
 }

@@ -69,11 +69,17 @@ enum Record {
 
 const PENDING: &str = "pending:";
 
-fn epoch_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// 生成途中被丢弃时（调用方断开）在后台删掉本实例的占位。
+struct Placeholder {
+    idem: Option<(Idempotency, Key)>,
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        if let Some((idem, key)) = self.idem.take() {
+            tokio::spawn(async move { idem.release(&key).await });
+        }
+    }
 }
 
 impl Idempotency {
@@ -145,13 +151,19 @@ impl Idempotency {
                     return Ok(Arc::new(theirs));
                 }
                 ran_here = true;
+                // 调用方断开（这个 future 被丢弃）时也删掉占位：否则重发到别的实例会一直等它。
+                let mut placeholder = Placeholder {
+                    idem: Some((self.clone(), key.clone())),
+                };
                 let produced = match produce().await {
                     Ok(produced) => produced,
                     Err(e) => {
+                        placeholder.idem = None;
                         self.release(&key).await;
                         return Err(e);
                     }
                 };
+                placeholder.idem = None;
                 let keep: Vec<Produced> = produced
                     .iter()
                     .map(|p| Produced {
@@ -280,14 +292,21 @@ impl Idempotency {
     }
 
     /// 这个实例还在（租约内报过平安）。
+    /// 按数据库的钟比较；SQLite 只有本实例在用，别的实例一律算停了（上次运行留下的占位）。
     async fn alive(&self, instance: &str) -> Result<bool, ApiError> {
-        let (id, since) = (instance.to_string(), epoch_ms() - self.lease_ms);
+        let (id, lease) = (instance.to_string(), self.lease_ms);
         Ok(self
             .storage
             .with_db(move |c| {
+                if c.dialect() == crate::storage::sql::Dialect::Sqlite {
+                    return Ok(false);
+                }
+                let now = crate::storage::sql::now_ms(c.dialect());
                 Ok(c.query_opt(
-                    "SELECT 1 FROM instances WHERE id = ?1 AND heartbeat_at >= ?2",
-                    params![id, since],
+                    &format!(
+                        "SELECT 1 FROM instances WHERE id = ?1 AND heartbeat_at >= {now} - {lease}"
+                    ),
+                    params![id],
                     |_| Ok(()),
                 )?
                 .is_some())

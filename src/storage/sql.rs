@@ -143,6 +143,14 @@ macro_rules! sql_params {
 }
 pub use crate::sql_params as params;
 
+/// 数据库此刻的 Unix 毫秒（SQL 表达式）。几个实例比较时刻（报平安、租约）时都用数据库的钟，各实例的钟不准也不要紧。
+pub fn now_ms(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
+}
+
 /// `IN (…)` 的参数：占位符（`?1, ?2, …`）与对应的值。
 pub fn in_list(items: &[String]) -> (String, Vec<Value>) {
     let marks: Vec<String> = (1..=items.len()).map(|i| format!("?{i}")).collect();
@@ -453,8 +461,9 @@ impl Db<'_> {
         let result = f(guard.db);
         match result {
             Ok(v) => {
-                guard.done = true;
+                // 提交失败时 guard 照样回滚：连接不会停在半个事务里。
                 guard.db.batch("COMMIT")?;
+                guard.done = true;
                 Ok(v)
             }
             Err(e) => Err(e), // guard 回滚
@@ -580,8 +589,8 @@ mod pg {
                 (Value::Int(i), &Type::TEXT | &Type::VARCHAR) => i.to_string().to_sql(ty, out),
                 (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
                 (Value::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
-                (Value::Text(s), _) => s.to_sql(ty, out),
-                (Value::Blob(b), _) => b.to_sql(ty, out),
+                (Value::Text(s), ty) if <String as ToSql>::accepts(ty) => s.to_sql(ty, out),
+                (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
                 (v, ty) => Err(format!("参数 {v:?} 不能写进类型 {ty} 的位置").into()),
             }
         }

@@ -304,3 +304,38 @@ async fn a_rate_limit_holds_across_instances() {
         wait_for_state(&a, id, "done").await;
     }
 }
+
+/// 在 B 上取消 A 正在生成的任务：库里记为取消，A 在一两秒内停下，A 晚到的结果（如果有）也不盖掉取消；
+/// 之后在 B 上重试，由某一个实例重新生成并完成。
+#[tokio::test]
+async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
+    let pg = postgres::database();
+    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let config = format!(
+        "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nlease_s = 3\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let (a, b) = (a_ws.serve().await, b_ws.serve().await);
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "雨", "count": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["job_id"].as_str().unwrap().to_string();
+    wait_for_hits(&upstream, 1).await;
+    wait_for_state(&b, &id, "running").await;
+    let (status, view) = call(&b, "cancel_job", json!({"job_id": id})).await;
+    assert_eq!(status, 200, "{view}");
+    wait_for_state(&a, &id, "cancelled").await;
+    // 上游那一次的回应到了之后，库里仍是取消。
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let state = postgres::query_text(&pg, &format!("SELECT state FROM jobs WHERE id = '{id}'"));
+    assert_eq!(state.as_deref(), Some("cancelled"));
+    let (status, view) = call(&b, "retry_job", json!({"job_id": id})).await;
+    assert_eq!(status, 200, "{view}");
+    wait_for_state(&b, &id, "done").await;
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+}
