@@ -83,9 +83,10 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Config(crate::config::ConfigError::Write { .. }) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Config(
+                crate::config::ConfigError::Write { .. } | crate::config::ConfigError::Shared(_),
+            ) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Config(crate::config::ConfigError::Stale { .. }) => StatusCode::CONFLICT,
             Self::Config(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. }
             | Self::ImageBudget { .. }
@@ -130,6 +131,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "invalid_api_key",
             Self::Forbidden(_) => "forbidden",
+            Self::Config(crate::config::ConfigError::Stale { .. }) => "config_conflict",
             Self::Config(_) => "invalid_config",
             Self::RateLimited { .. } | Self::ImageBudget { .. } => "rate_limit_exceeded",
             Self::InsufficientQuota { .. } => "insufficient_quota",

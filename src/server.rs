@@ -314,7 +314,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
     let state = build_state(&loaded).await?;
-    if is_exposed(&loaded.config, local) {
+    if is_exposed(&state.config.load(), local) {
         let line = "!".repeat(72);
         tracing::warn!("监听 {local}：既没有工作台密码也没有 /v1 密钥");
         eprintln!(
@@ -331,10 +331,23 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
         site_root = %state.leptos_options.site_root,
         "配置已加载"
     );
-    tokio::spawn(watch_config_file(
-        state.config_store.clone(),
-        loaded.text.clone(),
-    ));
+    match state.config_store.shared_version() {
+        // 集群模式：配置在库里，本机文件只在启动时提供监听地址与元数据库，不再监视。
+        Some(version) => {
+            tracing::info!(
+                version,
+                "集群模式：设置以数据库里共用的为准（设置页保存即写进库里，各实例 2 秒内生效）；本机配置文件只提供监听地址与元数据库"
+            );
+            let store = state.config_store.clone();
+            tokio::spawn(async move { store.follow_shared().await });
+        }
+        None => {
+            tokio::spawn(watch_config_file(
+                state.config_store.clone(),
+                loaded.text.clone(),
+            ));
+        }
+    }
     tokio::spawn(maintenance(state.clone()));
     tokio::spawn(forget_idle_limits(state.clone()));
     let listeners = state.listeners.clone();
@@ -358,6 +371,22 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         config.storage.s3.clone(),
     )
     .await?;
+    let file = ConfigFile {
+        path: loaded.path.clone(),
+        env_api_keys: loaded.env_api_keys.clone(),
+    };
+    // 集群模式（`cluster.shared_settings`）：除了监听地址与元数据库，其余各项以库里共用的配置为准。
+    let saved_by = format!("{}#{}", config.server.listen, std::process::id());
+    let (config, shared_version) = if config.cluster.shared_settings {
+        let (shared, version) =
+            crate::config::shared::adopt_shared(&storage, &config, &file, &saved_by).await?;
+        if shared.storage.root != config.storage.root || shared.storage.s3 != config.storage.s3 {
+            storage.set_root(&shared.storage.root, shared.storage.s3.clone());
+        }
+        (shared, Some(version))
+    } else {
+        (config, None)
+    };
     crate::prompts::seed_if_empty(&storage).await?;
     for model in crate::catalogue::unknown_models(&config) {
         tracing::info!(
@@ -404,18 +433,18 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     let idempotency = crate::openai::idempotency::Idempotency::new(
         storage.clone(),
         jobs.instance().to_string(),
-        i64::from(loaded.config.cluster.lease_s) * 1000,
+        i64::from(config.load().cluster.lease_s) * 1000,
     );
     let config_store = {
-        let storage = storage.clone();
-        let file = ConfigFile {
-            path: loaded.path.clone(),
-            env_api_keys: loaded.env_api_keys.clone(),
-        };
+        let root_storage = storage.clone();
         // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
         let follow_root: crate::config::OnApplied =
-            Box::new(move |c| storage.set_root(&c.storage.root, c.storage.s3.clone()));
-        Arc::new(ConfigStore::new(config.clone(), file, vec![follow_root]))
+            Box::new(move |c| root_storage.set_root(&c.storage.root, c.storage.s3.clone()));
+        let store = ConfigStore::new(config.clone(), file, vec![follow_root]);
+        Arc::new(match shared_version {
+            Some(version) => store.shared(Arc::new(storage.clone()), version, saved_by),
+            None => store,
+        })
     };
     // 元数据在 PostgreSQL 时，/v1 的限流按各实例合起来计。
     let v1_limits = crate::openai::rate_limit::RateLimiter::default();

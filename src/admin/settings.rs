@@ -92,6 +92,7 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         numbers: numbers_of(&config),
         flags: flags_of(&config),
         config_path: state.config_store.file().path.display().to_string(),
+        shared_version: state.config_store.shared_version(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
         studio_password_set: !config.auth.studio_password_hash.is_empty(),
         keys: config
@@ -195,6 +196,12 @@ fn upstream_of(
 pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsView, ApiError> {
     let edit = state.config_store.edit().await;
     let current = edit.base.clone();
+    let running = state.config_store.shared_version();
+    if let (Some(form), Some(running)) = (update.shared_version, running) {
+        if form != running {
+            return Err(crate::config::ConfigError::Stale { current: running }.into());
+        }
+    }
     let mut next = with_settings(&current, &update.numbers, &update.flags)?;
     next.upstreams = update
         .upstreams
@@ -228,6 +235,12 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         }
     }
     next.server.listen = update.listen.trim().to_string();
+    // 集群模式下监听地址写进本机文件：表单里的就是正在服务的地址（例如由 --listen 指定的）时不算改动。
+    let keep_listen =
+        running.is_some() && update.listen.trim().parse().ok() == state.listeners.current_addr();
+    if keep_listen {
+        next.server.listen = current.server.listen.clone();
+    }
     if update.clear_studio_password {
         next.auth.studio_password_hash.clear();
     } else if !update.studio_password.is_empty() {
@@ -260,7 +273,7 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
     let wanted = checked.config.listen_addr();
     // 正在服务的地址与要的不同时，先绑定新地址（没有在服务的地址时——例如进程内的测试——无可切换）。
     let listener = match state.listeners.current_addr() {
-        Some(current) if current != wanted => {
+        Some(current) if current != wanted && !keep_listen => {
             Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
                 ApiError::InvalidRequest(format!(
                     "无法监听 {wanted}：{e}（旧地址继续服务，设置未保存）"

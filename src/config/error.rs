@@ -22,4 +22,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// 集群模式：改动开始之后，别的实例已经把库里的配置改成了更新的版本。
+    #[error("另一个实例刚保存了设置（库里已是第 {current} 版）；请刷新设置页，在最新的设置上再改（这次的改动未保存）")]
+    Stale { current: i64 },
+    /// 集群模式：库里的共用配置读不出或写不进。
+    #[error("无法读写数据库里的共用配置：{0}")]
+    Shared(String),
 }

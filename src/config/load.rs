@@ -114,6 +114,12 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
     if !(2..=3600).contains(&config.cluster.lease_s) {
         return Err(invalid("cluster.lease_s", "租约应在 2 到 3600 秒之间"));
     }
+    if config.cluster.shared_settings && !config.storage.database_is_postgres() {
+        return Err(invalid(
+            "cluster.shared_settings",
+            "共用设置存在数据库里，要求元数据在 PostgreSQL（storage.database = \"postgres://…\"）",
+        ));
+    }
     if !config.server.public_url.is_empty() {
         validate_http_url("server.public_url", &config.server.public_url)?;
     }
@@ -487,6 +493,7 @@ mod tests {
             (format!("[routing]\nmodel_fallbacks = {{ \"gemini-3-pro-image\" = [\"nope\"] }}\n{}", up("")), "routing.model_fallbacks.gemini-3-pro-image[0]"),
             ("[[auth.keys]]\nlabel = \"a\"\nprefix = \"p\"\nsha256 = \"x\"\nimages_per_day = -1\n".to_string(), "auth.keys[0].images_per_day"),
             ("[limits]\nusage_keep_days = 0\n".to_string(), "limits.usage_keep_days"),
+            ("[cluster]\nshared_settings = true\n".to_string(), "cluster.shared_settings"),
         ];
         for (text, key) in refused {
             let e = parse_in_tmp(&text).unwrap_err().to_string();

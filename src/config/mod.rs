@@ -8,6 +8,7 @@ mod error;
 mod load;
 pub mod quota;
 mod save;
+pub mod shared;
 pub mod table;
 
 pub use apply::{ConfigStore, Edit, OnApplied};
@@ -47,11 +48,17 @@ pub struct ClusterConfig {
     /// 租约（秒）：实例每隔它的三分之一在库里报一次平安；一个实例超过这么久没报，
     /// 它正在生成的任务由别的实例标为“中断”（可重试）。
     pub lease_s: u32,
+    /// 几个实例共用设置：设置页保存进数据库（不写本机文件），各实例 2 秒内生效；
+    /// 本机文件只提供监听地址与元数据库。要求元数据在 PostgreSQL。
+    pub shared_settings: bool,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { lease_s: 30 }
+        Self {
+            lease_s: 30,
+            shared_settings: false,
+        }
     }
 }
 

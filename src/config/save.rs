@@ -57,6 +57,67 @@ impl ConfigFile {
         })
     }
 
+    /// 集群模式：只把监听地址写进本机文件，其余内容原样保留（文件不存在则新建一个只有它的）。
+    /// 写之前按启动时的规则解析一遍新内容。返回原来的内容（给 `restore`）。
+    pub fn save_listen(&self, listen: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+        let before = match std::fs::read(&self.path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let old_text = String::from_utf8_lossy(before.as_deref().unwrap_or_default()).into_owned();
+        let mut table: toml::Table =
+            old_text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    key: "（本机配置文件）".into(),
+                    reason: e.message().to_string(),
+                })?;
+        let server = table
+            .entry("server")
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        let Some(server) = server.as_table_mut() else {
+            return Err(ConfigError::Invalid {
+                key: "server".into(),
+                reason: "本机配置文件里的 server 不是一个表".into(),
+            });
+        };
+        server.insert("listen".into(), toml::Value::String(listen.into()));
+        let text = toml::to_string_pretty(&table).map_err(|e| ConfigError::Invalid {
+            key: "（本机配置文件）".into(),
+            reason: format!("无法写成 TOML：{e}"),
+        })?;
+        parse(&text, &self.base_dir())?;
+        self.write_atomically(&text)
+            .map_err(|source| ConfigError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(before)
+    }
+
+    /// 把 `save_listen` 之前的内容写回去（原来没有文件就删掉）。
+    pub fn restore(&self, before: Option<Vec<u8>>) -> Result<(), ConfigError> {
+        let result = match before {
+            Some(bytes) => crate::atomic_file::write(
+                &self.path,
+                &bytes,
+                crate::atomic_file::Durability::Durable,
+                0o600,
+            ),
+            None => std::fs::remove_file(&self.path),
+        };
+        result.map_err(|source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// 先把旧文件原样存为 `.bak`，再原子地写入新文件；两者都只有属主可读写（0600）。
     fn write_atomically(&self, text: &str) -> std::io::Result<()> {
         use crate::atomic_file::{write, Durability};
@@ -76,7 +137,7 @@ impl ConfigFile {
 /// 校验通过、尚未写入的配置。
 pub struct Checked {
     file: ConfigFile,
-    text: String,
+    pub(super) text: String,
     pub config: Config,
 }
 

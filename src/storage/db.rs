@@ -166,6 +166,11 @@ fn migrations() -> Migrations<'static> {
         ),
         // 各实例合起来的限流（GCRA 的理论到达时刻，Unix 毫秒）：元数据在 PostgreSQL 时用。
         M::up("CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat INTEGER NOT NULL);"),
+        // 集群模式下各实例共用的配置（只有一行，id = 1；version 每次保存加一）：元数据在 PostgreSQL 时用。
+        M::up(
+            "CREATE TABLE shared_config (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, text TEXT NOT NULL,
+            saved_at INTEGER NOT NULL, saved_by TEXT NOT NULL);",
+        ),
     ])
 }
 
@@ -299,6 +304,9 @@ CREATE TABLE usage (
         expires_at BIGINT NOT NULL);"#,
     // SQLite 的第 15 条。
     r#"CREATE TABLE rate_limits (key TEXT COLLATE "C" PRIMARY KEY, tat BIGINT NOT NULL);"#,
+    // SQLite 的第 16 条。
+    r#"CREATE TABLE shared_config (id BIGINT PRIMARY KEY, version BIGINT NOT NULL, text TEXT COLLATE "C" NOT NULL,
+        saved_at BIGINT NOT NULL, saved_by TEXT COLLATE "C" NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

@@ -11,6 +11,7 @@ pub mod blobs;
 pub(crate) mod db;
 pub mod migrate;
 pub mod routes;
+mod shared_config;
 mod spill;
 pub mod sql;
 mod thumbs;

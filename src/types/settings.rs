@@ -260,6 +260,9 @@ pub struct SettingsView {
     pub numbers: Numbers,
     pub flags: Flags,
     pub config_path: String,
+    /// 集群模式（元数据在 PostgreSQL）：设置存在库里，这是本实例运行着的版本；单机模式为 `None`。
+    #[serde(default)]
+    pub shared_version: Option<i64>,
     pub admin_password_set: bool,
     /// 是否设了工作台密码（设了之后工作台要登录）。
     pub studio_password_set: bool,
@@ -310,6 +313,10 @@ pub struct SettingsUpdate {
     /// 清除工作台密码（工作台对能访问端口的所有人开放）。
     #[serde(default)]
     pub clear_studio_password: bool,
+    /// 集群模式：这份表单是在第几版设置上改的（`SettingsView::shared_version`）。
+    /// 之后别的实例又保存过，就拒绝，不用旧表单盖掉别人的改动。
+    #[serde(default)]
+    pub shared_version: Option<i64>,
 }
 
 /// “测试连接”的结果。

@@ -339,3 +339,139 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     wait_for_state(&b, &id, "done").await;
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
+
+/// 以本站的 Origin 调用设置页的服务器函数（没设管理员密码：本机可用）。
+async fn admin(server: &Running, name: &str, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/admin/{name}", server.url))
+        .header("origin", &server.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// 设置页的整份提交体：`view` 里的设置，第一个上游改名为 `name`。
+fn renamed(view: &Value, name: &str) -> Value {
+    let mut upstreams = view["upstreams"].clone();
+    upstreams[0]["name"] = json!(name);
+    json!({"update": {
+        "upstreams": upstreams,
+        "storage_root": view["storage_root"],
+        "numbers": view["numbers"],
+        "flags": view["flags"],
+        "listen": view["listen"],
+        "shared_version": view["shared_version"],
+    }})
+}
+
+/// `[cluster] shared_settings`：设置存在库里。B 启动时用库里的（不用自己本机文件里的）；在 A 上保存，
+/// B 2 秒内生效，本机文件都不变；用旧表单保存被拒绝（不盖掉别人的改动）；改监听地址只改 A 自己（写进 A 的本机文件）。
+#[tokio::test]
+async fn settings_saved_on_one_instance_apply_on_the_other() {
+    let pg = postgres::database();
+    let demo = demo_upstream(&[]).await;
+    let config = |name: &str, burst: u32| {
+        format!(
+            "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nshared_settings = true\n\n[limits]\nburst = {burst}\n\n[[upstreams]]\nname = \"{name}\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+            demo.url
+        )
+    };
+    let (a_ws, b_ws) = (
+        Workspace::new(&config("甲", 7)),
+        Workspace::new(&config("乙", 9)),
+    );
+    let a = a_ws.serve().await;
+    let b = b_ws.serve().await;
+    let a_file = a_ws.path().join("factory.toml");
+    let (a_before, b_before) = (
+        std::fs::read(&a_file).unwrap(),
+        std::fs::read(b_ws.path().join("factory.toml")).unwrap(),
+    );
+
+    // A 先启动，它的配置成了库里的第 1 版；B 用库里的，不用本机文件里的“乙”与 burst = 9。
+    let (_, view_b) = admin(&b, "get_settings", json!({})).await;
+    assert_eq!(view_b["shared_version"], json!(1), "{view_b}");
+    assert_eq!(view_b["upstreams"][0]["name"], json!("甲"));
+    assert_eq!(view_b["numbers"]["limits.burst"], json!(7), "{view_b}");
+    assert!(view_b["config_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("factory.toml"));
+
+    // 在 A 上改名为“丙”：写进库里（第 2 版），A 立即生效，B 2 秒内生效。
+    let (_, view_a) = admin(&a, "get_settings", json!({})).await;
+    let (status, saved) = admin(&a, "save_settings", renamed(&view_a, "丙")).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["shared_version"], json!(2));
+    let saved_at = Instant::now();
+    let view_b2 = loop {
+        let (_, view) = admin(&b, "get_settings", json!({})).await;
+        if view["upstreams"][0]["name"] == json!("丙") {
+            break view;
+        }
+        assert!(
+            saved_at.elapsed() < Duration::from_secs(3),
+            "B 一直没换上新设置：{view}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("B 在 {:?} 后换上了 A 保存的设置", saved_at.elapsed());
+    assert_eq!(view_b2["shared_version"], json!(2));
+    let text = postgres::query_text(&pg, "SELECT text FROM shared_config WHERE id = 1").unwrap();
+    assert!(text.contains("丙"), "{text}");
+    assert_eq!(
+        std::fs::read(&a_file).unwrap(),
+        a_before,
+        "设置不写进本机文件"
+    );
+
+    // B 上那份第 1 版的旧表单：拒绝，说明原因，什么都不改。
+    let (status, refused) = admin(&b, "save_settings", renamed(&view_b, "丁")).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("另一个实例"),
+        "{refused}"
+    );
+    let (_, view_a2) = admin(&a, "get_settings", json!({})).await;
+    assert_eq!(view_a2["upstreams"][0]["name"], json!("丙"));
+    assert_eq!(view_a2["shared_version"], json!(2));
+
+    // 在 A 上改监听地址：只改 A（写进 A 的本机文件），库里的版本不变，B 照旧。
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut body = renamed(&view_a2, "丙");
+    body["update"]["listen"] = json!(format!("127.0.0.1:{port}"));
+    let (status, moved) = admin(&a, "save_settings", body).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["listen"], json!(format!("127.0.0.1:{port}")));
+    assert_eq!(
+        moved["shared_version"],
+        json!(2),
+        "只改本实例的几项不出新版本"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "A 在新端口上服务");
+    let a_text = std::fs::read_to_string(&a_file).unwrap();
+    assert!(
+        a_text.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+        "{a_text}"
+    );
+    assert!(a_text.contains("甲"), "A 本机文件的其余内容不变：{a_text}");
+    let (_, view_b3) = admin(&b, "get_settings", json!({})).await;
+    assert_eq!(
+        view_b3["listen"],
+        json!(b.url.trim_start_matches("http://"))
+    );
+    assert_eq!(
+        std::fs::read(b_ws.path().join("factory.toml")).unwrap(),
+        b_before
+    );
+}

@@ -59,7 +59,9 @@ pub fn StorageAndListen(page: Page) -> impl IntoView {
             <input type="text" aria-label="监听地址" prop:value=move || page.listen.get()
                 on:change=move |ev| page.listen.set(event_target_value(&ev))/>
         </label>
-        <p class="hint">"保存时先在新地址上监听；不成功则原地址继续服务并说明原因。成功后页面跳到新地址，原地址处理完在途请求后关闭。"</p>
+        <p class="hint">"保存时先在新地址上监听；不成功则原地址继续服务并说明原因。成功后页面跳到新地址，原地址处理完在途请求后关闭。"
+            {move || page.saved.with(|v| v.shared_version.is_some()).then_some(
+                "几个实例共用设置时，监听地址只改这个页面所在的实例（写进它本机的配置文件），其它实例不变。")}</p>
 
         <h2>"工作台密码"</h2>
         <p class="hint">{move || if page.saved.with(|v| v.studio_password_set) {

@@ -208,6 +208,7 @@ impl Page {
             listen: self.listen.get_untracked(),
             studio_password: self.studio_password.get_untracked(),
             clear_studio_password: self.clear_studio_password.get_untracked(),
+            shared_version: self.saved.with_untracked(|v| v.shared_version),
         };
         let old_listen = self.saved.with_untracked(|v| v.listen.clone());
         self.message.set(None);
@@ -215,15 +216,24 @@ impl Page {
             match save_settings(update).await {
                 Ok(v) => {
                     let moved = (v.listen != old_listen).then(|| v.listen.clone());
+                    let shared = v.shared_version.is_some();
                     self.studio_password.set(String::new());
                     self.clear_studio_password.set(false);
                     self.show(v);
                     match moved {
                         Some(addr) => {
-                            self.message
-                                .set(Some((true, format!("已保存；正在跳转到新地址 {addr}……"))));
+                            let text = if shared {
+                                format!("已保存进数据库，其它实例 2 秒内生效；监听地址只改了本实例，正在跳转到 {addr}……")
+                            } else {
+                                format!("已保存；正在跳转到新地址 {addr}……")
+                            };
+                            self.message.set(Some((true, text)));
                             browser::go_to_listen_address(&addr, "/settings");
                         }
+                        None if shared => self.message.set(Some((
+                            true,
+                            "已保存进数据库，本实例已生效，其它实例 2 秒内生效".into(),
+                        ))),
                         None => self.message.set(Some((true, "已保存，并已生效".into()))),
                     }
                 }
@@ -347,7 +357,13 @@ fn SettingsBody(page: Page) -> impl IntoView {
     view! {
         <div class="settings-body">
             <p class="meta">
-                {move || format!("配置文件：{}", page.saved.with(|v| v.config_path.clone()))}
+                {move || page.saved.with(|v| match v.shared_version {
+                    Some(version) => format!(
+                        "设置存在数据库里，几个实例共用（第 {version} 版）；本实例的监听地址与数据库连接在 {}",
+                        v.config_path
+                    ),
+                    None => format!("配置文件：{}", v.config_path),
+                })}
                 {move || if page.saved.with(|v| v.admin_password_set) {
                     view! { <button type="button" on:click=move |_| page.logout()>"退出登录"</button> }.into_any()
                 } else {
