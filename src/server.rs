@@ -348,6 +348,13 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
             ));
         }
     }
+    if state.config.load().storage.database_is_postgres() {
+        // 几个实例共用一个库：熔断也共用。
+        tokio::spawn(crate::cluster_breakers::follow(
+            state.gateway.clone(),
+            state.storage.clone(),
+        ));
+    }
     tokio::spawn(maintenance(state.clone()));
     tokio::spawn(forget_idle_limits(state.clone()));
     let listeners = state.listeners.clone();

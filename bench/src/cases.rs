@@ -19,7 +19,7 @@ pub struct Row {
 
 const GEMINI_BODY: &str = r#"{"contents":[{"role":"user","parts":[{"text":"bench"}]}],"generationConfig":{"responseModalities":["TEXT","IMAGE"],"imageConfig":{"aspectRatio":"1:1","imageSize":"1K"}}}"#;
 
-fn direct(demo: &Proc) -> Target {
+pub(crate) fn direct(demo: &Proc) -> Target {
     Target {
         label: "直接调用演示上游".into(),
         url: format!(
@@ -29,16 +29,18 @@ fn direct(demo: &Proc) -> Target {
         body: GEMINI_BODY.into(),
         wire: Wire::Gemini,
         headers: vec![],
+        mirrors: vec![],
     }
 }
 
-fn ours(server: &Proc) -> Target {
+pub(crate) fn ours(server: &Proc) -> Target {
     Target {
         label: "经本网关".into(),
         url: format!("{}/v1/images/generations", server.url),
         body: r#"{"prompt":"bench","size":"1024x1024"}"#.into(),
         wire: Wire::OpenAi,
         headers: bearer(),
+        mirrors: vec![],
     }
 }
 
@@ -49,6 +51,7 @@ fn litellm(proxy: &Proc) -> Target {
         body: r#"{"model":"gemini-image","prompt":"bench","size":"1024x1024"}"#.into(),
         wire: Wire::OpenAi,
         headers: bearer(),
+        mirrors: vec![],
     }
 }
 
@@ -83,7 +86,7 @@ async fn stack(settings: &Settings, work: &Path, demo_args: &[&str]) -> anyhow::
     })
 }
 
-async fn measure(
+pub(crate) async fn measure(
     target: &Target,
     process: Option<&Proc>,
     concurrency: usize,

@@ -25,9 +25,24 @@ pub enum Wire {
 pub struct Target {
     pub label: String,
     pub url: String,
+    /// 同样的服务的其它地址（几个实例）：第 i 个 worker 固定发往 `[url, mirrors…]` 的第 i % n 个，
+    /// 相当于前面有个轮流分配连接的负载均衡。
+    pub mirrors: Vec<String>,
     pub body: Bytes,
     pub wire: Wire,
     pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    /// 第 `i` 个 worker 用的目标：地址按 `mirrors` 轮流分配。
+    fn for_worker(&self, i: usize) -> Target {
+        let mut target = self.clone();
+        if !self.mirrors.is_empty() {
+            let urls: Vec<&String> = std::iter::once(&self.url).chain(&self.mirrors).collect();
+            target.url = urls[i % urls.len()].clone();
+        }
+        target
+    }
 }
 
 /// 每轮的上限：先到者为准。
@@ -71,10 +86,10 @@ pub async fn run(target: &Target, concurrency: usize, limit: Limit, gzip: bool) 
     let started = Instant::now();
     let deadline = started + limit.duration;
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|i| {
             let (client, target, issued, shared) = (
                 client.clone(),
-                target.clone(),
+                target.for_worker(i),
                 issued.clone(),
                 shared.clone(),
             );

@@ -7,6 +7,7 @@
 //! 只访问 127.0.0.1；每一轮都有请求数与时长上限。
 
 mod cases;
+mod cluster;
 mod faults;
 mod load;
 mod memory;
@@ -26,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 完整基准：a 网关开销、b 大图、c 页面、d 进度推送、e 大批次的内存、故障浸泡。
+    /// 完整基准：a 网关开销、b 大图、c 页面、d 进度推送、e 大批次的内存、f 多实例、故障浸泡。
     Full {
         /// LiteLLM 可执行文件（bench/run.sh 在 target/litellm-venv 里安装）；不给则不对比。
         #[arg(long)]
@@ -34,7 +35,8 @@ enum Command {
         /// 开销用例每轮的时长上限（秒）。
         #[arg(long, default_value_t = 10)]
         duration: u64,
-        /// 只跑这些部分（逗号分隔：overhead,large,page,progress,memory,faults）；默认全部。
+        /// 只跑这些部分（逗号分隔：overhead,large,page,progress,memory,cluster,faults）；默认全部。
+        /// 只跑一部分时，文件里其余各节保留上次的结果。
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// 结果写到哪里（同名 .svg 为图）。
@@ -125,7 +127,9 @@ async fn full(
         page: None,
         progress_ms: Vec::new(),
         memory: Vec::new(),
+        cluster: Vec::new(),
         soak: None,
+        partial: !only.is_empty(),
     };
     if wants("overhead") {
         results.overhead = cases::overhead(&settings, work.path()).await?;
@@ -147,6 +151,9 @@ async fn full(
             settle: Duration::from_secs(10),
         };
         results.memory = memory::run(&settings.bin, work.path(), spec).await?;
+    }
+    if wants("cluster") {
+        results.cluster = cluster::run(&settings, work.path()).await?;
     }
     if wants("faults") {
         results.soak = Some(faults::soak(&settings, work.path()).await?);
@@ -195,7 +202,9 @@ async fn quick() -> anyhow::Result<()> {
         page: None,
         progress_ms: cases::progress(&settings, work.path()).await?,
         memory: memory::run(&settings.bin, work.path(), QUICK_MEMORY).await?,
+        cluster: Vec::new(),
         soak: Some(faults::soak(&settings, work.path()).await?),
+        partial: false,
     };
     let mut problems = invalid_responses(&results);
     problems.extend(memory::problems(&results.memory));
@@ -249,6 +258,7 @@ fn invalid_responses(results: &report::Results) -> Vec<String> {
         .overhead
         .iter()
         .chain(&results.large)
+        .chain(&results.cluster)
         .filter(|r| r.target != "经 LiteLLM" && (r.result.failed > 0 || r.result.ok == 0))
         .map(|r| {
             format!(

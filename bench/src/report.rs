@@ -18,7 +18,10 @@ pub struct Results {
     pub page: Option<PageFacts>,
     pub progress_ms: Vec<f64>,
     pub memory: Vec<MemoryRow>,
+    pub cluster: Vec<Row>,
     pub soak: Option<SoakReport>,
+    /// 只跑了其中几部分（`--only`）：写文件时只换掉这几节，其余各节保留上次的结果。
+    pub partial: bool,
 }
 
 const DIRECT: &str = "直接调用演示上游";
@@ -138,6 +141,9 @@ pub fn markdown(r: &Results) -> String {
     if !r.memory.is_empty() {
         memory_table(&mut out, &r.memory);
     }
+    if !r.cluster.is_empty() {
+        cluster_table(&mut out, &r.cluster);
+    }
     if let Some(s) = &r.soak {
         out.push_str("## 故障浸泡\n\n经本服务器（两个上游：会出故障的 flaky 与健康的后备 healthy；单次尝试时限 2 秒、总时限 20 秒），\n演示上游按阶段注入故障。重试与改用后备的次数来自服务器的 `/metrics`。\n\n");
         out.push_str("| 阶段 | 请求 | 成功 | 失败 | 中断 | 成功率 | p99 ms | 最长 ms | 重试 | 改用后备 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -183,6 +189,50 @@ pub fn markdown(r: &Results) -> String {
     out
 }
 
+/// f. 多实例：每种部署一行；开销 = p50 − 直接调用的 p50，吞吐与“一个实例：PostgreSQL + S3”相比。
+fn cluster_table(out: &mut String, rows: &[Row]) {
+    use crate::cluster::{CONCURRENCY, DIRECT, ONE};
+    let _ = writeln!(
+        out,
+        "## f. 多实例（PostgreSQL + S3）\n\n`POST /v1/images/generations`（小图，`b64_json`），{CONCURRENCY} 个并发，同一个演示上游。\n\
+         “PostgreSQL + S3”：元数据在 PostgreSQL 15（本机，`fsync=off`），图片在 S3 兼容的对象存储（PyPI 的 moto 独立服务器，Python 写的、单进程），\n\
+         `[cluster] shared_settings = true`；每个请求多一次库里的共用限流（GCRA），每张图是对象存储的一次 PUT。\n\
+         两个实例时负载发生器把连接轮流分给两个（各 {} 个），相当于前面的负载均衡。\n\
+         注意：这台机器只有 2 个核，PostgreSQL、moto、演示上游、负载发生器与一个或两个实例都在上面抢 CPU，\n\
+         所以这里的“两个实例”量的是多实例的协调开销，不是加机器后的扩展能力（那要两台机器）。\n",
+        CONCURRENCY / 2
+    );
+    out.push_str("| 部署 | 成功/失败 | p50 ms | p99 ms | 请求/秒 | p50 开销 ms | 吞吐 ÷ 一个实例（PostgreSQL + S3） |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    let direct = rows.iter().find(|r| r.target == DIRECT);
+    let one = rows.iter().find(|r| r.target == ONE);
+    for r in rows {
+        let overhead = match direct {
+            Some(d) if r.target != DIRECT => {
+                format!("{:.2}", r.result.ms(50.0) - d.result.ms(50.0))
+            }
+            _ => "—".into(),
+        };
+        let ratio = match one {
+            Some(o) if r.target != DIRECT => {
+                format!("{:.2}×", r.result.rps() / o.result.rps().max(1e-9))
+            }
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | {:.2} | {:.2} | {:.0} | {overhead} | {ratio} |",
+            r.target,
+            r.result.ok,
+            r.result.failed,
+            r.result.ms(50.0),
+            r.result.ms(99.0),
+            r.result.rps(),
+        );
+    }
+    out.push('\n');
+}
+
 /// e. 大批次的内存：每种返回格式一行，带目标与是否达到。
 fn memory_table(out: &mut String, rows: &[MemoryRow]) {
     let spec = rows[0].spec;
@@ -217,14 +267,15 @@ fn memory_table(out: &mut String, rows: &[MemoryRow]) {
 
 /// 写出 Markdown（保留手写部分）与 SVG。
 pub fn write(results: &Results, md: &Path) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(md).unwrap_or_default();
+    let (old_generated, kept) = old
+        .split_once(KEEP_MARKER)
+        .map(|(generated, tail)| (generated.to_string(), tail.to_string()))
+        .unwrap_or_else(|| (String::new(), "\n".into()));
     let mut text = markdown(results);
-    let kept = std::fs::read_to_string(md)
-        .ok()
-        .and_then(|old| {
-            old.split_once(KEEP_MARKER)
-                .map(|(_, tail)| tail.to_string())
-        })
-        .unwrap_or_else(|| "\n".into());
+    if results.partial && !old_generated.is_empty() {
+        text = merge_sections(&old_generated, &text, &results.command);
+    }
     text.push_str(KEEP_MARKER);
     text.push_str(&kept);
     if let Some(dir) = md.parent() {
@@ -235,6 +286,38 @@ pub fn write(results: &Results, md: &Path) -> anyhow::Result<()> {
         chart(&results.overhead, &md.with_extension("svg"))?;
     }
     Ok(())
+}
+
+/// 按 `## ` 标题切成几节（第一节是标题之前的开头）。
+fn sections(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            out.push(String::new());
+        }
+        out.last_mut().expect("至少有开头一节").push_str(line);
+    }
+    out
+}
+
+/// 只跑了几部分时：新跑的各节换掉旧文件里同名的节（没有的追加在后面），并注明是哪条命令单独重跑的；
+/// 开头、“机器与命令”与没有重跑的各节保留原样。
+fn merge_sections(old: &str, new: &str, command: &str) -> String {
+    let heading = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let mut merged = sections(old);
+    for section in sections(new).into_iter().skip(1) {
+        let title = heading(&section);
+        if title.starts_with("## 机器与命令") {
+            continue;
+        }
+        let (first, rest) = section.split_once('\n').unwrap_or((&section, ""));
+        let noted = format!("{first}\n\n> 这一节由 `{command}` 单独重跑（同一台机器）。\n{rest}");
+        match merged.iter_mut().find(|s| heading(s) == title) {
+            Some(old) => *old = noted,
+            None => merged.push(noted),
+        }
+    }
+    merged.concat()
 }
 
 /// 图里的一条线：名字、颜色、（分位序号，延迟 ms）。

@@ -33,6 +33,8 @@ struct Inner {
     /// 内置演示上游的地址；没有配置上游时使用它。
     demo_base_url: Option<String>,
     breakers: CircuitBreakers,
+    /// 本实例刚熔断的上游与熔断到何时：多实例时由 `crate::cluster_breakers` 取走写进库里（每个上游最多一项）。
+    opened: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// 全局在途上限（按当时的上限与排队数建立；设置改变后新请求用新的，在途的照旧归还到旧的）。
     global_limit: crate::config::Rebuilt<(u32, u32), ConcurrencyLimit>,
     /// 各上游自己的并发上限（按名称与上限值建立，上限改变时换新的）。
@@ -46,6 +48,16 @@ struct Inner {
     in_flight: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// 用量记账。
     usage: crate::usage::UsageRecorder,
+}
+
+impl Inner {
+    /// 记下本实例刚熔断了 `upstream`（熔断 `cooldown`）。
+    fn note_opened(&self, upstream: &str, cooldown: Duration) {
+        self.opened
+            .lock()
+            .expect("熔断记录锁未被毒化")
+            .insert(upstream.to_string(), std::time::Instant::now() + cooldown);
+    }
 }
 
 impl Gateway {
@@ -70,6 +82,7 @@ impl Gateway {
                 config,
                 demo_base_url,
                 breakers: CircuitBreakers::default(),
+                opened: Default::default(),
                 global_limit: Default::default(),
                 upstream_limits: Default::default(),
                 balancer: Default::default(),
@@ -126,6 +139,25 @@ impl Gateway {
                 }
             })
             .collect()
+    }
+
+    /// 本实例自上次取走以来熔断了的上游，与各自还要熔断多久（多实例时写进库里，见 `crate::cluster_breakers`）。
+    pub fn take_opened(&self) -> Vec<(String, Duration)> {
+        let now = std::time::Instant::now();
+        self.inner
+            .opened
+            .lock()
+            .expect("熔断记录锁未被毒化")
+            .drain()
+            .filter_map(|(name, until)| Some((name, until.checked_duration_since(now)?)))
+            .collect()
+    }
+
+    /// 别的实例熔断了这个上游，还剩 `remaining`：本实例也跳过它到同一时刻。
+    pub fn open_elsewhere(&self, upstream: &str, remaining: Duration) {
+        if self.inner.breakers.open_elsewhere(upstream, remaining) {
+            metrics::gauge!("gateway_breaker_open", "upstream" => upstream.to_string()).set(1.0);
+        }
     }
 
     /// 各上游此刻的状态（熔断、密钥、在途数、最近的错误）与页头圆点的颜色。

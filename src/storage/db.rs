@@ -171,6 +171,8 @@ fn migrations() -> Migrations<'static> {
             "CREATE TABLE shared_config (id INTEGER PRIMARY KEY, version INTEGER NOT NULL, text TEXT NOT NULL,
             saved_at INTEGER NOT NULL, saved_by TEXT NOT NULL);",
         ),
+        // 各实例共用的熔断：上游熔断到何时（Unix 毫秒）。元数据在 PostgreSQL 时用。
+        M::up("CREATE TABLE breakers (upstream TEXT PRIMARY KEY, open_until INTEGER NOT NULL);"),
     ])
 }
 
@@ -307,6 +309,8 @@ CREATE TABLE usage (
     // SQLite 的第 16 条。
     r#"CREATE TABLE shared_config (id BIGINT PRIMARY KEY, version BIGINT NOT NULL, text TEXT COLLATE "C" NOT NULL,
         saved_at BIGINT NOT NULL, saved_by TEXT COLLATE "C" NOT NULL);"#,
+    // SQLite 的第 17 条。
+    r#"CREATE TABLE breakers (upstream TEXT COLLATE "C" PRIMARY KEY, open_until BIGINT NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

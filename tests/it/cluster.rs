@@ -475,3 +475,59 @@ async fn settings_saved_on_one_instance_apply_on_the_other() {
         b_before
     );
 }
+
+/// 熔断共用：A 上连续失败到熔断后，B 一两秒内也跳过这个上游，不必自己再失败几次（数上游收到的请求）。
+#[tokio::test]
+async fn an_upstream_opened_on_one_instance_is_skipped_on_the_other() {
+    let pg = postgres::database();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("坏了"))
+        .mount(&upstream)
+        .await;
+    let config = format!(
+        "[server]\nmetrics_public = true\n\n[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[retry]\nmax_attempts = 1\nbreaker_failures = 2\nbreaker_cooldown_s = 60\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let (a, b) = (a_ws.serve().await, b_ws.serve().await);
+    let generate = |server: &Running| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/images/generations", server.url))
+            .json(&json!({"prompt": "熔断", "response_format": "url"}))
+            .send()
+    };
+    for _ in 0..2 {
+        let res = generate(&a).await.unwrap();
+        assert!(!res.status().is_success(), "上游回 500");
+    }
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+    let open = |metrics: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("gateway_breaker_open{") && l.contains("替身") && l.ends_with(" 1")
+        })
+    };
+    let metrics_of = |server: &Running| {
+        let url = format!("{}/metrics", server.url);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert!(open(&metrics_of(&a).await), "A 熔断了");
+    let started = Instant::now();
+    while !open(&metrics_of(&b).await) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B 一直没跟着熔断"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = generate(&b).await.unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert!(!status.is_success(), "{body}");
+    assert!(body.contains("已暂停使用"), "{body}");
+    assert_eq!(
+        upstream.received_requests().await.unwrap().len(),
+        2,
+        "B 直接跳过熔断中的上游，没有再发请求"
+    );
+}

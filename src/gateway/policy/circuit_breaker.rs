@@ -74,20 +74,21 @@ impl CircuitBreakers {
     }
 
     /// 记一次失败。只有说明上游“不健康”的失败才计数（连不上、超时、5xx、响应损坏）。
+    /// 返回这次失败是否让它熔断了（给多实例共用：见 `crate::cluster_breakers`）。
     pub fn record_failure(
         &self,
         upstream: &str,
         err: &GatewayError,
         threshold: u32,
         cooldown: Duration,
-    ) {
+    ) -> bool {
         if !counts_as_unhealthy(err) {
             // 请求本身的问题不说明上游坏了；但半开探测也算结束了。
             let mut states = self.states.lock().expect("熔断器锁未被毒化");
             if let Some(state @ State::HalfOpen { .. }) = states.get_mut(upstream) {
                 *state = State::Closed { failures: 0 };
             }
-            return;
+            return false;
         }
         let mut states = self.states.lock().expect("熔断器锁未被毒化");
         let state = states
@@ -97,7 +98,8 @@ impl CircuitBreakers {
             State::Closed { failures } => failures + 1,
             State::HalfOpen { .. } | State::Open { .. } => threshold,
         };
-        *state = if failures >= threshold {
+        let opened = failures >= threshold;
+        *state = if opened {
             tracing::warn!(
                 upstream,
                 failures,
@@ -110,6 +112,28 @@ impl CircuitBreakers {
         } else {
             State::Closed { failures }
         };
+        opened
+    }
+
+    /// 别的实例熔断了这个上游，还剩 `remaining`：本实例没熔断的，也熔断到同一时刻
+    /// （已经熔断或正在探测的不动）。返回是否改了。
+    pub fn open_elsewhere(&self, upstream: &str, remaining: Duration) -> bool {
+        let mut states = self.states.lock().expect("熔断器锁未被毒化");
+        let state = states
+            .entry(upstream.to_string())
+            .or_insert(State::Closed { failures: 0 });
+        if !matches!(state, State::Closed { .. }) {
+            return false;
+        }
+        *state = State::Open {
+            until: Instant::now() + remaining,
+        };
+        tracing::warn!(
+            upstream,
+            remaining_s = remaining.as_secs(),
+            "另一个实例熔断了这个上游，本实例也跳过它"
+        );
+        true
     }
 
     pub fn state(&self, upstream: &str) -> BreakerState {
@@ -164,6 +188,23 @@ mod tests {
         );
         b.record_success("a");
         assert_eq!(b.state("a"), BreakerState::Closed);
+    }
+
+    #[test]
+    fn another_instance_s_opening_applies_only_to_a_closed_breaker() {
+        let b = CircuitBreakers::default();
+        assert!(b.open_elsewhere("a", Duration::from_secs(30)));
+        assert_eq!(b.state("a"), BreakerState::Open);
+        assert!(b.try_acquire("a", Duration::from_secs(30)).is_err());
+        assert!(
+            !b.open_elsewhere("a", Duration::from_secs(60)),
+            "已经熔断的不动"
+        );
+        assert!(
+            b.record_failure("b", &down(), 1, Duration::from_secs(30)),
+            "这次失败让它熔断了"
+        );
+        assert!(!b.record_failure("c", &down(), 2, Duration::from_secs(30)));
     }
 
     #[test]

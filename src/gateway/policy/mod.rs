@@ -431,9 +431,12 @@ async fn try_upstream(
             attempt -= 1;
             continue;
         }
-        inner
+        if inner
             .breakers
-            .record_failure(&name, &error, threshold, cooldown);
+            .record_failure(&name, &error, threshold, cooldown)
+        {
+            inner.note_opened(&name, cooldown);
+        }
         let open = inner.breakers.state(&name) == circuit_breaker::BreakerState::Open;
         metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(if open {
             1.0
