@@ -340,19 +340,6 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
 
-/// 以本站的 Origin 调用设置页的服务器函数（没设管理员密码：本机可用）。
-async fn admin(server: &Running, name: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/admin/{name}", server.url))
-        .header("origin", &server.url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// 设置页的整份提交体：`view` 里的设置，第一个上游改名为 `name`。
 fn renamed(view: &Value, name: &str) -> Value {
     let mut upstreams = view["upstreams"].clone();

@@ -261,19 +261,6 @@ async fn bad_or_unreachable_bucket_stops_startup_with_a_clear_reason() {
     }
 }
 
-/// 以本站的 Origin 调用设置页的服务器函数（本机、没设管理员密码时不必登录）。
-async fn admin(server: &Running, name: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/admin/{name}", server.url))
-        .header("origin", &server.url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// 设置页把存储根换成桶：写不进去的不保存（配置文件不变）；能写的保存后新图进桶、旧图照常可取；
 /// 密钥只写，读设置时拿不回来。
 #[tokio::test]

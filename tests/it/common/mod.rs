@@ -322,6 +322,23 @@ pub async fn call(
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// 以本站的 Origin 调用设置页的服务器函数（`POST /api/admin/{name}`；没设管理员密码时本机可用），返回状态码与 JSON。
+pub async fn admin(
+    server: &Running,
+    name: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/admin/{name}", server.url))
+        .header("origin", &server.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// 用 `hash-password` 子命令生成哈希（和运维手工操作一样）。
 pub fn hash_password(password: &str) -> String {
     use std::io::Write;
