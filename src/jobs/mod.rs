@@ -290,13 +290,21 @@ impl JobManager {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // 见过的任务（它们被 `trim` 从任务表里拿掉后也不再加回来）；只记最近两分钟建的。
         let mut seen: HashMap<String, Instant> = HashMap::new();
+        // 上一次写进库里进度的本实例任务（不再生成的，下一次从库里去掉）。
+        let mut published: HashSet<String> = HashSet::new();
         loop {
             tick.tick().await;
             let since = (chrono::Utc::now() - chrono::Duration::seconds(60))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let (batches, foreign, mine) = {
+            let (batches, foreign, mine, progress) = {
                 let table = self.table();
                 let mine: Vec<String> = table.running.keys().cloned().collect();
+                let progress: Vec<store::Progress> = mine
+                    .iter()
+                    .filter_map(|id| table.jobs.get(id))
+                    .filter(|j| j.row.state == JobState::Running)
+                    .map(Self::progress_of)
+                    .collect();
                 let queued: HashSet<String> = table.queue.iter().cloned().collect();
                 let batches: Vec<String> = table
                     .queue
@@ -315,20 +323,32 @@ impl JobManager {
                     })
                     .map(|(id, _)| id.clone())
                     .collect();
-                (batches, foreign, mine)
+                (batches, foreign, mine, progress)
             };
+            let finished: Vec<String> = published
+                .iter()
+                .filter(|id| !progress.iter().any(|p| &p.job_id == *id))
+                .cloned()
+                .collect();
+            let now_published: HashSet<String> =
+                progress.iter().map(|p| p.job_id.clone()).collect();
             let found = storage
                 .with_db(move |c| {
+                    store::publish_progress(c, &progress, &finished)?;
                     Ok((
                         store::load_created_since(c, &since)?,
                         store::paused_batches(c, &batches)?,
+                        store::load_progress(c, &foreign)?,
                         store::load_jobs(c, &foreign)?,
                         store::load_jobs(c, &mine)?,
                     ))
                 })
                 .await;
-            let (new, paused, refreshed, running_here) = match found {
-                Ok(found) => found,
+            let (new, paused, elsewhere, refreshed, running_here) = match found {
+                Ok(found) => {
+                    published = now_published;
+                    found
+                }
                 Err(e) => {
                     tracing::warn!("从库里跟上别的实例失败：{e}");
                     continue;
@@ -383,8 +403,27 @@ impl JobManager {
                     if row.state == JobState::Done {
                         job.percent = 100.0;
                     }
+                    if row.state != JobState::Running {
+                        job.final_elapsed_ms = Self::elapsed_ms(job);
+                        job.phase = None;
+                    }
                     job.row = row.clone();
                     changed.push(row.id);
+                }
+                // 别的实例正在生成的：显示它写进库里的进度。
+                for p in elsewhere {
+                    if table.running.contains_key(&p.job_id) {
+                        continue;
+                    }
+                    let Some(job) = table.jobs.get_mut(&p.job_id) else {
+                        continue;
+                    };
+                    if job.row.state != JobState::Running {
+                        continue;
+                    }
+                    if Self::follow_progress(job, &p) {
+                        changed.push(p.job_id);
+                    }
                 }
                 trim(&mut table);
             }
@@ -1086,6 +1125,35 @@ impl JobManager {
             self.update_percent(job);
         }
         self.notify(Change::Job(id.to_string()));
+    }
+
+    /// 本实例正在生成的任务此刻的进度（写进库里给别的实例看）。
+    fn progress_of(job: &Job) -> store::Progress {
+        store::Progress {
+            job_id: job.row.id.clone(),
+            percent: job.percent.floor().clamp(0.0, 99.0) as u8,
+            phase: job.phase,
+            attempt: job.attempt,
+            elapsed_ms: Self::elapsed_ms(job),
+            upstream: job.row.upstream.clone(),
+        }
+    }
+
+    /// 别的实例写进库里的进度用到本实例的任务表上（只增不减，与本实例上一样）；返回是否变了。
+    fn follow_progress(job: &mut Job, p: &store::Progress) -> bool {
+        let phase = p.phase;
+        let percent = job.percent.max(f64::from(p.percent));
+        let changed = percent != job.percent
+            || phase != job.phase
+            || p.attempt != job.attempt
+            || p.upstream != job.row.upstream;
+        job.percent = percent;
+        job.phase = phase;
+        job.attempt = p.attempt;
+        job.row.upstream = p.upstream.clone();
+        // 用时从这里接着走（页面上的秒数不停在上一次读到的值）。
+        job.started = Instant::now().checked_sub(Duration::from_millis(p.elapsed_ms));
+        changed
     }
 
     fn update_percent(&self, job: &mut Job) {

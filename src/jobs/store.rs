@@ -1,7 +1,8 @@
-//! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库，进度只在内存里。
+//! 批次与任务的持久化（表结构见 `storage::db` 的迁移 4 与 9）。只在状态转换时写库；进度只在内存里，
+//! 几个实例共用库时另写进 `job_progress`（每秒一次，见 `publish_progress`）。
 
 use crate::storage::sql::{in_list, now_ms, params, Db, DbError, Row};
-use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState};
+use crate::types::{AspectRatio, AttemptInfo, ImageSize, JobImage, JobState, Phase};
 use std::collections::BTreeMap;
 
 /// 一个批次的参数（同批任务共用）。暂停与置顶会变，运行中以 `JobManager` 的任务表为准；
@@ -322,6 +323,98 @@ pub fn load_jobs(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<(Batch, JobRow
         &format!("{JOB_COLUMNS} WHERE j.id IN ({marks})"),
         &values,
         job_of,
+    )
+}
+
+/// 一个正在生成的任务此刻的进度：几个实例共用库时，运行它的实例每秒写一次，别的实例的页面据此显示。
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub job_id: String,
+    pub percent: u8,
+    pub phase: Option<Phase>,
+    pub attempt: u32,
+    pub elapsed_ms: u64,
+    pub upstream: Option<String>,
+}
+
+/// 写入本实例正在生成的任务的进度，去掉 `finished`（本实例不再生成的）；顺带清掉一小时没更新的
+/// （写它的实例停了）。
+pub fn publish_progress(
+    conn: &mut Db<'_>,
+    running: &[Progress],
+    finished: &[String],
+) -> Result<(), DbError> {
+    let now = now_ms(conn.dialect());
+    for p in running {
+        conn.execute(
+            &format!(
+                "INSERT INTO job_progress (job_id, percent, phase, attempt, elapsed_ms, upstream, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, {now})
+                 ON CONFLICT (job_id) DO UPDATE SET percent = excluded.percent, phase = excluded.phase,
+                   attempt = excluded.attempt, elapsed_ms = excluded.elapsed_ms,
+                   upstream = excluded.upstream, updated_at = excluded.updated_at"
+            ),
+            params![
+                p.job_id,
+                p.percent,
+                p.phase.map(phase_name),
+                p.attempt,
+                p.elapsed_ms,
+                p.upstream
+            ],
+        )?;
+    }
+    if !finished.is_empty() {
+        let (marks, values) = in_list(finished);
+        conn.execute(
+            &format!("DELETE FROM job_progress WHERE job_id IN ({marks})"),
+            &values,
+        )?;
+    }
+    conn.execute(
+        &format!("DELETE FROM job_progress WHERE updated_at < {now} - 3600000"),
+        params![],
+    )?;
+    Ok(())
+}
+
+/// 阶段在库里的名字：与 JSON 里的一样（`waiting` 之类）。
+fn phase_name(phase: Phase) -> String {
+    serde_json::to_value(phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn phase_from_name(name: &str) -> Option<Phase> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// 这些任务在库里的进度（没有的略过）。
+pub fn load_progress(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<Progress>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (marks, values) = in_list(ids);
+    conn.query(
+        &format!(
+            "SELECT job_id, percent, phase, attempt, elapsed_ms, upstream FROM job_progress
+             WHERE job_id IN ({marks})"
+        ),
+        &values,
+        |r| {
+            Ok(Progress {
+                job_id: r.get(0)?,
+                percent: r.get(1)?,
+                // 认不得的阶段名（更新版本的程序写的）当作没有。
+                phase: r
+                    .get::<Option<String>>(2)?
+                    .and_then(|n| phase_from_name(&n)),
+                attempt: r.get(3)?,
+                elapsed_ms: r.get(4)?,
+                upstream: r.get(5)?,
+            })
+        },
     )
 }
 

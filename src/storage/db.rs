@@ -173,6 +173,11 @@ fn migrations() -> Migrations<'static> {
         ),
         // 各实例共用的熔断：上游熔断到何时（Unix 毫秒）。元数据在 PostgreSQL 时用。
         M::up("CREATE TABLE breakers (upstream TEXT PRIMARY KEY, open_until INTEGER NOT NULL);"),
+        // 各实例正在生成的任务此刻的进度（每秒写一次），别的实例的页面据此显示。元数据在 PostgreSQL 时用。
+        M::up(
+            "CREATE TABLE job_progress (job_id TEXT PRIMARY KEY, percent INTEGER NOT NULL, phase TEXT,
+            attempt INTEGER NOT NULL, elapsed_ms INTEGER NOT NULL, upstream TEXT, updated_at INTEGER NOT NULL);",
+        ),
     ])
 }
 
@@ -311,6 +316,9 @@ CREATE TABLE usage (
         saved_at BIGINT NOT NULL, saved_by TEXT COLLATE "C" NOT NULL);"#,
     // SQLite 的第 17 条。
     r#"CREATE TABLE breakers (upstream TEXT COLLATE "C" PRIMARY KEY, open_until BIGINT NOT NULL);"#,
+    // SQLite 的第 18 条。
+    r#"CREATE TABLE job_progress (job_id TEXT COLLATE "C" PRIMARY KEY, percent BIGINT NOT NULL, phase TEXT COLLATE "C",
+        attempt BIGINT NOT NULL, elapsed_ms BIGINT NOT NULL, upstream TEXT COLLATE "C", updated_at BIGINT NOT NULL);"#,
 ];
 
 pub use crate::config::is_postgres_url as is_postgres;

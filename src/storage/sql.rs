@@ -131,7 +131,7 @@ macro_rules! int_to_value {
         }
     )*};
 }
-int_to_value!(i32, i64, u32, u64, usize);
+int_to_value!(u8, i32, i64, u32, u64, usize);
 
 /// SQL 参数表：`params![a, b, c]`，各项可以是 `ToValue` 的任何类型（引用也行）。
 #[macro_export]
@@ -185,7 +185,7 @@ macro_rules! int_from_value {
         }
     )*};
 }
-int_from_value!(i32, u32, u64, usize);
+int_from_value!(u8, i32, u32, u64, usize);
 
 impl FromValue for bool {
     const NAME: &'static str = "布尔值";

@@ -340,6 +340,79 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
 
+/// 工作台连着 B，批次在 A 上收下、在 A 上生成：B 推给页面的卡片有进度——百分比在涨（只增不减）、阶段、用时与上游，
+/// 完成时 100%。（只读库里的状态时，B 上一直是“生成中 0%”。）
+#[tokio::test]
+async fn a_page_on_one_instance_sees_live_progress_of_a_job_running_on_the_other() {
+    use futures::StreamExt;
+    let pg = postgres::database();
+    let upstream = slow_upstream(Duration::from_secs(6)).await;
+    let config = format!(
+        "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let (a, b) = (a_ws.serve().await, b_ws.serve().await);
+    let (mut page, _) = tokio_tungstenite::connect_async(b.url.replace("http://", "ws://") + "/ws")
+        .await
+        .unwrap();
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "云", "count": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["job_id"].clone();
+
+    // 从 B 的页面连接上记下这张卡片的每一次样子，直到完成。
+    let mut running = Vec::new();
+    let done = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), page.next())
+            .await
+            .expect("B 的页面 30 秒没收到消息")
+            .unwrap()
+            .unwrap();
+        let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        let cards = match message["type"].as_str() {
+            Some("snapshot") => message["jobs"].as_array().cloned().unwrap_or_default(),
+            Some("job") => vec![message.clone()],
+            _ => continue,
+        };
+        let Some(card) = cards.into_iter().find(|c| c["job_id"] == id) else {
+            continue;
+        };
+        match card["state"].as_str().unwrap() {
+            "running" => running.push(card),
+            "done" => break card,
+            "queued" => {}
+            other => panic!("B 上的卡片是 {other}：{card}"),
+        }
+    };
+    let percents: Vec<u64> = running
+        .iter()
+        .map(|c| c["percent"].as_u64().unwrap())
+        .collect();
+    eprintln!("B 上看到的进度：{percents:?}");
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1]),
+        "进度只增不减：{percents:?}"
+    );
+    let moving: std::collections::BTreeSet<u64> =
+        percents.iter().copied().filter(|p| *p > 0).collect();
+    assert!(
+        moving.len() >= 2 && moving.iter().all(|p| *p < 100),
+        "生成中的 6 秒里，B 上的百分比应大于 0 且在涨：{percents:?}"
+    );
+    let last = running.last().unwrap();
+    assert_eq!(last["phase"], json!("waiting"), "{last}");
+    assert_eq!(last["upstream"], json!("替身"), "{last}");
+    assert!(last["elapsed_ms"].as_u64().unwrap() >= 1000, "{last}");
+    assert_eq!(done["percent"], json!(100), "{done}");
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+    drop((a, b));
+}
+
 /// 设置页的整份提交体：`view` 里的设置，第一个上游改名为 `name`。
 fn renamed(view: &Value, name: &str) -> Value {
     let mut upstreams = view["upstreams"].clone();
