@@ -76,6 +76,13 @@ step "集成测试再跑一遍，元数据放在 PostgreSQL（测试在回环端
 # migrate 测的是 SQLite 文件本身、cluster 本来就用 PostgreSQL，不重复跑。
 DF_TEST_METADATA=postgres cargo test --features ssr --test it -- --skip migrate:: --skip cluster::
 
+step "存储与图库的集成测试再跑，图放在对象存储（moto，每个测试一个新桶），元数据在 SQLite 与 PostgreSQL 各一遍"
+# 本地目录上的两遍就是上面两步；storage_s3 本来就用对象存储（上面两步里已在两种元数据库上跑过）。
+for metadata in sqlite postgres; do
+  DF_TEST_IMAGES=s3 DF_TEST_METADATA=$metadata cargo test --features ssr --test it -- \
+    gallery_api:: storage_files:: storage_zip:: storage_crash::
+done
+
 step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
 # 完整基准是 bash bench/run.sh，不在这里跑。
 target/debug/examples/bench quick

@@ -376,6 +376,10 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         &config.storage.root,
         &config.storage.database_path(),
         config.storage.s3.clone(),
+        Some(match loaded.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }),
     )
     .await?;
     let file = ConfigFile {

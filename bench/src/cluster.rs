@@ -75,7 +75,7 @@ pub async fn run(settings: &Settings, work: &Path) -> anyhow::Result<Vec<Row>> {
     )
     .replace(
         "root = \"storage\"\n",
-        &format!("root = \"s3://{}/bench\"\ndatabase = \"{pg}\"\n", bucket.bucket),
+        &format!("root = \"s3://{}/bench\"\ndatabase = \"{pg}\"\n", bucket.name),
     );
     let a = procs::server(&settings.bin, &work.join("a"), free_port(), &shared).await?;
     rows.push(labelled(

@@ -154,22 +154,34 @@ impl Storage {
     /// 打开存储：新文件写到 `root`（本地目录，或 `s3://桶/前缀`），元数据在 `database`
     /// （SQLite 文件的路径，或 `postgres://…` 连接串）。
     /// 建库、迁移、清理上次崩溃留下的临时文件，并核对记录与文件。
-    pub async fn open(root: &Path, database: &Path, s3: S3Config) -> Result<Self, StorageError> {
+    /// `home` 是元数据在 PostgreSQL、图在对象存储时暂存区所在的本机目录（服务传配置文件所在的目录：
+    /// 容器里是 `/data` 卷，systemd 下是 StateDirectory，重启、重建都还在）；`None` 时用系统的临时目录。
+    pub async fn open(
+        root: &Path,
+        database: &Path,
+        s3: S3Config,
+        home: Option<PathBuf>,
+    ) -> Result<Self, StorageError> {
         let (root, database) = (root.to_path_buf(), database.to_path_buf());
-        tokio::task::spawn_blocking(move || Self::open_blocking(&root, &database, s3))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&root, &database, s3, home))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
-    fn open_blocking(root: &Path, database: &Path, s3: S3Config) -> Result<Self, StorageError> {
+    fn open_blocking(
+        root: &Path,
+        database: &Path,
+        s3: S3Config,
+        home: Option<PathBuf>,
+    ) -> Result<Self, StorageError> {
         let root = root.to_string_lossy().into_owned();
         if !blobs::is_object_store(&root) {
             std::fs::create_dir_all(&root).map_err(io_err(format!("无法创建存储目录 {root}")))?;
         }
         let database = database.to_string_lossy().into_owned();
-        // 暂存区所在的本机目录：SQLite 文件旁边；元数据在 PostgreSQL、图在对象存储时用系统的临时目录。
+        // 暂存区所在的本机目录（图在对象存储时用）：SQLite 文件旁边；元数据在 PostgreSQL 时是 `home`。
         let local_dir = if db::is_postgres(&database) {
-            std::env::temp_dir().join("drafting-factory")
+            home.unwrap_or_else(|| std::env::temp_dir().join("drafting-factory"))
         } else {
             Path::new(&database)
                 .parent()
@@ -662,9 +674,14 @@ mod tests {
     #[tokio::test]
     async fn saves_file_and_row_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        let storage = Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         let rec = storage.save_image(new_image(png(7, 5))).await.unwrap();
         assert_eq!(
             (rec.width, rec.height, rec.mime.as_str()),
@@ -691,9 +708,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_saves_are_committed_together_and_each_gets_its_own_row() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        let storage = Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         let saves = (0..40).map(|i| {
             let storage = storage.clone();
             tokio::spawn(async move {
@@ -724,9 +746,14 @@ mod tests {
     #[tokio::test]
     async fn a_failing_record_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        let storage = Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         let good = |id: &str| ImageRecord {
             id: id.into(),
             root: dir.path().to_string_lossy().into_owned(),
@@ -784,9 +811,14 @@ mod tests {
     #[tokio::test]
     async fn non_image_is_refused_and_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        let storage = Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         let err = storage
             .save_image(new_image(bytes::Bytes::from_static(b"not an image")))
             .await
@@ -798,9 +830,14 @@ mod tests {
     #[tokio::test]
     async fn uploads_are_stored_once_per_content() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        let storage = Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         let data = png(3, 3);
         let a = storage
             .save_upload(data.clone(), "image/png".into(), None)
@@ -855,7 +892,7 @@ mod tests {
         let old_root = tempfile::tempdir().unwrap();
         let new_root = tempfile::tempdir().unwrap();
         let database = old_root.path().join(DB_FILE);
-        let storage = Storage::open(old_root.path(), &database, S3Config::default())
+        let storage = Storage::open(old_root.path(), &database, S3Config::default(), None)
             .await
             .unwrap();
         let before = storage.save_image(new_image(png(2, 2))).await.unwrap();
@@ -873,7 +910,7 @@ mod tests {
         assert_eq!(listed.len(), 2);
         // 重新打开（像重启一样）：两个根下的文件都被核对，没有“缺文件”。
         drop(storage);
-        let reopened = Storage::open(new_root.path(), &database, S3Config::default())
+        let reopened = Storage::open(new_root.path(), &database, S3Config::default(), None)
             .await
             .unwrap();
         assert!(reopened.audit().missing_files.is_empty());
@@ -887,9 +924,14 @@ mod tests {
         std::fs::create_dir_all(&day).unwrap();
         std::fs::write(day.join(".partial-abc"), b"half").unwrap();
         std::fs::write(day.join("keep.png"), b"x").unwrap();
-        Storage::open(dir.path(), &dir.path().join(DB_FILE), S3Config::default())
-            .await
-            .unwrap();
+        Storage::open(
+            dir.path(),
+            &dir.path().join(DB_FILE),
+            S3Config::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert!(!day.join(".partial-abc").exists());
         assert!(day.join("keep.png").exists());
     }

@@ -118,7 +118,7 @@ async fn trash_restore_and_empty_trash_removes_files_and_rows() {
     let keep = generate(&server, "留下的").await;
     let gone = generate(&server, "要删的").await;
     let http = reqwest::Client::new();
-    // 先取一次缩略图，确保它已写在磁盘上。
+    // 先取一次缩略图，确保它已写好。
     let thumb = http
         .get(format!("{}/files/{gone}/thumb", server.url))
         .send()
@@ -152,16 +152,15 @@ async fn trash_restore_and_empty_trash_removes_files_and_rows() {
     assert_eq!(ids(&live), [gone.clone(), keep.clone()]);
 
     call(&server, "trash_images", json!({"ids": [gone]})).await;
-    let before = originals_under(&ws.storage().join("images")).len();
+    let before = ws.stored_originals("images/").await.len();
     let (status, n) = call(&server, "empty_trash", json!({})).await;
     assert_eq!((status, n), (200, json!(1)));
-    assert_eq!(
-        originals_under(&ws.storage().join("images")).len(),
-        before - 1
-    );
-    let leftovers: Vec<_> = files_under(&ws.storage().join("images"))
+    assert_eq!(ws.stored_originals("images/").await.len(), before - 1);
+    let leftovers: Vec<_> = ws
+        .stored_files()
+        .await
         .into_iter()
-        .filter(|p| p.to_string_lossy().contains(&gone))
+        .filter(|p| p.contains(&gone))
         .collect();
     assert!(leftovers.is_empty(), "原图与缩略图都应删除：{leftovers:?}");
     let res = http
@@ -195,9 +194,11 @@ async fn changing_the_root_keeps_old_images_listed_and_served() {
     assert!(originals_under(&ws.path().join("新目录"))
         .iter()
         .any(|p| p.to_string_lossy().contains(&new)));
-    assert!(originals_under(&ws.storage())
+    assert!(ws
+        .stored_originals("")
+        .await
         .iter()
-        .any(|p| p.to_string_lossy().contains(&old)));
+        .any(|p| p.contains(&old)));
     let (_, page) = call(&server, "list_images", json!({"query": {}})).await;
     assert_eq!(ids(&page), [new.clone(), old.clone()]);
     let http = reqwest::Client::new();

@@ -95,7 +95,7 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
     let ws = Workspace::sqlite(&local_config);
     // 源：用存储模块本身写 500 张图（与服务器写的一样）、一张带缩略图的大图、两份上传。
     let source_db = ws.storage().join("factory.db");
-    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default())
+    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default(), None)
         .await
         .unwrap();
     let saved: Vec<_> = futures::stream::iter(0..IMAGES)
@@ -136,6 +136,7 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
         std::path::Path::new("s3://factory/moved"),
         &source_db,
         s3_config,
+        None,
     )
     .await
     .unwrap();
@@ -200,7 +201,7 @@ async fn migrate_500_images_to_s3_verifies_resumes_and_changes_nothing_at_the_so
     );
 
     // 两次之间源头多了一张图（服务还在运行时先迁一遍、停服后再迁一遍）：只补这一张，新库跟上。
-    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default())
+    let storage = Storage::open(&ws.storage(), &source_db, S3Config::default(), None)
         .await
         .unwrap();
     storage

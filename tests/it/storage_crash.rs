@@ -42,13 +42,16 @@ async fn sigkill_while_writing_loses_nothing_and_leaves_no_half_files() {
     let health: Value = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(health["storage"]["missing_files"], 0, "{health}");
 
-    let files = files_under(&ws.storage().join("images"));
+    let files: Vec<String> = ws
+        .stored_files()
+        .await
+        .into_iter()
+        .filter(|f| f.starts_with("images/"))
+        .collect();
     assert!(
-        !files.iter().any(|p| p
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with(".partial-")),
+        !files
+            .iter()
+            .any(|p| p.rsplit('/').next().unwrap().starts_with(".partial-")),
         "启动后不应留下临时文件：{files:?}"
     );
     let (rows, distinct): (i64, i64) = ws.db(|c| {
@@ -60,20 +63,23 @@ async fn sigkill_while_writing_loses_nothing_and_leaves_no_half_files() {
     });
     assert_eq!(rows, distinct, "不应有两条记录指向同一个文件");
     assert!(rows > 0, "八轮里总该有图写完");
-    let paths: Vec<std::path::PathBuf> = ws.db(|c| {
+    let rows: Vec<(String, String)> = ws.db(|c| {
         c.query("SELECT root, rel_path FROM images", params![], |r| {
-            Ok(std::path::Path::new(&r.get::<String>(0)?).join(r.get::<String>(1)?))
+            Ok((r.get(0)?, r.get(1)?))
         })
     });
-    for path in &paths {
-        image::open(path).unwrap_or_else(|e| panic!("{} 无法解码：{e}", path.display()));
+    let root = rows[0].0.clone();
+    for (root, rel) in &rows {
+        let data = ws
+            .read_stored(root, rel)
+            .await
+            .unwrap_or_else(|| panic!("{root} {rel} 没有文件"));
+        image::load_from_memory(&data).unwrap_or_else(|e| panic!("{rel} 无法解码：{e}"));
     }
     // 没有记录的原图文件（杀在改名之后、写记录之前）也必须是完整的图。
-    for file in files
-        .iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".thumb.jpg"))
-    {
-        image::open(file).unwrap_or_else(|e| panic!("{} 是半个文件：{e}", file.display()));
+    for file in files.iter().filter(|p| !p.ends_with(".thumb.jpg")) {
+        let data = ws.read_stored(&root, file).await.unwrap();
+        image::load_from_memory(&data).unwrap_or_else(|e| panic!("{file} 是半个文件：{e}"));
     }
-    println!("{rows} 条记录，{} 个文件", files.len());
+    println!("{} 条记录，{} 个文件", rows.len(), files.len());
 }

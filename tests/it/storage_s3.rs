@@ -118,7 +118,9 @@ async fn images_thumbnails_and_uploads_live_in_the_bucket() {
 
     // 本机只有数据库（与它旁边的签名密钥），没有图片目录。
     assert!(!ws.path().join("storage").exists());
-    assert!(ws.path().join("meta/factory.db").is_file());
+    if ws.postgres.is_none() {
+        assert!(ws.path().join("meta/factory.db").is_file());
+    }
     let local_images: Vec<_> = files_under(ws.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
@@ -197,11 +199,12 @@ async fn a_paid_image_survives_an_object_store_outage() {
     v1_unsaved(&server).await;
 
     let job_id = unsaved_card(&server, "卡片存不下").await;
-    assert_eq!(
-        files_under(&ws.path().join("meta/.spill")).len(),
-        2,
-        "两张图都在本机的暂存区"
-    );
+    // 暂存区：SQLite 文件旁边；元数据在 PostgreSQL 时在配置文件所在的目录（容器里是 /data 卷，不在会被清掉的临时目录）。
+    let spill = match ws.postgres {
+        None => ws.path().join("meta/.spill"),
+        Some(_) => ws.path().join(".spill"),
+    };
+    assert_eq!(files_under(&spill).len(), 2, "两张图都在本机的暂存区");
 
     let s3 = S3::start_at(port).await;
     let (status, view) = call(&server, "resave_job", json!({"job_id": job_id})).await;
@@ -401,7 +404,7 @@ async fn an_old_bucket_that_is_down_does_not_block_startup() {
     let local = s3
         .config("")
         .replace("root = \"s3://factory/team\"", "root = \"local\"");
-    std::fs::write(ws.path().join("factory.toml"), local).unwrap();
+    ws.write_config(&local);
     s3.stop().await;
 
     let server = ws.serve().await;

@@ -89,37 +89,106 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
     /// `DF_TEST_METADATA=postgres` 时这个工作区用的 PostgreSQL 库。
     pub postgres: Option<String>,
+    /// `DF_TEST_IMAGES=s3` 时这个工作区的图所在的桶（键的前缀是 `ws/`）。
+    pub bucket: Option<s3::Bucket>,
 }
+
+/// `DF_TEST_IMAGES=s3` 时工作区的图在桶里的前缀。
+const BUCKET_PREFIX: &str = "ws";
 
 impl Workspace {
     /// `DF_TEST_METADATA=postgres` 时（scripts/test.sh 用它把存储与图库的测试在 PostgreSQL 上再跑一遍），
-    /// 没写 `storage.database` 的配置改为用一个新建的 PostgreSQL 库。
+    /// 没写 `storage.database` 的配置改为用一个新建的 PostgreSQL 库；`DF_TEST_IMAGES=s3` 时，
+    /// 图放在工作区的 `storage` 目录里的配置改为放进一个新建的桶（见 `with_bucket`）。
     pub fn new(config: &str) -> Self {
         let ws = Self {
             dir: tempfile::tempdir().unwrap(),
             postgres: postgres::selected().then(postgres::database),
+            bucket: s3::selected().then(s3::fresh_bucket),
         };
         ws.write_config(config);
         ws
     }
 
-    /// 元数据总在 SQLite 文件里的工作区（测的正是 SQLite 文件本身的：迁移、缺少数据库路径的配置）。
+    /// 元数据总在 SQLite 文件里、图总在本地目录里的工作区（测的正是 SQLite 文件本身的：迁移、缺少数据库路径的配置）。
     pub fn sqlite(config: &str) -> Self {
         let ws = Self {
             dir: tempfile::tempdir().unwrap(),
             postgres: None,
+            bucket: None,
         };
         ws.write_config(config);
         ws
     }
 
-    /// 改写 `factory.toml`（PostgreSQL 模式下没写 `storage.database` 的仍用这个工作区的库）。
+    /// 改写 `factory.toml`（PostgreSQL 模式下没写 `storage.database` 的仍用这个工作区的库，
+    /// 对象存储模式下照样换成这个工作区的桶）。
     pub fn write_config(&self, config: &str) {
         let config = match &self.postgres {
             Some(url) => with_database(config, url),
             None => config.to_string(),
         };
+        let config = match &self.bucket {
+            Some(bucket) => with_bucket(&config, bucket),
+            None => config,
+        };
         std::fs::write(self.path().join("factory.toml"), config).unwrap();
+    }
+
+    /// 工作区主存储（`storage` 目录，或对象存储模式下的桶）里的全部文件，路径相对于存储根
+    /// （`images/2026/11/30/….png` 之类），排好序。
+    pub async fn stored_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = match &self.bucket {
+            Some(bucket) => {
+                assert!(
+                    !self.storage().join("images").exists(),
+                    "对象存储模式下图不该写进本地的 storage 目录"
+                );
+                bucket
+                    .keys()
+                    .await
+                    .into_iter()
+                    .filter_map(|k| {
+                        k.strip_prefix(&format!("{BUCKET_PREFIX}/"))
+                            .map(str::to_string)
+                    })
+                    .collect()
+            }
+            None => files_under(&self.storage())
+                .into_iter()
+                .map(|p| {
+                    p.strip_prefix(self.storage())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect(),
+        };
+        files.sort();
+        files
+    }
+
+    /// 同上，只要写完了的原图（不含缩略图与写到一半的临时文件，见 `originals_under`）。
+    pub async fn stored_originals(&self, under: &str) -> Vec<String> {
+        self.stored_files()
+            .await
+            .into_iter()
+            .filter(|f| f.starts_with(under) && is_original(f))
+            .collect()
+    }
+
+    /// 库里一条图片记录（`root`, `rel_path`）指向的文件的内容：本地目录里的，或桶里的对象。
+    pub async fn read_stored(&self, root: &str, rel: &str) -> Option<bytes::Bytes> {
+        match (root.strip_prefix("s3://"), &self.bucket) {
+            (Some(location), Some(bucket)) => {
+                let prefix = location.split_once('/').map_or("", |(_, p)| p);
+                bucket.get(&format!("{prefix}/{rel}")).await
+            }
+            (Some(_), None) => panic!("{root} 不是这个工作区的桶"),
+            (None, _) => std::fs::read(Path::new(root).join(rel))
+                .ok()
+                .map(bytes::Bytes::from),
+        }
     }
 
     /// 直接查看服务器的元数据库（SQLite 文件 storage/factory.db，或这个工作区的 PostgreSQL 库），
@@ -184,6 +253,41 @@ fn with_database(config: &str, url: &str) -> String {
     toml::to_string(&doc).unwrap()
 }
 
+/// 对象存储模式：图放在工作区 `storage` 目录里的配置（没写 `storage.root` 或写的就是 `storage`）改为放进 `bucket`
+/// （`s3://桶/ws`），没写数据库的 SQLite 仍在 `storage/factory.db`（与本地目录时同一处，测试照样查得到）；
+/// 桶的连接（`[storage.s3]`）总是写上，改到别的根以后旧图仍取得到。
+fn with_bucket(config: &str, bucket: &s3::Bucket) -> String {
+    let Ok(mut doc) = config.parse::<toml::Table>() else {
+        return config.to_string();
+    };
+    let storage = doc
+        .entry("storage")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(storage) = storage.as_table_mut() else {
+        return config.to_string();
+    };
+    let root = storage.get("root").and_then(|r| r.as_str());
+    if root.is_none_or(|r| r == "storage") {
+        storage.insert(
+            "root".into(),
+            toml::Value::String(format!("s3://{}/{BUCKET_PREFIX}", bucket.name)),
+        );
+        storage
+            .entry("database")
+            .or_insert_with(|| toml::Value::String("storage/factory.db".into()));
+    }
+    let s3: toml::Table = format!(
+        "endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"",
+        bucket.endpoint()
+    )
+    .parse()
+    .unwrap();
+    storage
+        .entry("s3")
+        .or_insert_with(|| toml::Value::Table(s3));
+    toml::to_string(&doc).unwrap()
+}
+
 /// 指向某个演示上游的最小配置。
 pub fn config_with_upstream(upstream_url: &str) -> String {
     format!(
@@ -196,11 +300,14 @@ pub fn config_with_upstream(upstream_url: &str) -> String {
 pub fn originals_under(dir: &Path) -> Vec<PathBuf> {
     files_under(dir)
         .into_iter()
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            !name.ends_with(".thumb.jpg") && !name.starts_with(".partial-")
-        })
+        .filter(|p| is_original(&p.to_string_lossy()))
         .collect()
+}
+
+/// 路径的最后一段是写完了的原图（不是缩略图，也不是写到一半的临时文件）。
+fn is_original(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !name.ends_with(".thumb.jpg") && !name.starts_with(".partial-")
 }
 
 /// 递归列出目录下的所有文件。

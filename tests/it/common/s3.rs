@@ -2,17 +2,35 @@
 //! 由 `bash scripts/install-tools.sh --e2e` 装进 target/sdk-venv。测试直接用 HTTP 查看桶里的对象，
 //! 不经过被测的代码：moto 不校验签名，但不带 Authorization 的请求算匿名、读不到私有对象，
 //! 所以每个请求带一个形式正确、签名随意的头。
+//!
+//! 两种用法：`S3::start()` 给一个测试自己的服务器（可以停掉、再启动）；`DF_TEST_IMAGES=s3` 时
+//! （scripts/test.sh 用它把存储与图库的测试在对象存储上再跑一遍）每个工作区从整个测试程序共用的一个服务器里
+//! 拿一个新桶（`fresh_bucket`）。
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 /// 一个正在运行的 moto 服务器和里面的一个桶；离开作用域时进程被杀掉。
 pub struct S3 {
     child: Child,
+    bucket: Bucket,
+}
+
+/// 某个 moto 服务器里的一个桶：查看、放入、删除对象。
+#[derive(Debug, Clone)]
+pub struct Bucket {
     pub port: u16,
-    pub bucket: String,
+    pub name: String,
+}
+
+impl std::ops::Deref for S3 {
+    type Target = Bucket;
+    fn deref(&self) -> &Bucket {
+        &self.bucket
+    }
 }
 
 fn moto_server() -> std::path::PathBuf {
@@ -40,15 +58,78 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// 是否把工作区的图放进对象存储（`DF_TEST_IMAGES=s3`）。
+#[allow(dead_code)]
+pub fn selected() -> bool {
+    std::env::var("DF_TEST_IMAGES").is_ok_and(|v| v == "s3")
+}
+
+/// 整个测试程序共用的服务器的端口（第一次用时启动；测试程序退出后由一个看门的小进程停掉它）。
+#[allow(clippy::zombie_processes)]
+fn shared_port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let port = free_port();
+        let child = std::process::Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("可以启动 moto_server");
+        let watch = format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill {moto} 2>/dev/null",
+            me = std::process::id(),
+            moto = child.id()
+        );
+        std::process::Command::new("sh")
+            .args(["-c", &watch])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("可以启动看门进程");
+        port
+    })
+}
+
+/// 共用服务器里一个新建的空桶（在单独的线程里建：调用方可能在 tokio 里，也可能不在）。
+#[allow(dead_code)]
+pub fn fresh_bucket() -> Bucket {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let bucket = Bucket {
+        port: shared_port(),
+        name: format!(
+            "ws-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ),
+    };
+    let creating = bucket.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(creating.create())
+    })
+    .join()
+    .unwrap();
+    bucket
+}
+
 impl S3 {
     /// 在一个空闲端口上启动，建好桶 `factory`。
     pub async fn start() -> S3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        S3::start_at(port).await
+        S3::start_at(free_port()).await
     }
 
     /// 在指定端口上启动（模拟对象存储停机后恢复：新进程是空的，桶要重建）。
@@ -62,20 +143,35 @@ impl S3 {
             .expect("可以启动 moto_server");
         let s3 = S3 {
             child,
-            port,
-            bucket: "factory".into(),
+            bucket: Bucket {
+                port,
+                name: "factory".into(),
+            },
         };
+        s3.bucket.create().await;
+        s3
+    }
+
+    /// 停掉服务（模拟对象存储不可达）。
+    pub async fn stop(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.bucket.port
+    }
+}
+
+impl Bucket {
+    /// 等服务器起来（最多 30 秒），建桶。
+    async fn create(&self) {
         let started = Instant::now();
-        while client().get(s3.url("")).send().await.is_err() {
+        while client().get(self.endpoint()).send().await.is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "moto_server 30 秒内没有启动"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let created = client().put(s3.url("")).send().await.unwrap();
+        let created = client().put(self.url("")).send().await.unwrap();
         assert!(created.status().is_success(), "建桶失败：{created:?}");
-        s3
     }
 
     pub fn endpoint(&self) -> String {
@@ -83,16 +179,22 @@ impl S3 {
     }
 
     fn url(&self, key: &str) -> String {
-        format!("{}/{}/{key}", self.endpoint(), self.bucket)
+        format!("{}/{}/{key}", self.endpoint(), self.name)
     }
 
-    /// 服务器的配置：图片放在 `s3://factory/team`，元数据库在工作目录的 meta/ 下，上游用内置演示上游。
+    /// 服务器的配置：图片放在 `s3://桶/team`，元数据库在工作目录的 meta/ 下（`DF_TEST_METADATA=postgres` 时不写，
+    /// 由工作区填上它的 PostgreSQL 库），上游用内置演示上游。
     pub fn config(&self, extra: &str) -> String {
+        let database = if super::postgres::selected() {
+            ""
+        } else {
+            "database = \"meta/factory.db\"\n"
+        };
         format!(
-            "[storage]\nroot = \"s3://{}/team\"\ndatabase = \"meta/factory.db\"\n\n\
+            "[storage]\nroot = \"s3://{}/team\"\n{database}\n\
              [storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
              access_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n\n{extra}",
-            self.bucket,
+            self.name,
             self.endpoint()
         )
     }
@@ -103,7 +205,7 @@ impl S3 {
             .get(format!(
                 "{}/{}?list-type=2&max-keys=1000",
                 self.endpoint(),
-                self.bucket
+                self.name
             ))
             .send()
             .await
@@ -151,11 +253,5 @@ impl S3 {
     pub async fn delete(&self, key: &str) {
         let res = client().delete(self.url(key)).send().await.unwrap();
         assert!(res.status().is_success(), "{res:?}");
-    }
-
-    /// 停掉服务（模拟对象存储不可达）。
-    pub async fn stop(mut self) -> u16 {
-        self.child.kill().await.unwrap();
-        self.port
     }
 }
