@@ -653,6 +653,13 @@ mod tests {
         crate::demo::encode_png(&img).into()
     }
 
+    /// 存储根与 SQLite 文件都在 `dir` 里的存储。
+    async fn open_local(dir: &Path) -> Storage {
+        Storage::open(dir, &dir.join(DB_FILE), S3Config::default(), None)
+            .await
+            .unwrap()
+    }
+
     fn new_image(data: bytes::Bytes) -> NewImage {
         NewImage {
             data,
@@ -674,14 +681,7 @@ mod tests {
     #[tokio::test]
     async fn saves_file_and_row_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let storage = open_local(dir.path()).await;
         let rec = storage.save_image(new_image(png(7, 5))).await.unwrap();
         assert_eq!(
             (rec.width, rec.height, rec.mime.as_str()),
@@ -708,14 +708,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_saves_are_committed_together_and_each_gets_its_own_row() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let storage = open_local(dir.path()).await;
         let saves = (0..40).map(|i| {
             let storage = storage.clone();
             tokio::spawn(async move {
@@ -746,14 +739,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_record_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let storage = open_local(dir.path()).await;
         let good = |id: &str| ImageRecord {
             id: id.into(),
             root: dir.path().to_string_lossy().into_owned(),
@@ -811,14 +797,7 @@ mod tests {
     #[tokio::test]
     async fn non_image_is_refused_and_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let storage = open_local(dir.path()).await;
         let err = storage
             .save_image(new_image(bytes::Bytes::from_static(b"not an image")))
             .await
@@ -830,14 +809,7 @@ mod tests {
     #[tokio::test]
     async fn uploads_are_stored_once_per_content() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let storage = open_local(dir.path()).await;
         let data = png(3, 3);
         let a = storage
             .save_upload(data.clone(), "image/png".into(), None)
@@ -924,14 +896,7 @@ mod tests {
         std::fs::create_dir_all(&day).unwrap();
         std::fs::write(day.join(".partial-abc"), b"half").unwrap();
         std::fs::write(day.join("keep.png"), b"x").unwrap();
-        Storage::open(
-            dir.path(),
-            &dir.path().join(DB_FILE),
-            S3Config::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        open_local(dir.path()).await;
         assert!(!day.join(".partial-abc").exists());
         assert!(day.join("keep.png").exists());
     }

@@ -238,6 +238,15 @@ impl Workspace {
 
 /// 配置里没写 `storage.database` 时填上 `url`（本来就写不对的配置原样返回）。
 fn with_database(config: &str, url: &str) -> String {
+    edit_storage(config, |storage| {
+        storage
+            .entry("database")
+            .or_insert_with(|| toml::Value::String(url.to_string()));
+    })
+}
+
+/// 改配置里的 `[storage]` 表（没有就新建）；解析不了的配置原样返回（测的就是写错的配置）。
+fn edit_storage(config: &str, edit: impl FnOnce(&mut toml::Table)) -> String {
     let Ok(mut doc) = config.parse::<toml::Table>() else {
         return config.to_string();
     };
@@ -247,9 +256,7 @@ fn with_database(config: &str, url: &str) -> String {
     let Some(storage) = storage.as_table_mut() else {
         return config.to_string();
     };
-    storage
-        .entry("database")
-        .or_insert_with(|| toml::Value::String(url.to_string()));
+    edit(storage);
     toml::to_string(&doc).unwrap()
 }
 
@@ -257,35 +264,27 @@ fn with_database(config: &str, url: &str) -> String {
 /// （`s3://桶/ws`），没写数据库的 SQLite 仍在 `storage/factory.db`（与本地目录时同一处，测试照样查得到）；
 /// 桶的连接（`[storage.s3]`）总是写上，改到别的根以后旧图仍取得到。
 fn with_bucket(config: &str, bucket: &s3::Bucket) -> String {
-    let Ok(mut doc) = config.parse::<toml::Table>() else {
-        return config.to_string();
-    };
-    let storage = doc
-        .entry("storage")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(storage) = storage.as_table_mut() else {
-        return config.to_string();
-    };
-    let root = storage.get("root").and_then(|r| r.as_str());
-    if root.is_none_or(|r| r == "storage") {
-        storage.insert(
-            "root".into(),
-            toml::Value::String(format!("s3://{}/{BUCKET_PREFIX}", bucket.name)),
-        );
-        storage
-            .entry("database")
-            .or_insert_with(|| toml::Value::String("storage/factory.db".into()));
-    }
-    let s3: toml::Table = format!(
+    edit_storage(config, |storage| {
+        let root = storage.get("root").and_then(|r| r.as_str());
+        if root.is_none_or(|r| r == "storage") {
+            storage.insert(
+                "root".into(),
+                toml::Value::String(format!("s3://{}/{BUCKET_PREFIX}", bucket.name)),
+            );
+            storage
+                .entry("database")
+                .or_insert_with(|| toml::Value::String("storage/factory.db".into()));
+        }
+        let s3: toml::Table = format!(
         "endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"",
         bucket.endpoint()
     )
     .parse()
     .unwrap();
-    storage
-        .entry("s3")
-        .or_insert_with(|| toml::Value::Table(s3));
-    toml::to_string(&doc).unwrap()
+        storage
+            .entry("s3")
+            .or_insert_with(|| toml::Value::Table(s3));
+    })
 }
 
 /// 指向某个演示上游的最小配置。
