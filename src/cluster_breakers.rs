@@ -15,11 +15,22 @@ pub async fn follow(gateway: Gateway, storage: Storage) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unreachable = false;
+    // 还没写进库里的熔断（写库失败时留到下一次，每个上游只留最近的一项）。
+    let mut pending: Vec<(String, std::time::Instant)> = Vec::new();
     loop {
         tick.tick().await;
-        let opened = gateway.take_opened();
+        let now = std::time::Instant::now();
+        for (upstream, remaining) in gateway.take_opened() {
+            pending.retain(|(u, _)| *u != upstream);
+            pending.push((upstream, now + remaining));
+        }
+        let opened: Vec<(String, Duration)> = pending
+            .iter()
+            .map(|(u, until)| (u.clone(), until.saturating_duration_since(now)))
+            .collect();
         match storage.with_db(move |db| Ok(exchange(db, &opened)?)).await {
             Ok(open) => {
+                pending.clear();
                 unreachable = false;
                 for (upstream, remaining_ms) in open {
                     gateway.open_elsewhere(&upstream, Duration::from_millis(remaining_ms as u64));

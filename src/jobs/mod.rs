@@ -76,6 +76,13 @@ enum Write {
     Hide(String),
 }
 
+/// 一次写库（不含回信，可以重试）。
+#[derive(Clone)]
+enum WriteOp {
+    Update(Box<JobRow>, String),
+    Hide(String),
+}
+
 #[derive(Default)]
 struct Table {
     jobs: HashMap<String, Job>,
@@ -104,6 +111,8 @@ struct Job {
     phase: Option<Phase>,
     percent: f64,
     attempt: u32,
+    /// 这一次运行已在库里认领到（本实例在生成它）。只有认领到了的进度才写进库里给别的实例看。
+    claimed: bool,
     started: Option<Instant>,
     /// 结束时的用时（结束后不再增长）。
     final_elapsed_ms: u64,
@@ -201,7 +210,9 @@ impl JobManager {
                 instance: instance.clone(),
             }),
         };
-        tokio::spawn(writer(storage, rx, instance));
+        let (stale, stale_rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(storage, rx, instance, stale));
+        tokio::spawn(manager.clone().reload_stale(stale_rx));
         tokio::spawn(manager.clone().keep_lease(lease_ms));
         if storage_is_shared {
             tokio::spawn(manager.clone().follow_others());
@@ -302,7 +313,7 @@ impl JobManager {
                 let progress: Vec<store::Progress> = mine
                     .iter()
                     .filter_map(|id| table.jobs.get(id))
-                    .filter(|j| j.row.state == JobState::Running)
+                    .filter(|j| j.row.state == JobState::Running && j.claimed)
                     .map(Self::progress_of)
                     .collect();
                 let queued: HashSet<String> = table.queue.iter().cloned().collect();
@@ -397,8 +408,14 @@ impl JobManager {
                     let Some(job) = table.jobs.get_mut(&row.id) else {
                         continue;
                     };
-                    if mine || job.row.state == row.state {
+                    if mine || (job.row.state == row.state && job.row.run == row.run) {
                         continue;
+                    }
+                    if row.run != job.row.run {
+                        // 别处开始了新的一次运行：上一次的进度与用时不算。
+                        job.percent = 0.0;
+                        job.started = None;
+                        job.attempt = 0;
                     }
                     if row.state == JobState::Done {
                         job.percent = 100.0;
@@ -428,11 +445,20 @@ impl JobManager {
                 trim(&mut table);
             }
             // 本实例正在生成、却在别的实例上被取消了的：停下（结果作废，与本实例上取消一样）。
+            // 只认同一次运行的取消：刚在本实例上重试、写库还排着队时，库里还是上一次运行的“取消”。
             for (_, row) in running_here {
                 if row.state == JobState::Cancelled {
                     let stopped = {
                         let mut table = self.table();
-                        let handle = table.running.remove(&row.id);
+                        let same_run = table
+                            .jobs
+                            .get(&row.id)
+                            .is_some_and(|j| j.row.run == row.run);
+                        let handle = if same_run {
+                            table.running.remove(&row.id)
+                        } else {
+                            None
+                        };
                         if let Some(handle) = &handle {
                             handle.abort();
                         }
@@ -459,6 +485,13 @@ impl JobManager {
                 self.notify(Change::Job(id));
             }
             self.pump();
+        }
+    }
+
+    /// 写库时被拒绝或放弃了的任务：按库里的样子重新读（见 `writer`）。
+    async fn reload_stale(self, mut ids: mpsc::UnboundedReceiver<String>) {
+        while let Some(id) = ids.recv().await {
+            self.reload(id).await;
         }
     }
 
@@ -1038,7 +1071,11 @@ impl JobManager {
         claimed: tokio::sync::oneshot::Receiver<Claim>,
     ) {
         match claimed.await {
-            Ok(Ok(true)) => {}
+            Ok(Ok(true)) => {
+                if let Some(job) = self.table().jobs.get_mut(&id) {
+                    job.claimed = true;
+                }
+            }
             Ok(claim) => return self.claim_lost(&id, claim),
             Err(_) => return self.claim_lost(&id, Err("写库的任务已退出".into())),
         }
@@ -1151,8 +1188,12 @@ impl JobManager {
         job.phase = phase;
         job.attempt = p.attempt;
         job.row.upstream = p.upstream.clone();
-        // 用时从这里接着走（页面上的秒数不停在上一次读到的值）。
-        job.started = Instant::now().checked_sub(Duration::from_millis(p.elapsed_ms));
+        // 用时从这里接着走（页面上的秒数不停在上一次读到的值）；只往前调，秒数不倒退。
+        let started = Instant::now().checked_sub(Duration::from_millis(p.elapsed_ms));
+        job.started = match (job.started, started) {
+            (Some(old), Some(new)) => Some(old.min(new)),
+            (old, new) => new.or(old),
+        };
         changed
     }
 
@@ -1274,6 +1315,7 @@ impl Job {
             phase: None,
             percent,
             attempt: 0,
+            claimed: false,
             started: None,
             final_elapsed_ms: 0,
             bytes_done: 0,
@@ -1293,6 +1335,7 @@ impl Job {
         self.phase = None;
         self.percent = 0.0;
         self.attempt = 0;
+        self.claimed = false;
         self.final_elapsed_ms = 0;
         self.bytes_done = 0;
         self.bytes_total = None;
@@ -1300,35 +1343,59 @@ impl Job {
 }
 
 /// 按顺序执行状态写入：同一任务的“开始”不会晚于它的“结束”落盘。
-async fn writer(storage: Storage, mut rx: mpsc::UnboundedReceiver<Write>, me: String) {
+/// 写库出错（连接断了、库忙）时隔 0.2、0.8、3.2 秒重试，仍不行才放弃（后面的写入等着，先后不乱）。
+/// 写入被库拒绝的（库里它已是别处的另一次运行，或已被别处改过）以及取消（可能取消的是别的实例上较新的一次运行），
+/// 把任务 id 交给 `stale`：任务表按库里的样子重新读它，页面不会一直显示库里没有的状态。
+async fn writer(
+    storage: Storage,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    me: String,
+    stale: mpsc::UnboundedSender<String>,
+) {
+    use tokio_retry::strategy::ExponentialBackoff;
     while let Some(write) = rx.recv().await {
-        let (write, reply) = match write {
-            Write::Update(row, now, reply) => (Write::Update(row, now, None), reply),
-            other => (other, None),
+        let (op, reply) = match write {
+            Write::Update(row, now, reply) => (WriteOp::Update(row, now), reply),
+            Write::Hide(id) => (WriteOp::Hide(id), None),
         };
-        let me = me.clone();
-        let result = storage
-            .with_db(move |c| {
-                Ok(match write {
-                    Write::Update(row, now, _) => {
-                        let applied = store::update_job(c, &row, &now, &me)?;
-                        if !applied && row.state != JobState::Running {
-                            tracing::warn!(
-                                job = row.id,
-                                "任务状态没有写入：库里它已是别处的另一次运行"
-                            );
-                        }
-                        applied
-                    }
-                    Write::Hide(id) => {
-                        store::hide_job(c, &id)?;
-                        true
-                    }
-                })
-            })
-            .await;
-        if let Err(e) = &result {
-            tracing::error!("写入任务状态失败：{e}");
+        let backoff = ExponentialBackoff::from_millis(4).factor(50).take(3);
+        let result = tokio_retry::Retry::start(backoff, || {
+            let (op, me, storage) = (op.clone(), me.clone(), storage.clone());
+            async move {
+                storage
+                    .with_db(move |c| {
+                        Ok(match op {
+                            WriteOp::Update(row, now, ..) => store::update_job(c, &row, &now, &me)?,
+                            WriteOp::Hide(id) => {
+                                store::hide_job(c, &id)?;
+                                true
+                            }
+                        })
+                    })
+                    .await
+            }
+        })
+        .await;
+        if let WriteOp::Update(row, _) = &op {
+            let recheck = match &result {
+                // 库一直不可用：本实例的任务表仍是实际发生的（库里过期了，重启后按库里的处理）。
+                Err(e) => {
+                    tracing::error!(job = row.id, "写入任务状态失败（重试 3 次后放弃）：{e}");
+                    false
+                }
+                // 认领没成功由运行它的任务自己处理（见 `claim_lost`）。
+                Ok(false) if row.state != JobState::Running => {
+                    tracing::warn!(
+                        job = row.id,
+                        "任务状态没有写入：库里它已是别处的另一次运行或已被别处改过，按库里的重新显示"
+                    );
+                    true
+                }
+                Ok(_) => row.state == JobState::Cancelled,
+            };
+            if recheck {
+                let _ = stale.send(row.id.clone());
+            }
         }
         if let Some(reply) = reply {
             let _ = reply.send(result.map_err(|e| e.to_string()));

@@ -102,7 +102,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// - 开始运行是一次认领：只有库里仍是“排队中”时才写得进去，并记下本实例——几个实例共用一个库、
 ///   都想跑同一个排队的任务时，只有一个成功；
 /// - 其余状态只在库里还是同一次运行（`run` 相同）、并且库里的状态是能转到它的那几种时才写：
-///   重试只从失败、取消、中断开始；取消只对排队中与生成中（哪个实例在跑都行，运行它的实例从库里看到后停下）；
+///   重试只从失败、取消、中断开始；取消只对排队中与生成中（哪个实例在跑都行，运行它的实例从库里看到后停下；
+///   库里已是更新的一次运行时取消的是那一次，`run` 保持库里的）；
 ///   结果（完成、失败、保存失败）只由认领它的实例写，库里被标成中断之后晚到的结果也收下（图已付钱、已存进图库），
 ///   但不会盖掉取消与别处已经开始的重试。
 pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str, me: &str) -> Result<bool, DbError> {
@@ -114,14 +115,15 @@ pub fn update_job(conn: &mut Db<'_>, job: &JobRow, now: &str, me: &str) -> Resul
     let guard = match job.state {
         JobState::Running => "state = 'queued' AND run = CAST(?3 AS BIGINT) - 1",
         JobState::Queued => "run = ?3 AND state IN ('failed', 'cancelled', 'interrupted')",
-        JobState::Cancelled => "run = ?3 AND state IN ('queued', 'running')",
+        // 取消对库里当前的那次运行生效，哪怕它比本实例看到的新（别的实例刚认领或重试了它）：用户要停的是这张卡片。
+        JobState::Cancelled => "run >= ?3 AND state IN ('queued', 'running')",
         JobState::Done | JobState::Failed | JobState::Unsaved | JobState::Interrupted => {
             "run = ?3 AND (owner IS NULL OR owner = ?11) AND state IN ('running', 'interrupted', 'unsaved')"
         }
     };
     let changed = conn.execute(
         &format!(
-            "UPDATE jobs SET state = ?2, run = ?3, upstream = ?4, error = ?5, attempts = ?6, image_id = ?7,
+            "UPDATE jobs SET state = ?2, run = CASE WHEN ?2 = 'cancelled' THEN run ELSE ?3 END, upstream = ?4, error = ?5, attempts = ?6, image_id = ?7,
                 started_at = COALESCE(?8, started_at), finished_at = ?9, spill = ?10,
                 owner = CASE WHEN ?2 = 'running' THEN ?11 ELSE owner END
          WHERE id = ?1 AND {guard}"
@@ -181,7 +183,7 @@ pub fn interrupt_orphans(
         ),
         None => "SELECT id FROM instances WHERE 1 = 0".into(),
     };
-    conn.query(
+    let ids: Vec<String> = conn.query(
         &format!(
             "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
                 error = '服务器在生成过程中停止了，可以重试'
@@ -190,7 +192,16 @@ pub fn interrupt_orphans(
         ),
         params![now, me],
         |r| r.get(0),
-    )
+    )?;
+    // 停了的实例留下的进度不再显示（重试后的新一次运行从 0 开始）。
+    if !ids.is_empty() {
+        let (marks, values) = in_list(&ids);
+        conn.execute(
+            &format!("DELETE FROM job_progress WHERE job_id IN ({marks})"),
+            &values,
+        )?;
+    }
+    Ok(ids)
 }
 
 /// 读任务时的列（与 `job_of` 的下标一一对应）。任务自己的提示词与参考图为空时（以前的任务）用批次的。
@@ -391,15 +402,17 @@ fn phase_from_name(name: &str) -> Option<Phase> {
 }
 
 /// 这些任务在库里的进度（没有的略过）。
+/// 用时算到此刻（写入之后又过了的时间也算上）。
 pub fn load_progress(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<Progress>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let now = now_ms(conn.dialect());
     let (marks, values) = in_list(ids);
     conn.query(
         &format!(
-            "SELECT job_id, percent, phase, attempt, elapsed_ms, upstream FROM job_progress
-             WHERE job_id IN ({marks})"
+            "SELECT job_id, percent, phase, attempt, elapsed_ms + ({now} - updated_at), upstream
+             FROM job_progress WHERE job_id IN ({marks})"
         ),
         &values,
         |r| {

@@ -340,6 +340,81 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
 
+/// A 上还排着、其实已被 B 认领在生成的任务，在 A 上取消：取消对 B 上的那次运行生效——B 停下，库里一直是取消，
+/// 不会 A 上显示取消、B 上照样生成完（付了钱、图也进了图库）。
+#[tokio::test]
+async fn cancelling_a_job_the_other_instance_already_claimed_stops_it_there() {
+    let pg = postgres::database();
+    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let config = format!(
+        "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nlease_s = 3\n\n[limits]\nmax_concurrent = 1\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        upstream.uri()
+    );
+    let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
+    let a = a_ws.serve().await;
+    // A 同时只生成 1 张：第 1 张在 A 上生成，第 2 张在 A 上排队。
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "雪", "count": 2}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let ids: Vec<String> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for_hits(&upstream, 1).await;
+    // B 启动，认领 A 那里排着的那张并开始生成；A 还忙着，它那里这张仍是排队中。
+    let b = b_ws.serve().await;
+    wait_for_hits(&upstream, 2).await;
+    let mut on_a = Vec::new();
+    for id in &ids {
+        on_a.push(state_on(&a, id).await);
+    }
+    let second = match on_a.iter().position(|s| s == "queued") {
+        Some(i) => ids[i].clone(),
+        None => panic!("A 上应有一张仍是排队中：{on_a:?}"),
+    };
+    let db_state = || {
+        postgres::query_text(
+            &pg,
+            &format!("SELECT state || ' ' || run FROM jobs WHERE id = '{second}'"),
+        )
+        .unwrap()
+    };
+    assert_eq!(db_state(), "running 1");
+    let (status, view) = call(&a, "cancel_job", json!({"job_id": second})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "cancelled", "{view}");
+    wait_for_state(&b, &second, "cancelled").await;
+    // B 那一次的上游回应到了之后，库里仍是取消（run 仍是 B 的那一次），A 上也是取消。
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(db_state(), "cancelled 1");
+    wait_for_state(&a, &second, "cancelled").await;
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+}
+
+/// 任务此刻在某个实例的任务表里的状态（取 `/ws` 的快照）。
+async fn state_on(server: &Running, id: &str) -> String {
+    use futures::StreamExt;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(server.url.replace("http://", "ws://") + "/ws")
+            .await
+            .unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    let snapshot: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    snapshot["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_id"] == id)
+        .map(|j| j["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 /// 工作台连着 B，批次在 A 上收下、在 A 上生成：B 推给页面的卡片有进度——百分比在涨（只增不减）、阶段、用时与上游，
 /// 完成时 100%。（只读库里的状态时，B 上一直是“生成中 0%”。）
 #[tokio::test]
