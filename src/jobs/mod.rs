@@ -34,6 +34,14 @@ use tokio::sync::{broadcast, mpsc};
 const KEEP_IN_MEMORY: usize = 300;
 /// 运行中任务按时间估计的进度多久刷新一次。
 const TICK: Duration = Duration::from_millis(250);
+/// 已结束、但还可能在别处变的状态（重试从这几种开始；中断后晚到的结果也会来）。完成的不会再变。
+const SETTLED: &[JobState] = &[
+    JobState::Failed,
+    JobState::Cancelled,
+    JobState::Interrupted,
+    JobState::Unsaved,
+];
+
 /// 几个实例共用一个库时，多久从库里跟上别的实例一次（见 `JobManager::follow_others`）。
 const FOLLOW: Duration = Duration::from_secs(1);
 
@@ -61,6 +69,8 @@ struct Inner {
     writes: mpsc::UnboundedSender<Write>,
     /// 本实例的 id（每次启动一个新的）：认领任务与报平安用（见 `store::update_job`）。
     instance: String,
+    /// 还有写库请求没执行完的任务（id → 个数）：跟上别的实例时不拿库里的旧样子盖掉它们。
+    unwritten: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 /// 认领一个排队任务的结果：认领到了、被别的实例先认领了，或写不进库。
@@ -208,10 +218,17 @@ impl JobManager {
                 changes,
                 writes,
                 instance: instance.clone(),
+                unwritten: Arc::default(),
             }),
         };
         let (stale, stale_rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(storage, rx, instance, stale));
+        tokio::spawn(writer(
+            storage,
+            rx,
+            instance,
+            stale,
+            manager.inner.unwritten.clone(),
+        ));
         tokio::spawn(manager.clone().reload_stale(stale_rx));
         tokio::spawn(manager.clone().keep_lease(lease_ms));
         if storage_is_shared {
@@ -249,14 +266,26 @@ impl JobManager {
     }
 
     fn persist(&self, row: &JobRow) {
+        self.mark_unwritten(&row.id);
         let _ = self
             .inner
             .writes
             .send(Write::Update(Box::new(row.clone()), now_string(), None));
     }
 
+    fn mark_unwritten(&self, id: &str) {
+        *self
+            .inner
+            .unwritten
+            .lock()
+            .expect("锁未被毒化")
+            .entry(id.to_string())
+            .or_default() += 1;
+    }
+
     /// 写入“生成中”（认领）；回信说认领到了没有。
     fn claim(&self, row: &JobRow) -> tokio::sync::oneshot::Receiver<Claim> {
+        self.mark_unwritten(&row.id);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let _ =
             self.inner
@@ -307,8 +336,26 @@ impl JobManager {
             tick.tick().await;
             let since = (chrono::Utc::now() - chrono::Duration::seconds(60))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let (batches, foreign, mine, progress) = {
+            let asked_at = epoch_ms();
+            let (batches, foreign, mine, progress, waiting, settled, unwritten) = {
                 let table = self.table();
+                // 本实例排着的（最前面的 500 个）与已结束的：库里它们变了（被别的实例认领、取消，或在别处重试、
+                // 中断后晚到了结果），本实例跟着改。
+                let waiting: Vec<String> = table.queue.iter().take(500).cloned().collect();
+                let settled: Vec<String> = table
+                    .jobs
+                    .iter()
+                    .filter(|(_, j)| SETTLED.contains(&j.row.state))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let unwritten: HashSet<String> = self
+                    .inner
+                    .unwritten
+                    .lock()
+                    .expect("锁未被毒化")
+                    .keys()
+                    .cloned()
+                    .collect();
                 let mine: Vec<String> = table.running.keys().cloned().collect();
                 let progress: Vec<store::Progress> = mine
                     .iter()
@@ -334,7 +381,9 @@ impl JobManager {
                     })
                     .map(|(id, _)| id.clone())
                     .collect();
-                (batches, foreign, mine, progress)
+                (
+                    batches, foreign, mine, progress, waiting, settled, unwritten,
+                )
             };
             let finished: Vec<String> = published
                 .iter()
@@ -352,19 +401,22 @@ impl JobManager {
                         store::load_progress(c, &foreign)?,
                         store::load_jobs(c, &foreign)?,
                         store::load_jobs(c, &mine)?,
+                        store::load_jobs_except(c, &waiting, &[JobState::Queued])?,
+                        store::load_jobs_except(c, &settled, SETTLED)?,
                     ))
                 })
                 .await;
-            let (new, paused, elsewhere, refreshed, running_here) = match found {
-                Ok(found) => {
-                    published = now_published;
-                    found
-                }
-                Err(e) => {
-                    tracing::warn!("从库里跟上别的实例失败：{e}");
-                    continue;
-                }
-            };
+            let (new, paused, elsewhere, refreshed, running_here, left_queue, reopened) =
+                match found {
+                    Ok(found) => {
+                        published = now_published;
+                        found
+                    }
+                    Err(e) => {
+                        tracing::warn!("从库里跟上别的实例失败：{e}");
+                        continue;
+                    }
+                };
             seen.retain(|_, at| at.elapsed() < Duration::from_secs(120));
             let mut changed = Vec::new();
             let mut queue_changed = false;
@@ -403,28 +455,50 @@ impl JobManager {
                         queue_changed = true;
                     }
                 }
+                let touched = |table: &Table, id: &str| {
+                    unwritten.contains(id)
+                        || self
+                            .inner
+                            .unwritten
+                            .lock()
+                            .expect("锁未被毒化")
+                            .contains_key(id)
+                        || table
+                            .jobs
+                            .get(id)
+                            .is_some_and(|j| j.changed_at_ms >= asked_at)
+                };
+                // 本实例排着、库里已不是排队中的（别的实例认领了、在别处取消了）：从本实例的队列里拿掉；
+                // 本实例已结束、库里又排上或有了结果的（在别处重试了、中断后晚到的结果）：跟着改，排上的也排进本实例的队列。
+                for (_, row) in left_queue.into_iter().chain(reopened) {
+                    if table.running.contains_key(&row.id) || touched(&table, &row.id) {
+                        continue;
+                    }
+                    if table.queue.contains(&row.id) {
+                        table.queue.retain(|q| *q != row.id);
+                        queue_changed = true;
+                    }
+                    if row.state == JobState::Queued {
+                        table.queue.push_back(row.id.clone());
+                        queue_changed = true;
+                    }
+                    if let Some(job) = table.jobs.get_mut(&row.id) {
+                        Self::adopt(job, row.clone());
+                        changed.push(row.id);
+                    }
+                }
                 for (_, row) in refreshed {
                     let mine = table.running.contains_key(&row.id);
+                    if touched(&table, &row.id) {
+                        continue;
+                    }
                     let Some(job) = table.jobs.get_mut(&row.id) else {
                         continue;
                     };
                     if mine || (job.row.state == row.state && job.row.run == row.run) {
                         continue;
                     }
-                    if row.run != job.row.run {
-                        // 别处开始了新的一次运行：上一次的进度与用时不算。
-                        job.percent = 0.0;
-                        job.started = None;
-                        job.attempt = 0;
-                    }
-                    if row.state == JobState::Done {
-                        job.percent = 100.0;
-                    }
-                    if row.state != JobState::Running {
-                        job.final_elapsed_ms = Self::elapsed_ms(job);
-                        job.phase = None;
-                    }
-                    job.row = row.clone();
+                    Self::adopt(job, row.clone());
                     changed.push(row.id);
                 }
                 // 别的实例正在生成的：显示它写进库里的进度。
@@ -1164,6 +1238,23 @@ impl JobManager {
         self.notify(Change::Job(id.to_string()));
     }
 
+    /// 换上库里的样子（任务不在本实例上运行）：别处开始了新的一次运行时，上一次的进度与用时不算。
+    fn adopt(job: &mut Job, row: JobRow) {
+        if row.run != job.row.run {
+            job.percent = 0.0;
+            job.started = None;
+            job.attempt = 0;
+        }
+        if row.state == JobState::Done {
+            job.percent = 100.0;
+        }
+        if row.state != JobState::Running {
+            job.final_elapsed_ms = Self::elapsed_ms(job);
+            job.phase = None;
+        }
+        job.row = row;
+    }
+
     /// 本实例正在生成的任务此刻的进度（写进库里给别的实例看）。
     fn progress_of(job: &Job) -> store::Progress {
         store::Progress {
@@ -1351,6 +1442,7 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Write>,
     me: String,
     stale: mpsc::UnboundedSender<String>,
+    unwritten: Arc<Mutex<HashMap<String, u32>>>,
 ) {
     use tokio_retry::strategy::ExponentialBackoff;
     while let Some(write) = rx.recv().await {
@@ -1377,6 +1469,15 @@ async fn writer(
         })
         .await;
         if let WriteOp::Update(row, _) = &op {
+            {
+                let mut unwritten = unwritten.lock().expect("锁未被毒化");
+                if let Some(n) = unwritten.get_mut(&row.id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        unwritten.remove(&row.id);
+                    }
+                }
+            }
             let recheck = match &result {
                 // 库一直不可用：本实例的任务表仍是实际发生的（库里过期了，重启后按库里的处理）。
                 Err(e) => {

@@ -431,6 +431,28 @@ pub fn load_progress(conn: &mut Db<'_>, ids: &[String]) -> Result<Vec<Progress>,
     )
 }
 
+/// 这些任务里库里的状态不是 `except` 之一的（没有的略过）。`except` 是程序里的常量，直接写进语句。
+pub fn load_jobs_except(
+    conn: &mut Db<'_>,
+    ids: &[String],
+    except: &[JobState],
+) -> Result<Vec<(Batch, JobRow)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states = except
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (marks, values) = in_list(ids);
+    conn.query(
+        &format!("{JOB_COLUMNS} WHERE j.id IN ({marks}) AND j.state NOT IN ({states})"),
+        &values,
+        job_of,
+    )
+}
+
 /// 最近成功的耗时，按（模型, 分辨率）取平均，作为进度估计的起点。
 pub fn recent_durations(conn: &mut Db<'_>) -> Result<Vec<(String, String, f64)>, DbError> {
     conn.query(
@@ -555,4 +577,84 @@ pub fn batch_exists(conn: &mut Db<'_>, batch_id: &str) -> Result<bool, DbError> 
             |_| Ok(()),
         )?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sql::DbError;
+
+    fn job(state: JobState, run: u32) -> JobRow {
+        JobRow {
+            id: "j1".into(),
+            batch_id: "b1".into(),
+            index: 0,
+            prompt: "山".into(),
+            reference_ids: Vec::new(),
+            variables: BTreeMap::new(),
+            template: None,
+            state,
+            run,
+            upstream: None,
+            error: None,
+            attempts: Vec::new(),
+            image: None,
+            created_at: "2026-11-30T00:00:00.000Z".into(),
+            spill: None,
+        }
+    }
+
+    fn state_and_run(c: &mut Db<'_>) -> Result<(String, u32), DbError> {
+        c.query_one(
+            "SELECT state, run FROM jobs WHERE id = 'j1'",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// 实例 A 还以为任务在排队（run 0），B 已经认领了它（run 1）：A 上的取消对 B 的那次运行生效，run 保持 B 的；
+    /// B 晚到的结果不盖掉取消；A 拿着旧的 run 重试被拒绝（A 随后按库里的重新显示）。
+    #[test]
+    fn a_cancel_applies_to_the_run_that_is_current_in_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::storage::db::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        let batch = Batch {
+            id: "b1".into(),
+            name: String::new(),
+            prompt: "山".into(),
+            reference_ids: Vec::new(),
+            count: 1,
+            aspect_ratio: AspectRatio::default(),
+            image_size: ImageSize::default(),
+            model: String::new(),
+            created_at: "2026-11-30T00:00:00.000Z".into(),
+            client: "c".into(),
+            paused: false,
+            priority: 0,
+            google_search: false,
+        };
+        let now = "2026-11-30T00:00:01.000Z";
+        db.run(|c| -> Result<(), DbError> {
+            insert_batch(c, &batch, &[job(JobState::Queued, 0)])?;
+            assert!(
+                update_job(c, &job(JobState::Running, 1), now, "b")?,
+                "B 认领到"
+            );
+            assert!(
+                !update_job(c, &job(JobState::Running, 1), now, "a")?,
+                "A 认领不到"
+            );
+            assert!(update_job(c, &job(JobState::Cancelled, 0), now, "a")?);
+            assert_eq!(state_and_run(c)?, ("cancelled".into(), 1));
+            assert!(!update_job(c, &job(JobState::Done, 1), now, "b")?);
+            assert!(!update_job(c, &job(JobState::Queued, 0), now, "a")?);
+            assert_eq!(state_and_run(c)?, ("cancelled".into(), 1));
+            assert!(
+                update_job(c, &job(JobState::Queued, 1), now, "a")?,
+                "按库里的 run 重试"
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -337,22 +337,25 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     let (status, view) = call(&b, "retry_job", json!({"job_id": id})).await;
     assert_eq!(status, 200, "{view}");
     wait_for_state(&b, &id, "done").await;
+    // A 上那张卡片也跟着重试的结果变成完成（不停在“已取消”）。
+    wait_for_state(&a, &id, "done").await;
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
 
-/// A 上还排着、其实已被 B 认领在生成的任务，在 A 上取消：取消对 B 上的那次运行生效——B 停下，库里一直是取消，
-/// 不会 A 上显示取消、B 上照样生成完（付了钱、图也进了图库）。
+/// A 上排着、被 B 认领去生成的任务：A 的任务表在一两秒内跟着显示“生成中”（不等 A 自己空出来去认领时才发现），
+/// 也不再算在 A 的排队里。在 A 上取消它（A 看到的也许还是排队中）：取消对 B 上的那次运行生效——B 停下，
+/// 库里一直是取消，不会 A 上显示取消、B 上照样生成完（付了钱、图也进了图库）。
 #[tokio::test]
-async fn cancelling_a_job_the_other_instance_already_claimed_stops_it_there() {
+async fn a_job_the_other_instance_claimed_shows_there_and_cancelling_it_stops_it_there() {
     let pg = postgres::database();
-    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let upstream = slow_upstream(Duration::from_secs(6)).await;
     let config = format!(
         "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nlease_s = 3\n\n[limits]\nmax_concurrent = 1\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
         upstream.uri()
     );
     let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
     let a = a_ws.serve().await;
-    // A 同时只生成 1 张：第 1 张在 A 上生成，第 2 张在 A 上排队。
+    // A 同时只生成 1 张：一张在 A 上生成（6 秒），另一张在 A 上排队。
     let (status, jobs) = call(
         &a,
         "submit_jobs",
@@ -360,24 +363,24 @@ async fn cancelling_a_job_the_other_instance_already_claimed_stops_it_there() {
     )
     .await;
     assert_eq!(status, 200, "{jobs}");
-    let ids: Vec<String> = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap().to_string())
-        .collect();
     wait_for_hits(&upstream, 1).await;
-    // B 启动，认领 A 那里排着的那张并开始生成；A 还忙着，它那里这张仍是排队中。
+    // B 启动，认领 A 那里排着的那张并开始生成。
     let b = b_ws.serve().await;
     wait_for_hits(&upstream, 2).await;
-    let mut on_a = Vec::new();
-    for id in &ids {
-        on_a.push(state_on(&a, id).await);
+    let claimed_at = Instant::now();
+    let second =
+        postgres::query_text(&pg, "SELECT id FROM jobs ORDER BY started_at DESC LIMIT 1").unwrap();
+    assert!(jobs.to_string().contains(&second));
+    loop {
+        if state_on(&a, &second).await == "running" {
+            break;
+        }
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(3),
+            "B 认领了的任务，A 上 3 秒内应显示生成中（A 自己要 6 秒后才空出来）"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = match on_a.iter().position(|s| s == "queued") {
-        Some(i) => ids[i].clone(),
-        None => panic!("A 上应有一张仍是排队中：{on_a:?}"),
-    };
     let db_state = || {
         postgres::query_text(
             &pg,
@@ -391,7 +394,7 @@ async fn cancelling_a_job_the_other_instance_already_claimed_stops_it_there() {
     assert_eq!(view["state"], "cancelled", "{view}");
     wait_for_state(&b, &second, "cancelled").await;
     // B 那一次的上游回应到了之后，库里仍是取消（run 仍是 B 的那一次），A 上也是取消。
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(db_state(), "cancelled 1");
     wait_for_state(&a, &second, "cancelled").await;
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
