@@ -8,6 +8,9 @@
 #[path = "../../tests/it/common/postgres.rs"]
 mod postgres;
 #[allow(dead_code)]
+#[path = "../../tests/it/common/process.rs"]
+mod process;
+#[allow(dead_code)]
 #[path = "../../tests/it/common/s3.rs"]
 mod s3;
 

@@ -424,14 +424,6 @@ async fn api_key_created_in_the_page_works_with_the_sdk_until_revoked() {
     assert_eq!(view["keys"].as_array().unwrap().len(), 1);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// 改监听端口：先绑新端口；占用或无效则旧端口照常、文件不变；成功则新端口服务，
 /// 切换时在途的请求在旧端口上完成，之后旧端口关闭。
 #[tokio::test]
@@ -473,7 +465,7 @@ async fn listen_port_switch_binds_first_and_drains_the_old_one() {
         res.status().as_u16()
     });
     wait_for_in_flight(&server, 1.0).await;
-    let port = free_port();
+    let port = crate::common::process::free_port();
     let body = admin
         .edited(|b| b["listen"] = json!(format!("127.0.0.1:{port}")))
         .await;

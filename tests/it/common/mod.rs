@@ -3,6 +3,7 @@
 
 pub mod in_process;
 pub mod postgres;
+pub mod process;
 pub mod s3;
 
 pub use drafting_factory::storage::sql::{params, Db, DbError};

@@ -94,11 +94,7 @@ fn start() -> Server {
         "initdb 失败：{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::process::free_port();
     let child = as_server_user(&bin.join("postgres"))
         .arg("-D")
         .arg(&data)
@@ -121,20 +117,12 @@ fn start() -> Server {
         .spawn()
         .expect("可以启动 postgres");
     // 看门：本测试程序退出后停掉服务器（快速停止），再删数据目录。
-    let watch = format!(
-        "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill -INT {pg} 2>/dev/null; \
+    let watcher = super::process::after_exit(&format!(
+        "kill -INT {pg} 2>/dev/null; \
          for i in $(seq 20); do kill -0 {pg} 2>/dev/null || break; sleep 0.5; done; rm -rf '{dir}'",
-        me = std::process::id(),
         pg = child.id(),
         dir = dir.display()
-    );
-    let watcher = Command::new("sh")
-        .args(["-c", &watch])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("可以启动看门进程");
+    ));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if admin(port, "SELECT 1").is_ok() {

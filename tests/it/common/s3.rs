@@ -7,6 +7,7 @@
 //! （scripts/test.sh 用它把存储与图库的测试在对象存储上再跑一遍）每个工作区从整个测试程序共用的一个服务器里
 //! 拿一个新桶（`fresh_bucket`）。
 
+use super::process::{after_exit, free_port};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -58,14 +59,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// 是否把工作区的图放进对象存储（`DF_TEST_IMAGES=s3`）。
 #[allow(dead_code)]
 pub fn selected() -> bool {
@@ -84,18 +77,7 @@ fn shared_port() -> u16 {
             .stderr(Stdio::null())
             .spawn()
             .expect("可以启动 moto_server");
-        let watch = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill {moto} 2>/dev/null",
-            me = std::process::id(),
-            moto = child.id()
-        );
-        std::process::Command::new("sh")
-            .args(["-c", &watch])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("可以启动看门进程");
+        after_exit(&format!("kill {} 2>/dev/null", child.id()));
         port
     })
 }
