@@ -520,7 +520,18 @@ impl JobManager {
             }
             // 本实例正在生成、却在别的实例上被取消了的：停下（结果作废，与本实例上取消一样）。
             // 只认同一次运行的取消：刚在本实例上重试、写库还排着队时，库里还是上一次运行的“取消”。
+            let mut reclaim = Vec::new();
             for (_, row) in running_here {
+                if row.state == JobState::Interrupted {
+                    let same_run = self
+                        .table()
+                        .jobs
+                        .get(&row.id)
+                        .is_some_and(|j| j.row.run == row.run && j.claimed);
+                    if same_run {
+                        reclaim.push((row.id.clone(), row.run));
+                    }
+                }
                 if row.state == JobState::Cancelled {
                     let stopped = {
                         let mut table = self.table();
@@ -550,6 +561,30 @@ impl JobManager {
                         tracing::info!(job = row.id, "任务在别的实例上被取消了，已停下");
                         changed.push(row.id);
                     }
+                }
+            }
+            // 本实例仍在生成、却被别的实例当作停了而标为中断的（一段时间没报上平安，例如库一时连不上）：
+            // 在没有人重试之前收回来，别的实例随后又显示“生成中”，结果照常由本实例写入——不会有人再付一次钱去重试它。
+            if !reclaim.is_empty() {
+                let me = self.inner.instance.clone();
+                let back = storage
+                    .with_db(move |c| {
+                        let mut back = Vec::new();
+                        for (id, run) in reclaim {
+                            if store::reclaim(c, &id, run, &me)? {
+                                back.push(id);
+                            }
+                        }
+                        Ok(back)
+                    })
+                    .await;
+                match back {
+                    Ok(ids) if !ids.is_empty() => tracing::warn!(
+                        count = ids.len(),
+                        "本实例曾被别的实例当作停了（没报上平安），正在生成的任务已从“中断”收回"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("收回被标为中断的任务失败：{e}"),
                 }
             }
             if queue_changed {

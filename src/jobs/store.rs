@@ -204,6 +204,17 @@ pub fn interrupt_orphans(
     Ok(ids)
 }
 
+/// 本实例仍在生成、却被别的实例标成中断的任务收回为“生成中”：只在库里仍是这一次运行、仍是中断、
+/// 记的仍是本实例时（还没有人重试它）。返回收回了没有。
+pub fn reclaim(conn: &mut Db<'_>, id: &str, run: u32, me: &str) -> Result<bool, DbError> {
+    let changed = conn.execute(
+        "UPDATE jobs SET state = 'running', finished_at = NULL, error = NULL
+         WHERE id = ?1 AND run = ?2 AND state = 'interrupted' AND owner = ?3",
+        params![id, run, me],
+    )?;
+    Ok(changed == 1)
+}
+
 /// 读任务时的列（与 `job_of` 的下标一一对应）。任务自己的提示词与参考图为空时（以前的任务）用批次的。
 const JOB_COLUMNS: &str =
     "SELECT j.id, j.batch_id, j.idx, j.state, j.run, j.upstream, j.error, j.attempts, j.image_id,

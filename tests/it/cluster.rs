@@ -400,6 +400,47 @@ async fn a_job_the_other_instance_claimed_shows_there_and_cancelling_it_stops_it
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
 }
 
+/// 一个实例一段时间没报上平安（例如库一时连不上），别的实例就把它正在生成的任务标为中断；它其实还在生成：
+/// 在没人重试之前它把任务收回（库里又是生成中，别处不会有人再付一次钱去重试），结果照常写入，上游只收到一个请求。
+#[tokio::test]
+async fn an_instance_wrongly_taken_for_dead_takes_its_running_job_back() {
+    let pg = postgres::database();
+    let upstream = slow_upstream(Duration::from_secs(5)).await;
+    let ws = Workspace::new(&format!(
+        "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
+        upstream.uri()
+    ));
+    let a = ws.serve().await;
+    let (status, jobs) = call(
+        &a,
+        "submit_jobs",
+        json!({"request": {"prompt": "雾", "count": 1}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let id = jobs[0]["job_id"].as_str().unwrap().to_string();
+    wait_for_hits(&upstream, 1).await;
+    // 像别的实例清理“停了的实例”那样把它标为中断。
+    postgres::execute(
+        &pg,
+        &format!("UPDATE jobs SET state = 'interrupted', error = '服务器在生成过程中停止了，可以重试' WHERE id = '{id}'"),
+    );
+    let marked = Instant::now();
+    let state =
+        || postgres::query_text(&pg, &format!("SELECT state FROM jobs WHERE id = '{id}'")).unwrap();
+    while state() != "running" {
+        assert!(
+            marked.elapsed() < Duration::from_secs(3),
+            "A 应在一两秒内收回：库里是 {}",
+            state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_state(&a, &id, "done").await;
+    assert_eq!(state(), "done");
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+}
+
 /// 任务此刻在某个实例的任务表里的状态（取 `/ws` 的快照）。
 async fn state_on(server: &Running, id: &str) -> String {
     use futures::StreamExt;
