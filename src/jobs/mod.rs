@@ -1424,7 +1424,13 @@ fn trim(table: &mut Table) {
             break;
         };
         let id = table.order.remove(pos);
-        table.jobs.remove(&id);
+        if let Some(job) = table.jobs.remove(&id) {
+            // 批次的最后一张也拿掉了：它的暂停标记不再有用（否则这个集合只增不减）。
+            let batch = &job.batch.id;
+            if table.paused.contains(batch) && !table.jobs.values().any(|j| &j.batch.id == batch) {
+                table.paused.remove(batch);
+            }
+        }
     }
 }
 
@@ -1536,5 +1542,72 @@ async fn writer(
         if let Some(reply) = reply {
             let _ = reply.send(result.map_err(|e| e.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{AspectRatio, ImageSize};
+
+    fn job(batch: &Arc<Batch>, id: String, state: JobState) -> Job {
+        let row = JobRow {
+            id,
+            batch_id: batch.id.clone(),
+            index: 0,
+            prompt: String::new(),
+            reference_ids: Vec::new(),
+            variables: Default::default(),
+            template: None,
+            state,
+            run: 1,
+            upstream: None,
+            error: None,
+            attempts: Vec::new(),
+            image: None,
+            created_at: String::new(),
+            spill: None,
+        };
+        Job::new(batch.clone(), row)
+    }
+
+    fn batch(id: &str) -> Arc<Batch> {
+        Arc::new(Batch {
+            id: id.into(),
+            name: String::new(),
+            prompt: String::new(),
+            reference_ids: Vec::new(),
+            count: 1,
+            aspect_ratio: AspectRatio::default(),
+            image_size: ImageSize::default(),
+            model: String::new(),
+            created_at: String::new(),
+            client: String::new(),
+            paused: true,
+            priority: 0,
+            google_search: false,
+        })
+    }
+
+    /// 内存里的任务超过上限时拿掉最早的已结束任务；一个暂停过的批次的任务都拿掉了，它的暂停标记也不留；
+    /// 还有任务在表里的批次的标记保留。
+    #[test]
+    fn trimming_the_last_job_of_a_paused_batch_forgets_the_pause() {
+        let mut table = Table::default();
+        let (old, new) = (batch("old"), batch("new"));
+        table.paused.extend(["old".to_string(), "new".to_string()]);
+        let mut add = |b: &Arc<Batch>, id: String, state| {
+            table.order.push(id.clone());
+            table.jobs.insert(id.clone(), job(b, id, state));
+        };
+        add(&old, "o".into(), JobState::Done);
+        for i in 0..KEEP_IN_MEMORY {
+            add(&new, format!("n{i}"), JobState::Done);
+        }
+        trim(&mut table);
+        assert_eq!(table.jobs.len(), KEEP_IN_MEMORY);
+        assert!(!table.jobs.contains_key("o"));
+        assert!(!table.paused.contains("old"));
+        assert!(table.paused.contains("new"));
     }
 }
