@@ -624,10 +624,7 @@ impl JobManager {
             let Some(job) = table.jobs.get_mut(&id) else {
                 return;
             };
-            if row.state == JobState::Done {
-                job.percent = 100.0;
-            }
-            job.row = row;
+            Self::adopt(job, row);
         }
         self.notify(Change::Job(id));
     }

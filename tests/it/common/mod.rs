@@ -419,14 +419,7 @@ pub async fn call(
     endpoint: &str,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/{endpoint}", server.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    post_json(server, &format!("/api/{endpoint}"), None, body).await
 }
 
 /// 以本站的 Origin 调用设置页的服务器函数（`POST /api/admin/{name}`；没设管理员密码时本机可用），返回状态码与 JSON。
@@ -435,13 +428,28 @@ pub async fn admin(
     name: &str,
     body: serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/admin/{name}", server.url))
-        .header("origin", &server.url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    post_json(
+        server,
+        &format!("/api/admin/{name}"),
+        Some(&server.url),
+        body,
+    )
+    .await
+}
+
+async fn post_json(
+    server: &Running,
+    path: &str,
+    origin: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .json(&body);
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
