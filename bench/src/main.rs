@@ -341,7 +341,7 @@ fn machine_facts(settings: &Settings) -> String {
         })
         .unwrap_or_else(|| "未对比".into());
     format!(
-        "- CPU：{model}，{cores} 核；内存 {:.0} GiB；Linux {}\n- 本服务器：发布版（cargo leptos build --release）；每张图都落盘：文件 fsync 后改名，目录 fsync 与 SQLite 记录（WAL，synchronous=FULL）按组提交\n- LiteLLM：{litellm}（`litellm[proxy]`，一个 worker，默认设置）\n- 负载发生器：bench/src/load.rs（闭环、固定并发、reqwest + HdrHistogram），与被测进程在同一台机器上",
+        "- CPU：{model}，{cores} 核；内存 {:.0} GiB；Linux {}\n- 本服务器：发布版（cargo leptos build --release --split）；每张图都落盘：文件 fsync 后改名，目录 fsync 与 SQLite 记录（WAL，synchronous=FULL）按组提交\n- LiteLLM：{litellm}（`litellm[proxy]`，一个 worker，默认设置）\n- 负载发生器：bench/src/load.rs（闭环、固定并发、reqwest + HdrHistogram），与被测进程在同一台机器上",
         mem_kb as f64 / 1048576.0,
         kernel.trim()
     )
