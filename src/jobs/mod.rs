@@ -716,6 +716,9 @@ impl JobManager {
     fn elapsed_ms(job: &Job) -> u64 {
         match (job.row.state, job.started) {
             (JobState::Running, Some(started)) => started.elapsed().as_millis() as u64,
+            // 没在本实例上看着它跑完的（重启后从库里读出的、别的实例生成的）：库里不单独存用时，
+            // 按这次运行各次尝试的耗时相加（保存图片的几毫秒不计）。
+            _ if job.final_elapsed_ms == 0 => job.row.attempts.iter().map(|a| a.latency_ms).sum(),
             _ => job.final_elapsed_ms,
         }
     }

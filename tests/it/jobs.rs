@@ -329,5 +329,17 @@ async fn restart_mid_batch_loses_no_job() {
         .map(|j| j["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["done", "done", "done"]);
+
+    // 再重启一次：从库里读出的已完成任务仍显示用时（上游每张要 1.5 秒），不是 0。
+    drop(socket);
+    let mut server = server;
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    let server = ws.serve().await;
+    let snap = next_message(&mut connect(&server).await).await.unwrap();
+    for job in snap["jobs"].as_array().unwrap() {
+        let elapsed = job["elapsed_ms"].as_u64().unwrap();
+        assert!(elapsed >= 1500, "重启后已完成的任务的用时：{elapsed} ms");
+    }
     drop(demo);
 }
