@@ -8,6 +8,8 @@ const BIN = process.env.E2E_BIN ?? path.resolve(__dirname, '../target/debug/draf
 export const DEMO_PORT = PORT + 1;
 export const CONTROLLED_PORT = PORT + 2;
 export const SECOND_DEMO_PORT = PORT + 3;
+/** 3100 没设管理员密码：设置页凭管理员登录链接 `/admin/token?token=…` 进入（令牌由环境变量指定，运维是从启动时的终端里拿到）。 */
+export const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdefghijklmnop';
 /** 3102 的管理员密码（启动时用 hash-password 子命令生成哈希写进它的配置）。 */
 export const ADMIN_PASSWORD = 'e2e-admin-password';
 
@@ -44,7 +46,7 @@ export default defineConfig({
   // - 3103：第二个演示上游（设置页把上游切换到它）。
   webServer: [
     {
-      command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && ${BIN} --listen 127.0.0.1:${PORT}`,
+      command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && FACTORY_ADMIN_TOKEN=${ADMIN_TOKEN} ${BIN} --listen 127.0.0.1:${PORT}`,
       url: `http://127.0.0.1:${PORT}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,

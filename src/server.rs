@@ -109,7 +109,8 @@ pub fn router(state: AppState) -> Router {
                 let listen = context_state.listeners.current_addr();
                 provide_context(PageInfo {
                     demo_mode: config.demo_mode(),
-                    exposed: listen.is_some_and(|addr| is_exposed(&config, addr)),
+                    exposed: listen
+                        .is_some_and(|addr| crate::access::exposure::is_exposed(&config, addr)),
                     studio_login: !config.auth.studio_password_hash.is_empty(),
                     health: context_state.gateway.live(&config).1,
                 });
@@ -298,11 +299,41 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// 监听的不是本机地址，又既没有工作台密码也没有 `/v1` 密钥：能访问这个端口的任何人都能用这个服务。
-pub fn is_exposed(config: &crate::config::Config, addr: SocketAddr) -> bool {
-    !addr.ip().is_loopback()
-        && config.auth.studio_password_hash.is_empty()
-        && !config.auth.requires_key()
+/// 启动时告诉运维谁能用这个端口：暴露在外时大声警告；没设管理员密码、只在本机可达时打印管理员登录链接
+/// （标准错误：测试与脚本从标准输出读监听地址）。
+fn announce_access(
+    config: &crate::config::Config,
+    local: SocketAddr,
+    token: &crate::access::admin_link::AdminToken,
+) {
+    use crate::access::exposure;
+    if exposure::is_exposed(config, local) {
+        let line = "!".repeat(72);
+        let open_v1 = config.auth.open_v1 && !config.auth.requires_key();
+        tracing::warn!(open_v1, "监听 {local}：陌生人也能用这个端口");
+        let what = if config.auth.studio_password_hash.is_empty() {
+            "没有设置工作台密码（auth.studio_password_hash）：任何能访问此端口的人都能用你的额度生成、查看和删除图片"
+        } else {
+            "auth.open_v1 = true 而没有 /v1 的 API 密钥：任何能访问此端口的人都能经 /v1 用你的额度生成图片"
+        };
+        eprintln!(
+            "\n{line}\n警告：正在监听 {local}，{what}。\n\
+             用 drafting-factory hash-password 生成密码哈希填到配置里、在设置页建 /v1 密钥，或只监听 127.0.0.1。\n{line}\n"
+        );
+    }
+    if config.auth.admin_password_hash.is_empty()
+        && !exposure::admin_password_required(config, local)
+    {
+        let host = match local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let link = token.link(&format!("http://{host}:{}", local.port()));
+        eprintln!(
+            "还没有设置管理员密码。打开设置页请用这个管理员登录链接（进程退出前有效，不要发给别人）：\n    {link}"
+        );
+    }
 }
 
 /// 启动服务：绑定端口、建好状态，然后一直运行到收到退出信号。
@@ -314,15 +345,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
     let state = build_state(&loaded).await?;
-    if is_exposed(&state.config.load(), local) {
-        let line = "!".repeat(72);
-        tracing::warn!("监听 {local}：既没有工作台密码也没有 /v1 密钥");
-        eprintln!(
-            "\n{line}\n警告：正在监听 {local}，但既没有设置工作台密码（auth.studio_password_hash），\n\
-             也没有 /v1 的 API 密钥。任何能访问此端口的人都能用你的额度生成、查看和删除图片。\n\
-             用 drafting-factory hash-password 生成密码哈希填到配置里，或只监听 127.0.0.1。\n{line}\n"
-        );
-    }
+    announce_access(&state.config.load(), local, &state.admin_token);
     tracing::info!(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
@@ -446,12 +469,30 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         jobs.instance().to_string(),
         i64::from(config.load().cluster.lease_s) * 1000,
     );
+    // 元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
+    let sessions = crate::access::sessions::Sessions::from_env();
+    let sessions = if loaded.config.storage.database_is_postgres() {
+        sessions.shared_through(storage.clone())
+    } else {
+        sessions
+    };
     let config_store = {
         let root_storage = storage.clone();
         // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
         let follow_root: crate::config::OnApplied =
             Box::new(move |c| root_storage.set_root(&c.storage.root, c.storage.s3.clone()));
-        let store = ConfigStore::new(config.clone(), file, vec![follow_root]);
+        // 工作台或管理员密码改了：那个身份的会话全部作废。
+        let passwords = std::sync::Mutex::new({
+            let auth = &config.load().auth;
+            (
+                auth.studio_password_hash.clone(),
+                auth.admin_password_hash.clone(),
+            )
+        });
+        let follow_sessions = sessions.clone();
+        let follow_passwords: crate::config::OnApplied =
+            Box::new(move |c| follow_sessions.follow_passwords(&passwords, &c.auth));
+        let store = ConfigStore::new(config.clone(), file, vec![follow_root, follow_passwords]);
         Arc::new(match shared_version {
             Some(version) => store.shared(Arc::new(storage.clone()), version, saved_by),
             None => store,
@@ -463,13 +504,6 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         v1_limits.shared_through(storage.clone())
     } else {
         v1_limits
-    };
-    // 元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
-    let sessions = crate::access::sessions::Sessions::from_env();
-    let sessions = if loaded.config.storage.database_is_postgres() {
-        sessions.shared_through(storage.clone())
-    } else {
-        sessions
     };
     Ok(AppState {
         leptos_options: leptos_options()?,
@@ -488,6 +522,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         sockets: Default::default(),
         key_usage: Default::default(),
         listeners: Default::default(),
+        admin_token: crate::access::admin_link::AdminToken::from_env(),
     })
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub key_usage: crate::openai::auth::KeyUsage,
     /// 正在服务的监听地址（设置页可切换）。
     pub listeners: Arc<crate::listeners::Listeners>,
+    /// 没设管理员密码时，启动时打印的管理员登录链接的令牌。
+    pub admin_token: crate::access::admin_link::AdminToken,
 }
 
 impl AppState {
@@ -51,6 +53,13 @@ impl AppState {
             gateway: self.gateway.clone(),
             storage: self.storage.clone(),
         }
+    }
+
+    /// 正在服务的监听地址；还没开始监听时（进程内的测试）是配置里的。
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        self.listeners
+            .current_addr()
+            .unwrap_or_else(|| self.config.load().listen_addr())
     }
 
     /// 服务器函数里取当前请求的共享状态（由 `leptos_routes_with_context` 与服务器函数处理器提供）。

@@ -1,4 +1,4 @@
-import { test, expect, doneImageId } from './fixtures/studio';
+import { test, expect, doneImageId, openAdminLink } from './fixtures/studio';
 import { createHash } from 'node:crypto';
 
 // 新用户最初几分钟会碰到的：设置页的输入框不被保存栏挡住、未保存的更改有提示，
@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 for (const width of [375, 1280]) {
   test(`设置页（${width} 像素宽）：每个输入框都不被别的元素挡住，保存栏提示未保存的更改`, async ({ page }) => {
     await page.setViewportSize({ width, height: 800 });
-    await page.goto('/settings');
+    await openAdminLink(page);
     await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
     await expect(page.getByLabel('监听地址')).toBeVisible();
 

@@ -1,4 +1,4 @@
-import { test, expect, doneImageId } from './fixtures/studio';
+import { test, expect, doneImageId, openAdminLink } from './fixtures/studio';
 import { ADMIN_PASSWORD, CONTROLLED_PORT, DEMO_PORT, SECOND_DEMO_PORT } from '../playwright.config';
 
 const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
@@ -100,10 +100,14 @@ test('设置页：登录、把上游换成第二个演示上游并测试连接�
   await expect(page.getByLabel('管理员密码')).toBeVisible();
 });
 
-test('没有设置管理员密码时，从本机可直接打开设置页', async ({ page }) => {
+test('没有设置管理员密码时，凭启动时打印的管理员登录链接打开设置页', async ({ page, allowHttpErrors }) => {
+  allowHttpErrors('/api/admin/get_settings');
   await page.goto('/settings');
   await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
-  await expect(page.getByText('未设置管理员密码，仅本机可访问')).toBeVisible();
+  await expect(page.getByText('管理员登录链接').first()).toBeVisible();
+  await expect(page.getByLabel('存储目录')).toHaveCount(0);
+  await openAdminLink(page);
+  await expect(page.getByText('未设置管理员密码：凭启动时终端里打印的管理员登录链接进入')).toBeVisible();
   await expect(page.getByLabel('存储目录')).toHaveValue(/storage$/);
   // 存储根写成 s3:// 才出现对象存储的连接；密钥一栏是密码框、从空开始。不保存。
   await expect(page.getByLabel('对象存储密钥')).toHaveCount(0);

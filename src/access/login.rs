@@ -8,14 +8,14 @@ use crate::state::AppState;
 use crate::web::{client_ip, is_trusted_proxy, ApiJson};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// 每次登录失败至少等这么久再回答。
-const FAILURE_DELAY: Duration = Duration::from_millis(500);
+pub(super) const FAILURE_DELAY: Duration = Duration::from_millis(500);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(studio_logout))
         .route("/admin/login", post(admin_login))
         .route("/admin/logout", post(admin_logout))
+        .route(
+            super::admin_link::PATH,
+            get(super::admin_link::login_with_token),
+        )
 }
 
 #[derive(serde::Deserialize)]
@@ -31,7 +35,7 @@ struct LoginForm {
 }
 
 /// 是否经 https 访问：`server.public_url` 是 https，或可信代理说 `X-Forwarded-Proto: https`。
-fn is_https(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
+pub(super) fn is_https(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
     let config = state.config.load();
     config.server.public_url.starts_with("https://")
         || (is_trusted_proxy(&config, &peer.ip())
@@ -60,19 +64,31 @@ async fn login(
         )));
     }
     let ip = client_ip(&config, headers, peer);
-    if state.login_throttle.0.check_key(&ip).is_err() {
+    if !state.login_throttle.allows(ip) {
         return Err(ApiError::RateLimited {
             retry_after_secs: 60,
         });
     }
-    let hash = hash.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let ok = argon2_limited({
+        let hash = hash.clone();
+        move || verify_password(&password, &hash)
+    })
+    .await?;
     if !ok {
         tokio::time::sleep(FAILURE_DELAY).await;
         tracing::warn!(%ip, ?role, "登录失败");
         return Err(ApiError::Unauthorized("密码不对".into()));
+    }
+    // 校验期间密码被改了：旧密码建立的会话不能留下（改密码时作废会话那一刻它还不存在）。
+    let now = state.config.load();
+    let current = match role {
+        Role::Admin => &now.auth.admin_password_hash,
+        Role::Studio => &now.auth.studio_password_hash,
+    };
+    if *current != *hash {
+        return Err(ApiError::Unauthorized(
+            "密码刚被修改，请用新密码登录".into(),
+        ));
     }
     tracing::info!(%ip, ?role, "已登录");
     let cookie = state
@@ -128,6 +144,25 @@ async fn studio_logout(
 async fn admin_logout(State(state): State<AppState>, jar: CookieJar) -> (CookieJar, StatusCode) {
     let jar = state.sessions.end(jar, &[Role::Admin]).await;
     (jar, StatusCode::NO_CONTENT)
+}
+
+/// 同时进行的 argon2 计算最多几个：每个要约 19 MiB 内存与几十毫秒 CPU，一阵登录请求不会占满阻塞线程与内存。
+static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// 等一个 argon2 名额最多等多久，之后 503。
+const ARGON2_WAIT: Duration = Duration::from_secs(10);
+
+/// 在阻塞线程里做一次 argon2 计算（校验或生成哈希），全服务器同时最多 [`ARGON2_SLOTS`] 个。
+pub async fn argon2_limited<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let busy = || ApiError::QueueFull("登录的人太多了，请稍后再试".into());
+    let _slot = tokio::time::timeout(ARGON2_WAIT, ARGON2_SLOTS.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("argon2 计算中断：{e}")))
 }
 
 /// 用 argon2 校验密码（慢是刻意的）。

@@ -8,7 +8,8 @@
 //! 3. 按请求的去处把关（`Surface`）：
 //!    - 开放：`/healthz`、登录页与登录/登出、页面的静态文件（`/pkg/*`、图标）、设置页的外壳（数据走下面的设置接口）；
 //!    - `/v1/*`：由 `/v1` 自己的 API 密钥鉴权（`crate::openai::auth`）；
-//!    - 设置接口 `/api/admin/*` 与 `/admin/logout`：管理员会话；没设管理员密码时只许本机、且没有代理头；
+//!    - 设置接口 `/api/admin/*` 与 `/admin/logout`：管理员会话（管理员密码登录，或没设密码、端口只在本机可达时
+//!      凭启动时打印的登录链接 `admin_link.rs`）；端口可能被别人访问到而没设管理员密码时一律 403（`exposure.rs`）；
 //!    - `/metrics`：`server.metrics_public`，或管理员（同上），或带有效的 `/v1` 密钥；
 //!    - 图片 `/files/{id}`、`/files/{id}/thumb`：工作台会话或有效的签名（`signed.rs`）；
 //!    - 其余（工作台与图库页面、`/api/*`、`/ws`、`/uploads`、`/files/zip`）：设了工作台密码时要工作台会话，
@@ -17,7 +18,9 @@
 //! 守卫还把调用方（工作台会话或客户端 IP，`ClientId`）放进请求扩展，工作台的张数限流与排队上限按它计。
 //! 所有响应都带 `X-Content-Type-Options: nosniff`、`X-Frame-Options: DENY`，页面另带内容安全策略（CSP）。
 
+pub mod admin_link;
 pub mod budget;
+pub mod exposure;
 pub mod login;
 pub mod login_throttle;
 pub mod origin;
@@ -62,6 +65,7 @@ fn surface(path: &str) -> Surface {
             | "/login"
             | "/logout"
             | "/admin/login"
+            | admin_link::PATH
             | "/favicon.svg"
             | "/settings"
             | "/usage"
@@ -86,31 +90,22 @@ fn surface(path: &str) -> Surface {
     Surface::Studio
 }
 
-/// 请求经过代理时带的头：有它们就不能凭“对端是本机”放行（本机上的反向代理会让所有人都像本机）。
-fn has_proxy_headers(headers: &HeaderMap) -> bool {
-    ["x-forwarded-for", "forwarded", "x-real-ip"]
-        .iter()
-        .any(|h| headers.contains_key(*h))
-}
+/// 端口可能被别人访问到、却没设管理员密码时，设置页的回答。
+pub const ADMIN_PASSWORD_REQUIRED: &str = "这个端口可能被别人访问到（监听的不是本机地址，或配置了 public_url、allowed_hosts、trusted_proxies），设置页必须先设管理员密码：运行 drafting-factory hash-password，把输出填到配置的 auth.admin_password_hash";
 
-/// 管理员：有管理员会话；没设管理员密码时，只许本机且没有代理头。
-fn admin_allowed(
-    state: &AppState,
-    config: &Config,
-    jar: &CookieJar,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    if config.auth.admin_password_hash.is_empty() {
-        if peer.ip().is_loopback() && !has_proxy_headers(headers) {
-            return Ok(());
-        }
-        return Err(ApiError::Forbidden(
-            "还没有设置管理员密码，设置只能从本机直接访问（不经代理）。运行 drafting-factory hash-password 生成哈希并填到 auth.admin_password_hash".into(),
-        ));
+/// 管理员：有管理员会话（密码登录，或没设密码、端口只在本机可达时凭启动时打印的登录链接）。
+fn admin_allowed(state: &AppState, config: &Config, jar: &CookieJar) -> Result<(), ApiError> {
+    let no_password = config.auth.admin_password_hash.is_empty();
+    if no_password && exposure::admin_password_required(config, state.listen_addr()) {
+        return Err(ApiError::Forbidden(ADMIN_PASSWORD_REQUIRED.into()));
     }
     if state.sessions.is_admin(jar) {
         Ok(())
+    } else if no_password {
+        // 没有密码可登录：403（页面显示这段说明，而不是密码框）。
+        Err(ApiError::Forbidden(
+            "还没有设置管理员密码：请用服务启动时终端里打印的管理员登录链接（/admin/token?token=…）打开设置页；或设管理员密码（drafting-factory hash-password，填到 auth.admin_password_hash）".into(),
+        ))
     } else {
         Err(ApiError::Unauthorized(
             "请先登录（会话不存在或已过期）".into(),
@@ -120,22 +115,9 @@ fn admin_allowed(
 
 /// 图片链接带着有效的签名（`?exp=…&sig=…`）。
 fn signed_file_allowed(state: &AppState, path: &str, query: Option<&str>) -> bool {
-    let Some(id) = path
-        .strip_prefix("/files/")
+    path.strip_prefix("/files/")
         .map(|rest| rest.split('/').next().unwrap_or(""))
-    else {
-        return false;
-    };
-    let mut exp = None;
-    let mut sig = None;
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match &*key {
-            "exp" => exp = value.parse::<u64>().ok(),
-            "sig" => sig = Some(value.into_owned()),
-            _ => {}
-        }
-    }
-    matches!((exp, sig), (Some(exp), Some(sig)) if state.url_signer.verify(id, exp, &sig))
+        .is_some_and(|id| state.url_signer.verify_query(id, query))
 }
 
 /// 没有工作台会话时：页面跳到登录页（登录后回来），其他请求 401。
@@ -211,10 +193,10 @@ pub async fn guard(
     state.sessions.refresh(&jar).await;
     let verdict = match keeper {
         Surface::Open | Surface::V1 => Ok(()),
-        Surface::Settings => admin_allowed(&state, &config, &jar, peer, request.headers()),
+        Surface::Settings => admin_allowed(&state, &config, &jar),
         Surface::Metrics => {
             if config.server.metrics_public
-                || admin_allowed(&state, &config, &jar, peer, request.headers()).is_ok()
+                || admin_allowed(&state, &config, &jar).is_ok()
                 || crate::openai::auth::has_valid_key(&config, request.headers())
             {
                 Ok(())
@@ -309,6 +291,7 @@ mod tests {
             ("/healthz", Surface::Open),
             ("/pkg/drafting-factory.wasm", Surface::Open),
             ("/login", Surface::Open),
+            ("/admin/token", Surface::Open),
             ("/settings", Surface::Open),
             ("/v1/images/generations", Surface::V1),
             ("/api/admin/get_settings", Surface::Settings),

@@ -2,6 +2,9 @@
 //! 元数据在 PostgreSQL 时会话也记在库里（只存令牌的 SHA-256），共用这个库的各实例都认：
 //! 每个请求先经 `refresh` 把 Cookie 里的令牌与库核对（本地记住 5 秒），在一个实例上退出，别的实例 5 秒内也不再认。
 //!
+//! 形状不对的令牌（不是 48 个字母数字）直接不认，不查库；库里查不到的令牌记在一个有上限的 LRU 里（5 秒内不再查）。
+//! 工作台或管理员密码一改（设置页、配置文件、集群里别的实例），这个身份的会话全部作废（`revoke_role`）。
+//!
 //! Cookie 都是 HttpOnly；工作台的是 SameSite=Lax（从聊天软件里点开的图片链接也能带上），
 //! 管理员的是 SameSite=Strict（别的网站发起的任何请求都不带它）；经 https 访问时加 Secure。
 
@@ -16,6 +19,10 @@ pub const STUDIO_COOKIE: &str = "factory_session";
 pub const ADMIN_COOKIE: &str = "factory_admin";
 /// 会话有效期。
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// 令牌的长度（字母数字）。
+const TOKEN_CHARS: usize = 48;
+/// 库里查不到的令牌最多记住几个。
+const MAX_MISSES: usize = 10_000;
 
 /// 会话的身份。
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +49,17 @@ const RECHECK: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
-    /// 共用库时库里没有的令牌与查的时刻（5 秒内不再查：带着乱填 Cookie 的请求不会每次都查库）。
-    misses: Arc<Mutex<HashMap<String, Instant>>>,
+    /// 共用库时库里没有的令牌与查的时刻（5 秒内不再查：带着乱填 Cookie 的请求不会每次都查库）；
+    /// 最多记 [`MAX_MISSES`] 个，满了丢掉最久没用的。
+    misses: Arc<Mutex<hashlink::LruCache<String, Instant>>>,
     ttl: Duration,
     /// 元数据在 PostgreSQL 时，会话也记在库里。
     shared: Option<crate::storage::Storage>,
+}
+
+/// 令牌的形状对不对（我们发的令牌都是 48 个字母数字）：不对的不认，也不拿去查库。
+fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_CHARS && token.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn token_hash(token: &str) -> String {
@@ -79,7 +92,7 @@ impl Sessions {
             .unwrap_or(SESSION_TTL);
         Self {
             inner: Arc::default(),
-            misses: Arc::default(),
+            misses: Arc::new(Mutex::new(hashlink::LruCache::new(MAX_MISSES))),
             ttl,
             shared: None,
         }
@@ -102,7 +115,7 @@ impl Sessions {
         secure: bool,
     ) -> Result<Cookie<'static>, crate::storage::StorageError> {
         use rand::distr::{Alphanumeric, SampleString};
-        let token = Alphanumeric.sample_string(&mut rand::rng(), 48);
+        let token = Alphanumeric.sample_string(&mut rand::rng(), TOKEN_CHARS);
         if let Some(storage) = &self.shared {
             let (hash, now_ms) = (token_hash(&token), epoch_ms());
             let expires = now_ms + self.ttl.as_millis() as i64;
@@ -148,7 +161,7 @@ impl Sessions {
             .into_iter()
             .filter_map(|name| jar.get(name))
             .map(|c| c.value().to_string())
-            .filter(|t| t.len() <= 128)
+            .filter(|t| well_formed(t))
             .filter(|t| {
                 self.table()
                     .get(t)
@@ -187,11 +200,7 @@ impl Sessions {
                 }
                 Ok(None) => {
                     table.remove(&token);
-                    let mut misses = self.misses.lock().expect("锁未被毒化");
-                    if misses.len() >= 10_000 {
-                        misses.retain(|_, at| now.duration_since(*at) <= RECHECK);
-                    }
-                    misses.insert(token, now);
+                    self.misses.lock().expect("锁未被毒化").insert(token, now);
                 }
                 Err(e) => tracing::warn!("核对会话失败（照本地记着的）：{e}"),
             }
@@ -199,9 +208,54 @@ impl Sessions {
     }
 
     fn valid(&self, token: &str, role: Role) -> bool {
-        self.table()
-            .get(token)
-            .is_some_and(|(r, expiry, _)| *r == role && *expiry > Instant::now())
+        well_formed(token)
+            && self
+                .table()
+                .get(token)
+                .is_some_and(|(r, expiry, _)| *r == role && *expiry > Instant::now())
+    }
+
+    /// 作废这个身份的全部会话（它的密码改了）：本地立即，共用库时也从库里删掉（别的实例 5 秒内跟上）。
+    pub fn revoke_role(&self, role: Role) {
+        let before = self.table().len();
+        self.table().retain(|_, (r, _, _)| *r != role);
+        let revoked = before - self.table().len();
+        tracing::info!(?role, revoked, "密码改了，这个身份的会话全部作废");
+        if let Some(storage) = self.shared.clone() {
+            tokio::spawn(async move {
+                let deleted = storage
+                    .with_db(move |c| {
+                        use crate::storage::sql::params;
+                        Ok(c.execute(
+                            "DELETE FROM sessions WHERE role = ?1",
+                            params![role.as_str()],
+                        )?)
+                    })
+                    .await;
+                if let Err(e) = deleted {
+                    tracing::warn!("从库里删会话失败：{e}");
+                }
+            });
+        }
+    }
+
+    /// 配置换入后调用：工作台或管理员密码的哈希变了，就作废那个身份的会话。`last` 记着上一次看到的两个哈希。
+    pub fn follow_passwords(
+        &self,
+        last: &Mutex<(String, String)>,
+        auth: &crate::config::AuthConfig,
+    ) {
+        let mut last = last.lock().expect("锁未被毒化");
+        if last.0 != auth.studio_password_hash {
+            self.revoke_role(Role::Studio);
+        }
+        if last.1 != auth.admin_password_hash {
+            self.revoke_role(Role::Admin);
+        }
+        *last = (
+            auth.studio_password_hash.clone(),
+            auth.admin_password_hash.clone(),
+        );
     }
 
     /// 请求带着有效的管理员会话。
@@ -253,5 +307,51 @@ impl Sessions {
             jar = jar.remove(Cookie::build(role.cookie()).path("/"));
         }
         jar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_change_ends_the_sessions_of_that_role_only() {
+        let sessions = Sessions::from_env();
+        let studio = sessions.create(Role::Studio, false).await.unwrap();
+        let admin = sessions.create(Role::Admin, false).await.unwrap();
+        let jar = CookieJar::new().add(studio).add(admin);
+        assert!(sessions.is_studio(&jar) && sessions.is_admin(&jar));
+        let mut auth = crate::config::AuthConfig::default();
+        let last = Mutex::new((String::new(), String::new()));
+        sessions.follow_passwords(&last, &auth);
+        assert!(sessions.is_admin(&jar), "哈希没变，会话照常");
+        auth.studio_password_hash = "$argon2id$新".into();
+        sessions.follow_passwords(&last, &auth);
+        assert!(jar
+            .get(STUDIO_COOKIE)
+            .is_some_and(|c| !sessions.valid(c.value(), Role::Studio)));
+        assert!(sessions.is_admin(&jar), "管理员会话不受工作台密码影响");
+        auth.admin_password_hash = "$argon2id$管理员".into();
+        sessions.follow_passwords(&last, &auth);
+        assert!(!sessions.is_admin(&jar) && !sessions.is_studio(&jar));
+    }
+
+    #[test]
+    fn only_tokens_of_our_shape_are_considered() {
+        assert!(well_formed(&"a".repeat(TOKEN_CHARS)));
+        assert!(!well_formed(&"a".repeat(TOKEN_CHARS - 1)));
+        assert!(!well_formed(&format!("{}é", "a".repeat(TOKEN_CHARS - 2))));
+        assert!(!well_formed(&format!("{}-", "a".repeat(TOKEN_CHARS - 1))));
+    }
+
+    #[test]
+    fn the_miss_cache_is_bounded() {
+        let sessions = Sessions::from_env();
+        let now = Instant::now();
+        let mut misses = sessions.misses.lock().unwrap();
+        for i in 0..MAX_MISSES + 500 {
+            misses.insert(format!("{i:048}"), now);
+        }
+        assert_eq!(misses.len(), MAX_MISSES);
     }
 }

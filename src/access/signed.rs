@@ -65,17 +65,34 @@ impl UrlSigner {
         mac
     }
 
-    /// 图片 `id` 的签名链接（相对路径，调用方加上绝对前缀），`ttl_s` 秒后失效。
-    pub fn sign(&self, id: &str, ttl_s: u64) -> String {
-        let exp = now() + ttl_s;
-        let sig: String = self
-            .mac(id, exp)
+    /// `id` 在 `exp` 之前有效的签名（十六进制）。
+    fn sig_hex(&self, id: &str, exp: u64) -> String {
+        self.mac(id, exp)
             .finalize()
             .into_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("/files/{id}?exp={exp}&sig={sig}")
+            .collect()
+    }
+
+    /// 图片 `id` 的签名链接（相对路径，调用方加上绝对前缀），`ttl_s` 秒后失效。
+    pub fn sign(&self, id: &str, ttl_s: u64) -> String {
+        let exp = now() + ttl_s;
+        format!("/files/{id}?exp={exp}&sig={}", self.sig_hex(id, exp))
+    }
+
+    /// 链接的查询串（`exp=…&sig=…`）对图片 `id` 有效。
+    pub fn verify_query(&self, id: &str, query: Option<&str>) -> bool {
+        let mut exp = None;
+        let mut sig = None;
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "exp" => exp = value.parse::<u64>().ok(),
+                "sig" => sig = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        matches!((exp, sig), (Some(exp), Some(sig)) if self.verify(id, exp, &sig))
     }
 
     /// 签名对、没过期。比较是常数时间的。
@@ -131,17 +148,17 @@ mod tests {
         let mut bad = sig.to_string();
         bad.replace_range(0..1, if &sig[..1] == "0" { "1" } else { "0" });
         assert!(!again.verify("abc", exp, &bad), "改了签名");
-        let expired = signer.sign("abc", 0);
-        let exp0: u64 = expired
-            .split("exp=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(!signer.verify("abc", exp0 - 1, expired.split("sig=").nth(1).unwrap()));
+        // 过期：签名本身是对的（为那个过去的时刻签的），只因为过了期限才无效。
+        let past = now() - 10;
+        assert!(
+            !signer.verify("abc", past, &signer.sig_hex("abc", past)),
+            "过期"
+        );
+        let future = now() + 60;
+        assert!(signer.verify("abc", future, &signer.sig_hex("abc", future)));
+        assert!(signer.verify_query("abc", url.split_once('?').map(|(_, q)| q)));
+        assert!(!signer.verify_query("abc", None));
+        assert!(!signer.verify_query("abd", url.split_once('?').map(|(_, q)| q)));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .unwrap()

@@ -121,14 +121,30 @@ fn free_bytes(root: &str) -> Option<u64> {
     fs4::available_space(root).ok()
 }
 
-/// 表单里的密钥留空时，沿用原来那个上游的哪把密钥。
+/// 表单里的密钥留空时，原来那个上游存着的密钥怎么办。存着的密钥只发给原来的主机：
+/// 免得有人把地址改成自己的服务器、点一下“测试连接”或保存后等下一次生成，就拿走存着的密钥。
 #[derive(Clone, Copy, PartialEq)]
 enum KeyReuse {
-    /// 保存：沿用（改了地址也沿用）。
-    Always,
-    /// 测试连接、获取模型列表：只在地址没改时沿用——改了地址的，密钥要重新填，
-    /// 免得有人把地址改成自己的服务器、点一下“测试连接”就拿走存着的密钥。
+    /// 保存：地址的协议、主机与端口没变时沿用；变了而没重新填密钥的，拒绝保存（400）。
+    SameOriginOrRefuse,
+    /// 测试连接、获取模型列表：只在地址一字未改时沿用，否则不带密钥去试。
     SameAddressOnly,
+}
+
+/// 两个地址的协议、主机与端口（缺省端口按协议补上）是否相同；解析不了的算不同。
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a.trim()), url::Url::parse(b.trim())) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+        _ => false,
+    }
+}
+
+/// 主机（给错误说明用；解析不了的原样）。
+fn host_of(url: &str) -> String {
+    url::Url::parse(url.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| url.trim().to_string())
 }
 
 /// 表单里的上游 → 配置里的上游；密钥留空时按 `reuse` 沿用原来那个上游的。
@@ -142,10 +158,6 @@ fn upstream_of(
         .upstreams
         .iter()
         .find(|u| !form.previous_name.is_empty() && u.name == form.previous_name);
-    let previous_keys = previous
-        .filter(|u| reuse == KeyReuse::Always || u.base_url.trim() == form.base_url.trim())
-        .map(|u| u.key_pool().into_iter().filter(|k| !k.is_empty()).collect())
-        .unwrap_or_default();
     // 新密钥一行一个（也可用逗号分隔）；整个池换成这些。
     let typed: Vec<String> = form
         .api_key
@@ -153,6 +165,31 @@ fn upstream_of(
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty())
         .collect();
+    let stored: Vec<String> = previous
+        .map(|u| u.key_pool().into_iter().filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    let previous_keys = match (previous, reuse) {
+        (Some(u), KeyReuse::SameAddressOnly) if u.base_url.trim() == form.base_url.trim() => stored,
+        (Some(u), KeyReuse::SameOriginOrRefuse) if same_origin(&u.base_url, &form.base_url) => {
+            stored
+        }
+        // 新地址解析不了、或不是 http(s) 的：不带密钥（整份校验会指出地址的问题）。
+        (Some(_), KeyReuse::SameOriginOrRefuse)
+            if !stored.is_empty()
+                && typed.is_empty()
+                && !form.clear_api_key
+                && url::Url::parse(form.base_url.trim())
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https")) =>
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "第 {} 个上游“{}”的地址改到了 {}：请重新填写它的 API 密钥（原来的密钥不会发给新地址），或勾选清除密钥",
+                index + 1,
+                form.name.trim(),
+                host_of(&form.base_url)
+            )));
+        }
+        _ => Vec::new(),
+    };
     let keys: Vec<String> = if form.clear_api_key {
         Vec::new()
     } else if !typed.is_empty() {
@@ -207,7 +244,7 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         .upstreams
         .iter()
         .enumerate()
-        .map(|(i, form)| upstream_of(&current, i, form, KeyReuse::Always))
+        .map(|(i, form)| upstream_of(&current, i, form, KeyReuse::SameOriginOrRefuse))
         .collect::<Result<_, _>>()?;
     // 列表顺序即优先级；“与上一个同级”的沿用上一个的优先级（按权重分担）。
     for i in 1..next.upstreams.len() {
@@ -232,6 +269,14 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         s3.access_key_id = form.access_key_id.trim().to_string();
         if !form.secret_access_key.is_empty() {
             s3.secret_access_key = form.secret_access_key;
+        } else if !s3.secret_access_key.is_empty()
+            && !same_origin(&s3.endpoint, &current.storage.s3.endpoint)
+            && s3.endpoint.trim() != current.storage.s3.endpoint.trim()
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "对象存储的地址改到了 {}：请重新填写 Secret Access Key（原来的不会发给新地址）",
+                host_of(&s3.endpoint)
+            )));
         }
     }
     next.server.listen = update.listen.trim().to_string();
@@ -240,6 +285,18 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         running.is_some() && update.listen.trim().parse().ok() == state.listeners.current_addr();
     if keep_listen {
         next.server.listen = current.server.listen.clone();
+    }
+    // 没有管理员密码时改成别人也能访问的地址：保存之后设置页就进不来了（见 `access::exposure`），先要设密码。
+    if next.auth.admin_password_hash.is_empty() {
+        if let Ok(addr) = next.server.listen.parse::<std::net::SocketAddr>() {
+            if crate::access::exposure::admin_password_required(&next, addr)
+                && !crate::access::exposure::admin_password_required(&current, state.listen_addr())
+            {
+                return Err(ApiError::InvalidRequest(format!(
+                    "要监听 {addr}（别人也能访问到），请先设管理员密码：运行 drafting-factory hash-password，把输出填到配置的 auth.admin_password_hash，重启后再改"
+                )));
+            }
+        }
     }
     if update.clear_studio_password {
         next.auth.studio_password_hash.clear();
@@ -300,9 +357,8 @@ async fn studio_password_hash(password: String) -> Result<String, ApiError> {
     if password.chars().count() < 8 {
         return Err(ApiError::InvalidRequest("工作台密码至少 8 个字符".into()));
     }
-    tokio::task::spawn_blocking(move || crate::access::login::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+    crate::access::login::argon2_limited(move || crate::access::login::hash_password(&password))
+        .await?
         .map_err(ApiError::Internal)
 }
 
@@ -391,4 +447,31 @@ pub async fn probe(state: &AppState, form: UpstreamForm) -> Result<ProbeResult, 
         },
     };
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_keys_follow_only_the_same_scheme_host_and_port() {
+        assert!(same_origin(
+            "https://proxy.example.com",
+            "https://proxy.example.com:443/v1beta"
+        ));
+        assert!(!same_origin(
+            "https://proxy.example.com",
+            "http://proxy.example.com"
+        ));
+        assert!(!same_origin(
+            "https://proxy.example.com",
+            "https://proxy.example.com.evil.example"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8081"
+        ));
+        assert!(!same_origin("不是地址", "不是地址"));
+        assert_eq!(host_of("https://evil.example:9/x"), "evil.example");
+    }
 }

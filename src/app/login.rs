@@ -3,13 +3,21 @@
 use super::browser;
 use leptos::prelude::*;
 
+/// 登录后跳去的地方只能是本站的路径，免得登录页被用来跳到别的网站：以一个 `/` 开头、第二个字符不是 `/` 或 `\`
+/// （浏览器把 `\` 当作 `/`，`/\evil.example` 就是 `//evil.example`），也不含反斜杠与控制字符。
+pub fn is_same_site_path(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.chars().any(|c| c == '\\' || c.is_control())
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
-    // 只接受站内路径，免得登录页被用来跳到别的网站。
     let next = query
         .with_untracked(|q| q.get("next"))
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| is_same_site_path(n))
         .unwrap_or_else(|| "/".into());
     view! {
         <section class="login-page">
@@ -57,5 +65,27 @@ fn LoginForm(next: String) -> impl IntoView {
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_same_site_paths_are_followed_after_login() {
+        for ok in ["/", "/gallery?page=2", "/prompts#新"] {
+            assert!(super::is_same_site_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "gallery",
+            "//evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "/a\\b",
+            "/\t/evil.example",
+            "https://evil.example",
+        ] {
+            assert!(!super::is_same_site_path(bad), "{bad:?}");
+        }
     }
 }

@@ -107,7 +107,7 @@ fn Header() -> impl IntoView {
         </header>
         <Show when=move || exposed>
             <p class="exposed-warning" role="alert" data-testid="exposed-warning">
-                "任何能访问此端口的人都能用你的额度生成、查看和删除图片。请在配置里设置工作台密码（auth.studio_password_hash）或 /v1 的 API 密钥。"
+                "任何能访问此端口的人都能用你的额度生成、查看和删除图片。请在配置里设置工作台密码（auth.studio_password_hash），/v1 只用 API 密钥开放。"
             </p>
         </Show>
     }

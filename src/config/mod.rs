@@ -232,6 +232,9 @@ pub struct AuthConfig {
     pub keys: Vec<ApiKeyEntry>,
     pub admin_password_hash: String,
     pub studio_password_hash: String,
+    /// 没有任何 `/v1` 密钥、而端口与别人共用（设了工作台密码、监听非本机地址或在代理之后）时，
+    /// `/v1` 默认 401；写 `true` 照旧开放（启动时警告）。见 `crate::access::exposure`。
+    pub open_v1: bool,
 }
 
 /// 设置页创建的一个 API 密钥。
@@ -501,6 +504,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("keys", &format!("<{} 个>", self.keys.len()))
             .field("admin_password_hash", &redact(&self.admin_password_hash))
             .field("studio_password_hash", &redact(&self.studio_password_hash))
+            .field("open_v1", &self.open_v1)
             .finish()
     }
 }

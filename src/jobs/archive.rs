@@ -23,11 +23,12 @@ pub struct ZipQuery {
 pub async fn serve_zip(
     State(jobs): State<JobManager>,
     State(storage): State<Storage>,
+    axum::Extension(client): axum::Extension<crate::access::ClientId>,
     Query(query): Query<ZipQuery>,
 ) -> Result<Response, ApiError> {
     match query.batch {
-        Some(batch) => jobs.batch_zip(&storage, &batch).await,
-        None => zip_of_ids(&storage, &query.ids).await,
+        Some(batch) => jobs.batch_zip(&storage, &batch, &client.0).await,
+        None => zip_of_ids(&storage, &query.ids, &client.0).await,
     }
 }
 
@@ -54,7 +55,12 @@ fn entry_name(index: u32, prompt: &str, ext: &str) -> String {
 }
 
 impl JobManager {
-    async fn batch_zip(&self, storage: &Storage, batch_id: &str) -> Result<Response, ApiError> {
+    async fn batch_zip(
+        &self,
+        storage: &Storage,
+        batch_id: &str,
+        client: &str,
+    ) -> Result<Response, ApiError> {
         let id = batch_id.to_string();
         let mut rows: Vec<(Batch, JobRow)> = storage
             .with_db(move |c| Ok(store::load_batch(c, &id)?))
@@ -122,12 +128,12 @@ impl JobManager {
             manifest
                 .write_record([
                     row.index.to_string(),
-                    row.prompt.clone(),
-                    variables,
-                    references.join("; "),
+                    cell(&row.prompt),
+                    cell(&variables),
+                    cell(&references.join("; ")),
                     state.to_string(),
-                    row.error.clone().unwrap_or_default(),
-                    file_name,
+                    cell(&row.error.clone().unwrap_or_default()),
+                    cell(&file_name),
                 ])
                 .map_err(csv_error)?;
         }
@@ -142,7 +148,7 @@ impl JobManager {
             name: "manifest.csv".into(),
             data,
         });
-        zip_response(storage, entries, "batch")
+        zip_response(storage, entries, "batch", client)
     }
 }
 
@@ -156,6 +162,16 @@ async fn reference_label(storage: &Storage, id: &str) -> Result<String, ApiError
         }
     }
     Ok(id.to_string())
+}
+
+/// 清单里用户写的文字：以 `=`、`+`、`-`、`@`、制表符或回车开头的，电子表格会当作公式执行（CSV 注入），
+/// 前面加一个单引号，表格里显示为文字（OWASP 的做法）。
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 fn csv_error(e: impl std::fmt::Display) -> ApiError {
@@ -174,5 +190,18 @@ mod tests {
             "12-a_b_c_d_e_f_g 一二三四五六.jpg"
         );
         assert_eq!(entry_name(1, "...", "png"), "1.png");
+    }
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_are_quoted() {
+        assert_eq!(
+            cell("=HYPERLINK(\"http://evil\")"),
+            "'=HYPERLINK(\"http://evil\")"
+        );
+        for formula in ["+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(cell(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(cell("油画的春天"), "油画的春天");
+        assert_eq!(cell(""), "");
     }
 }

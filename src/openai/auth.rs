@@ -1,6 +1,7 @@
 //! 鉴权与调用方身份（策略第 1 步）。
 //!
-//! 配置了任何 API 密钥时，`/v1` 要求 `Authorization: Bearer <密钥>`；否则放行。
+//! 配置了任何 API 密钥时，`/v1` 要求 `Authorization: Bearer <密钥>`。一个密钥都没有时，只在端口不与别人共用时放行
+//! （没有工作台密码、只在本机可达，或明写了 `auth.open_v1 = true`，见 `crate::access::exposure`），否则 401。
 //! 之后把调用方身份（密钥指纹或客户端 IP）放进请求扩展，供限流按身份计数。
 
 use crate::config::{Config, ConfigHandle};
@@ -75,14 +76,20 @@ impl KeyUsage {
     }
 }
 
+/// 正在服务的监听地址（`/v1` 没有密钥时开不开看它）。
+pub type ListenAddr = std::sync::Arc<crate::listeners::Listeners>;
+
 pub async fn require_api_key(
-    State((config, usage)): State<(ConfigHandle, KeyUsage)>,
+    State((config, usage, listeners)): State<(ConfigHandle, KeyUsage, ListenAddr)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let config = config.load();
-    let caller = identify(&config, request.headers(), peer)?;
+    let listen = listeners
+        .current_addr()
+        .unwrap_or_else(|| config.listen_addr());
+    let caller = identify(&config, request.headers(), peer, listen)?;
     if let Caller::Key(_) = &caller {
         if let Some(token) = bearer(request.headers()) {
             let sha = sha256_hex(token);
@@ -118,9 +125,19 @@ pub fn has_valid_key(config: &Config, headers: &HeaderMap) -> bool {
         })
 }
 
-fn identify(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, ApiError> {
+fn identify(
+    config: &Config,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    listen: SocketAddr,
+) -> Result<Caller, ApiError> {
     if !config.auth.requires_key() {
-        return Ok(Caller::Ip(client_ip(config, headers, peer)));
+        if crate::access::exposure::v1_open_without_keys(config, listen) {
+            return Ok(Caller::Ip(client_ip(config, headers, peer)));
+        }
+        return Err(ApiError::Unauthorized(
+            "/v1 还没有 API 密钥：这个端口与别人共用（设了工作台密码、监听的不是本机地址或在代理之后），请管理员在设置页创建密钥后带 Authorization: Bearer <密钥> 调用（或在配置里写 auth.open_v1 = true 明确开放）".into(),
+        ));
     }
     let token = bearer(headers).ok_or_else(|| {
         ApiError::Unauthorized(
@@ -155,22 +172,34 @@ mod tests {
 
     const PEER: &str = "203.0.113.9:5000";
 
+    fn check(config: &Config, h: &HeaderMap, listen: &str) -> Result<Caller, ApiError> {
+        identify(config, h, PEER.parse().unwrap(), listen.parse().unwrap())
+    }
+
     #[test]
-    fn keys_are_required_only_when_configured() {
+    fn keys_are_required_when_configured_or_when_the_port_is_shared() {
+        let local = "127.0.0.1:3000";
         let open = config(&[]);
-        assert!(identify(&open, &headers(&[]), PEER.parse().unwrap()).is_ok());
+        assert!(check(&open, &headers(&[]), local).is_ok());
+        let lan = check(&open, &headers(&[]), "0.0.0.0:3000").unwrap_err();
+        assert!(lan.to_string().contains("还没有 API 密钥"), "{lan}");
+        let mut studio_locked = config(&[]);
+        studio_locked.auth.studio_password_hash = "$argon2id$…".into();
+        assert!(check(&studio_locked, &headers(&[]), local).is_err());
+        studio_locked.auth.open_v1 = true;
+        assert!(check(&studio_locked, &headers(&[]), local).is_ok());
         let locked = config(&["sk-1"]);
-        assert!(identify(&locked, &headers(&[]), PEER.parse().unwrap()).is_err());
-        assert!(identify(
+        assert!(check(&locked, &headers(&[]), local).is_err());
+        assert!(check(
             &locked,
             &headers(&[("authorization", "Bearer nope")]),
-            PEER.parse().unwrap()
+            local
         )
         .is_err());
-        let ok = identify(
+        let ok = check(
             &locked,
             &headers(&[("authorization", "Bearer sk-1")]),
-            PEER.parse().unwrap(),
+            local,
         )
         .unwrap();
         assert!(matches!(ok, Caller::Key(k) if !k.contains("sk-1")));

@@ -231,7 +231,7 @@ async fn to_image_request(
                                 "参考图最多 {MAX_REFERENCES} 张"
                             )));
                         }
-                        match reference_of(&image_url.url)? {
+                        match reference_of(&image_url.url, max_bytes, &state.url_signer)? {
                             Reference::Inline(data) => {
                                 let index = inline.len() + linked.len() + 1;
                                 inline.push(accept_image(data, max_bytes, index).await?);
@@ -284,23 +284,42 @@ enum Reference {
     Linked(String),
 }
 
-/// 参考图只接受 data URL，或指向本服务器 `/files/{id}` 的链接（按 id 从存储读取，不发起任何外部请求）。
-fn reference_of(url: &str) -> Result<Reference, ApiError> {
+/// 参考图只接受 data URL，或指向本服务器 `/files/{id}` 的签名链接（本服务器交给 `/v1` 调用方的那种，
+/// 按 id 从存储读取，不发起任何外部请求）。data URL 在解码 base64 之前先按长度估算大小，超了就不解码。
+fn reference_of(
+    url: &str,
+    max_bytes: usize,
+    signer: &crate::access::signed::UrlSigner,
+) -> Result<Reference, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (_, b64) = rest
             .split_once(";base64,")
             .ok_or_else(|| ApiError::InvalidRequest("图片 data URL 必须是 base64 编码".into()))?;
+        let b64 = b64.trim();
+        if b64.len() / 4 * 3 > max_bytes + 2 {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "参考图太大（约 {:.1} MB），上限是 {} MB",
+                (b64.len() / 4 * 3) as f64 / 1048576.0,
+                max_bytes >> 20
+            )));
+        }
         let data = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
+            .decode(b64)
             .map_err(|_| ApiError::InvalidRequest("图片 data URL 的 base64 无法解码".into()))?;
         return Ok(Reference::Inline(data.into()));
     }
-    let id = url::Url::parse(url)
-        .ok()
+    let parsed = url::Url::parse(url).ok();
+    let id = parsed
+        .as_ref()
         .and_then(|u| u.path().strip_prefix("/files/").map(str::to_string))
         .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| {
             ApiError::InvalidRequest("图片只支持 data URL 或本服务器的 /files/{id} 链接".into())
         })?;
+    if !signer.verify_query(&id, parsed.as_ref().and_then(|u| u.query())) {
+        return Err(ApiError::InvalidRequest(
+            "本服务器的图片链接没有有效的签名或已过期：请用 /v1 返回的链接（带 exp 与 sig），或改用 data URL".into(),
+        ));
+    }
     Ok(Reference::Linked(id))
 }

@@ -115,12 +115,13 @@ async fn read_edit_form(
     mut multipart: Multipart,
     max_bytes: usize,
 ) -> Result<(ImageParams, Vec<InputImage>), ApiError> {
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::InvalidRequest(format!("multipart 表单无法解析：{}", e.body_text()))
-    };
     let mut params = ImageParams::default();
     let mut references = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(bad_form)? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(crate::web::multipart_error)?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "image" | "image[]" => {
@@ -129,8 +130,10 @@ async fn read_edit_form(
                         "参考图最多 {MAX_REFERENCES} 张"
                     )));
                 }
-                let data = field.bytes().await.map_err(bad_form)?;
-                references.push(accept_image(data, max_bytes, references.len() + 1).await?);
+                let index = references.len() + 1;
+                let what = format!("第 {index} 张参考图");
+                let data = crate::web::read_field_capped(&mut field, max_bytes, &what).await?;
+                references.push(accept_image(data, max_bytes, index).await?);
             }
             "mask" => {
                 return Err(ApiError::InvalidRequest(
@@ -138,7 +141,7 @@ async fn read_edit_form(
                 ))
             }
             _ => {
-                let text = field.text().await.map_err(bad_form)?;
+                let text = crate::web::read_text_field(&mut field, &name).await?;
                 set_text_param(&mut params, &name, text)?;
             }
         }

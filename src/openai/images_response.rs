@@ -92,6 +92,17 @@ pub(crate) async fn images_response(
     format: ResponseFormat,
     produced: Vec<Produced>,
 ) -> Result<Response, ApiError> {
+    images_response_with(state, headers, format, produced, &serde_json::Map::new()).await
+}
+
+/// 同上，响应体的顶层另加 `extra` 里的字段（异步任务的 `id`、`status` 等），图照样边读边编码。
+pub(crate) async fn images_response_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+    produced: Vec<Produced>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Response, ApiError> {
     let base_url = public_base_url(state, headers);
     let ttl = state.config.load().server.file_url_ttl_s;
     let unsaved = produced.iter().filter(|p| p.id.is_none()).count();
@@ -115,7 +126,7 @@ pub(crate) async fn images_response(
         };
         entries.push(Entry { b64, fields });
     }
-    let mut response = body_response(chrono::Utc::now().timestamp(), entries);
+    let mut response = body_response(chrono::Utc::now().timestamp(), entries, extra);
     if unsaved > 0 {
         response
             .headers_mut()
@@ -126,7 +137,11 @@ pub(crate) async fn images_response(
 
 /// 拼出响应体：JSON 的骨架由 serde_json 写，`b64_json` 的内容作为单独的一段接进去——
 /// 标准 base64 的字母表里没有要转义的字符，不必经过序列化器，也不必先拷进一个大字符串。
-fn body_response(created: i64, entries: Vec<Entry>) -> Response {
+fn body_response(
+    created: i64,
+    entries: Vec<Entry>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Response {
     let mut parts = Vec::new();
     let mut text = format!("{{\"created\":{created},\"data\":[");
     for (i, entry) in entries.into_iter().enumerate() {
@@ -149,7 +164,13 @@ fn body_response(created: i64, entries: Vec<Entry>) -> Response {
             }
         }
     }
-    text.push_str("]}");
+    text.push(']');
+    for (key, value) in extra {
+        let key = serde_json::to_string(key).expect("字符串总能序列化");
+        let value = serde_json::to_string(value).expect("JSON 值总能序列化");
+        text.push_str(&format!(",{key}:{value}"));
+    }
+    text.push('}');
     parts.push(Part::Text(text.into()));
     let length: u64 = parts.iter().map(Part::len).sum();
     (
@@ -289,8 +310,15 @@ mod tests {
                 serde_json::json!([{"b64_json": b64(&data)}]),
             ));
         }
-        for (entries, data) in cases {
-            let response = body_response(42, entries);
+        let extra: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"id": "任务", "status": "succeeded", "done": 2}),
+        )
+        .unwrap();
+        for (i, (entries, data)) in cases.into_iter().enumerate() {
+            // 一半的情况带着任务的字段（`GET /v1/images/tasks/{id}`）。
+            let with_extra = i % 2 == 1;
+            let empty = serde_json::Map::new();
+            let response = body_response(42, entries, if with_extra { &extra } else { &empty });
             let length: usize = response.headers()[axum::http::header::CONTENT_LENGTH]
                 .to_str()
                 .unwrap()
@@ -301,7 +329,11 @@ mod tests {
                 .unwrap();
             assert_eq!(body.len(), length, "Content-Length 与实际长度一致");
             let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(got, serde_json::json!({"created": 42, "data": data}));
+            let mut want = serde_json::json!({"created": 42, "data": data});
+            if with_extra {
+                want.as_object_mut().unwrap().extend(extra.clone());
+            }
+            assert_eq!(got, want);
         }
     }
 }

@@ -19,13 +19,15 @@ use axum::{middleware, Router};
 /// `/v1` 的路由。每个 `.layer()` 包住它之前的所有路由与中间件，所以请求先经过鉴权（外层），
 /// 鉴权把调用方身份放进请求扩展，再到限流（内层）按身份计数。
 pub fn router(state: &AppState) -> Router<AppState> {
-    // 带参考图的接口：请求体上限按运行中的配置（见 `web::live_upload_limit`），不用 axum 的固定上限。
+    // multipart 带参考图的接口：请求体上限按运行中的配置（见 `web::live_upload_limit`），不用 axum 的固定上限。
     let uploads = || {
         (
             DefaultBodyLimit::disable(),
             middleware::from_fn_with_state(state.config.clone(), crate::web::live_upload_limit),
         )
     };
+    // JSON 请求体（生成、对话；对话的 data URL 参考图也在里面）：自己的上限，先于解析与 base64 解码。
+    let json = || DefaultBodyLimit::max(crate::types::limits::MAX_JSON_BODY_BYTES);
     // 方法不对（例如 GET /v1/images/generations）：405，带 Allow 与 OpenAI 形状的中文错误。
     let only =
         |allowed: &'static str| move || async move { ApiError::MethodNotAllowed { allowed } };
@@ -33,7 +35,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/models", get(models::list).fallback(only("GET")))
         .route(
             "/images/generations",
-            post(images::generations).fallback(only("POST")),
+            post(images::generations)
+                .fallback(only("POST"))
+                .layer(json()),
         )
         .route(
             "/images/edits",
@@ -42,9 +46,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/images/tasks/{id}", get(tasks::get).fallback(only("GET")))
         .route(
             "/chat/completions",
-            post(chat::completions)
-                .fallback(only("POST"))
-                .layer(uploads()),
+            post(chat::completions).fallback(only("POST")).layer(json()),
         )
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
@@ -52,7 +54,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             rate_limit::limit,
         ))
         .layer(middleware::from_fn_with_state(
-            (state.config.clone(), state.key_usage.clone()),
+            (
+                state.config.clone(),
+                state.key_usage.clone(),
+                state.listeners.clone(),
+            ),
             auth::require_api_key,
         ));
     Router::new().nest("/v1", v1)

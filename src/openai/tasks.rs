@@ -8,7 +8,7 @@
 
 use super::auth::Caller;
 use super::idempotency::{Key, Produced};
-use super::images_response::{images_response, response_format};
+use super::images_response::{images_response_with, response_format};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
@@ -151,16 +151,7 @@ pub async fn get(
             model: None,
         })
         .collect();
-    let images = images_response(&state, &headers, format, produced).await?;
-    let bytes = axum::body::to_bytes(images.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut images: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let (Some(obj), Some(extra)) = (images.as_object_mut(), body.as_object()) {
-        for (k, v) in extra {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
-    Ok(Json(images).into_response())
+    // 图照样从文件边读边编码（不把整个响应先读进内存再改）：任务的字段接在响应体的顶层。
+    let extra = body.as_object().cloned().unwrap_or_default();
+    images_response_with(&state, &headers, format, produced, &extra).await
 }

@@ -2,13 +2,15 @@
 //!
 //! zip 的写入是同步的：在阻塞线程里写，经一个有界通道（8 块 × 64 KB）交给响应体。
 //! 内存占用与图片数量、大小无关；客户端断开时通道关闭，写线程随即停止。
-//! 同时最多打 `MAX_ZIPS` 个包（多了 503）；客户端 `STALL` 这么久不读，写线程放弃——
-//! 一个只连不读的客户端占不住阻塞线程。
+//! 同时最多打 `MAX_ZIPS` 个包，每个调用方最多 `MAX_ZIPS_PER_CLIENT` 个（多了 503，见 `ZipSlots`）；
+//! 客户端 `STALL` 这么久不读，写线程放弃——一个只连不读的客户端占不住阻塞线程，也占不满全部名额。
 
 use super::{Blobs, ImageRecord};
 use bytes::Bytes;
 use futures::Stream;
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -16,6 +18,61 @@ use zip::{CompressionMethod, ZipWriter};
 const CHUNK: usize = 64 * 1024;
 /// 同时最多打几个包。
 pub const MAX_ZIPS: usize = 4;
+/// 每个调用方（会话或 IP）同时最多打几个包。
+pub const MAX_ZIPS_PER_CLIENT: usize = 2;
+
+/// 打包下载的名额：全服务器 [`MAX_ZIPS`] 个，每个调用方最多 [`MAX_ZIPS_PER_CLIENT`] 个。
+#[derive(Clone)]
+pub struct ZipSlots {
+    global: Arc<tokio::sync::Semaphore>,
+    per_client: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Default for ZipSlots {
+    fn default() -> Self {
+        Self {
+            global: Arc::new(tokio::sync::Semaphore::new(MAX_ZIPS)),
+            per_client: Arc::default(),
+        }
+    }
+}
+
+/// 占着的一个打包名额；丢掉时归还。
+pub struct ZipSlot {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    slots: ZipSlots,
+    client: String,
+}
+
+impl ZipSlots {
+    /// 给调用方 `client` 占一个名额；它自己的或全服务器的都满了时返回 None。
+    pub fn take(&self, client: &str) -> Option<ZipSlot> {
+        let mut counts = self.per_client.lock().expect("锁未被毒化");
+        let n = counts.entry(client.to_string()).or_default();
+        if *n >= MAX_ZIPS_PER_CLIENT {
+            return None;
+        }
+        let global = self.global.clone().try_acquire_owned().ok()?;
+        *n += 1;
+        Some(ZipSlot {
+            _global: global,
+            slots: self.clone(),
+            client: client.to_string(),
+        })
+    }
+}
+
+impl Drop for ZipSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.per_client.lock().expect("锁未被毒化");
+        if let Some(n) = counts.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
 /// 客户端这么久不读，就不等了。
 const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -134,11 +191,11 @@ fn write_zip(blobs: &Blobs, entries: Vec<Entry>, writer: ChannelWriter) -> io::R
 }
 
 /// 返回 zip 的字节流。读文件出错时流以错误结束（连接中断，客户端不会拿到看似完整的坏包）。
-/// `slot` 是打包的名额（见 `MAX_ZIPS`），写完或放弃时归还。
+/// `slot` 是打包的名额（见 `ZipSlots`），写完或放弃时归还。
 pub fn zip_stream(
     blobs: Blobs,
     entries: Vec<Entry>,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: ZipSlot,
 ) -> impl Stream<Item = io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
     let writer = ChannelWriter {
@@ -162,4 +219,22 @@ pub fn zip_stream(
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_client_cannot_take_every_zip_slot() {
+        let slots = ZipSlots::default();
+        let mine: Vec<ZipSlot> = (0..MAX_ZIPS_PER_CLIENT)
+            .map(|_| slots.take("ip:198.51.100.1").unwrap())
+            .collect();
+        assert!(slots.take("ip:198.51.100.1").is_none(), "自己的满了");
+        let other = slots.take("ip:198.51.100.2");
+        assert!(other.is_some(), "别人照常");
+        drop(mine);
+        assert!(slots.take("ip:198.51.100.1").is_some(), "归还后又能打包");
+    }
 }

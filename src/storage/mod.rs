@@ -94,8 +94,8 @@ struct Inner {
     pending: Mutex<Vec<PendingInsert>>,
     /// 待生成缩略图的图片，由一个后台线程逐个处理（见 `thumbs::worker`）。
     thumbs: std::sync::mpsc::SyncSender<ImageRecord>,
-    /// 同时打包下载的名额（见 `archive::MAX_ZIPS`）。
-    zips: Arc<tokio::sync::Semaphore>,
+    /// 打包下载的名额（见 `archive::ZipSlots`）。
+    zips: archive::ZipSlots,
 }
 
 /// 启动时文件与记录的核对结果。
@@ -225,7 +225,7 @@ impl Storage {
                 db: database,
                 audit,
                 pending: Mutex::new(Vec::new()),
-                zips: Arc::new(tokio::sync::Semaphore::new(archive::MAX_ZIPS)),
+                zips: archive::ZipSlots::default(),
             }),
         })
     }
@@ -295,9 +295,8 @@ impl Storage {
             return Ok((record.rel_path, record.mime));
         }
         let blobs = self.inner.blobs.clone();
-        let rel = tokio::task::spawn_blocking(move || thumbs::ensure(&blobs, &record))
-            .await
-            .map_err(|e| StorageError::Join(e.to_string()))??;
+        // 现做的缩略图与参考图的转换共用解码名额（`crate::decode`）：一阵缩略图请求不会同时解码几十张大图。
+        let rel = crate::decode::blocking(move || thumbs::ensure(&blobs, &record)).await?;
         Ok((rel, "image/jpeg".into()))
     }
 
@@ -417,9 +416,9 @@ impl Storage {
         spill::clean(&self.spill_root())
     }
 
-    /// 占一个打包下载的名额；都在用时返回 None。
-    pub fn zip_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.inner.zips.clone().try_acquire_owned().ok()
+    /// 给调用方 `client` 占一个打包下载的名额；它自己的或全部的名额都在用时返回 None。
+    pub fn zip_slot(&self, client: &str) -> Option<archive::ZipSlot> {
+        self.inner.zips.take(client)
     }
 
     /// 这张图的文件在不在。

@@ -59,11 +59,12 @@ async fn upload(
 ) -> Result<axum::Json<Vec<Uploaded>>, ApiError> {
     let config = config.load_full();
     let max_bytes = (config.storage.max_upload_mb as usize) << 20;
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::InvalidRequest(format!("上传的表单无法解析：{}", e.body_text()))
-    };
     let mut images = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(bad_form)? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(crate::web::multipart_error)?
+    {
         if field.name() != Some("file") {
             continue;
         }
@@ -72,6 +73,8 @@ async fn upload(
                 "一次最多上传 {MAX_UPLOAD_FILES} 张参考图"
             )));
         }
+        // 上传也按张数计入工作台每分钟的额度：读与解码之前先扣（超了的请求不再花内存与 CPU）。
+        budget.spend(&config, &client, 1)?;
         let filename = field
             .file_name()
             .map(|n| {
@@ -81,8 +84,10 @@ async fn upload(
                     .collect::<String>()
             })
             .filter(|n| !n.trim().is_empty());
-        let data = field.bytes().await.map_err(bad_form)?;
-        let image = crate::web::accept_image(data, max_bytes, images.len() + 1).await?;
+        let index = images.len() + 1;
+        let what = format!("第 {index} 张参考图");
+        let data = crate::web::read_field_capped(&mut field, max_bytes, &what).await?;
+        let image = crate::web::accept_image(data, max_bytes, index).await?;
         images.push((image, filename));
     }
     if images.is_empty() {
@@ -90,8 +95,6 @@ async fn upload(
             "没有收到图片（表单字段应为 file）".into(),
         ));
     }
-    // 上传也按张数计入工作台每分钟的额度。
-    budget.spend(&config, &client, images.len() as u32)?;
     let mut saved = Vec::with_capacity(images.len());
     for (image, filename) in images {
         let record = storage
@@ -111,6 +114,7 @@ async fn upload(
 /// `GET /uploads/{id}`：按数据库里的 id（内容哈希）取一张上传的参考图。
 async fn serve_upload(
     State(storage): State<Storage>,
+    State(config): State<crate::config::ConfigHandle>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -118,17 +122,14 @@ async fn serve_upload(
         return Err(ApiError::NotFound);
     }
     let record = storage.get_upload(id).await?.ok_or(ApiError::NotFound)?;
-    let etag = format!("\"{}\"", record.id);
-    serve_file(
-        &storage,
-        &record.root,
-        &record.rel_path,
-        &record.mime,
-        &etag,
-        None,
-        request,
-    )
-    .await
+    let file = StoredFile {
+        root: &record.root,
+        rel: &record.rel_path,
+        mime: &record.mime,
+        etag: &format!("\"{}\"", record.id),
+        cache: cache_policy(&config.load()),
+    };
+    serve_file(&storage, file, None, request).await
 }
 
 /// 预签名链接的有效期（`storage.s3.presign`）。
@@ -139,7 +140,7 @@ const MAX_ZIP_IMAGES: usize = 500;
 
 /// `GET /files/zip?ids=a,b,c`：把这些图片流式打成一个 zip 下载。任何一个 id 无效或不存在，整个请求 404，不打半个包。
 /// （路由在 `jobs::archive`：同一个地址带 `batch=` 时打包一个批次。）
-pub async fn zip_of_ids(storage: &Storage, ids: &str) -> Result<Response, ApiError> {
+pub async fn zip_of_ids(storage: &Storage, ids: &str, client: &str) -> Result<Response, ApiError> {
     // 去掉重复的 id（保持先后顺序）。
     let mut seen = std::collections::HashSet::new();
     let ids: Vec<&str> = ids
@@ -158,18 +159,24 @@ pub async fn zip_of_ids(storage: &Storage, ids: &str) -> Result<Response, ApiErr
             &find(storage, id.to_string()).await?,
         ));
     }
-    zip_response(storage, entries, "images")
+    zip_response(storage, entries, "images", client)
 }
 
-/// 把这些项流式打成 zip 响应，文件名 `{stem}-{时刻}.zip`（`stem` 只含 ASCII）。同时打包的人太多时 503。
+/// 把这些项流式打成 zip 响应，文件名 `{stem}-{时刻}.zip`（`stem` 只含 ASCII）。
+/// 调用方 `client` 自己同时打包的太多、或全服务器同时打包的人太多时 503。
 pub fn zip_response(
     storage: &Storage,
     entries: Vec<super::archive::Entry>,
     stem: &str,
+    client: &str,
 ) -> Result<Response, ApiError> {
-    let slot = storage
-        .zip_slot()
-        .ok_or_else(|| ApiError::QueueFull("同时打包下载的人太多了，请稍后再试".into()))?;
+    let slot = storage.zip_slot(client).ok_or_else(|| {
+        ApiError::QueueFull(format!(
+            "同时打包下载的太多了（每人最多 {} 个、全部最多 {} 个），请等手上的下载完成再试",
+            super::archive::MAX_ZIPS_PER_CLIENT,
+            super::archive::MAX_ZIPS
+        ))
+    })?;
     let name = format!("{stem}-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     let mut response = Response::new(Body::from_stream(super::archive::zip_stream(
         storage.blobs().clone(),
@@ -208,6 +215,7 @@ async fn find(storage: &Storage, id: String) -> Result<ImageRecord, ApiError> {
 
 async fn serve_image(
     State(storage): State<Storage>,
+    State(config): State<crate::config::ConfigHandle>,
     Path(id): Path<String>,
     Query(query): Query<FileQuery>,
     request: Request,
@@ -217,21 +225,19 @@ async fn serve_image(
         .download
         .is_some_and(|v| v != "0")
         .then(|| attachment(&record));
-    let etag = format!("\"{}\"", record.id);
-    serve_file(
-        &storage,
-        &record.root,
-        &record.rel_path,
-        &record.mime,
-        &etag,
-        download,
-        request,
-    )
-    .await
+    let file = StoredFile {
+        root: &record.root,
+        rel: &record.rel_path,
+        mime: &record.mime,
+        etag: &format!("\"{}\"", record.id),
+        cache: cache_policy(&config.load()),
+    };
+    serve_file(&storage, file, download, request).await
 }
 
 async fn serve_thumbnail(
     State(storage): State<Storage>,
+    State(config): State<crate::config::ConfigHandle>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -239,20 +245,51 @@ async fn serve_thumbnail(
     let etag = format!("\"{}-thumb\"", record.id);
     let root = record.root.clone();
     let (rel, mime) = storage.ensure_thumbnail(record).await?;
-    serve_file(&storage, &root, &rel, &mime, &etag, None, request).await
+    let file = StoredFile {
+        root: &root,
+        rel: &rel,
+        mime: &mime,
+        etag: &etag,
+        cache: cache_policy(&config.load()),
+    };
+    serve_file(&storage, file, None, request).await
 }
 
-/// 发送存储里的一个文件：内容不变，所以 ETag 固定、可永久缓存。
+/// 存储里要发送的一个文件。
+struct StoredFile<'a> {
+    root: &'a str,
+    rel: &'a str,
+    mime: &'a str,
+    etag: &'a str,
+    cache: HeaderValue,
+}
+
+/// 文件的缓存策略：内容不变，浏览器可以永久缓存。工作台开放（没设密码）时谁都能取，共享缓存（代理、CDN）也可以存；
+/// 设了密码时图是凭会话或签名链接取的，只许取的人自己的浏览器缓存（`private`）——
+/// 否则共享缓存会把它交给没有会话的人，签名链接过期了在那里也照样能取。
+fn cache_policy(config: &crate::config::Config) -> HeaderValue {
+    if config.auth.studio_password_hash.is_empty() {
+        HeaderValue::from_static("public, max-age=31536000, immutable")
+    } else {
+        HeaderValue::from_static("private, max-age=31536000, immutable")
+    }
+}
+
+/// 发送存储里的一个文件：内容不变，所以 ETag 固定、可永久缓存（见 `cache_policy`）。
 /// 本地文件由 `ServeFile` 发送（支持 Range）；对象存储里的边取边发。
 async fn serve_file(
     storage: &Storage,
-    root: &str,
-    rel: &str,
-    mime: &str,
-    etag: &str,
+    file: StoredFile<'_>,
     disposition: Option<HeaderValue>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let StoredFile {
+        root,
+        rel,
+        mime,
+        etag,
+        cache,
+    } = file;
     if request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -313,10 +350,7 @@ async fn serve_file(
         }
     };
     let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
+    headers.insert(header::CACHE_CONTROL, cache);
     headers.insert(
         header::ETAG,
         HeaderValue::from_str(etag).expect("id 只含十六进制"),

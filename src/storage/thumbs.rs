@@ -64,7 +64,7 @@ pub fn ensure(blobs: &Blobs, record: &ImageRecord) -> Result<String, StorageErro
 /// 由原图字节生成缩略图（JPEG，质量 80）。
 pub fn make_thumbnail(data: &[u8]) -> Result<Vec<u8>, StorageError> {
     let image =
-        image::load_from_memory(data).map_err(|e| StorageError::NotAnImage(e.to_string()))?;
+        crate::decode::decode(data, None).map_err(|e| StorageError::NotAnImage(e.to_string()))?;
     let thumb = image.thumbnail(THUMB_MAX_SIDE, THUMB_MAX_SIDE).to_rgb8();
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 80)

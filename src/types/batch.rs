@@ -5,7 +5,10 @@
 //! 变量的写法：`{风格}` 是变量；`{{` 与 `}}` 是字面的花括号。变量名由字母、数字、`_`、`-` 组成（可以是汉字），
 //! 最多 30 个字符；不合这个写法的花括号（例如 `{"a": 1}`）按字面保留，所以原来带花括号的提示词照样能用。
 
-use super::limits::{validate_request, RequestError, Surface, MAX_REFERENCES};
+use super::limits::{
+    validate_request, RequestError, Surface, MAX_PROMPT_CHARS, MAX_REFERENCES, MAX_VARIABLES,
+    MAX_VARIABLE_VALUES, MAX_VARIABLE_VALUE_CHARS,
+};
 use super::shape::{AspectRatio, ImageSize};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,6 +67,16 @@ pub enum BatchError {
     TooManyEach(usize),
     #[error("批次名称最多 {MAX_BATCH_NAME_CHARS} 个字符（收到 {0} 个）")]
     NameTooLong(usize),
+    #[error("变量最多 {MAX_VARIABLES} 个，收到 {0} 个")]
+    TooManyVariables(usize),
+    #[error("变量“{name}”的值最多 {MAX_VARIABLE_VALUES} 个，收到 {got} 个")]
+    TooManyValues { name: String, got: usize },
+    #[error(
+        "变量“{name}”的值太长了：一个值最多 {MAX_VARIABLE_VALUE_CHARS} 个字符（收到 {got} 个）"
+    )]
+    ValueTooLong { name: String, got: usize },
+    #[error("填入变量“{name}”后提示词太长了：最多 {MAX_PROMPT_CHARS} 个字符，这样填会有 {got} 个")]
+    RenderedTooLong { name: String, got: usize },
 }
 
 /// 模板的一段：文字，或一个变量。
@@ -142,6 +155,33 @@ fn render(pieces: &[Piece], values: &BTreeMap<String, String>) -> String {
             Piece::Var(name) => values.get(name).map(String::as_str).unwrap_or(""),
         })
         .collect()
+}
+
+/// 填入变量之后的字符数（不真的拼出来：先数，超了就不必占那么多内存）。
+fn rendered_chars(pieces: &[Piece], values: &BTreeMap<String, String>) -> usize {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.chars().count(),
+            Piece::Var(name) => values.get(name).map_or(0, |v| v.chars().count()),
+        })
+        .fold(0usize, usize::saturating_add)
+}
+
+/// 出现次数 × 长度最大的那个变量：提示词填得太长时点它的名。
+fn longest_contribution(pieces: &[Piece], values: &BTreeMap<String, String>) -> String {
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for piece in pieces {
+        if let Piece::Var(name) = piece {
+            let len = values.get(name).map_or(0, |v| v.chars().count());
+            *by_name.entry(name).or_default() += len;
+        }
+    }
+    by_name
+        .into_iter()
+        .max_by_key(|(_, len)| *len)
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default()
 }
 
 /// 展开后的一个任务。
@@ -347,6 +387,11 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
     let mut prompts: Vec<Expansion> = Vec::new();
     for ((pieces, names), template) in parsed.iter().zip(&used).zip(&templates) {
         for values in combinations(names, &variables, req.variable_mode) {
+            let got = rendered_chars(pieces, &values);
+            if got > MAX_PROMPT_CHARS {
+                let name = longest_contribution(pieces, &values);
+                return Err(BatchError::RenderedTooLong { name, got });
+            }
             let prompt = render(pieces, &values);
             let prompt = validate_request(Surface::Studio, &prompt, req.count, 1)?;
             prompts.push((prompt, values, template));
@@ -386,12 +431,31 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
 fn clean_variables(
     raw: &BTreeMap<String, Vec<String>>,
 ) -> Result<BTreeMap<String, Vec<String>>, BatchError> {
+    if raw.len() > MAX_VARIABLES {
+        return Err(BatchError::TooManyVariables(raw.len()));
+    }
     let mut clean = BTreeMap::new();
     for (name, values) in raw {
         let name = name.trim();
         let chars = name.chars().count();
         if chars == 0 || chars > MAX_VARIABLE_NAME_CHARS || !name.chars().all(is_name_char) {
             return Err(BatchError::BadName(name.to_string()));
+        }
+        if values.len() > MAX_VARIABLE_VALUES {
+            return Err(BatchError::TooManyValues {
+                name: name.to_string(),
+                got: values.len(),
+            });
+        }
+        if let Some(got) = values
+            .iter()
+            .map(|v| v.chars().count())
+            .find(|n| *n > MAX_VARIABLE_VALUE_CHARS)
+        {
+            return Err(BatchError::ValueTooLong {
+                name: name.to_string(),
+                got,
+            });
         }
         let values: Vec<String> = values
             .iter()
@@ -583,6 +647,52 @@ mod tests {
         let mut req = request("猫");
         req.count = 0;
         assert!(matches!(plan(&req, 256), Err(BatchError::Request(_))));
+    }
+
+    #[test]
+    fn an_expansion_bomb_is_refused_before_it_is_built() {
+        // 2,666 个 {a} 与一个 8,000 字的值：拼出来会有两千多万字，先数就拒绝了，点名变量 a。
+        let mut req = request(&"{a}".repeat(2666));
+        req.variables = vars(&[("a", &["字".repeat(MAX_VARIABLE_VALUE_CHARS).as_str()])]);
+        assert_eq!(
+            plan(&req, 256).unwrap_err(),
+            BatchError::RenderedTooLong {
+                name: "a".into(),
+                got: 2666 * MAX_VARIABLE_VALUE_CHARS,
+            }
+        );
+        let mut req = request("{a}{b}");
+        req.variables = vars(&[("a", &["短"]), ("b", &["长".repeat(7999).as_str()])]);
+        assert!(plan(&req, 256).is_ok(), "正好 8000 字");
+        req.variables = vars(&[("a", &["短短"]), ("b", &["长".repeat(7999).as_str()])]);
+        assert!(matches!(
+            plan(&req, 256),
+            Err(BatchError::RenderedTooLong { name, got: 8001 }) if name == "b"
+        ));
+        let mut req = request("{a}");
+        req.variables = vars(&[("a", &["长".repeat(MAX_VARIABLE_VALUE_CHARS + 1).as_str()])]);
+        assert!(matches!(
+            plan(&req, 256),
+            Err(BatchError::ValueTooLong { name, .. }) if name == "a"
+        ));
+        let mut req = request("{a}");
+        req.variables = [(
+            "a".to_string(),
+            vec!["x".to_string(); MAX_VARIABLE_VALUES + 1],
+        )]
+        .into();
+        assert!(matches!(
+            plan(&req, 100_000),
+            Err(BatchError::TooManyValues { got, .. }) if got == MAX_VARIABLE_VALUES + 1
+        ));
+        let mut req = request("猫");
+        req.variables = (0..=MAX_VARIABLES)
+            .map(|i| (format!("v{i}"), vec!["x".to_string()]))
+            .collect();
+        assert_eq!(
+            plan(&req, 256).unwrap_err(),
+            BatchError::TooManyVariables(MAX_VARIABLES + 1)
+        );
     }
 
     #[test]

@@ -9,6 +9,17 @@ pub const MAX_PROMPT_CHARS: usize = 8000;
 pub const MAX_COUNT: u32 = 16;
 /// 一个请求最多几张参考图（一次上传最多几个文件也是它）。
 pub const MAX_REFERENCES: usize = 16;
+/// `/v1` 的 JSON 请求体（生成、对话）最多多少字节：对话里的 data URL 参考图也算在内。
+/// 表单（multipart）的请求体另按参考图的张数与 `storage.max_upload_mb` 计。
+pub const MAX_JSON_BODY_BYTES: usize = 32 << 20;
+/// multipart 表单里一个文字字段（提示词、参数）最多多少字节。
+pub const MAX_FORM_TEXT_BYTES: usize = MAX_PROMPT_CHARS * 4 + 1024;
+/// 批量的变量：一次提交最多几个变量。
+pub const MAX_VARIABLES: usize = 20;
+/// 批量的变量：一个变量最多几个值（`limits.max_batch_jobs` 的上限也是它）。
+pub const MAX_VARIABLE_VALUES: usize = 10_000;
+/// 批量的变量：一个值最多几个字符（填进去之后整条提示词仍受 [`MAX_PROMPT_CHARS`] 限制）。
+pub const MAX_VARIABLE_VALUE_CHARS: usize = MAX_PROMPT_CHARS;
 
 /// 请求从哪条路来：决定错误说明里用哪个字段名（`/v1` 用 OpenAI 的字段名）。
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

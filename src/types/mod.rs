@@ -25,16 +25,41 @@ pub use shape::{pixel_size, shape_from_size, AspectRatio, ImageSize};
 
 use serde::{Deserialize, Serialize};
 
+/// 可以放进页面链接的网址：只认 http(s)。上游给的联网搜索来源存库前与显示前都过一遍
+/// （`javascript:`、`data:` 之类的链接点一下就在本站执行）。
+pub fn is_web_link(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
 /// 每次页面渲染时由服务器提供给页面的信息（只在服务端读取）。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageInfo {
     /// 未配置任何上游，正在使用内置演示上游。
     pub demo_mode: bool,
-    /// 监听的不是本机地址，又既没有工作台密码也没有 `/v1` 密钥：页面顶端显示红色警告。
+    /// 监听的不是本机地址，工作台或 `/v1` 却没有把关（见 `access::exposure::is_exposed`）：页面顶端显示红色警告。
     pub exposed: bool,
     /// 设了工作台密码（页头显示“退出”）。
     pub studio_login: bool,
     /// 页头的健康圆点。
     #[serde(default)]
     pub health: usage::Health,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_http_links_are_web_links() {
+        assert!(super::is_web_link("https://example.com/a"));
+        assert!(super::is_web_link("HTTP://example.com"));
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:x",
+            "data:text/html,x",
+            "//evil",
+            "",
+        ] {
+            assert!(!super::is_web_link(bad), "{bad}");
+        }
+    }
 }

@@ -24,7 +24,64 @@ pub struct ApiJson<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge(format!(
+                "请求体太大：JSON 最多 {} MB（参考图多时请用 multipart 的 /v1/images/edits）",
+                crate::types::limits::MAX_JSON_BODY_BYTES >> 20
+            ));
+        }
         ApiError::InvalidRequest(format!("请求体不是有效的 JSON：{}", rejection.body_text()))
+    }
+}
+
+/// multipart 表单读不下去：请求体超了上限是 413，其余是 400。
+pub fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(format!("表单太大：{}", e.body_text()))
+    } else {
+        ApiError::InvalidRequest(format!("multipart 表单无法解析：{}", e.body_text()))
+    }
+}
+
+/// 一块一块地读 multipart 的一个字段，超过 `cap` 字节就停下（413），不把整个字段先读进内存。
+pub async fn read_field_capped(
+    field: &mut axum::extract::multipart::Field<'_>,
+    cap: usize,
+    what: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    let mut data = bytes::BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if data.len() + chunk.len() > cap {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "{what}太大，上限是 {}",
+                human_bytes(cap)
+            )));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
+}
+
+/// 读一个文字字段（UTF-8），最多 `MAX_FORM_TEXT_BYTES` 字节。
+pub async fn read_text_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let data = read_field_capped(
+        field,
+        crate::types::limits::MAX_FORM_TEXT_BYTES,
+        &format!("字段 {name} "),
+    )
+    .await?;
+    String::from_utf8(data.into())
+        .map_err(|_| ApiError::InvalidRequest(format!("字段 {name} 不是有效的 UTF-8 文字")))
+}
+
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MB", n >> 20)
+    } else {
+        format!("{} KB", n.div_ceil(1024))
     }
 }
 
@@ -58,7 +115,7 @@ pub fn is_trusted_proxy(config: &Config, ip: &IpAddr) -> bool {
     })
 }
 
-/// 带参考图的请求（`/uploads`、`/v1/images/edits`、`/v1/chat/completions`）的请求体上限：
+/// 以 multipart 带参考图的请求（`/uploads`、`/v1/images/edits`）的请求体上限：
 /// 最多 `MAX_REFERENCES` 张、每张 `storage.max_upload_mb`，base64 再大三分之一，另留 1 MB。
 pub fn upload_body_limit(config: &Config) -> usize {
     let per_image = config.storage.max_upload_mb as usize * 1024 * 1024;

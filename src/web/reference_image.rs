@@ -2,14 +2,17 @@
 //!
 //! PNG、JPEG、WebP 原样使用；GIF（取第一帧）与 HEIC/HEIF（iPhone 的照片）转成 PNG 再用——
 //! Gemini 收 PNG/JPEG/WebP/HEIC/HEIF，但浏览器显示不了 HEIC，缩略图与别的上游也只认前三种。
-//! 转换在阻塞线程里做（一张 1200 万像素的 HEIC 要解码几百毫秒）。
+//! 转换经 `crate::decode`：带边长与内存上限，同时进行的转换有上限（一张 1200 万像素的 HEIC 要解码几百毫秒）。
+//! 原样使用的格式也先读文件头，边长超过上限的不收（之后做缩略图时解不开）。
 
+use crate::decode::DecodeError;
 use crate::error::ApiError;
 use crate::gateway::InputImage;
 use image::ImageFormat;
 
-/// HEIC 最多解码多少像素（防恶意文件；iPhone 的照片是 1200–4800 万像素）。
-const MAX_HEIF_PIXELS: u64 = 50_000_000;
+/// HEIC 最多解码多少像素：与别的格式同一个内存上限（RGBA 约 3300 万像素；iPhone 的照片通常是 1200–2400 万像素，
+/// 4800 万像素的“HEIF 最大”照片要先缩小）。
+const MAX_HEIF_PIXELS: u64 = crate::decode::MAX_DECODE_ALLOC / 4;
 
 /// 这段字节是什么图。
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +51,7 @@ pub async fn accept_image(
     index: usize,
 ) -> Result<InputImage, ApiError> {
     if data.len() > max_bytes {
-        return Err(ApiError::InvalidRequest(format!(
+        return Err(ApiError::PayloadTooLarge(format!(
             "第 {index} 张参考图太大（{:.1} MB），上限是 {} MB",
             data.len() as f64 / 1048576.0,
             max_bytes / 1048576
@@ -61,18 +64,18 @@ pub async fn accept_image(
     })?;
     let converted = match kind {
         Kind::Ready(format) => {
+            crate::decode::image_size(&data, Some(format)).map_err(|reason| {
+                ApiError::InvalidRequest(format!("第 {index} 张参考图{reason}"))
+            })?;
             return Ok(InputImage {
                 mime: format.to_mime_type().to_string(),
                 data,
-            })
+            });
         }
-        Kind::Gif | Kind::Heif => tokio::task::spawn_blocking(move || to_png(kind, &data))
-            .await
-            .map_err(|e| ApiError::Internal(format!("转换参考图的线程出错：{e}")))?,
+        Kind::Gif | Kind::Heif => crate::decode::blocking(move || to_png(kind, &data)).await,
     };
-    let png = converted.map_err(|reason| {
-        ApiError::InvalidRequest(format!("第 {index} 张参考图无法解码：{reason}"))
-    })?;
+    let png = converted
+        .map_err(|reason| ApiError::InvalidRequest(format!("第 {index} 张参考图{reason}")))?;
     Ok(InputImage {
         mime: "image/png".into(),
         data: png.into(),
@@ -80,25 +83,25 @@ pub async fn accept_image(
 }
 
 /// GIF 的第一帧或 HEIC 的主图，编码成 PNG。
-fn to_png(kind: Kind, data: &[u8]) -> Result<Vec<u8>, String> {
+fn to_png(kind: Kind, data: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let image = match kind {
         Kind::Heif => {
             let options = heifer::Options {
                 max_threads: 1,
                 max_pixels: MAX_HEIF_PIXELS,
             };
-            let decoded = heifer::decode_with_options(data, &options).map_err(|e| e.to_string())?;
+            let decoded = heifer::decode_with_options(data, &options)
+                .map_err(|e| DecodeError::Broken(e.to_string()))?;
             image::RgbaImage::from_raw(decoded.width, decoded.height, decoded.to_rgba8())
                 .map(image::DynamicImage::ImageRgba8)
-                .ok_or_else(|| "解码出的像素数与尺寸不符".to_string())?
+                .ok_or_else(|| DecodeError::Broken("解码出的像素数与尺寸不符".into()))?
         }
-        _ => image::load_from_memory_with_format(data, ImageFormat::Gif)
-            .map_err(|e| e.to_string())?,
+        _ => crate::decode::decode(data, Some(ImageFormat::Gif))?,
     };
     let mut png = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DecodeError::Broken(e.to_string()))?;
     Ok(png)
 }
 
@@ -159,5 +162,30 @@ mod tests {
         assert!(err.to_string().contains("第 3 张参考图无法解码"), "{err}");
         let err = accept_image(gif(4, 4).into(), 10, 1).await.unwrap_err();
         assert!(err.to_string().contains("太大"), "{err}");
+        assert_eq!(err.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn huge_canvases_are_refused_without_decoding() {
+        let mut bomb = b"GIF89a".to_vec();
+        bomb.extend_from_slice(&11_000u16.to_le_bytes());
+        bomb.extend_from_slice(&11_000u16.to_le_bytes());
+        bomb.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+        bomb.extend_from_slice(&[
+            0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+        ]);
+        let err = accept_image(bomb.into(), 1 << 20, 2).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("第 2 张参考图太大：11000 × 11000 像素"),
+            "{err}"
+        );
+        // 原样使用的格式只读文件头：9000 像素宽的 PNG 也不收。
+        let mut png = Vec::new();
+        image::DynamicImage::ImageLuma8(image::GrayImage::new(9000, 1))
+            .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let err = accept_image(png.into(), 1 << 20, 1).await.unwrap_err();
+        assert!(err.to_string().contains("每边最多 8192 像素"), "{err}");
     }
 }

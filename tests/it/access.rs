@@ -197,7 +197,7 @@ async fn a_studio_password_guards_every_studio_surface() {
 /// `/v1` 给出的图片链接带签名：没有会话也能打开；改了签名或过了期限就 401。
 #[tokio::test]
 async fn signed_image_links_open_without_a_session_until_changed_or_expired() {
-    let (_demo, ws, server) = locked_server("").await;
+    let (_demo, ws, server) = locked_server("open_v1 = true").await;
     let res = v1_generate(
         &server,
         None,
@@ -393,42 +393,72 @@ async fn cross_site_requests_change_nothing() {
     assert_eq!(ok.status(), 200);
 }
 
-/// 没设管理员密码时，设置只许本机直接访问：经代理（带代理头）或别的机器都不行；
-/// 设置接口的改动请求必须带本站的 Origin。
+/// 没设管理员密码时，“对端是本机”不再算管理员（本机上的反向代理、ssh -R、socat 让所有人都像本机）：
+/// 设置页凭启动时打印的管理员登录链接进入；令牌不对 401；设置接口的改动请求必须带本站的 Origin。
 #[tokio::test]
-async fn settings_need_a_direct_loopback_peer_without_an_admin_password() {
+async fn settings_need_the_printed_admin_link_without_an_admin_password() {
     let app = App::new("").await;
-    let call = |headers: Vec<(&'static str, &'static str)>| {
-        let mut all = vec![("content-type", "application/json")];
-        all.extend(headers);
-        request("POST", "/api/admin/get_settings", &all, json!({}))
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut r =
+            Request::post("/api/admin/get_settings").header("content-type", "application/json");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        r.body(Body::from("{}")).unwrap()
     };
-    let local = app
-        .send(call(vec![("origin", "http://127.0.0.1:3000")]))
+    let origin = || ("origin", "http://127.0.0.1:3000".to_string());
+    let (status, body) = json_of(app.send(call(vec![origin()])).await).await;
+    assert_eq!(status, 403, "本机直接访问也要登录链接给的会话：{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("管理员登录链接"),
+        "{body}"
+    );
+    let wrong = app
+        .send(
+            Request::get("/admin/token?token=不对的令牌")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
-    assert_eq!(local.status(), 200);
-    for proxy in ["x-forwarded-for", "forwarded", "x-real-ip"] {
-        let via_proxy = app
-            .send(call(vec![
-                ("origin", "http://127.0.0.1:3000"),
-                (proxy, "203.0.113.7"),
-            ]))
-            .await;
-        assert_eq!(via_proxy.status(), 403, "{proxy}");
-    }
+    assert_eq!(wrong.status(), 401);
+    let cookie = app.admin_cookie().await.expect("登录链接给出管理员会话");
+    let ok = app
+        .send(call(vec![origin(), ("cookie", cookie.clone())]))
+        .await;
+    assert_eq!(ok.status(), 200);
     let remote = app
         .send_from(
             "192.168.1.20:5000".parse().unwrap(),
-            call(vec![("origin", "http://127.0.0.1:3000")]),
+            call(vec![origin(), ("cookie", cookie.clone())]),
         )
         .await;
-    assert_eq!(remote.status(), 403);
-    let no_origin = app.send(call(vec![])).await;
+    assert_eq!(remote.status(), 200, "凭会话，与对端地址无关");
+    let no_origin = app.send(call(vec![("cookie", cookie.clone())])).await;
     assert_eq!(no_origin.status(), 403, "管理员接口要明说来自本站");
     let foreign = app
-        .send(call(vec![("origin", "http://evil.example")]))
+        .send(call(vec![
+            ("origin", "http://evil.example".into()),
+            ("cookie", cookie),
+        ]))
         .await;
     assert_eq!(foreign.status(), 403);
+}
+
+/// 端口可能被别人访问到（这里是配置了可信代理，说明前面有 nginx 之类）而没设管理员密码：
+/// 设置页一律 403 并说明要先设密码，登录链接也不认——哪怕请求来自本机、不带任何代理头。
+#[tokio::test]
+async fn behind_a_proxy_settings_require_an_admin_password() {
+    let app = App::new("[server]\ntrusted_proxies = [\"127.0.0.1\"]\n").await;
+    assert_eq!(app.admin_cookie().await, None, "登录链接不认");
+    let (status, body) = app.admin("get_settings", json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("必须先设管理员密码"),
+        "{body}"
+    );
 }
 
 /// 管理员的每个改动接口都拒绝外站或缺失的 Origin；管理员 Cookie 是 HttpOnly、SameSite=Strict，
@@ -603,7 +633,15 @@ async fn dropped_gateway_waiters_give_their_queue_slots_back() {
 }
 
 async fn metric(app: &App, name: &str) -> f64 {
-    let response = app.send(request("GET", "/metrics", &[], Value::Null)).await;
+    let cookie = app.admin_cookie().await.expect("管理员会话");
+    let response = app
+        .send(request(
+            "GET",
+            "/metrics",
+            &[("cookie", &cookie)],
+            Value::Null,
+        ))
+        .await;
     let text = String::from_utf8(
         axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -774,13 +812,15 @@ async fn websocket_frames_and_connections_are_bounded() {
     drop(open);
 }
 
-/// `/metrics`：管理员（没设管理员密码时本机直接访问）或 `/v1` 密钥才能看。
+/// `/metrics`：管理员会话或 `/v1` 密钥才能看（本机直接访问不算）。
 #[tokio::test]
 async fn metrics_need_an_admin_or_a_v1_key() {
     let app = App::new("[auth]\napi_keys = [\"sk-metrics-1\"]\n").await;
     let get = |headers: &[(&str, &str)]| request("GET", "/metrics", headers, Value::Null);
     let remote: std::net::SocketAddr = "192.168.1.30:5000".parse().unwrap();
-    assert_eq!(app.send(get(&[])).await.status(), 200, "本机直接访问");
+    assert_eq!(app.send(get(&[])).await.status(), 401, "本机直接访问也不算");
+    let cookie = app.admin_cookie().await.unwrap();
+    assert_eq!(app.send(get(&[("cookie", &cookie)])).await.status(), 200);
     assert_eq!(app.send_from(remote, get(&[])).await.status(), 401);
     let with_key = app
         .send_from(remote, get(&[("authorization", "Bearer sk-metrics-1")]))
@@ -792,41 +832,26 @@ async fn metrics_need_an_admin_or_a_v1_key() {
     assert_eq!(wrong_key.status(), 401);
 }
 
-/// 设置页设工作台密码（填明文，存哈希）：之后工作台要登录；清除后又开放。
+/// 设置页设工作台密码（填明文，存哈希）：之后工作台要登录；改密码后已登录的会话作废；清除后又开放。
 #[tokio::test]
-async fn the_studio_password_is_set_and_cleared_from_the_settings() {
+async fn the_studio_password_is_set_changed_and_cleared_from_the_settings() {
     let app = App::new("").await;
-    let admin = |name: &str, body: Value| {
-        request(
-            "POST",
-            &format!("/api/admin/{name}"),
-            &[
-                ("content-type", "application/json"),
-                ("origin", "http://127.0.0.1:3000"),
-            ],
-            body,
-        )
-    };
-    let (_, view) = json_of(app.send(admin("get_settings", json!({}))).await).await;
+    let (_, view) = app.admin("get_settings", json!({})).await;
     assert_eq!(view["studio_password_set"], false);
     let mut update = json!({
         "upstreams": view["upstreams"], "storage_root": view["storage_root"],
         "numbers": view["numbers"], "flags": view["flags"], "listen": "127.0.0.1:3000",
         "studio_password": "短"
     });
-    let (status, err) = json_of(
-        app.send(admin("save_settings", json!({ "update": update.clone() })))
-            .await,
-    )
-    .await;
+    let (status, err) = app
+        .admin("save_settings", json!({ "update": update.clone() }))
+        .await;
     assert_eq!(status, 400, "{err}");
     assert!(err["message"].as_str().unwrap().contains("至少 8 个字符"));
     update["studio_password"] = json!("团队的工作台密码");
-    let (status, view) = json_of(
-        app.send(admin("save_settings", json!({ "update": update.clone() })))
-            .await,
-    )
-    .await;
+    let (status, view) = app
+        .admin("save_settings", json!({ "update": update.clone() }))
+        .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["studio_password_set"], true);
     let text = std::fs::read_to_string(app.path().join("factory.toml")).unwrap();
@@ -859,19 +884,30 @@ async fn the_studio_password_is_set_and_cleared_from_the_settings() {
         .next()
         .unwrap()
         .to_string();
-    let mut with_session = list();
-    with_session
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    assert_eq!(app.send(with_session).await.status(), 200);
+    let with_session = || {
+        let mut r = list();
+        r.headers_mut().insert("cookie", cookie.parse().unwrap());
+        r
+    };
+    assert_eq!(app.send(with_session()).await.status(), 200);
+
+    // 换一个密码：用旧密码登录的会话立即作废。
+    update["studio_password"] = json!("换过的工作台密码");
+    let (status, view) = app
+        .admin("save_settings", json!({ "update": update.clone() }))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        app.send(with_session()).await.status(),
+        401,
+        "改密码后旧会话作废"
+    );
 
     update["studio_password"] = json!("");
     update["clear_studio_password"] = json!(true);
-    let (status, view) = json_of(
-        app.send(admin("save_settings", json!({ "update": update })))
-            .await,
-    )
-    .await;
+    let (status, view) = app
+        .admin("save_settings", json!({ "update": update }))
+        .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["studio_password_set"], false);
     assert_eq!(app.send(list()).await.status(), 200, "清除后工作台又开放");

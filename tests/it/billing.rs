@@ -170,7 +170,7 @@ async fn with_the_switch_off_a_maybe_billed_failure_costs_exactly_one_attempt() 
     assert!(message.contains("1 次尝试可能已被上游计费"), "{message}");
     primary.verify().await;
     backup.verify().await;
-    let metrics = get_text(format!("{}/metrics", server.url)).await;
+    let metrics = metrics_text(&server).await;
     let line = metrics
         .lines()
         .find(|l| {
@@ -384,7 +384,7 @@ async fn upload_limits_refuse_big_files_and_follow_the_settings_at_once() {
     let big = noise_png(800);
     assert!(big.len() > 1 << 20, "测试图要超过 1 MB：{}", big.len());
     let (status, body) = json_of(app.send(upload(big.clone())).await).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 413, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -397,21 +397,12 @@ async fn upload_limits_refuse_big_files_and_follow_the_settings_at_once() {
         "什么都没存"
     );
 
-    let admin = |name: &str, body: Value| {
-        let mut r = Request::post(format!("/api/admin/{name}"))
-            .header("content-type", "application/json")
-            .header("origin", "http://127.0.0.1:3000")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        r.headers_mut();
-        r
-    };
-    let (_, view) = json_of(app.send(admin("get_settings", json!({}))).await).await;
+    let (_, view) = app.admin("get_settings", json!({})).await;
     let mut numbers = view["numbers"].clone();
     numbers["storage.max_upload_mb"] = json!(3);
     let update = json!({"update": {"upstreams": view["upstreams"], "storage_root": view["storage_root"],
         "numbers": numbers, "flags": view["flags"], "listen": "127.0.0.1:3000"}});
-    let (status, saved) = json_of(app.send(admin("save_settings", update)).await).await;
+    let (status, saved) = app.admin("save_settings", update).await;
     assert_eq!(status, 200, "{saved}");
     let (status, body) = json_of(app.send(upload(big)).await).await;
     assert_eq!(status, 200, "新上限立即生效：{body}");
@@ -427,9 +418,9 @@ async fn the_config_watcher_refuses_an_empty_file_and_one_without_upstreams() {
     let file = ws.path().join("factory.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let reloads = |result: &'static str| {
-        let url = format!("{}/metrics", server.url);
+        let server = &server;
         async move {
-            let text = get_text(url).await;
+            let text = metrics_text(server).await;
             text.lines()
                 .find(|l| {
                     l.starts_with("config_file_reloads_total")
@@ -469,7 +460,7 @@ burst = 7
     );
     let demo_server = demo_ws.serve().await;
     let refused_before = {
-        let text = get_text(format!("{}/metrics", demo_server.url)).await;
+        let text = metrics_text(&demo_server).await;
         text.lines()
             .find(|l| {
                 l.starts_with("config_file_reloads_total") && l.contains("result=\"refused\"")
@@ -480,7 +471,7 @@ burst = 7
     std::fs::write(demo_ws.path().join("factory.toml"), "\n").unwrap();
     let started = Instant::now();
     loop {
-        let text = get_text(format!("{}/metrics", demo_server.url)).await;
+        let text = metrics_text(&demo_server).await;
         let count = |result: &str| {
             text.lines()
                 .find(|l| {

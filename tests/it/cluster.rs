@@ -686,10 +686,7 @@ async fn an_upstream_opened_on_one_instance_is_skipped_on_the_other() {
             l.starts_with("gateway_breaker_open{") && l.contains("替身") && l.ends_with(" 1")
         })
     };
-    let metrics_of = |server: &Running| {
-        let url = format!("{}/metrics", server.url);
-        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
-    };
+    let metrics_of = metrics_text;
     assert!(open(&metrics_of(&a).await), "A 熔断了");
     let started = Instant::now();
     while !open(&metrics_of(&b).await) {

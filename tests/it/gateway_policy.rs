@@ -465,7 +465,7 @@ async fn metrics_count_attempts_retries_and_requests_without_secrets() {
         .status(),
         200
     );
-    let text = get_text(format!("{}/metrics", server.url)).await;
+    let text = metrics_text(&server).await;
     for want in [
         "gateway_attempts_total{upstream=\"主\",outcome=\"status\"} 1",
         "gateway_attempts_total{upstream=\"主\",outcome=\"ok\"} 1",

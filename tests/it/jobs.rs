@@ -217,7 +217,7 @@ async fn cancel_running_and_queued_then_retry() {
     // 取消即中止上游请求：网关的在途请求数很快回到 0（远不到上游的 30 秒）。
     // 中止是异步的：等这个条件成立（最多 5 秒），而不是立刻读一次。指标行必须存在（它刚才是 1）。
     loop {
-        let metrics = get_text(format!("{}/metrics", server.url)).await;
+        let metrics = metrics_text(&server).await;
         let in_flight = metrics
             .lines()
             .find(|l| l.starts_with("gateway_in_flight"))

@@ -13,6 +13,7 @@ mod config_errors;
 mod demo_faults;
 mod gallery_api;
 mod gateway_policy;
+mod hardening;
 mod jobs;
 mod leptos_config;
 mod migrate;

@@ -37,15 +37,7 @@ async fn hits(mock: &MockServer) -> usize {
 
 /// 调用管理员的服务器函数（同源：带上本站的 Origin，与浏览器一样）。
 async fn admin(server: &Running, name: &str) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/admin/{name}", server.url))
-        .header("origin", &server.url)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    crate::common::admin(server, name, json!({})).await
 }
 
 async fn generate(server: &Running, model: &str) -> (u16, Value) {
@@ -274,7 +266,7 @@ async fn key_pool_disables_rejected_keys_rests_exhausted_ones_until_reset_and_ne
     assert_eq!((used(k2).await, used(k3).await), (3, 7));
 
     // 密钥原文不在日志、尝试记录、设置页与 /metrics 里。
-    let metrics = get_text(format!("{}/metrics", server.url)).await;
+    let metrics = metrics_text(&server).await;
     let logs = server.logs.lock().unwrap().clone();
     assert!(logs.contains("#1 …1111"), "日志里用序号与末 4 位称呼密钥");
     for key in [k1, k2, k3] {

@@ -213,21 +213,38 @@ async fn upstream_change_applies_live_and_in_flight_requests_finish_on_the_old_o
     };
     // 在途请求真的到了旧上游（在途数为 1）之后再切换。
     wait_for_in_flight(&server, 1.0).await;
-    let body = admin
+    // 换了地址（端口不同）而密钥留空：存着的密钥不会跟去新地址，拒绝保存（400），文件不变。
+    let file = ws.path().join("factory.toml");
+    let before = std::fs::read(&file).unwrap();
+    let moved = admin
         .edited(|b| {
             b["upstreams"][0]["name"] = json!("新上游");
             b["upstreams"][0]["base_url"] = json!(new.url);
         })
         .await;
+    let (status, err) = admin.put(&moved, Some(&server.url)).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("请重新填写它的 API 密钥"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "配置文件一个字节都不变"
+    );
+    let mut body = moved.clone();
+    body["upstreams"][0]["api_key"] = json!("新上游的密钥");
     let (status, view) = admin.put(&body, Some(&server.url)).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["upstreams"][0]["base_url"], json!(new.url));
-    assert_eq!(
-        view["upstreams"][0]["api_key_set"], true,
-        "留空的密钥沿用原来的"
-    );
-    let text = std::fs::read_to_string(ws.path().join("factory.toml")).unwrap();
-    assert!(text.contains(&new.url) && text.contains("sk-upstream-secret-42"));
+    assert_eq!(view["upstreams"][0]["api_key_set"], true);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&new.url) && text.contains("新上游的密钥"));
+    assert!(!text.contains("sk-upstream-secret-42"), "旧密钥不再用");
     assert!(ws.path().join("factory.toml.bak").is_file());
 
     // 限流的数字也立即生效：每分钟 1 次、突发 1 → 第二个 /v1 请求 429。

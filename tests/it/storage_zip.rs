@@ -5,13 +5,6 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Read;
 
-/// 进程的内存峰值（VmHWM，KB）。
-fn peak_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn zip_of_50_images_is_valid_and_streams_in_bounded_memory() {
     let demo = demo_upstream(&["--png-bytes", "2000000"]).await;

@@ -79,6 +79,10 @@ pub fn DetailDialog(
 /// 联网搜索时模型引用的来源（新窗口打开，不带来源页）。
 #[component]
 pub fn Sources(sources: Vec<(String, String)>) -> impl IntoView {
+    let sources: Vec<(String, String)> = sources
+        .into_iter()
+        .filter(|(_, url)| crate::types::is_web_link(url))
+        .collect();
     (!sources.is_empty()).then(|| {
         view! {
             <details class="sources" data-testid="sources">

@@ -367,7 +367,7 @@ fn SettingsBody(page: Page) -> impl IntoView {
                 {move || if page.saved.with(|v| v.admin_password_set) {
                     view! { <button type="button" on:click=move |_| page.logout()>"退出登录"</button> }.into_any()
                 } else {
-                    view! { <span class="hint">"未设置管理员密码，仅本机可访问。运行 drafting-factory hash-password 生成哈希，填到 auth.admin_password_hash。"</span> }.into_any()
+                    view! { <span class="hint">"未设置管理员密码：凭启动时终端里打印的管理员登录链接进入（端口只在本机可达时）。要给别人用，请运行 drafting-factory hash-password 生成哈希，填到 auth.admin_password_hash。"</span> }.into_any()
                 }}
             </p>
             <upstreams::Upstreams page/>

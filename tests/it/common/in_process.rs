@@ -13,6 +13,8 @@ pub struct App {
     pub state: AppState,
     router: axum::Router,
     dir: tempfile::TempDir,
+    /// 凭管理员登录链接拿到的会话（第一次要用时才去拿；登录链接与密码登录共用每分钟 5 次的限速）。
+    admin: tokio::sync::OnceCell<Option<String>>,
 }
 
 impl App {
@@ -26,7 +28,12 @@ impl App {
             .await
             .unwrap();
         let router = drafting_factory::server::router(state.clone());
-        App { state, router, dir }
+        App {
+            state,
+            router,
+            dir,
+            admin: Default::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -52,6 +59,37 @@ impl App {
                 .insert("host", "127.0.0.1:3000".parse().unwrap());
         }
         self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    /// 管理员会话的 Cookie（`factory_admin=…`）：打开本进程的管理员登录链接拿到（和运维打开启动时打印的链接一样）；
+    /// 设了管理员密码或端口可能被别人访问到时，链接不认，返回 None。
+    pub async fn admin_cookie(&self) -> Option<String> {
+        self.admin
+            .get_or_init(|| async {
+                let link = self.state.admin_token.link("");
+                let response = self
+                    .send(Request::get(link).body(Body::empty()).unwrap())
+                    .await;
+                if response.status() != 303 {
+                    return None;
+                }
+                let cookie = response.headers()["set-cookie"].to_str().unwrap();
+                Some(cookie.split(';').next().unwrap().to_string())
+            })
+            .await
+            .clone()
+    }
+
+    /// 以本站的 Origin 与管理员会话调用设置页的服务器函数（`POST /api/admin/{name}`），返回状态码与 JSON。
+    pub async fn admin(&self, name: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut request = Request::post(format!("/api/admin/{name}"))
+            .header("content-type", "application/json")
+            .header("origin", "http://127.0.0.1:3000");
+        if let Some(cookie) = self.admin_cookie().await {
+            request = request.header("cookie", cookie);
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
+        json_of(self.send(request).await).await
     }
 
     /// POST 一个 JSON 请求体，返回状态码与 JSON 响应（无法解析时为 null）。

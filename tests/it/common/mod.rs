@@ -16,12 +16,18 @@ use tokio::process::{Child, Command};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_drafting-factory");
 
+/// 测试启动的服务器用的管理员登录令牌（`FACTORY_ADMIN_TOKEN`）：没设管理员密码、只在本机可达时，
+/// 测试凭它打开管理员登录链接拿到会话（见 `admin_cookie`），和运维打开启动时打印的链接一样。
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghijklmnop";
+
 /// 一个正在运行的子进程；离开作用域时被杀掉。
 pub struct Running {
     pub child: Child,
     pub url: String,
     /// 进程至今打印的日志（标准错误，最多留最后 4 MB）。
     pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+    /// 凭管理员登录链接拿到的会话 Cookie（第一次要用时才去拿；设了管理员密码的服务器没有）。
+    admin: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// 启动二进制并等它在标准输出打印出 `http://…` 地址。
@@ -34,6 +40,7 @@ async fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Runn
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "warn")
+        .env("FACTORY_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,7 +77,12 @@ async fn start_with_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Runn
     .expect("60 秒内应当启动");
     // 继续读掉标准输出，免得管道写满阻塞子进程。
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, url, logs }
+    Running {
+        child,
+        url,
+        logs,
+        admin: Default::default(),
+    }
 }
 
 /// 启动独立的演示上游（Gemini 替身），`extra` 是故障开关等参数。
@@ -422,7 +434,35 @@ pub async fn call(
     post_json(server, &format!("/api/{endpoint}"), None, body).await
 }
 
-/// 以本站的 Origin 调用设置页的服务器函数（`POST /api/admin/{name}`；没设管理员密码时本机可用），返回状态码与 JSON。
+/// 管理员会话的 Cookie（`factory_admin=…`）：打开管理员登录链接 `/admin/token?token=…` 拿到，每个服务器只拿一次。
+/// 设了管理员密码、或端口可能被别人访问到的服务器不认这个链接，返回 None。
+pub async fn admin_cookie(server: &Running) -> Option<String> {
+    server
+        .admin
+        .get_or_init(|| async {
+            let response = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap()
+                .get(format!(
+                    "{}/admin/token?token={TEST_ADMIN_TOKEN}",
+                    server.url
+                ))
+                .send()
+                .await
+                .unwrap();
+            if response.status() != 303 {
+                return None;
+            }
+            let cookie = response.headers()["set-cookie"].to_str().unwrap();
+            Some(cookie.split(';').next().unwrap().to_string())
+        })
+        .await
+        .clone()
+}
+
+/// 以本站的 Origin 与管理员会话（见 `admin_cookie`）调用设置页的服务器函数（`POST /api/admin/{name}`），返回状态码与 JSON。
 pub async fn admin(
     server: &Running,
     name: &str,
@@ -445,9 +485,13 @@ async fn post_json(
 ) -> (u16, serde_json::Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}{path}", server.url))
+        .timeout(Duration::from_secs(120))
         .json(&body);
     if let Some(origin) = origin {
         req = req.header("origin", origin);
+        if let Some(cookie) = admin_cookie(server).await {
+            req = req.header("cookie", cookie);
+        }
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
@@ -472,17 +516,29 @@ pub fn hash_password(password: &str) -> String {
     hash
 }
 
+/// 进程的内存峰值（VmHWM，KB）。
+pub fn peak_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `/metrics` 的全文（带管理员会话，见 `admin_cookie`；配置了 `server.metrics_public` 的服务器不需要）。
+pub async fn metrics_text(server: &Running) -> String {
+    let mut req = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .timeout(Duration::from_secs(10));
+    if let Some(cookie) = admin_cookie(server).await {
+        req = req.header("cookie", cookie);
+    }
+    let response = req.send().await.expect("可以读 /metrics");
+    assert_eq!(response.status(), 200, "/metrics 应当可读");
+    response.text().await.unwrap()
+}
+
 /// `/metrics` 里某个指标（行首匹配，可带标签）的值；没有这一行时为 None（不当成 0）。
 pub async fn metric(server: &Running, line_start: &str) -> Option<f64> {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", server.url))
-        .timeout(std::time::Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = metrics_text(server).await;
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())

@@ -116,7 +116,7 @@ impl GeminiUpstream {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|c| c.web)
-            .filter(|w| !w.uri.is_empty())
+            .filter(|w| crate::types::is_web_link(&w.uri))
             .map(|w| (w.title, w.uri))
             .collect();
         let mut image: Option<Blob> = None;
