@@ -188,10 +188,21 @@ pub async fn completions(
     Ok(Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
-                .interval(Duration::from_secs(10))
+                .interval(keep_alive_interval())
                 .text("keep-alive"),
         )
         .into_response())
+}
+
+/// 流式回答等待期间发保活注释的间隔：10 秒（代理与客户端常在 30–60 秒没有数据时断开）。
+/// 环境变量 `FACTORY_SSE_KEEPALIVE_MS` 可改（测试用它在几百毫秒内看到保活）。
+fn keep_alive_interval() -> Duration {
+    std::env::var("FACTORY_SSE_KEEPALIVE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(10))
 }
 
 fn markdown(text: Option<&str>, url: &str) -> String {
