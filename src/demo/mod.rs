@@ -346,8 +346,7 @@ async fn generate_content(
                 candidates: vec![Candidate {
                     content: None,
                     finish_reason: Some("IMAGE_SAFETY".into()),
-                    index: 0,
-                    grounding_metadata: None,
+                    ..Default::default()
                 }],
                 ..Default::default()
             });
@@ -507,8 +506,7 @@ fn answer(model: &str, parts: Vec<Part>) -> GenerateContentResponse {
                 parts,
             }),
             finish_reason: Some("STOP".into()),
-            index: 0,
-            grounding_metadata: None,
+            ..Default::default()
         }],
         prompt_feedback: None,
         model_version: Some(model.to_string()),

@@ -69,13 +69,22 @@ pub enum GatewayError {
         message: String,
         /// 上游建议的等待秒数（`Retry-After` 头或 `RetryInfo.retryDelay`）。
         retry_after_secs: Option<f64>,
+        /// 429 时上游的结构化错误说的额度种类：每日配额（`Some(true)`）、按分钟等短时间的限流（`Some(false)`），
+        /// 没说（`None`，按说明里的词判断，见 `retry::is_daily_quota`）。Gemini 看 `QuotaFailure` 的 `quotaId`。
+        daily_quota: Option<bool>,
     },
 
     #[error("上游“{upstream}”的响应不完整或无法解析：{detail}")]
     BadResponse { upstream: String, detail: String },
 
     #[error("内容被上游的安全策略拦截（{reason}），请修改提示词或参考图后再试")]
-    Safety { upstream: String, reason: String },
+    Safety {
+        upstream: String,
+        reason: String,
+        /// 拦在生成之前（提示词或参考图被拒，例如 Gemini 的 `promptFeedback.blockReason`、方舟的 `InputText…`）：
+        /// 模型没有生成，不算“可能已计费”。
+        before_generation: bool,
+    },
 
     #[error("上游“{upstream}”没有返回图像（{reason}）{}", text.as_deref().map(|t| format!("，模型说：{t}")).unwrap_or_default())]
     NoImage {

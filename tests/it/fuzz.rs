@@ -210,7 +210,11 @@ fn any_part() -> impl Strategy<Value = (String, Option<String>, Vec<u8>)> {
         "[a-z0-9 风格]{0,40}".prop_map(String::into_bytes),
         image_bytes(),
     ];
-    (name, prop::option::of("[a-z]{1,8}\\.(png|gif|jpg)"), content)
+    (
+        name,
+        prop::option::of("[a-z]{1,8}\\.(png|gif|jpg)"),
+        content,
+    )
 }
 
 /// 变形的图片字节：真图、改了尺寸的文件头、截断、翻转一个字节。
@@ -225,7 +229,9 @@ fn image_bytes() -> impl Strategy<Value = Vec<u8>> {
     let gif = {
         let mut gif = b"GIF89a".to_vec();
         gif.extend_from_slice(&[4, 0, 3, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
-        gif.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
+        gif.extend_from_slice(&[
+            0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+        ]);
         gif
     };
     (
@@ -340,9 +346,7 @@ fn replace_somewhere(value: &mut Value, pick: &mut usize, with: &Value) -> bool 
     *pick -= 1;
     match value {
         Value::Array(items) => items.iter_mut().any(|v| replace_somewhere(v, pick, with)),
-        Value::Object(map) => map
-            .values_mut()
-            .any(|v| replace_somewhere(v, pick, with)),
+        Value::Object(map) => map.values_mut().any(|v| replace_somewhere(v, pick, with)),
         _ => false,
     }
 }

@@ -231,6 +231,7 @@ mod tests {
         let safety = GatewayError::Safety {
             upstream: "a".into(),
             reason: "SAFETY".into(),
+            before_generation: false,
         };
         for _ in 0..10 {
             b.record_failure("a", &safety, 2, cooldown);

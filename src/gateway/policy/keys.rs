@@ -96,6 +96,7 @@ pub fn verdict(error: &GatewayError, reset_at: impl FnOnce() -> SystemTime) -> O
         status,
         message,
         retry_after_secs,
+        daily_quota,
         ..
     } = error
     else {
@@ -105,7 +106,7 @@ pub fn verdict(error: &GatewayError, reset_at: impl FnOnce() -> SystemTime) -> O
         401 | 403 => Some(KeyHealth::Disabled),
         400 if super::retry::is_bad_api_key(message) => Some(KeyHealth::Disabled),
         429 => {
-            if super::retry::is_daily_quota(message) {
+            if super::retry::is_daily_quota_error(*daily_quota, message) {
                 Some(KeyHealth::Resting(reset_at()))
             } else {
                 let wait = retry_after_secs
@@ -241,6 +242,7 @@ mod tests {
             google_status: google.into(),
             message: message.into(),
             retry_after_secs: None,
+            daily_quota: None,
         }
     }
 

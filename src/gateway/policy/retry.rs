@@ -34,8 +34,11 @@ pub fn may_have_billed(err: &GatewayError) -> bool {
         GatewayError::Timeout { .. }
         | GatewayError::BadResponse { .. }
         | GatewayError::NoImage { .. }
-        | GatewayError::Safety { .. }
         | GatewayError::ResponseTooLarge { .. } => true,
+        // 拦在生成之前的（提示词或参考图被拒）没有生成；生成之后才拦的可能已经计费。
+        GatewayError::Safety {
+            before_generation, ..
+        } => !before_generation,
         GatewayError::Status { status, .. } => *status >= 500 && !matches!(status, 502 | 503),
         _ => false,
     }
@@ -53,9 +56,10 @@ pub fn decide(err: &GatewayError) -> Decision {
             status,
             message,
             retry_after_secs,
+            daily_quota,
             ..
         } => match status {
-            429 if is_daily_quota(message) => NextUpstream,
+            429 if is_daily_quota_error(*daily_quota, message) => NextUpstream,
             429 => Retry {
                 hint: retry_after_secs.map(Duration::from_secs_f64),
             },
@@ -78,6 +82,12 @@ pub fn decide(err: &GatewayError) -> Decision {
 }
 
 /// 每日配额耗尽（等也没用）与临时限流（等一会儿就好）的区别在错误说明里。
+/// 429 是不是每日配额用完了：上游的结构化错误说了的（`daily_quota`）照它，没说的看说明里的词。
+pub fn is_daily_quota_error(daily_quota: Option<bool>, message: &str) -> bool {
+    daily_quota.unwrap_or_else(|| is_daily_quota(message))
+}
+
+/// 说明里有每日配额的词（没有结构化说明的上游用它判断）。
 pub fn is_daily_quota(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("perday") || m.contains("per day") || m.contains("daily") || m.contains("billing")
@@ -112,6 +122,7 @@ mod tests {
             google_status: String::new(),
             message: message.into(),
             retry_after_secs: Some(1.0),
+            daily_quota: None,
         }
     }
 
@@ -159,8 +170,31 @@ mod tests {
         let safety = GatewayError::Safety {
             upstream: "u".into(),
             reason: "IMAGE_SAFETY".into(),
+            before_generation: false,
         };
         assert_eq!(decide(&safety), Decision::GiveUp);
+        assert!(may_have_billed(&safety), "生成之后才拦：可能已计费");
+        let prompt_blocked = GatewayError::Safety {
+            upstream: "u".into(),
+            reason: "SAFETY".into(),
+            before_generation: true,
+        };
+        assert!(!may_have_billed(&prompt_blocked), "拦在生成之前：没有计费");
+        // 说明里有 billing 的每分钟限流：结构化的额度种类说了算。
+        let per_minute = GatewayError::Status {
+            upstream: "u".into(),
+            status: 429,
+            google_status: "RESOURCE_EXHAUSTED".into(),
+            message: "please check your plan and billing details".into(),
+            retry_after_secs: Some(26.0),
+            daily_quota: Some(false),
+        };
+        assert_eq!(
+            decide(&per_minute),
+            Decision::Retry {
+                hint: Some(Duration::from_secs(26))
+            }
+        );
     }
 
     #[test]

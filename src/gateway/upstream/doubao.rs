@@ -3,6 +3,8 @@
 //! `response_format: b64_json`、`watermark: false`、`sequential_image_generation: disabled`、`seed`。
 //! 错误体 `{"error":{"code","message"}}`：敏感内容的错误码（`…SensitiveContentDetected`、`…RiskDetection`）归为安全拦截，
 //! 429 与其他状态码照常分类（见 `read_openai_response`）。
+//! 成功的回答里只有图片链接（`data[0].url`，方舟的默认，或代理忽略了 `response_format`）时，去那个链接取图：
+//! 不带密钥、不跟随重定向、大小受同一个上限约束——图已经付过钱，不能当作“没有图”再生成一次。
 
 use super::http::send_json;
 use super::{read_openai_response, Target, Upstream};
@@ -83,14 +85,22 @@ impl DoubaoUpstream {
         let body =
             read_openai_response(&self.name, response, &req.progress, self.max_response_bytes)
                 .await?;
-        let Some(data) = body["data"][0]["b64_json"].as_str() else {
-            return Err(GatewayError::NoImage {
-                upstream: self.name.clone(),
-                reason: "响应里没有 b64_json".into(),
-                text: None,
-            });
+        let (mime, data) = match (
+            body["data"][0]["b64_json"].as_str(),
+            body["data"][0]["url"].as_str(),
+        ) {
+            (Some(b64), _) => super::decode_b64_image(&self.name, b64)?,
+            (None, Some(url)) if crate::types::is_web_link(url) => {
+                self.download(http, url, req).await?
+            }
+            _ => {
+                return Err(GatewayError::NoImage {
+                    upstream: self.name.clone(),
+                    reason: "响应里没有 b64_json 也没有图片链接".into(),
+                    text: None,
+                })
+            }
         };
-        let (mime, data) = super::decode_b64_image(&self.name, data)?;
         Ok(GeneratedImage {
             mime,
             data,
@@ -101,6 +111,39 @@ impl DoubaoUpstream {
             sources: Vec::new(),
             size_mismatch: None,
         })
+    }
+}
+
+impl DoubaoUpstream {
+    /// 取回答里链接指向的图（不带密钥：链接本身就是临时授权的；不跟随重定向；大小有上限）。
+    async fn download(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        req: &ImageRequest,
+    ) -> Result<(String, bytes::Bytes), GatewayError> {
+        let response = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
+        refuse_redirect(&self.name, &response)?;
+        if !response.status().is_success() {
+            return Err(GatewayError::BadResponse {
+                upstream: self.name.clone(),
+                detail: format!("取图片链接失败：HTTP {}", response.status().as_u16()),
+            });
+        }
+        let data =
+            super::http::read_body(&self.name, response, &req.progress, self.max_response_bytes)
+                .await?;
+        let mime = image::guess_format(&data)
+            .map(|f| f.to_mime_type().to_string())
+            .map_err(|_| GatewayError::BadResponse {
+                upstream: self.name.clone(),
+                detail: "图片链接取回的不是图片".into(),
+            })?;
+        Ok((mime, data))
     }
 }
 

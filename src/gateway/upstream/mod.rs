@@ -87,6 +87,7 @@ pub(crate) async fn fetch_model_list(
             google_status: String::new(),
             message: tidy(body["error"]["message"].as_str().unwrap_or("")),
             retry_after_secs: None,
+            daily_quota: None,
         });
     }
     Ok(body)
@@ -197,14 +198,21 @@ pub(crate) async fn read_openai_response(
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(1000)]).into_owned()),
     );
-    // OpenAI 的内容审核与方舟的敏感内容错误码都是安全拦截。
+    // OpenAI 的内容审核（DALL·E 的 content_policy_violation、gpt-image 的 moderation_blocked）与方舟的敏感内容
+    // 错误码都是安全拦截。拦在输入上的（方舟的 InputText…/InputImage…、OpenAI 的 moderation_stage = "input"）
+    // 还没有生成，不算可能已计费。
     if code == "content_policy_violation"
+        || code == "moderation_blocked"
         || code.contains("SensitiveContentDetected")
         || code.contains("RiskDetection")
     {
+        let before_generation = code.starts_with("InputText")
+            || code.starts_with("InputImage")
+            || error["moderation_details"]["moderation_stage"].as_str() == Some("input");
         return Err(GatewayError::Safety {
             upstream: upstream.to_string(),
             reason: message,
+            before_generation,
         });
     }
     Err(GatewayError::Status {
@@ -213,6 +221,7 @@ pub(crate) async fn read_openai_response(
         google_status: code,
         message,
         retry_after_secs,
+        daily_quota: None,
     })
 }
 

@@ -58,6 +58,7 @@ impl OpenAiChatUpstream {
                 return Err(GatewayError::Safety {
                     upstream: self.target.name.clone(),
                     reason: "content_filter".into(),
+                    before_generation: false,
                 });
             }
             return Err(GatewayError::NoImage {

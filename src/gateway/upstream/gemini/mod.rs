@@ -69,23 +69,26 @@ impl GeminiUpstream {
     }
 
     fn status_error(&self, status: u16, body: &[u8], retry_after: Option<f64>) -> GatewayError {
-        let (google_status, message, retry_info) = match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(err) => {
-                let delay = err.retry_delay_secs();
-                (err.error.status, tidy(&err.error.message), delay)
-            }
-            Err(_) => (
-                String::new(),
-                tidy(&String::from_utf8_lossy(&body[..body.len().min(1000)])),
-                None,
-            ),
-        };
+        let (google_status, message, retry_info, daily_quota) =
+            match serde_json::from_slice::<ErrorBody>(body) {
+                Ok(err) => {
+                    let (delay, daily) = (err.retry_delay_secs(), err.daily_quota());
+                    (err.error.status, tidy(&err.error.message), delay, daily)
+                }
+                Err(_) => (
+                    String::new(),
+                    tidy(&String::from_utf8_lossy(&body[..body.len().min(1000)])),
+                    None,
+                    None,
+                ),
+            };
         GatewayError::Status {
             upstream: self.name.clone(),
             status,
             google_status,
             message,
             retry_after_secs: retry_after.or(retry_info),
+            daily_quota,
         }
     }
 
@@ -96,20 +99,31 @@ impl GeminiUpstream {
         model: &str,
     ) -> Result<GeneratedImage, GatewayError> {
         let upstream = self.name.clone();
-        if let Some(reason) = response
-            .prompt_feedback
-            .as_ref()
-            .and_then(|f| f.block_reason.clone())
-        {
-            return Err(GatewayError::Safety { upstream, reason });
+        let feedback = response.prompt_feedback.unwrap_or_default();
+        // 提示词阶段的拦截（还没有生成）：原因后面接上游的说明。
+        let with_message = |reason: String, message: Option<String>| match message {
+            Some(m) if !m.trim().is_empty() => format!("{reason}：{}", tidy(&m)),
+            _ => reason,
+        };
+        if let Some(reason) = feedback.block_reason {
+            return Err(GatewayError::Safety {
+                upstream,
+                reason: with_message(reason, feedback.block_reason_message),
+                before_generation: true,
+            });
         }
         let Some(candidate) = response.candidates.into_iter().next() else {
             return Err(GatewayError::Safety {
                 upstream,
-                reason: "上游没有返回任何候选结果".into(),
+                reason: with_message(
+                    "上游没有返回任何候选结果".into(),
+                    feedback.block_reason_message,
+                ),
+                before_generation: true,
             });
         };
         let finish = candidate.finish_reason.unwrap_or_default();
+        let finish_message = candidate.finish_message;
         let sources: Vec<(String, String)> = candidate
             .grounding_metadata
             .map(|g| g.grounding_chunks)
@@ -140,7 +154,8 @@ impl GeminiUpstream {
             if SAFETY_FINISH_REASONS.contains(&finish.as_str()) {
                 return Err(GatewayError::Safety {
                     upstream,
-                    reason: finish,
+                    reason: with_message(finish, finish_message),
+                    before_generation: false,
                 });
             }
             let reason = if finish.is_empty() || finish == "STOP" {
@@ -150,7 +165,7 @@ impl GeminiUpstream {
             };
             return Err(GatewayError::NoImage {
                 upstream,
-                reason,
+                reason: with_message(reason, finish_message),
                 text,
             });
         };

@@ -144,6 +144,10 @@ pub struct Candidate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(alias = "finish_reason")]
     pub finish_reason: Option<String>,
+    /// 上游对 `finishReason` 的说明（例如 “Model failed to generate content due to internal error.”）。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "finish_message")]
+    pub finish_message: Option<String>,
     #[serde(default)]
     pub index: u32,
     /// 联网搜索时模型引用的来源。
@@ -184,6 +188,10 @@ pub struct PromptFeedback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(alias = "block_reason")]
     pub block_reason: Option<String>,
+    /// 上游对拦截的说明。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "block_reason_message")]
+    pub block_reason_message: Option<String>,
 }
 
 /// Google API 的错误体：`{"error":{"code","message","status","details"}}`。
@@ -211,6 +219,37 @@ impl ErrorBody {
                 details: Vec::new(),
             },
         }
+    }
+
+    /// 429 的额度种类：`QuotaFailure` 的 `violations[].quotaId` 里有 `PerDay`/`Daily` 是每日配额（`Some(true)`），
+    /// 有别的（`PerMinute` 等）是短时间的限流（`Some(false)`），没有这项说明为 `None`。
+    /// （Google 自己的 gemini-cli 也这样分：说明文字里的“billing”两种都有，不能凭它判断。）
+    pub fn daily_quota(&self) -> Option<bool> {
+        let ids: Vec<String> = self
+            .error
+            .details
+            .iter()
+            .filter(|d| {
+                d.get("@type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.ends_with("google.rpc.QuotaFailure"))
+            })
+            .filter_map(|d| d.get("violations")?.as_array().cloned())
+            .flatten()
+            .filter_map(|v| {
+                v.get("quotaId")
+                    .or_else(|| v.get("quota_id"))?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        Some(
+            ids.iter()
+                .any(|id| id.contains("PerDay") || id.contains("Daily")),
+        )
     }
 
     /// `RetryInfo.retryDelay`（例如 "1s"、"0.5s"）换算成秒。
@@ -247,14 +286,17 @@ pub fn decode_bytes(data: &str) -> Option<Vec<u8>> {
     .find_map(|engine| engine.decode_to_vec(data).ok())
 }
 
-/// 判定为安全拦截的 `finishReason`。
-pub const SAFETY_FINISH_REASONS: [&str; 6] = [
+/// 判定为安全拦截的 `finishReason`：不重试（同一个提示词再试多半还是被拦，每次都可能计费）。
+/// `RECITATION`（生成的内容与受版权保护的材料太像）也在其中。
+pub const SAFETY_FINISH_REASONS: [&str; 8] = [
     "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT",
     "PROHIBITED_CONTENT",
     "SAFETY",
     "BLOCKLIST",
     "SPII",
+    "RECITATION",
+    "IMAGE_RECITATION",
 ];
 
 #[cfg(test)]
