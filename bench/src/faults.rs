@@ -86,7 +86,8 @@ pub async fn soak(settings: &Settings, work: &Path) -> anyhow::Result<SoakReport
     let config = procs::server_config(
         &[("flaky", &flaky.url), ("healthy", &healthy.url)],
         &format!(
-            "\n[timeouts]\nattempt_s = {ATTEMPT_S}\ntotal_s = {TOTAL_S}\n\n[retry]\nbase_delay_ms = 50\nmax_delay_ms = 2000\nbreaker_cooldown_s = 2\n"
+            // 重试与后备的次数从 /metrics 读：对基准程序开放（本机上的临时实例）。
+            "\n[server]\nmetrics_public = true\n\n[timeouts]\nattempt_s = {ATTEMPT_S}\ntotal_s = {TOTAL_S}\n\n[retry]\nbase_delay_ms = 50\nmax_delay_ms = 2000\nbreaker_cooldown_s = 2\n"
         ),
     );
     let dir = work.join("soak");
@@ -280,7 +281,7 @@ impl Soak {
         concurrency: usize,
         kill_after: Option<usize>,
     ) -> anyhow::Result<PhaseReport> {
-        let before = self.counters().await;
+        let before = self.counters().await?;
         let issued = Arc::new(AtomicU64::new(0));
         let finished = Arc::new(AtomicU64::new(0));
         let phase_id = self.records.lock().await.len();
@@ -311,7 +312,7 @@ impl Soak {
             while (finished.load(Ordering::SeqCst) as usize) < after {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            let at_kill = self.counters().await;
+            let at_kill = self.counters().await?;
             if let Some(server) = self.server.lock().await.take() {
                 server.kill_hard().await;
             }
@@ -325,7 +326,7 @@ impl Soak {
         for w in workers {
             records.extend(w.await?);
         }
-        let after = self.counters().await;
+        let after = self.counters().await?;
         let used = match killed_counters {
             Some(first) => first.plus(&after),
             None => after.minus(&before),
@@ -408,18 +409,19 @@ impl Soak {
         }
     }
 
-    /// 从 `/metrics` 读网关的重试与后备计数。
-    async fn counters(&self) -> Counters {
-        let text = match self
+    /// 从 `/metrics` 读网关的重试与后备计数。读不到是错误（不当作 0：那样的核对永远“通过”）。
+    async fn counters(&self) -> anyhow::Result<Counters> {
+        let response = self
             .client
             .get(format!("{}/metrics", self.url))
             .send()
-            .await
-        {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        Counters::parse(&text)
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "读 /metrics 得到 HTTP {}",
+            response.status()
+        );
+        Ok(Counters::parse(&response.text().await?))
     }
 }
 
