@@ -621,7 +621,7 @@ pub async fn wait_for_config_reload(server: &Running, result: &str, before: f64)
 }
 
 /// 等到服务器的日志（标准错误，见 `Running::logs`）里出现 `needle`（最多 20 秒）。
-/// 测试启动的服务器的日志级别是 warn，只有警告与错误看得到。
+/// 测试启动的服务器的日志级别默认是 warn，要等 info 的行须以 `serve_with_env(&[("RUST_LOG", "info")])` 启动。
 pub async fn wait_for_log(server: &Running, needle: &str) {
     let deadline = Deadline::new(20, format!("日志里出现“{needle}”"));
     loop {
