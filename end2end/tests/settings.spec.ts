@@ -1,9 +1,9 @@
-import { test, expect, doneImageId, openAdminLink } from './fixtures/studio';
+import { test, expect, doneImageId, openAdminLink, demoOptions, uniq } from './fixtures/studio';
 import { ADMIN_PASSWORD, CONTROLLED_PORT, DEMO_PORT, SECOND_DEMO_PORT } from '../playwright.config';
 
 const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
 
-test('设置页：登录、把上游换成第二个演示上游并测试连接、保存后生效、换回、退出登录', async ({ studio, page, allowHttpErrors }) => {
+test('设置页：登录、把上游换成第二个演示上游并测试连接、保存后生效、换回、退出登录', async ({ studio, page, request, allowHttpErrors }) => {
   allowHttpErrors('/api/admin/get_settings', '/api/admin/save_settings', '/admin/login');
   await page.goto(`${CONTROLLED}/settings`);
   await expect(page.locator('section.settings[data-hydrated="true"]')).toBeVisible();
@@ -46,10 +46,19 @@ test('设置页：登录、把上游换成第二个演示上游并测试连接�
   await page.getByRole('button', { name: '保存' }).click();
   await expect(page.getByRole('alert')).toContainText('已保存');
 
-  // 生效：工作台生成的图来自新上游（地址变了，名称未变；换回后再看一次）。
-  await studio.open(CONTROLLED);
-  await studio.submit(`设置页换上游后-${Date.now()}`);
-  await doneImageId(studio.cards.first());
+  // 生效：工作台生成的图来自新上游。两个上游同名，所以让旧上游（3101）此时只回 503：
+  // 这张卡片能完成，只能是新上游（3103）画的；设置没生效时它会失败。
+  await demoOptions(request, { error_rate: 1, delay_ms: '0' });
+  try {
+    await studio.open(CONTROLLED);
+    const prompt = uniq('设置页换上游后');
+    await studio.submit(prompt);
+    const card = studio.cardsWith(prompt);
+    await expect(card).toHaveCount(1);
+    await doneImageId(card);
+  } finally {
+    await demoOptions(request, { delay_ms: '300-800', error_rate: 0 });
+  }
 
   await page.goto(`${CONTROLLED}/settings`);
   const again = page.getByTestId('upstream').first().getByLabel('地址');

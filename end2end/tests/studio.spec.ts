@@ -1,16 +1,9 @@
-import { test, expect, doneImageId } from './fixtures/studio';
+import { test, expect, doneImageId, demoOptions, uniq } from './fixtures/studio';
 import { readFileSync } from 'node:fs';
-import { DEMO_PORT, CONTROLLED_PORT } from '../playwright.config';
+import { CONTROLLED_PORT } from '../playwright.config';
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
-const uniq = (word: string) => `${word}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-
-/** 调整独立演示上游（3101）的延迟与故障率。 */
-async function demoOptions(request: import('@playwright/test').APIRequestContext, options: Record<string, unknown>) {
-  const res = await request.post(`http://127.0.0.1:${DEMO_PORT}/_demo/options`, { data: options });
-  expect(res.status()).toBe(204);
-}
 
 test('选 4 张、生成：4 张卡片各自显示进度并完成出图；大图可看，可下载 PNG', async ({ studio, page }) => {
   await studio.open();

@@ -1,10 +1,14 @@
-import { test, expect } from './fixtures/studio';
+import { test, expect, uniq } from './fixtures/studio';
 
 test('用量页：图按数据画出（每天每个上游一段柱子、每个上游一条成功率），页头圆点链到这里', async ({ studio, page }) => {
   // 先生成一张，保证今天有数据。
   await studio.open();
-  await studio.submit(`用量${Date.now().toString(36)}`);
-  await expect(studio.cards.first()).toHaveAttribute('data-state', 'done');
+  const prompt = uniq('用量');
+  await studio.submit(prompt);
+  // 只看这张：同一台服务器上别的测试留下的卡片（可能已完成）不能替它过关。
+  const card = studio.cardsWith(prompt);
+  await expect(card).toHaveCount(1);
+  await expect(card).toHaveAttribute('data-state', 'done');
 
   const dot = page.getByTestId('health');
   await expect(dot).toHaveAttribute('data-health', 'green');

@@ -5,21 +5,42 @@ use super::ClientId;
 use crate::config::{Config, Rebuilt};
 use crate::error::ApiError;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// 按调用方计数的限流器（governor 的 DashMap 表），时钟为 `C`。
+type KeyedLimiter<C> =
+    RateLimiter<ClientId, DashMapStateStore<ClientId>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
 /// 工作台的张数限流（GCRA）：每分钟 `limits.images_per_minute` 张，一分钟的量可以一次用完。
 /// 设置页改了这个数，下一个请求起用新的限流器（计数从零开始）。
-#[derive(Clone, Default)]
-pub struct ImageBudget {
-    current: Arc<Rebuilt<u32, DefaultKeyedRateLimiter<ClientId>>>,
+/// 时钟运行时是 governor 的默认时钟；单元测试换成手动走的时钟（`with_clock`），不必真的等。
+#[derive(Clone)]
+pub struct ImageBudget<C: Clock = DefaultClock> {
+    current: Arc<Rebuilt<u32, KeyedLimiter<C>>>,
+    clock: C,
 }
 
-impl ImageBudget {
+impl Default for ImageBudget {
+    fn default() -> Self {
+        Self::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> ImageBudget<C> {
+    fn with_clock(clock: C) -> Self {
+        Self {
+            current: Arc::default(),
+            clock,
+        }
+    }
+
     /// 为这次提交用掉 `images` 张；不够时 429（带多久后再试），什么都不扣。
     pub fn spend(&self, config: &Config, client: &ClientId, images: u32) -> Result<(), ApiError> {
         let per_minute = config.limits.images_per_minute.max(1);
@@ -28,13 +49,13 @@ impl ImageBudget {
             let quota = Quota::with_period(period)
                 .expect("周期大于 0")
                 .allow_burst(NonZeroU32::new(per_minute).expect("大于 0"));
-            DefaultKeyedRateLimiter::keyed(quota)
+            RateLimiter::dashmap_with_clock(quota, self.clock.clone())
         });
         let n = NonZeroU32::new(images.max(1)).expect("大于 0");
         match limiter.check_key_n(client, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(limiter.clock().now());
                 Err(ApiError::ImageBudget {
                     per_minute,
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -45,9 +66,7 @@ impl ImageBudget {
             ))),
         }
     }
-}
 
-impl ImageBudget {
     /// 忘掉已经“回满”的会话与 IP，并收缩表（见 `RateLimiter::forget_idle`）。
     pub fn forget_idle(&self) {
         if let Some(limiter) = self.current.current() {
@@ -111,7 +130,7 @@ mod tests {
     fn a_big_submission_spends_its_whole_count() {
         let mut config = Config::default();
         config.limits.images_per_minute = 20;
-        let budget = ImageBudget::default();
+        let budget: ImageBudget = ImageBudget::default();
         let me = ClientId("ip:1".into());
         budget.spend(&config, &me, 16).unwrap();
         let err = budget.spend(&config, &me, 16).unwrap_err();
@@ -132,7 +151,10 @@ mod tests {
     fn idle_clients_are_forgotten_and_busy_ones_kept() {
         let mut config = Config::default();
         config.limits.images_per_minute = 600; // 每 100 毫秒回一张
-        let budget = ImageBudget::default();
+
+        // 手动走的时钟：不对着真实时钟睡，机器再忙，“过了多久”也是确定的。
+        let clock = governor::clock::FakeRelativeClock::default();
+        let budget = ImageBudget::with_clock(clock.clone());
         for i in 0..500 {
             budget
                 .spend(&config, &ClientId(format!("ip:{i}")), 1)
@@ -143,7 +165,9 @@ mod tests {
         // 用掉 1 张的，两个间隔（200 毫秒）后与没来过的没有区别；用满的那个要一分钟才回满，还记着。
         let busy = ClientId("ip:busy".into());
         budget.spend(&config, &busy, 600).unwrap();
-        std::thread::sleep(Duration::from_millis(400));
+        budget.forget_idle();
+        assert_eq!(budget.tracked(), 501, "时钟没走：谁都没回满");
+        clock.advance(Duration::from_millis(200));
         budget.forget_idle();
         assert_eq!(budget.tracked(), 1);
         assert!(

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 const STUDIO_PASSWORD: &str = "工作台密码-123";
 
+/// 测试放进临时站点目录的样式表的内容。
+const SITE_CSS: &str = "/* 访问控制测试的样式表 */ body { color: rebeccapurple; }\n";
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -20,6 +23,14 @@ fn http() -> reqwest::Client {
 
 /// 以工作台密码启动、连着一个演示上游的服务器。
 async fn locked_server(extra: &str) -> (Running, Workspace, Running) {
+    locked_server_with_env(extra, &[]).await
+}
+
+/// 同上，另加环境变量。
+async fn locked_server_with_env(
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (Running, Workspace, Running) {
     let demo = demo_upstream(&[]).await;
     let hash = hash_password(STUDIO_PASSWORD);
     let config = format!(
@@ -27,7 +38,7 @@ async fn locked_server(extra: &str) -> (Running, Workspace, Running) {
         demo.url
     );
     let ws = Workspace::new(&config);
-    let server = ws.serve().await;
+    let server = ws.serve_with_env(env).await;
     (demo, ws, server)
 }
 
@@ -53,7 +64,12 @@ fn cookie_pair(set_cookie: &str) -> String {
 /// 每个工作台入口：没有会话时页面跳登录页、其他 401；有会话时照常；登出后立刻失效。
 #[tokio::test]
 async fn a_studio_password_guards_every_studio_surface() {
-    let (_demo, _ws, server) = locked_server("").await;
+    // 页面的静态文件放在一个临时的站点目录里（LEPTOS_SITE_ROOT），内容已知：不依赖有没有构建过浏览器端。
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir(site.path().join("pkg")).unwrap();
+    std::fs::write(site.path().join("pkg/drafting-factory.css"), SITE_CSS).unwrap();
+    let (_demo, _ws, server) =
+        locked_server_with_env("", &[("LEPTOS_SITE_ROOT", site.path().to_str().unwrap())]).await;
     let get = |path: &str, cookie: Option<&str>| {
         let mut req = http()
             .get(format!("{}{path}", server.url))
@@ -111,14 +127,17 @@ async fn a_studio_password_guards_every_studio_surface() {
         matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
         "/ws 的握手应被拒绝：{refused:?}"
     );
-    // 开放的：健康检查、登录页、页面的静态文件。
-    for path in ["/healthz", "/login", "/pkg/drafting-factory.css"] {
-        let status = get(path, None).await.unwrap().status().as_u16();
-        assert!(
-            status == 200 || (path.starts_with("/pkg") && status == 404),
-            "{path}: {status}"
-        );
+    // 开放的：健康检查、登录页、页面的静态文件（没有会话也原样给出）。
+    for path in ["/healthz", "/login"] {
+        assert_eq!(get(path, None).await.unwrap().status(), 200, "{path}");
     }
+    let css = get("/pkg/drafting-factory.css", None).await.unwrap();
+    assert_eq!(css.status(), 200, "页面的样式表不需要登录");
+    assert_eq!(
+        css.text().await.unwrap(),
+        SITE_CSS,
+        "给出的是站点目录里的那个文件"
+    );
 
     // 登录：错的密码至少 0.5 秒后 401，对的得到 HttpOnly、SameSite=Lax 的会话 Cookie。
     let started = Instant::now();

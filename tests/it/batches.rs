@@ -323,10 +323,18 @@ async fn pause_resume_prioritize_and_retry_only_the_failed() {
     let (status, view) = call(&server, "pause_batch", json!({"batch_id": paused})).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["paused"], true);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, page) = call(&server, "list_batches", json!({})).await;
-    let view = &page["items"][0];
-    assert_eq!(view["id"], paused.as_str());
+    // 不是等一段时间看它没开始，而是让调度器当着它的面做一次选择：暂停之后再交一批（1 张），
+    // 同时只生成 1 张、按先来后到——这张完成时，暂停的批次里排队的应当一张都没开始（被后来的越过了）。
+    let (_, jobs) = submit(&server, json!({"prompt": "暂停期间的另一批", "count": 1})).await;
+    let other = batch_of(&jobs);
+    assert_eq!(wait_batch(&server, &other).await["done"], 1);
+    let (_, page) = call(&server, "list_batches", json!({"limit": 100})).await;
+    let view = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == paused.as_str())
+        .unwrap_or_else(|| panic!("暂停的批次在列表里：{page}"));
     assert_eq!(view["running"], 0, "{view}");
     assert!(
         view["queued"].as_u64().unwrap() >= 2,

@@ -417,38 +417,17 @@ async fn the_config_watcher_refuses_an_empty_file_and_one_without_upstreams() {
     let server = ws.serve().await;
     let file = ws.path().join("factory.toml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let reloads = |result: &'static str| {
-        let server = &server;
-        async move {
-            let text = metrics_text(server).await;
-            text.lines()
-                .find(|l| {
-                    l.starts_with("config_file_reloads_total")
-                        && l.contains(&format!("result=\"{result}\""))
-                })
-                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        }
-    };
-    let wait_for = |result: &'static str, at_least: u64| async move {
-        let started = Instant::now();
-        while reloads(result).await < at_least {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "配置文件的改动没有被处理（{result}）"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let refused = config_reloads(&server, "refused").await;
     std::fs::write(&file, "").unwrap();
-    wait_for("refused", 1).await;
+    wait_for_config_reload(&server, "refused", refused).await;
     std::fs::write(&file, "[storage]\nroot = \"storage\"\n").unwrap();
-    wait_for("refused", 2).await;
+    wait_for_config_reload(&server, "refused", refused + 1.0).await;
     let (status, saved) = studio_generate(&server, "还是原来的").await;
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["upstream"], "原来的", "被拒绝的文件没有生效");
+    let applied = config_reloads(&server, "applied").await;
     std::fs::write(&file, text.replace("原来的", "改过的")).unwrap();
-    wait_for("applied", 1).await;
+    wait_for_config_reload(&server, "applied", applied).await;
     let (_, saved) = studio_generate(&server, "改过之后").await;
     assert_eq!(saved["upstream"], "改过的");
 
@@ -459,36 +438,12 @@ burst = 7
 ",
     );
     let demo_server = demo_ws.serve().await;
-    let refused_before = {
-        let text = metrics_text(&demo_server).await;
-        text.lines()
-            .find(|l| {
-                l.starts_with("config_file_reloads_total") && l.contains("result=\"refused\"")
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let refused_before = config_reloads(&demo_server, "refused").await;
     std::fs::write(demo_ws.path().join("factory.toml"), "\n").unwrap();
-    let started = Instant::now();
-    loop {
-        let text = metrics_text(&demo_server).await;
-        let count = |result: &str| {
-            text.lines()
-                .find(|l| {
-                    l.starts_with("config_file_reloads_total")
-                        && l.contains(&format!("result=\"{result}\""))
-                })
-                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        assert_eq!(count("applied"), 0, "空文件不能被采用");
-        if count("refused") > refused_before {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "空文件没有被处理"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_config_reload(&demo_server, "refused", refused_before).await;
+    assert_eq!(
+        config_reloads(&demo_server, "applied").await,
+        0.0,
+        "空文件不能被采用"
+    );
 }

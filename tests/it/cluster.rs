@@ -23,6 +23,26 @@ async fn slow_upstream(delay: Duration) -> MockServer {
     upstream
 }
 
+/// 第一个请求一分钟才回（测试不等它：看的是调用方有没有停下，停下了它的在途调用数就回到 0），
+/// 之后的请求马上回一张图。
+async fn first_request_hangs() -> MockServer {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_ok_body())
+                .set_delay(Duration::from_secs(60)),
+        )
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_ok_body()))
+        .mount(&upstream)
+        .await;
+    upstream
+}
+
 /// 等上游收到 `n` 个请求。
 async fn wait_for_hits(upstream: &MockServer, n: usize) {
     let started = Instant::now();
@@ -73,7 +93,23 @@ async fn two_instances_share_the_queue_and_take_over_a_killed_one_s_jobs() {
     wait_for_hits(&upstream, 4).await;
     // A 的前两张完成后，A 去认领剩下的：B 已经拿走的认领不到，只拿到最后两张。
     wait_for_hits(&upstream, 6).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 等六张都被认领（库里没有排队的了）：这时每张都已开始运行，库里的运行次数之和与上游收到的请求数
+    // 都应是 6——有哪张被两个实例各跑了一次，这两个数就对不上（后面还会在全部完成后再核对一次）。
+    let deadline = Deadline::new(20, "六张任务都被认领");
+    while postgres::query_text(
+        &pg,
+        "SELECT COUNT(*)::text FROM jobs WHERE state = 'queued'",
+    )
+    .as_deref()
+        != Some("0")
+    {
+        deadline.tick().await;
+    }
+    assert_eq!(
+        postgres::query_text(&pg, "SELECT SUM(run)::text FROM jobs").as_deref(),
+        Some("6"),
+        "每个任务只被认领一次"
+    );
     assert_eq!(
         upstream.received_requests().await.unwrap().len(),
         6,
@@ -310,7 +346,7 @@ async fn a_rate_limit_holds_across_instances() {
 #[tokio::test]
 async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     let pg = postgres::database();
-    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let upstream = first_request_hangs().await;
     let config = format!(
         "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nlease_s = 3\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
         upstream.uri()
@@ -326,12 +362,19 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
     assert_eq!(status, 200, "{jobs}");
     let id = jobs[0]["job_id"].as_str().unwrap().to_string();
     wait_for_hits(&upstream, 1).await;
+    wait_for_in_flight(&a, 1.0).await;
     wait_for_state(&b, &id, "running").await;
     let (status, view) = call(&b, "cancel_job", json!({"job_id": id})).await;
     assert_eq!(status, 200, "{view}");
     wait_for_state(&a, &id, "cancelled").await;
-    // 上游那一次的回应到了之后，库里仍是取消。
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A 停下了在上游的那次调用（上游一分钟才回：没停下的话在途数一直是 1），库里仍是取消。
+    wait_for_metric(
+        &a,
+        "gateway_in_flight",
+        |v| v == 0.0,
+        "A 停下被别的实例取消的任务在上游的调用",
+    )
+    .await;
     let state = postgres::query_text(&pg, &format!("SELECT state FROM jobs WHERE id = '{id}'"));
     assert_eq!(state.as_deref(), Some("cancelled"));
     let (status, view) = call(&b, "retry_job", json!({"job_id": id})).await;
@@ -348,14 +391,15 @@ async fn a_job_running_on_one_instance_can_be_cancelled_from_the_other() {
 #[tokio::test]
 async fn a_job_the_other_instance_claimed_shows_there_and_cancelling_it_stops_it_there() {
     let pg = postgres::database();
-    let upstream = slow_upstream(Duration::from_secs(6)).await;
+    // 上游一分钟才回：A 的第一张一直占着 A，B 被取消的那张看的是 B 有没有停下。
+    let upstream = slow_upstream(Duration::from_secs(60)).await;
     let config = format!(
         "[storage]\nroot = \"storage\"\ndatabase = \"{pg}\"\n\n[cluster]\nlease_s = 3\n\n[limits]\nmax_concurrent = 1\n\n[[upstreams]]\nname = \"替身\"\nkind = \"gemini\"\nbase_url = \"{}\"\n",
         upstream.uri()
     );
     let (a_ws, b_ws) = (Workspace::new(&config), Workspace::new(&config));
     let a = a_ws.serve().await;
-    // A 同时只生成 1 张：一张在 A 上生成（6 秒），另一张在 A 上排队。
+    // A 同时只生成 1 张：一张在 A 上生成（一分钟），另一张在 A 上排队。
     let (status, jobs) = call(
         &a,
         "submit_jobs",
@@ -377,7 +421,7 @@ async fn a_job_the_other_instance_claimed_shows_there_and_cancelling_it_stops_it
         }
         assert!(
             claimed_at.elapsed() < Duration::from_secs(3),
-            "B 认领了的任务，A 上 3 秒内应显示生成中（A 自己要 6 秒后才空出来）"
+            "B 认领了的任务，A 上 3 秒内应显示生成中（A 自己要一分钟后才空出来）"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -389,12 +433,19 @@ async fn a_job_the_other_instance_claimed_shows_there_and_cancelling_it_stops_it
         .unwrap()
     };
     assert_eq!(db_state(), "running 1");
+    wait_for_in_flight(&b, 1.0).await;
     let (status, view) = call(&a, "cancel_job", json!({"job_id": second})).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["state"], "cancelled", "{view}");
     wait_for_state(&b, &second, "cancelled").await;
-    // B 那一次的上游回应到了之后，库里仍是取消（run 仍是 B 的那一次），A 上也是取消。
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // B 停下了它在上游的那次调用（没停下的话在途数一分钟都是 1），库里仍是取消（run 仍是 B 的那一次），A 上也是取消。
+    wait_for_metric(
+        &b,
+        "gateway_in_flight",
+        |v| v == 0.0,
+        "B 停下在 A 上被取消的任务在上游的调用",
+    )
+    .await;
     assert_eq!(db_state(), "cancelled 1");
     wait_for_state(&a, &second, "cancelled").await;
     assert_eq!(upstream.received_requests().await.unwrap().len(), 2);

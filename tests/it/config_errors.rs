@@ -1,19 +1,63 @@
 //! 坏配置：每一种都让真实的二进制以非零状态退出，并用中文说出是哪一项、为什么。
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// 坏配置应当立即让进程退出；给它 30 秒（机器再忙也够），过了还在运行就是被接受了、服务器已在服务。
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
 
 fn start_with(config: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("factory.toml"), config).unwrap();
     std::fs::write(dir.path().join("a-file"), "不是目录").unwrap();
-    let out = Command::new(crate::common::BIN)
+    let child = Command::new(crate::common::BIN)
         .args(["--config", "factory.toml"])
         .args(extra)
         .current_dir(dir.path())
         .env("RUST_LOG", "off")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    (out, dir)
+    (exit_within(child, EXIT_WITHIN), dir)
+}
+
+/// 等子进程退出并收齐它的输出（两个管道各由一个线程读，免得写满了卡住子进程）；
+/// 到期还在运行就杀掉它并让测试失败，而不是让整个测试一直挂着。
+fn exit_within(mut child: Child, limit: Duration) -> Output {
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap();
+            panic!(
+                "{} 秒没有退出：坏配置被接受、服务器已在运行。标准错误：{}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 fn assert_refused(config: &str, expected: &[&str]) {

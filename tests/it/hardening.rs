@@ -321,24 +321,12 @@ async fn a_password_change_ends_open_sessions_and_next_stays_on_site() {
     };
     assert_eq!(list().await.unwrap().status(), 200);
 
-    let applied = || async {
-        metric(&server, "config_file_reloads_total{result=\"applied\"}")
-            .await
-            .unwrap_or(0.0)
-    };
-    let before = applied().await;
+    let before = config_reloads(&server, "applied").await;
     let second = hash_password("第二个工作台密码");
     ws.write_config(&format!(
         "[server]\nmetrics_public = true\n\n[auth]\nstudio_password_hash = \"{second}\"\n"
     ));
-    let started = Instant::now();
-    while applied().await <= before {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "配置文件的改动一直没生效"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_config_reload(&server, "applied", before).await;
     assert_eq!(list().await.unwrap().status(), 401, "旧会话作废");
 
     // 登录页：`next` 指向别的网站（`/\evil.example` 在浏览器里就是 `//evil.example`）时，登录后回首页。

@@ -73,9 +73,10 @@ async fn edit_with_one_and_with_two_images() {
 #[tokio::test]
 async fn chat_non_stream_returns_images_and_markdown() {
     let (_demo, _ws, server) = setup().await;
+    // 纯红的参考图：演示上游以参考图为主体（七成）叠上提示词的色调（三成），结果应当整体偏红。
     let data_url = format!(
         "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(png([9, 9, 9], 16, 16))
+        base64::engine::general_purpose::STANDARD.encode(png([250, 0, 0], 16, 16))
     );
     let body: Value = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))
@@ -93,11 +94,23 @@ async fn chat_non_stream_returns_images_and_markdown() {
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(message["role"], "assistant");
     let url = message["images"][0]["image_url"]["url"].as_str().unwrap();
-    assert!(url.starts_with("data:image/png;base64,"));
+    let b64 = url
+        .strip_prefix("data:image/png;base64,")
+        .unwrap_or_else(|| panic!("应是 PNG 的 data URL：{url:.80}"));
     assert!(message["content"]
         .as_str()
         .unwrap()
         .contains("![image](data:image/png;base64,"));
+    // 参考图确实交给了上游：结果由红色参考图派生（没带上参考图时，颜色只由提示词的哈希决定）。
+    let img = decode_b64_png(&json!(b64));
+    let mean = |c: usize| {
+        img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / (img.width() * img.height()) as f64
+    };
+    let (red, green, blue) = (mean(0), mean(1), mean(2));
+    assert!(
+        red > 170.0 && green < 80.0 && blue < 80.0,
+        "对话结果应由红色参考图派生：平均 RGB = ({red:.0}, {green:.0}, {blue:.0})"
+    );
 }
 
 #[tokio::test]

@@ -23,6 +23,8 @@ fn run_client(program: &Path, args: &[&str], dir: &Path, url: &str) {
         .current_dir(dir)
         .env("FACTORY_URL", url)
         .env("FACTORY_KEY", KEY)
+        // 脚本用 check() 检查，在 PYTHONOPTIMIZE 下拒绝运行；别让外面的环境变量带进来。
+        .env_remove("PYTHONOPTIMIZE")
         .output()
         .unwrap_or_else(|e| panic!("无法运行 {}：{e}", program.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -88,6 +90,7 @@ async fn google_genai_sdk_against_the_demo_upstream() {
             .env("DEMO_URL", &url)
             .env("NO_PROXY", "127.0.0.1,localhost")
             .env_remove("GOOGLE_GENAI_USE_VERTEXAI")
+            .env_remove("PYTHONOPTIMIZE")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1004,18 +1004,7 @@ async fn spilled_files_older_than_a_day_are_removed_at_startup() {
         .unwrap();
     let server = ws.serve_with_env(&[("RUST_LOG", "info")]).await;
     // 清理做完时写一行日志：等它，再看两个文件。
-    let started = Instant::now();
-    loop {
-        let cleaned = server.logs.lock().unwrap().contains("已清理过期的暂存图");
-        if cleaned {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "启动后 20 秒内没有清理暂存区"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&server, "已清理过期的暂存图").await;
     assert!(!old.exists(), "超过 24 小时的暂存被删掉了");
     assert!(fresh.exists(), "新的暂存还在");
 }

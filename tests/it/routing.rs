@@ -205,20 +205,26 @@ async fn key_pool_disables_rejected_keys_rests_exhausted_ones_until_reset_and_ne
             .mount(&mock)
             .await;
     }
-    // 配额在 4 秒后“重置”（测试缩短；真实的是太平洋时间午夜）。
-    let reset = (chrono::Utc::now() + chrono::Duration::seconds(4))
-        .format("%H:%M:%S UTC")
-        .to_string();
-    let config = format!(
-        "{LOOSE}{}",
-        upstream(
-            "池",
-            &mock.uri(),
-            &format!("api_keys = [\"{k1}\", \"{k2}\", \"{k3}\"]\nquota_reset = \"{reset}\"")
+    let config_with_reset = |reset: &str| {
+        format!(
+            "[storage]\nroot = \"storage\"\n{LOOSE}{}",
+            upstream(
+                "池",
+                &mock.uri(),
+                &format!("api_keys = [\"{k1}\", \"{k2}\", \"{k3}\"]\nquota_reset = \"{reset}\"")
+            )
         )
-    );
-    let ws = Workspace::new(&format!("[storage]\nroot = \"storage\"\n{config}"));
+    };
+    let ws = Workspace::new(&config_with_reset("00:00 America/Los_Angeles"));
     let server = ws.serve_with_env(&[("RUST_LOG", "info")]).await;
+    // 配额在几秒后“重置”（测试缩短；真实的是太平洋时间午夜）。服务器起来以后才定这个时刻、改配置文件，
+    // 等服务器采用了再发第一个请求：启动再慢也不会让重置时刻在 #2 用完配额之前就过去（那样它要休息到明天）。
+    let reset_at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let applied = config_reloads(&server, "applied").await;
+    ws.write_config(&config_with_reset(
+        &reset_at.format("%H:%M:%S UTC").to_string(),
+    ));
+    wait_for_config_reload(&server, "applied", applied).await;
     let used = |key: &'static str| {
         let mock = &mock;
         async move {
@@ -256,9 +262,26 @@ async fn key_pool_disables_rejected_keys_rests_exhausted_ones_until_reset_and_ne
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["disabled", "resting", "ok"]);
+    let resting = view["upstreams"][0]["key_states"][1]["label_zh"]
+        .as_str()
+        .unwrap();
+    assert!(
+        resting.contains(&reset_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        "#2 休息到配置的重置时刻（不是明天的：那说明第一个请求到得比重置时刻还晚）：{resting}"
+    );
 
-    // 重置之后 #2 回来了，与 #3 轮流；#1 改掉之前再也不用。
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // 重置之后 #2 回来了（设置页上又是正常），与 #3 轮流；#1 改掉之前再也不用。
+    let deadline = Deadline::new(20, "重置时刻过后 #2 恢复正常");
+    loop {
+        let (status, view) = admin(&server, "get_settings").await;
+        assert_eq!(status, 200, "{view}");
+        let states = &view["upstreams"][0]["key_states"];
+        if states[1]["state"] == "ok" {
+            assert_eq!(states[0]["state"], "disabled", "{states}");
+            break;
+        }
+        deadline.tick().await;
+    }
     for _ in 0..4 {
         assert_eq!(studio_generate(&server, "池").await.0, 200);
     }

@@ -175,9 +175,16 @@ async fn refusals_leave_the_config_file_unchanged() {
         .unwrap();
     assert_eq!(health.status(), 200, "服务器照常工作");
 
-    // 会话过期（测试把有效期设为 2 秒）。
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(admin.settings().await.0, 401);
+    // 会话过期（测试把有效期设为 2 秒）：上面的请求都还认这个会话（400 而不是 401），等到它不再被认。
+    let deadline = Deadline::new(20, "2 秒有效期的会话过期（设置页返回 401）");
+    loop {
+        let status = admin.settings().await.0;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "过期之前会话照常可用");
+        deadline.tick().await;
+    }
     assert_eq!(std::fs::read(&file).unwrap(), original);
 
     // 同一 IP 连续登录失败：每分钟 5 次之后 429（前面已用掉 2 次）。
@@ -322,23 +329,18 @@ async fn hand_edits_to_the_config_file_are_picked_up_and_invalid_ones_refused() 
     let server = ws.serve().await;
     let file = ws.path().join("factory.toml");
     let text = std::fs::read_to_string(&file).unwrap();
+    let applied = config_reloads(&server, "applied").await;
     std::fs::write(&file, text.replace("手改前", "手改后")).unwrap();
-    // 服务器每秒检查一次文件：等到生效为止（最多 20 秒，机器忙时也够）。
-    let mut picked_up = false;
-    for _ in 0..40 {
-        let (status, saved) = studio_generate(&server, "手改之后").await;
-        assert_eq!(status, 200, "{saved}");
-        if saved["upstream"] == "手改后" {
-            picked_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(picked_up, "手工改的上游名应在几秒内生效");
+    // 服务器定时检查文件：等它报告采用了这次改动（最多 20 秒，机器忙时也够）。
+    wait_for_config_reload(&server, "applied", applied).await;
+    let (status, saved) = studio_generate(&server, "手改之后").await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["upstream"], "手改后", "手工改的上游名已生效");
 
-    // 无效的改动：拒绝，原配置继续工作。
+    // 无效的改动：等服务器读到它并报告拒绝（只等一段时间的话，没读文件也会通过），原配置继续工作。
+    let refused = config_reloads(&server, "refused").await;
     std::fs::write(&file, "[limits]\nburst = 0\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_config_reload(&server, "refused", refused).await;
     let (status, saved) = studio_generate(&server, "无效改动之后").await;
     assert_eq!(status, 200, "{saved}");
     assert_eq!(saved["upstream"], "手改后");

@@ -33,6 +33,9 @@ async fn sigkill_while_writing_loses_nothing_and_leaves_no_half_files() {
                 }
             });
         }
+        // 这里的等待不是在等某件事发生，它就是要测的东西本身：杀进程的时刻与写盘的哪一步重合是任意的，
+        // 各轮取不同的时刻去碰“写文件中 / 改名后写记录前 / 写缩略图中”。换成等某个事件反而只会在那一处杀，
+        // 覆盖面变窄；而不管在哪一刻杀，下面的检查都必须成立，所以这段等待不会让测试时好时坏。
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
         server.child.start_kill().unwrap();
         server.child.wait().await.unwrap();

@@ -37,7 +37,9 @@ async fn generates_png_with_requested_size_and_saves_it_atomically() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes.to_vec());
     assert!(files[0].to_string_lossy().ends_with(".png"));
-    // 缩略图在后台写（也经临时文件）：等它写完（最多 5 秒），之后不应留下任何临时文件。
+    // 缩略图在后台写（也经临时文件）：等它写完（最多 20 秒，等不到就失败），之后不应留下任何临时文件。
+    // 不经 GET /files/{id}/thumb 看：那里缺了会当场生成一张，后台没写也照样通过。
+    let thumb_path = files[0].with_extension("thumb.jpg");
     let has_partial = || {
         files_under(ws.path()).iter().any(|p| {
             p.file_name()
@@ -46,13 +48,29 @@ async fn generates_png_with_requested_size_and_saves_it_atomically() {
                 .starts_with(".partial-")
         })
     };
-    for _ in 0..50 {
-        if !has_partial() && files_under(&ws.storage().join("images")).len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let deadline = Deadline::new(20, format!("后台写完缩略图 {}", thumb_path.display()));
+    while !thumb_path.exists() || has_partial() {
+        deadline.tick().await;
     }
-    assert!(!has_partial(), "{:?}", files_under(ws.path()));
+    assert_eq!(
+        files_under(&ws.storage().join("images")).len(),
+        2,
+        "只有原图与缩略图：{:?}",
+        files_under(ws.path())
+    );
+    let thumb = image::load_from_memory_with_format(
+        &std::fs::read(&thumb_path).unwrap(),
+        image::ImageFormat::Jpeg,
+    )
+    .expect("缩略图是一张完整的 JPEG");
+    assert_eq!(
+        thumb.width().max(thumb.height()),
+        384,
+        "缩略图最长边 384：{}×{}",
+        thumb.width(),
+        thumb.height()
+    );
+    assert!(thumb.width() > thumb.height(), "缩略图保持 16:9 的横向");
 
     // 下载链接带上 attachment 与可读文件名。
     let dl = http.get(format!("{url}?download=1")).send().await.unwrap();

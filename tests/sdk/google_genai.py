@@ -14,6 +14,18 @@ import zlib
 from google import genai
 from google.genai import types
 
+
+# 检查用 check() 而不是 assert：python -O（或环境变量 PYTHONOPTIMIZE）会把 assert 整句去掉，检查就悄悄没了。
+if sys.flags.optimize:
+    sys.exit("不能在 python -O 或 PYTHONOPTIMIZE 下运行：这个脚本的检查会被跳过")
+
+
+def check(condition, message=""):
+    """条件不成立就抛 AssertionError（与 assert 相同，但不会被 -O 去掉）。"""
+    if not condition:
+        raise AssertionError(message)
+
+
 MODEL = "gemini-3-pro-image"
 client = genai.Client(
     api_key="demo-key",
@@ -23,7 +35,7 @@ client = genai.Client(
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "不是 PNG"
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "不是 PNG")
     return struct.unpack(">II", data[16:24])
 
 
@@ -38,7 +50,7 @@ def red_png(w: int = 32, h: int = 32) -> bytes:
 def final_image(response) -> bytes:
     """最后一张不是“思考”的图。"""
     images = [p.inline_data.data for p in response.parts if p.inline_data and not p.thought]
-    assert images, f"没有正式图：{response}"
+    check(images, f"没有正式图：{response}")
     return images[-1]
 
 

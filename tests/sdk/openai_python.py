@@ -11,6 +11,18 @@ import urllib.request
 
 import openai
 
+
+# 检查用 check() 而不是 assert：python -O（或环境变量 PYTHONOPTIMIZE）会把 assert 整句去掉，检查就悄悄没了。
+if sys.flags.optimize:
+    sys.exit("不能在 python -O 或 PYTHONOPTIMIZE 下运行：这个脚本的检查会被跳过")
+
+
+def check(condition, message=""):
+    """条件不成立就抛 AssertionError（与 assert 相同，但不会被 -O 去掉）。"""
+    if not condition:
+        raise AssertionError(message)
+
+
 BASE = os.environ["FACTORY_URL"]
 KEY = os.environ["FACTORY_KEY"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,20 +45,20 @@ def generate_b64_json_n4():
     res = client.images.generate(
         model="gemini-3-pro-image", prompt="四只风筝", n=4, response_format="b64_json"
     )
-    assert len(res.data) == 4, len(res.data)
+    check(len(res.data) == 4, len(res.data))
     for item in res.data:
-        assert base64.b64decode(item.b64_json).startswith(PNG_MAGIC)
+        check(base64.b64decode(item.b64_json).startswith(PNG_MAGIC))
 
 
 @case
 def generate_url_n4():
     res = client.images.generate(model="gpt-image-1", prompt="一座桥", n=4, response_format="url", size="1024x1536")
-    assert len(res.data) == 4, len(res.data)
-    assert len({item.url for item in res.data}) == 4, "四张图应有四个不同的链接"
+    check(len(res.data) == 4, len(res.data))
+    check(len({item.url for item in res.data}) == 4, "四张图应有四个不同的链接")
     for item in res.data:
-        assert item.url.startswith(BASE), item.url
+        check(item.url.startswith(BASE), item.url)
         with urllib.request.urlopen(item.url) as r:
-            assert r.read(8) == PNG_MAGIC
+            check(r.read(8) == PNG_MAGIC)
 
 
 def png_file(name):
@@ -58,13 +70,13 @@ def png_file(name):
 @case
 def edit_with_one_image():
     res = client.images.edit(image=png_file("one"), prompt="改成夜晚")
-    assert base64.b64decode(res.data[0].b64_json).startswith(PNG_MAGIC)
+    check(base64.b64decode(res.data[0].b64_json).startswith(PNG_MAGIC))
 
 
 @case
 def edit_with_two_images():
     res = client.images.edit(image=[png_file("a"), png_file("b")], prompt="把两张合在一起", n=2)
-    assert len(res.data) == 2
+    check(len(res.data) == 2)
 
 
 @case
@@ -73,9 +85,9 @@ def chat_non_stream():
         model="gemini-3-pro-image", messages=[{"role": "user", "content": "画一个红苹果"}]
     )
     message = res.choices[0].message
-    assert "![image](data:image/png;base64," in message.content, message.content[:80]
+    check("![image](data:image/png;base64," in message.content, message.content[:80])
     images = message.to_dict()["images"]
-    assert images[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    check(images[0]["image_url"]["url"].startswith("data:image/png;base64,"))
 
 
 @case
@@ -84,7 +96,7 @@ def chat_stream():
         model="gemini-3-pro-image", messages=[{"role": "user", "content": "画一片绿叶"}], stream=True
     )
     content = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
-    assert f"]({BASE}/files/" in content, content
+    check(f"]({BASE}/files/" in content, content)
 
 
 @case
@@ -93,8 +105,8 @@ def bad_key_raises_authentication_error():
     try:
         bad.images.generate(prompt="x")
     except openai.AuthenticationError as e:
-        assert e.status_code == 401
-        assert "密钥" in str(e), str(e)
+        check(e.status_code == 401)
+        check("密钥" in str(e), str(e))
         return
     raise AssertionError("应当抛出 AuthenticationError")
 
@@ -107,7 +119,7 @@ def limit_raises_rate_limit_error():
         try:
             client.models.list()
         except openai.RateLimitError as e:
-            assert e.status_code == 429
+            check(e.status_code == 429)
             return
     raise AssertionError("40 次请求内应当被限流")
 

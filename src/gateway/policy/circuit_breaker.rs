@@ -37,6 +37,16 @@ pub enum BreakerState {
 impl CircuitBreakers {
     /// 现在能不能向这个上游发请求。熔断中返回剩余冷却时间。
     pub fn try_acquire(&self, upstream: &str, cooldown: Duration) -> Result<(), Duration> {
+        self.try_acquire_at(upstream, cooldown, Instant::now())
+    }
+
+    /// 同上，“现在”由调用方给出（单元测试用它走时间，不必真的等冷却期）。
+    fn try_acquire_at(
+        &self,
+        upstream: &str,
+        cooldown: Duration,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let mut states = self.states.lock().expect("熔断器锁未被毒化");
         let state = states
             .entry(upstream.to_string())
@@ -44,7 +54,6 @@ impl CircuitBreakers {
         match *state {
             State::Closed { .. } => Ok(()),
             State::Open { until } => {
-                let now = Instant::now();
                 if now >= until {
                     *state = State::HalfOpen { since: now };
                     Ok(())
@@ -53,12 +62,10 @@ impl CircuitBreakers {
                 }
             }
             State::HalfOpen { since } => {
-                let waited = since.elapsed();
+                let waited = now.saturating_duration_since(since);
                 if waited >= cooldown {
                     // 上一个探测迟迟没有结果：再放一个。
-                    *state = State::HalfOpen {
-                        since: Instant::now(),
-                    };
+                    *state = State::HalfOpen { since: now };
                     Ok(())
                 } else {
                     // 已经有一个探测请求了，其他请求继续跳过。
@@ -81,6 +88,18 @@ impl CircuitBreakers {
         err: &GatewayError,
         threshold: u32,
         cooldown: Duration,
+    ) -> bool {
+        self.record_failure_at(upstream, err, threshold, cooldown, Instant::now())
+    }
+
+    /// 同上，“现在”由调用方给出（单元测试用）。
+    fn record_failure_at(
+        &self,
+        upstream: &str,
+        err: &GatewayError,
+        threshold: u32,
+        cooldown: Duration,
+        now: Instant,
     ) -> bool {
         if !counts_as_unhealthy(err) {
             // 请求本身的问题不说明上游坏了；但半开探测也算结束了。
@@ -107,7 +126,7 @@ impl CircuitBreakers {
                 "上游熔断"
             );
             State::Open {
-                until: Instant::now() + cooldown,
+                until: now + cooldown,
             }
         } else {
             State::Closed { failures }
@@ -166,24 +185,36 @@ mod tests {
         }
     }
 
+    /// 冷却期（30 秒）不用真的等：各步给出明确的“现在”。
+    const COOLDOWN: Duration = Duration::from_secs(30);
+    const JUST_BEFORE: Duration = Duration::from_millis(1);
+
     #[test]
     fn opens_after_k_failures_then_probes_once_and_recovers() {
         let b = CircuitBreakers::default();
-        let cooldown = Duration::from_millis(50);
+        let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(b.try_acquire("a", cooldown).is_ok());
-            b.record_failure("a", &down(), 3, cooldown);
+            assert!(b.try_acquire_at("a", COOLDOWN, t0).is_ok());
+            b.record_failure_at("a", &down(), 3, COOLDOWN, t0);
         }
         assert_eq!(b.state("a"), BreakerState::Open);
-        assert!(b.try_acquire("a", cooldown).is_err());
+        assert!(b.try_acquire_at("a", COOLDOWN, t0).is_err());
+        assert_eq!(
+            b.try_acquire_at("a", COOLDOWN, t0 + COOLDOWN - JUST_BEFORE),
+            Err(JUST_BEFORE),
+            "冷却期的最后一刻仍跳过，并说出还剩多久"
+        );
         assert!(
-            b.try_acquire("other", cooldown).is_ok(),
+            b.try_acquire_at("other", COOLDOWN, t0).is_ok(),
             "熔断只影响出问题的上游"
         );
-        std::thread::sleep(cooldown);
-        assert!(b.try_acquire("a", cooldown).is_ok(), "冷却后放一个探测请求");
+        let after = t0 + COOLDOWN;
         assert!(
-            b.try_acquire("a", cooldown).is_err(),
+            b.try_acquire_at("a", COOLDOWN, after).is_ok(),
+            "冷却后放一个探测请求"
+        );
+        assert!(
+            b.try_acquire_at("a", COOLDOWN, after).is_err(),
             "探测期间其他请求继续跳过"
         );
         b.record_success("a");
@@ -210,38 +241,48 @@ mod tests {
     #[test]
     fn a_probe_that_never_reports_does_not_block_the_upstream_forever() {
         let b = CircuitBreakers::default();
-        let cooldown = Duration::from_millis(50);
-        b.record_failure("a", &down(), 1, cooldown);
-        std::thread::sleep(cooldown);
-        assert!(b.try_acquire("a", cooldown).is_ok(), "第一个探测");
+        let t0 = Instant::now();
+        b.record_failure_at("a", &down(), 1, COOLDOWN, t0);
+        let probe = t0 + COOLDOWN;
+        assert!(b.try_acquire_at("a", COOLDOWN, probe).is_ok(), "第一个探测");
         // 这个探测被取消了：既不报成功也不报失败。
-        assert!(b.try_acquire("a", cooldown).is_err());
-        std::thread::sleep(cooldown);
+        assert!(b.try_acquire_at("a", COOLDOWN, probe).is_err());
         assert!(
-            b.try_acquire("a", cooldown).is_ok(),
+            b.try_acquire_at("a", COOLDOWN, probe + COOLDOWN - JUST_BEFORE)
+                .is_err(),
+            "一个冷却期之内只有那一个探测"
+        );
+        assert!(
+            b.try_acquire_at("a", COOLDOWN, probe + COOLDOWN).is_ok(),
             "过了一个冷却期再放一个探测"
         );
-        assert!(b.try_acquire("a", cooldown).is_err());
+        assert!(b.try_acquire_at("a", COOLDOWN, probe + COOLDOWN).is_err());
     }
 
     #[test]
     fn failed_probe_reopens_and_safety_blocks_do_not_count() {
         let b = CircuitBreakers::default();
-        let cooldown = Duration::from_millis(20);
+        let t0 = Instant::now();
         let safety = GatewayError::Safety {
             upstream: "a".into(),
             reason: "SAFETY".into(),
             before_generation: false,
         };
         for _ in 0..10 {
-            b.record_failure("a", &safety, 2, cooldown);
+            b.record_failure_at("a", &safety, 2, COOLDOWN, t0);
         }
         assert_eq!(b.state("a"), BreakerState::Closed);
-        b.record_failure("a", &down(), 2, cooldown);
-        b.record_failure("a", &down(), 2, cooldown);
-        std::thread::sleep(cooldown);
-        assert!(b.try_acquire("a", cooldown).is_ok());
-        b.record_failure("a", &down(), 2, cooldown);
+        b.record_failure_at("a", &down(), 2, COOLDOWN, t0);
+        b.record_failure_at("a", &down(), 2, COOLDOWN, t0);
+        let probe = t0 + COOLDOWN;
+        assert!(b.try_acquire_at("a", COOLDOWN, probe).is_ok());
+        b.record_failure_at("a", &down(), 2, COOLDOWN, probe);
         assert_eq!(b.state("a"), BreakerState::Open);
+        assert!(
+            b.try_acquire_at("a", COOLDOWN, probe + COOLDOWN - JUST_BEFORE)
+                .is_err(),
+            "探测失败：从那时起再熔断一个冷却期"
+        );
+        assert!(b.try_acquire_at("a", COOLDOWN, probe + COOLDOWN).is_ok());
     }
 }

@@ -546,13 +546,90 @@ pub async fn metric(server: &Running, line_start: &str) -> Option<f64> {
 
 /// 等到网关的在途上游调用数达到 `n`（最多 20 秒）：测试据此确定“谁占着名额”，而不是睡一段固定时间。
 pub async fn wait_for_in_flight(server: &Running, n: f64) {
-    let started = std::time::Instant::now();
-    while metric(server, "gateway_in_flight").await.unwrap_or(0.0) < n {
+    wait_for_metric(
+        server,
+        "gateway_in_flight",
+        |v| v >= n,
+        &format!("网关的在途数到 {n}"),
+    )
+    .await;
+}
+
+/// 等某件事发生的期限：`while !条件 { deadline.tick().await }`，到期还没等到就让测试失败并说出在等什么。
+/// 每次只小睡 20 毫秒（是轮询的间隔，不是估计的等待时间）。
+pub struct Deadline {
+    end: std::time::Instant,
+    what: String,
+}
+
+impl Deadline {
+    pub fn new(secs: u64, what: impl Into<String>) -> Self {
+        Self {
+            end: std::time::Instant::now() + Duration::from_secs(secs),
+            what: what.into(),
+        }
+    }
+
+    /// 还没到期就等 20 毫秒再看；到期则让测试失败。
+    pub async fn tick(&self) {
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "网关的在途数一直没有到 {n}"
+            std::time::Instant::now() < self.end,
+            "到期也没有等到：{}",
+            self.what
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 等到 `/metrics` 里某个指标（行首匹配，见 `metric`；还没有这一行时算 0）满足 `pred`（最多 20 秒），返回那时的值。
+/// `what` 说明在等什么，等不到时写进失败信息。
+pub async fn wait_for_metric(
+    server: &Running,
+    line_start: &str,
+    pred: impl Fn(f64) -> bool,
+    what: &str,
+) -> f64 {
+    let deadline = Deadline::new(20, format!("{what}（{line_start}）"));
+    loop {
+        let value = metric(server, line_start).await.unwrap_or(0.0);
+        if pred(value) {
+            return value;
+        }
+        deadline.tick().await;
+    }
+}
+
+/// 手工改配置文件后服务器处理它的次数（`config_file_reloads_total`，`result` 为 applied、refused 或 unchanged）。
+pub async fn config_reloads(server: &Running, result: &str) -> f64 {
+    metric(
+        server,
+        &format!("config_file_reloads_total{{result=\"{result}\"}}"),
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
+/// 等到服务器又处理了一次配置文件、结果是 `result`：`before` 是改文件之前 `config_reloads(server, result)` 的值。
+pub async fn wait_for_config_reload(server: &Running, result: &str, before: f64) {
+    wait_for_metric(
+        server,
+        &format!("config_file_reloads_total{{result=\"{result}\"}}"),
+        |v| v > before,
+        &format!("配置文件的改动被处理（{result}）"),
+    )
+    .await;
+}
+
+/// 等到服务器的日志（标准错误，见 `Running::logs`）里出现 `needle`（最多 20 秒）。
+/// 测试启动的服务器的日志级别默认是 warn，要等 info 的行须以 `serve_with_env(&[("RUST_LOG", "info")])` 启动。
+pub async fn wait_for_log(server: &Running, needle: &str) {
+    let deadline = Deadline::new(20, format!("日志里出现“{needle}”"));
+    loop {
+        let seen = server.logs.lock().unwrap().contains(needle);
+        if seen {
+            return;
+        }
+        deadline.tick().await;
     }
 }
 
