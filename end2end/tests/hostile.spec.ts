@@ -1,6 +1,7 @@
 import { test, expect, request as playwrightRequest } from '@playwright/test';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
+import { ADMIN_TOKEN } from '../playwright.config';
 
 // 恶意网页：主人的浏览器打开了别的网站（这里是测试自己在 http://127.0.0.2:3199 起的一个小服务器，
 // 与绘图工厂不同源；用回环地址，浏览器的“本地网络访问”限制不会先把请求挡掉，请求真的会到达服务器），
@@ -12,7 +13,10 @@ const EVIL = 'http://127.0.0.2:3199';
 const PNG_B64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
 async function deniedCount(api: Awaited<ReturnType<typeof playwrightRequest.newContext>>): Promise<number> {
-  const text = await (await api.get(`${BASE}/metrics`)).text();
+  // /metrics 要管理员会话：api 上下文先打开过管理员登录链接（见下），Cookie 在它自己的存储里。
+  const res = await api.get(`${BASE}/metrics`);
+  expect(res.status(), '/metrics 应当可读').toBe(200);
+  const text = await res.text();
   return text
     .split('\n')
     .filter((l) => l.startsWith('access_denied_total') && l.includes('reason="cross_site"'))
@@ -22,6 +26,8 @@ async function deniedCount(api: Awaited<ReturnType<typeof playwrightRequest.newC
 
 test('别的网站的页面不能排任务、删图、上传，也收不到 /ws 的一个字节', async ({ page }) => {
   const api = await playwrightRequest.newContext();
+  // 管理员会话（读 /metrics 用）：打开管理员登录链接，Cookie 存在 api 上下文里。
+  expect((await api.get(`${BASE}/admin/token?token=${ADMIN_TOKEN}`)).ok()).toBeTruthy();
   const tag = `HOSTILE-${Date.now()}`;
   // 先放一张图进回收站：恶意页面试图清空它。
   const made = await api.post(`${BASE}/api/generate_image`, { data: { request: { prompt: `回收站里的-${tag}` } } });

@@ -1,6 +1,8 @@
-import { test, expect, uniq } from './fixtures/studio';
+import { test, expect, uniq, openAdminLink } from './fixtures/studio';
 
 test('用量页：图按数据画出（每天每个上游一段柱子、每个上游一条成功率），页头圆点链到这里', async ({ studio, page }) => {
+  // 用量页是管理员页：先凭管理员登录链接拿到会话（3100 没设管理员密码）。
+  await openAdminLink(page);
   // 先生成一张，保证今天有数据。
   await studio.open();
   const prompt = uniq('用量');
