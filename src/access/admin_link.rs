@@ -5,14 +5,8 @@
 //! 与密码登录共用每个 IP 每分钟 5 次的限速。环境变量 `FACTORY_ADMIN_TOKEN`（至少 32 个字符）可以指定令牌，
 //! 给脚本与测试用。设了管理员密码、或端口可能被别人访问到时，链接不打印、也不认。
 
-use super::sessions::Role;
-use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
-use axum::response::Redirect;
-use axum_extra::extract::cookie::CookieJar;
-use std::net::SocketAddr;
+//! 这里只有令牌本身（放在共享状态里）；打开链接的处理函数在 `login.rs`，与密码登录放在一起。
+
 use std::sync::Arc;
 
 /// 链接的路径。
@@ -48,7 +42,7 @@ impl AdminToken {
         }
     }
 
-    fn matches(&self, given: &str) -> bool {
+    pub fn matches(&self, given: &str) -> bool {
         crate::web::sha256_hex(given) == *self.digest
     }
 
@@ -57,50 +51,6 @@ impl AdminToken {
         let token: String = url::form_urlencoded::byte_serialize(self.plain.as_bytes()).collect();
         format!("{base}{PATH}?token={token}")
     }
-}
-
-#[derive(serde::Deserialize)]
-pub struct TokenQuery {
-    #[serde(default)]
-    token: String,
-}
-
-/// `GET /admin/token?token=…`：令牌对了建立管理员会话并转到设置页（303），错了 401。
-pub async fn login_with_token(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    jar: CookieJar,
-    Query(query): Query<TokenQuery>,
-) -> Result<(CookieJar, Redirect), ApiError> {
-    let config = state.config.load_full();
-    if !config.auth.admin_password_hash.is_empty() {
-        return Err(ApiError::Forbidden(
-            "已经设置了管理员密码：请在设置页用密码登录".into(),
-        ));
-    }
-    if super::exposure::admin_password_required(&config, state.listen_addr()) {
-        return Err(ApiError::Forbidden(super::ADMIN_PASSWORD_REQUIRED.into()));
-    }
-    let ip = crate::web::client_ip(&config, &headers, peer);
-    if !state.login_throttle.allows(ip) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 60,
-        });
-    }
-    if !state.admin_token.matches(&query.token) {
-        tokio::time::sleep(super::login::FAILURE_DELAY).await;
-        tracing::warn!(%ip, "管理员登录链接的令牌不对");
-        return Err(ApiError::Unauthorized(
-            "登录链接不对或已失效（每次启动都会换新的）：请用服务启动时终端里打印的那一个".into(),
-        ));
-    }
-    tracing::info!(%ip, "已凭登录链接登录管理员");
-    let cookie = state
-        .sessions
-        .create(Role::Admin, super::login::is_https(&state, &headers, peer))
-        .await?;
-    Ok((jar.add(cookie), Redirect::to("/settings")))
 }
 
 #[cfg(test)]

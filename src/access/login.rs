@@ -1,4 +1,5 @@
-//! 登录与登出：工作台（`POST /login`、`POST /logout`）与管理员（`POST /admin/login`、`POST /admin/logout`）。
+//! 登录与登出：工作台（`POST /login`、`POST /logout`）与管理员（`POST /admin/login`、`POST /admin/logout`，
+//! 以及没设管理员密码时的登录链接 `GET /admin/token?token=…`，令牌见 `admin_link.rs`）。
 //! 密码以 argon2 哈希存在配置里（`drafting-factory hash-password` 生成）；登录失败每次至少等 0.5 秒，
 //! 同一 IP 每分钟最多试 5 次（工作台与管理员共用这个限额），之后 429。
 
@@ -6,8 +7,9 @@ use super::sessions::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::{client_ip, is_trusted_proxy, ApiJson};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// 每次登录失败至少等这么久再回答。
-pub(super) const FAILURE_DELAY: Duration = Duration::from_millis(500);
+const FAILURE_DELAY: Duration = Duration::from_millis(500);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,10 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(studio_logout))
         .route("/admin/login", post(admin_login))
         .route("/admin/logout", post(admin_logout))
-        .route(
-            super::admin_link::PATH,
-            get(super::admin_link::login_with_token),
-        )
+        .route(super::admin_link::PATH, get(login_with_token))
 }
 
 #[derive(serde::Deserialize)]
@@ -34,8 +33,52 @@ struct LoginForm {
     password: String,
 }
 
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /admin/token?token=…`：令牌对了建立管理员会话并转到设置页（303），错了 401。
+async fn login_with_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Query(query): Query<TokenQuery>,
+) -> Result<(CookieJar, Redirect), ApiError> {
+    let config = state.config.load_full();
+    if !config.auth.admin_password_hash.is_empty() {
+        return Err(ApiError::Forbidden(
+            "已经设置了管理员密码：请在设置页用密码登录".into(),
+        ));
+    }
+    if super::exposure::admin_password_required(&config, state.listen_addr()) {
+        return Err(ApiError::Forbidden(super::ADMIN_PASSWORD_REQUIRED.into()));
+    }
+    let ip = crate::web::client_ip(&config, &headers, peer);
+    if !state.login_throttle.allows(ip) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
+    if !state.admin_token.matches(&query.token) {
+        tokio::time::sleep(FAILURE_DELAY).await;
+        tracing::warn!(%ip, "管理员登录链接的令牌不对");
+        return Err(ApiError::Unauthorized(
+            "登录链接不对或已失效（每次启动都会换新的）：请用服务启动时终端里打印的那一个".into(),
+        ));
+    }
+    tracing::info!(%ip, "已凭登录链接登录管理员");
+    let cookie = state
+        .sessions
+        .create(Role::Admin, is_https(&state, &headers, peer))
+        .await?;
+    Ok((jar.add(cookie), Redirect::to("/settings")))
+}
+
 /// 是否经 https 访问：`server.public_url` 是 https，或可信代理说 `X-Forwarded-Proto: https`。
-pub(super) fn is_https(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
+fn is_https(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
     let config = state.config.load();
     config.server.public_url.starts_with("https://")
         || (is_trusted_proxy(&config, &peer.ip())
