@@ -20,9 +20,15 @@ impl Durations {
         *entry = ALPHA * ms + (1.0 - ALPHA) * *entry;
     }
 
-    /// 启动时用数据库里的平均值做起点。
-    pub fn seed(&mut self, model: &str, size: ImageSize, ms: f64) {
-        self.by_key.insert((model.to_string(), size), ms);
+    /// 启动时用数据库里的平均值做起点：（模型, 分辨率, 平均毫秒）；认不出的分辨率跳过。
+    pub fn from_recent(recent: Vec<(String, String, f64)>) -> Self {
+        let mut durations = Self::default();
+        for (model, size, ms) in recent {
+            if let Ok(size) = size.parse::<ImageSize>() {
+                durations.by_key.insert((model, size), ms);
+            }
+        }
+        durations
     }
 
     /// 预计用时；没有历史时为空。

@@ -331,6 +331,18 @@ async fn restart_mid_batch_loses_no_job() {
     assert_eq!(states, ["done", "done", "done"]);
 
     // 再重启一次：从库里读出的已完成任务仍显示用时（上游每张要 1.5 秒），不是 0。
+    // 推送里的“完成”先于写库（写库是后台按顺序做的）：等库里三张都是完成了再杀，否则杀得太快的那张重启后是中断。
+    let deadline = Deadline::new(20, "库里三张任务都是完成");
+    while ws.db(|c| {
+        c.query_one(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'done'",
+            params![],
+            |r| r.get::<i64>(0),
+        )
+    }) < 3
+    {
+        deadline.tick().await;
+    }
     drop(socket);
     let mut server = server;
     server.child.start_kill().unwrap();
