@@ -393,6 +393,11 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
 /// 建好全部共享状态：打开存储、必要时启动内置演示上游、载入任务。不绑定端口，
 /// 所以测试可以在进程内对 `router(state)` 直接发请求（`tower::ServiceExt::oneshot`）。
 pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> {
+    let leptos_options = leptos_options()?;
+    let preloads = Arc::new(crate::web::preload::Preloads::load(
+        Path::new(&*leptos_options.site_root),
+        &leptos_options.site_pkg_dir,
+    ));
     let config = loaded.config.clone();
     crate::metrics::install();
     let storage = Storage::open(
@@ -506,7 +511,8 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         v1_limits
     };
     Ok(AppState {
-        leptos_options: leptos_options()?,
+        leptos_options,
+        preloads,
         gateway,
         config,
         config_store,
