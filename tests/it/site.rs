@@ -1,4 +1,4 @@
-//! 站点文件（页面的 JS、WASM）怎样交给浏览器：每个页面在 `<head>` 里
+//! 站点文件（页面的 JS、WASM）怎样交给浏览器：不带 `--split` 构建的站点让服务器拒绝启动；每个页面在 `<head>` 里
 //! 预加载自己的 island 的块（只有自己的）；`.wasm` 以 `application/wasm` 给出（`instantiateStreaming` 要它），
 //! 浏览器要 brotli 就给 brotli、要 gzip 就给 gzip；图片从不压缩。站点是临时目录里内容已知的假文件
 //! （`LEPTOS_SITE_ROOT`），不依赖有没有构建过浏览器端。
@@ -7,6 +7,8 @@ use crate::common::*;
 use drafting_factory::web::preload::{SPLIT_LOADER_JS, SPLIT_MANIFEST};
 use serde_json::json;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// 最小的 WASM 模块（魔数与版本号）。
 const TINY_WASM: &[u8] = b"\0asm\x01\0\0\0";
@@ -18,6 +20,43 @@ fn write_pkg(dir: &Path, files: &[(&str, &[u8])]) {
     for (name, data) in files {
         std::fs::write(pkg.join(name), data).unwrap();
     }
+}
+
+#[test]
+fn an_unsplit_site_is_refused_with_the_command_to_build_it() {
+    // `cargo leptos build --release`（不带 --split）的样子：主 WASM、主 JS、样式表，没有拆分清单与加载器。
+    let site = tempfile::tempdir().unwrap();
+    write_pkg(
+        site.path(),
+        &[
+            ("drafting-factory.wasm", TINY_WASM),
+            (
+                "drafting-factory.js",
+                b"import * as s from './__wasm_split.______________________.js';".as_slice(),
+            ),
+            ("drafting-factory.css", b"body {}".as_slice()),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .env("LEPTOS_SITE_ROOT", site.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = crate::config_errors::exit_within(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("启动失败"), "{stderr}");
+    assert!(
+        stderr.contains("cargo leptos build --release --split"),
+        "应说出该用的命令：{stderr}"
+    );
+    assert!(stderr.contains(SPLIT_MANIFEST), "{stderr}");
 }
 
 /// `html` 里全部 `<link …>` 标签的文字。
