@@ -59,8 +59,11 @@ step "构建服务端、测试与基准程序（含 clippy 检查）"
 cargo test --features ssr --no-run
 cargo build --features ssr --example bench
 
-step "构建浏览器端站点（调试版，含 clippy 检查）"
+step "构建浏览器端站点（调试版，含 clippy 检查），核对拆分结构"
 cargo leptos build --frontend-only --split
+# 每个页面恰好一个自己的 island 的加载函数、清单列出的块都在、每个 island 都有页面（site-budget.toml）。
+# 字节预算只对发布版有意义（调试版的 WASM 大十几倍）：发布版构建之后由 bench/run.sh 与 scripts/package.sh 核对。
+python3 scripts/wasm-per-page.py --structure site-budget.toml target/site/pkg
 
 step "发布包的布局（调试版打包，解压后从别的目录启动）"
 bash scripts/package.sh --debug
