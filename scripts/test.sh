@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 运行全部测试：先补装缺少的工具，再依次做格式检查、构建（同时做 clippy 检查）、浏览器端站点与拆分结构、
-# 发布包与容器配方、单元与集成测试、基准程序的快速正确性检查，最后用真实的 Chromium 跑端到端测试。
+# 发布包与容器配方、单元与集成测试、多实例部署（nginx + 两个实例）、基准程序的快速正确性检查，
+# 最后用真实的 Chromium 跑端到端测试。
 # 任何一步失败即停止。每一步结束时打印它用的时间，最后打印总时间。没有做的步骤（只能由显式的环境变量要求，
 # 目前只有 FACTORY_SKIP_CONTAINER=1）在用时那一行标 SKIPPED。
 #
@@ -98,6 +99,11 @@ for metadata in sqlite postgres; do
   DF_TEST_IMAGES=s3 DF_TEST_METADATA=$metadata cargo test --features ssr --test it -- \
     gallery_api:: storage_files:: storage_zip:: storage_crash::
 done
+
+step "多实例部署（deploy/cluster/ 的 nginx.conf 与 factory.toml：Debian 的 nginx、两个实例、PostgreSQL、moto；不用容器）"
+# 经 nginx 交一批 8 张，两个实例的工作台上都有这些卡片；生成中途 kill -9 一个实例，经 nginx 在另一个上把中断的重试，
+# 最后每张都完成、图经 nginx 取得到（什么也没丢）。
+bash scripts/check-cluster.sh
 
 step "基准程序的正确性检查（小配置：每个响应都是完整的图、故障浸泡后的存储核对）"
 # 完整基准是 bash bench/run.sh，不在这里跑。
