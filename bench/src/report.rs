@@ -2,6 +2,7 @@
 
 use crate::cases::{PageFacts, Row};
 use crate::faults::SoakReport;
+use crate::floor::FloorRow;
 use crate::memory::MemoryRow;
 use plotters::prelude::*;
 use std::fmt::Write;
@@ -14,6 +15,8 @@ pub struct Results {
     pub machine: String,
     pub command: String,
     pub overhead: Vec<Row>,
+    /// 同一次运行、同一块盘上的落盘下限（a 节）。
+    pub floor: Vec<FloorRow>,
     pub large: Vec<Row>,
     pub page: Option<PageFacts>,
     pub progress_ms: Vec<f64>,
@@ -108,6 +111,9 @@ pub fn markdown(r: &Results) -> String {
         out.push_str("## a. 网关开销（小图）\n\n`POST /v1/images/generations`，演示上游延迟 0、应答 64×64 的小图（`--max-side 64`）。三方对着同一个演示上游：\n直接调用（Gemini 原生协议）、经本网关（OpenAI 协议，`b64_json`，**每张都原子写盘并写 SQLite 记录**）、经 LiteLLM 代理\n（原生 Gemini 提供方 `gemini/gemini-2.5-flash-image`，`api_base` 指向演示上游；一个 worker、默认设置；它不存图）。\n开销 = 该方的分位延迟 − 直接调用的同一分位延迟。\n\n");
         overhead_table(&mut out, &r.overhead);
         out.push('\n');
+        if !r.floor.is_empty() {
+            floor_tables(&mut out, &r.floor, &r.overhead);
+        }
         load_table(&mut out, &r.overhead);
         out.push_str("\n![延迟分布](benchmarks.svg)\n\n");
     }
@@ -187,6 +193,50 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     out
+}
+
+/// a 节的落盘下限与“本网关开销 = 下限 + x”。
+fn floor_tables(out: &mut String, floor: &[FloorRow], overhead: &[Row]) {
+    let bytes = floor[0].bytes;
+    let _ = writeln!(
+        out,
+        "### 落盘下限（同一次运行、同一块盘）\n\n本网关每张图都持久化：同目录临时文件 → 写入 {bytes} 字节（与上面本网关存的图一样大）→ fsync → 改名 → \
+         目录 fsync → SQLite 提交（WAL，synchronous=FULL）。这里不经 HTTP、不解析不编码，只做这几步（bench/src/floor.rs）；\
+         并发 16 时目录 fsync 与事务按组提交，与服务器的做法相同。这是本网关在这块盘上的下限。\n"
+    );
+    out.push_str("| 并发 | 次数 | p50 ms | p99 ms | 每秒 |\n|---:|---:|---:|---:|---:|\n");
+    for f in floor {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.0} |",
+            f.concurrency,
+            f.ops,
+            f.ms(50.0),
+            f.ms(99.0),
+            f.per_sec()
+        );
+    }
+    out.push_str("\n本网关开销（p50，相对直接调用）写成“落盘下限 + x”：x 是 HTTP、鉴权、策略、编解码与排队，下限是这块盘。\n\n");
+    out.push_str("| 并发 | 本网关开销 p50 ms | = 落盘下限 p50 ms + x ms | 本网关吞吐 ÷ 落盘下限的每秒次数 |\n|---:|---:|---:|---:|\n");
+    for f in floor {
+        let (Some(direct), Some(ours)) = (
+            find(overhead, DIRECT, f.concurrency, false),
+            find(overhead, OURS, f.concurrency, false),
+        ) else {
+            continue;
+        };
+        let added = ours.result.ms(50.0) - direct.result.ms(50.0);
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {:.2} + {:.2} | {:.2} |",
+            f.concurrency,
+            added,
+            f.ms(50.0),
+            added - f.ms(50.0),
+            ours.result.rps() / f.per_sec().max(1e-9)
+        );
+    }
+    out.push('\n');
 }
 
 /// f. 多实例：每种部署一行；开销 = p50 − 直接调用的 p50，吞吐与“一个实例：PostgreSQL + S3”相比。
