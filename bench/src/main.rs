@@ -12,6 +12,7 @@ mod faults;
 mod floor;
 mod load;
 mod memory;
+mod pages;
 mod procs;
 mod report;
 
@@ -28,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 完整基准：a 网关开销（与同一次运行里量的落盘下限）、b 大图、c 页面、d 进度推送、e 大批次的内存、f 多实例、故障浸泡。
+    /// 完整基准：a 网关开销（与同一次运行里量的落盘下限）、b 大图、c 页面（含每页在 Chromium 里第一次打开的
+    /// 线上字节与水合用时）、d 进度推送、e 大批次的内存、f 多实例、故障浸泡。
     Full {
         /// LiteLLM 可执行文件（bench/run.sh 在 target/litellm-venv 里安装）；不给则不对比。
         #[arg(long)]
@@ -175,6 +177,16 @@ async fn full(
     eprintln!("结果已写入 {}", out.display());
     let invalid = invalid_responses(&results);
     anyhow::ensure!(invalid.is_empty(), "有无效的响应：\n{}", invalid.join("\n"));
+    let over = results
+        .page
+        .as_ref()
+        .map(|p| pages::over_budget(&p.pages))
+        .unwrap_or_default();
+    anyhow::ensure!(
+        over.is_empty(),
+        "每页的线上字节超出预算：\n{}",
+        over.join("\n")
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use crate::cases::{PageFacts, Row};
 use crate::faults::SoakReport;
 use crate::floor::FloorRow;
 use crate::memory::MemoryRow;
+use crate::pages::{PageTiming, RATIO_GOAL, SLOW_DOWN_BPS, SLOW_RTT_MS};
 use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;
@@ -127,11 +128,14 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.page {
         let _ = writeln!(
             out,
-            "## c. 页面与进程\n\n| 项目 | 数值 |\n|---|---:|\n| 工作台 `/` 服务端渲染（数据库 {} 张图；中位数 / p90） | {:.2} / {:.2} ms |\n| 图库 `/gallery` 服务端渲染（首屏 48 张；中位数 / p90） | {:.2} / {:.2} ms |\n| WASM 原始 / gzip -9 | {} / {} 字节 |\n| JS 原始 / gzip -9 | {} / {} 字节 |\n| 空闲 RSS（带 {} 张图启动后 2 秒） | {} |\n| 启动到 `/healthz` 就绪：空存储 / {} 张图 | {:.0} / {:.0} ms |\n| 服务器二进制 | {} 字节 |\n",
+            "## c. 页面与进程\n\n| 项目 | 数值 |\n|---|---:|\n| 工作台 `/` 服务端渲染（数据库 {} 张图；中位数 / p90） | {:.2} / {:.2} ms |\n| 图库 `/gallery` 服务端渲染（首屏 48 张；中位数 / p90） | {:.2} / {:.2} ms |\n| 站点的全部 `.wasm`（所有页面合计，主 WASM 与拆分出的块）原始 / gzip -9 | {} / {} 字节 |\n| 站点的全部 JS 原始 / gzip -9 | {} / {} 字节 |\n| 空闲 RSS（带 {} 张图启动后 2 秒） | {} |\n| 启动到 `/healthz` 就绪：空存储 / {} 张图 | {:.0} / {:.0} ms |\n| 服务器二进制 | {} 字节 |\n",
             p.images, p.studio_ms.0, p.studio_ms.1, p.gallery_ms.0, p.gallery_ms.1,
             p.wasm_bytes, p.wasm_gzip, p.js_bytes, p.js_gzip, p.images, mb(p.idle_rss_kb),
             p.images, p.startup_empty_ms, p.startup_full_ms, p.binary_bytes
         );
+        if !p.pages.is_empty() {
+            pages_table(&mut out, &p.pages);
+        }
     }
     if !r.progress_ms.is_empty() {
         let v = &r.progress_ms;
@@ -234,6 +238,49 @@ fn floor_tables(out: &mut String, floor: &[FloorRow], overhead: &[Row]) {
             f.ms(50.0),
             added - f.ms(50.0),
             ours.result.rps() / f.per_sec().max(1e-9)
+        );
+    }
+    out.push('\n');
+}
+
+/// c 节的每页表：第一次打开的线上字节、请求数、水合用时，与预算和目标比。
+fn pages_table(out: &mut String, pages: &[PageTiming]) {
+    let _ = writeln!(
+        out,
+        "### 每页第一次打开（Chromium，空库）\n\n无头 Chromium（`/usr/bin/chromium`，Playwright）逐页打开，每次一个新的浏览器上下文（空缓存），\
+         等到页面的 island 水合完成（`site-budget.toml` 里每页的标志）。线上字节与请求数只算水合完成之前开始的请求\
+         （CDP `Network.loadingFinished` 的 `encodedDataLength` 之和，含响应头）；预算也在 `site-budget.toml`。\
+         Slow 4G 是 Lighthouse 的配置：往返 {SLOW_RTT_MS:.0} ms、下行 {:.1} Mbit/s、上行 0.75 Mbit/s（CDP `Network.emulateNetworkConditions`）。\
+         下限 = 这页的 WASM 字节在 Slow 4G 上的传输时间 + 2 个往返；比值 = Slow 4G 上的水合用时 ÷ 下限，目标 ≤ {RATIO_GOAL}。\
+         水合用时从导航开始计，各跑 3 次取中位数（bench/pages.mjs）。“再次打开”是同一上下文里再开一次时经网络下载的 WASM 字节。\n",
+        SLOW_DOWN_BPS / 1e6
+    );
+    out.push_str("| 页面 | 请求 | 线上字节 | 预算 | 其中 WASM（文件数） | 压缩 | 水合 ms | Slow 4G 水合 ms | 下限 ms | 比值 | 再次打开下载的 WASM |\n");
+    out.push_str("|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|\n");
+    for p in pages {
+        let budget = if p.max_wire_bytes == 0 {
+            "—".to_string()
+        } else if p.within_budget() {
+            format!("{}（达到）", p.max_wire_bytes)
+        } else {
+            format!("{}（**超出**）", p.max_wire_bytes)
+        };
+        let ratio = p.ratio();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {budget} | {}（{}） | {} | {:.0} | {:.0} | {:.0} | {:.2}{} | {} 字节 |",
+            p.path,
+            p.requests,
+            p.wire_bytes,
+            p.wasm_bytes,
+            p.wasm_files,
+            p.encoding,
+            p.fast_ms,
+            p.slow_ms,
+            p.floor_ms(),
+            ratio,
+            if ratio <= RATIO_GOAL { "" } else { "（未达到）" },
+            p.repeat_wasm_bytes
         );
     }
     out.push('\n');
