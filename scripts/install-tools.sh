@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
 #   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
-#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、podman、runc、debootstrap（apt）、end2end 的 npm 依赖（含官方 openai 包）、
+#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、podman、runc、debootstrap、nginx（apt）、end2end 的 npm 依赖（含官方 openai 包）、
 #                                            装有官方 openai Python 包与 moto（S3 服务）的虚拟环境 target/sdk-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,13 +44,15 @@ fi
 
 if [ "${1:-}" = "--e2e" ]; then
   # Chromium 跑端到端测试；podman、runc、debootstrap 跑容器配方的启动测试（scripts/check-container.sh）；
-  # PostgreSQL 的服务器跑“元数据放在 PostgreSQL”的集成测试（测试自己在回环端口上启动它，见 tests/it/common/postgres.rs）。
+  # PostgreSQL 的服务器跑“元数据放在 PostgreSQL”的集成测试（测试自己在回环端口上启动它，见 tests/it/common/postgres.rs）；
+  # nginx 跑多实例部署的检查（scripts/check-cluster.sh 用 deploy/cluster/nginx.conf 在回环端口上启动它）。
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   [ -x /usr/bin/podman ] || missing+=(podman)
   [ -x /usr/sbin/runc ] || missing+=(runc)
   [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
     step "安装 ${missing[*]}（apt）"
     apt-get update

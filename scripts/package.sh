@@ -20,6 +20,12 @@ fi
 for needed in "target/$profile/drafting-factory" target/site/pkg; do
   [ -e "$needed" ] || { echo "缺少 $needed：请先构建" >&2; exit 1; }
 done
+# 发出去的站点：发布版核对拆分结构与每页的字节预算（site-budget.toml），调试版只核对结构（字节数没有意义）。
+if [ "$profile" = release ]; then
+  python3 scripts/wasm-per-page.py --check site-budget.toml target/site/pkg
+else
+  python3 scripts/wasm-per-page.py --structure site-budget.toml target/site/pkg
+fi
 
 version=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
 name="drafting-factory-$version-x86_64-linux"

@@ -41,6 +41,13 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error("Leptos.toml 无效：{0}")]
     Site(String),
+    #[error(
+        "站点目录 {} 不是拆分构建（缺少 {missing}）：页面的 island 都是按需加载的（#[island(lazy)]），\
+         它们的代码只在 --split 拆出的块里；不带 --split 构建的站点页面看得到、但永远不会水合（点不动）。\
+         请用 `cargo leptos build --release --split` 重新构建（开发时 `cargo leptos watch --split`；bash scripts/run.sh 已带 --split）",
+        pkg.display()
+    )]
+    UnsplitSite { pkg: PathBuf, missing: String },
     #[error("服务异常退出：{0}")]
     Serve(std::io::Error),
 }
@@ -54,14 +61,47 @@ fn bind_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// 读取 Leptos.toml，环境变量 `LEPTOS_*` 可覆盖其中各项；站点目录解析成绝对路径。
+/// 读取 Leptos.toml，环境变量 `LEPTOS_*` 可覆盖其中各项；站点目录解析成绝对路径，
+/// 并确认它不是不带 `--split` 的构建（见 `check_site_is_split`）。
 pub fn leptos_options() -> Result<LeptosOptions, StartError> {
     let text = format!("[package.metadata.leptos]\n{LEPTOS_TOML}");
     let mut options =
         leptos::config::get_config_from_str(&text).map_err(|e| StartError::Site(e.to_string()))?;
     let root = resolve_site_root(&options.site_root, &options.site_pkg_dir);
+    check_site_is_split(&root, &options.site_pkg_dir, &options.output_name)?;
     options.site_root = root.to_string_lossy().as_ref().into();
     Ok(options)
+}
+
+/// 页面的 island 都是 `#[island(lazy)]`（本二进制总是这样编译的）：它们的代码只在拆分构建
+/// （`cargo leptos build --split`）拆出的块里，由拆分器写出的加载器 JS 与清单找到。不带 `--split` 的构建
+/// （每个 Leptos 开发者都会敲的 `cargo leptos build --release`）有主 WASM 与主 JS，而主 JS 导入的加载器不存在：
+/// 页面照样显示，却永远不会水合。这样的站点让服务器拒绝启动，并说出该用的命令。
+///
+/// 只在站点目录里确有一次浏览器端构建（`pkg/<输出名>.wasm` 在）时检查：没有构建站点的（多数集成测试不设站点、
+/// 或只放一个样式表的临时站点）照常启动——那样的页面本来就没有交互，也不会被误当作能用。
+fn check_site_is_split(
+    site_root: &Path,
+    pkg_dir: &str,
+    output_name: &str,
+) -> Result<(), StartError> {
+    use crate::web::preload::{SPLIT_LOADER_JS, SPLIT_MANIFEST};
+    let pkg = site_root.join(pkg_dir);
+    if !pkg.join(format!("{output_name}.wasm")).is_file() {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [SPLIT_MANIFEST, SPLIT_LOADER_JS]
+        .into_iter()
+        .filter(|file| !pkg.join(file).is_file())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StartError::UnsplitSite {
+            pkg,
+            missing: missing.join("、"),
+        })
+    }
 }
 
 /// 找到站点文件（pkg/ 下的 JS、WASM、CSS）所在目录，使二进制从任何工作目录启动都能工作。
@@ -393,6 +433,12 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
 /// 建好全部共享状态：打开存储、必要时启动内置演示上游、载入任务。不绑定端口，
 /// 所以测试可以在进程内对 `router(state)` 直接发请求（`tower::ServiceExt::oneshot`）。
 pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> {
+    // 先看站点：不能用的站点（不带 --split 的构建）在打开存储、建任何文件之前就拒绝启动。
+    let leptos_options = leptos_options()?;
+    let preloads = Arc::new(crate::web::preload::Preloads::load(
+        Path::new(&*leptos_options.site_root),
+        &leptos_options.site_pkg_dir,
+    ));
     let config = loaded.config.clone();
     crate::metrics::install();
     let storage = Storage::open(
@@ -506,7 +552,8 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         v1_limits
     };
     Ok(AppState {
-        leptos_options: leptos_options()?,
+        leptos_options,
+        preloads,
         gateway,
         config,
         config_store,
@@ -535,4 +582,67 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("收到退出信号，正在停止");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 一个临时的站点目录：`pkg/` 里放给定的文件。
+    fn site(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pkg")).unwrap();
+        for file in files {
+            std::fs::write(dir.path().join("pkg").join(file), b"x").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn an_unsplit_site_is_refused_with_the_right_command() {
+        use crate::web::preload::{SPLIT_LOADER_JS, SPLIT_MANIFEST};
+        let check =
+            |dir: &tempfile::TempDir| check_site_is_split(dir.path(), "pkg", "drafting-factory");
+
+        // `cargo leptos build --release`（不带 --split）：主 WASM 与主 JS 在，清单与加载器不在。
+        let unsplit = site(&[
+            "drafting-factory.wasm",
+            "drafting-factory.js",
+            "drafting-factory.css",
+        ]);
+        let message = check(&unsplit).unwrap_err().to_string();
+        assert!(
+            message.contains("cargo leptos build --release --split"),
+            "{message}"
+        );
+        assert!(message.contains(SPLIT_MANIFEST), "{message}");
+        assert!(message.contains(SPLIT_LOADER_JS), "{message}");
+
+        // 清单在、加载器不在（拷贝时漏了）也不行。
+        let half = site(&["drafting-factory.wasm", SPLIT_MANIFEST]);
+        let message = check(&half).unwrap_err().to_string();
+        assert!(
+            message.contains(SPLIT_LOADER_JS) && !message.contains(SPLIT_MANIFEST),
+            "{message}"
+        );
+
+        // 拆分构建：通过。
+        let split = site(&["drafting-factory.wasm", SPLIT_MANIFEST, SPLIT_LOADER_JS]);
+        assert!(check(&split).is_ok());
+    }
+
+    #[test]
+    fn a_missing_or_partial_site_is_not_checked() {
+        // 没有构建站点（多数集成测试）、只有样式表的临时站点、站点目录不存在：都照常启动。
+        assert!(check_site_is_split(site(&[]).path(), "pkg", "drafting-factory").is_ok());
+        assert!(check_site_is_split(
+            site(&["drafting-factory.css"]).path(),
+            "pkg",
+            "drafting-factory"
+        )
+        .is_ok());
+        assert!(
+            check_site_is_split(Path::new("/nonexistent-site"), "pkg", "drafting-factory").is_ok()
+        );
+    }
 }

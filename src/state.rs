@@ -15,6 +15,8 @@ use std::sync::Arc;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
+    /// 每个页面的 island 的 WASM 块的预加载（启动时读拆分清单算好，见 `crate::web::preload`）。
+    pub preloads: Arc<crate::web::preload::Preloads>,
     /// 运行中的配置（只读快照；要改经 `config_store`）。
     pub config: ConfigHandle,
     /// 换配置的唯一入口（设置页、密钥、配置文件的改动）。

@@ -186,6 +186,8 @@ pub struct PageFacts {
     pub startup_empty_ms: f64,
     pub startup_full_ms: f64,
     pub binary_bytes: u64,
+    /// 每页在 Chromium 里第一次打开（空库）：线上字节、请求数、水合用时（见 `crate::pages`）。
+    pub pages: Vec<crate::pages::PageTiming>,
 }
 
 pub async fn page(settings: &Settings, work: &Path) -> anyhow::Result<PageFacts> {
@@ -196,6 +198,8 @@ pub async fn page(settings: &Settings, work: &Path) -> anyhow::Result<PageFacts>
     let port = free_port();
     let server = procs::server(&settings.bin, &dir, port, &config).await?;
     let startup_empty_ms = server.startup.as_secs_f64() * 1000.0;
+    // 每页第一次打开：在空库上量（页面的代码与它要的字节，与用户有多少图无关）。
+    let pages = crate::pages::measure(&server.url).await?;
     let fill = load::run(
         &ours(&server),
         8,
@@ -240,6 +244,7 @@ pub async fn page(settings: &Settings, work: &Path) -> anyhow::Result<PageFacts>
         startup_empty_ms,
         startup_full_ms,
         binary_bytes: std::fs::metadata(&settings.bin)?.len(),
+        pages,
     })
 }
 

@@ -9,8 +9,10 @@
 mod cases;
 mod cluster;
 mod faults;
+mod floor;
 mod load;
 mod memory;
+mod pages;
 mod procs;
 mod report;
 
@@ -27,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// 完整基准：a 网关开销、b 大图、c 页面、d 进度推送、e 大批次的内存、f 多实例、故障浸泡。
+    /// 完整基准：a 网关开销（与同一次运行里量的落盘下限）、b 大图、c 页面（含每页在 Chromium 里第一次打开的
+    /// 线上字节与水合用时）、d 进度推送、e 大批次的内存、f 多实例、故障浸泡。
     Full {
         /// LiteLLM 可执行文件（bench/run.sh 在 target/litellm-venv 里安装）；不给则不对比。
         #[arg(long)]
@@ -123,6 +126,7 @@ async fn full(
         machine: machine_facts(&settings),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         overhead: Vec::new(),
+        floor: Vec::new(),
         large: Vec::new(),
         page: None,
         progress_ms: Vec::new(),
@@ -133,6 +137,17 @@ async fn full(
     };
     if wants("overhead") {
         results.overhead = cases::overhead(&settings, work.path()).await?;
+        // 同一次运行、同一块盘上的落盘下限：网关开销写成“下限 + x”。
+        results.floor = floor::run(
+            &work.path().join("floor"),
+            floor::image_bytes(&results.overhead),
+            &FLOOR_CONCURRENCY,
+            load::Limit {
+                requests: settings.max_requests,
+                duration: settings.duration,
+            },
+        )
+        .await?;
     }
     if wants("large") {
         results.large = cases::large(&settings, work.path()).await?;
@@ -162,8 +177,21 @@ async fn full(
     eprintln!("结果已写入 {}", out.display());
     let invalid = invalid_responses(&results);
     anyhow::ensure!(invalid.is_empty(), "有无效的响应：\n{}", invalid.join("\n"));
+    let over = results
+        .page
+        .as_ref()
+        .map(|p| pages::over_budget(&p.pages))
+        .unwrap_or_default();
+    anyhow::ensure!(
+        over.is_empty(),
+        "每页的线上字节超出预算：\n{}",
+        over.join("\n")
+    );
     Ok(())
 }
+
+/// 落盘下限量哪几个并发（与 a 节的并发 1、16 对照）。
+const FLOOR_CONCURRENCY: [usize; 2] = [1, 16];
 
 /// 快速检查里的内存用例：2 个并发请求 × n = 4 × 5 MB。
 const QUICK_MEMORY: memory::Spec = memory::Spec {
@@ -194,10 +222,23 @@ async fn quick() -> anyhow::Result<()> {
         settings.bin.display()
     );
     let work = tempfile::tempdir()?;
+    let overhead = cases::overhead(&settings, work.path()).await?;
+    // 落盘下限的代码也走一遍（很小的配置，只检查它做得成）。
+    let floor = floor::run(
+        &work.path().join("floor"),
+        floor::image_bytes(&overhead),
+        &FLOOR_CONCURRENCY,
+        load::Limit {
+            requests: 50,
+            duration: Duration::from_secs(5),
+        },
+    )
+    .await?;
     let results = report::Results {
         machine: String::new(),
         command: "bench quick".into(),
-        overhead: cases::overhead(&settings, work.path()).await?,
+        overhead,
+        floor,
         large: cases::large(&settings, work.path()).await?,
         page: None,
         progress_ms: cases::progress(&settings, work.path()).await?,

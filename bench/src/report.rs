@@ -2,7 +2,9 @@
 
 use crate::cases::{PageFacts, Row};
 use crate::faults::SoakReport;
+use crate::floor::FloorRow;
 use crate::memory::MemoryRow;
+use crate::pages::{PageTiming, RATIO_GOAL, SLOW_DOWN_BPS, SLOW_RTT_MS};
 use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;
@@ -14,6 +16,8 @@ pub struct Results {
     pub machine: String,
     pub command: String,
     pub overhead: Vec<Row>,
+    /// 同一次运行、同一块盘上的落盘下限（a 节）。
+    pub floor: Vec<FloorRow>,
     pub large: Vec<Row>,
     pub page: Option<PageFacts>,
     pub progress_ms: Vec<f64>,
@@ -108,6 +112,9 @@ pub fn markdown(r: &Results) -> String {
         out.push_str("## a. 网关开销（小图）\n\n`POST /v1/images/generations`，演示上游延迟 0、应答 64×64 的小图（`--max-side 64`）。三方对着同一个演示上游：\n直接调用（Gemini 原生协议）、经本网关（OpenAI 协议，`b64_json`，**每张都原子写盘并写 SQLite 记录**）、经 LiteLLM 代理\n（原生 Gemini 提供方 `gemini/gemini-2.5-flash-image`，`api_base` 指向演示上游；一个 worker、默认设置；它不存图）。\n开销 = 该方的分位延迟 − 直接调用的同一分位延迟。\n\n");
         overhead_table(&mut out, &r.overhead);
         out.push('\n');
+        if !r.floor.is_empty() {
+            floor_tables(&mut out, &r.floor, &r.overhead);
+        }
         load_table(&mut out, &r.overhead);
         out.push_str("\n![延迟分布](benchmarks.svg)\n\n");
     }
@@ -121,11 +128,14 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.page {
         let _ = writeln!(
             out,
-            "## c. 页面与进程\n\n| 项目 | 数值 |\n|---|---:|\n| 工作台 `/` 服务端渲染（数据库 {} 张图；中位数 / p90） | {:.2} / {:.2} ms |\n| 图库 `/gallery` 服务端渲染（首屏 48 张；中位数 / p90） | {:.2} / {:.2} ms |\n| WASM 原始 / gzip -9 | {} / {} 字节 |\n| JS 原始 / gzip -9 | {} / {} 字节 |\n| 空闲 RSS（带 {} 张图启动后 2 秒） | {} |\n| 启动到 `/healthz` 就绪：空存储 / {} 张图 | {:.0} / {:.0} ms |\n| 服务器二进制 | {} 字节 |\n",
+            "## c. 页面与进程\n\n| 项目 | 数值 |\n|---|---:|\n| 工作台 `/` 服务端渲染（数据库 {} 张图；中位数 / p90） | {:.2} / {:.2} ms |\n| 图库 `/gallery` 服务端渲染（首屏 48 张；中位数 / p90） | {:.2} / {:.2} ms |\n| 站点的全部 `.wasm`（所有页面合计，主 WASM 与拆分出的块）原始 / gzip -9 | {} / {} 字节 |\n| 站点的全部 JS 原始 / gzip -9 | {} / {} 字节 |\n| 空闲 RSS（带 {} 张图启动后 2 秒） | {} |\n| 启动到 `/healthz` 就绪：空存储 / {} 张图 | {:.0} / {:.0} ms |\n| 服务器二进制 | {} 字节 |\n",
             p.images, p.studio_ms.0, p.studio_ms.1, p.gallery_ms.0, p.gallery_ms.1,
             p.wasm_bytes, p.wasm_gzip, p.js_bytes, p.js_gzip, p.images, mb(p.idle_rss_kb),
             p.images, p.startup_empty_ms, p.startup_full_ms, p.binary_bytes
         );
+        if !p.pages.is_empty() {
+            pages_table(&mut out, &p.pages);
+        }
     }
     if !r.progress_ms.is_empty() {
         let v = &r.progress_ms;
@@ -187,6 +197,93 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     out
+}
+
+/// a 节的落盘下限与“本网关开销 = 下限 + x”。
+fn floor_tables(out: &mut String, floor: &[FloorRow], overhead: &[Row]) {
+    let bytes = floor[0].bytes;
+    let _ = writeln!(
+        out,
+        "### 落盘下限（同一次运行、同一块盘）\n\n本网关每张图都持久化：同目录临时文件 → 写入 {bytes} 字节（与上面本网关存的图一样大）→ fsync → 改名 → \
+         目录 fsync → SQLite 提交（WAL，synchronous=FULL）。这里不经 HTTP、不解析不编码，只做这几步（bench/src/floor.rs）；\
+         并发 16 时目录 fsync 与事务按组提交，与服务器的做法相同。这是本网关在这块盘上的下限。\n"
+    );
+    out.push_str("| 并发 | 次数 | p50 ms | p99 ms | 每秒 |\n|---:|---:|---:|---:|---:|\n");
+    for f in floor {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.0} |",
+            f.concurrency,
+            f.ops,
+            f.ms(50.0),
+            f.ms(99.0),
+            f.per_sec()
+        );
+    }
+    out.push_str("\n本网关开销（p50，相对直接调用）写成“落盘下限 + x”：x 是 HTTP、鉴权、策略、编解码与排队，下限是这块盘。\n\n");
+    out.push_str("| 并发 | 本网关开销 p50 ms | = 落盘下限 p50 ms + x ms | 本网关吞吐 ÷ 落盘下限的每秒次数 |\n|---:|---:|---:|---:|\n");
+    for f in floor {
+        let (Some(direct), Some(ours)) = (
+            find(overhead, DIRECT, f.concurrency, false),
+            find(overhead, OURS, f.concurrency, false),
+        ) else {
+            continue;
+        };
+        let added = ours.result.ms(50.0) - direct.result.ms(50.0);
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {:.2} + {:.2} | {:.2} |",
+            f.concurrency,
+            added,
+            f.ms(50.0),
+            added - f.ms(50.0),
+            ours.result.rps() / f.per_sec().max(1e-9)
+        );
+    }
+    out.push('\n');
+}
+
+/// c 节的每页表：第一次打开的线上字节、请求数、水合用时，与预算和目标比。
+fn pages_table(out: &mut String, pages: &[PageTiming]) {
+    let _ = writeln!(
+        out,
+        "### 每页第一次打开（Chromium，空库）\n\n无头 Chromium（`/usr/bin/chromium`，Playwright）逐页打开，每次一个新的浏览器上下文（空缓存），\
+         等到页面的 island 水合完成（`site-budget.toml` 里每页的标志）。线上字节与请求数只算水合完成之前开始的请求\
+         （CDP `Network.loadingFinished` 的 `encodedDataLength` 之和，含响应头）；预算也在 `site-budget.toml`。\
+         Slow 4G 是 Lighthouse 的配置：往返 {SLOW_RTT_MS:.0} ms、下行 {:.1} Mbit/s、上行 0.75 Mbit/s（CDP `Network.emulateNetworkConditions`）。\
+         下限 = 这页的 WASM 字节在 Slow 4G 上的传输时间 + 2 个往返；比值 = Slow 4G 上的水合用时 ÷ 下限，目标 ≤ {RATIO_GOAL}。\
+         水合用时从导航开始计，各跑 3 次取中位数（bench/pages.mjs）。“再次打开”是同一上下文里再开一次时经网络下载的 WASM 字节。\n",
+        SLOW_DOWN_BPS / 1e6
+    );
+    out.push_str("| 页面 | 请求 | 线上字节 | 预算 | 其中 WASM（文件数） | 压缩 | 水合 ms | Slow 4G 水合 ms | 下限 ms | 比值 | 再次打开下载的 WASM |\n");
+    out.push_str("|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|\n");
+    for p in pages {
+        let budget = if p.max_wire_bytes == 0 {
+            "—".to_string()
+        } else if p.within_budget() {
+            format!("{}（达到）", p.max_wire_bytes)
+        } else {
+            format!("{}（**超出**）", p.max_wire_bytes)
+        };
+        let ratio = p.ratio();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {budget} | {}（{}） | {} | {:.0} | {:.0} | {:.0} | {:.2}{} | {} 字节 |",
+            p.path,
+            p.requests,
+            p.wire_bytes,
+            p.wasm_bytes,
+            p.wasm_files,
+            p.encoding,
+            p.fast_ms,
+            p.slow_ms,
+            p.floor_ms(),
+            ratio,
+            if ratio <= RATIO_GOAL { "" } else { "（未达到）" },
+            p.repeat_wasm_bytes
+        );
+    }
+    out.push('\n');
 }
 
 /// f. 多实例：每种部署一行；开销 = p50 − 直接调用的 p50，吞吐与“一个实例：PostgreSQL + S3”相比。

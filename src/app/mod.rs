@@ -44,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <HydrationScripts options islands=true/>
+                {page_preloads()}
                 <MetaTags/>
             </head>
             <body>
@@ -52,6 +53,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         </html>
     }
 }
+
+/// 本页 island 的 WASM 块与拆分加载器的预加载：与主 WASM 一起下载，不等水合开始才去要（见 `crate::web::preload`）。
+#[cfg(feature = "ssr")]
+fn page_preloads() -> impl IntoView {
+    crate::web::preload::links()
+}
+
+#[cfg(not(feature = "ssr"))]
+fn page_preloads() -> impl IntoView {}
 
 #[component]
 pub fn App() -> impl IntoView {

@@ -4,7 +4,8 @@
 //! - `client_ip`：客户端 IP（只在对端是可信代理时才采信 `X-Forwarded-For`）；
 //! - `sha256_hex`：密钥、内容哈希（在 `crate::hash`，这里转出）；
 //! - `accept_image`（`reference_image.rs`）：确认上传的字节确实是图片、没有超过大小上限，GIF 与 HEIC 转成 PNG；
-//! - `upload_body_limit`：带参考图的请求体上限，按运行中的配置（设置页改了 `max_upload_mb`，下一个请求就按新的）。
+//! - `upload_body_limit`：带参考图的请求体上限，按运行中的配置（设置页改了 `max_upload_mb`，下一个请求就按新的）；
+//! - `preload`：每个页面的 island 的 WASM 块的预加载（读拆分清单，外壳放进 `<head>`）。
 
 use crate::config::{Config, ConfigHandle};
 use crate::error::ApiError;
@@ -13,6 +14,7 @@ use axum::extract::FromRequest;
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
 
+pub mod preload;
 mod reference_image;
 pub use crate::hash::sha256_hex;
 pub use reference_image::accept_image;

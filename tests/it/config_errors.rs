@@ -25,8 +25,8 @@ fn start_with(config: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
 }
 
 /// 等子进程退出并收齐它的输出（两个管道各由一个线程读，免得写满了卡住子进程）；
-/// 到期还在运行就杀掉它并让测试失败，而不是让整个测试一直挂着。
-fn exit_within(mut child: Child, limit: Duration) -> Output {
+/// 到期还在运行就杀掉它并让测试失败，而不是让整个测试一直挂着。`site.rs` 也用它（不能用的站点同样应立即退出）。
+pub(crate) fn exit_within(mut child: Child, limit: Duration) -> Output {
     let read_all = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

@@ -47,6 +47,8 @@ mod routing;
 #[cfg(feature = "ssr")]
 mod settings;
 #[cfg(feature = "ssr")]
+mod site;
+#[cfg(feature = "ssr")]
 mod storage_crash;
 #[cfg(feature = "ssr")]
 mod storage_files;

@@ -34,6 +34,8 @@ pub fn UsagePage() -> impl IntoView {
 fn Usage() -> impl IntoView {
     let report = RwSignal::new(None::<UsageReport>);
     let error = RwSignal::new(None::<(u16, String)>);
+    // 水合完成的标志（与其他页面一样；基准测试按它计水合用时）。
+    let hydrated = RwSignal::new(false);
     let load = move || {
         spawn_local(async move {
             match get_usage_report().await {
@@ -46,6 +48,7 @@ fn Usage() -> impl IntoView {
         });
     };
     Effect::new(move |_| {
+        hydrated.set(true);
         load();
         spawn_local(async move {
             loop {
@@ -67,7 +70,8 @@ fn Usage() -> impl IntoView {
         });
     };
     view! {
-        <section class="usage" data-loaded=move || report.with(Option::is_some).to_string()>
+        <section class="usage" data-hydrated=move || hydrated.get().to_string()
+            data-loaded=move || report.with(Option::is_some).to_string()>
             <div class="usage-head">
                 <h1>"用量"</h1>
                 <button type="button" on:click=move |_| export()>"导出 CSV（最近 30 天）"</button>
