@@ -2,6 +2,7 @@
 //! 每个页面一个文件夹：服务器函数、页面与它的组件；两端共用的数据类型在 `crate::types`。
 
 pub mod browser;
+pub mod early;
 pub mod gallery;
 pub mod login;
 pub mod prompts;
@@ -35,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
         }
     }
+    let nonce = leptos::nonce::use_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="zh-CN">
@@ -42,6 +44,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                // 水合之前的输入与提交不丢（见 early.rs）。
+                <script nonce=nonce>{early::SCRIPT}</script>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <HydrationScripts options islands=true/>
                 <MetaTags/>
