@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod early;
 pub mod gallery;
+pub mod icon;
 pub mod login;
 pub mod prompts;
 pub mod settings;
