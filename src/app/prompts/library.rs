@@ -1,9 +1,11 @@
 //! 提示词库页面的交互部分：搜索、分类与标签筛选、排序、收藏的在前、就地编辑、回收站、导入与导出。
+//! 水合之前填好的搜索与筛选不丢（#42，`EarlyQuery`）。
 
 use super::form::PromptForm;
 use super::{
     delete_prompt, export_prompts, import_prompts, list_prompts, restore_prompt, save_prompt,
 };
+use crate::app::early;
 use crate::app::star::Star;
 use crate::types::prompt::{PromptDraft, PromptPage, PromptQuery, PromptSort, SavedPrompt};
 use leptos::prelude::*;
@@ -192,11 +194,88 @@ impl Library {
     }
 }
 
+/// 水合之前用户在搜索与筛选里填好的（没动过的为空）。
+#[derive(Debug, Clone, Default, PartialEq)]
+struct EarlyQuery {
+    search: Option<String>,
+    category: Option<String>,
+    tag: Option<String>,
+    sort: Option<String>,
+    favourites: Option<bool>,
+}
+
+impl EarlyQuery {
+    /// 读工具栏里各控件此刻的值（在视图水合之前调用；服务端渲染时全是 `None`）。
+    fn read() -> Self {
+        let field = |tag: &str, name: &str, default: &str| {
+            early::changed_value(
+                &format!(".library-toolbar {tag}[name=\"{name}\"]"),
+                name,
+                default,
+            )
+        };
+        Self {
+            search: field("input", "search", ""),
+            category: field("select", "category", ""),
+            tag: field("select", "tag", ""),
+            sort: field("select", "sort", "recent"),
+            favourites: early::changed_checked(
+                ".library-toolbar input[name=\"favourites\"]",
+                "favourites",
+                false,
+            ),
+        }
+    }
+
+    /// 放进页面的状态；填过任何一项时返回 `true`（要按它们重新查询）。
+    fn apply(self, lib: Library) -> bool {
+        let mut changed = false;
+        for (value, signal) in [
+            (self.search, lib.search),
+            (self.category, lib.category),
+            (self.tag, lib.tag),
+        ] {
+            if let Some(v) = value {
+                signal.set(v);
+                changed = true;
+            }
+        }
+        if let Some(sort) = self.sort {
+            lib.sort.set(parse_sort(&sort));
+            changed = true;
+        }
+        if let Some(on) = self.favourites {
+            lib.favourites.set(on);
+            changed = true;
+        }
+        changed
+    }
+}
+
+fn parse_sort(value: &str) -> PromptSort {
+    match value {
+        "uses" => PromptSort::Uses,
+        "name" => PromptSort::Name,
+        _ => PromptSort::Recent,
+    }
+}
+
 #[island(lazy)]
 pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    // 水合之前填好的搜索与筛选：在视图水合之前读（水合会把搜索框等重设为信号的初值）。
+    let mut early_query = Some(EarlyQuery::read());
     let lib = Library::new(initial);
+    Effect::new(move |_| {
+        hydrated.set(true);
+        if let Some(query) = early_query.take() {
+            untrack(|| {
+                if query.apply(lib) {
+                    lib.reload();
+                }
+            });
+        }
+    });
     let import_input = NodeRef::<leptos::html::Input>::new();
     // 搜索框停止输入 250 ms 后再查。
     let search_generation = StoredValue::new(0u64);
@@ -213,7 +292,8 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     };
 
     view! {
-        <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()>
+        <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()
+            aria-busy=move || (!hydrated.get()).then_some("true")>
             <div class="library-toolbar">
                 <div class="tabs" role="tablist">
                     <button type="button" role="tab" aria-selected=move || (!lib.trash.get()).to_string()
@@ -221,7 +301,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
                     <button type="button" role="tab" aria-selected=move || lib.trash.get().to_string()
                         on:click=move |_| { lib.trash.set(true); lib.reload(); }>"回收站"</button>
                 </div>
-                <input type="search" name="search" placeholder="搜索标题、内容或标签"
+                <input type="search" name="search" placeholder="搜索标题、内容或标签" aria-label="搜索提示词库"
                     prop:value=move || lib.search.get()
                     on:input=move |ev| on_search(event_target_value(&ev))/>
                 <select name="category" aria-label="分类" on:change=move |ev| {
@@ -249,11 +329,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
                     </For>
                 </select>
                 <select name="sort" aria-label="排序" on:change=move |ev| {
-                    lib.sort.set(match event_target_value(&ev).as_str() {
-                        "uses" => PromptSort::Uses,
-                        "name" => PromptSort::Name,
-                        _ => PromptSort::Recent,
-                    });
+                    lib.sort.set(parse_sort(&event_target_value(&ev)));
                     lib.reload();
                 }>
                     <option value="recent">"最近使用"</option>
