@@ -474,6 +474,8 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                 <For each=move || batches.get() key=|id| id.clone() let:batch_id>
                     {
                         let id = batch_id.clone();
+                        let shared_id = batch_id.clone();
+                        let shared = Memo::new(move |_| jobs.with(|l| batch_header::shared(l, &shared_id)));
                         let ids = Memo::new(move |_| {
                             jobs.with(|l| {
                                 l.iter()
@@ -484,14 +486,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                         });
                         view! {
                             <section class="batch" data-testid="batch" data-batch-id=batch_id.clone()>
-                                <BatchHeader batch_id=batch_id.clone() jobs/>
+                                <BatchHeader batch_id=batch_id.clone() jobs shared hydrated/>
                                 <div class="grid">
                                     <For each=move || ids.get() key=|id| id.clone() let:id>
                                         {
                                             let job = Memo::new(move |_| {
                                                 jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
                                             });
-                                            view! { <JobCard job lightbox references positions save_prompt/> }
+                                            view! { <JobCard job lightbox references positions save_prompt shared hydrated/> }
                                         }
                                     </For>
                                 </div>
