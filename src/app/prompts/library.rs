@@ -1,11 +1,13 @@
 //! 提示词库页面的交互部分：搜索、分类与标签筛选、排序、收藏的在前、就地编辑、回收站、导入与导出。
-//! 水合之前填好的搜索与筛选不丢（#42，`EarlyQuery`）。
+//! 列表是紧凑的：一条一行（收藏、标题、分类、内容的开头、用过几次、编辑 / 删除的图标按钮），点标题展开全文、
+//! 变量与标签（#33）。水合之前填好的搜索与筛选不丢（#42，`EarlyQuery`）。
 
 use super::form::PromptForm;
 use super::{
     delete_prompt, export_prompts, import_prompts, list_prompts, restore_prompt, save_prompt,
 };
 use crate::app::early;
+use crate::app::icon::{self, Icon};
 use crate::app::star::Star;
 use crate::types::prompt::{PromptDraft, PromptPage, PromptQuery, PromptSort, SavedPrompt};
 use leptos::prelude::*;
@@ -397,6 +399,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     }
 }
 
+/// 一条提示词：一行（收藏、标题与内容的开头、用过几次、编辑 / 删除）；点标题展开全文、变量与标签。
 #[component]
 fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
     let id = p.id.clone();
@@ -404,8 +407,28 @@ fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
         let id = id.clone();
         move || lib.editing.with(|e| e.as_deref() == Some(id.as_str()))
     };
-    let in_trash = p.deleted_at.is_some();
+    let expanded = RwSignal::new(false);
     let draft = PromptDraft::from(&p);
+    view! {
+        <li class="prompt-item" data-testid="prompt-item" data-id=id.clone()
+            class:expanded=move || expanded.get()>
+            <Show when=editing.clone() fallback={
+                let p = p.clone();
+                move || view! { <PromptRow p=p.clone() lib expanded/> }
+            }>
+                <PromptForm draft=draft.clone()
+                    on_saved=move |saved| lib.saved(saved)
+                    on_cancel=move |_| lib.editing.set(None)/>
+            </Show>
+        </li>
+    }
+}
+
+/// 一条提示词不在编辑时的样子。
+#[component]
+fn PromptRow(p: SavedPrompt, lib: Library, expanded: RwSignal<bool>) -> impl IntoView {
+    let in_trash = p.deleted_at.is_some();
+    let full_id = format!("prompt-{}-full", p.id);
     let variables = p
         .variables
         .iter()
@@ -420,45 +443,51 @@ fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
             .map(|t| format!(" · 最近 {}", t.get(..10).unwrap_or(t)))
             .unwrap_or_default()
     );
-    let (for_star, for_edit, for_trash) = (p.clone(), id.clone(), id.clone());
+    let for_star = p.clone();
+    let (for_edit, for_trash) = (p.id.clone(), p.id.clone());
+    let actions = if in_trash {
+        view! {
+            <button type="button" class="icon-button" aria-label="恢复" title="恢复"
+                on:click=move |_| lib.move_to_trash(for_trash.clone(), false)>
+                <Icon d=icon::RESTORE/>
+            </button>
+        }
+        .into_any()
+    } else {
+        view! {
+            <button type="button" class="icon-button" aria-label="编辑" title="编辑"
+                on:click=move |_| lib.editing.set(Some(for_edit.clone()))>
+                <Icon d=icon::EDIT/>
+            </button>
+            <button type="button" class="icon-button danger" aria-label="删除" title="删除（移入回收站）"
+                on:click=move |_| lib.move_to_trash(for_trash.clone(), true)>
+                <Icon d=icon::TRASH/>
+            </button>
+        }
+        .into_any()
+    };
     view! {
-        <li class="prompt-item" data-testid="prompt-item" data-id=id.clone()>
-            <Show when=editing.clone() fallback=move || {
-                let (for_star, for_edit, for_trash) = (for_star.clone(), for_edit.clone(), for_trash.clone());
-                let p = for_star.clone();
-                view! {
-                    <div class="prompt-head">
-                        <Star on=Signal::stored(p.favourite)
-                            on_toggle=move |on| lib.toggle_favourite(for_star.clone(), on)/>
-                        <strong class="title">{p.title.clone()}</strong>
-                        {(!p.category.is_empty()).then(|| view! { <span class="category">{p.category.clone()}</span> })}
-                        {p.example.then(|| view! { <span class="badge">"示例"</span> })}
-                        {(!p.variables.is_empty()).then(|| view! { <span class="badge">"模板"</span> })}
-                        <span class="meta" data-testid="use-count">{meta.clone()}</span>
-                    </div>
-                    <p class="content">{p.content.clone()}</p>
-                    {(!variables.is_empty()).then(|| view! { <p class="meta">{variables.clone()}</p> })}
-                    {(!p.tags.is_empty()).then(|| view! {
-                        <p class="tags">{p.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</p>
-                    })}
-                    <div class="actions">
-                        {if in_trash {
-                            view! {
-                                <button type="button" on:click=move |_| lib.move_to_trash(for_trash.clone(), false)>"恢复"</button>
-                            }.into_any()
-                        } else {
-                            view! {
-                                <button type="button" on:click=move |_| lib.editing.set(Some(for_edit.clone()))>"编辑"</button>
-                                <button type="button" class="danger" on:click=move |_| lib.move_to_trash(for_trash.clone(), true)>"删除"</button>
-                            }.into_any()
-                        }}
-                    </div>
-                }
-            }>
-                <PromptForm draft=draft.clone()
-                    on_saved=move |saved| lib.saved(saved)
-                    on_cancel=move |_| lib.editing.set(None)/>
-            </Show>
-        </li>
+        <div class="prompt-row">
+            <Star on=Signal::stored(p.favourite)
+                on_toggle=move |on| lib.toggle_favourite(for_star.clone(), on)/>
+            <button type="button" class="prompt-summary" aria-expanded=move || expanded.get().to_string()
+                aria-controls=full_id.clone() title="展开全文"
+                on:click=move |_| expanded.update(|e| *e = !*e)>
+                <strong class="title">{p.title.clone()}</strong>
+                {(!p.category.is_empty()).then(|| view! { <span class="category">{p.category.clone()}</span> })}
+                {p.example.then(|| view! { <span class="badge">"示例"</span> })}
+                {(!p.variables.is_empty()).then(|| view! { <span class="badge">"模板"</span> })}
+                <span class="excerpt">{p.content.clone()}</span>
+            </button>
+            <span class="meta" data-testid="use-count">{meta}</span>
+            <div class="row-actions">{actions}</div>
+        </div>
+        <div class="prompt-full" id=full_id hidden=move || !expanded.get()>
+            <p class="content">{p.content.clone()}</p>
+            {(!variables.is_empty()).then(|| view! { <p class="meta">{variables.clone()}</p> })}
+            {(!p.tags.is_empty()).then(|| view! {
+                <p class="tags">{p.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</p>
+            })}
+        </div>
     }
 }
