@@ -113,20 +113,22 @@ fn ms(v: Option<u64>) -> String {
 }
 
 /// 一行横条：`fraction`（0–1）那么长，`marker` 是竖线的位置（额度，0–1）。
+/// 成功率的条标 `data-point`，张数的条标 `data-bar`（测试按它们数）。
 fn bar(
     fraction: f64,
     fill: &'static str,
-    data: &'static str,
+    is_rate: bool,
     marker: Option<f64>,
     label: String,
 ) -> impl IntoView {
-    let width = format!("{:.2}", (fraction.clamp(0.0, 1.0) * 100.0));
+    let width = format!("{:.2}", fraction.clamp(0.0, 1.0) * 100.0);
     view! {
         <svg class="bar" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label=label>
             <rect x="0" y="0" width="100" height="10" class="track"/>
-            {match data {
-                "point" => view! { <rect data-point="" x="0" y="0" width=width height="10" fill=fill/> }.into_any(),
-                _ => view! { <rect data-bar="" x="0" y="0" width=width height="10" fill=fill/> }.into_any(),
+            {if is_rate {
+                view! { <rect data-point="" x="0" y="0" width=width height="10" fill=fill/> }.into_any()
+            } else {
+                view! { <rect data-bar="" x="0" y="0" width=width height="10" fill=fill/> }.into_any()
             }}
             {marker.map(|m| {
                 let x = format!("{:.2}", m.clamp(0.0, 1.0) * 100.0);
@@ -168,7 +170,7 @@ pub fn UpstreamBars(stats: Vec<UpstreamStats>) -> impl IntoView {
             view! {
                 <div class="bar-row" data-upstream=s.name.clone()>
                     <span class="name" title=s.name.clone()>{s.name.clone()}</span>
-                    {bar(rate, fill, "point", None, format!("{} 的成功率 {percent}", s.name))}
+                    {bar(rate, fill, true, None, format!("{} 的成功率 {percent}", s.name))}
                     <span class="value">{percent.clone()}</span>
                     <span class="detail">{detail}</span>
                 </div>
@@ -210,7 +212,7 @@ pub fn ClientBars(clients: Vec<ClientToday>) -> impl IntoView {
                     {bar(
                         c.images as f64 / top,
                         if over { "#d9534f" } else { "#3b6cf6" },
-                        "bar",
+                        false,
                         marker,
                         format!("{}：{label}", c.client),
                     )}
