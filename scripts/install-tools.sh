@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 安装构建（和可选的浏览器测试）所需的工具；已经装好的一律跳过，可以重复运行。
 #   bash scripts/install-tools.sh            构建所需：wasm 目标、cargo-leptos、wasm-bindgen、wasm-opt
-#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、podman、runc、debootstrap、nginx（apt）、end2end 的 npm 依赖（含官方 openai 包）、
+#   bash scripts/install-tools.sh --e2e      另加测试所需：Chromium、中文字体 fonts-noto-cjk、podman、runc、debootstrap、nginx（apt）、
+#                                            end2end 的 npm 依赖（含官方 openai 包与 @axe-core/playwright）、
 #                                            装有官方 openai Python 包与 moto（S3 服务）的虚拟环境 target/sdk-venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,11 +54,23 @@ if [ "${1:-}" = "--e2e" ]; then
   [ -x /usr/sbin/runc ] || missing+=(runc)
   [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  # 中文字体：布局与截图的测试（end2end/tests/layout.spec.ts）要量到用户看到的宽度，没有 CJK 字体时量的是替代字形。
+  if ! fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then
+    missing+=(fonts-noto-cjk)
+    command -v fc-list >/dev/null || missing+=(fontconfig)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     step "安装 ${missing[*]}（apt）"
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   fi
+  step "检查中文字体（Noto Sans CJK）"
+  font=$(fc-list : family 2>/dev/null | grep -i 'Noto Sans CJK' | head -n 1 || true)
+  if [ -z "$font" ]; then
+    echo "没有找到 Noto Sans CJK 字体（apt 包 fonts-noto-cjk）：浏览器测试量到的不是用户看到的宽度" >&2
+    exit 1
+  fi
+  echo "中文字体：$font"
   step "安装端到端测试的 npm 依赖"
   (cd end2end && npm ci --no-audit --no-fund)
   if ! target/sdk-venv/bin/python -c "

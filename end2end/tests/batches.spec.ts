@@ -71,6 +71,7 @@ async function threePngs(page: import('@playwright/test').Page): Promise<Buffer[
 
 test('批量改图：三张参考图得到三张卡片，每张显示它自己的原图；大图里原图与结果并排', async ({ studio, page }) => {
   await studio.open();
+  await studio.expand();
   await page.getByRole('radio', { name: '批量改图（逐张）' }).click();
   const pngs = await threePngs(page);
   await studio.fileInput.setInputFiles(pngs.map((buffer, i) => ({ name: `原图${i + 1}.png`, mimeType: 'image/png', buffer })));
@@ -107,6 +108,7 @@ test('批量改图：三张参考图得到三张卡片，每张显示它自己�
 
 test('上次用的张数、宽高比、分辨率与模式在刷新后恢复', async ({ studio, page }) => {
   await studio.open();
+  await studio.expand();
   await page.getByRole('radio', { name: '多条（一行一条）' }).click();
   await studio.count(2);
   await studio.choose('宽高比', '16:9');
@@ -119,8 +121,8 @@ test('上次用的张数、宽高比、分辨率与模式在刷新后恢复', as
 
   await page.reload();
   await expect(page.locator('section.studio[data-hydrated="true"][data-connected="true"]')).toBeVisible();
-  await expect(page.getByRole('radio', { name: '多条（一行一条）' })).toHaveAttribute('aria-checked', 'true');
-  await expect(page.getByRole('group', { name: '张数' }).getByRole('button', { name: '2', exact: true })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByRole('radio', { name: '多条（一行一条）' })).toBeChecked();
+  await expect(studio.countControl).toHaveValue('2');
   await expect(page.getByLabel('宽高比')).toHaveValue('16:9');
   await expect(page.getByLabel('分辨率')).toHaveValue('2K');
 });

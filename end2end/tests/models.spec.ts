@@ -5,6 +5,7 @@ const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
 
 test('工作台的下拉框随模型变：只列所选模型做得到的宽高比与分辨率，联网搜索只对支持的模型显示', async ({ studio, page }) => {
   await studio.open(CONTROLLED);
+  await studio.expand();
   const options = async (name: string) =>
     page.locator(`select[name="${name}"] option`).evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value));
   const model = page.locator('select[name="model"]');

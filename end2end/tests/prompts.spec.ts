@@ -15,6 +15,8 @@ test('从卡片保存提示词，在提示词库里搜到并填入，提交后�
   const card = studio.cardsWith(tag);
   await expect(card).toHaveAttribute('data-state', 'done');
 
+  // 卡片上不常用的操作在“更多”（⋯）里。
+  await card.getByTestId('card-more').click();
   await card.getByTestId('card-save-prompt').click();
   const form = page.getByRole('dialog', { name: '保存为提示词' }).getByTestId('prompt-form');
   await expect(form.locator('textarea[name="content"]')).toHaveValue(`海边的${tag}，黄昏`);

@@ -119,24 +119,40 @@ test('参考图：文件选择与拖放上传后生成图生图；非图片被�
   expect(await studio.cards.count()).toBe(before);
 });
 
-test('张数超出 1–16 被服务器拒绝，提示在提示词栏旁，什么都不排队', async ({ studio, page, allowHttpErrors }) => {
+test('张数只有一个控件（1–16 的下拉框）；超出 1–16 的请求被服务器拒绝，什么都不排队', async ({ studio, page, allowHttpErrors }) => {
   allowHttpErrors('/api/submit_jobs');
   await studio.open();
   const before = await studio.cards.count();
-  await studio.prompt.fill(uniq('太多了'));
-  await page.getByLabel('张数（1–16）').fill('17');
-  await studio.generate.click();
-  await expect(studio.error).toContainText('一次可以生成 1 到 16 张');
-  expect(await studio.cards.count()).toBe(before);
-  // 直接调用接口也一样：400、中文原因。
-  const res = await page.request.post('/api/submit_jobs', {
-    data: { request: { prompt: '零张', count: 0 } },
-  });
-  expect(res.status()).toBe(400);
-  expect((await res.json()).message).toContain('一次可以生成 1 到 16 张');
+  // 只有一个张数控件（原来的 1/2/4/8/16 按钮与数字框合成了这一个），可选的正好是 1–16。
+  await expect(page.getByLabel('张数', { exact: true })).toHaveCount(1);
+  await expect(page.getByRole('group', { name: '张数' })).toHaveCount(0);
+  const values = await studio.countControl.locator('option').evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value));
+  expect(values).toEqual(Array.from({ length: 16 }, (_, i) => String(i + 1)));
+  // 界面选不出越界的张数；直接调用接口：400、中文原因，什么都不排队。
+  for (const count of [0, 17]) {
+    const res = await page.request.post('/api/submit_jobs', {
+      data: { request: { prompt: uniq('越界'), count } },
+    });
+    expect(res.status()).toBe(400);
+    expect((await res.json()).message).toContain('一次可以生成 1 到 16 张');
+  }
   await page.reload();
   await expect(page.locator('section.studio[data-connected="true"]')).toBeVisible();
   expect(await studio.cards.count()).toBe(before);
+});
+
+test('只用键盘：在提示词里输入、按 Enter，卡片出现；选项里的张数也能用键盘改', async ({ studio, page }) => {
+  await studio.open();
+  const prompt = uniq('键盘');
+  await studio.prompt.focus();
+  await expect(studio.options).toHaveAttribute('aria-expanded', 'true');
+  await page.keyboard.type(prompt);
+  await page.keyboard.press('Enter');
+  await expect(studio.cardsWith(prompt)).toHaveCount(1);
+  // 张数是原生下拉框：能拿到焦点，上下键就改（展开着的选项里，焦点还在提示词栏里）。
+  await studio.countControl.focus();
+  await page.keyboard.press('ArrowDown');
+  await expect(studio.countControl).toHaveValue('2');
 });
 
 test('一次 16 张全部完成', async ({ studio }) => {

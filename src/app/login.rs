@@ -28,13 +28,18 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// 登录表单。水合之前输入的密码不丢、按下的“登录”不丢（#42）：密码在视图水合之前读，
+/// 水合前的提交由页头的脚本记下（`app/early.rs`），水合后照样登录一次。
 #[island(lazy)]
 fn LoginForm(next: String) -> impl IntoView {
+    // 在视图水合之前读（水合会把密码框重设为信号的初值）。
+    let mut early_password = Some(crate::app::early::value(
+        "form.login input[name=\"password\"]",
+    ));
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
     let submit = move || {
         let next = next.clone();
         let body = serde_json::json!({ "password": password.get_untracked() });
@@ -50,17 +55,38 @@ fn LoginForm(next: String) -> impl IntoView {
             }
         });
     };
+    {
+        let submit = submit.clone();
+        Effect::new(move |_| {
+            hydrated.set(true);
+            let Some(early) = early_password.take() else {
+                return;
+            };
+            untrack(|| {
+                if let Some(text) = early.filter(|t| !t.is_empty()) {
+                    password.set(text);
+                }
+                if crate::app::early::take_submit("login") {
+                    submit();
+                }
+            });
+        });
+    }
     view! {
-        <form class="login" data-hydrated=move || hydrated.get().to_string() on:submit=move |ev| {
+        <form class="login" data-early="login" data-hydrated=move || hydrated.get().to_string() on:submit=move |ev| {
             ev.prevent_default();
             submit();
         }>
             <label>"工作台密码"
-                <input type="password" autocomplete="current-password" autofocus
+                <input type="password" name="password" autocomplete="current-password" autofocus
                     prop:value=move || password.get()
                     on:input=move |ev| password.set(event_target_value(&ev))/>
             </label>
-            <button type="submit" disabled=move || busy.get()>"登录"</button>
+            <button type="submit" disabled=move || busy.get()
+                aria-busy=move || (!hydrated.get() || busy.get()).then_some("true")>"登录"</button>
+            <Show when=move || !hydrated.get()>
+                <p class="early-hint" role="status" data-early-hint="加载中…，稍后自动登录">"加载中…"</p>
+            </Show>
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>

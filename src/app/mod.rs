@@ -2,12 +2,15 @@
 //! 每个页面一个文件夹：服务器函数、页面与它的组件；两端共用的数据类型在 `crate::types`。
 
 pub mod browser;
+pub mod early;
 pub mod gallery;
+pub mod icon;
 pub mod login;
 pub mod prompts;
 pub mod settings;
 pub mod star;
 pub mod studio;
+pub mod theme;
 pub mod usage;
 
 use crate::types::PageInfo;
@@ -35,6 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
         }
     }
+    let nonce = leptos::nonce::use_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="zh-CN">
@@ -42,6 +46,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                // 画出页面之前：记下的主题写到 <html data-theme> 上；水合之前的输入与提交不丢（见 theme.rs、early.rs）。
+                <script nonce=nonce.clone()>{theme::SCRIPT}</script>
+                <script nonce=nonce>{early::SCRIPT}</script>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <HydrationScripts options islands=true/>
                 {page_preloads()}
@@ -85,6 +92,9 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// 页头：名称、导航（工作台 / 图库 / 提示词库 / 设置 / 用量）、深色模式开关、演示模式标记与退出。
+/// “用量”一项同时是上游状态的指示（前面的圆点按状态变色）。手机上名称不显示（“工作台”就是首页），
+/// 导航项不换行（`white-space: nowrap`），一行放得下。
 #[component]
 fn Header() -> impl IntoView {
     let info = use_context::<PageInfo>();
@@ -97,23 +107,29 @@ fn Header() -> impl IntoView {
     view! {
         <header class="top">
             <a class="brand" href="/">"绘图工厂"</a>
-            <nav>
+            <nav class="main-nav" aria-label="主导航">
                 <a href="/" aria-current=move || current("/")>"工作台"</a>
                 <a href="/gallery" aria-current=move || current("/gallery")>"图库"</a>
                 <a href="/prompts" aria-current=move || current("/prompts")>"提示词库"</a>
                 <a href="/settings" aria-current=move || current("/settings")>"设置"</a>
+                <a class="health" href="/usage" data-testid="health" aria-current=move || current("/usage")
+                    data-health=format!("{health:?}").to_lowercase()
+                    title=format!("上游状态：{}（点开看用量与上游状态）", health.label())
+                    aria-label=format!("上游状态：{}，查看用量", health.label())>
+                    <span class="dot" aria-hidden="true"></span>"用量"
+                </a>
             </nav>
-            <a class="health" href="/usage" data-testid="health" data-health=format!("{health:?}").to_lowercase()
-                title=format!("{}（点开看用量与上游状态）", health.label())
-                aria-label=health.label()>"●"</a>
-            <Show when=move || demo_mode>
-                <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示模式"</span>
-            </Show>
-            <Show when=move || studio_login>
-                <form class="logout" method="post" action="/logout">
-                    <button type="submit" formaction="/logout">"退出"</button>
-                </form>
-            </Show>
+            <div class="header-tools">
+                <Show when=move || demo_mode>
+                    <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示"<span class="long">"模式"</span></span>
+                </Show>
+                <theme::ThemeToggle/>
+                <Show when=move || studio_login>
+                    <form class="logout" method="post" action="/logout">
+                        <button type="submit" formaction="/logout">"退出"</button>
+                    </form>
+                </Show>
+            </div>
         </header>
         <Show when=move || exposed>
             <p class="exposed-warning" role="alert" data-testid="exposed-warning">

@@ -1,13 +1,61 @@
 //! 图库顶部：“全部图片 / 回收站”、搜索与筛选；其下的选择栏（已选几张、打包下载、删除或恢复、清空回收站）。
+//! 水合之前填好的搜索与筛选不丢（#42）：`EarlyFilters` 在水合之前读，水合之后放进状态并重新查询。
 
 use super::browse::Browse;
+use crate::app::early;
 use leptos::prelude::*;
+
+/// 水合之前用户在搜索与筛选里填好的（没动过的为空）。
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EarlyFilters {
+    search: Option<String>,
+    mode: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl EarlyFilters {
+    /// 读筛选栏里各控件此刻的值（在视图水合之前调用；服务端渲染时全是 `None`）。
+    pub fn read() -> Self {
+        let field = |tag: &str, name: &str| {
+            early::changed_value(
+                &format!("form.gallery-filters {tag}[name=\"{name}\"]"),
+                name,
+                "",
+            )
+        };
+        Self {
+            search: field("input", "search"),
+            mode: field("select", "mode"),
+            from: field("input", "from"),
+            to: field("input", "to"),
+        }
+    }
+
+    /// 放进图库的状态；填过任何一项时返回 `true`（要按它们重新查询）。
+    pub fn apply(self, b: Browse) -> bool {
+        let mut changed = false;
+        for (value, signal) in [
+            (self.search, b.search),
+            (self.mode, b.mode),
+            (self.from, b.from_date),
+            (self.to, b.to_date),
+        ] {
+            if let Some(v) = value {
+                signal.set(v);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
 
 #[component]
 pub fn Filters(browse: Browse) -> impl IntoView {
     let b = browse;
     view! {
-        <form class="gallery-filters" role="search" on:submit=move |ev| {
+        // data-early：水合前按 Enter 的搜索由页头的脚本记下，水合后照样查询（app/early.rs）。
+        <form class="gallery-filters" role="search" autocomplete="off" data-early="gallery" on:submit=move |ev| {
             ev.prevent_default();
             b.reload();
         }>
@@ -27,7 +75,7 @@ pub fn Filters(browse: Browse) -> impl IntoView {
                 <button type="button" aria-pressed=move || b.list_view.get().to_string()
                     data-testid="view-list" on:click=move |_| b.list_view.set(true)>"列表"</button>
             </div>
-            <input type="search" name="search" placeholder="搜索提示词"
+            <input type="search" name="search" placeholder="搜索提示词" aria-label="搜索提示词"
                 prop:value=move || b.search.get()
                 on:input=move |ev| b.search.set(event_target_value(&ev))/>
             <select name="mode" aria-label="模式" on:change=move |ev| {

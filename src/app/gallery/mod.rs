@@ -16,7 +16,7 @@ use crate::types::gallery::{GalleryPage, GalleryQuery, ImageDetail};
 use crate::types::AppError;
 use browse::Browse;
 use detail::DetailDialog;
-use filters::{Filters, SelectionBar};
+use filters::{EarlyFilters, Filters, SelectionBar};
 use grid::Grid;
 use leptos::prelude::*;
 
@@ -237,8 +237,21 @@ pub fn GalleryPage() -> impl IntoView {
 #[island(lazy)]
 fn Gallery(initial: GalleryPage) -> impl IntoView {
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    // 水合之前填好的搜索与筛选：在视图水合之前读（水合会把搜索框重设为信号的初值）。
+    let mut early_filters = Some(EarlyFilters::read());
     let browse = Browse::new(initial);
+    Effect::new(move |_| {
+        hydrated.set(true);
+        let Some(filters) = early_filters.take() else {
+            return;
+        };
+        untrack(|| {
+            let submitted = crate::app::early::take_submit("gallery");
+            if filters.apply(browse) || submitted {
+                browse.reload();
+            }
+        });
+    });
 
     // 滚到接近底部时自动加载下一页（也可以点“加载更多”）。
     let sentinel = NodeRef::<leptos::html::Div>::new();
@@ -271,7 +284,8 @@ fn Gallery(initial: GalleryPage) -> impl IntoView {
     });
 
     view! {
-        <section class="gallery" data-hydrated=move || hydrated.get().to_string()>
+        <section class="gallery" data-hydrated=move || hydrated.get().to_string()
+            aria-busy=move || (!hydrated.get()).then_some("true")>
             <Filters browse/>
             <SelectionBar browse/>
             <Show when=move || browse.error.get().is_some()>

@@ -1,9 +1,13 @@
 //! 提示词库页面的交互部分：搜索、分类与标签筛选、排序、收藏的在前、就地编辑、回收站、导入与导出。
+//! 列表是紧凑的：一条一行（收藏、标题、分类、内容的开头、用过几次、编辑 / 删除的图标按钮），点标题展开全文、
+//! 变量与标签（#33）。水合之前填好的搜索与筛选不丢（#42，`EarlyQuery`）。
 
 use super::form::PromptForm;
 use super::{
     delete_prompt, export_prompts, import_prompts, list_prompts, restore_prompt, save_prompt,
 };
+use crate::app::early;
+use crate::app::icon::{self, Icon};
 use crate::app::star::Star;
 use crate::types::prompt::{PromptDraft, PromptPage, PromptQuery, PromptSort, SavedPrompt};
 use leptos::prelude::*;
@@ -192,11 +196,88 @@ impl Library {
     }
 }
 
+/// 水合之前用户在搜索与筛选里填好的（没动过的为空）。
+#[derive(Debug, Clone, Default, PartialEq)]
+struct EarlyQuery {
+    search: Option<String>,
+    category: Option<String>,
+    tag: Option<String>,
+    sort: Option<String>,
+    favourites: Option<bool>,
+}
+
+impl EarlyQuery {
+    /// 读工具栏里各控件此刻的值（在视图水合之前调用；服务端渲染时全是 `None`）。
+    fn read() -> Self {
+        let field = |tag: &str, name: &str, default: &str| {
+            early::changed_value(
+                &format!(".library-toolbar {tag}[name=\"{name}\"]"),
+                name,
+                default,
+            )
+        };
+        Self {
+            search: field("input", "search", ""),
+            category: field("select", "category", ""),
+            tag: field("select", "tag", ""),
+            sort: field("select", "sort", "recent"),
+            favourites: early::changed_checked(
+                ".library-toolbar input[name=\"favourites\"]",
+                "favourites",
+                false,
+            ),
+        }
+    }
+
+    /// 放进页面的状态；填过任何一项时返回 `true`（要按它们重新查询）。
+    fn apply(self, lib: Library) -> bool {
+        let mut changed = false;
+        for (value, signal) in [
+            (self.search, lib.search),
+            (self.category, lib.category),
+            (self.tag, lib.tag),
+        ] {
+            if let Some(v) = value {
+                signal.set(v);
+                changed = true;
+            }
+        }
+        if let Some(sort) = self.sort {
+            lib.sort.set(parse_sort(&sort));
+            changed = true;
+        }
+        if let Some(on) = self.favourites {
+            lib.favourites.set(on);
+            changed = true;
+        }
+        changed
+    }
+}
+
+fn parse_sort(value: &str) -> PromptSort {
+    match value {
+        "uses" => PromptSort::Uses,
+        "name" => PromptSort::Name,
+        _ => PromptSort::Recent,
+    }
+}
+
 #[island(lazy)]
 pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    // 水合之前填好的搜索与筛选：在视图水合之前读（水合会把搜索框等重设为信号的初值）。
+    let mut early_query = Some(EarlyQuery::read());
     let lib = Library::new(initial);
+    Effect::new(move |_| {
+        hydrated.set(true);
+        if let Some(query) = early_query.take() {
+            untrack(|| {
+                if query.apply(lib) {
+                    lib.reload();
+                }
+            });
+        }
+    });
     let import_input = NodeRef::<leptos::html::Input>::new();
     // 搜索框停止输入 250 ms 后再查。
     let search_generation = StoredValue::new(0u64);
@@ -213,7 +294,8 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     };
 
     view! {
-        <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()>
+        <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()
+            aria-busy=move || (!hydrated.get()).then_some("true")>
             <div class="library-toolbar">
                 <div class="tabs" role="tablist">
                     <button type="button" role="tab" aria-selected=move || (!lib.trash.get()).to_string()
@@ -221,7 +303,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
                     <button type="button" role="tab" aria-selected=move || lib.trash.get().to_string()
                         on:click=move |_| { lib.trash.set(true); lib.reload(); }>"回收站"</button>
                 </div>
-                <input type="search" name="search" placeholder="搜索标题、内容或标签"
+                <input type="search" name="search" placeholder="搜索标题、内容或标签" aria-label="搜索提示词库"
                     prop:value=move || lib.search.get()
                     on:input=move |ev| on_search(event_target_value(&ev))/>
                 <select name="category" aria-label="分类" on:change=move |ev| {
@@ -249,11 +331,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
                     </For>
                 </select>
                 <select name="sort" aria-label="排序" on:change=move |ev| {
-                    lib.sort.set(match event_target_value(&ev).as_str() {
-                        "uses" => PromptSort::Uses,
-                        "name" => PromptSort::Name,
-                        _ => PromptSort::Recent,
-                    });
+                    lib.sort.set(parse_sort(&event_target_value(&ev)));
                     lib.reload();
                 }>
                     <option value="recent">"最近使用"</option>
@@ -321,6 +399,7 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
     }
 }
 
+/// 一条提示词：一行（收藏、标题与内容的开头、用过几次、编辑 / 删除）；点标题展开全文、变量与标签。
 #[component]
 fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
     let id = p.id.clone();
@@ -328,8 +407,28 @@ fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
         let id = id.clone();
         move || lib.editing.with(|e| e.as_deref() == Some(id.as_str()))
     };
-    let in_trash = p.deleted_at.is_some();
+    let expanded = RwSignal::new(false);
     let draft = PromptDraft::from(&p);
+    view! {
+        <li class="prompt-item" data-testid="prompt-item" data-id=id.clone()
+            class:expanded=move || expanded.get()>
+            <Show when=editing.clone() fallback={
+                let p = p.clone();
+                move || view! { <PromptRow p=p.clone() lib expanded/> }
+            }>
+                <PromptForm draft=draft.clone()
+                    on_saved=move |saved| lib.saved(saved)
+                    on_cancel=move |_| lib.editing.set(None)/>
+            </Show>
+        </li>
+    }
+}
+
+/// 一条提示词不在编辑时的样子。
+#[component]
+fn PromptRow(p: SavedPrompt, lib: Library, expanded: RwSignal<bool>) -> impl IntoView {
+    let in_trash = p.deleted_at.is_some();
+    let full_id = format!("prompt-{}-full", p.id);
     let variables = p
         .variables
         .iter()
@@ -344,45 +443,51 @@ fn PromptItem(p: SavedPrompt, lib: Library) -> impl IntoView {
             .map(|t| format!(" · 最近 {}", t.get(..10).unwrap_or(t)))
             .unwrap_or_default()
     );
-    let (for_star, for_edit, for_trash) = (p.clone(), id.clone(), id.clone());
+    let for_star = p.clone();
+    let (for_edit, for_trash) = (p.id.clone(), p.id.clone());
+    let actions = if in_trash {
+        view! {
+            <button type="button" class="icon-button" aria-label="恢复" title="恢复"
+                on:click=move |_| lib.move_to_trash(for_trash.clone(), false)>
+                <Icon d=icon::RESTORE/>
+            </button>
+        }
+        .into_any()
+    } else {
+        view! {
+            <button type="button" class="icon-button" aria-label="编辑" title="编辑"
+                on:click=move |_| lib.editing.set(Some(for_edit.clone()))>
+                <Icon d=icon::EDIT/>
+            </button>
+            <button type="button" class="icon-button danger" aria-label="删除" title="删除（移入回收站）"
+                on:click=move |_| lib.move_to_trash(for_trash.clone(), true)>
+                <Icon d=icon::TRASH/>
+            </button>
+        }
+        .into_any()
+    };
     view! {
-        <li class="prompt-item" data-testid="prompt-item" data-id=id.clone()>
-            <Show when=editing.clone() fallback=move || {
-                let (for_star, for_edit, for_trash) = (for_star.clone(), for_edit.clone(), for_trash.clone());
-                let p = for_star.clone();
-                view! {
-                    <div class="prompt-head">
-                        <Star on=Signal::stored(p.favourite)
-                            on_toggle=move |on| lib.toggle_favourite(for_star.clone(), on)/>
-                        <strong class="title">{p.title.clone()}</strong>
-                        {(!p.category.is_empty()).then(|| view! { <span class="category">{p.category.clone()}</span> })}
-                        {p.example.then(|| view! { <span class="badge">"示例"</span> })}
-                        {(!p.variables.is_empty()).then(|| view! { <span class="badge">"模板"</span> })}
-                        <span class="meta" data-testid="use-count">{meta.clone()}</span>
-                    </div>
-                    <p class="content">{p.content.clone()}</p>
-                    {(!variables.is_empty()).then(|| view! { <p class="meta">{variables.clone()}</p> })}
-                    {(!p.tags.is_empty()).then(|| view! {
-                        <p class="tags">{p.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</p>
-                    })}
-                    <div class="actions">
-                        {if in_trash {
-                            view! {
-                                <button type="button" on:click=move |_| lib.move_to_trash(for_trash.clone(), false)>"恢复"</button>
-                            }.into_any()
-                        } else {
-                            view! {
-                                <button type="button" on:click=move |_| lib.editing.set(Some(for_edit.clone()))>"编辑"</button>
-                                <button type="button" class="danger" on:click=move |_| lib.move_to_trash(for_trash.clone(), true)>"删除"</button>
-                            }.into_any()
-                        }}
-                    </div>
-                }
-            }>
-                <PromptForm draft=draft.clone()
-                    on_saved=move |saved| lib.saved(saved)
-                    on_cancel=move |_| lib.editing.set(None)/>
-            </Show>
-        </li>
+        <div class="prompt-row">
+            <Star on=Signal::stored(p.favourite)
+                on_toggle=move |on| lib.toggle_favourite(for_star.clone(), on)/>
+            <button type="button" class="prompt-summary" aria-expanded=move || expanded.get().to_string()
+                aria-controls=full_id.clone() title="展开全文"
+                on:click=move |_| expanded.update(|e| *e = !*e)>
+                <strong class="title">{p.title.clone()}</strong>
+                {(!p.category.is_empty()).then(|| view! { <span class="category">{p.category.clone()}</span> })}
+                {p.example.then(|| view! { <span class="badge">"示例"</span> })}
+                {(!p.variables.is_empty()).then(|| view! { <span class="badge">"模板"</span> })}
+                <span class="excerpt">{p.content.clone()}</span>
+            </button>
+            <span class="meta" data-testid="use-count">{meta}</span>
+            <div class="row-actions">{actions}</div>
+        </div>
+        <div class="prompt-full" id=full_id hidden=move || !expanded.get()>
+            <p class="content">{p.content.clone()}</p>
+            {(!variables.is_empty()).then(|| view! { <p class="meta">{variables.clone()}</p> })}
+            {(!p.tags.is_empty()).then(|| view! {
+                <p class="tags">{p.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</p>
+            })}
+        </div>
     }
 }

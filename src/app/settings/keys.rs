@@ -33,8 +33,11 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                 <button type="button" on:click=move |_| browser::copy_text(&k.key)>"复制"</button>
             </div>
         })}
+        // 窄屏上表格在自己的框里横向滚动，页面不横向滚动。一个密钥都没有时不画空表格（只有表头的表格对读屏软件没有意义）。
+        <div class="table-scroll" role="region" aria-label="API 密钥列表" tabindex="0"
+            hidden=move || page.saved.with(|v| v.keys.is_empty())>
         <table class="keys">
-            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"创建时间"</th><th>"最近使用"</th><th></th></tr></thead>
+            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"创建时间"</th><th>"最近使用"</th><th><span class="sr-only">"操作"</span></th></tr></thead>
             <tbody>
                 {move || page.saved.with(|v| v.keys.clone()).into_iter().map(|k| {
                     let prefix = k.prefix.clone();
@@ -52,6 +55,7 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
         <form class="create-key" on:submit=move |ev| {
             ev.prevent_default();
             page.create_key(label.get_untracked(), per_day.get_untracked(), concurrent.get_untracked());

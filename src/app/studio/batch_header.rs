@@ -1,5 +1,5 @@
-//! 一个批次的标题行：名称、已完成 x / 共 n、失败 k、整批进度条，以及整批的操作
-//! （暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）。数字由页面上这一批的卡片算出。
+//! 一个批次的标题行：名称、已完成 x / 共 n、失败 k、整批进度条、这一批共同的提示词与模型说明（卡片上就不再重复），
+//! 以及整批的操作（暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）。数字由页面上这一批的卡片算出。
 
 use super::{
     cancel_batch, pause_batch, prioritize_batch, remove_batch, resume_batch, retry_failed,
@@ -49,6 +49,29 @@ fn summarize(jobs: &[JobView], batch_id: &str) -> Summary {
     s
 }
 
+/// 一批卡片共同的提示词与模型说明：在批次标题里显示一次，卡片上只显示与它不同的（#33）。
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Shared {
+    /// 每张卡片的提示词都一样时是它（用了变量、多条时各不相同，为空）。
+    pub prompt: Option<String>,
+    /// 有模型说明的卡片说的都一样时是它。
+    pub model_text: Option<String>,
+}
+
+/// 这一批卡片共同的提示词与模型说明。
+pub fn shared(jobs: &[JobView], batch_id: &str) -> Shared {
+    /// 都一样时是那一个（没有也算不一样）。
+    fn common<'a>(mut values: impl Iterator<Item = &'a str>) -> Option<String> {
+        let first = values.next()?;
+        values.all(|v| v == first).then(|| first.to_string())
+    }
+    let batch = || jobs.iter().filter(|j| j.batch_id == batch_id);
+    Shared {
+        prompt: common(batch().map(|j| j.prompt.as_str())),
+        model_text: common(batch().filter_map(|j| j.image.as_ref()?.model_text.as_deref())),
+    }
+}
+
 /// 整批的操作。
 #[derive(Clone, Copy)]
 enum Action {
@@ -61,7 +84,14 @@ enum Action {
 }
 
 #[component]
-pub fn BatchHeader(batch_id: String, jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
+pub fn BatchHeader(
+    batch_id: String,
+    jobs: RwSignal<Vec<JobView>>,
+    /// 这一批共同的提示词与模型说明。
+    shared: Memo<Shared>,
+    /// 页面已水合（之前按钮禁用）。
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
     let id = batch_id.clone();
     let summary = Memo::new(move |_| jobs.with(|list| summarize(list, &id)));
     let error = RwSignal::new(None::<String>);
@@ -86,6 +116,13 @@ pub fn BatchHeader(batch_id: String, jobs: RwSignal<Vec<JobView>>) -> impl IntoV
         }
     };
     let field = move |f: fn(&Summary) -> String| move || summary.with(f);
+    let not_ready = move || !hydrated.get();
+    // 共同的提示词与批次名（默认就是提示词的开头）一样时不再写一遍。
+    let prompt = move || {
+        shared
+            .with(|s| s.prompt.clone())
+            .filter(|p| summary.with(|s| s.name != *p))
+    };
     view! {
         <header class="batch-header" data-testid="batch-header"
             data-paused=move || summary.with(|s| s.paused.to_string())>
@@ -101,6 +138,12 @@ pub fn BatchHeader(batch_id: String, jobs: RwSignal<Vec<JobView>>) -> impl IntoV
                     <span class="badge">"已暂停"</span>
                 </Show>
             </div>
+            {move || prompt().map(|p| view! {
+                <p class="batch-prompt" data-testid="batch-prompt" title=p.clone()>{p}</p>
+            })}
+            {move || shared.with(|s| s.model_text.clone()).map(|t| view! {
+                <p class="batch-model-text model-text" title=t.clone()><strong>"模型说明："</strong>{t}</p>
+            })}
             <div class="progress batch-progress" role="progressbar" aria-label="本批进度"
                 aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || summary.with(|s| s.percent)>
                 <div class="bar" style=move || summary.with(|s| format!("width: {}%", s.percent))></div>
@@ -114,29 +157,29 @@ pub fn BatchHeader(batch_id: String, jobs: RwSignal<Vec<JobView>>) -> impl IntoV
                         let pause = (s.queued > 0 || s.paused).then(|| {
                             let act = act.clone();
                             if s.paused {
-                                view! { <button type="button" on:click=move |_| act(Action::Resume)>"继续"</button> }.into_any()
+                                view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Resume)>"继续"</button> }.into_any()
                             } else {
-                                view! { <button type="button" on:click=move |_| act(Action::Pause)>"暂停"</button> }.into_any()
+                                view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Pause)>"暂停"</button> }.into_any()
                             }
                         });
                         let prioritize = (s.queued > 0).then(|| {
                             let act = act.clone();
-                            view! { <button type="button" title="这一批排队中的任务先开始" on:click=move |_| act(Action::Prioritize)>"置顶"</button> }
+                            view! { <button type="button" title="这一批排队中的任务先开始" disabled=not_ready on:click=move |_| act(Action::Prioritize)>"置顶"</button> }
                         });
                         let cancel = (s.active > 0).then(|| {
                             let act = act.clone();
-                            view! { <button type="button" on:click=move |_| act(Action::Cancel)>"全部取消"</button> }
+                            view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Cancel)>"全部取消"</button> }
                         });
                         let retry = (s.failed > 0).then(|| {
                             let act = act.clone();
-                            view! { <button type="button" on:click=move |_| act(Action::RetryFailed)>"重试失败的"</button> }
+                            view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::RetryFailed)>"重试失败的"</button> }
                         });
                         view! { {pause} {prioritize} {cancel} {retry} }
                     }
                 }
                 <a class="button" href=format!("/files/zip?batch={batch_id}") download>"下载本批"</a>
                 <button type="button" class="danger" title="移除这一批的卡片；已生成的图片移入图库的回收站"
-                    on:click=move |_| act(Action::Remove)>"移除"</button>
+                    disabled=not_ready on:click=move |_| act(Action::Remove)>"移除"</button>
             </div>
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>

@@ -48,10 +48,16 @@ pub fn BatchPanel(draft: Draft) -> impl IntoView {
 
     view! {
         <div class="batch-panel">
+            // 原生单选框（样式是一排按钮）：水合之前也能选，水合后取它此刻的值。
+            // `checked` 属性是服务端渲染时的默认选择，之后由 `prop:checked` 跟着信号走。
             <div class="modes" role="radiogroup" aria-label="模式">
                 {Mode::ALL.into_iter().map(|m| view! {
-                    <button type="button" role="radio" aria-checked=move || (draft.mode.get() == m).to_string()
-                        on:click=move |_| draft.mode.set(m)>{m.label()}</button>
+                    <label class="seg">
+                        <input type="radio" name="mode" value=m.value() checked={m == Mode::default()}
+                            prop:checked=move || draft.mode.get() == m
+                            on:change=move |_| draft.mode.set(m)/>
+                        <span>{m.label()}</span>
+                    </label>
                 }).collect_view()}
             </div>
             <Show when=move || !detected.with(Vec::is_empty)>

@@ -1,7 +1,13 @@
-//! 一张任务卡片：图（或占位）、进度条、状态行、参考图、提示词与变量值、模型说明、错误、尝试记录与操作按钮。
+//! 一张任务卡片，图在最上面（#33）：图（或占位）与进度条，紧接着一排图标按钮（收藏、下载、以此图继续编辑、
+//! 重试 / 重新保存 / 取消，以及“更多”：复制提示词、保存为提示词、删除），然后是状态行（状态、阶段、用时）、
+//! 与这一批不同时的提示词、错误与提醒、参考图；变量值、模型说明、来源与尝试记录收在“详情”里。
+//! 一批共同的提示词与模型说明只在批次标题里显示一次（见 `batch_header.rs` 的 `Shared`）；
+//! 与它相同的提示词在卡片上只留给读屏软件。水合之前按钮是禁用的（`hydrated`）。
 
+use super::batch_header::Shared;
 use super::{browser, cancel_job, remove_job, resave_job, retry_job, Reference};
 use crate::app::gallery::set_image_favourite;
+use crate::app::icon::{self, Icon};
 use crate::app::star::Star;
 use crate::types::prompt::PromptDraft;
 use crate::types::{describe_attempt, pixel_size, JobState, JobView, Phase};
@@ -79,10 +85,11 @@ pub fn JobCard(
     positions: Memo<HashMap<String, usize>>,
     /// “保存为提示词”对话框要预填的内容（设了就打开）。
     save_prompt: RwSignal<Option<PromptDraft>>,
+    /// 这一批共同的提示词与模型说明。
+    shared: Memo<Shared>,
+    /// 页面已水合（之前按钮禁用）。
+    hydrated: RwSignal<bool>,
 ) -> impl IntoView {
-    let field = move |f: fn(&JobView) -> String| {
-        move || job.with(|j| j.as_ref().map(f).unwrap_or_default())
-    };
     let state = move || job.with(|j| j.as_ref().map(|j| j.state));
     let percent = move || job.with(|j| j.as_ref().map(|j| j.percent).unwrap_or(0));
     let status = move || {
@@ -92,51 +99,103 @@ pub fn JobCard(
                 .unwrap_or_default()
         })
     };
+    let prompt = move || job.with(|j| j.as_ref().map(|j| j.prompt.clone()).unwrap_or_default());
+    // 与这一批共同的提示词一样：批次标题里已经有了，卡片上只留给读屏软件。
+    let same_prompt = move || {
+        shared.with(|s| {
+            job.with(|j| {
+                j.as_ref()
+                    .is_some_and(|j| s.prompt.as_deref() == Some(j.prompt.as_str()))
+            })
+        })
+    };
     view! {
         <article class="card job" data-testid="job-card"
             data-state=move || state().map(|s| s.as_str()).unwrap_or("")>
             <CardMedia job lightbox/>
-            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+            <div class="progress" role="progressbar" aria-label="生成进度" aria-valuemin="0" aria-valuemax="100"
                 aria-valuenow=percent>
                 <div class="bar" style=move || format!("width: {}%", percent())></div>
             </div>
+            <CardActions job references save_prompt hydrated/>
             <div class="body">
                 <p class="state">
                     <span class="badge" data-testid="job-state">{move || state().map(|s| s.label()).unwrap_or("")}</span>
                     <span class="status" data-testid="job-status">{status}</span>
                 </p>
-                <CardReferences job/>
-                <p class="prompt" title=field(|j| j.prompt.clone())>{field(|j| j.prompt.clone())}</p>
-                {move || job.with(|j| j.as_ref().filter(|j| !j.variables.is_empty()).map(|j| view! {
-                    <p class="variables">
-                        {j.variables.iter().map(|(k, v)| view! { <span class="chip">{format!("{k}：{v}")}</span> }).collect_view()}
-                    </p>
-                }))}
+                <p class="prompt" class:sr-only=same_prompt title=prompt>{prompt}</p>
+                {move || job.get().and_then(|j| j.error).map(|e| view! { <p class="error" data-testid="job-error">{e}</p> })}
                 {move || job.with(|j| j.as_ref().and_then(|j| {
                     let image = j.image.as_ref()?;
-                    (!j.model.is_empty() && !image.model.is_empty() && image.model != j.model).then(|| image.model.clone())
-                })).map(|m| view! {
-                    <p class="note" data-testid="served-model">{format!("已自动改用 {m}（请求的“{}”已停用或暂时不可用）", job.with_untracked(|j| j.as_ref().map(|j| j.model.clone()).unwrap_or_default()))}</p>
+                    (!j.model.is_empty() && !image.model.is_empty() && image.model != j.model)
+                        .then(|| (image.model.clone(), j.model.clone()))
+                })).map(|(served, asked)| view! {
+                    <p class="note" data-testid="served-model">{format!("已自动改用 {served}（请求的“{asked}”已停用或暂时不可用）")}</p>
                 })}
                 {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.size_note.clone())).map(|n| view! {
                     <p class="size-note" data-testid="size-note"><span class="badge warn">"尺寸不符"</span>" "{n}</p>
                 })}
-                {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).map(|i| i.sources.clone())).map(|sources| view! {
-                    <crate::app::gallery::detail::Sources sources/>
-                })}
-                {move || job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(|i| i.model_text.clone())).map(|t| view! {
-                    <p class="model-text" data-testid="model-text"><strong>"模型说明："</strong>{t}</p>
-                })}
-                {move || job.get().and_then(|j| j.error).map(|e| view! { <p class="error" data-testid="job-error">{e}</p> })}
-                {move || job.get().filter(|j| !j.attempts.is_empty()).map(|j| view! {
-                    <details class="trace">
-                        <summary>{format!("尝试记录（{} 次）", j.attempts.len())}</summary>
-                        <ol>{j.attempts.iter().map(|a| view! { <li>{describe_attempt(a)}</li> }).collect_view()}</ol>
-                    </details>
-                })}
-                <CardActions job references save_prompt/>
+                <CardReferences job/>
+                <CardDetails job shared/>
             </div>
         </article>
+    }
+}
+
+/// “详情”：变量值、与这一批不同的模型说明、联网搜索的来源与尝试记录；都没有时不显示。
+/// `<details>` 本身不随推送重画（进行中的卡片每 100 ms 一条推送），打开了就一直开着。
+#[component]
+fn CardDetails(job: Memo<Option<JobView>>, shared: Memo<Shared>) -> impl IntoView {
+    let image = move |f: fn(&crate::types::JobImage) -> Option<String>| {
+        job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).and_then(f))
+    };
+    let model_text = Memo::new(move |_| {
+        image(|i| i.model_text.clone())
+            .filter(|t| shared.with(|s| s.model_text.as_ref() != Some(t)))
+    });
+    let variables = Memo::new(move |_| {
+        job.with(|j| j.as_ref().map(|j| j.variables.clone()).unwrap_or_default())
+    });
+    let sources = Memo::new(move |_| {
+        job.with(|j| {
+            j.as_ref()
+                .and_then(|j| j.image.as_ref())
+                .map(|i| i.sources.clone())
+                .unwrap_or_default()
+        })
+    });
+    let attempts = Memo::new(move |_| {
+        job.with(|j| j.as_ref().map(|j| j.attempts.clone()).unwrap_or_default())
+    });
+    let empty = move || {
+        model_text.with(Option::is_none)
+            && variables.with(|v| v.is_empty())
+            && sources.with(Vec::is_empty)
+            && attempts.with(Vec::is_empty)
+    };
+    let summary = move || match attempts.with(Vec::len) {
+        0 => "详情".to_string(),
+        n => format!("详情 · 尝试记录（{n} 次）"),
+    };
+    view! {
+        <details class="more" hidden=empty>
+            <summary>{summary}</summary>
+            {move || variables.with(|v| (!v.is_empty()).then(|| view! {
+                <p class="variables">
+                    {v.iter().map(|(k, v)| view! { <span class="chip">{format!("{k}：{v}")}</span> }).collect_view()}
+                </p>
+            }))}
+            {move || model_text.get().map(|t| view! {
+                <p class="model-text" data-testid="model-text"><strong>"模型说明："</strong>{t}</p>
+            })}
+            {move || {
+                let sources = sources.get();
+                (!sources.is_empty()).then(|| view! { <crate::app::gallery::detail::Sources sources/> })
+            }}
+            {move || attempts.with(|a| (!a.is_empty()).then(|| view! {
+                <ol class="trace">{a.iter().map(|a| view! { <li>{describe_attempt(a)}</li> }).collect_view()}</ol>
+            }))}
+        </details>
     }
 }
 
@@ -175,13 +234,23 @@ fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<String>>) -> 
                 .unwrap_or_default()
         })
     };
+    // 只在图变了时重画（进行中的卡片每 100 ms 一条推送，占位块的动画不因此从头开始）。
+    let image = Memo::new(move |_| {
+        job.with(|j| {
+            j.as_ref().and_then(|j| {
+                j.image
+                    .as_ref()
+                    .map(|i| (j.job_id.clone(), i.thumb_url.clone(), i.width, i.height))
+            })
+        })
+    });
     view! {
         <div class="media" style=shape>
-            {move || match job.get().and_then(|j| j.image.map(|img| (j.job_id, img))) {
-                Some((job_id, img)) => {
+            {move || match image.get() {
+                Some((job_id, thumb_url, width, height)) => {
                     view! {
                         <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(job_id.clone()))>
-                            <img src=img.thumb_url.clone() alt="生成的图片" width=img.width height=img.height/>
+                            <img src=thumb_url alt="生成的图片" width=width height=height/>
                         </button>
                     }.into_any()
                 }
@@ -219,56 +288,104 @@ fn star_image(image_id: String, on: bool) {
     });
 }
 
-/// 卡片的按钮：收藏、下载、以此图继续编辑、复制提示词、保存为提示词、重试、取消、删除。
+/// 卡片的按钮，紧贴在图下面：收藏、下载、以此图继续编辑、重试 / 重新保存 / 取消，
+/// “更多”里是复制提示词、保存为提示词与删除。都是图标按钮，名字在 `aria-label` 上。
 #[component]
 fn CardActions(
     job: Memo<Option<JobView>>,
     references: RwSignal<Vec<Reference>>,
     save_prompt: RwSignal<Option<PromptDraft>>,
+    hydrated: RwSignal<bool>,
 ) -> impl IntoView {
     let state = move || job.with(|j| j.as_ref().map(|j| j.state));
+    let not_ready = move || !hydrated.get();
+    let busy = move || not_ready().then_some("true");
+    let image = Memo::new(move |_| {
+        job.with(|j| {
+            j.as_ref()
+                .and_then(|j| j.image.as_ref())
+                .map(|i| (i.id.clone(), i.url.clone()))
+        })
+    });
+    let menu = NodeRef::<leptos::html::Details>::new();
+    // 点了“更多”里的一项之后把它收起来。
+    let close_menu = move || {
+        if let Some(details) = menu.get_untracked() {
+            let _ = details.remove_attribute("open");
+        }
+    };
     let act = move |action: Action| {
+        close_menu();
         if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.job_id.clone())) {
             perform(action, id);
         }
     };
     let copy_prompt = move || {
+        close_menu();
         if let Some(prompt) = job.with_untracked(|j| j.as_ref().map(|j| j.prompt.clone())) {
             browser::copy_text(&prompt);
         }
     };
     view! {
-        <div class="actions">
-            {move || job.get().and_then(|j| j.image).map(|img| {
-                let id = img.id.clone();
-                let star_id = img.id.clone();
+        <div class="actions" role="group" aria-label="操作">
+            {move || image.get().map(|(id, url)| {
+                let star_id = id.clone();
                 let starred = Signal::derive(move || {
                     job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).is_some_and(|i| i.favourite))
                 });
                 view! {
                     <Star on=starred on_toggle=move |on| star_image(star_id.clone(), on)/>
-                    <a class="button" href=format!("{}?download=1", img.url) download>"下载"</a>
-                    <button type="button" on:click=move |_| {
-                        let r = Reference::from_id(id.clone());
-                        references.update(|list| if !list.contains(&r) { list.push(r) });
-                    }>"以此图继续编辑"</button>
+                    <a class="icon-button" href=format!("{url}?download=1") download aria-label="下载" title="下载">
+                        <Icon d=icon::DOWNLOAD/>
+                    </a>
+                    <button type="button" class="icon-button" aria-label="以此图继续编辑" title="以此图继续编辑（加为参考图）"
+                        disabled=not_ready
+                        on:click=move |_| {
+                            let r = Reference::from_id(id.clone());
+                            references.update(|list| if !list.contains(&r) { list.push(r) });
+                        }>
+                        <Icon d=icon::EDIT/>
+                    </button>
                 }
             })}
-            <button type="button" on:click=move |_| copy_prompt()>"复制提示词"</button>
-            <button type="button" data-testid="card-save-prompt" on:click=move |_| {
-                save_prompt.set(job.with_untracked(|j| j.as_ref().map(prompt_draft)));
-            }>"保存为提示词"</button>
             <Show when=move || state().is_some_and(JobState::can_retry)>
-                <button type="button" on:click=move |_| act(Action::Retry)>"重试"</button>
+                <button type="button" class="icon-button" aria-label="重试" title="重试"
+                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Retry)>
+                    <Icon d=icon::RETRY/>
+                </button>
             </Show>
             <Show when=move || state().is_some_and(JobState::can_resave)>
-                <button type="button" on:click=move |_| act(Action::Resave)>"重新保存"</button>
+                <button type="button" class="icon-button" aria-label="重新保存" title="重新保存"
+                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Resave)>
+                    <Icon d=icon::SAVE/>
+                </button>
             </Show>
             <Show when=move || state().is_some_and(JobState::is_active)>
-                <button type="button" on:click=move |_| act(Action::Cancel)>"取消"</button>
+                <button type="button" class="icon-button" aria-label="取消" title=move || if hydrated.get() { "取消" } else { "加载中…" }
+                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Cancel)>
+                    <Icon d=icon::STOP/>
+                </button>
             </Show>
-            <button type="button" class="danger" title="移除卡片；已生成的图片移入图库的回收站"
-                on:click=move |_| act(Action::Remove)>"删除"</button>
+            <details class="menu" node_ref=menu>
+                <summary class="icon-button" aria-label="更多操作" title="更多操作" data-testid="card-more">
+                    <Icon d=icon::MORE/>
+                </summary>
+                <div class="menu-items">
+                    <button type="button" disabled=not_ready on:click=move |_| copy_prompt()>
+                        <Icon d=icon::COPY/>"复制提示词"
+                    </button>
+                    <button type="button" data-testid="card-save-prompt" disabled=not_ready on:click=move |_| {
+                        close_menu();
+                        save_prompt.set(job.with_untracked(|j| j.as_ref().map(prompt_draft)));
+                    }>
+                        <Icon d=icon::BOOKMARK/>"保存为提示词"
+                    </button>
+                    <button type="button" class="danger" title="移除卡片；已生成的图片移入图库的回收站"
+                        disabled=not_ready on:click=move |_| act(Action::Remove)>
+                        <Icon d=icon::TRASH/>"删除"
+                    </button>
+                </div>
+            </details>
         </div>
     }
 }

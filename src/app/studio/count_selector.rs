@@ -1,26 +1,25 @@
-//! 张数选择：常用的 1/2/4/8/16 一键选，也可以输入 1–16 之间的任意数（越界由服务器说明原因）。
+//! 张数：一个下拉框，1–16 张（#33：原来 1/2/4/8/16 的按钮与输入框各选一次，重复了）。
+//! 原生的 `<select>`：水合之前也能选（水合后取它此刻的值，见 `draft.rs` 的 `EarlyDraft`），键盘上下键可改。
 
 use crate::types::limits::MAX_COUNT;
 use leptos::prelude::*;
 
-/// 一键可选的张数。
-const PRESETS: [u32; 5] = [1, 2, 4, 8, 16];
-
 #[component]
 pub fn CountSelector(count: RwSignal<u32>) -> impl IntoView {
     view! {
-        <div class="counts" role="group" aria-label="张数">
-            {PRESETS.into_iter().map(|n| view! {
-                <button type="button" aria-pressed=move || (count.get() == n).to_string()
-                    on:click=move |_| count.set(n)>{n}</button>
-            }).collect_view()}
-            <input type="number" name="count" min="1" max=MAX_COUNT aria-label="张数（1–16）"
-                prop:value=move || count.get().to_string()
-                on:input=move |ev| {
+        <label class="field count">
+            <span>"张数"</span>
+            <select name="count" aria-label="张数"
+                on:change=move |ev| {
                     if let Ok(n) = event_target_value(&ev).parse::<u32>() {
                         count.set(n);
                     }
-                }/>
-        </div>
+                }>
+                {(1..=MAX_COUNT).map(|n| view! {
+                    <option value=n.to_string() selected={count.get_untracked() == n}
+                        prop:selected=move || count.get() == n>{n}</option>
+                }).collect_view()}
+            </select>
+        </label>
     }
 }

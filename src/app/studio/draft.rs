@@ -1,7 +1,9 @@
 //! 提示词栏正在编辑的这一次提交（`Draft`：各字段的信号，及由它们得出的请求），提交的模式，
-//! 以及浏览器记住的那部分选择（`Prefs`，读写在 `prefs.rs`）。提示词栏、批量面板都从这里取。
+//! 浏览器记住的那部分选择（`Prefs`，读写在 `prefs.rs`），以及水合之前用户已经填好的值（`EarlyDraft`，#42）。
+//! 提示词栏、批量面板都从这里取。
 
 use super::Reference;
+use crate::app::early;
 use crate::types::batch::{placeholders, values_by_line, ReferenceMode, VariableMode};
 use crate::types::catalogue::ModelInfo;
 use crate::types::prompt::{PromptDraft, SavedPrompt};
@@ -31,6 +33,19 @@ impl Mode {
             Mode::Multi => "多条（一行一条）",
             Mode::Each => "批量改图（逐张）",
         }
+    }
+
+    /// 单选框的 `value`。
+    pub fn value(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Multi => "multi",
+            Mode::Each => "each",
+        }
+    }
+
+    pub fn from_value(value: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.value() == value)
     }
 }
 
@@ -155,7 +170,36 @@ impl Draft {
         }
     }
 
-    pub fn restore(&self, p: Prefs, models: &[ModelInfo]) {
+    /// 水合之后：先用记下的偏好，再用水合前用户填好的值覆盖（动过的控件不被偏好盖掉）。
+    pub fn apply(&self, early: EarlyDraft, prefs: Option<Prefs>, models: &[ModelInfo]) {
+        if let Some(p) = prefs {
+            self.restore(p, models);
+        }
+        if let Some(text) = early.prompt {
+            self.prompt.set(text);
+        }
+        if let Some(mode) = early.mode {
+            self.mode.set(mode);
+        }
+        if let Some(count) = early.count {
+            self.count
+                .set(count.clamp(1, crate::types::limits::MAX_COUNT));
+        }
+        if let Some(model) = early.model {
+            self.model.set(model);
+        }
+        if let Some(aspect) = early.aspect {
+            self.aspect.set(aspect);
+        }
+        if let Some(size) = early.size {
+            self.size.set(size);
+        }
+        if let Some(on) = early.google_search {
+            self.google_search.set(on);
+        }
+    }
+
+    fn restore(&self, p: Prefs, models: &[ModelInfo]) {
         self.count
             .set(p.count.clamp(1, crate::types::limits::MAX_COUNT));
         self.aspect.set(p.aspect_ratio);
@@ -176,4 +220,50 @@ pub struct Prefs {
     pub image_size: ImageSize,
     pub model: String,
     pub mode: Mode,
+}
+
+/// 水合之前用户在提示词栏里已经填好、选好的值（#42）；没动过的控件是 `None`（交给偏好或默认值）。
+/// 必须在提示词栏的视图水合之前读（水合会按信号的初值重设这些控件），水合之后用 [`Draft::apply`] 放进信号。
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EarlyDraft {
+    pub prompt: Option<String>,
+    pub mode: Option<Mode>,
+    pub count: Option<u32>,
+    pub model: Option<String>,
+    pub aspect: Option<AspectRatio>,
+    pub size: Option<ImageSize>,
+    pub google_search: Option<bool>,
+}
+
+impl EarlyDraft {
+    /// 读提示词栏（`form.prompt-bar`）里各控件此刻的值；服务端渲染时全是 `None`。
+    pub fn read() -> Self {
+        let select = |name: &str, default: &str| {
+            early::changed_value(
+                &format!("form.prompt-bar select[name=\"{name}\"]"),
+                name,
+                default,
+            )
+        };
+        Self {
+            prompt: early::value("form.prompt-bar textarea[name=\"prompt\"]")
+                .filter(|t| !t.is_empty()),
+            mode: early::changed_value(
+                "form.prompt-bar input[name=\"mode\"]:checked",
+                "mode",
+                Mode::default().value(),
+            )
+            .and_then(|v| Mode::from_value(&v)),
+            count: select("count", "1").and_then(|v| v.parse().ok()),
+            model: select("model", ""),
+            aspect: select("aspect_ratio", AspectRatio::default().as_str())
+                .and_then(|v| v.parse().ok()),
+            size: select("image_size", ImageSize::default().as_str()).and_then(|v| v.parse().ok()),
+            google_search: early::changed_checked(
+                "form.prompt-bar input[name=\"google_search\"]",
+                "google_search",
+                false,
+            ),
+        }
+    }
 }

@@ -459,14 +459,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
         <section class="studio" data-hydrated=move || hydrated.get().to_string()
             data-connected=move || connected.get().to_string()>
             <LiveIndicator connected lags/>
-            <div class="batches" data-testid="cards">
+            <div class="batches" data-testid="cards" aria-busy=move || (!hydrated.get()).then_some("true")>
                 <Show when=move || batches.with(Vec::is_empty)>
                     <div class="empty studio-hint" data-testid="studio-hint">
                         <p class="empty-title">"写下你想要的画面，按 Enter 或点“生成”"</p>
                         <ul>
                             <li>"描述越具体越好：主体、场景、光线、风格，例如“清晨薄雾中的木屋，水彩风格”。"</li>
-                            <li>"张数选 4 或 16，几张图会同时生成，每张一个卡片、各有进度。"</li>
-                            <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或点“＋ 参考图”。"</li>
+                            <li>"“选项”里可以选张数（1–16）、模型、宽高比与分辨率；几张图会同时生成，每张一个卡片、各有进度。"</li>
+                            <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或在“选项”里点“＋ 参考图”。"</li>
                             <li>"批量：在提示词里写 {风格} 这样的变量并填几个值，或切到“多条”“批量改图”。"</li>
                         </ul>
                     </div>
@@ -474,6 +474,8 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                 <For each=move || batches.get() key=|id| id.clone() let:batch_id>
                     {
                         let id = batch_id.clone();
+                        let shared_id = batch_id.clone();
+                        let shared = Memo::new(move |_| jobs.with(|l| batch_header::shared(l, &shared_id)));
                         let ids = Memo::new(move |_| {
                             jobs.with(|l| {
                                 l.iter()
@@ -484,14 +486,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                         });
                         view! {
                             <section class="batch" data-testid="batch" data-batch-id=batch_id.clone()>
-                                <BatchHeader batch_id=batch_id.clone() jobs/>
+                                <BatchHeader batch_id=batch_id.clone() jobs shared hydrated/>
                                 <div class="grid">
                                     <For each=move || ids.get() key=|id| id.clone() let:id>
                                         {
                                             let job = Memo::new(move |_| {
                                                 jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
                                             });
-                                            view! { <JobCard job lightbox references positions save_prompt/> }
+                                            view! { <JobCard job lightbox references positions save_prompt shared hydrated/> }
                                         }
                                     </For>
                                 </div>
@@ -500,7 +502,7 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                     }
                 </For>
             </div>
-            <PromptBar references jobs models=init.models save_prompt/>
+            <PromptBar references jobs models=init.models save_prompt hydrated/>
             <Lightbox open=lightbox jobs/>
             <SavePromptDialog draft=save_prompt/>
         </section>

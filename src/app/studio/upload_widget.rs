@@ -1,4 +1,5 @@
 //! 参考图：已选的缩略图（可移除）、“＋ 参考图”按钮。选择、拖进提示词栏、粘贴都经 `Uploader::add` 上传。
+//! 上传要 WASM：水合之前按钮是禁用的并标着 `aria-busy`（“加载中…”），水合前拖进来的文件由页头的脚本拦下并提示稍后再加。
 
 use super::{browser, Reference};
 use leptos::prelude::*;
@@ -58,11 +59,16 @@ pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
 }
 
 #[component]
-pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
+pub fn UploadWidget(
+    uploader: Uploader,
+    /// 页面已水合（之前不能上传）。
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
     let references = uploader.references;
     let file_input = NodeRef::<leptos::html::Input>::new();
+    let not_ready = move || !hydrated.get();
     view! {
-        <div class="references-row">
+        <div class="references-row" class:has-references=move || !references.with(Vec::is_empty)>
             <ul class="references" aria-label="参考图">
                 <For each=move || references.get() key=|r| r.id.clone() let:r>
                     {
@@ -71,7 +77,7 @@ pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
                             <li data-testid="reference" title=r.filename.clone()>
                                 <img src=r.thumb_url.clone() alt="参考图"/>
                                 {r.filename.clone().map(|name| view! { <span class="filename">{name}</span> })}
-                                <button type="button" aria-label="移除参考图" on:click=move |_| {
+                                <button type="button" aria-label="移除参考图" disabled=not_ready on:click=move |_| {
                                     references.update(|list| list.retain(|x| x.id != remove));
                                 }>"×"</button>
                             </li>
@@ -80,8 +86,15 @@ pub fn UploadWidget(uploader: Uploader) -> impl IntoView {
                 </For>
             </ul>
             <button type="button" class="add-reference" title="添加参考图（也可以拖进来或粘贴）"
+                disabled=not_ready aria-busy=move || (not_ready() || uploader.uploading.get()).then_some("true")
                 on:click=move |_| { if let Some(input) = file_input.get() { input.click(); } }>
-                {move || if uploader.uploading.get() { "上传中……" } else { "＋ 参考图" }}
+                {move || if not_ready() {
+                    "＋ 参考图（加载中…）"
+                } else if uploader.uploading.get() {
+                    "上传中……"
+                } else {
+                    "＋ 参考图"
+                }}
             </button>
             <input type="file" accept="image/png,image/jpeg,image/webp,image/gif,image/heic,image/heif,.heic,.heif" multiple hidden
                 node_ref=file_input data-testid="file-input"

@@ -1,4 +1,7 @@
 //! 用量页的图：用 Leptos 组件直接画 SVG，不用图表库（WASM 不必多带一个库）。
+//!
+//! 图随容器的宽度伸缩（#33）：SVG 里只有柱子与横条（`preserveAspectRatio="none"`，横向拉伸不影响什么），
+//! 文字（日期、名称、数字）都是 HTML，按页面的字号排，窄屏上自动换行，不会被裁掉。
 
 use crate::types::usage::{ClientToday, UpstreamLive, UpstreamStats, UsageReport};
 use leptos::prelude::*;
@@ -25,20 +28,24 @@ fn nice_max(max: u64) -> u64 {
     }
 }
 
+/// 柱状图的视图框：宽 `DAILY_W`、高 `DAILY_H`（用户单位；显示时拉伸到容器的宽度，高度由 CSS 定）。
+const DAILY_W: f64 = 300.0;
+const DAILY_H: f64 = 100.0;
+
 /// 最近 30 天每天的张数，每个上游一段，叠成一根柱子；没有图的那段不画。
+/// 日期标在图下（HTML）：第一天靠左、最后一天靠右，中间每 5 天一个。
 #[component]
 pub fn DailyStack(report: UsageReport) -> impl IntoView {
-    let (w, h, left, bottom) = (760.0, 240.0, 40.0, 24.0);
     let days = report.days.len().max(1);
     let totals: Vec<u64> = (0..report.days.len())
         .map(|d| report.images_per_day.iter().map(|u| u[d]).sum())
         .collect();
     let top = nice_max(totals.iter().copied().max().unwrap_or(0));
-    let slot = (w - left) / days as f64;
-    let scale = (h - bottom - 8.0) / top as f64;
+    let slot = DAILY_W / days as f64;
+    let scale = (DAILY_H - 2.0) / top as f64;
     let mut bars = Vec::new();
     for d in 0..report.days.len() {
-        let mut y = h - bottom;
+        let mut y = DAILY_H;
         for (u, series) in report.images_per_day.iter().enumerate() {
             let n = series[d];
             if n == 0 {
@@ -48,22 +55,30 @@ pub fn DailyStack(report: UsageReport) -> impl IntoView {
             y -= height;
             let title = format!("{} · {}：{n} 张", report.days[d], report.upstreams[u]);
             bars.push(view! {
-                <rect data-bar="" x=format!("{:.1}", left + d as f64 * slot + 2.0) y=format!("{y:.1}")
-                    width=format!("{:.1}", (slot - 4.0).max(1.0)) height=format!("{height:.1}") fill=color(u)>
+                <rect data-bar="" x=format!("{:.2}", d as f64 * slot + slot * 0.1) y=format!("{y:.2}")
+                    width=format!("{:.2}", slot * 0.8) height=format!("{height:.2}") fill=color(u)>
                     <title>{title}</title>
                 </rect>
             });
         }
     }
+    let last = report.days.len().saturating_sub(1);
     let labels = report
         .days
         .iter()
         .enumerate()
-        .filter(|(d, _)| d % 5 == 4 || *d == 0)
+        .filter(|(d, _)| *d == 0 || *d == last || (d % 5 == 4 && last - d >= 3))
         .map(|(d, day)| {
+            let place = if d == 0 {
+                "first"
+            } else if d == last {
+                "last"
+            } else {
+                "middle"
+            };
+            let left = (d as f64 + 0.5) * 100.0 / days as f64;
             view! {
-                <text x=format!("{:.1}", left + (d as f64 + 0.5) * slot) y=format!("{}", h - 6.0)
-                    text-anchor="middle" class="axis">{day.get(5..).unwrap_or(day).to_string()}</text>
+                <span class=place style=format!("left: {left:.2}%")>{day.get(5..).unwrap_or(day).to_string()}</span>
             }
         })
         .collect_view();
@@ -74,16 +89,17 @@ pub fn DailyStack(report: UsageReport) -> impl IntoView {
         .map(|(i, name)| view! { <span class="legend"><i style=format!("background:{}", color(i))></i>{name.clone()}</span> })
         .collect_view();
     view! {
-        <figure class="chart">
-            <svg data-testid="daily-chart" viewBox=format!("0 0 {w} {h}") role="img"
-                aria-label="最近 30 天每天的张数，按上游叠起来">
-                <line x1=left y1=h - bottom x2=w y2=h - bottom class="axis-line"/>
-                <text x=left - 6.0 y="14" text-anchor="end" class="axis">{top.to_string()}</text>
-                <text x=left - 6.0 y=h - bottom text-anchor="end" class="axis">"0"</text>
-                {bars}
-                {labels}
-            </svg>
-            <figcaption>{legend}{format!(" · 共 {} 张", totals.iter().sum::<u64>())}</figcaption>
+        <figure class="chart daily">
+            <div class="plot">
+                <span class="y-max" aria-hidden="true">{top.to_string()}</span>
+                <svg data-testid="daily-chart" viewBox=format!("0 0 {DAILY_W} {DAILY_H}") preserveAspectRatio="none"
+                    role="img" aria-label=format!("最近 30 天每天的张数，按上游叠起来；纵轴最高 {top} 张")>
+                    <line x1="0" y1=DAILY_H x2=DAILY_W y2=DAILY_H class="axis-line" vector-effect="non-scaling-stroke"/>
+                    {bars}
+                </svg>
+            </div>
+            <div class="x-labels" aria-hidden="true">{labels}</div>
+            <figcaption>{legend}<span>{format!("共 {} 张 · 纵轴最高 {top} 张", totals.iter().sum::<u64>())}</span></figcaption>
         </figure>
     }
 }
@@ -96,20 +112,42 @@ fn ms(v: Option<u64>) -> String {
     }
 }
 
+/// 一行横条：`fraction`（0–1）那么长，`marker` 是竖线的位置（额度，0–1）。
+/// 成功率的条标 `data-point`，张数的条标 `data-bar`（测试按它们数）。
+fn bar(
+    fraction: f64,
+    fill: &'static str,
+    is_rate: bool,
+    marker: Option<f64>,
+    label: String,
+) -> impl IntoView {
+    let width = format!("{:.2}", fraction.clamp(0.0, 1.0) * 100.0);
+    view! {
+        <svg class="bar" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label=label>
+            <rect x="0" y="0" width="100" height="10" class="track"/>
+            {if is_rate {
+                view! { <rect data-point="" x="0" y="0" width=width height="10" fill=fill/> }.into_any()
+            } else {
+                view! { <rect data-bar="" x="0" y="0" width=width height="10" fill=fill/> }.into_any()
+            }}
+            {marker.map(|m| {
+                let x = format!("{:.2}", m.clamp(0.0, 1.0) * 100.0);
+                view! { <line x1=x.clone() y1="0" x2=x y2="10" class="budget-line" vector-effect="non-scaling-stroke"/> }
+            })}
+        </svg>
+    }
+}
+
 /// 最近 24 小时各上游：成功率（横条）、中位与 95 分位耗时、尝试、张数、失败、重试、回退。
+/// 每个上游一行：名称、横条、百分比，数字在下一行（窄屏上自动换行）。
 #[component]
 pub fn UpstreamBars(stats: Vec<UpstreamStats>) -> impl IntoView {
     if stats.is_empty() {
         return view! { <p class="empty">"最近 24 小时没有请求。"</p> }.into_any();
     }
-    let (w, row) = (760.0, 28.0);
-    let h = row * stats.len() as f64 + 8.0;
-    let (left, bar_w) = (160.0, 300.0);
     let rows = stats
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let y = 4.0 + i as f64 * row;
+        .map(|s| {
             let rate = s.success_rate.unwrap_or(0.0);
             let failures: u64 = s.failures.values().sum();
             let fill = if rate >= 0.95 {
@@ -120,8 +158,7 @@ pub fn UpstreamBars(stats: Vec<UpstreamStats>) -> impl IntoView {
                 "#d9534f"
             };
             let detail = format!(
-                "{:.1}% · 中位 {} · 95% {} · 尝试 {} · {} 张 · 失败 {failures} · 重试 {} · 回退 {}",
-                rate * 100.0,
+                "中位 {} · 95% {} · 尝试 {} · {} 张 · 失败 {failures} · 重试 {} · 回退 {}",
                 ms(s.p50_ms),
                 ms(s.p95_ms),
                 s.requests,
@@ -129,21 +166,19 @@ pub fn UpstreamBars(stats: Vec<UpstreamStats>) -> impl IntoView {
                 s.retries,
                 s.fallbacks
             );
+            let percent = format!("{:.1}%", rate * 100.0);
             view! {
-                <g data-upstream=s.name.clone()>
-                    <text x=left - 8.0 y=y + 17.0 text-anchor="end">{s.name.clone()}</text>
-                    <rect x=left y=y + 4.0 width=bar_w height=row - 10.0 class="track"/>
-                    <rect data-point="" x=left y=y + 4.0 width=format!("{:.1}", bar_w * rate) height=row - 10.0
-                        fill=fill/>
-                    <text x=left + bar_w + 10.0 y=y + 17.0 class="axis">{detail}</text>
-                </g>
+                <div class="bar-row" data-upstream=s.name.clone()>
+                    <span class="name" title=s.name.clone()>{s.name.clone()}</span>
+                    {bar(rate, fill, true, None, format!("{} 的成功率 {percent}", s.name))}
+                    <span class="value">{percent.clone()}</span>
+                    <span class="detail">{detail}</span>
+                </div>
             }
         })
         .collect_view();
     view! {
-        <svg data-testid="upstream-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label="最近 24 小时各上游的成功率">
-            {rows}
-        </svg>
+        <div class="bar-rows" data-testid="upstream-chart">{rows}</div>
     }
     .into_any()
 }
@@ -154,8 +189,6 @@ pub fn ClientBars(clients: Vec<ClientToday>) -> impl IntoView {
     if clients.is_empty() {
         return view! { <p class="empty">"今天还没有生成。"</p> }.into_any();
     }
-    let (w, row, left, bar_w) = (760.0, 28.0, 160.0, 460.0);
-    let h = row * clients.len() as f64 + 8.0;
     let top = nice_max(
         clients
             .iter()
@@ -165,34 +198,31 @@ pub fn ClientBars(clients: Vec<ClientToday>) -> impl IntoView {
     ) as f64;
     let rows = clients
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let y = 4.0 + i as f64 * row;
-            let width = bar_w * c.images as f64 / top;
+        .map(|c| {
             let label = if c.budget > 0 {
                 format!("{} / {} 张", c.images, c.budget)
             } else {
                 format!("{} 张（不限）", c.images)
             };
             let over = c.budget > 0 && c.images >= c.budget as u64;
+            let marker = (c.budget > 0).then(|| c.budget as f64 / top);
             view! {
-                <g data-client=c.client.clone()>
-                    <text x=left - 8.0 y=y + 17.0 text-anchor="end">{c.client.clone()}</text>
-                    <rect data-bar="" x=left y=y + 4.0 width=format!("{width:.1}") height=row - 10.0
-                        fill={ if over { "#d9534f" } else { "#3b6cf6" } }/>
-                    {(c.budget > 0).then(|| {
-                        let x = left + bar_w * c.budget as f64 / top;
-                        view! { <line x1=x y1=y + 1.0 x2=x y2=y + row - 3.0 class="budget-line"/> }
-                    })}
-                    <text x=left + bar_w + 10.0 y=y + 17.0 class="axis">{label}</text>
-                </g>
+                <div class="bar-row" data-client=c.client.clone()>
+                    <span class="name" title=c.client.clone()>{c.client.clone()}</span>
+                    {bar(
+                        c.images as f64 / top,
+                        if over { "#d9534f" } else { "#3b6cf6" },
+                        false,
+                        marker,
+                        format!("{}：{label}", c.client),
+                    )}
+                    <span class="value">{label.clone()}</span>
+                </div>
             }
         })
         .collect_view();
     view! {
-        <svg data-testid="client-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label="今天各调用方的张数与额度">
-            {rows}
-        </svg>
+        <div class="bar-rows" data-testid="client-chart">{rows}</div>
     }
     .into_any()
 }
@@ -208,7 +238,9 @@ fn circuit_label(c: &str) -> &'static str {
 /// 各上游与密钥此刻的状态。
 #[component]
 pub fn LiveTable(live: Vec<UpstreamLive>) -> impl IntoView {
+    // 窄屏上表格在自己的框里横向滚动，页面不横向滚动。
     view! {
+        <div class="table-scroll" role="region" aria-label="上游与密钥（此刻）" tabindex="0">
         <table class="live-table" data-testid="live-table">
             <thead><tr><th>"上游"</th><th>"模型"</th><th>"熔断"</th><th>"在途"</th><th>"密钥"</th><th>"最近的错误"</th></tr></thead>
             <tbody>
@@ -226,5 +258,6 @@ pub fn LiveTable(live: Vec<UpstreamLive>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
     }
 }
