@@ -96,7 +96,10 @@ mod dom {
     /// 把 `window.__dfEarly[group][key]` 删掉（取走一次）。
     pub fn clear(group: &str, key: &str) {
         if let Some(g) = early(group).filter(|g| g.is_object()) {
-            let _ = js_sys::Reflect::delete_property(g.unchecked_ref(), &JsValue::from_str(key));
+            let _ = js_sys::Reflect::delete_property(
+                g.unchecked_ref::<js_sys::Object>(),
+                &JsValue::from_str(key),
+            );
         }
     }
 

@@ -139,10 +139,10 @@ pub fn BatchHeader(
                 </Show>
             </div>
             {move || prompt().map(|p| view! {
-                <p class="batch-prompt" data-testid="batch-prompt" title=p.clone()>{p}</p>
+                <p class="batch-prompt" data-testid="batch-prompt" title=p.clone()>{p.clone()}</p>
             })}
             {move || shared.with(|s| s.model_text.clone()).map(|t| view! {
-                <p class="batch-model-text model-text" title=t.clone()><strong>"模型说明："</strong>{t}</p>
+                <p class="batch-model-text model-text" title=t.clone()><strong>"模型说明："</strong>{t.clone()}</p>
             })}
             <div class="progress batch-progress" role="progressbar" aria-label="本批进度"
                 aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || summary.with(|s| s.percent)>
