@@ -20,7 +20,8 @@ const CJK = /[\u3400-\u9fff]/;
 /** 页面上看得见的控件里，名字是空的或不含中文的（按 aria 快照：`- button "生成"`）。 */
 async function controlsWithoutChineseName(page: Page): Promise<string[]> {
   const snapshot = await page.locator('body').ariaSnapshot();
-  const line = new RegExp(`^\\s*- (${CONTROL_ROLES})(?: "((?:[^"\\\\]|\\\\.)*)")?`);
+  // 角色名后面必须是名字、属性或行尾（`radiogroup` 不是 `radio`）。
+  const line = new RegExp(`^\\s*- (${CONTROL_ROLES})(?: "((?:[^"\\\\]|\\\\.)*)")?(?=$|[\\s:\\[])`);
   return snapshot
     .split('\n')
     .map((l) => line.exec(l))

@@ -121,6 +121,7 @@ test('上次用的张数、宽高比、分辨率与模式在刷新后恢复', as
 
   await page.reload();
   await expect(page.locator('section.studio[data-hydrated="true"][data-connected="true"]')).toBeVisible();
+  await studio.expand();
   await expect(page.getByRole('radio', { name: '多条（一行一条）' })).toBeChecked();
   await expect(studio.countControl).toHaveValue('2');
   await expect(page.getByLabel('宽高比')).toHaveValue('16:9');

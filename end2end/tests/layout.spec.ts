@@ -171,7 +171,7 @@ test('深色模式开关：记在浏览器里，刷新与换页后还是它，�
   await page.emulateMedia({ colorScheme: 'light' });
   await page.goto('/gallery');
   await expect(page.locator('section.gallery[data-hydrated="true"]')).toBeVisible();
-  const toggle = page.getByRole('button', { name: '深色模式' });
+  const toggle = page.getByRole('button', { name: '深色主题' });
   await expect(toggle).toHaveAttribute('aria-pressed', 'false');
   await toggle.click();
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
@@ -183,7 +183,7 @@ test('深色模式开关：记在浏览器里，刷新与换页后还是它，�
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
   expect(await background()).toBe(dark);
   // 换回浅色，刷新后仍是浅色（系统偏好是浅色，选过的优先）。
-  await page.getByRole('button', { name: '深色模式' }).click();
+  await page.getByRole('button', { name: '深色主题' }).click();
   await page.reload();
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'light');
   expect(await background()).not.toBe(dark);

@@ -26,7 +26,7 @@ function sync() {
   var buttons = document.querySelectorAll('[data-theme-toggle]');
   for (var i = 0; i < buttons.length; i++) {
     buttons[i].setAttribute('aria-pressed', dark ? 'true' : 'false');
-    buttons[i].setAttribute('title', dark ? '深色模式（点一下换成浅色）' : '浅色模式（点一下换成深色）');
+    buttons[i].setAttribute('title', dark ? '深色主题（点一下换成浅色）' : '浅色主题（点一下换成深色）');
   }
 }
 var saved = stored();
@@ -48,7 +48,7 @@ document.addEventListener('click', function (ev) {
 pub fn ThemeToggle() -> impl IntoView {
     view! {
         <button type="button" class="icon-button theme-toggle" data-theme-toggle="" data-testid="theme-toggle"
-            aria-pressed="false" aria-label="深色模式" title="切换浅色 / 深色">
+            aria-pressed="false" aria-label="深色主题" title="切换浅色 / 深色">
             <Icon d=icon::THEME/>
         </button>
     }
