@@ -150,5 +150,11 @@ async fn healthz_and_demo_mode_without_upstreams() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["demo_mode"], true);
     let page = get_text(&server.url).await;
-    assert!(page.contains("演示模式") && page.contains("生成"), "{page}");
+    // 页头的“演示模式”标记（窄屏只显示“演示”两个字，说明在 title 里）。
+    assert!(
+        page.contains("class=\"demo-badge\"")
+            && page.contains("未配置上游，图像由内置演示上游绘制")
+            && page.contains("生成"),
+        "{page}"
+    );
 }
