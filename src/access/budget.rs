@@ -190,8 +190,7 @@ mod tests {
     }
 }
 
-/// 工作台在用量与额度里的名字（所有会话合起来算一个调用方）。
-pub const STUDIO_CLIENT: &str = "工作台";
+
 
 /// 一个调用方的额度：每天几张、同时几个请求（0 为不限）。
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

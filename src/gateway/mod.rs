@@ -213,17 +213,13 @@ impl Gateway {
     /// 对一个上游做一次真实的小请求（设置页的“测试连接”），不重试、不回退，返回耗时。
     pub async fn probe(&self, upstream: &UpstreamConfig) -> Result<Duration, GatewayError> {
         let adapter = upstream::build(upstream, self.inner.max_response_bytes())?;
-        let request = ImageRequest {
-            prompt: "连接测试：白底上一个蓝色圆形".into(),
-            references: Vec::new(),
-            aspect_ratio: crate::types::AspectRatio::Square,
-            image_size: crate::types::ImageSize::K1,
-            model: None,
-            progress: Progress::default(),
-            seed: None,
-            client: String::new(),
-            google_search: false,
-        };
+        let request = ImageRequest::new(
+            "连接测试：白底上一个蓝色圆形".into(),
+            crate::types::AspectRatio::Square,
+            crate::types::ImageSize::K1,
+            None,
+            String::new(),
+        );
         let secs = self.inner.config.load().timeouts.attempt_s;
         let started = std::time::Instant::now();
         tokio::time::timeout(

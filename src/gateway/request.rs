@@ -30,6 +30,48 @@ pub struct ImageRequest {
     pub client: String,
 }
 
+impl ImageRequest {
+    /// 一个没有参考图、没有种子与进度回报、不联网搜索的请求；其余用下面的方法补上。
+    /// 各入口都经 `crate::admit` 得到它（工作台的批次在任务开始时由 `jobs` 用同样的方法建）。
+    pub fn new(
+        prompt: String,
+        aspect_ratio: AspectRatio,
+        image_size: ImageSize,
+        model: Option<String>,
+        client: impl Into<String>,
+    ) -> Self {
+        Self {
+            prompt,
+            references: Vec::new(),
+            aspect_ratio,
+            image_size,
+            model,
+            seed: None,
+            progress: super::Progress::default(),
+            google_search: false,
+            client: client.into(),
+        }
+    }
+
+    /// 随机种子。
+    pub fn seeded(mut self, seed: i32) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// 进度回报。
+    pub fn reporting(mut self, progress: super::Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// 联网搜索。
+    pub fn grounded(mut self, google_search: bool) -> Self {
+        self.google_search = google_search;
+        self
+    }
+}
+
 /// 上游返回并解码成功的一张图像。
 #[derive(Clone)]
 pub struct GeneratedImage {

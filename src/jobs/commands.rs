@@ -6,30 +6,21 @@ use super::views::job_image;
 use super::writer::Write;
 use super::{new_id, now_string, Change, JobManager};
 use crate::error::ApiError;
-use crate::produce::References;
-use crate::types::batch::plan;
+use crate::types::batch::Plan;
 use crate::types::{JobState, JobView, SubmitRequest};
 use std::sync::Arc;
 
 impl JobManager {
-    /// 提交一批：展开变量、多条提示词与逐张改图（见 `types::batch::plan`），每个展开的任务一张卡片。
-    /// 参数有误、排队已满或 `admit` 不放行（例如张数限流）时什么都不排队，返回中文原因。
-    /// `client` 是提交者（排队上限按它计）；`admit` 在校验与排队上限都通过之后、写库之前被调用一次，参数是张数。
-    pub async fn submit(
+    /// 排进一批已经收下的任务（校验、模型、排队上限与额度都由 `crate::admit::batch` 做过）：
+    /// 批次与任务一次写库，每个展开的任务一张卡片。`client` 是提交者（排队上限按它计）。
+    pub async fn enqueue(
         &self,
-        req: SubmitRequest,
+        req: &SubmitRequest,
+        plan: Plan,
+        model: String,
         client: &str,
-        admit: impl FnOnce(u32) -> Result<(), ApiError>,
     ) -> Result<Vec<JobView>, ApiError> {
-        let max_jobs = self.inner.config.load().limits.max_batch_jobs;
-        let plan = plan(&req, max_jobs)?;
-        // 先确认参考图都在，免得排了队才失败。
-        References::check_exist(&self.inner.producer.storage, &req.references).await?;
-        let model = self.check_model(&req)?;
-        let total = plan.jobs.len() as u32;
-        self.check_queue_room(client, total as usize)?;
-        admit(total)?;
-        let (batch, rows) = new_batch(&req, plan, model, client);
+        let (batch, rows) = new_batch(req, plan, model, client);
         let batch = Arc::new(batch);
         let rows = Arc::new(rows);
         let (b, r) = (batch.clone(), rows.clone());
@@ -69,27 +60,8 @@ impl JobManager {
             .collect()
     }
 
-    /// 所选模型（空为默认）有上游提供，并且做得到这次的宽高比、分辨率与参考图数（逐张改图时每个任务一张）。
-    pub(super) fn check_model(&self, req: &SubmitRequest) -> Result<String, ApiError> {
-        let model = req.model.trim().to_string();
-        let config = self.inner.config.load();
-        let per_job_references = match req.reference_mode {
-            crate::types::batch::ReferenceMode::Together => req.references.len(),
-            crate::types::batch::ReferenceMode::Each => req.references.len().min(1),
-        };
-        self.inner.producer.gateway.check_request(
-            &config,
-            Some(model.as_str()).filter(|m| !m.is_empty()),
-            req.aspect_ratio,
-            req.image_size,
-            per_job_references,
-            req.google_search,
-        )?;
-        Ok(model)
-    }
-
     /// 排队上限：全服务器排队的任务不超过 `limits.max_queued_jobs`，每个提交者不超过它的四分之一。
-    pub(super) fn check_queue_room(&self, client: &str, adding: usize) -> Result<(), ApiError> {
+    pub fn check_queue_room(&self, client: &str, adding: usize) -> Result<(), ApiError> {
         let limits = self.inner.config.load().limits.clone();
         let table = self.table();
         let queued = table.queue.len();
@@ -318,12 +290,7 @@ impl JobManager {
 }
 
 /// 展开好的一次提交 → 批次与它的任务（都还是排队中，还没写库）。
-fn new_batch(
-    req: &SubmitRequest,
-    plan: crate::types::batch::Plan,
-    model: String,
-    client: &str,
-) -> (Batch, Vec<JobRow>) {
+fn new_batch(req: &SubmitRequest, plan: Plan, model: String, client: &str) -> (Batch, Vec<JobRow>) {
     let created_at = now_string();
     let batch = Batch {
         id: new_id(),

@@ -101,18 +101,18 @@ impl JobManager {
             .unwrap_or_default();
         let references = References::load(&producer.storage, &reference_ids).await?;
         let (this, job_id) = (self.clone(), id.to_string());
-        let request = ImageRequest {
+        let model = (!batch.model.is_empty()).then(|| batch.model.clone());
+        let request = ImageRequest::new(
             prompt,
-            references: Vec::new(),
-            aspect_ratio: batch.aspect_ratio,
-            image_size: batch.image_size,
-            model: (!batch.model.is_empty()).then(|| batch.model.clone()),
-            progress: Progress::new(move |event| this.on_progress(&job_id, event)),
-            // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
-            seed: Some(seed_for(id, run)),
-            client: crate::access::budget::STUDIO_CLIENT.into(),
-            google_search: batch.google_search,
-        };
+            batch.aspect_ratio,
+            batch.image_size,
+            model,
+            crate::types::usage::STUDIO_CLIENT,
+        )
+        .reporting(Progress::new(move |event| this.on_progress(&job_id, event)))
+        // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
+        .seeded(seed_for(id, run))
+        .grounded(batch.google_search);
         let work = producer.produce(request, references);
         tokio::pin!(work);
         let mut tick = tokio::time::interval(TICK);

@@ -6,11 +6,12 @@
 
 use super::images::{known_model, ImageParams};
 use super::images_response::public_base_url;
+use crate::admit::{admit, Admitted, Order, Requester};
 use crate::error::ApiError;
-use crate::gateway::{ImageRequest, InputImage};
+use crate::gateway::InputImage;
 use crate::produce::References;
 use crate::state::AppState;
-use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
+use crate::types::limits::MAX_REFERENCES;
 use crate::web::{accept_image, ApiJson};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -81,21 +82,30 @@ pub async fn completions(
     ApiJson(body): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let client = caller.client_label(&config);
-    let (request, references) = to_image_request(&state, &body, client.clone()).await?;
-    state.gateway.check_request(
-        &config,
-        request.model.as_deref(),
-        request.aspect_ratio,
-        request.image_size,
-        references.images.len(),
-        request.google_search,
-    )?;
-    // 每次对话生成一张：先占调用方的额度，结束时按实际张数改正。
-    let ticket = state
-        .client_budgets
-        .admit(&state.storage, &client, caller.budget(&config), 1)
-        .await?;
+    let message = read_last_user(&state, &body).await?;
+    // 每次对话生成一张：校验、查模型目录、先占调用方的额度（结束时按实际张数改正），见 `crate::admit`。
+    let Admitted { request, ticket } = admit(
+        &state,
+        Order {
+            requester: Requester::Api {
+                label: caller.client_label(&config),
+                budget: caller.budget(&config),
+            },
+            prompt: &message.prompt,
+            count: 1,
+            references: message.inline.len() + message.linked.len(),
+            aspect_ratio: message.aspect_ratio,
+            image_size: message.image_size,
+            model: known_model(&state, body.model.as_deref()),
+            google_search: false,
+        },
+    )
+    .await?;
+    // 收下之后才存参考图：不合格的请求什么都不留下。
+    let mut references = References::load(&state.storage, &message.linked).await?;
+    let stored = References::store(&state.storage, message.inline).await?;
+    references.ids.extend(stored.ids);
+    references.images.extend(stored.images);
     let model = request
         .model
         .clone()
@@ -212,13 +222,17 @@ fn markdown(text: Option<&str>, url: &str) -> String {
     }
 }
 
-/// 取最后一条用户消息：文字拼成提示词，图片（data URL 或本服务器的 /files 链接）作参考图。
-/// data URL 的图按内容哈希存下；/files 链接直接用它的 id（不再读一遍、存一遍）。
-async fn to_image_request(
-    state: &AppState,
-    body: &ChatRequest,
-    client: String,
-) -> Result<(ImageRequest, References), ApiError> {
+/// 最后一条用户消息：文字拼成的提示词，图片（data URL 的已解码并认过格式；本服务器的 /files 签名链接只取 id），
+/// 与请求的宽高比、分辨率。参考图在请求收下之后才存（见 `completions`）。
+struct UserMessage {
+    prompt: String,
+    inline: Vec<InputImage>,
+    linked: Vec<String>,
+    aspect_ratio: crate::types::AspectRatio,
+    image_size: crate::types::ImageSize,
+}
+
+async fn read_last_user(state: &AppState, body: &ChatRequest) -> Result<UserMessage, ApiError> {
     let last_user = body
         .messages
         .iter()
@@ -229,30 +243,32 @@ async fn to_image_request(
     let mut texts = Vec::new();
     let mut inline: Vec<InputImage> = Vec::new();
     let mut linked: Vec<String> = Vec::new();
-    match &last_user.content {
-        Content::Empty => {}
-        Content::Text(t) => texts.push(t.clone()),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => texts.push(text.clone()),
-                    Part::ImageUrl { image_url } => {
-                        if inline.len() + linked.len() == MAX_REFERENCES {
-                            return Err(ApiError::InvalidRequest(format!(
-                                "参考图最多 {MAX_REFERENCES} 张"
-                            )));
-                        }
-                        match reference_of(&image_url.url, max_bytes, &state.url_signer)? {
-                            Reference::Inline(data) => {
-                                let index = inline.len() + linked.len() + 1;
-                                inline.push(accept_image(data, max_bytes, index).await?);
-                            }
-                            Reference::Linked(id) => linked.push(id),
-                        }
+    let parts: &[Part] = match &last_user.content {
+        Content::Empty => &[],
+        Content::Text(t) => {
+            texts.push(t.clone());
+            &[]
+        }
+        Content::Parts(parts) => parts,
+    };
+    for part in parts {
+        match part {
+            Part::Text { text } => texts.push(text.clone()),
+            Part::ImageUrl { image_url } => {
+                if inline.len() + linked.len() == MAX_REFERENCES {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "参考图最多 {MAX_REFERENCES} 张"
+                    )));
+                }
+                match reference_of(&image_url.url, max_bytes, &state.url_signer)? {
+                    Reference::Inline(data) => {
+                        let index = inline.len() + linked.len() + 1;
+                        inline.push(accept_image(data, max_bytes, index).await?);
                     }
-                    Part::Other => {}
+                    Reference::Linked(id) => linked.push(id),
                 }
             }
+            Part::Other => {}
         }
     }
     let params = ImageParams {
@@ -268,23 +284,13 @@ async fn to_image_request(
             "最后一条用户消息里没有文字提示词".into(),
         ));
     }
-    let prompt = validate_request(Surface::OpenAi, &prompt, 1, inline.len() + linked.len())?;
-    let mut references = References::load(&state.storage, &linked).await?;
-    let stored = References::store(&state.storage, inline).await?;
-    references.ids.extend(stored.ids);
-    references.images.extend(stored.images);
-    let request = ImageRequest {
+    Ok(UserMessage {
         prompt,
-        references: Vec::new(),
+        inline,
+        linked,
         aspect_ratio,
         image_size,
-        model: known_model(state, body.model.as_deref()),
-        progress: Default::default(),
-        seed: None,
-        client,
-        google_search: false,
-    };
-    Ok((request, references))
+    })
 }
 
 /// 消息里的一张图。

@@ -3,11 +3,12 @@
 use super::auth::Caller;
 use super::idempotency::{Key, Produced};
 use super::images_response::{images_response, response_format};
+use crate::admit::{admit_valid, Admitted, Order, Requester};
 use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
 use crate::state::AppState;
-use crate::types::limits::{validate_request, Surface, MAX_REFERENCES};
+use crate::types::limits::MAX_REFERENCES;
 use crate::types::{AspectRatio, ImageSize};
 use crate::web::{accept_image, sha256_hex, ApiJson};
 use axum::extract::{Multipart, State};
@@ -191,9 +192,23 @@ async fn respond(
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(headers, caller, route, &params, &references)?;
     let n = params.n.unwrap_or(1);
-    let prompt = validate_request(Surface::OpenAi, &params.prompt, n, references.len())?;
     let format = response_format(params.response_format.as_deref())?;
     let (aspect_ratio, image_size) = resolve_shape(&params)?;
+    let config = state.config.load_full();
+    let valid = Order {
+        requester: Requester::Api {
+            label: caller.client_label(&config),
+            budget: caller.budget(&config),
+        },
+        prompt: &params.prompt,
+        count: n,
+        references: references.len(),
+        aspect_ratio,
+        image_size,
+        model: known_model(state, params.model.as_deref()),
+        google_search: params.google_search.unwrap_or(false),
+    }
+    .validate()?;
     tracing::info!(
         user = params.user.as_deref().unwrap_or(""),
         n,
@@ -202,36 +217,13 @@ async fn respond(
         %image_size,
         "图像请求"
     );
-    let request = ImageRequest {
-        prompt,
-        references: Vec::new(),
-        aspect_ratio,
-        image_size,
-        model: known_model(state, params.model.as_deref()),
-        progress: Default::default(),
-        seed: None,
-        client: caller.client_label(&state.config.load()),
-        google_search: params.google_search.unwrap_or(false),
-    };
     // 已经完成过的同一请求：直接回放，不占额度（额度用完了也取得回来）。异步任务的键另有作用域，见下。
     if !prefers_async(headers) {
         if let Some(produced) = state.idempotency.replay(idempotency_key.as_ref()).await? {
             return images_response(state, headers, format, produced).await;
         }
     }
-    let config = state.config.load_full();
-    state.gateway.check_request(
-        &config,
-        request.model.as_deref(),
-        request.aspect_ratio,
-        request.image_size,
-        references.len(),
-        request.google_search,
-    )?;
-    let ticket = state
-        .client_budgets
-        .admit(&state.storage, &request.client, caller.budget(&config), n)
-        .await?;
+    let Admitted { request, ticket } = admit_valid(state, valid).await?;
     if prefers_async(headers) {
         let task = super::tasks::Order {
             request,

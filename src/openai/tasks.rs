@@ -58,7 +58,8 @@ pub async fn submit(
                 references: references.ids,
                 ..SubmitRequest::default()
             };
-            let views = state.jobs.submit(submit, &caller, |_| Ok(())).await?;
+            // 额度已在这次请求收下时占过（见 `images::respond`）。
+            let views = crate::admit::batch(state, submit, &caller, None).await?;
             let id = views.first().map(|v| v.batch_id.clone());
             Ok(vec![Produced {
                 id,

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// 工作台在用量与额度里的名字（所有会话合起来算一个调用方；`/v1` 的调用方按密钥的用途说明或“匿名”）。
+pub const STUDIO_CLIENT: &str = "工作台";
+
 /// 页头圆点：绿（都正常）、黄（有上游或密钥不正常）、红（没有能用的上游）。
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

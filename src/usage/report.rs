@@ -127,7 +127,7 @@ pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiErr
         *e = (*e).max(n);
     }
     let budget_of = |client: &str| -> u32 {
-        if client == crate::access::budget::STUDIO_CLIENT {
+        if client == crate::types::usage::STUDIO_CLIENT {
             return config.limits.studio_images_per_day;
         }
         config

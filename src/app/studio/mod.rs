@@ -44,55 +44,34 @@ pub async fn generate_image(request: GenerateRequest) -> Result<SavedImage, AppE
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::*;
+    use crate::admit::{admit, Admitted, Order, Requester};
     use crate::error::ApiError;
-    use crate::gateway::ImageRequest;
     use crate::produce::References;
     use crate::state::AppState;
-    use crate::types::limits::{validate_request, Surface};
 
     pub async fn generate(request: GenerateRequest) -> Result<SavedImage, ApiError> {
         let state = AppState::from_context()?;
-        let prompt = validate_request(
-            Surface::Studio,
-            &request.prompt,
-            1,
-            request.references.len(),
-        )?;
-        let model = Some(request.model.trim().to_string()).filter(|m| !m.is_empty());
-        state.gateway.check_request(
-            &state.config.load(),
-            model.as_deref(),
-            request.aspect_ratio,
-            request.image_size,
-            request.references.len(),
-            request.google_search,
-        )?;
-        // 与提交批次一样计入工作台的每日张数与每分钟张数。
+        // 与提交批次一样计入工作台的每日张数与每分钟张数（见 `crate::admit`）。
         let client = client().await?;
-        let config = state.config.load_full();
-        let daily = crate::access::budget::Budget {
-            images_per_day: config.limits.studio_images_per_day,
-            max_concurrent: 0,
-        };
-        let studio = crate::access::budget::STUDIO_CLIENT;
-        state
-            .client_budgets
-            .prepare(&state.storage, studio, daily)
-            .await;
-        let ticket = state.client_budgets.admit_now(studio, daily, 1)?;
-        state.image_budget.spend(&config, &client, 1)?;
+        let Admitted {
+            request: order,
+            ticket,
+        } = admit(
+            &state,
+            Order {
+                requester: Requester::Studio(&client),
+                prompt: &request.prompt,
+                count: 1,
+                references: request.references.len(),
+                aspect_ratio: request.aspect_ratio,
+                image_size: request.image_size,
+                model: Some(request.model.trim().to_string()).filter(|m| !m.is_empty()),
+                google_search: request.google_search,
+            },
+        )
+        .await?;
+        let prompt = order.prompt.clone();
         let references = References::load(&state.storage, &request.references).await?;
-        let order = ImageRequest {
-            prompt: prompt.clone(),
-            references: Vec::new(),
-            aspect_ratio: request.aspect_ratio,
-            image_size: request.image_size,
-            model,
-            progress: Default::default(),
-            seed: None,
-            client: crate::access::budget::STUDIO_CLIENT.into(),
-            google_search: request.google_search,
-        };
         let produced = state.producer().produce(order, references).await;
         ticket.settle(produced.is_ok() as u64);
         let produced = produced.map_err(|f| f.error)?;
@@ -128,26 +107,9 @@ mod ssr {
 #[server(prefix = "/api", endpoint = "submit_jobs", input = JsonStr, output = JsonStr)]
 pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppError> {
     ssr::with_state(|s| async move {
-        use crate::access::budget::{Budget, STUDIO_CLIENT};
         let client = ssr::client().await?;
-        let config = s.config.load_full();
-        // 工作台（所有会话合起来）的每日张数：一批要么全部放行，要么整批拒绝。
-        let daily = Budget {
-            images_per_day: config.limits.studio_images_per_day,
-            max_concurrent: 0,
-        };
-        s.client_budgets
-            .prepare(&s.storage, STUDIO_CLIENT, daily)
-            .await;
-        // 校验与排队上限都通过之后，先看每日张数，再按张数扣工作台的每分钟额度（16 张就扣 16）。
-        // 批次在后台慢慢跑，这里按要的张数计入每日张数。
-        let admit = |images| {
-            let ticket = s.client_budgets.admit_now(STUDIO_CLIENT, daily, images)?;
-            s.image_budget.spend(&config, &client, images)?;
-            ticket.settle(images as u64);
-            Ok(())
-        };
-        s.jobs.submit(request, &client.0, admit).await
+        let requester = crate::admit::Requester::Studio(&client);
+        crate::admit::batch(&s, request, &client.0, Some(requester)).await
     })
     .await
 }
