@@ -26,6 +26,9 @@ pub enum ApiError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// 用量报告读不了用量表或写不出 CSV。
+    #[error(transparent)]
+    Report(#[from] crate::usage::report::ReportError),
     #[error("{0}")]
     InvalidRequest(String),
     /// 服务器自身的问题（不该发生）；说明只进日志。
@@ -98,6 +101,7 @@ impl ApiError {
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Report(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Gateway(e) | Self::GatewayBilled { error: e, .. } => gateway_status(e),
             Self::Shared(e) => e.status(),
         }
@@ -127,6 +131,7 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::Internal(_) => "server_error",
             Self::Storage(_) => "storage_error",
+            Self::Report(_) => "server_error",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized(_) => "invalid_api_key",
@@ -151,7 +156,9 @@ impl ApiError {
             | Self::Gateway(_)
             | Self::GatewayBilled { .. } => self.to_string(),
             Self::Storage(_) => "服务器保存图像失败，请检查存储目录是否可写、磁盘是否已满".into(),
-            Self::Internal(_) => "服务器内部错误，请稍后再试（详情见服务器日志）".into(),
+            Self::Internal(_) | Self::Report(_) => {
+                "服务器内部错误，请稍后再试（详情见服务器日志）".into()
+            }
             Self::InvalidRequest(_)
             | Self::NotFound
             | Self::MethodNotAllowed { .. }

@@ -15,7 +15,7 @@ pub struct UrlSigner {
 }
 
 /// 密钥文件名（在数据库文件所在的目录）。
-pub const KEY_FILE: &str = "url-signing.key";
+use crate::storage::URL_KEY_FILE as KEY_FILE;
 
 impl UrlSigner {
     /// 由 64 位十六进制的密钥构造（库里存的那一把，见 `Storage::shared_secret`）。
@@ -23,12 +23,6 @@ impl UrlSigner {
         Some(Self {
             key: std::sync::Arc::new(decode_key(text.trim())?),
         })
-    }
-
-    /// 一把新的随机密钥（64 位十六进制）。
-    pub fn new_key_hex() -> String {
-        let key: [u8; 32] = rand::random();
-        key.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// 读出 `dir` 下的密钥；没有就生成一把并原子地写下（只有属主可读）。
@@ -42,7 +36,7 @@ impl UrlSigner {
                 )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let text = Self::new_key_hex();
+                let text = crate::storage::new_secret_hex();
                 let key = decode_key(&text).expect("刚生成的密钥总能解码");
                 crate::atomic_file::write(
                     &path,

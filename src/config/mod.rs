@@ -13,7 +13,7 @@ pub mod table;
 
 pub use apply::{ConfigStore, Edit, OnApplied};
 pub use error::ConfigError;
-pub use load::{load, parse, validate_listen, LoadedConfig};
+pub use load::{check_s3_location, load, parse, validate_listen, LoadedConfig};
 pub use save::ConfigFile;
 
 use serde::{Deserialize, Serialize};

@@ -25,32 +25,7 @@ use std::time::Duration;
 /// 对象存储的根以它开头：`s3://桶/前缀`。
 pub const S3_SCHEME: &str = "s3://";
 
-/// 检查 `s3://` 后面的“桶/前缀”：桶名按 S3 的规则（3–63 个小写字母、数字、`.`、`-`），
-/// 前缀的每一段不能为空、不能是 `.` 或 `..`。
-pub fn check_s3_location(location: &str) -> Result<(), String> {
-    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if !bucket_ok {
-        return Err(format!(
-            "“{bucket}”不是有效的桶名（3–63 个小写字母、数字、点或连字符），应写成 s3://桶/前缀"
-        ));
-    }
-    let prefix = prefix.trim_end_matches('/');
-    if !prefix.is_empty()
-        && prefix
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control))
-    {
-        return Err(format!(
-            "前缀“{prefix}”里有空段、. 或 ..，应写成 s3://桶/前缀"
-        ));
-    }
-    Ok(())
-}
+pub use crate::config::check_s3_location;
 
 /// 一个根对应的后端。
 enum Backend {

@@ -315,7 +315,7 @@ fn write_postgres(
     let key_file = source_db
         .parent()
         .unwrap_or(Path::new("."))
-        .join(crate::access::signed::KEY_FILE);
+        .join(super::URL_KEY_FILE);
     if let Ok(key) = std::fs::read_to_string(&key_file) {
         let secrets = &mut tables
             .iter_mut()

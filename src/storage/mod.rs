@@ -29,6 +29,15 @@ use std::sync::{Arc, Mutex};
 
 pub use crate::config::DB_FILE;
 
+/// 签名图片链接的密钥文件名（单机时在数据库文件所在的目录；见 `crate::access::signed`）。
+pub const URL_KEY_FILE: &str = "url-signing.key";
+
+/// 一把新的随机密钥（32 字节，64 位十六进制）：签名链接的密钥等。
+pub fn new_secret_hex() -> String {
+    let key: [u8; 32] = rand::random();
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{context}：{source}")]
@@ -558,7 +567,7 @@ impl Storage {
 
     /// 各实例共用的密钥 `name`（没有就生成一把存进库里）。
     pub async fn shared_secret(&self, name: &'static str) -> Result<String, StorageError> {
-        let fresh = crate::access::signed::UrlSigner::new_key_hex();
+        let fresh = new_secret_hex();
         self.with_db(move |c| Ok(db::shared_secret(c, name, &fresh)?))
             .await
     }

@@ -2,8 +2,9 @@
 
 use super::store::{self, UsageRow};
 use super::LATENCY_BUCKETS_MS;
-use crate::state::AppState;
-use crate::types::usage::{ClientToday, UpstreamStats, UsageReport};
+use crate::config::Config;
+use crate::storage::{Storage, StorageError};
+use crate::types::usage::{ClientToday, Health, UpstreamLive, UpstreamStats, UsageReport};
 use std::collections::BTreeMap;
 
 /// 用量页显示最近几天。
@@ -31,20 +32,38 @@ fn percentile(buckets: &[u64], q: f64) -> Option<u64> {
     None
 }
 
+/// 用量报告要用的、此刻的东西（由调用方从共享状态里取来）：用量表在 `storage` 里。
+pub struct Now<'a> {
+    pub storage: &'a Storage,
+    pub config: &'a Config,
+    /// 各上游此刻的状态与页头的圆点（`Gateway::live`）。
+    pub live: (Vec<UpstreamLive>, Health),
+    /// 今天各调用方用了几张（`ClientBudgets::today`）。
+    pub clients_today: std::collections::HashMap<String, u64>,
+}
+
+/// 报告出错：读不了用量表，或写不出 CSV。
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("写 CSV 失败：{0}")]
+    Csv(String),
+}
+
 /// 最近 `DAYS` 天的行。
-async fn recent_rows(state: &AppState) -> Result<Vec<UsageRow>, crate::error::ApiError> {
+async fn recent_rows(storage: &Storage) -> Result<Vec<UsageRow>, StorageError> {
     let since = (chrono::Utc::now() - chrono::Duration::days(DAYS - 1))
         .format("%Y-%m-%d")
         .to_string();
-    Ok(state
-        .storage
+    storage
         .with_db(move |c| Ok(store::since(c, &since)?))
-        .await?)
+        .await
 }
 
 /// 拼出用量页的全部数据。
-pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiError> {
-    let rows = recent_rows(state).await?;
+pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
+    let rows = recent_rows(inputs.storage).await?;
     let now = chrono::Utc::now();
     let days: Vec<String> = (0..DAYS)
         .rev()
@@ -54,8 +73,8 @@ pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiErr
                 .to_string()
         })
         .collect();
-    let config = state.config.load_full();
-    let (live, health) = state.gateway.live(&config);
+    let config = inputs.config;
+    let (live, health) = inputs.live;
 
     // 每天每个上游的张数。上游的顺序：配置里的在前，之后是只在历史里出现的。
     let mut upstreams: Vec<String> = live.iter().map(|u| u.name.clone()).collect();
@@ -122,7 +141,7 @@ pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiErr
     for r in rows.iter().filter(|r| r.period.starts_with(&today)) {
         *clients.entry(r.client.clone()).or_default() += r.images;
     }
-    for (client, n) in state.client_budgets.today() {
+    for (client, n) in inputs.clients_today {
         let e = clients.entry(client).or_default();
         *e = (*e).max(n);
     }
@@ -161,8 +180,8 @@ pub async fn build(state: &AppState) -> Result<UsageReport, crate::error::ApiErr
 }
 
 /// 最近 `DAYS` 天的原始行，CSV（UTF-8 带 BOM、CRLF，Excel 直接打开）。
-pub async fn csv(state: &AppState) -> Result<String, crate::error::ApiError> {
-    let rows = recent_rows(state).await?;
+pub async fn csv(storage: &Storage) -> Result<String, ReportError> {
+    let rows = recent_rows(storage).await?;
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -183,7 +202,7 @@ pub async fn csv(state: &AppState) -> Result<String, crate::error::ApiError> {
         "收到字节",
         "发出字节",
     ];
-    let internal = |e: csv::Error| crate::error::ApiError::Internal(format!("写 CSV 失败：{e}"));
+    let internal = |e: csv::Error| ReportError::Csv(e.to_string());
     out.write_record(header).map_err(internal)?;
     for r in rows {
         let failures: u64 = r.failures.values().sum();
@@ -218,7 +237,7 @@ pub async fn csv(state: &AppState) -> Result<String, crate::error::ApiError> {
     }
     let bytes = out
         .into_inner()
-        .map_err(|e| crate::error::ApiError::Internal(format!("写 CSV 失败：{e}")))?;
+        .map_err(|e| ReportError::Csv(e.to_string()))?;
     Ok(format!("\u{feff}{}", String::from_utf8_lossy(&bytes)))
 }
 

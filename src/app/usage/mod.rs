@@ -1,7 +1,7 @@
 //! 用量页（`/usage`，管理员）：最近 30 天每天的张数（按上游叠起来）、最近 24 小时各上游的成功率与耗时、
 //! 今天各调用方的张数与额度、各上游与密钥此刻的状态；可导出 CSV。图是 Leptos 组件画的 SVG（`charts.rs`）。
 //!
-//! 数据来自 `/api/admin/usage_report`（与设置页一样要管理员；没设管理员密码时只有本机能看）。
+//! 数据来自 `/api/admin/usage_report`（与设置页一样要管理员会话）。
 
 mod charts;
 
@@ -15,13 +15,24 @@ use leptos::task::spawn_local;
 /// `POST /api/admin/usage_report`，`{}`：用量页的全部数据。
 #[server(prefix = "/api/admin", endpoint = "usage_report", input = JsonStr, output = JsonStr)]
 pub async fn get_usage_report() -> Result<UsageReport, AppError> {
-    crate::state::with_state(|s| async move { crate::usage::report::build(&s).await }).await
+    crate::state::with_state(|s| async move {
+        let config = s.config.load_full();
+        let now = crate::usage::report::Now {
+            storage: &s.storage,
+            config: &config,
+            live: s.gateway.live(&config),
+            clients_today: s.client_budgets.today(),
+        };
+        Ok(crate::usage::report::build(now).await?)
+    })
+    .await
 }
 
 /// `POST /api/admin/usage_csv`，`{}`：最近 30 天的用量（每小时 × 调用方 × 上游 × 模型 × 密钥一行），CSV 文字。
 #[server(prefix = "/api/admin", endpoint = "usage_csv", input = JsonStr, output = JsonStr)]
 pub async fn export_usage_csv() -> Result<String, AppError> {
-    crate::state::with_state(|s| async move { crate::usage::report::csv(&s).await }).await
+    crate::state::with_state(|s| async move { Ok(crate::usage::report::csv(&s.storage).await?) })
+        .await
 }
 
 #[component]
