@@ -136,9 +136,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
         .merge(crate::openai::router(&state))
-        .merge(storage::routes::router(state.config.clone()))
+        .merge(crate::files::router(state.config.clone()))
         .route("/ws", get(crate::jobs::ws::handler))
-        .route("/files/zip", get(crate::jobs::archive::serve_zip))
         .merge(crate::access::login::router())
         .leptos_routes_with_context(
             &state,

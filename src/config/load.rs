@@ -168,8 +168,7 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         .to_str()
         .and_then(|r| r.strip_prefix("s3://"))
     {
-        check_s3_location(location)
-            .map_err(|why| invalid("storage.root", why))?;
+        check_s3_location(location).map_err(|why| invalid("storage.root", why))?;
         if config.storage.database.as_os_str().is_empty() {
             return Err(invalid(
                 "storage.database",

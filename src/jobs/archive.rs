@@ -1,36 +1,12 @@
-//! `GET /files/zip`：`?ids=a,b,c` 打包选中的图片（见 `storage::routes::zip_of_ids`）；
-//! `?batch=<批次 id>` 打包一个批次里全部完成的图，外加一份清单 `manifest.csv`
-//! （序号、提示词、变量值、参考图、状态、原因、文件名——失败的任务也在清单里，只是没有文件）。
+//! 一个批次的打包内容（`GET /files/zip?batch=<批次 id>`，HTTP 在 `crate::files`）：全部完成的图，
+//! 外加一份清单 `manifest.csv`（序号、提示词、变量值、参考图、状态、原因、文件名——失败的任务也在清单里，只是没有文件）。
 
 use super::store::{self, Batch, JobRow};
 use super::JobManager;
 use crate::error::ApiError;
 use crate::storage::archive::Entry;
-use crate::storage::routes::{zip_of_ids, zip_response};
 use crate::storage::Storage;
 use crate::types::JobState;
-use axum::extract::{Query, State};
-use axum::response::Response;
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-pub struct ZipQuery {
-    #[serde(default)]
-    ids: String,
-    batch: Option<String>,
-}
-
-pub async fn serve_zip(
-    State(jobs): State<JobManager>,
-    State(storage): State<Storage>,
-    axum::Extension(client): axum::Extension<crate::access::ClientId>,
-    Query(query): Query<ZipQuery>,
-) -> Result<Response, ApiError> {
-    match query.batch {
-        Some(batch) => jobs.batch_zip(&storage, &batch, &client.0).await,
-        None => zip_of_ids(&storage, &query.ids, &client.0).await,
-    }
-}
 
 /// 文件名里的提示词最多几个字。
 const NAME_CHARS: usize = 20;
@@ -55,12 +31,12 @@ fn entry_name(index: u32, prompt: &str, ext: &str) -> String {
 }
 
 impl JobManager {
-    async fn batch_zip(
+    /// 一个批次要打包的项：完成的图与清单。批次不存在时 404。
+    pub async fn batch_archive(
         &self,
         storage: &Storage,
         batch_id: &str,
-        client: &str,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Vec<Entry>, ApiError> {
         let id = batch_id.to_string();
         let mut rows: Vec<(Batch, JobRow)> = storage
             .with_db(move |c| Ok(store::load_batch(c, &id)?))
@@ -148,7 +124,7 @@ impl JobManager {
             name: "manifest.csv".into(),
             data,
         });
-        zip_response(storage, entries, "batch", client)
+        Ok(entries)
     }
 }
 

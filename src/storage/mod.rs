@@ -10,7 +10,6 @@ pub mod archive;
 pub mod blobs;
 pub(crate) mod db;
 pub mod migrate;
-pub mod routes;
 mod shared_config;
 mod spill;
 pub mod sql;

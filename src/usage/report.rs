@@ -56,9 +56,7 @@ async fn recent_rows(storage: &Storage) -> Result<Vec<UsageRow>, StorageError> {
     let since = (chrono::Utc::now() - chrono::Duration::days(DAYS - 1))
         .format("%Y-%m-%d")
         .to_string();
-    storage
-        .with_db(move |c| Ok(store::since(c, &since)?))
-        .await
+    storage.with_db(move |c| Ok(store::since(c, &since)?)).await
 }
 
 /// 拼出用量页的全部数据。

@@ -1,7 +1,9 @@
-//! `GET /files/{id}`：只按数据库里的 id 找文件，绝不使用请求里给出的路径。
+//! 图片、参考图与打包下载的 HTTP 接口：`GET /files/{id}`、`/files/{id}/thumb`、`POST /uploads`、
+//! `GET /uploads/{id}`、`GET /files/zip`。只按数据库里的 id 找文件，绝不使用请求里给出的路径。
+//! 文件放在哪里、怎样打包，在 `crate::storage`；一个批次的清单在 `crate::jobs::archive`。
 
-use super::{ImageRecord, Storage};
 use crate::error::ApiError;
+use crate::storage::{ImageRecord, Storage};
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -13,14 +15,9 @@ use serde::Deserialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-pub fn router<S>(config: crate::config::ConfigHandle) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Storage: axum::extract::FromRef<S>,
-    crate::config::ConfigHandle: axum::extract::FromRef<S>,
-    crate::access::budget::ImageBudget: axum::extract::FromRef<S>,
-{
+pub fn router(config: crate::config::ConfigHandle) -> Router<crate::state::AppState> {
     Router::new()
+        .route("/files/zip", get(serve_zip))
         .route("/files/{id}", get(serve_image))
         .route("/files/{id}/thumb", get(serve_thumbnail))
         .route(
@@ -32,6 +29,29 @@ where
             )),
         )
         .route("/uploads/{id}", get(serve_upload))
+}
+
+#[derive(Deserialize)]
+struct ZipQuery {
+    #[serde(default)]
+    ids: String,
+    batch: Option<String>,
+}
+
+/// `GET /files/zip?ids=a,b,c` 打包选中的图片；`?batch=<批次 id>` 打包一个批次（完成的图与清单）。
+async fn serve_zip(
+    State(jobs): State<crate::jobs::JobManager>,
+    State(storage): State<Storage>,
+    axum::Extension(client): axum::Extension<crate::access::ClientId>,
+    Query(query): Query<ZipQuery>,
+) -> Result<Response, ApiError> {
+    match query.batch {
+        Some(batch) => {
+            let entries = jobs.batch_archive(&storage, &batch).await?;
+            zip_response(&storage, entries, "batch", &client.0)
+        }
+        None => zip_of_ids(&storage, &query.ids, &client.0).await,
+    }
 }
 
 /// 一次上传最多几张。
@@ -140,7 +160,7 @@ const MAX_ZIP_IMAGES: usize = 500;
 
 /// `GET /files/zip?ids=a,b,c`：把这些图片流式打成一个 zip 下载。任何一个 id 无效或不存在，整个请求 404，不打半个包。
 /// （路由在 `jobs::archive`：同一个地址带 `batch=` 时打包一个批次。）
-pub async fn zip_of_ids(storage: &Storage, ids: &str, client: &str) -> Result<Response, ApiError> {
+async fn zip_of_ids(storage: &Storage, ids: &str, client: &str) -> Result<Response, ApiError> {
     // 去掉重复的 id（保持先后顺序）。
     let mut seen = std::collections::HashSet::new();
     let ids: Vec<&str> = ids
@@ -155,7 +175,7 @@ pub async fn zip_of_ids(storage: &Storage, ids: &str, client: &str) -> Result<Re
     }
     let mut entries = Vec::with_capacity(ids.len());
     for id in ids {
-        entries.push(super::archive::Entry::image(
+        entries.push(crate::storage::archive::Entry::image(
             &find(storage, id.to_string()).await?,
         ));
     }
@@ -164,21 +184,21 @@ pub async fn zip_of_ids(storage: &Storage, ids: &str, client: &str) -> Result<Re
 
 /// 把这些项流式打成 zip 响应，文件名 `{stem}-{时刻}.zip`（`stem` 只含 ASCII）。
 /// 调用方 `client` 自己同时打包的太多、或全服务器同时打包的人太多时 503。
-pub fn zip_response(
+fn zip_response(
     storage: &Storage,
-    entries: Vec<super::archive::Entry>,
+    entries: Vec<crate::storage::archive::Entry>,
     stem: &str,
     client: &str,
 ) -> Result<Response, ApiError> {
     let slot = storage.zip_slot(client).ok_or_else(|| {
         ApiError::QueueFull(format!(
             "同时打包下载的太多了（每人最多 {} 个、全部最多 {} 个），请等手上的下载完成再试",
-            super::archive::MAX_ZIPS_PER_CLIENT,
-            super::archive::MAX_ZIPS
+            crate::storage::archive::MAX_ZIPS_PER_CLIENT,
+            crate::storage::archive::MAX_ZIPS
         ))
     })?;
     let name = format!("{stem}-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let mut response = Response::new(Body::from_stream(super::archive::zip_stream(
+    let mut response = Response::new(Body::from_stream(crate::storage::archive::zip_stream(
         storage.blobs().clone(),
         entries,
         slot,
@@ -298,7 +318,7 @@ async fn serve_file(
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let parsed: mime::Mime = mime.parse().map_err(|_| ApiError::NotFound)?;
-    let mut response = match super::Blobs::local_path(root, rel) {
+    let mut response = match crate::storage::Blobs::local_path(root, rel) {
         Some(path) => {
             let served = ServeFile::new_with_mime(&path, &parsed)
                 .oneshot(request)
