@@ -21,11 +21,10 @@ pub mod route;
 
 use super::upstream;
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
-use crate::config::{Config, SizeMismatch, UpstreamConfig};
+use crate::config::{Config, UpstreamConfig};
 use crate::types::AttemptInfo;
 use crate::usage::AttemptEvent;
 use concurrency::ConcurrencyLimit;
-use retry::Decision;
 use std::time::{Duration, Instant};
 
 /// 对一个请求执行第 3–10 步。
@@ -279,8 +278,6 @@ async fn try_upstream(
         kept,
     } = ledger;
     let name = upstream.name.clone();
-    let threshold = config.retry.breaker_failures;
-    let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
     let mut delays = retry::backoff(&config.retry);
     // 换到这个上游之前已经有过尝试：这是回退。
     let fallback = !trace.is_empty();
@@ -299,105 +296,31 @@ async fn try_upstream(
                 upstream: name.clone(),
             }));
         };
-        let adapter = upstream::build(
-            &UpstreamConfig {
-                api_key: key.secret.clone(),
-                api_keys: Vec::new(),
-                ..upstream.clone()
-            },
-            inner.max_response_bytes(),
-        )
-        .map_err(Exhausted::GiveUp)?;
-        // 先取上游自己的名额，再取全局名额：等上游名额时不占着全局名额。
-        let own_permit = match own_limit {
-            Some(limit) => Some(limit.acquire().await.map_err(Exhausted::GiveUp)?),
-            None => None,
-        };
-        let permit = inner
-            .global_limit(config)
-            .acquire()
-            .await
-            .map_err(Exhausted::GiveUp)?;
-        let limit = Duration::from_secs(config.timeouts.attempt_s).min(remaining);
-        req.progress.report(super::ProgressEvent::Attempt {
-            upstream: name.clone(),
+        let shot = Shot {
+            upstream,
+            key: &key,
             number: trace.len() as u32 + 1,
-        });
-        let started = Instant::now();
-        let in_flight = InFlight::start(inner, &name);
-        let result = tokio::time::timeout(limit, adapter.generate(&inner.http, req))
-            .await
-            .unwrap_or_else(|_| {
-                Err(GatewayError::Timeout {
-                    upstream: name.clone(),
-                    secs: (limit.as_secs_f64().ceil() as u64).max(1),
-                })
-            });
-        drop((in_flight, permit, own_permit));
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.class().as_str(),
-        };
-        metrics::counter!("gateway_attempts_total", "upstream" => name.clone(), "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
-            .record(started.elapsed().as_secs_f64());
-        inner.usage.record(AttemptEvent {
-            hour: AttemptEvent::current_hour(),
-            client: req.client.clone(),
-            upstream: name.clone(),
-            model: upstream.model.clone(),
-            key_index: if key.secret.is_empty() {
-                0
-            } else {
-                key.index as u32 + 1
-            },
-            failure: result
-                .as_ref()
-                .err()
-                .map(|e| e.class().as_str().to_string()),
             retry: attempt > 1,
             fallback,
-            latency_ms,
-            bytes_in: result.as_ref().map_or(0, |i| i.data.len() as u64),
-            bytes_out: request_bytes(req),
-        });
+        };
+        let (result, latency_ms) =
+            attempt_once(inner, config, shot, own_limit, req, remaining).await?;
         let key_label = (!key.secret.is_empty()).then(|| key.label.clone());
-
         let error = match result {
-            Ok(mut image) => {
+            Ok(image) => {
                 inner.breakers.record_success(&name);
                 inner.keys.record(upstream, &key, Ok(()));
                 metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
-                let mismatch = size_mismatch(&image.data, req);
-                trace.push(AttemptInfo {
-                    upstream: name.clone(),
-                    status: Some(200),
-                    latency_ms,
-                    bytes: image.data.len() as u64,
-                    outcome: "ok".into(),
-                    error: None,
-                    maybe_billed: true,
-                    model: Some(upstream.model.clone()),
-                    key: key_label,
-                    size_mismatch: mismatch.clone(),
-                });
-                let Some(detail) = mismatch else {
-                    return Ok(image);
-                };
-                metrics::counter!("gateway_size_mismatch_total", "upstream" => name.clone())
-                    .increment(1);
-                tracing::warn!(upstream = %name, "回来的图尺寸不符：{detail}");
-                image.size_mismatch = Some(detail.clone());
-                match upstream.on_size_mismatch {
-                    SizeMismatch::Keep => return Ok(image),
-                    SizeMismatch::Retry if attempt < config.retry.max_attempts => {
+                match on_image(
+                    config, upstream, req, image, attempt, latency_ms, key_label, trace,
+                ) {
+                    Ok(image) => return Ok(image),
+                    Err((image, retry::SizeStep::RetrySame)) => {
                         *kept = Some(image);
                         continue;
                     }
-                    SizeMismatch::Retry => return Ok(image),
-                    SizeMismatch::Next => {
+                    Err((image, _)) => {
+                        let detail = image.size_mismatch.clone().unwrap_or_default();
                         *kept = Some(image);
                         return Err(Exhausted::NextUpstream(GatewayError::BadResponse {
                             upstream: name.clone(),
@@ -409,69 +332,198 @@ async fn try_upstream(
             Err(e) => e,
         };
         let key_changed = inner.keys.record(upstream, &key, Err(&error)).is_some();
-        let billed = retry::may_have_billed(&error);
-        if billed {
-            metrics::counter!("gateway_maybe_billed_failures_total", "upstream" => name.clone())
-                .increment(1);
-        }
-        trace.push(AttemptInfo {
-            upstream: name.clone(),
-            status: error.upstream_status(),
-            latency_ms,
-            bytes: 0,
-            outcome: error.class().as_str().into(),
-            error: Some(error.to_string()),
-            maybe_billed: billed,
-            model: Some(upstream.model.clone()),
-            key: key_label,
-            size_mismatch: None,
-        });
+        trace.push(failed_attempt(upstream, &error, latency_ms, key_label));
         // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
         if key_changed && inner.keys.any_usable(upstream) {
             attempt -= 1;
             continue;
         }
-        if inner
-            .breakers
-            .record_failure(&name, &error, threshold, cooldown)
-        {
-            inner.note_opened(&name, cooldown);
-        }
-        let open = inner.breakers.state(&name) == circuit_breaker::BreakerState::Open;
-        metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(if open {
-            1.0
-        } else {
-            0.0
-        });
-
-        let hint = match retry::decide(&error) {
-            Decision::GiveUp => return Err(Exhausted::GiveUp(error)),
-            Decision::NextUpstream => return Err(Exhausted::NextUpstream(error)),
-            Decision::Retry { hint } => hint,
+        record_health(inner, config, &name, &error);
+        let attempts = retry::Attempts {
+            number: attempt,
+            billed_retry_used,
+            has_fallback,
+            delays: &mut delays,
         };
-        if billed {
-            // 可能已计费：开关关着，或这个请求已经为此再试过一次——不再试，也不换上游（换上游也要再付一次钱）。
-            if !config.retry.retry_maybe_billed || *billed_retry_used {
-                return Err(Exhausted::GiveUp(error));
-            }
-            *billed_retry_used = true;
-            // 这唯一的一次：有别的上游就用在别的上游上（超时、坏响应在同一上游上多半会重演）。
-            if has_fallback {
-                return Err(Exhausted::NextUpstream(error));
+        match retry::after_failure(&error, attempts, &config.retry, deadline) {
+            retry::Step::GiveUp => return Err(Exhausted::GiveUp(error)),
+            retry::Step::NextUpstream => return Err(Exhausted::NextUpstream(error)),
+            retry::Step::RetryAfter(delay) => {
+                tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
+                metrics::counter!("gateway_retries_total", "upstream" => name.clone()).increment(1);
+                tokio::time::sleep(delay).await;
             }
         }
-        if attempt >= config.retry.max_attempts {
-            return Err(Exhausted::NextUpstream(error));
-        }
-        let delay = match hint {
-            Some(hint) => retry::capped_hint(hint, &config.retry),
-            None => delays.next().unwrap_or_default(),
-        };
-        if Instant::now() + delay >= deadline {
-            return Err(Exhausted::NextUpstream(error));
-        }
-        tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
-        metrics::counter!("gateway_retries_total", "upstream" => name.clone()).increment(1);
-        tokio::time::sleep(delay).await;
     }
+}
+
+/// 一次尝试用的上游与密钥，以及它在用量里怎样记（是不是重试、回退）。
+struct Shot<'a> {
+    upstream: &'a UpstreamConfig,
+    key: &'a keys::PickedKey,
+    /// 这个请求的第几次尝试（跨上游，卡片上显示）。
+    number: u32,
+    retry: bool,
+    fallback: bool,
+}
+
+/// 跑一次尝试：取上游自己的名额与全局名额，带单次超时（不超过总时限剩余的时间）调用适配器，记指标与用量。
+/// 返回结果与耗时（毫秒）；名额等不到（队列满）时是 `Exhausted::GiveUp`。
+async fn attempt_once(
+    inner: &Inner,
+    config: &Config,
+    shot: Shot<'_>,
+    own_limit: Option<&ConcurrencyLimit>,
+    req: &ImageRequest,
+    remaining: Duration,
+) -> Result<(Result<GeneratedImage, GatewayError>, u64), Exhausted> {
+    let name = shot.upstream.name.clone();
+    let adapter = upstream::build(
+        &UpstreamConfig {
+            api_key: shot.key.secret.clone(),
+            api_keys: Vec::new(),
+            ..shot.upstream.clone()
+        },
+        inner.max_response_bytes(),
+    )
+    .map_err(Exhausted::GiveUp)?;
+    // 先取上游自己的名额，再取全局名额：等上游名额时不占着全局名额。
+    let own_permit = match own_limit {
+        Some(limit) => Some(limit.acquire().await.map_err(Exhausted::GiveUp)?),
+        None => None,
+    };
+    let permit = inner
+        .global_limit(config)
+        .acquire()
+        .await
+        .map_err(Exhausted::GiveUp)?;
+    let limit = Duration::from_secs(config.timeouts.attempt_s).min(remaining);
+    req.progress.report(super::ProgressEvent::Attempt {
+        upstream: name.clone(),
+        number: shot.number,
+    });
+    let started = Instant::now();
+    let in_flight = InFlight::start(inner, &name);
+    let result = tokio::time::timeout(limit, adapter.generate(&inner.http, req))
+        .await
+        .unwrap_or_else(|_| {
+            Err(GatewayError::Timeout {
+                upstream: name.clone(),
+                secs: (limit.as_secs_f64().ceil() as u64).max(1),
+            })
+        });
+    drop((in_flight, permit, own_permit));
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.class().as_str(),
+    };
+    metrics::counter!("gateway_attempts_total", "upstream" => name.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
+        .record(started.elapsed().as_secs_f64());
+    inner.usage.record(AttemptEvent {
+        hour: AttemptEvent::current_hour(),
+        client: req.client.clone(),
+        upstream: name,
+        model: shot.upstream.model.clone(),
+        key_index: if shot.key.secret.is_empty() {
+            0
+        } else {
+            shot.key.index as u32 + 1
+        },
+        failure: result
+            .as_ref()
+            .err()
+            .map(|e| e.class().as_str().to_string()),
+        retry: shot.retry,
+        fallback: shot.fallback,
+        latency_ms,
+        bytes_in: result.as_ref().map_or(0, |i| i.data.len() as u64),
+        bytes_out: request_bytes(req),
+    });
+    Ok((result, latency_ms))
+}
+
+/// 成功的一次尝试：记进尝试记录；尺寸不符时按 `on_size_mismatch` 决定用它，还是留着它再试或换上游
+/// （`Err` 里是留着的图与下一步）。
+#[allow(clippy::too_many_arguments)]
+fn on_image(
+    config: &Config,
+    upstream: &UpstreamConfig,
+    req: &ImageRequest,
+    mut image: GeneratedImage,
+    attempt: u32,
+    latency_ms: u64,
+    key: Option<String>,
+    trace: &mut Vec<AttemptInfo>,
+) -> Result<GeneratedImage, (GeneratedImage, retry::SizeStep)> {
+    let mismatch = size_mismatch(&image.data, req);
+    trace.push(AttemptInfo {
+        upstream: upstream.name.clone(),
+        status: Some(200),
+        latency_ms,
+        bytes: image.data.len() as u64,
+        outcome: "ok".into(),
+        error: None,
+        maybe_billed: true,
+        model: Some(upstream.model.clone()),
+        key,
+        size_mismatch: mismatch.clone(),
+    });
+    let Some(detail) = mismatch else {
+        return Ok(image);
+    };
+    metrics::counter!("gateway_size_mismatch_total", "upstream" => upstream.name.clone())
+        .increment(1);
+    tracing::warn!(upstream = %upstream.name, "回来的图尺寸不符：{detail}");
+    image.size_mismatch = Some(detail);
+    match retry::after_size_mismatch(upstream.on_size_mismatch, attempt, &config.retry) {
+        retry::SizeStep::Keep => Ok(image),
+        step => Err((image, step)),
+    }
+}
+
+/// 失败的一次尝试在尝试记录里的样子（可能已计费的另记指标）。
+fn failed_attempt(
+    upstream: &UpstreamConfig,
+    error: &GatewayError,
+    latency_ms: u64,
+    key: Option<String>,
+) -> AttemptInfo {
+    let billed = retry::may_have_billed(error);
+    if billed {
+        metrics::counter!("gateway_maybe_billed_failures_total", "upstream" => upstream.name.clone())
+            .increment(1);
+    }
+    AttemptInfo {
+        upstream: upstream.name.clone(),
+        status: error.upstream_status(),
+        latency_ms,
+        bytes: 0,
+        outcome: error.class().as_str().into(),
+        error: Some(error.to_string()),
+        maybe_billed: billed,
+        model: Some(upstream.model.clone()),
+        key,
+        size_mismatch: None,
+    }
+}
+
+/// 上游的一次失败记进熔断器（打开了就告诉别的实例），更新熔断的指标。
+fn record_health(inner: &Inner, config: &Config, name: &str, error: &GatewayError) {
+    let threshold = config.retry.breaker_failures;
+    let cooldown = Duration::from_secs(config.retry.breaker_cooldown_s);
+    if inner
+        .breakers
+        .record_failure(name, error, threshold, cooldown)
+    {
+        inner.note_opened(name, cooldown);
+    }
+    let open = inner.breakers.state(name) == circuit_breaker::BreakerState::Open;
+    metrics::gauge!("gateway_breaker_open", "upstream" => name.to_string()).set(if open {
+        1.0
+    } else {
+        0.0
+    });
 }

@@ -97,6 +97,88 @@ pub fn is_bad_api_key(message: &str) -> bool {
     message.to_ascii_lowercase().contains("api key")
 }
 
+/// 一个上游上一次失败之后的下一步（把 `decide` 的分类、次数、“可能已计费只再试一次”、退避与总时限合在一起）。
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// 等这么久，在同一上游再试。
+    RetryAfter(Duration),
+    /// 这个上游不行了，换下一个。
+    NextUpstream,
+    /// 换谁都没用，交给调用方。
+    GiveUp,
+}
+
+/// 一个请求在一个上游上的重试账：第几次尝试、这个请求是否已用掉“可能已计费”的那一次、后面还有没有上游。
+pub struct Attempts<'a> {
+    pub number: u32,
+    /// 整个请求（跨上游）只许为“可能已计费”的失败再试一次。
+    pub billed_retry_used: &'a mut bool,
+    pub has_fallback: bool,
+    /// 这个上游的退避序列。
+    pub delays: &'a mut dyn Iterator<Item = Duration>,
+}
+
+/// 一次失败的尝试之后怎么办（尝试本身与记账在 `policy::try_upstream`）。
+pub fn after_failure(
+    error: &GatewayError,
+    attempts: Attempts<'_>,
+    config: &RetryConfig,
+    deadline: std::time::Instant,
+) -> Step {
+    let hint = match decide(error) {
+        Decision::GiveUp => return Step::GiveUp,
+        Decision::NextUpstream => return Step::NextUpstream,
+        Decision::Retry { hint } => hint,
+    };
+    if may_have_billed(error) {
+        // 可能已计费：开关关着，或这个请求已经为此再试过一次——不再试，也不换上游（换上游也要再付一次钱）。
+        if !config.retry_maybe_billed || *attempts.billed_retry_used {
+            return Step::GiveUp;
+        }
+        *attempts.billed_retry_used = true;
+        // 这唯一的一次：有别的上游就用在别的上游上（超时、坏响应在同一上游上多半会重演）。
+        if attempts.has_fallback {
+            return Step::NextUpstream;
+        }
+    }
+    if attempts.number >= config.max_attempts {
+        return Step::NextUpstream;
+    }
+    let delay = match hint {
+        Some(hint) => capped_hint(hint, config),
+        None => attempts.delays.next().unwrap_or_default(),
+    };
+    if std::time::Instant::now() + delay >= deadline {
+        return Step::NextUpstream;
+    }
+    Step::RetryAfter(delay)
+}
+
+/// 回来的图尺寸与请求的不符时怎么办（`upstreams[].on_size_mismatch`）。
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SizeStep {
+    /// 就用它。
+    Keep,
+    /// 留着它，在同一上游再试一次。
+    RetrySame,
+    /// 留着它，换下一个上游。
+    NextUpstream,
+}
+
+pub fn after_size_mismatch(
+    policy: crate::config::SizeMismatch,
+    attempt: u32,
+    config: &RetryConfig,
+) -> SizeStep {
+    use crate::config::SizeMismatch;
+    match policy {
+        SizeMismatch::Keep => SizeStep::Keep,
+        SizeMismatch::Retry if attempt < config.max_attempts => SizeStep::RetrySame,
+        SizeMismatch::Retry => SizeStep::Keep,
+        SizeMismatch::Next => SizeStep::NextUpstream,
+    }
+}
+
 /// 指数退避 + 完全抖动：第 n 次等待在 [0, min(base·2ⁿ, max)) 里均匀随机。
 pub fn backoff(config: &RetryConfig) -> impl Iterator<Item = Duration> {
     // tokio-retry 的 from_millis(b) 按 bⁿ 增长：取 b=2，再用 factor 乘上基础延迟的一半。
