@@ -11,9 +11,9 @@ pub mod types;
 #[cfg(feature = "ssr")]
 pub mod access;
 #[cfg(feature = "ssr")]
-pub mod admit;
-#[cfg(feature = "ssr")]
 pub mod admin;
+#[cfg(feature = "ssr")]
+pub mod admit;
 #[cfg(feature = "ssr")]
 pub mod atomic_file;
 #[cfg(feature = "ssr")]

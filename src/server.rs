@@ -7,7 +7,7 @@ use crate::gateway::Gateway;
 use crate::jobs::JobManager;
 use crate::produce::Producer;
 use crate::state::AppState;
-use crate::storage::{self, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use crate::types::PageInfo;
 use axum::extract::State;
 use axum::routing::get;

@@ -190,8 +190,6 @@ mod tests {
     }
 }
 
-
-
 /// 一个调用方的额度：每天几张、同时几个请求（0 为不限）。
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Budget {

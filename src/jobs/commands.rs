@@ -30,7 +30,7 @@ impl JobManager {
             .with_db(move |c| Ok(store::insert_batch(c, &b, &r)?))
             .await?;
         tracing::info!(batch = %batch.id, count = batch.count, "已提交一批任务");
-        let views = self.enqueue(&batch, &rows);
+        let views = self.add_to_table(&batch, &rows);
         for row in rows.iter() {
             self.notify(Change::Job(row.id.clone()));
         }
@@ -40,7 +40,7 @@ impl JobManager {
     }
 
     /// 新提交的批次的任务排进任务表与队列，返回它们的样子（新的在前）。
-    fn enqueue(&self, batch: &Arc<Batch>, rows: &[JobRow]) -> Vec<JobView> {
+    fn add_to_table(&self, batch: &Arc<Batch>, rows: &[JobRow]) -> Vec<JobView> {
         let mut table = self.table();
         for row in rows.iter().cloned() {
             // 几个实例共用库时，`follow_others` 可能在写库之后、这里之前已经从库里把它加进来了（也许已经开始运行）：

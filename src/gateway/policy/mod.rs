@@ -311,15 +311,16 @@ async fn try_upstream(
                 inner.breakers.record_success(&name);
                 inner.keys.record(upstream, &key, Ok(()));
                 metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
-                match on_image(
+                let (image, step) = on_image(
                     config, upstream, req, image, attempt, latency_ms, key_label, trace,
-                ) {
-                    Ok(image) => return Ok(image),
-                    Err((image, retry::SizeStep::RetrySame)) => {
+                );
+                match step {
+                    retry::SizeStep::Keep => return Ok(image),
+                    retry::SizeStep::RetrySame => {
                         *kept = Some(image);
                         continue;
                     }
-                    Err((image, _)) => {
+                    retry::SizeStep::NextUpstream => {
                         let detail = image.size_mismatch.clone().unwrap_or_default();
                         *kept = Some(image);
                         return Err(Exhausted::NextUpstream(GatewayError::BadResponse {
@@ -445,8 +446,7 @@ async fn attempt_once(
     Ok((result, latency_ms))
 }
 
-/// 成功的一次尝试：记进尝试记录；尺寸不符时按 `on_size_mismatch` 决定用它，还是留着它再试或换上游
-/// （`Err` 里是留着的图与下一步）。
+/// 成功的一次尝试：记进尝试记录；尺寸不符时按 `on_size_mismatch` 决定用它（`Keep`），还是留着它再试或换上游。
 #[allow(clippy::too_many_arguments)]
 fn on_image(
     config: &Config,
@@ -457,7 +457,7 @@ fn on_image(
     latency_ms: u64,
     key: Option<String>,
     trace: &mut Vec<AttemptInfo>,
-) -> Result<GeneratedImage, (GeneratedImage, retry::SizeStep)> {
+) -> (GeneratedImage, retry::SizeStep) {
     let mismatch = size_mismatch(&image.data, req);
     trace.push(AttemptInfo {
         upstream: upstream.name.clone(),
@@ -472,16 +472,14 @@ fn on_image(
         size_mismatch: mismatch.clone(),
     });
     let Some(detail) = mismatch else {
-        return Ok(image);
+        return (image, retry::SizeStep::Keep);
     };
     metrics::counter!("gateway_size_mismatch_total", "upstream" => upstream.name.clone())
         .increment(1);
     tracing::warn!(upstream = %upstream.name, "回来的图尺寸不符：{detail}");
     image.size_mismatch = Some(detail);
-    match retry::after_size_mismatch(upstream.on_size_mismatch, attempt, &config.retry) {
-        retry::SizeStep::Keep => Ok(image),
-        step => Err((image, step)),
-    }
+    let step = retry::after_size_mismatch(upstream.on_size_mismatch, attempt, &config.retry);
+    (image, step)
 }
 
 /// 失败的一次尝试在尝试记录里的样子（可能已计费的另记指标）。
