@@ -10,26 +10,9 @@ use crate::types::settings::{
 };
 use std::path::PathBuf;
 
-fn kind_str(kind: UpstreamKind) -> &'static str {
-    match kind {
-        UpstreamKind::Gemini => "gemini",
-        UpstreamKind::OpenaiImages => "openai-images",
-        UpstreamKind::OpenaiChat => "openai-chat",
-        UpstreamKind::Doubao => "doubao",
-    }
-}
-
 fn parse_kind(index: usize, kind: &str) -> Result<UpstreamKind, ApiError> {
-    match kind.trim() {
-        "gemini" => Ok(UpstreamKind::Gemini),
-        "openai-images" => Ok(UpstreamKind::OpenaiImages),
-        "openai-chat" => Ok(UpstreamKind::OpenaiChat),
-        "doubao" => Ok(UpstreamKind::Doubao),
-        other => Err(ApiError::InvalidRequest(format!(
-            "第 {} 个上游的类型“{other}”未知，可选：gemini、openai-images、openai-chat、doubao",
-            index + 1
-        ))),
-    }
+    kind.parse()
+        .map_err(|why| ApiError::InvalidRequest(format!("第 {} 个上游的{why}", index + 1)))
 }
 
 /// 设置页看到的设置。密钥只给“是否已设置”。
@@ -61,7 +44,7 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
             .map(|(i, u)| UpstreamForm {
                 share_with_previous: i > 0 && upstreams[i - 1].priority == u.priority,
                 name: u.name.clone(),
-                kind: kind_str(u.kind).into(),
+                kind: u.kind.as_str().into(),
                 base_url: u.base_url.clone(),
                 model: u.served_models().join(", "),
                 max_concurrent: u.max_concurrent,

@@ -64,7 +64,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// 本页 island 的 WASM 块与拆分加载器的预加载：与主 WASM 一起下载，不等水合开始才去要（见 `crate::web::preload`）。
 #[cfg(feature = "ssr")]
 fn page_preloads() -> impl IntoView {
-    crate::web::preload::links()
+    use_context::<crate::state::AppState>()
+        .zip(use_context::<axum::http::request::Parts>())
+        .map(|(state, parts)| crate::web::preload::links(&state.preloads, parts.uri.path()))
 }
 
 #[cfg(not(feature = "ssr"))]

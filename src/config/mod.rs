@@ -363,17 +363,8 @@ impl Default for TimeoutsConfig {
     }
 }
 
-/// 上游的协议方言。
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpstreamKind {
-    #[default]
-    Gemini,
-    OpenaiImages,
-    OpenaiChat,
-    /// 豆包（火山方舟 Seedream）的 `/api/v3/images/generations`。
-    Doubao,
-}
+/// 上游的协议方言（声明在两端共用的 `types::settings` 里）。
+pub use crate::types::settings::UpstreamKind;
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -2,6 +2,63 @@
 
 use serde::{Deserialize, Serialize};
 
+/// 上游的协议方言，只在这里声明一次：配置文件里的写法、设置页的下拉框、默认补上的版本路径都从它来。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamKind {
+    /// Gemini 原生的 `…:generateContent`。
+    #[default]
+    Gemini,
+    /// OpenAI 的 `/v1/images/generations` 与 `/edits`。
+    OpenaiImages,
+    /// OpenAI 的 `/v1/chat/completions`（图在 `message.images` 或 Markdown 里）。
+    OpenaiChat,
+    /// 豆包（火山方舟 Seedream）的 `/api/v3/images/generations`。
+    Doubao,
+}
+
+impl UpstreamKind {
+    pub const ALL: [UpstreamKind; 4] = [
+        UpstreamKind::Gemini,
+        UpstreamKind::OpenaiImages,
+        UpstreamKind::OpenaiChat,
+        UpstreamKind::Doubao,
+    ];
+
+    /// 配置文件与设置页里的写法。
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Gemini => "gemini",
+            UpstreamKind::OpenaiImages => "openai-images",
+            UpstreamKind::OpenaiChat => "openai-chat",
+            UpstreamKind::Doubao => "doubao",
+        }
+    }
+
+    /// 地址末尾没有版本路径时补上的（`base_url` 以 `/v1`、`/v1beta`、`/api/v3` 结尾时照用）。
+    pub fn default_version_path(self) -> &'static str {
+        match self {
+            UpstreamKind::Gemini => "/v1beta",
+            UpstreamKind::OpenaiImages | UpstreamKind::OpenaiChat => "/v1",
+            UpstreamKind::Doubao => "/api/v3",
+        }
+    }
+}
+
+impl std::str::FromStr for UpstreamKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        UpstreamKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text.trim())
+            .ok_or_else(|| {
+                let all: Vec<&str> = UpstreamKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("类型“{}”未知，可选：{}", text.trim(), all.join("、"))
+            })
+    }
+}
+
 /// 页面看到的一个上游。
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct UpstreamForm {

@@ -113,13 +113,10 @@ fn is_loader_of(key: &str, island: &str) -> bool {
         .is_some_and(|hash| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// 本次请求的页面要预加载的链接，由外壳放进 `<head>`（按请求的路径查表；不是页面的请求什么也不给）。
-pub fn links() -> impl leptos::IntoView {
+/// 路径为 `path` 的页面要预加载的链接，由外壳放进 `<head>`（不是页面的路径什么也不给）。
+pub fn links(preloads: &Preloads, path: &str) -> impl leptos::IntoView {
     use leptos::prelude::*;
-    let page = use_context::<crate::state::AppState>()
-        .zip(use_context::<axum::http::request::Parts>())
-        .and_then(|(state, parts)| state.preloads.for_path(parts.uri.path()).cloned());
-    page.map(|page| {
+    preloads.for_path(path).cloned().map(|page| {
         let chunks = page
             .wasm
             .into_iter()

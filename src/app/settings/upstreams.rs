@@ -1,11 +1,8 @@
 //! 设置页的“上游”一节：每个上游一组字段（名称、类型、地址、模型、密钥），测试连接、获取模型列表、排序、删除。
 
 use super::Page;
-use crate::types::settings::UpstreamForm;
+use crate::types::settings::{UpstreamForm, UpstreamKind};
 use leptos::prelude::*;
-
-/// 上游的协议方言（与配置的 `kind` 一致）。
-const KINDS: [&str; 4] = ["gemini", "openai-images", "openai-chat", "doubao"];
 
 /// 改第 `i` 个上游的一个字段。
 fn edit(page: Page, i: usize, f: fn(&mut UpstreamForm, String), value: String) {
@@ -72,7 +69,7 @@ fn UpstreamFields(page: Page, i: usize, u: UpstreamForm) -> impl IntoView {
             <TextField page i label="名称" value=u.name.clone() set=|u, v| u.name = v/>
             <label>"类型"
                 <select aria-label="类型" on:change=move |ev| edit(page, i, |u, v| u.kind = v, event_target_value(&ev))>
-                    {KINDS.into_iter().map(|k| view! {
+                    {UpstreamKind::ALL.into_iter().map(|k| k.as_str()).map(|k| view! {
                         <option value=k selected=kind == k>{k}</option>
                     }).collect_view()}
                 </select>

@@ -7,12 +7,11 @@
 //! 不带密钥、不跟随重定向、大小受同一个上限约束——图已经付过钱，不能当作“没有图”再生成一次。
 
 use super::http::send_json;
-use super::{read_openai_response, Target, Upstream};
+use super::{read_openai_response, Target};
 use crate::gateway::upstream::http::{refuse_redirect, transport_error};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use crate::types::shape::pixel_size;
 use base64::Engine;
-use futures::future::BoxFuture;
 use serde_json::json;
 
 pub struct DoubaoUpstream {
@@ -29,7 +28,10 @@ fn api_base(base_url: &str) -> String {
     if super::ends_with_version(trimmed) {
         trimmed.to_string()
     } else {
-        format!("{trimmed}/api/v3")
+        format!(
+            "{trimmed}{}",
+            crate::config::UpstreamKind::Doubao.default_version_path()
+        )
     }
 }
 
@@ -45,7 +47,7 @@ impl DoubaoUpstream {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         http: &reqwest::Client,
         req: &ImageRequest,
@@ -147,32 +149,13 @@ impl DoubaoUpstream {
     }
 }
 
-impl Upstream for DoubaoUpstream {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn generate<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        req: &'a ImageRequest,
-    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
-        Box::pin(self.call(http, req))
-    }
-
-    /// 方舟没有公开的模型列表接口：列出模型目录里的豆包模型。
-    fn list_models<'a>(
-        &'a self,
-        _http: &'a reqwest::Client,
-    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
-        Box::pin(async move {
-            Ok(crate::catalogue::models(&crate::config::Config::default())
-                .into_iter()
-                .filter(|m| m.family == "doubao")
-                .map(|m| m.id)
-                .collect())
-        })
-    }
+/// 方舟没有公开的模型列表接口：列出模型目录里的豆包模型。
+pub fn models() -> Vec<String> {
+    crate::catalogue::models(&crate::config::Config::default())
+        .into_iter()
+        .filter(|m| m.family == "doubao")
+        .map(|m| m.id)
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,50 +9,66 @@ mod openai_images;
 
 use super::{GatewayError, GeneratedImage, ImageRequest};
 use crate::config::{UpstreamConfig, UpstreamKind};
-use futures::future::BoxFuture;
 use http::{read_body, refuse_redirect, retry_after_secs, tidy, transport_error};
 
-/// 一个已配置好的上游。一次调用就是一次真实的 HTTP 尝试，不含重试。
-pub trait Upstream: Send + Sync {
-    fn name(&self) -> &str;
+/// 一个已配置好的上游（按 `kind` 选的方言）。一次调用就是一次真实的 HTTP 尝试，不含重试。
+/// 分派只写在这里：每种方言只需有 `call`（生成一张）与 `list_models`（设置页的“获取模型列表”）。
+pub enum Adapter {
+    Gemini(gemini::GeminiUpstream),
+    OpenaiImages(openai_images::OpenAiImagesUpstream),
+    OpenaiChat(openai_chat::OpenAiChatUpstream),
+    Doubao(doubao::DoubaoUpstream),
+}
 
-    fn generate<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        req: &'a ImageRequest,
-    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>>;
+impl Adapter {
+    /// 生成一张图（一次 HTTP 尝试）。
+    pub async fn generate(
+        &self,
+        http: &reqwest::Client,
+        req: &ImageRequest,
+    ) -> Result<GeneratedImage, GatewayError> {
+        match self {
+            Adapter::Gemini(a) => a.call(http, req).await,
+            Adapter::OpenaiImages(a) => a.call(http, req).await,
+            Adapter::OpenaiChat(a) => a.call(http, req).await,
+            Adapter::Doubao(a) => a.call(http, req).await,
+        }
+    }
 
-    /// 这个上游提供的模型（设置页的“获取模型列表”）。
-    fn list_models<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>>;
+    /// 这个上游提供的模型。
+    pub async fn list_models(&self, http: &reqwest::Client) -> Result<Vec<String>, GatewayError> {
+        match self {
+            Adapter::Gemini(a) => a.list_models(http).await,
+            Adapter::OpenaiImages(a) => a.target.list_models(http).await,
+            Adapter::OpenaiChat(a) => a.target.list_models(http).await,
+            Adapter::Doubao(_) => Ok(doubao::models()),
+        }
+    }
 }
 
 /// 按配置里的 `kind` 构造对应方言的适配器。`max_response_bytes` 是上游响应体的上限。
-pub fn build(
-    config: &UpstreamConfig,
-    max_response_bytes: usize,
-) -> Result<Box<dyn Upstream>, GatewayError> {
+pub fn build(config: &UpstreamConfig, max_response_bytes: usize) -> Result<Adapter, GatewayError> {
     let target = Target {
         config,
         max_response_bytes,
     };
-    match config.kind {
-        UpstreamKind::Gemini => Ok(Box::new(gemini::GeminiUpstream::new(target))),
+    Ok(match config.kind {
+        UpstreamKind::Gemini => Adapter::Gemini(gemini::GeminiUpstream::new(target)),
         UpstreamKind::OpenaiImages => {
-            Ok(Box::new(openai_images::OpenAiImagesUpstream::new(target)))
+            Adapter::OpenaiImages(openai_images::OpenAiImagesUpstream::new(target))
         }
-        UpstreamKind::OpenaiChat => Ok(Box::new(openai_chat::OpenAiChatUpstream::new(target))),
-        UpstreamKind::Doubao => Ok(Box::new(doubao::DoubaoUpstream::new(target))),
-    }
+        UpstreamKind::OpenaiChat => {
+            Adapter::OpenaiChat(openai_chat::OpenAiChatUpstream::new(target))
+        }
+        UpstreamKind::Doubao => Adapter::Doubao(doubao::DoubaoUpstream::new(target)),
+    })
 }
 
 /// 地址末尾已经是版本路径（`/v1`、`/v1beta`、`/api/v3`）：每种方言都照用，不再补。
 pub(crate) fn ends_with_version(trimmed: &str) -> bool {
-    ["/v1", "/v1beta", "/api/v3"]
+    UpstreamKind::ALL
         .iter()
-        .any(|v| trimmed.ends_with(v))
+        .any(|k| trimmed.ends_with(k.default_version_path()))
 }
 
 /// 构造适配器所需的：上游的配置与响应体上限。
@@ -110,7 +126,10 @@ impl OpenAiTarget {
         let api_base = if ends_with_version(trimmed) {
             trimmed.to_string()
         } else {
-            format!("{trimmed}/v1")
+            format!(
+                "{trimmed}{}",
+                crate::config::UpstreamKind::OpenaiImages.default_version_path()
+            )
         };
         Self {
             name: config.name.clone(),

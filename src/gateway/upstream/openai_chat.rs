@@ -2,14 +2,13 @@
 //! 图从 `message.images[].image_url.url` 的 data URL 读取，没有时从 `content` 里 Markdown 的 data URL 读取。
 
 use super::http::send_json;
-use super::{decode_data_url, OpenAiTarget, Target, Upstream};
+use super::{decode_data_url, OpenAiTarget, Target};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use base64::Engine;
-use futures::future::BoxFuture;
 use serde_json::json;
 
 pub struct OpenAiChatUpstream {
-    target: OpenAiTarget,
+    pub(super) target: OpenAiTarget,
 }
 
 impl OpenAiChatUpstream {
@@ -19,7 +18,7 @@ impl OpenAiChatUpstream {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         http: &reqwest::Client,
         req: &ImageRequest,
@@ -104,27 +103,6 @@ fn strip_images(text: &str) -> String {
     }
     out.push_str(rest);
     out.trim().to_string()
-}
-
-impl Upstream for OpenAiChatUpstream {
-    fn name(&self) -> &str {
-        &self.target.name
-    }
-
-    fn generate<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        req: &'a ImageRequest,
-    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
-        Box::pin(self.call(http, req))
-    }
-
-    fn list_models<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
-        Box::pin(self.target.list_models(http))
-    }
 }
 
 #[cfg(test)]

@@ -2,16 +2,15 @@
 //! 宽高比与分辨率换算成 `size`，同时附上扩展字段 `aspect_ratio`、`image_size` 供懂它们的网关使用。
 
 use super::http::send_json;
-use super::{OpenAiTarget, Target, Upstream};
+use super::{OpenAiTarget, Target};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest, ProgressEvent};
 use crate::types::job::Phase;
 use crate::types::shape::pixel_size;
-use futures::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 pub struct OpenAiImagesUpstream {
-    target: OpenAiTarget,
+    pub(super) target: OpenAiTarget,
 }
 
 impl OpenAiImagesUpstream {
@@ -21,7 +20,7 @@ impl OpenAiImagesUpstream {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         http: &reqwest::Client,
         req: &ImageRequest,
@@ -86,26 +85,5 @@ impl OpenAiImagesUpstream {
             sources: Vec::new(),
             size_mismatch: None,
         })
-    }
-}
-
-impl Upstream for OpenAiImagesUpstream {
-    fn name(&self) -> &str {
-        &self.target.name
-    }
-
-    fn generate<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        req: &'a ImageRequest,
-    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
-        Box::pin(self.call(http, req))
-    }
-
-    fn list_models<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
-        Box::pin(self.target.list_models(http))
     }
 }

@@ -3,10 +3,9 @@
 pub mod wire;
 
 use super::http::{read_body, refuse_redirect, retry_after_secs, send_json, tidy, transport_error};
-use super::{fetch_model_list, Target, Upstream};
+use super::{fetch_model_list, Target};
 use crate::gateway::{GatewayError, GeneratedImage, ImageRequest};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use wire::*;
 
 pub struct GeminiUpstream {
@@ -34,7 +33,7 @@ impl GeminiUpstream {
         format!("{}/models/{model}:generateContent", self.api_base)
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         http: &reqwest::Client,
         req: &ImageRequest,
@@ -196,43 +195,26 @@ impl GeminiUpstream {
     }
 }
 
-impl Upstream for GeminiUpstream {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn generate<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        req: &'a ImageRequest,
-    ) -> BoxFuture<'a, Result<GeneratedImage, GatewayError>> {
-        Box::pin(self.call(http, req))
-    }
-
+impl GeminiUpstream {
     /// Gemini 的 models.list：`GET {api_base}/models`，只留支持 generateContent 的。
-    fn list_models<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-    ) -> BoxFuture<'a, Result<Vec<String>, GatewayError>> {
-        Box::pin(async move {
-            let mut call = http.get(format!("{}/models", self.api_base));
-            if !self.api_key.is_empty() {
-                call = call.header("x-goog-api-key", &self.api_key);
-            }
-            let body = fetch_model_list(&self.name, call).await?;
-            Ok(body["models"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| {
-                    m["supportedGenerationMethods"]
-                        .as_array()
-                        .is_none_or(|ms| ms.iter().any(|x| x == "generateContent"))
-                })
-                .filter_map(|m| m["name"].as_str())
-                .map(|n| n.trim_start_matches("models/").to_string())
-                .collect())
-        })
+    pub async fn list_models(&self, http: &reqwest::Client) -> Result<Vec<String>, GatewayError> {
+        let mut call = http.get(format!("{}/models", self.api_base));
+        if !self.api_key.is_empty() {
+            call = call.header("x-goog-api-key", &self.api_key);
+        }
+        let body = fetch_model_list(&self.name, call).await?;
+        Ok(body["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["supportedGenerationMethods"]
+                    .as_array()
+                    .is_none_or(|ms| ms.iter().any(|x| x == "generateContent"))
+            })
+            .filter_map(|m| m["name"].as_str())
+            .map(|n| n.trim_start_matches("models/").to_string())
+            .collect())
     }
 }
 
@@ -242,7 +224,10 @@ pub fn api_base(base_url: &str) -> String {
     if super::ends_with_version(trimmed) {
         trimmed.to_string()
     } else {
-        format!("{trimmed}/v1beta")
+        format!(
+            "{trimmed}{}",
+            crate::config::UpstreamKind::Gemini.default_version_path()
+        )
     }
 }
 
