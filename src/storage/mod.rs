@@ -656,8 +656,11 @@ mod tests {
     use super::*;
 
     fn png(w: u32, h: u32) -> bytes::Bytes {
-        let img = image::RgbImage::new(w, h);
-        crate::demo::encode_png(&img).into()
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(w, h))
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out.into()
     }
 
     /// 存储根与 SQLite 文件都在 `dir` 里的存储。

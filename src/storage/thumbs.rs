@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn thumbnail_keeps_ratio_within_384() {
-        let png = crate::demo::encode_png(&image::RgbImage::new(1376, 768));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(1376, 768))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
         let thumb = image::load_from_memory(&make_thumbnail(&png).unwrap()).unwrap();
         assert_eq!(thumb.width(), 384);
         assert!(
