@@ -23,60 +23,48 @@ use leptos::prelude::*;
 /// `POST /api/list_images`，请求体 `{"query":{…GalleryQuery}}`。
 #[server(prefix = "/api", endpoint = "list_images", input = JsonStr, output = JsonStr)]
 pub async fn list_images(query: GalleryQuery) -> Result<GalleryPage, AppError> {
-    ssr::list(query)
-        .await
-        .map_err(crate::error::server_fn_error)
+    crate::state::with_state(|s| async move { ssr::list(&s, query).await }).await
 }
 
 /// `POST /api/get_image`，请求体 `{"id":"…"}`：一张图的全部参数与尝试记录。
 #[server(prefix = "/api", endpoint = "get_image", input = JsonStr, output = JsonStr)]
 pub async fn get_image(id: String) -> Result<ImageDetail, AppError> {
-    ssr::detail(id).await.map_err(crate::error::server_fn_error)
+    crate::state::with_state(|s| async move { ssr::detail(&s, id).await }).await
 }
 
 /// `POST /api/trash_images`，请求体 `{"ids":["…"]}`：移入回收站，返回移入的张数。
 #[server(prefix = "/api", endpoint = "trash_images", input = JsonStr, output = JsonStr)]
 pub async fn trash_images(ids: Vec<String>) -> Result<usize, AppError> {
-    ssr::trash(ids, true)
-        .await
-        .map_err(crate::error::server_fn_error)
+    crate::state::with_state(|s| async move { ssr::trash(&s, ids, true).await }).await
 }
 
 /// `POST /api/restore_images`，请求体 `{"ids":["…"]}`：从回收站恢复，返回恢复的张数。
 #[server(prefix = "/api", endpoint = "restore_images", input = JsonStr, output = JsonStr)]
 pub async fn restore_images(ids: Vec<String>) -> Result<usize, AppError> {
-    ssr::trash(ids, false)
-        .await
-        .map_err(crate::error::server_fn_error)
+    crate::state::with_state(|s| async move { ssr::trash(&s, ids, false).await }).await
 }
 
 /// `POST /api/set_image_favourite`，请求体 `{"id":"…","favourite":true}`：收藏或取消收藏一张图，
 /// 返回它的新状态。
 #[server(prefix = "/api", endpoint = "set_image_favourite", input = JsonStr, output = JsonStr)]
 pub async fn set_image_favourite(id: String, favourite: bool) -> Result<bool, AppError> {
-    ssr::set_favourite(id, favourite)
+    crate::state::with_state(|s| async move { ssr::set_favourite(&s, id, favourite).await })
         .await
-        .map_err(crate::error::server_fn_error)
 }
 
 /// `POST /api/empty_trash`，请求体 `{}`：永久删除回收站里的全部图片（文件与记录），返回张数。
 #[server(prefix = "/api", endpoint = "empty_trash", input = JsonStr, output = JsonStr)]
-pub async fn empty_trash() -> Result<usize, AppError> {
-    ssr::empty_trash()
-        .await
-        .map_err(crate::error::server_fn_error)
+pub async fn empty_trash(state: &AppState) -> Result<usize, AppError> {
+    crate::state::with_state(|s| async move { ssr::empty_trash(&s).await }).await
 }
 
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::*;
     use crate::error::ApiError;
+    use crate::state::AppState;
     use crate::storage::{ImageRecord, ListFilter};
     use crate::types::gallery::{GalleryItem, MAX_PAGE_SIZE, PAGE_SIZE};
-
-    fn state() -> Result<crate::state::AppState, ApiError> {
-        crate::state::AppState::from_context()
-    }
 
     /// 一次最多操作的张数。
     const MAX_IDS: usize = 1000;
@@ -129,7 +117,7 @@ mod ssr {
         Ok(Some((time, id.to_string())))
     }
 
-    pub async fn list(query: GalleryQuery) -> Result<GalleryPage, ApiError> {
+    pub async fn list(state: &AppState, query: GalleryQuery) -> Result<GalleryPage, ApiError> {
         let mode = match query.mode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(m @ ("text2img" | "img2img")) => Some(m.to_string()),
@@ -156,7 +144,7 @@ mod ssr {
             // 多取一条，用来判断还有没有下一页。
             limit: limit + 1,
         };
-        let mut records = state()?.storage.list(filter).await?;
+        let mut records = state.storage.list(filter).await?;
         let next_cursor = if records.len() > limit as usize {
             records.truncate(limit as usize);
             records.last().map(|r| format!("{}_{}", r.created_at, r.id))
@@ -169,8 +157,8 @@ mod ssr {
         })
     }
 
-    pub async fn detail(id: String) -> Result<ImageDetail, ApiError> {
-        let r = state()?.storage.get(id).await?.ok_or(ApiError::NotFound)?;
+    pub async fn detail(state: &AppState, id: String) -> Result<ImageDetail, ApiError> {
+        let r = state.storage.get(id).await?.ok_or(ApiError::NotFound)?;
         Ok(ImageDetail {
             item: item(&r),
             attempts: serde_json::from_str(&r.attempts).unwrap_or_default(),
@@ -187,13 +175,13 @@ mod ssr {
         })
     }
 
-    pub async fn trash(ids: Vec<String>, to_trash: bool) -> Result<usize, ApiError> {
+    pub async fn trash(state: &AppState, ids: Vec<String>, to_trash: bool) -> Result<usize, ApiError> {
         if ids.is_empty() || ids.len() > MAX_IDS {
             return Err(ApiError::InvalidRequest(format!(
                 "请选择 1 到 {MAX_IDS} 张图片"
             )));
         }
-        let storage = state()?.storage;
+        let storage = &state.storage;
         let n = if to_trash {
             storage.trash(ids).await?
         } else {
@@ -202,8 +190,7 @@ mod ssr {
         Ok(n)
     }
 
-    pub async fn set_favourite(id: String, favourite: bool) -> Result<bool, ApiError> {
-        let state = state()?;
+    pub async fn set_favourite(state: &AppState, id: String, favourite: bool) -> Result<bool, ApiError> {
         if !state.storage.set_favourite(id.clone(), favourite).await? {
             return Err(ApiError::NotFound);
         }
@@ -212,7 +199,7 @@ mod ssr {
     }
 
     pub async fn empty_trash() -> Result<usize, ApiError> {
-        let removed = state()?.storage.empty_trash().await?;
+        let removed = state.storage.empty_trash().await?;
         tracing::info!(removed, "已清空回收站");
         Ok(removed)
     }

@@ -22,38 +22,32 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::HashMap;
 
-/// 设置页的服务器函数：取状态、做事、把错误变成给页面的错误。
+/// 设置页的服务器函数都经 `crate::state::with_state` 取状态（与别的页面一样）；谁能调用由访问守卫决定。
 #[cfg(feature = "ssr")]
-async fn admin<T, F>(f: impl FnOnce(crate::state::AppState) -> F) -> Result<T, AppError>
-where
-    F: std::future::Future<Output = Result<T, crate::error::ApiError>>,
-{
-    let state = crate::state::AppState::from_context().map_err(crate::error::server_fn_error)?;
-    f(state).await.map_err(crate::error::server_fn_error)
-}
+use crate::state::with_state;
 
 /// `POST /api/admin/get_settings`，`{}`：当前设置。
 #[server(prefix = "/api/admin", endpoint = "get_settings", input = JsonStr, output = JsonStr)]
 pub async fn get_settings() -> Result<SettingsView, AppError> {
-    admin(|s| async move { crate::admin::settings::view(&s).await }).await
+    with_state(|s| async move { crate::admin::settings::view(&s).await }).await
 }
 
 /// `POST /api/admin/save_settings`，`{"update":{…}}`：整份校验后保存并生效。
 #[server(prefix = "/api/admin", endpoint = "save_settings", input = JsonStr, output = JsonStr)]
 pub async fn save_settings(update: SettingsUpdate) -> Result<SettingsView, AppError> {
-    admin(|s| async move { crate::admin::settings::save(&s, update).await }).await
+    with_state(|s| async move { crate::admin::settings::save(&s, update).await }).await
 }
 
 /// `POST /api/admin/test_upstream`，`{"upstream":{…}}`：对这个上游做一次真实的小请求。
 #[server(prefix = "/api/admin", endpoint = "test_upstream", input = JsonStr, output = JsonStr)]
 pub async fn test_upstream(upstream: UpstreamForm) -> Result<ProbeResult, AppError> {
-    admin(|s| async move { crate::admin::settings::probe(&s, upstream).await }).await
+    with_state(|s| async move { crate::admin::settings::probe(&s, upstream).await }).await
 }
 
 /// `POST /api/admin/list_upstream_models`，`{"upstream":{…}}`：这个上游提供的模型名。
 #[server(prefix = "/api/admin", endpoint = "list_upstream_models", input = JsonStr, output = JsonStr)]
 pub async fn list_upstream_models(upstream: UpstreamForm) -> Result<Vec<String>, AppError> {
-    admin(|s| async move { crate::admin::settings::list_models(&s, upstream).await }).await
+    with_state(|s| async move { crate::admin::settings::list_models(&s, upstream).await }).await
 }
 
 /// `POST /api/admin/create_api_key`，`{"label":"…","images_per_day":0,"max_concurrent":0}`（后两项可省略，0 为不限）：
@@ -64,7 +58,7 @@ pub async fn create_api_key(
     #[server(default)] images_per_day: u32,
     #[server(default)] max_concurrent: u32,
 ) -> Result<CreatedKey, AppError> {
-    admin(|s| async move {
+    with_state(|s| async move {
         crate::admin::settings::create_key(&s, label, images_per_day, max_concurrent).await
     })
     .await
@@ -73,7 +67,7 @@ pub async fn create_api_key(
 /// `POST /api/admin/revoke_api_key`，`{"prefix":"…"}`：吊销，立即生效。
 #[server(prefix = "/api/admin", endpoint = "revoke_api_key", input = JsonStr, output = JsonStr)]
 pub async fn revoke_api_key(prefix: String) -> Result<(), AppError> {
-    admin(|s| async move { crate::admin::settings::revoke_key(&s, prefix).await }).await
+    with_state(|s| async move { crate::admin::settings::revoke_key(&s, prefix).await }).await
 }
 
 #[component]
