@@ -13,6 +13,10 @@
 //!   文件缺失的记录保持原样（照旧指向原来的目录），并在报告里列出。新库先写到临时文件，完成后才改名，
 //!   旁边记下它的 SHA-256（`新库.db.migrated`）。新库已存在时，只有它还是上次迁移写出的那一份（摘要相同、没有未合并的 WAL）
 //!   才重建，否则拒绝，免得覆盖已经在用的库。所以可以先在服务运行时迁一遍，停服后再迁一遍补上这期间的新图。
+//!
+//! 步骤：`run` 先 `copy_objects`（`local_items` 列出本地文件 → `copy_items` 复制 → `verify_items` 逐个核对），
+//! 再写新库：SQLite 是 `write_target_db`（`VACUUM INTO` 副本 → `repoint_copy` 改指向并核对 → `put_in_place` 落盘改名），
+//! PostgreSQL 是 `write_postgres`（`read_source_tables` → `add_url_signing_key` → 每张表 `upsert_table`）。
 
 use super::blobs::{self, Blobs};
 use super::sql::{params, Db, DbError, Row, Value};
