@@ -5,7 +5,7 @@
 
 use super::{render, Fault};
 use crate::gateway::upstream::gemini::wire::*;
-use crate::types::{shape_from_size, ImageSize};
+use crate::types::{shape_from_size, AspectRatio, ImageSize};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,22 +31,8 @@ async fn generations(
 ) -> Response {
     let options = shared.load_full();
     options.delay().await;
-    match options.pick_fault() {
-        Some(Fault::RateLimited | Fault::QuotaExhausted) => {
-            return ark_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RateLimitExceeded.EndpointRPMExceeded",
-                "Request was rejected as the endpoint RPM limit has been exceeded. Please try again later.",
-            )
-        }
-        Some(Fault::Safety) => {
-            return ark_error(
-                StatusCode::BAD_REQUEST,
-                "OutputImageSensitiveContentDetected",
-                "The request failed because the output image may contain sensitive information.",
-            )
-        }
-        _ => {}
+    if let Some(refused) = fault_response(options.pick_fault()) {
+        return refused;
     }
     let prompt = body["prompt"].as_str().unwrap_or("").to_string();
     let model = body["model"].as_str().unwrap_or("").to_string();
@@ -57,16 +43,64 @@ async fn generations(
             "The request failed because it is missing one or multiple required parameters: model, prompt.",
         );
     }
-    // size：1K/2K/4K（正方形）或 宽x高。
+    let (aspect, tier) = match requested_shape(&body) {
+        Ok(shape) => shape,
+        Err(refused) => return refused,
+    };
+    let references = match reference_blobs(&body) {
+        Ok(references) => references,
+        Err(refused) => return refused,
+    };
+    let request = GenerateContentRequest::image_request(
+        &prompt,
+        references,
+        aspect.as_str(),
+        tier.as_str(),
+        None,
+    );
+    let image = match draw_image(request).await {
+        Ok(image) => image,
+        Err(refused) => return refused,
+    };
+    let (w, h) = crate::types::pixel_size(aspect, tier);
+    Json(json!({
+        "model": model,
+        "created": chrono::Utc::now().timestamp(),
+        "data": [{"b64_json": image.data, "size": format!("{w}x{h}")}],
+        "usage": {"generated_images": 1, "output_tokens": 0, "total_tokens": 0},
+    }))
+    .into_response()
+}
+
+/// 抽到 429（限流或配额）或安全拦截时，按方舟的错误码给出的应答；其余故障这里不管。
+fn fault_response(fault: Option<Fault>) -> Option<Response> {
+    match fault {
+        Some(Fault::RateLimited | Fault::QuotaExhausted) => Some(ark_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RateLimitExceeded.EndpointRPMExceeded",
+            "Request was rejected as the endpoint RPM limit has been exceeded. Please try again later.",
+        )),
+        Some(Fault::Safety) => Some(ark_error(
+            StatusCode::BAD_REQUEST,
+            "OutputImageSensitiveContentDetected",
+            "The request failed because the output image may contain sensitive information.",
+        )),
+        _ => None,
+    }
+}
+
+/// 请求的 `size`：1K/2K/4K（正方形）或 宽x高（缺省 2K）；不认得时返回错误应答。
+fn requested_shape(body: &Value) -> Result<(AspectRatio, ImageSize), Response> {
     let size = body["size"].as_str().unwrap_or("2K");
     let shape = match size.parse::<ImageSize>() {
         Ok(tier) => Ok((crate::types::AspectRatio::Square, tier)),
         Err(_) => shape_from_size(Some(size)),
     };
-    let (aspect, tier) = match shape {
-        Ok(s) => s,
-        Err(e) => return ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &e),
-    };
+    shape.map_err(|e| ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &e))
+}
+
+/// 请求的 `image`（一个或几个 data URL）解成参考图；演示里只收 data URL，别的返回错误应答。
+fn reference_blobs(body: &Value) -> Result<Vec<Blob>, Response> {
     let urls: Vec<String> = match &body["image"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items
@@ -81,49 +115,39 @@ async fn generations(
             .strip_prefix("data:")
             .and_then(|rest| rest.split_once(";base64,"))
         else {
-            return ark_error(
+            return Err(ark_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameter",
                 "image must be a data URL in the demo",
-            );
+            ));
         };
         references.push(Blob {
             mime_type: mime.to_string(),
             data: data.to_string(),
         });
     }
-    let request = GenerateContentRequest::image_request(
-        &prompt,
-        references,
-        aspect.as_str(),
-        tier.as_str(),
-        None,
-    );
+    Ok(references)
+}
+
+/// 在阻塞线程里画图，取最后一张图；画不出来时返回错误应答。
+async fn draw_image(request: GenerateContentRequest) -> Result<Blob, Response> {
     let drawn = tokio::task::spawn_blocking(move || render(request, None)).await;
     let image = match drawn {
         Ok(Ok(parts)) => parts.into_iter().rev().find_map(|p| p.inline_data),
-        Ok(Err(e)) => return ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &e),
+        Ok(Err(e)) => return Err(ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &e)),
         Err(e) => {
-            return ark_error(
+            return Err(ark_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServiceError",
                 &e.to_string(),
-            )
+            ))
         }
     };
-    let Some(image) = image else {
-        return ark_error(
+    image.ok_or_else(|| {
+        ark_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServiceError",
             "no image",
-        );
-    };
-    let (w, h) = crate::types::pixel_size(aspect, tier);
-    Json(json!({
-        "model": model,
-        "created": chrono::Utc::now().timestamp(),
-        "data": [{"b64_json": image.data, "size": format!("{w}x{h}")}],
-        "usage": {"generated_images": 1, "output_tokens": 0, "total_tokens": 0},
-    }))
-    .into_response()
+        )
+    })
 }

@@ -3,6 +3,10 @@
 //! 两种用法：
 //! - 没有配置任何上游时，服务器在本机回环的随机端口上启动一个，网关经真实 HTTP 调它；
 //! - `drafting-factory demo-upstream` 单独运行，带故障开关，供测试与基准测试充当 Gemini。
+//!
+//! 各个房间：本文件是路由、故障开关与 Gemini 方言（`generate_content`：核对密钥 `check_api_key`、
+//! 注入故障 `fault_response`、画图并组成应答 `draw_answer`、截断 `truncated`）；`draw`：按提示词画 PNG；
+//! `openai_dialects`：两种 OpenAI 方言；`ark`：豆包（火山方舟）方言。
 
 mod ark;
 mod draw;
@@ -295,24 +299,8 @@ async fn generate_content(
             "Only generateContent is supported by the demo upstream.",
         );
     };
-    if let Some(required) = &options.api_key {
-        let given = headers
-            .get("x-goog-api-key")
-            .and_then(|v| v.to_str().ok())
-            .or(query.get("key").map(String::as_str));
-        match given {
-            None => {
-                return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use API Key or other form of API consumer identity to call this API.");
-            }
-            Some(k) if k != required => {
-                return google_error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_ARGUMENT",
-                    "API key not valid. Please pass a valid API key.",
-                );
-            }
-            Some(_) => {}
-        }
+    if let Some(refused) = check_api_key(&options, &headers, &query) {
+        return refused;
     }
 
     let fault = options.pick_fault();
@@ -321,45 +309,8 @@ async fn generate_content(
         std::future::pending::<()>().await;
     }
     options.delay().await;
-
-    match fault {
-        Some(Fault::ServerError) => {
-            let status = StatusCode::from_u16(options.error_status)
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return google_error(
-                status,
-                "UNAVAILABLE",
-                "The model is overloaded. Please try again later.",
-            );
-        }
-        Some(Fault::RateLimited) => return rate_limited(false),
-        Some(Fault::QuotaExhausted) => return rate_limited(true),
-        Some(Fault::Malformed) => {
-            return (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                "{\"candidates\": [{\"content\": {\"parts\": [<html>Bad Gateway</html>",
-            )
-                .into_response();
-        }
-        Some(Fault::Safety) => {
-            return json_response(&GenerateContentResponse {
-                candidates: vec![Candidate {
-                    content: None,
-                    finish_reason: Some("IMAGE_SAFETY".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
-        }
-        Some(Fault::TextOnly) => {
-            return json_response(&answer(
-                model,
-                vec![text_part(
-                    "I can't draw that right now, but here is a description instead.",
-                )],
-            ));
-        }
-        _ => {}
+    if let Some(response) = fault_response(fault, &options, model) {
+        return response;
     }
 
     let request: GenerateContentRequest = match serde_json::from_slice(&body) {
@@ -372,6 +323,89 @@ async fn generate_content(
             );
         }
     };
+    let response = match draw_answer(model, request, &options).await {
+        Ok(response) => response,
+        Err(refused) => return refused,
+    };
+    if matches!(fault, Some(Fault::Truncate)) {
+        return truncated(&response);
+    }
+    json_response(&response)
+}
+
+/// 设了 `--api-key` 时核对调用方给的密钥（`x-goog-api-key` 头或 `?key=`）：没给或不对时返回 Gemini 那样的错误应答。
+fn check_api_key(
+    options: &DemoOptions,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Option<Response> {
+    let required = options.api_key.as_ref()?;
+    let given = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or(query.get("key").map(String::as_str));
+    match given {
+        None => Some(google_error(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers. Please use API Key or other form of API consumer identity to call this API.",
+        )),
+        Some(k) if k != required => Some(google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+        )),
+        Some(_) => None,
+    }
+}
+
+/// 抽到的故障若是直接给一个应答的那几种（5xx、429、非法 JSON、安全拦截、只有文字），返回这个应答。
+/// 卡住与截断不在这里：卡住发生在延迟之前，截断要先把图画好。
+fn fault_response(fault: Option<Fault>, options: &DemoOptions, model: &str) -> Option<Response> {
+    match fault {
+        Some(Fault::ServerError) => {
+            let status = StatusCode::from_u16(options.error_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some(google_error(
+                status,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+            ))
+        }
+        Some(Fault::RateLimited) => Some(rate_limited(false)),
+        Some(Fault::QuotaExhausted) => Some(rate_limited(true)),
+        Some(Fault::Malformed) => Some(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "{\"candidates\": [{\"content\": {\"parts\": [<html>Bad Gateway</html>",
+            )
+                .into_response(),
+        ),
+        Some(Fault::Safety) => Some(json_response(&GenerateContentResponse {
+            candidates: vec![Candidate {
+                content: None,
+                finish_reason: Some("IMAGE_SAFETY".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+        Some(Fault::TextOnly) => Some(json_response(&answer(
+            model,
+            vec![text_part(
+                "I can't draw that right now, but here is a description instead.",
+            )],
+        ))),
+        _ => None,
+    }
+}
+
+/// 按请求画图（在阻塞线程里）并组成应答，联网搜索时附上引用的来源；请求不合要求时返回错误应答。
+/// `--downsize-rate` 抽中时偷偷把图缩小，`--png-bytes` 时正式图换成那张噪点图。
+async fn draw_answer(
+    model: &str,
+    request: GenerateContentRequest,
+    options: &DemoOptions,
+) -> Result<GenerateContentResponse, Response> {
     let (mut max_side, png_bytes) = (options.max_side, options.png_bytes);
     if options.downsize_rate > 0.0 && rand::rng().random::<f64>() < options.downsize_rate {
         // 最长边只给要求的一半。
@@ -397,14 +431,18 @@ async fn generate_content(
     {
         Ok(Ok(parts)) => parts,
         Ok(Err(message)) => {
-            return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &message)
+            return Err(google_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                &message,
+            ))
         }
         Err(e) => {
-            return google_error(
+            return Err(google_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
                 &e.to_string(),
-            )
+            ))
         }
     };
     let mut response = answer(model, drawn);
@@ -422,29 +460,29 @@ async fn generate_content(
                 .collect(),
         });
     }
+    Ok(response)
+}
 
-    if matches!(fault, Some(Fault::Truncate)) {
-        // 先发出一半 JSON，再让连接出错中断：客户端收到的是真正被截断的响应体。
-        let full = serde_json::to_vec(&response).expect("响应结构总能序列化");
-        let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
-        // 中间稍停一下，确保响应头和前一半真的发出去了，再中断。
-        use futures::StreamExt;
-        let cut = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "演示上游：故意截断",
-            ))
-        };
-        let stream = futures::stream::once(async { Ok(half) }).chain(futures::stream::once(cut));
-        let mut res = Response::new(Body::from_stream(stream));
-        res.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return res;
-    }
-    json_response(&response)
+/// 截断故障：先发出一半 JSON，再让连接出错中断，客户端收到的是真正被截断的响应体。
+fn truncated(response: &GenerateContentResponse) -> Response {
+    let full = serde_json::to_vec(response).expect("响应结构总能序列化");
+    let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
+    // 中间稍停一下，确保响应头和前一半真的发出去了，再中断。
+    use futures::StreamExt;
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "演示上游：故意截断",
+        ))
+    };
+    let stream = futures::stream::once(async { Ok(half) }).chain(futures::stream::once(cut));
+    let mut res = Response::new(Body::from_stream(stream));
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn rate_limited(quota: bool) -> Response {

@@ -1,5 +1,7 @@
 //! 一个批次的打包内容（`GET /files/zip?batch=<批次 id>`，HTTP 在 `crate::files`）：全部完成的图，
 //! 外加一份清单 `manifest.csv`（序号、提示词、变量值、参考图、状态、原因、文件名——失败的任务也在清单里，只是没有文件）。
+//! `batch_archive` 逐个任务取 zip 里的图（`image_entry`）与清单的一行（`manifest_record`）；
+//! 清单的表头在 `new_manifest`，收尾（加 BOM）在 `manifest_entry`。
 
 use super::store::{self, Batch, JobRow};
 use super::JobManager;
@@ -54,78 +56,106 @@ impl JobManager {
             }
         }
         let mut entries = Vec::new();
-        // CRLF 与下面的 BOM：Windows 上的 Excel 直接打开不乱码、不乱行。
-        let mut manifest = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
-        let header = [
-            "序号",
-            "提示词",
-            "变量值",
-            "参考图",
-            "状态",
-            "原因",
-            "文件名",
-        ];
-        manifest.write_record(header).map_err(csv_error)?;
+        let mut manifest = new_manifest()?;
         for (_, row) in &rows {
-            let mut file_name = String::new();
-            if let (JobState::Done, Some(image)) = (row.state, &row.image) {
-                match storage.get(image.id.clone()).await? {
-                    Some(record)
-                        if record.deleted_at.is_none() && storage.has_file(&record).await =>
-                    {
-                        let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
-                        file_name = entry_name(row.index, &row.prompt, ext);
-                        entries.push(Entry::File {
-                            name: file_name.clone(),
-                            root: record.root,
-                            rel_path: record.rel_path,
-                        });
-                    }
-                    _ => {}
+            let file_name = match image_entry(storage, row).await? {
+                Some((name, entry)) => {
+                    entries.push(entry);
+                    name
                 }
-            }
-            let variables = row
-                .variables
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let mut references = Vec::new();
-            for id in &row.reference_ids {
-                references.push(reference_label(storage, id).await?);
-            }
-            let state = if row.state == JobState::Done && file_name.is_empty() {
-                "图片已删除"
-            } else {
-                row.state.label()
+                None => String::new(),
             };
             manifest
-                .write_record([
-                    row.index.to_string(),
-                    cell(&row.prompt),
-                    cell(&variables),
-                    cell(&references.join("; ")),
-                    state.to_string(),
-                    cell(&row.error.clone().unwrap_or_default()),
-                    cell(&file_name),
-                ])
+                .write_record(manifest_record(storage, row, &file_name).await?)
                 .map_err(csv_error)?;
         }
-        // 带 UTF-8 BOM：Excel 打开时中文不乱码。
-        let mut data = "\u{feff}".as_bytes().to_vec();
-        data.extend(
-            manifest
-                .into_inner()
-                .map_err(|e| csv_error(e.into_error()))?,
-        );
-        entries.push(Entry::Bytes {
-            name: "manifest.csv".into(),
-            data,
-        });
+        entries.push(manifest_entry(manifest)?);
         Ok(entries)
     }
+}
+
+/// 完成了、图也还在（没进回收站，文件也在）的任务：它在 zip 里的文件名与那一项；别的任务没有。
+async fn image_entry(storage: &Storage, row: &JobRow) -> Result<Option<(String, Entry)>, ApiError> {
+    let (JobState::Done, Some(image)) = (row.state, &row.image) else {
+        return Ok(None);
+    };
+    match storage.get(image.id.clone()).await? {
+        Some(record) if record.deleted_at.is_none() && storage.has_file(&record).await => {
+            let ext = record.rel_path.rsplit('.').next().unwrap_or("png");
+            let file_name = entry_name(row.index, &row.prompt, ext);
+            let entry = Entry::File {
+                name: file_name.clone(),
+                root: record.root,
+                rel_path: record.rel_path,
+            };
+            Ok(Some((file_name, entry)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// 新的清单，已写好表头。CRLF 与打包时加的 BOM：Windows 上的 Excel 直接打开不乱码、不乱行。
+fn new_manifest() -> Result<csv::Writer<Vec<u8>>, ApiError> {
+    let mut manifest = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let header = [
+        "序号",
+        "提示词",
+        "变量值",
+        "参考图",
+        "状态",
+        "原因",
+        "文件名",
+    ];
+    manifest.write_record(header).map_err(csv_error)?;
+    Ok(manifest)
+}
+
+/// 清单里一个任务的那一行；`file_name` 为空表示 zip 里没有它的图。
+async fn manifest_record(
+    storage: &Storage,
+    row: &JobRow,
+    file_name: &str,
+) -> Result<[String; 7], ApiError> {
+    let variables = row
+        .variables
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut references = Vec::new();
+    for id in &row.reference_ids {
+        references.push(reference_label(storage, id).await?);
+    }
+    let state = if row.state == JobState::Done && file_name.is_empty() {
+        "图片已删除"
+    } else {
+        row.state.label()
+    };
+    Ok([
+        row.index.to_string(),
+        cell(&row.prompt),
+        cell(&variables),
+        cell(&references.join("; ")),
+        state.to_string(),
+        cell(&row.error.clone().unwrap_or_default()),
+        cell(file_name),
+    ])
+}
+
+/// 写完的清单作为 zip 里的 `manifest.csv`，带 UTF-8 BOM：Excel 打开时中文不乱码。
+fn manifest_entry(manifest: csv::Writer<Vec<u8>>) -> Result<Entry, ApiError> {
+    let mut data = "\u{feff}".as_bytes().to_vec();
+    data.extend(
+        manifest
+            .into_inner()
+            .map_err(|e| csv_error(e.into_error()))?,
+    );
+    Ok(Entry::Bytes {
+        name: "manifest.csv".into(),
+        data,
+    })
 }
 
 /// 清单里的参考图：上传时的文件名，没有就用 id。

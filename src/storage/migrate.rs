@@ -13,6 +13,10 @@
 //!   文件缺失的记录保持原样（照旧指向原来的目录），并在报告里列出。新库先写到临时文件，完成后才改名，
 //!   旁边记下它的 SHA-256（`新库.db.migrated`）。新库已存在时，只有它还是上次迁移写出的那一份（摘要相同、没有未合并的 WAL）
 //!   才重建，否则拒绝，免得覆盖已经在用的库。所以可以先在服务运行时迁一遍，停服后再迁一遍补上这期间的新图。
+//!
+//! 步骤：`run` 先 `copy_objects`（`local_items` 列出本地文件 → `copy_items` 复制 → `verify_items` 逐个核对），
+//! 再写新库：SQLite 是 `write_target_db`（`VACUUM INTO` 副本 → `repoint_copy` 改指向并核对 → `put_in_place` 落盘改名），
+//! PostgreSQL 是 `write_postgres`（`read_source_tables` → `add_url_signing_key` → 每张表 `upsert_table`）。
 
 use super::blobs::{self, Blobs};
 use super::sql::{params, Db, DbError, Row, Value};
@@ -20,6 +24,7 @@ use super::{db, StorageError};
 use crate::atomic_file::Durability;
 use md5::{Digest, Md5};
 use rusqlite::{Connection, OpenFlags};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// 迁移的结果。
@@ -150,8 +155,15 @@ fn copy_objects(
     blobs: &Blobs,
     target_root: &str,
 ) -> Result<(Report, Vec<(&'static str, String)>), StorageError> {
-    let target_root = target_root.to_string();
+    let items = local_items(source, blobs)?;
+    let (report, moved) = copy_items(blobs, target_root, &items)?;
+    // 全部复制完，再逐个核对一遍（大小与 MD5）。
+    verify_items(blobs, target_root, &items)?;
+    Ok((report, moved))
+}
 
+/// 源库里还在本地目录的文件：每张图、它的缩略图（文件在的话）与每份上传。
+fn local_items(source: &Connection, blobs: &Blobs) -> Result<Vec<Item>, StorageError> {
     let mut items = Vec::new();
     for (id, root, rel) in db::all_paths(&mut Db::Sqlite(source))? {
         if blobs::is_object_store(&root) {
@@ -193,10 +205,19 @@ fn copy_objects(
             }
         }
     }
+    Ok(items)
+}
 
+/// 把这些文件复制进对象存储（桶里已有、核对无误的跳过），返回报告与搬好的记录（表名, id）。
+#[allow(clippy::type_complexity)]
+fn copy_items(
+    blobs: &Blobs,
+    target_root: &str,
+    items: &[Item],
+) -> Result<(Report, Vec<(&'static str, String)>), StorageError> {
     let mut report = Report::default();
     let mut moved: Vec<(&'static str, String)> = Vec::new();
-    for item in &items {
+    for item in items {
         let Some(path) = Blobs::local_path(&item.root, &item.rel) else {
             continue;
         };
@@ -216,26 +237,29 @@ fn copy_objects(
             }
         };
         let md5 = md5_hex(&data);
-        if blobs.same_content(&target_root, &item.rel, &data, &md5) {
+        if blobs.same_content(target_root, &item.rel, &data, &md5) {
             report.already_there += 1;
         } else {
-            blobs.write(&target_root, &item.rel, data.clone(), Durability::Durable)?;
+            blobs.write(target_root, &item.rel, data.clone(), Durability::Durable)?;
             report.copied += 1;
         }
         if let Some(table) = item.table {
             moved.push((table, item.id.clone()));
         }
     }
+    Ok((report, moved))
+}
 
-    // 全部复制完，再逐个核对一遍（大小与 MD5）。
-    for item in &items {
+/// 复制完之后逐个核对对象存储里的这些文件（大小与 MD5），有一个不符就报错（新数据库不写）。
+fn verify_items(blobs: &Blobs, target_root: &str, items: &[Item]) -> Result<(), StorageError> {
+    for item in items {
         let Some(path) = Blobs::local_path(&item.root, &item.rel) else {
             continue;
         };
         let Ok(data) = std::fs::read(&path) else {
             continue;
         };
-        if !blobs.same_content(&target_root, &item.rel, &data, &md5_hex(&data)) {
+        if !blobs.same_content(target_root, &item.rel, &data, &md5_hex(&data)) {
             return Err(invalid(format!(
                 "核对失败：对象 {target_root}/{} 与 {} 不一致（新数据库没有写）",
                 item.rel,
@@ -243,8 +267,7 @@ fn copy_objects(
             )));
         }
     }
-
-    Ok((report, moved))
+    Ok(())
 }
 
 /// 各表与它的主键（按依赖先后：任务引用批次）。
@@ -284,9 +307,34 @@ fn write_postgres(
     target_root: Option<&str>,
     moved: &[(&'static str, String)],
 ) -> Result<Vec<(&'static str, usize)>, StorageError> {
-    let moved: std::collections::HashSet<(&str, &str)> =
-        moved.iter().map(|(t, id)| (*t, id.as_str())).collect();
-    // 读出源库的各表（同一个读事务：服务还在运行时，也是某一时刻的完整样子）。
+    let moved: HashSet<(&str, &str)> = moved.iter().map(|(t, id)| (*t, id.as_str())).collect();
+    let mut tables = read_source_tables(source, target_root, &moved)?;
+    // 单机时签名链接的密钥在源库旁的文件里：放进库里，旧链接照常可用。
+    add_url_signing_key(source_db, &mut tables);
+
+    let target = db::connect_postgres(url)?;
+    let summary = target.run(|pg| {
+        pg.transaction(|tx| {
+            let mut summary = Vec::new();
+            for (table, key, rows) in &tables {
+                summary.push((*table, upsert_table(tx, table, key, rows)?));
+            }
+            Ok::<_, StorageError>(summary)
+        })
+    })?;
+    Ok(summary)
+}
+
+/// 从源库读出的一张表：（表名, 主键, 按主键排好的行）。
+type SourceTable = (&'static str, &'static str, Vec<Row>);
+
+/// 读出源库的各表（同一个读事务：服务还在运行时，也是某一时刻的完整样子）；
+/// 搬进对象存储的记录（`moved` 里的）改指向 `target_root`。
+fn read_source_tables(
+    source: &Connection,
+    target_root: Option<&str>,
+    moved: &HashSet<(&str, &str)>,
+) -> Result<Vec<SourceTable>, StorageError> {
     source.execute_batch("BEGIN").map_err(db_error)?;
     let read = (|| {
         let mut src = Db::Sqlite(source);
@@ -310,8 +358,11 @@ fn write_postgres(
         Ok::<_, DbError>(tables)
     })();
     let _ = source.execute_batch("COMMIT");
-    let mut tables = read?;
-    // 单机时签名链接的密钥在源库旁的文件里：放进库里，旧链接照常可用。
+    Ok(read?)
+}
+
+/// 源库旁有签名链接的密钥文件、库里还没有 `url_signing` 时，把它作为一行加进 `secrets` 表（按名字排好）。
+fn add_url_signing_key(source_db: &Path, tables: &mut [SourceTable]) {
     let key_file = source_db
         .parent()
         .unwrap_or(Path::new("."))
@@ -336,45 +387,42 @@ fn write_postgres(
             secrets.sort_by_key(|r| r.get::<String>("name").unwrap_or_default());
         }
     }
+}
 
-    let target = db::connect_postgres(url)?;
-    let summary = target.run(|pg| {
-        pg.transaction(|tx| {
-            let mut summary = Vec::new();
-            for (table, key, rows) in &tables {
-                let Some(first) = rows.first() else {
-                    check_table(tx, table, key, &[], rows)?;
-                    summary.push((*table, 0));
-                    continue;
-                };
-                let cols = first.names().to_vec();
-                let keys: Vec<&str> = key.split(", ").collect();
-                let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-                let updates: Vec<String> = cols
-                    .iter()
-                    .filter(|c| !keys.contains(&c.as_str()))
-                    .map(|c| format!("{c} = excluded.{c}"))
-                    .collect();
-                let upsert = format!(
-                    "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({key}) {}",
-                    cols.join(", "),
-                    placeholders.join(", "),
-                    if updates.is_empty() {
-                        "DO NOTHING".to_string()
-                    } else {
-                        format!("DO UPDATE SET {}", updates.join(", "))
-                    }
-                );
-                for row in rows {
-                    tx.execute(&upsert, row.values())?;
-                }
-                check_table(tx, table, key, &cols, rows)?;
-                summary.push((*table, rows.len()));
-            }
-            Ok::<_, StorageError>(summary)
-        })
-    })?;
-    Ok(summary)
+/// 在目标库的事务里写入一张表的行（已有的同键行改成源库的样子）并核对，返回写入的行数。
+fn upsert_table(
+    tx: &mut Db<'_>,
+    table: &str,
+    key: &str,
+    rows: &[Row],
+) -> Result<usize, StorageError> {
+    let Some(first) = rows.first() else {
+        check_table(tx, table, key, &[], rows)?;
+        return Ok(0);
+    };
+    let cols = first.names().to_vec();
+    let keys: Vec<&str> = key.split(", ").collect();
+    let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = cols
+        .iter()
+        .filter(|c| !keys.contains(&c.as_str()))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let upsert = format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({key}) {}",
+        cols.join(", "),
+        placeholders.join(", "),
+        if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        }
+    );
+    for row in rows {
+        tx.execute(&upsert, row.values())?;
+    }
+    check_table(tx, table, key, &cols, rows)?;
+    Ok(rows.len())
 }
 
 /// 目标库里这张表与源库的行完全一致（行数与内容摘要），否则报错（调用方回滚）。
@@ -517,76 +565,91 @@ fn write_target_db(
         .execute("VACUUM INTO ?1", [temp.to_string_lossy()])
         .map_err(db_error)?;
     let result = (|| {
-        let mut target = Connection::open(&temp).map_err(db_error)?;
-        // 副本里指向对象存储这个根的记录数（之前就把存储根换到这个桶时，已有一些）。
-        let pointed = |c: &Connection| -> Result<usize, StorageError> {
-            c.query_row(
-                "SELECT (SELECT COUNT(*) FROM images WHERE root = ?1) + (SELECT COUNT(*) FROM uploads WHERE root = ?1)",
-                [target_root],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
-            .map_err(db_error)
-        };
-        // 副本是 `VACUUM INTO` 在一个读事务里取的一致快照；服务还在运行时，源库之后的变化不影响它。
-        let counts = table_counts(&target)?;
-        let already = pointed(&target)?;
-        let tx = target.transaction().map_err(db_error)?;
-        let mut updated = 0;
-        for (table, id) in moved {
-            // 列出文件之后、取快照之前被永久删除的记录：更新 0 行，不算错。
-            updated += tx
-                .execute(
-                    &format!("UPDATE {table} SET root = ?1 WHERE id = ?2"),
-                    [target_root, id.as_str()],
-                )
-                .map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)?;
-        if table_counts(&target)? != counts {
-            return Err(invalid("核对失败：改写之后新数据库的行数变了".into()));
-        }
-        let now = pointed(&target)?;
-        if now != already + updated {
-            return Err(invalid(format!(
-                "核对失败：新数据库里指向对象存储的记录 {now} 条，应为 {}",
-                already + updated
-            )));
-        }
-        drop(target);
-        std::fs::File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| StorageError::Io {
-                context: "写新数据库失败".into(),
-                source,
-            })?;
-        let digest =
-            crate::hash::sha256_hex(std::fs::read(&temp).map_err(|source| StorageError::Io {
-                context: "读新数据库失败".into(),
-                source,
-            })?);
-        // 先记摘要、再改名：改名前崩溃，下次看到的是旧库配新摘要（不符，拒绝覆盖，不会误删）。
-        crate::atomic_file::write(
-            &fingerprint_path(target_db),
-            digest.as_bytes(),
-            Durability::Durable,
-            0o644,
-        )
-        .map_err(|source| StorageError::Io {
-            context: "写新数据库的摘要失败".into(),
-            source,
-        })?;
-        std::fs::rename(&temp, target_db).map_err(|source| StorageError::Io {
-            context: format!("无法写到 {}", target_db.display()),
-            source,
-        })?;
-        crate::atomic_file::sync_dir(&dir).map_err(|source| StorageError::Io {
-            context: "写新数据库失败".into(),
-            source,
-        })
+        repoint_copy(&temp, target_root, moved)?;
+        put_in_place(&temp, target_db, &dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// 在副本 `temp` 里把搬好的记录改指向对象存储的根 `target_root`，并核对：各表行数不变，
+/// 指向这个根的记录正好多了改过的条数。
+fn repoint_copy(
+    temp: &Path,
+    target_root: &str,
+    moved: &[(&'static str, String)],
+) -> Result<(), StorageError> {
+    let mut target = Connection::open(temp).map_err(db_error)?;
+    // 副本里指向对象存储这个根的记录数（之前就把存储根换到这个桶时，已有一些）。
+    let pointed = |c: &Connection| -> Result<usize, StorageError> {
+        c.query_row(
+            "SELECT (SELECT COUNT(*) FROM images WHERE root = ?1) + (SELECT COUNT(*) FROM uploads WHERE root = ?1)",
+            [target_root],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as usize)
+        .map_err(db_error)
+    };
+    // 副本是 `VACUUM INTO` 在一个读事务里取的一致快照；服务还在运行时，源库之后的变化不影响它。
+    let counts = table_counts(&target)?;
+    let already = pointed(&target)?;
+    let tx = target.transaction().map_err(db_error)?;
+    let mut updated = 0;
+    for (table, id) in moved {
+        // 列出文件之后、取快照之前被永久删除的记录：更新 0 行，不算错。
+        updated += tx
+            .execute(
+                &format!("UPDATE {table} SET root = ?1 WHERE id = ?2"),
+                [target_root, id.as_str()],
+            )
+            .map_err(db_error)?;
+    }
+    tx.commit().map_err(db_error)?;
+    if table_counts(&target)? != counts {
+        return Err(invalid("核对失败：改写之后新数据库的行数变了".into()));
+    }
+    let now = pointed(&target)?;
+    if now != already + updated {
+        return Err(invalid(format!(
+            "核对失败：新数据库里指向对象存储的记录 {now} 条，应为 {}",
+            already + updated
+        )));
+    }
+    Ok(())
+}
+
+/// 把改好的副本落盘、记下摘要，再改名到 `target_db`（`dir` 是它所在的目录）。
+fn put_in_place(temp: &Path, target_db: &Path, dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(temp)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| StorageError::Io {
+            context: "写新数据库失败".into(),
+            source,
+        })?;
+    let digest =
+        crate::hash::sha256_hex(std::fs::read(temp).map_err(|source| StorageError::Io {
+            context: "读新数据库失败".into(),
+            source,
+        })?);
+    // 先记摘要、再改名：改名前崩溃，下次看到的是旧库配新摘要（不符，拒绝覆盖，不会误删）。
+    crate::atomic_file::write(
+        &fingerprint_path(target_db),
+        digest.as_bytes(),
+        Durability::Durable,
+        0o644,
+    )
+    .map_err(|source| StorageError::Io {
+        context: "写新数据库的摘要失败".into(),
+        source,
+    })?;
+    std::fs::rename(temp, target_db).map_err(|source| StorageError::Io {
+        context: format!("无法写到 {}", target_db.display()),
+        source,
+    })?;
+    crate::atomic_file::sync_dir(dir).map_err(|source| StorageError::Io {
+        context: "写新数据库失败".into(),
+        source,
+    })
 }

@@ -5,15 +5,28 @@
 //! 原图的“fsync 目录 + 写数据库行”按组提交：并发保存的多张图共用一次目录 fsync 与一次事务。
 //! 任何时刻崩溃，都不会留下半个文件，也不会有指向不存在文件的记录；
 //! 最多留下一个 `.partial-` 开头的临时文件，下次启动时清掉。
+//!
+//! 各个房间：
+//! - 本文件：`Storage` 本身——打开（建库、迁移、清临时文件、核对记录与文件）、存储根、暂存区、共用密钥；
+//! - `images`：保存生成的图（写文件、组提交记录）与缩略图；
+//! - `library`：图库的查询、收藏与回收站；
+//! - `uploads`：参考图的保存（按内容去重）与读取；
+//! - `db`：元数据库的连接与各表的读写；`schema`：两种数据库的迁移脚本；`sql`：SQLite 与 PostgreSQL 共用的那层；
+//! - `blobs`：按根读写文件（本地目录或对象存储）；`thumbs`：缩略图；`spill`：暂存区；
+//!   `archive`：打包下载；`shared_config`：集群共用的配置；`migrate`：把图与元数据搬到别处。
 
 pub mod archive;
 pub mod blobs;
 pub(crate) mod db;
+mod images;
+mod library;
 pub mod migrate;
+mod schema;
 mod shared_config;
 mod spill;
 pub mod sql;
 mod thumbs;
+mod uploads;
 
 pub use blobs::Blobs;
 /// 打开 `storage.database` 指的元数据库（并迁移到最新）；测试与 `migrate` 直接查看库时用。
@@ -22,6 +35,7 @@ pub use db::{ImageRecord, ListFilter, UploadRecord};
 
 use crate::atomic_file::{Durability, PARTIAL_PREFIX};
 use crate::config::S3Config;
+use images::PendingInsert;
 use sql::{Database, Db, DbError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -280,124 +294,6 @@ impl Storage {
             .map_err(|e| StorageError::Join(e.to_string()))?
     }
 
-    /// 原子地保存一张图像并写入记录；缩略图随后在后台生成。
-    pub async fn save_image(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
-        let this = self.clone();
-        let record = tokio::task::spawn_blocking(move || this.save_image_blocking(image))
-            .await
-            .map_err(|e| StorageError::Join(e.to_string()))??;
-        if thumbs::needed(&record) {
-            // 排队满了就不排：第一次有人要看缩略图时再生成。
-            let _ = self.inner.thumbs.try_send(record.clone());
-        }
-        Ok(record)
-    }
-
-    /// 返回缩略图（相对根的路径）与类型；还没有就现在生成。原图本来就不比缩略图大时，
-    /// 缩略图就是原图（类型也是原图的）。
-    pub async fn ensure_thumbnail(
-        &self,
-        record: ImageRecord,
-    ) -> Result<(String, String), StorageError> {
-        if !thumbs::needed(&record) {
-            return Ok((record.rel_path, record.mime));
-        }
-        let blobs = self.inner.blobs.clone();
-        // 现做的缩略图与参考图的转换共用解码名额（`crate::decode`）：一阵缩略图请求不会同时解码几十张大图。
-        let rel = crate::decode::blocking(move || thumbs::ensure(&blobs, &record)).await?;
-        Ok((rel, "image/jpeg".into()))
-    }
-
-    fn save_image_blocking(&self, image: NewImage) -> Result<ImageRecord, StorageError> {
-        let reader = image::ImageReader::new(std::io::Cursor::new(&image.data[..]))
-            .with_guessed_format()
-            .map_err(|e| StorageError::NotAnImage(e.to_string()))?;
-        let format = reader
-            .format()
-            .ok_or_else(|| StorageError::NotAnImage("无法识别的格式".into()))?;
-        let (width, height) = reader
-            .into_dimensions()
-            .map_err(|e| StorageError::NotAnImage(e.to_string()))?;
-        let ext = format.extensions_str().first().copied().unwrap_or("bin");
-
-        let now = chrono::Utc::now();
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let rel_path = format!("images/{}/{id}.{ext}", now.format("%Y-%m-%d"));
-        let root = self.root();
-        // 本地目录的 fsync 留给组提交：同一批改名共用一次。
-        let bytes = image.data.len() as i64;
-        self.inner
-            .blobs
-            .write(&root, &rel_path, image.data, Durability::FileSynced)?;
-        let dir =
-            Blobs::local_path(&root, &rel_path).and_then(|p| p.parent().map(Path::to_path_buf));
-
-        let record = ImageRecord {
-            id,
-            root,
-            rel_path,
-            mime: format.to_mime_type().to_string(),
-            width,
-            height,
-            bytes,
-            prompt: image.prompt,
-            mode: image.mode.to_string(),
-            model: image.model,
-            aspect_ratio: image.aspect_ratio,
-            image_size: image.image_size,
-            upstream: image.upstream,
-            created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            duration_ms: image.duration_ms as i64,
-            attempts: serde_json::to_string(&image.attempts).unwrap_or_else(|_| "[]".into()),
-            reference_ids: serde_json::to_string(&image.reference_ids)
-                .unwrap_or_else(|_| "[]".into()),
-            model_text: image.model_text,
-            favourite: false,
-            sources: serde_json::to_string(&image.sources).unwrap_or_else(|_| "[]".into()),
-            size_note: image.size_note,
-            deleted_at: None,
-        };
-        if let Err(e) = self.commit_grouped(record.clone(), dir) {
-            // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。
-            let _ = self.inner.blobs.remove(&record.root, &record.rel_path);
-            return Err(e);
-        }
-        Ok(record)
-    }
-
-    /// 组提交：把记录放进待提交队列，然后去拿数据库锁。拿到锁的线程把此刻队列里的全部记录
-    /// （可能包括别人的）一起提交——每个涉及的目录 fsync 一次（让改名落盘），再用一个事务写入
-    /// （一次 WAL fsync）。没赶上这一批的记录由下一个拿到锁的线程提交。
-    /// 并发保存时，多张图共用这几次 fsync；只有一张时与逐条提交一样。阻塞调用。
-    fn commit_grouped(
-        &self,
-        record: ImageRecord,
-        dir: Option<PathBuf>,
-    ) -> Result<(), StorageError> {
-        let (done, result) = std::sync::mpsc::channel();
-        self.pending().push(PendingInsert { record, dir, done });
-        let committed = self.inner.db.run(|conn| {
-            let batch = std::mem::take(&mut *self.pending());
-            if !batch.is_empty() {
-                commit_batch(conn, batch);
-            }
-            Ok::<_, DbError>(())
-        });
-        if let Err(e) = committed {
-            // 连接都拿不到（PostgreSQL 连不上）：队列里的记录谁也提交不了，全部如实失败。
-            for p in std::mem::take(&mut *self.pending()) {
-                let _ = p.done.send(Err(StorageError::Unavailable(e.to_string())));
-            }
-        }
-        result
-            .recv()
-            .unwrap_or_else(|_| Err(StorageError::Join("提交记录的线程意外退出".into())))
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingInsert>> {
-        self.inner.pending.lock().expect("锁未被毒化")
-    }
-
     /// 把没能存进图库的图（已经付过钱）放进暂存区，返回暂存 id。见 `spill.rs`。
     pub async fn spill(&self, data: bytes::Bytes) -> Result<String, StorageError> {
         let root = self.spill_root();
@@ -429,136 +325,6 @@ impl Storage {
         self.inner.zips.take(client)
     }
 
-    /// 这张图的文件在不在。
-    pub async fn has_file(&self, record: &ImageRecord) -> bool {
-        let (blobs, root, rel) = (
-            self.inner.blobs.clone(),
-            record.root.clone(),
-            record.rel_path.clone(),
-        );
-        tokio::task::spawn_blocking(move || blobs.exists(&root, &rel))
-            .await
-            .unwrap_or(false)
-    }
-
-    /// 按 id 查记录（回收站里的也返回，见 `ImageRecord::deleted_at`）。
-    pub async fn get(&self, id: String) -> Result<Option<ImageRecord>, StorageError> {
-        self.with_db(move |c| Ok(db::get(c, &id)?)).await
-    }
-
-    /// 各存储根下（未删除的）图片数。
-    pub async fn image_counts_by_root(&self) -> Result<Vec<(String, u64)>, StorageError> {
-        self.with_db(|c| {
-            Ok(c.query(
-                "SELECT root, COUNT(*) FROM images WHERE deleted_at IS NULL GROUP BY root ORDER BY root",
-                sql::params![],
-                |r| Ok((r.get(0)?, r.get::<u64>(1)?)),
-            )?)
-        })
-        .await
-    }
-
-    /// 图库查询。
-    pub async fn list(&self, filter: ListFilter) -> Result<Vec<ImageRecord>, StorageError> {
-        self.with_db(move |c| Ok(db::list(c, &filter)?)).await
-    }
-
-    /// 收藏或取消收藏，返回是否有这张图。
-    pub async fn set_favourite(&self, id: String, favourite: bool) -> Result<bool, StorageError> {
-        self.with_db(move |c| Ok(db::set_favourite(c, &id, favourite)? > 0))
-            .await
-    }
-
-    /// 移入回收站，返回实际移入的条数。文件不动，可以恢复。
-    pub async fn trash(&self, ids: Vec<String>) -> Result<usize, StorageError> {
-        let now = now_string();
-        self.with_db(move |c| Ok(db::trash(c, &ids, &now)?)).await
-    }
-
-    /// 从回收站恢复，返回实际恢复的条数。
-    pub async fn restore(&self, ids: Vec<String>) -> Result<usize, StorageError> {
-        self.with_db(move |c| Ok(db::restore(c, &ids)?)).await
-    }
-
-    /// 清空回收站：先删记录（一个事务），再删文件。删文件前崩溃最多留下孤儿文件（启动核对会报告），
-    /// 不会留下指向缺失文件的记录。返回删除的张数。
-    pub async fn empty_trash(&self) -> Result<usize, StorageError> {
-        let removed = self.with_db(|c| Ok(db::purge_trash(c)?)).await?;
-        // 删文件不占着数据库：对象存储的删除可能要几秒，别的保存与查询不必等它。
-        let blobs = self.inner.blobs.clone();
-        let count = removed.len();
-        tokio::task::spawn_blocking(move || {
-            for r in &removed {
-                for rel in [r.rel_path.clone(), r.thumb_rel_path_for()] {
-                    if let Err(e) = blobs.remove(&r.root, &rel) {
-                        tracing::warn!("删除文件失败：{e}");
-                    }
-                }
-            }
-        })
-        .await
-        .map_err(|e| StorageError::Join(e.to_string()))?;
-        Ok(count)
-    }
-
-    /// 保存一张上传的参考图：按内容的 SHA-256 去重，同样的图只存一份。返回它的记录。
-    pub async fn save_upload(
-        &self,
-        data: bytes::Bytes,
-        mime: String,
-        filename: Option<String>,
-    ) -> Result<UploadRecord, StorageError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.save_upload_blocking(data, &mime, filename))
-            .await
-            .map_err(|e| StorageError::Join(e.to_string()))?
-    }
-
-    fn save_upload_blocking(
-        &self,
-        data: bytes::Bytes,
-        mime: &str,
-        filename: Option<String>,
-    ) -> Result<UploadRecord, StorageError> {
-        use sha2::Digest;
-        let id = format!("{:x}", sha2::Sha256::digest(&data));
-        // 先取出来再判断：`if let` 的条件里的数据库锁会一直持有到整个块结束，块里再写库就自己锁死了。
-        let existing = self.inner.db.run(|c| db::get_upload(c, &id))?;
-        if let Some(mut existing) = existing {
-            if self.inner.blobs.exists(&existing.root, &existing.rel_path) {
-                // 同样的内容又传了一次：记下最近的文件名。
-                if filename.is_some() && filename != existing.filename {
-                    existing.filename = filename;
-                    self.inner.db.run(|c| db::put_upload(c, &existing))?;
-                }
-                return Ok(existing);
-            }
-        }
-        let ext = match mime {
-            "image/png" => "png",
-            "image/jpeg" => "jpg",
-            "image/webp" => "webp",
-            _ => "bin",
-        };
-        let root = self.root();
-        let rel_path = format!("uploads/{}/{id}.{ext}", &id[..2]);
-        let bytes = data.len() as i64;
-        self.inner
-            .blobs
-            .write(&root, &rel_path, data, Durability::Durable)?;
-        let record = UploadRecord {
-            id,
-            root,
-            rel_path,
-            mime: mime.to_string(),
-            bytes,
-            created_at: now_string(),
-            filename,
-        };
-        self.inner.db.run(|c| db::put_upload(c, &record))?;
-        Ok(record)
-    }
-
     /// 元数据库是哪一种（PostgreSQL 时可能有别的实例共用它）。
     pub fn dialect(&self) -> sql::Dialect {
         self.inner.db.dialect()
@@ -570,56 +336,10 @@ impl Storage {
         self.with_db(move |c| Ok(db::shared_secret(c, name, &fresh)?))
             .await
     }
-
-    /// 按 id 取一份上传。
-    pub async fn get_upload(&self, id: String) -> Result<Option<UploadRecord>, StorageError> {
-        self.with_db(move |c| Ok(db::get_upload(c, &id)?)).await
-    }
 }
 
 fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// 一条等待组提交的记录：文件已写好并 fsync、已改名，目录还没 fsync。
-struct PendingInsert {
-    record: ImageRecord,
-    /// 本地目录里文件所在的目录（要 fsync 的）；对象存储没有。
-    dir: Option<PathBuf>,
-    done: std::sync::mpsc::Sender<Result<(), StorageError>>,
-}
-
-/// 提交一批记录，把每条的结果发回给它的保存者。
-fn commit_batch(conn: &mut Db<'_>, batch: Vec<PendingInsert>) {
-    let mut dirs: Vec<PathBuf> = batch.iter().filter_map(|p| p.dir.clone()).collect();
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs {
-        if let Err(e) = crate::atomic_file::sync_dir(&dir) {
-            for p in batch {
-                let source = std::io::Error::new(e.kind(), e.to_string());
-                let _ = p.done.send(Err(StorageError::Io {
-                    context: format!("同步目录 {} 失败", dir.display()),
-                    source,
-                }));
-            }
-            return;
-        }
-    }
-    let together = conn.transaction(|tx| {
-        for p in &batch {
-            db::insert(tx, &p.record)?;
-        }
-        Ok::<_, DbError>(())
-    });
-    for p in batch {
-        let result = match &together {
-            Ok(()) => Ok(()),
-            // 一起提交失败（已整体回滚）：逐条再试，谁的问题谁失败。
-            Err(_) => db::insert(conn, &p.record).map_err(StorageError::from),
-        };
-        let _ = p.done.send(result);
-    }
 }
 
 /// 删除 `root/images` 与 `root/uploads` 下所有 `.partial-` 临时文件，返回删除的个数。
@@ -653,6 +373,7 @@ fn remove_partials(root: &Path) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::images::{commit_batch, PendingInsert};
     use super::*;
 
     fn png(w: u32, h: u32) -> bytes::Bytes {
