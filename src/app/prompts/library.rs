@@ -32,6 +32,8 @@ struct Library {
     notice: RwSignal<Option<String>>,
     /// 每次重新查询加一；过期查询的结果丢弃。
     generation: RwSignal<u64>,
+    /// 搜索框每输入一次加一：停止输入 250 ms 后只有最后一次重新查询。
+    search_generation: StoredValue<u64>,
 }
 
 impl Library {
@@ -51,6 +53,7 @@ impl Library {
             error: RwSignal::new(None),
             notice: RwSignal::new(None),
             generation: RwSignal::new(0),
+            search_generation: StoredValue::new(0),
         }
     }
 
@@ -100,6 +103,19 @@ impl Library {
 
     fn reload(self) {
         self.load(None);
+    }
+
+    /// 搜索框里的文字变了：记下，停止输入 250 ms 后再查。
+    fn search_later(self, text: String) {
+        self.search.set(text);
+        self.search_generation.update_value(|g| *g += 1);
+        let mine = self.search_generation.get_value();
+        spawn_local(async move {
+            crate::app::browser::sleep_ms(250).await;
+            if self.search_generation.get_value() == mine {
+                self.reload();
+            }
+        });
     }
 
     /// 存好了一条：替换列表里的它（新建的放在最前）。
@@ -278,88 +294,11 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
             });
         }
     });
-    let import_input = NodeRef::<leptos::html::Input>::new();
-    // 搜索框停止输入 250 ms 后再查。
-    let search_generation = StoredValue::new(0u64);
-    let on_search = move |text: String| {
-        lib.search.set(text);
-        search_generation.update_value(|g| *g += 1);
-        let mine = search_generation.get_value();
-        spawn_local(async move {
-            crate::app::browser::sleep_ms(250).await;
-            if search_generation.get_value() == mine {
-                lib.reload();
-            }
-        });
-    };
 
     view! {
         <section class="prompt-library" data-hydrated=move || hydrated.get().to_string()
             aria-busy=move || (!hydrated.get()).then_some("true")>
-            <div class="library-toolbar">
-                <div class="tabs" role="tablist">
-                    <button type="button" role="tab" aria-selected=move || (!lib.trash.get()).to_string()
-                        on:click=move |_| { lib.trash.set(false); lib.reload(); }>"提示词"</button>
-                    <button type="button" role="tab" aria-selected=move || lib.trash.get().to_string()
-                        on:click=move |_| { lib.trash.set(true); lib.reload(); }>"回收站"</button>
-                </div>
-                <input type="search" name="search" placeholder="搜索标题、内容或标签" aria-label="搜索提示词库"
-                    prop:value=move || lib.search.get()
-                    on:input=move |ev| on_search(event_target_value(&ev))/>
-                <select name="category" aria-label="分类" on:change=move |ev| {
-                    lib.category.set(event_target_value(&ev));
-                    lib.reload();
-                }>
-                    <option value="">"全部分类"</option>
-                    <For each=move || lib.categories.get() key=|c| c.clone() let:c>
-                        <option value=c.clone() prop:selected={
-                            let c = c.clone();
-                            move || lib.category.with(|x| *x == c)
-                        }>{c.clone()}</option>
-                    </For>
-                </select>
-                <select name="tag" aria-label="标签" on:change=move |ev| {
-                    lib.tag.set(event_target_value(&ev));
-                    lib.reload();
-                }>
-                    <option value="">"全部标签"</option>
-                    <For each=move || lib.tags.get() key=|t| t.clone() let:t>
-                        <option value=t.clone() prop:selected={
-                            let t = t.clone();
-                            move || lib.tag.with(|x| *x == t)
-                        }>{t.clone()}</option>
-                    </For>
-                </select>
-                <select name="sort" aria-label="排序" on:change=move |ev| {
-                    lib.sort.set(parse_sort(&event_target_value(&ev)));
-                    lib.reload();
-                }>
-                    <option value="recent">"最近使用"</option>
-                    <option value="uses">"使用最多"</option>
-                    <option value="name">"按标题"</option>
-                </select>
-                <label class="check">
-                    <input type="checkbox" name="favourites" prop:checked=move || lib.favourites.get()
-                        on:change=move |ev| { lib.favourites.set(event_target_checked(&ev)); lib.reload(); }/>
-                    "只看收藏"
-                </label>
-                <button type="button" class="primary" on:click=move |_| lib.editing.set(Some(String::new()))>
-                    "新建"
-                </button>
-                <button type="button" on:click=move |_| lib.export()>"导出"</button>
-                <button type="button" on:click=move |_| {
-                    if let Some(input) = import_input.get_untracked() { input.click(); }
-                }>"导入"</button>
-                <input type="file" accept="application/json,.json" hidden node_ref=import_input
-                    data-testid="import-file"
-                    on:change=move |ev| {
-                        let input: web_sys::HtmlInputElement = event_target(&ev);
-                        if let Some(file) = input.files().and_then(|f| f.get(0)) {
-                            lib.import(file);
-                        }
-                        input.set_value("");
-                    }/>
-            </div>
+            <LibraryToolbar lib/>
             <datalist id="prompt-categories">
                 <For each=move || lib.categories.get() key=|c| c.clone() let:c>
                     <option value=c/>
@@ -378,24 +317,121 @@ pub fn PromptLibrary(initial: PromptPage) -> impl IntoView {
                         on_cancel=move |_| lib.editing.set(None)/>
                 </div>
             </Show>
-            <ul class="prompt-list" data-testid="prompt-list">
-                <Show when=move || lib.items.with(Vec::is_empty)>
-                    <li class="empty">{move || if lib.trash.get() {
-                        "回收站是空的。"
-                    } else {
-                        "没有符合条件的提示词。点“新建”，或在工作台的提示词栏点“保存为提示词”。"
-                    }}</li>
-                </Show>
-                <For each=move || lib.items.get() key=|p| (p.id.clone(), p.updated_at.clone(), p.use_count) let:p>
-                    <PromptItem p lib/>
-                </For>
-            </ul>
+            <PromptList lib/>
             <Show when=move || lib.next_cursor.with(Option::is_some)>
                 <button type="button" class="load-more" on:click=move |_| lib.load(lib.next_cursor.get_untracked())>
                     "加载更多"
                 </button>
             </Show>
         </section>
+    }
+}
+
+/// 工具栏：提示词 / 回收站、搜索、分类、标签、排序、只看收藏、新建、导出与导入。
+#[component]
+fn LibraryToolbar(lib: Library) -> impl IntoView {
+    view! {
+        <div class="library-toolbar">
+            <div class="tabs" role="tablist">
+                <button type="button" role="tab" aria-selected=move || (!lib.trash.get()).to_string()
+                    on:click=move |_| { lib.trash.set(false); lib.reload(); }>"提示词"</button>
+                <button type="button" role="tab" aria-selected=move || lib.trash.get().to_string()
+                    on:click=move |_| { lib.trash.set(true); lib.reload(); }>"回收站"</button>
+            </div>
+            <input type="search" name="search" placeholder="搜索标题、内容或标签" aria-label="搜索提示词库"
+                prop:value=move || lib.search.get()
+                on:input=move |ev| lib.search_later(event_target_value(&ev))/>
+            <FilterSelect lib name="category" label="分类" all="全部分类" options=lib.categories value=lib.category/>
+            <FilterSelect lib name="tag" label="标签" all="全部标签" options=lib.tags value=lib.tag/>
+            <select name="sort" aria-label="排序" on:change=move |ev| {
+                lib.sort.set(parse_sort(&event_target_value(&ev)));
+                lib.reload();
+            }>
+                <option value="recent">"最近使用"</option>
+                <option value="uses">"使用最多"</option>
+                <option value="name">"按标题"</option>
+            </select>
+            <label class="check">
+                <input type="checkbox" name="favourites" prop:checked=move || lib.favourites.get()
+                    on:change=move |ev| { lib.favourites.set(event_target_checked(&ev)); lib.reload(); }/>
+                "只看收藏"
+            </label>
+            <button type="button" class="primary" on:click=move |_| lib.editing.set(Some(String::new()))>
+                "新建"
+            </button>
+            <ExportImport lib/>
+        </div>
+    }
+}
+
+/// 按分类或标签筛选的下拉框：第一项是“全部”，其余是库里现有的；选了就重新查询。
+#[component]
+fn FilterSelect(
+    lib: Library,
+    /// 表单里的名字（水合之前的值按它读，见 `EarlyQuery`）。
+    name: &'static str,
+    label: &'static str,
+    /// 第一项（不筛选）的文字。
+    all: &'static str,
+    options: RwSignal<Vec<String>>,
+    value: RwSignal<String>,
+) -> impl IntoView {
+    view! {
+        <select name=name aria-label=label on:change=move |ev| {
+            value.set(event_target_value(&ev));
+            lib.reload();
+        }>
+            <option value="">{all}</option>
+            <For each=move || options.get() key=|o| o.clone() let:o>
+                <option value=o.clone() prop:selected={
+                    let o = o.clone();
+                    move || value.with(|x| *x == o)
+                }>{o.clone()}</option>
+            </For>
+        </select>
+    }
+}
+
+/// 导入选中的文件（选了之后清空选择，同一个文件可以再导入一次）。
+fn import_chosen(lib: Library, ev: leptos::ev::Event) {
+    let input: web_sys::HtmlInputElement = event_target(&ev);
+    if let Some(file) = input.files().and_then(|f| f.get(0)) {
+        lib.import(file);
+    }
+    input.set_value("");
+}
+
+/// “导出”与“导入”（导入点的是隐藏的文件选择框）。
+#[component]
+fn ExportImport(lib: Library) -> impl IntoView {
+    let import_input = NodeRef::<leptos::html::Input>::new();
+    view! {
+        <button type="button" on:click=move |_| lib.export()>"导出"</button>
+        <button type="button" on:click=move |_| {
+            if let Some(input) = import_input.get_untracked() { input.click(); }
+        }>"导入"</button>
+        <input type="file" accept="application/json,.json" hidden node_ref=import_input
+            data-testid="import-file"
+            on:change=move |ev| import_chosen(lib, ev)/>
+    }
+}
+
+/// 列表：一条一行；空的时候说为什么。
+#[component]
+fn PromptList(lib: Library) -> impl IntoView {
+    view! {
+        <ul class="prompt-list" data-testid="prompt-list">
+            <Show when=move || lib.items.with(Vec::is_empty)>
+                <li class="empty">{move || if lib.trash.get() {
+                    "回收站是空的。"
+                } else {
+                    "没有符合条件的提示词。点“新建”，或在工作台的提示词栏点“保存为提示词”。"
+                }}</li>
+            </Show>
+            <For each=move || lib.items.get() key=|p| (p.id.clone(), p.updated_at.clone(), p.use_count) let:p>
+                <PromptItem p lib/>
+            </For>
+        </ul>
     }
 }
 

@@ -83,6 +83,35 @@ enum Action {
     Remove,
 }
 
+/// 对这一批执行操作（可复制，给各个按钮）：批次 id 与显示失败原因的地方。
+#[derive(Clone, Copy)]
+struct BatchOps {
+    batch_id: StoredValue<String>,
+    error: RwSignal<Option<String>>,
+}
+
+impl BatchOps {
+    /// 执行一个整批的操作；结果经 `/ws` 推送回来，这里只显示失败的原因。
+    fn run(self, action: Action) {
+        let batch_id = self.batch_id.get_value();
+        let error = self.error;
+        error.set(None);
+        spawn_local(async move {
+            let result = match action {
+                Action::Pause => pause_batch(batch_id).await.map(|_| ()),
+                Action::Resume => resume_batch(batch_id).await.map(|_| ()),
+                Action::Prioritize => prioritize_batch(batch_id).await.map(|_| ()),
+                Action::Cancel => cancel_batch(batch_id).await.map(|_| ()),
+                Action::RetryFailed => retry_failed(batch_id).await.map(|_| ()),
+                Action::Remove => remove_batch(batch_id).await,
+            };
+            if let Err(e) = result {
+                error.set(Some(e.message));
+            }
+        });
+    }
+}
+
 #[component]
 pub fn BatchHeader(
     batch_id: String,
@@ -95,28 +124,50 @@ pub fn BatchHeader(
     let id = batch_id.clone();
     let summary = Memo::new(move |_| jobs.with(|list| summarize(list, &id)));
     let error = RwSignal::new(None::<String>);
-    let act = {
-        let batch_id = batch_id.clone();
-        move |action: Action| {
-            let batch_id = batch_id.clone();
-            error.set(None);
-            spawn_local(async move {
-                let result = match action {
-                    Action::Pause => pause_batch(batch_id).await.map(|_| ()),
-                    Action::Resume => resume_batch(batch_id).await.map(|_| ()),
-                    Action::Prioritize => prioritize_batch(batch_id).await.map(|_| ()),
-                    Action::Cancel => cancel_batch(batch_id).await.map(|_| ()),
-                    Action::RetryFailed => retry_failed(batch_id).await.map(|_| ()),
-                    Action::Remove => remove_batch(batch_id).await,
-                };
-                if let Err(e) = result {
-                    error.set(Some(e.message));
-                }
-            });
-        }
+    let ops = BatchOps {
+        batch_id: StoredValue::new(batch_id.clone()),
+        error,
     };
+    view! {
+        <header class="batch-header" data-testid="batch-header"
+            data-paused=move || summary.with(|s| s.paused.to_string())>
+            <BatchTitle summary/>
+            <BatchShared shared summary/>
+            <div class="progress batch-progress" role="progressbar" aria-label="本批进度"
+                aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || summary.with(|s| s.percent)>
+                <div class="bar" style=move || summary.with(|s| format!("width: {}%", s.percent))></div>
+            </div>
+            <BatchActions batch_id ops summary hydrated/>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+        </header>
+    }
+}
+
+/// 名称、已完成 x / 共 n、失败 k、“已暂停”。
+#[component]
+fn BatchTitle(summary: Memo<Summary>) -> impl IntoView {
     let field = move |f: fn(&Summary) -> String| move || summary.with(f);
-    let not_ready = move || !hydrated.get();
+    view! {
+        <div class="batch-title">
+            <strong class="batch-name" title=field(|s| s.name.clone())>{field(|s| s.name.clone())}</strong>
+            <span class="batch-count" data-testid="batch-count">
+                {field(|s| format!("已完成 {} / 共 {}", s.done, s.total))}
+            </span>
+            <Show when=move || summary.with(|s| s.failed > 0)>
+                <span class="batch-failed">{field(|s| format!("失败 {}", s.failed))}</span>
+            </Show>
+            <Show when=move || summary.with(|s| s.paused)>
+                <span class="badge">"已暂停"</span>
+            </Show>
+        </div>
+    }
+}
+
+/// 这一批共同的提示词与模型说明（没有就不显示）。
+#[component]
+fn BatchShared(shared: Memo<Shared>, summary: Memo<Summary>) -> impl IntoView {
     // 共同的提示词与批次名（默认就是提示词的开头）一样时不再写一遍。
     let prompt = move || {
         shared
@@ -124,66 +175,56 @@ pub fn BatchHeader(
             .filter(|p| summary.with(|s| s.name != *p))
     };
     view! {
-        <header class="batch-header" data-testid="batch-header"
-            data-paused=move || summary.with(|s| s.paused.to_string())>
-            <div class="batch-title">
-                <strong class="batch-name" title=field(|s| s.name.clone())>{field(|s| s.name.clone())}</strong>
-                <span class="batch-count" data-testid="batch-count">
-                    {field(|s| format!("已完成 {} / 共 {}", s.done, s.total))}
-                </span>
-                <Show when=move || summary.with(|s| s.failed > 0)>
-                    <span class="batch-failed">{field(|s| format!("失败 {}", s.failed))}</span>
-                </Show>
-                <Show when=move || summary.with(|s| s.paused)>
-                    <span class="badge">"已暂停"</span>
-                </Show>
-            </div>
-            {move || prompt().map(|p| view! {
-                <p class="batch-prompt" data-testid="batch-prompt" title=p.clone()>{p.clone()}</p>
-            })}
-            {move || shared.with(|s| s.model_text.clone()).map(|t| view! {
-                <p class="batch-model-text model-text" title=t.clone()><strong>"模型说明："</strong>{t.clone()}</p>
-            })}
-            <div class="progress batch-progress" role="progressbar" aria-label="本批进度"
-                aria-valuemin="0" aria-valuemax="100" aria-valuenow=move || summary.with(|s| s.percent)>
-                <div class="bar" style=move || summary.with(|s| format!("width: {}%", s.percent))></div>
-            </div>
-            <div class="actions">
-                {
-                    let act = act.clone();
-                    move || {
-                        let act = act.clone();
-                        let s = summary.get();
-                        let pause = (s.queued > 0 || s.paused).then(|| {
-                            let act = act.clone();
-                            if s.paused {
-                                view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Resume)>"继续"</button> }.into_any()
-                            } else {
-                                view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Pause)>"暂停"</button> }.into_any()
-                            }
-                        });
-                        let prioritize = (s.queued > 0).then(|| {
-                            let act = act.clone();
-                            view! { <button type="button" title="这一批排队中的任务先开始" disabled=not_ready on:click=move |_| act(Action::Prioritize)>"置顶"</button> }
-                        });
-                        let cancel = (s.active > 0).then(|| {
-                            let act = act.clone();
-                            view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::Cancel)>"全部取消"</button> }
-                        });
-                        let retry = (s.failed > 0).then(|| {
-                            let act = act.clone();
-                            view! { <button type="button" disabled=not_ready on:click=move |_| act(Action::RetryFailed)>"重试失败的"</button> }
-                        });
-                        view! { {pause} {prioritize} {cancel} {retry} }
-                    }
-                }
-                <a class="button" href=format!("/files/zip?batch={batch_id}") download>"下载本批"</a>
-                <button type="button" class="danger" title="移除这一批的卡片；已生成的图片移入图库的回收站"
-                    disabled=not_ready on:click=move |_| act(Action::Remove)>"移除"</button>
-            </div>
-            <Show when=move || error.get().is_some()>
-                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
-            </Show>
-        </header>
+        {move || prompt().map(|p| view! {
+            <p class="batch-prompt" data-testid="batch-prompt" title=p.clone()>{p.clone()}</p>
+        })}
+        {move || shared.with(|s| s.model_text.clone()).map(|t| view! {
+            <p class="batch-model-text model-text" title=t.clone()><strong>"模型说明："</strong>{t.clone()}</p>
+        })}
+    }
+}
+
+/// 整批的操作：随状态出现的那几个，以及一直都在的“下载本批”与“移除”。
+#[component]
+fn BatchActions(
+    batch_id: String,
+    ops: BatchOps,
+    summary: Memo<Summary>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
+    let not_ready = move || !hydrated.get();
+    view! {
+        <div class="actions">
+            <QueueActions ops summary hydrated/>
+            <a class="button" href=format!("/files/zip?batch={batch_id}") download>"下载本批"</a>
+            <button type="button" class="danger" title="移除这一批的卡片；已生成的图片移入图库的回收站"
+                disabled=not_ready on:click=move |_| ops.run(Action::Remove)>"移除"</button>
+        </div>
+    }
+}
+
+/// 随状态出现的操作：暂停或继续、置顶（有排队中的）、全部取消（有没完成的）、重试失败的（有失败的）。
+#[component]
+fn QueueActions(ops: BatchOps, summary: Memo<Summary>, hydrated: RwSignal<bool>) -> impl IntoView {
+    let not_ready = move || !hydrated.get();
+    move || {
+        let s = summary.get();
+        let pause = (s.queued > 0 || s.paused).then(|| {
+            if s.paused {
+                view! { <button type="button" disabled=not_ready on:click=move |_| ops.run(Action::Resume)>"继续"</button> }.into_any()
+            } else {
+                view! { <button type="button" disabled=not_ready on:click=move |_| ops.run(Action::Pause)>"暂停"</button> }.into_any()
+            }
+        });
+        let prioritize = (s.queued > 0).then(|| {
+            view! { <button type="button" title="这一批排队中的任务先开始" disabled=not_ready on:click=move |_| ops.run(Action::Prioritize)>"置顶"</button> }
+        });
+        let cancel = (s.active > 0).then(|| {
+            view! { <button type="button" disabled=not_ready on:click=move |_| ops.run(Action::Cancel)>"全部取消"</button> }
+        });
+        let retry = (s.failed > 0).then(|| {
+            view! { <button type="button" disabled=not_ready on:click=move |_| ops.run(Action::RetryFailed)>"重试失败的"</button> }
+        });
+        view! { {pause} {prioritize} {cancel} {retry} }
     }
 }

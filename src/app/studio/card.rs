@@ -288,6 +288,52 @@ fn star_image(image_id: String, on: bool) {
     });
 }
 
+/// 卡片上的“更多”菜单。
+type Menu = NodeRef<leptos::html::Details>;
+
+/// 收起“更多”菜单（点了里面的一项之后）。
+fn close_menu(menu: Menu) {
+    if let Some(details) = menu.get_untracked() {
+        let _ = details.remove_attribute("open");
+    }
+}
+
+/// 卡片上的操作：先收起“更多”，再对这张卡片的任务执行。
+fn act(job: Memo<Option<JobView>>, menu: Menu, action: Action) {
+    close_menu(menu);
+    if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.job_id.clone())) {
+        perform(action, id);
+    }
+}
+
+/// 复制这张卡片的提示词。
+fn copy_prompt(job: Memo<Option<JobView>>, menu: Menu) {
+    close_menu(menu);
+    if let Some(prompt) = job.with_untracked(|j| j.as_ref().map(|j| j.prompt.clone())) {
+        browser::copy_text(&prompt);
+    }
+}
+
+/// 打开“保存为提示词”，预填这张卡片的提示词。
+fn save_as_prompt(
+    job: Memo<Option<JobView>>,
+    menu: Menu,
+    save_prompt: RwSignal<Option<PromptDraft>>,
+) {
+    close_menu(menu);
+    save_prompt.set(job.with_untracked(|j| j.as_ref().map(prompt_draft)));
+}
+
+/// 以此图继续编辑：加为提示词栏的参考图（已经有了就不再加）。
+fn add_reference(image_id: String, references: RwSignal<Vec<Reference>>) {
+    let r = Reference::from_id(image_id);
+    references.update(|list| {
+        if !list.contains(&r) {
+            list.push(r)
+        }
+    });
+}
+
 /// 卡片的按钮，紧贴在图下面：收藏、下载、以此图继续编辑、重试 / 重新保存 / 取消，
 /// “更多”里是复制提示词、保存为提示词与删除。都是图标按钮，名字在 `aria-label` 上。
 #[component]
@@ -297,9 +343,24 @@ fn CardActions(
     save_prompt: RwSignal<Option<PromptDraft>>,
     hydrated: RwSignal<bool>,
 ) -> impl IntoView {
-    let state = move || job.with(|j| j.as_ref().map(|j| j.state));
+    let menu = Menu::new();
+    view! {
+        <div class="actions" role="group" aria-label="操作">
+            <ImageActions job references hydrated/>
+            <StateActions job menu hydrated/>
+            <MoreMenu job menu save_prompt hydrated/>
+        </div>
+    }
+}
+
+/// 有图时：收藏、下载、以此图继续编辑。
+#[component]
+fn ImageActions(
+    job: Memo<Option<JobView>>,
+    references: RwSignal<Vec<Reference>>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
     let not_ready = move || !hydrated.get();
-    let busy = move || not_ready().then_some("true");
     let image = Memo::new(move |_| {
         job.with(|j| {
             j.as_ref()
@@ -307,85 +368,82 @@ fn CardActions(
                 .map(|i| (i.id.clone(), i.url.clone()))
         })
     });
-    let menu = NodeRef::<leptos::html::Details>::new();
-    // 点了“更多”里的一项之后把它收起来。
-    let close_menu = move || {
-        if let Some(details) = menu.get_untracked() {
-            let _ = details.remove_attribute("open");
-        }
-    };
-    let act = move |action: Action| {
-        close_menu();
-        if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.job_id.clone())) {
-            perform(action, id);
-        }
-    };
-    let copy_prompt = move || {
-        close_menu();
-        if let Some(prompt) = job.with_untracked(|j| j.as_ref().map(|j| j.prompt.clone())) {
-            browser::copy_text(&prompt);
-        }
-    };
+    move || {
+        image.get().map(|(id, url)| {
+            let star_id = id.clone();
+            let starred = Signal::derive(move || {
+                job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).is_some_and(|i| i.favourite))
+            });
+            view! {
+                <Star on=starred on_toggle=move |on| star_image(star_id.clone(), on)/>
+                <a class="icon-button" href=format!("{url}?download=1") download aria-label="下载" title="下载">
+                    <Icon d=icon::DOWNLOAD/>
+                </a>
+                <button type="button" class="icon-button" aria-label="以此图继续编辑" title="以此图继续编辑（加为参考图）"
+                    disabled=not_ready
+                    on:click=move |_| add_reference(id.clone(), references)>
+                    <Icon d=icon::EDIT/>
+                </button>
+            }
+        })
+    }
+}
+
+/// 随任务状态出现的：重试、重新保存、取消。
+#[component]
+fn StateActions(job: Memo<Option<JobView>>, menu: Menu, hydrated: RwSignal<bool>) -> impl IntoView {
+    let state = move || job.with(|j| j.as_ref().map(|j| j.state));
+    let not_ready = move || !hydrated.get();
+    let busy = move || not_ready().then_some("true");
     view! {
-        <div class="actions" role="group" aria-label="操作">
-            {move || image.get().map(|(id, url)| {
-                let star_id = id.clone();
-                let starred = Signal::derive(move || {
-                    job.with(|j| j.as_ref().and_then(|j| j.image.as_ref()).is_some_and(|i| i.favourite))
-                });
-                view! {
-                    <Star on=starred on_toggle=move |on| star_image(star_id.clone(), on)/>
-                    <a class="icon-button" href=format!("{url}?download=1") download aria-label="下载" title="下载">
-                        <Icon d=icon::DOWNLOAD/>
-                    </a>
-                    <button type="button" class="icon-button" aria-label="以此图继续编辑" title="以此图继续编辑（加为参考图）"
-                        disabled=not_ready
-                        on:click=move |_| {
-                            let r = Reference::from_id(id.clone());
-                            references.update(|list| if !list.contains(&r) { list.push(r) });
-                        }>
-                        <Icon d=icon::EDIT/>
-                    </button>
-                }
-            })}
-            <Show when=move || state().is_some_and(JobState::can_retry)>
-                <button type="button" class="icon-button" aria-label="重试" title="重试"
-                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Retry)>
-                    <Icon d=icon::RETRY/>
+        <Show when=move || state().is_some_and(JobState::can_retry)>
+            <button type="button" class="icon-button" aria-label="重试" title="重试"
+                disabled=not_ready aria-busy=busy on:click=move |_| act(job, menu, Action::Retry)>
+                <Icon d=icon::RETRY/>
+            </button>
+        </Show>
+        <Show when=move || state().is_some_and(JobState::can_resave)>
+            <button type="button" class="icon-button" aria-label="重新保存" title="重新保存"
+                disabled=not_ready aria-busy=busy on:click=move |_| act(job, menu, Action::Resave)>
+                <Icon d=icon::SAVE/>
+            </button>
+        </Show>
+        <Show when=move || state().is_some_and(JobState::is_active)>
+            <button type="button" class="icon-button" aria-label="取消" title=move || if hydrated.get() { "取消" } else { "加载中…" }
+                disabled=not_ready aria-busy=busy on:click=move |_| act(job, menu, Action::Cancel)>
+                <Icon d=icon::STOP/>
+            </button>
+        </Show>
+    }
+}
+
+/// “更多”：复制提示词、保存为提示词、删除。
+#[component]
+fn MoreMenu(
+    job: Memo<Option<JobView>>,
+    menu: Menu,
+    save_prompt: RwSignal<Option<PromptDraft>>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
+    let not_ready = move || !hydrated.get();
+    view! {
+        <details class="menu" node_ref=menu>
+            <summary class="icon-button" aria-label="更多操作" title="更多操作" data-testid="card-more">
+                <Icon d=icon::MORE/>
+            </summary>
+            <div class="menu-items">
+                <button type="button" disabled=not_ready on:click=move |_| copy_prompt(job, menu)>
+                    <Icon d=icon::COPY/>"复制提示词"
                 </button>
-            </Show>
-            <Show when=move || state().is_some_and(JobState::can_resave)>
-                <button type="button" class="icon-button" aria-label="重新保存" title="重新保存"
-                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Resave)>
-                    <Icon d=icon::SAVE/>
+                <button type="button" data-testid="card-save-prompt" disabled=not_ready
+                    on:click=move |_| save_as_prompt(job, menu, save_prompt)>
+                    <Icon d=icon::BOOKMARK/>"保存为提示词"
                 </button>
-            </Show>
-            <Show when=move || state().is_some_and(JobState::is_active)>
-                <button type="button" class="icon-button" aria-label="取消" title=move || if hydrated.get() { "取消" } else { "加载中…" }
-                    disabled=not_ready aria-busy=busy on:click=move |_| act(Action::Cancel)>
-                    <Icon d=icon::STOP/>
+                <button type="button" class="danger" title="移除卡片；已生成的图片移入图库的回收站"
+                    disabled=not_ready on:click=move |_| act(job, menu, Action::Remove)>
+                    <Icon d=icon::TRASH/>"删除"
                 </button>
-            </Show>
-            <details class="menu" node_ref=menu>
-                <summary class="icon-button" aria-label="更多操作" title="更多操作" data-testid="card-more">
-                    <Icon d=icon::MORE/>
-                </summary>
-                <div class="menu-items">
-                    <button type="button" disabled=not_ready on:click=move |_| copy_prompt()>
-                        <Icon d=icon::COPY/>"复制提示词"
-                    </button>
-                    <button type="button" data-testid="card-save-prompt" disabled=not_ready on:click=move |_| {
-                        close_menu();
-                        save_prompt.set(job.with_untracked(|j| j.as_ref().map(prompt_draft)));
-                    }>
-                        <Icon d=icon::BOOKMARK/>"保存为提示词"
-                    </button>
-                    <button type="button" class="danger" title="移除卡片；已生成的图片移入图库的回收站"
-                        disabled=not_ready on:click=move |_| act(Action::Remove)>
-                        <Icon d=icon::TRASH/>"删除"
-                    </button>
-                </div>
-            </details>
-        </div>
+            </div>
+        </details>
     }
 }

@@ -7,7 +7,8 @@
 //! - `batch_header.rs`：一个批次的标题行（进度、暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）；
 //! - `card.rs`：一张任务卡片；`lightbox.rs`：大图（原图与结果并排，←/→ 在同批的卡片间移动）；
 //! - `prompt_bar.rs`：底部的提示词栏，由 `batch_panel.rs`（单条/多条/批量改图、变量、预览）、
-//!   `upload_widget.rs`（参考图）与 `count_selector.rs`（张数）组成；`prefs.rs`：记在浏览器里的选择。
+//!   `upload_widget.rs`（参考图）、`count_selector.rs`（张数）与 `shape.rs`（模型、宽高比、分辨率、联网搜索）组成；
+//!   `prefs.rs`：记在浏览器里的选择。
 
 mod batch_header;
 mod batch_panel;
@@ -17,6 +18,7 @@ mod draft;
 mod lightbox;
 mod prefs;
 mod prompt_bar;
+mod shape;
 mod suggestions;
 mod upload_widget;
 
@@ -31,6 +33,7 @@ use card::JobCard;
 use leptos::prelude::*;
 use lightbox::Lightbox;
 use prompt_bar::PromptBar;
+use std::collections::HashMap;
 
 /// 生成一张图像并保存到服务器。可由任何 HTTP 客户端以 JSON 调用：
 /// `POST /api/generate_image`，请求体 `{"request":{"prompt":"…","aspect_ratio":"16:9","image_size":"1K"}}`。
@@ -373,6 +376,25 @@ fn batch_ids(jobs: &[JobView]) -> Vec<String> {
     ids
 }
 
+/// 大图打开时的按键：Esc 关上，←/→ 换到同批的上一张、下一张。
+fn lightbox_key(lightbox: RwSignal<Option<String>>, jobs: RwSignal<Vec<JobView>>, key: &str) {
+    let Some(open) = lightbox.get_untracked() else {
+        return;
+    };
+    let delta = match key {
+        "Escape" => {
+            lightbox.set(None);
+            return;
+        }
+        "ArrowLeft" => -1,
+        "ArrowRight" => 1,
+        _ => return,
+    };
+    if let Some(next) = jobs.with_untracked(|list| lightbox::step(list, &open, delta)) {
+        lightbox.set(Some(next));
+    }
+}
+
 /// 工作台的交互部分。
 #[island(lazy)]
 fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
@@ -390,28 +412,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
         follow_jobs(jobs, queue, connected, lags);
     });
     let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        let Some(open) = lightbox.get_untracked() else {
-            return;
-        };
-        let delta = match ev.key().as_str() {
-            "Escape" => {
-                lightbox.set(None);
-                return;
-            }
-            "ArrowLeft" => -1,
-            "ArrowRight" => 1,
-            _ => return,
-        };
-        if let Some(next) = jobs.with_untracked(|list| lightbox::step(list, &open, delta)) {
-            lightbox.set(Some(next));
-        }
+        lightbox_key(lightbox, jobs, &ev.key())
     });
     let positions = Memo::new(move |_| {
         queue.with(|q| {
             q.iter()
                 .enumerate()
                 .map(|(i, id)| (id.clone(), i))
-                .collect::<std::collections::HashMap<_, _>>()
+                .collect::<HashMap<_, _>>()
         })
     });
     let batches = Memo::new(move |_| jobs.with(|l| batch_ids(l)));
@@ -423,50 +431,71 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
             <LiveIndicator connected lags/>
             <div class="batches" data-testid="cards" aria-busy=move || (!hydrated.get()).then_some("true")>
                 <Show when=move || batches.with(Vec::is_empty)>
-                    <div class="empty studio-hint" data-testid="studio-hint">
-                        <p class="empty-title">"写下你想要的画面，按 Enter 或点“生成”"</p>
-                        <ul>
-                            <li>"描述越具体越好：主体、场景、光线、风格，例如“清晨薄雾中的木屋，水彩风格”。"</li>
-                            <li>"“选项”里可以选张数（1–16）、模型、宽高比与分辨率；几张图会同时生成，每张一个卡片、各有进度。"</li>
-                            <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或在“选项”里点“＋ 参考图”。"</li>
-                            <li>"批量：在提示词里写 {风格} 这样的变量并填几个值，或切到“多条”“批量改图”。"</li>
-                        </ul>
-                    </div>
+                    <StudioHint/>
                 </Show>
                 <For each=move || batches.get() key=|id| id.clone() let:batch_id>
-                    {
-                        let id = batch_id.clone();
-                        let shared_id = batch_id.clone();
-                        let shared = Memo::new(move |_| jobs.with(|l| batch_header::shared(l, &shared_id)));
-                        let ids = Memo::new(move |_| {
-                            jobs.with(|l| {
-                                l.iter()
-                                    .filter(|j| j.batch_id == id)
-                                    .map(|j| j.job_id.clone())
-                                    .collect::<Vec<_>>()
-                            })
-                        });
-                        view! {
-                            <section class="batch" data-testid="batch" data-batch-id=batch_id.clone()>
-                                <BatchHeader batch_id=batch_id.clone() jobs shared hydrated/>
-                                <div class="grid">
-                                    <For each=move || ids.get() key=|id| id.clone() let:id>
-                                        {
-                                            let job = Memo::new(move |_| {
-                                                jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
-                                            });
-                                            view! { <JobCard job lightbox references positions save_prompt shared hydrated/> }
-                                        }
-                                    </For>
-                                </div>
-                            </section>
-                        }
-                    }
+                    <BatchSection batch_id jobs lightbox references positions save_prompt hydrated/>
                 </For>
             </div>
             <PromptBar references jobs models=init.models save_prompt hydrated/>
             <Lightbox open=lightbox jobs/>
             <SavePromptDialog draft=save_prompt/>
+        </section>
+    }
+}
+
+/// 还没有卡片时的说明：怎么写提示词，选项与批量在哪里。
+#[component]
+fn StudioHint() -> impl IntoView {
+    view! {
+        <div class="empty studio-hint" data-testid="studio-hint">
+            <p class="empty-title">"写下你想要的画面，按 Enter 或点“生成”"</p>
+            <ul>
+                <li>"描述越具体越好：主体、场景、光线、风格，例如“清晨薄雾中的木屋，水彩风格”。"</li>
+                <li>"“选项”里可以选张数（1–16）、模型、宽高比与分辨率；几张图会同时生成，每张一个卡片、各有进度。"</li>
+                <li>"想改一张已有的图？把它拖进下面的提示词栏、粘贴，或在“选项”里点“＋ 参考图”。"</li>
+                <li>"批量：在提示词里写 {风格} 这样的变量并填几个值，或切到“多条”“批量改图”。"</li>
+            </ul>
+        </div>
+    }
+}
+
+/// 一个批次：标题行与它的卡片（按序号）。
+#[component]
+fn BatchSection(
+    batch_id: String,
+    jobs: RwSignal<Vec<JobView>>,
+    lightbox: RwSignal<Option<String>>,
+    references: RwSignal<Vec<Reference>>,
+    /// 排队任务的位置（任务 id → 第几个开始，从 0 起）。
+    positions: Memo<HashMap<String, usize>>,
+    save_prompt: RwSignal<Option<PromptDraft>>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
+    let id = batch_id.clone();
+    let shared_id = batch_id.clone();
+    let shared = Memo::new(move |_| jobs.with(|l| batch_header::shared(l, &shared_id)));
+    let ids = Memo::new(move |_| {
+        jobs.with(|l| {
+            l.iter()
+                .filter(|j| j.batch_id == id)
+                .map(|j| j.job_id.clone())
+                .collect::<Vec<_>>()
+        })
+    });
+    view! {
+        <section class="batch" data-testid="batch" data-batch-id=batch_id.clone()>
+            <BatchHeader batch_id=batch_id.clone() jobs shared hydrated/>
+            <div class="grid">
+                <For each=move || ids.get() key=|id| id.clone() let:id>
+                    {
+                        let job = Memo::new(move |_| {
+                            jobs.with(|l| l.iter().find(|j| j.job_id == id).cloned())
+                        });
+                        view! { <JobCard job lightbox references positions save_prompt shared hydrated/> }
+                    }
+                </For>
+            </div>
         </section>
     }
 }
