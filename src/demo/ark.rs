@@ -43,13 +43,11 @@ async fn generations(
             "The request failed because it is missing one or multiple required parameters: model, prompt.",
         );
     }
-    let (aspect, tier) = match requested_shape(&body) {
-        Ok(shape) => shape,
-        Err(refused) => return refused,
-    };
-    let references = match reference_blobs(&body) {
-        Ok(references) => references,
-        Err(refused) => return refused,
+    let shape_and_references = requested_shape(&body)
+        .and_then(|shape| Ok((shape, reference_blobs(&body)?)));
+    let ((aspect, tier), references) = match shape_and_references {
+        Ok(found) => found,
+        Err(why) => return ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &why),
     };
     let request = GenerateContentRequest::image_request(
         &prompt,
@@ -89,18 +87,18 @@ fn fault_response(fault: Option<Fault>) -> Option<Response> {
     }
 }
 
-/// 请求的 `size`：1K/2K/4K（正方形）或 宽x高（缺省 2K）；不认得时返回错误应答。
-fn requested_shape(body: &Value) -> Result<(AspectRatio, ImageSize), Response> {
+/// 请求的 `size`：1K/2K/4K（正方形）或 宽x高（缺省 2K）；不认得时返回原因。
+fn requested_shape(body: &Value) -> Result<(AspectRatio, ImageSize), String> {
     let size = body["size"].as_str().unwrap_or("2K");
     let shape = match size.parse::<ImageSize>() {
         Ok(tier) => Ok((crate::types::AspectRatio::Square, tier)),
         Err(_) => shape_from_size(Some(size)),
     };
-    shape.map_err(|e| ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &e))
+    shape
 }
 
-/// 请求的 `image`（一个或几个 data URL）解成参考图；演示里只收 data URL，别的返回错误应答。
-fn reference_blobs(body: &Value) -> Result<Vec<Blob>, Response> {
+/// 请求的 `image`（一个或几个 data URL）解成参考图；演示里只收 data URL，别的返回原因。
+fn reference_blobs(body: &Value) -> Result<Vec<Blob>, String> {
     let urls: Vec<String> = match &body["image"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items
@@ -115,11 +113,7 @@ fn reference_blobs(body: &Value) -> Result<Vec<Blob>, Response> {
             .strip_prefix("data:")
             .and_then(|rest| rest.split_once(";base64,"))
         else {
-            return Err(ark_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameter",
-                "image must be a data URL in the demo",
-            ));
+            return Err("image must be a data URL in the demo".into());
         };
         references.push(Blob {
             mime_type: mime.to_string(),

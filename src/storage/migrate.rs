@@ -155,7 +155,7 @@ fn copy_objects(
     blobs: &Blobs,
     target_root: &str,
 ) -> Result<(Report, Vec<(&'static str, String)>), StorageError> {
-    let items = local_items(source, blobs)?;
+    let items = local_items(source)?;
     let (report, moved) = copy_items(blobs, target_root, &items)?;
     // 全部复制完，再逐个核对一遍（大小与 MD5）。
     verify_items(blobs, target_root, &items)?;
@@ -163,7 +163,7 @@ fn copy_objects(
 }
 
 /// 源库里还在本地目录的文件：每张图、它的缩略图（文件在的话）与每份上传。
-fn local_items(source: &Connection, blobs: &Blobs) -> Result<Vec<Item>, StorageError> {
+fn local_items(source: &Connection) -> Result<Vec<Item>, StorageError> {
     let mut items = Vec::new();
     for (id, root, rel) in db::all_paths(&mut Db::Sqlite(source))? {
         if blobs::is_object_store(&root) {

@@ -48,13 +48,12 @@ pub async fn restore_images(ids: Vec<String>) -> Result<usize, AppError> {
 /// 返回它的新状态。
 #[server(prefix = "/api", endpoint = "set_image_favourite", input = JsonStr, output = JsonStr)]
 pub async fn set_image_favourite(id: String, favourite: bool) -> Result<bool, AppError> {
-    crate::state::with_state(|s| async move { ssr::set_favourite(&s, id, favourite).await })
-        .await
+    crate::state::with_state(|s| async move { ssr::set_favourite(&s, id, favourite).await }).await
 }
 
 /// `POST /api/empty_trash`，请求体 `{}`：永久删除回收站里的全部图片（文件与记录），返回张数。
 #[server(prefix = "/api", endpoint = "empty_trash", input = JsonStr, output = JsonStr)]
-pub async fn empty_trash(state: &AppState) -> Result<usize, AppError> {
+pub async fn empty_trash() -> Result<usize, AppError> {
     crate::state::with_state(|s| async move { ssr::empty_trash(&s).await }).await
 }
 
@@ -175,7 +174,11 @@ mod ssr {
         })
     }
 
-    pub async fn trash(state: &AppState, ids: Vec<String>, to_trash: bool) -> Result<usize, ApiError> {
+    pub async fn trash(
+        state: &AppState,
+        ids: Vec<String>,
+        to_trash: bool,
+    ) -> Result<usize, ApiError> {
         if ids.is_empty() || ids.len() > MAX_IDS {
             return Err(ApiError::InvalidRequest(format!(
                 "请选择 1 到 {MAX_IDS} 张图片"
@@ -190,7 +193,11 @@ mod ssr {
         Ok(n)
     }
 
-    pub async fn set_favourite(state: &AppState, id: String, favourite: bool) -> Result<bool, ApiError> {
+    pub async fn set_favourite(
+        state: &AppState,
+        id: String,
+        favourite: bool,
+    ) -> Result<bool, ApiError> {
         if !state.storage.set_favourite(id.clone(), favourite).await? {
             return Err(ApiError::NotFound);
         }
@@ -198,7 +205,7 @@ mod ssr {
         Ok(favourite)
     }
 
-    pub async fn empty_trash() -> Result<usize, ApiError> {
+    pub async fn empty_trash(state: &AppState) -> Result<usize, ApiError> {
         let removed = state.storage.empty_trash().await?;
         tracing::info!(removed, "已清空回收站");
         Ok(removed)
