@@ -346,7 +346,7 @@ async fn try_upstream(
             has_fallback,
             delays: &mut delays,
         };
-        let delay = after_failure(inner, config, &name, error, attempts, deadline)?;
+        let delay = next_step_after_failure(inner, config, &name, error, attempts, deadline)?;
         tokio::time::sleep(delay).await;
     }
 }
@@ -406,7 +406,7 @@ fn after_image(
 
 /// 一次失败之后：记进熔断器，再按 `retry::after_failure` 决定放弃、换上游，还是在同一上游再试；
 /// 再试时记日志与指标，返回要等多久（由调用方去等）。
-fn after_failure(
+fn next_step_after_failure(
     inner: &Inner,
     config: &Config,
     name: &str,
