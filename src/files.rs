@@ -319,54 +319,15 @@ async fn serve_file(
     }
     let parsed: mime::Mime = mime.parse().map_err(|_| ApiError::NotFound)?;
     let mut response = match crate::storage::Blobs::local_path(root, rel) {
-        Some(path) => {
-            let served = ServeFile::new_with_mime(&path, &parsed)
-                .oneshot(request)
-                .await
-                .map_err(|_| ApiError::NotFound)?;
-            if served.status() == StatusCode::NOT_FOUND {
-                tracing::error!(path = %path.display(), "记录存在但文件缺失");
-                return Err(ApiError::NotFound);
-            }
-            served.map(Body::new)
-        }
+        Some(path) => serve_local(&path, &parsed, request).await?,
         None => {
             if disposition.is_none() {
-                let signed = storage
-                    .blobs()
-                    .presigned_get(root, rel, PRESIGN_TTL)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!("{e}");
-                        ApiError::NotFound
-                    })?;
-                if let Some(url) = signed {
-                    // 链接会过期：浏览器最多缓存它有效期的一半。
-                    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        header::LOCATION,
-                        HeaderValue::from_str(&url).map_err(|_| ApiError::NotFound)?,
-                    );
-                    headers.insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static("private, max-age=450"),
-                    );
-                    return Ok(response);
+                let redirect = presigned_redirect(storage, root, rel).await?;
+                if let Some(redirect) = redirect {
+                    return Ok(redirect);
                 }
             }
-            let (len, stream) = storage.blobs().get_stream(root, rel).await.map_err(|e| {
-                tracing::error!("记录存在但对象取不到：{e}");
-                ApiError::NotFound
-            })?;
-            let mut response = Response::new(Body::from_stream(stream));
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(mime).map_err(|_| ApiError::NotFound)?,
-            );
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            response
+            stream_object(storage, root, rel, mime).await?
         }
     };
     let headers = response.headers_mut();
@@ -378,6 +339,75 @@ async fn serve_file(
     if let Some(value) = disposition {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
+    Ok(response)
+}
+
+/// 本地文件由 `ServeFile` 发送（支持 Range）；记录在而文件不在时记一条错误、回 404。
+async fn serve_local(
+    path: &std::path::Path,
+    mime: &mime::Mime,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let served = ServeFile::new_with_mime(path, mime)
+        .oneshot(request)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    if served.status() == StatusCode::NOT_FOUND {
+        tracing::error!(path = %path.display(), "记录存在但文件缺失");
+        return Err(ApiError::NotFound);
+    }
+    Ok(served.map(Body::new))
+}
+
+/// 对象存储开了预签名时：回 307 到一个限时的直链（浏览器直接向对象存储取）；没开时返回 `None`。
+async fn presigned_redirect(
+    storage: &Storage,
+    root: &str,
+    rel: &str,
+) -> Result<Option<Response>, ApiError> {
+    let signed = storage
+        .blobs()
+        .presigned_get(root, rel, PRESIGN_TTL)
+        .await
+        .map_err(|e| {
+            tracing::error!("{e}");
+            ApiError::NotFound
+        })?;
+    let Some(url) = signed else {
+        return Ok(None);
+    };
+    // 链接会过期：浏览器最多缓存它有效期的一半。
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&url).map_err(|_| ApiError::NotFound)?,
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=450"),
+    );
+    Ok(Some(response))
+}
+
+/// 对象存储里的文件边取边发（带类型与长度）；对象取不到时记一条错误、回 404。
+async fn stream_object(
+    storage: &Storage,
+    root: &str,
+    rel: &str,
+    mime: &str,
+) -> Result<Response, ApiError> {
+    let (len, stream) = storage.blobs().get_stream(root, rel).await.map_err(|e| {
+        tracing::error!("记录存在但对象取不到：{e}");
+        ApiError::NotFound
+    })?;
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime).map_err(|_| ApiError::NotFound)?,
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     Ok(response)
 }
 

@@ -1,7 +1,9 @@
 //! 组装 axum 路由与中间件，并启动服务。
 
+use crate::access::sessions::Sessions;
+use crate::access::signed::UrlSigner;
 use crate::app::{shell, App};
-use crate::config::{ConfigError, ConfigFile, ConfigHandle, ConfigStore, LoadedConfig};
+use crate::config::{Config, ConfigError, ConfigFile, ConfigHandle, ConfigStore, LoadedConfig};
 use crate::demo::{self, DemoOptions};
 use crate::gateway::Gateway;
 use crate::jobs::JobManager;
@@ -440,48 +442,17 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     ));
     let config = loaded.config.clone();
     crate::metrics::install();
-    let storage = Storage::open(
-        &config.storage.root,
-        &config.storage.database_path(),
-        config.storage.s3.clone(),
-        Some(match loaded.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        }),
-    )
-    .await?;
+    let storage = open_storage(loaded, &config).await?;
     let file = ConfigFile {
         path: loaded.path.clone(),
         env_api_keys: loaded.env_api_keys.clone(),
     };
-    // 集群模式（`cluster.shared_settings`）：除了监听地址与元数据库，其余各项以库里共用的配置为准。
     let saved_by = format!("{}#{}", config.server.listen, std::process::id());
-    let (config, shared_version) = if config.cluster.shared_settings {
-        let (shared, version) =
-            crate::config::shared::adopt_shared(&storage, &config, &file, &saved_by).await?;
-        if shared.storage.root != config.storage.root || shared.storage.s3 != config.storage.s3 {
-            storage.set_root(&shared.storage.root, shared.storage.s3.clone());
-        }
-        (shared, Some(version))
-    } else {
-        (config, None)
-    };
+    let (config, shared_version) =
+        adopt_shared_settings(&storage, config, &file, &saved_by).await?;
     crate::prompts::seed_if_empty(&storage).await?;
-    for model in crate::catalogue::unknown_models(&config) {
-        tracing::info!(
-            model,
-            "模型目录里没有这个模型：照样可用，宽高比、分辨率与参考图数不做限制（交给上游判断）"
-        );
-    }
-    let demo_base_url = if config.demo_mode() {
-        let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(StartError::Demo)?;
-        tracing::info!("未配置上游，使用内置演示上游 http://{demo_addr}");
-        Some(format!("http://{demo_addr}"))
-    } else {
-        None
-    };
+    log_unknown_models(&config);
+    let demo_base_url = spawn_demo_if_needed(&config).await?;
     let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
     let usage = crate::usage::spawn(storage.clone(), config.clone());
     let gateway = Gateway::new(config.clone(), demo_base_url, usage);
@@ -490,66 +461,16 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         storage: storage.clone(),
     };
     let jobs = JobManager::open(producer, config.clone()).await?;
-    // 签名图片链接的密钥放在数据库旁边：改存储根目录不影响它，重启后旧链接照常有效。
-    // 元数据在 PostgreSQL 时放在库里，共用这个库的实例用同一把。
-    let url_signer = if loaded.config.storage.database_is_postgres() {
-        let hex = storage.shared_secret("url_signing").await?;
-        crate::access::signed::UrlSigner::from_hex(&hex).ok_or_else(|| {
-            StartError::Storage(StorageError::Unavailable(
-                "库里的签名密钥不是 64 位十六进制".into(),
-            ))
-        })?
-    } else {
-        let key_dir = loaded.config.storage.database_path();
-        let key_dir = key_dir.parent().unwrap_or(std::path::Path::new("."));
-        crate::access::signed::UrlSigner::load_or_create(key_dir).map_err(|e| {
-            StartError::Storage(StorageError::Io {
-                context: format!("无法读取或创建签名密钥（{}）", key_dir.display()),
-                source: e,
-            })
-        })?
-    };
+    let url_signer = load_url_signer(loaded, &storage).await?;
     let idempotency = crate::openai::idempotency::Idempotency::new(
         storage.clone(),
         jobs.instance().to_string(),
         i64::from(config.load().cluster.lease_s) * 1000,
     );
-    // 元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
-    let sessions = crate::access::sessions::Sessions::from_env();
-    let sessions = if loaded.config.storage.database_is_postgres() {
-        sessions.shared_through(storage.clone())
-    } else {
-        sessions
-    };
-    let config_store = {
-        let root_storage = storage.clone();
-        // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
-        let follow_root: crate::config::OnApplied =
-            Box::new(move |c| root_storage.set_root(&c.storage.root, c.storage.s3.clone()));
-        // 工作台或管理员密码改了：那个身份的会话全部作废。
-        let passwords = std::sync::Mutex::new({
-            let auth = &config.load().auth;
-            (
-                auth.studio_password_hash.clone(),
-                auth.admin_password_hash.clone(),
-            )
-        });
-        let follow_sessions = sessions.clone();
-        let follow_passwords: crate::config::OnApplied =
-            Box::new(move |c| follow_sessions.follow_passwords(&passwords, &c.auth));
-        let store = ConfigStore::new(config.clone(), file, vec![follow_root, follow_passwords]);
-        Arc::new(match shared_version {
-            Some(version) => store.shared(Arc::new(storage.clone()), version, saved_by),
-            None => store,
-        })
-    };
-    // 元数据在 PostgreSQL 时，/v1 的限流按各实例合起来计。
-    let v1_limits = crate::openai::rate_limit::RateLimiter::default();
-    let v1_limits = if loaded.config.storage.database_is_postgres() {
-        v1_limits.shared_through(storage.clone())
-    } else {
-        v1_limits
-    };
+    let sessions = build_sessions(loaded, &storage);
+    let config_store =
+        build_config_store(&config, file, &storage, &sessions, shared_version, saved_by);
+    let v1_limits = build_v1_limits(loaded, &storage);
     Ok(AppState {
         leptos_options,
         preloads,
@@ -569,6 +490,141 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         key_usage: Default::default(),
         listeners: Default::default(),
         admin_token: crate::access::admin_link::AdminToken::from_env(),
+    })
+}
+
+/// 打开存储；相对路径的基准是配置文件所在的目录（配置文件不在某个目录里时用当前目录）。
+async fn open_storage(loaded: &LoadedConfig, config: &Config) -> Result<Storage, StartError> {
+    Ok(Storage::open(
+        &config.storage.root,
+        &config.storage.database_path(),
+        config.storage.s3.clone(),
+        Some(match loaded.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }),
+    )
+    .await?)
+}
+
+/// 集群模式（`cluster.shared_settings`）：除了监听地址与元数据库，其余各项以库里共用的配置为准
+/// （共用配置的存储根不同时，存储跟着换根）。返回生效的配置，以及集群模式下共用配置的版本。
+async fn adopt_shared_settings(
+    storage: &Storage,
+    config: Config,
+    file: &ConfigFile,
+    saved_by: &str,
+) -> Result<(Config, Option<i64>), StartError> {
+    if !config.cluster.shared_settings {
+        return Ok((config, None));
+    }
+    let (shared, version) =
+        crate::config::shared::adopt_shared(storage, &config, file, saved_by).await?;
+    if shared.storage.root != config.storage.root || shared.storage.s3 != config.storage.s3 {
+        storage.set_root(&shared.storage.root, shared.storage.s3.clone());
+    }
+    Ok((shared, Some(version)))
+}
+
+/// 模型目录里没有的模型逐个记一行日志（照样可用，只是不做限制）。
+fn log_unknown_models(config: &Config) {
+    for model in crate::catalogue::unknown_models(config) {
+        tracing::info!(
+            model,
+            "模型目录里没有这个模型：照样可用，宽高比、分辨率与参考图数不做限制（交给上游判断）"
+        );
+    }
+}
+
+/// 没有配置上游时启动内置演示上游，返回它的地址；配置了上游时返回 `None`。
+async fn spawn_demo_if_needed(config: &Config) -> Result<Option<String>, StartError> {
+    if !config.demo_mode() {
+        return Ok(None);
+    }
+    let demo_addr = demo::spawn(DemoOptions::embedded(), ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(StartError::Demo)?;
+    tracing::info!("未配置上游，使用内置演示上游 http://{demo_addr}");
+    Ok(Some(format!("http://{demo_addr}")))
+}
+
+/// 取签名图片链接的密钥。密钥放在数据库旁边：改存储根目录不影响它，重启后旧链接照常有效。
+/// 元数据在 PostgreSQL 时放在库里，共用这个库的实例用同一把。
+async fn load_url_signer(
+    loaded: &LoadedConfig,
+    storage: &Storage,
+) -> Result<UrlSigner, StartError> {
+    if loaded.config.storage.database_is_postgres() {
+        let hex = storage.shared_secret("url_signing").await?;
+        UrlSigner::from_hex(&hex).ok_or_else(|| {
+            StartError::Storage(StorageError::Unavailable(
+                "库里的签名密钥不是 64 位十六进制".into(),
+            ))
+        })
+    } else {
+        let key_dir = loaded.config.storage.database_path();
+        let key_dir = key_dir.parent().unwrap_or(std::path::Path::new("."));
+        UrlSigner::load_or_create(key_dir).map_err(|e| {
+            StartError::Storage(StorageError::Io {
+                context: format!("无法读取或创建签名密钥（{}）", key_dir.display()),
+                source: e,
+            })
+        })
+    }
+}
+
+/// 登录会话。元数据在 PostgreSQL 时，会话记在库里，共用这个库的各实例都认。
+fn build_sessions(loaded: &LoadedConfig, storage: &Storage) -> Sessions {
+    let sessions = Sessions::from_env();
+    if loaded.config.storage.database_is_postgres() {
+        sessions.shared_through(storage.clone())
+    } else {
+        sessions
+    }
+}
+
+/// `/v1` 的限流。元数据在 PostgreSQL 时，按各实例合起来计。
+fn build_v1_limits(
+    loaded: &LoadedConfig,
+    storage: &Storage,
+) -> crate::openai::rate_limit::RateLimiter {
+    let v1_limits = crate::openai::rate_limit::RateLimiter::default();
+    if loaded.config.storage.database_is_postgres() {
+        v1_limits.shared_through(storage.clone())
+    } else {
+        v1_limits
+    }
+}
+
+/// 建配置仓库：换入新配置后存储跟着换根、密码改了就作废那个身份的会话；
+/// 集群模式（`shared_version` 为库里共用配置的版本）下保存进库里共用，`saved_by` 记下保存者。
+fn build_config_store(
+    config: &ConfigHandle,
+    file: ConfigFile,
+    storage: &Storage,
+    sessions: &Sessions,
+    shared_version: Option<i64>,
+    saved_by: String,
+) -> Arc<ConfigStore> {
+    let root_storage = storage.clone();
+    // 换入新配置后：新图片写到新的存储根（旧图片的记录里有它们自己的根，照常可取）。
+    let follow_root: crate::config::OnApplied =
+        Box::new(move |c| root_storage.set_root(&c.storage.root, c.storage.s3.clone()));
+    // 工作台或管理员密码改了：那个身份的会话全部作废。
+    let passwords = std::sync::Mutex::new({
+        let auth = &config.load().auth;
+        (
+            auth.studio_password_hash.clone(),
+            auth.admin_password_hash.clone(),
+        )
+    });
+    let follow_sessions = sessions.clone();
+    let follow_passwords: crate::config::OnApplied =
+        Box::new(move |c| follow_sessions.follow_passwords(&passwords, &c.auth));
+    let store = ConfigStore::new(config.clone(), file, vec![follow_root, follow_passwords]);
+    Arc::new(match shared_version {
+        Some(version) => store.shared(Arc::new(storage.clone()), version, saved_by),
+        None => store,
     })
 }
 

@@ -155,28 +155,46 @@ pub async fn guard(
 ) -> Response {
     let config = state.config.load_full();
     let path = request.uri().path().to_string();
+    let keeper = surface(&path);
+    if let Some(rejected) = origin_rejection(&config, &request, &path, keeper) {
+        return rejected;
+    }
+    state.sessions.refresh(&jar).await;
+    if let Some(rejected) = keeper_rejection(&state, &config, &jar, keeper, &request, &path) {
+        return rejected;
+    }
+    let client = client_id(&state, &config, &jar, request.headers(), peer);
+    request.extensions_mut().insert(client);
+    with_security_headers(next.run(request).await)
+}
 
-    let Some(host) = origin::request_host(request.headers(), request.uri()).map(str::to_string)
-    else {
-        return with_security_headers(misdirected(&path));
+/// 第 1、2 步：`Host` 在白名单里、改变状态的请求与 `/ws` 握手同源、`/api/*` 只收 JSON。
+/// 不通过时记下原因，返回拒绝的响应（已带安全头）；通过时返回 `None`。
+fn origin_rejection(
+    config: &Config,
+    request: &Request,
+    path: &str,
+    keeper: Surface,
+) -> Option<Response> {
+    let Some(host) = origin::request_host(request.headers(), request.uri()) else {
+        return Some(with_security_headers(misdirected(path)));
     };
-    if !origin::host_allowed(&config, &host) {
+    if !origin::host_allowed(config, host) {
         tracing::warn!(%host, %path, "Host 不在白名单里，已拒绝（可能是 DNS 重绑定）");
         denied("misdirected");
-        return with_security_headers(misdirected(&path));
+        return Some(with_security_headers(misdirected(path)));
     }
     let upgrade = request.headers().contains_key(header::UPGRADE);
-    let keeper = surface(&path);
     // 管理员的接口（含登录）要明说来自本站：没有 Origin 也没有 Sec-Fetch-Site 的也拒绝。
     let strict = keeper == Surface::Settings || path == "/admin/login";
     if (origin::changes_state(request.method()) || upgrade)
-        && !origin::same_origin(&config, request.headers(), &host, strict)
+        && !origin::same_origin(config, request.headers(), host, strict)
     {
         denied("cross_site");
-        return with_security_headers(
+        return Some(with_security_headers(
             ApiError::Forbidden("请求来源与本站不一致，已拒绝（防跨站请求伪造）".into())
-                .into_response_for(&path),
-        );
+                .into_response_for(path),
+        ));
     }
     if path.starts_with("/api/")
         && origin::changes_state(request.method())
@@ -186,18 +204,29 @@ pub async fn guard(
         let e = ApiError::UnsupportedMediaType(
             "接口只接受 JSON：请带上 Content-Type: application/json".into(),
         );
-        return with_security_headers(e.into_response_for(&path));
+        return Some(with_security_headers(e.into_response_for(path)));
     }
+    None
+}
 
+/// 第 3 步：按请求的去处（`keeper`）把关。不通过时记下原因，返回拒绝的响应（已带安全头；
+/// 工作台的页面跳到登录页）；通过时返回 `None`。
+fn keeper_rejection(
+    state: &AppState,
+    config: &Config,
+    jar: &CookieJar,
+    keeper: Surface,
+    request: &Request,
+    path: &str,
+) -> Option<Response> {
     let studio_open = config.auth.studio_password_hash.is_empty();
-    state.sessions.refresh(&jar).await;
     let verdict = match keeper {
         Surface::Open | Surface::V1 => Ok(()),
-        Surface::Settings => admin_allowed(&state, &config, &jar),
+        Surface::Settings => admin_allowed(state, config, jar),
         Surface::Metrics => {
             if config.server.metrics_public
-                || admin_allowed(&state, &config, &jar).is_ok()
-                || crate::openai::auth::has_valid_key(&config, request.headers())
+                || admin_allowed(state, config, jar).is_ok()
+                || crate::openai::auth::has_valid_key(config, request.headers())
             {
                 Ok(())
             } else {
@@ -208,8 +237,8 @@ pub async fn guard(
         }
         Surface::File => {
             if studio_open
-                || state.sessions.is_studio(&jar)
-                || signed_file_allowed(&state, &path, request.uri().query())
+                || state.sessions.is_studio(jar)
+                || signed_file_allowed(state, path, request.uri().query())
             {
                 Ok(())
             } else {
@@ -219,9 +248,9 @@ pub async fn guard(
             }
         }
         Surface::Studio => {
-            if !studio_open && !state.sessions.is_studio(&jar) {
+            if !studio_open && !state.sessions.is_studio(jar) {
                 denied("login_required");
-                return with_security_headers(login_required(&request));
+                return Some(with_security_headers(login_required(request)));
             }
             Ok(())
         }
@@ -232,18 +261,26 @@ pub async fn guard(
             Surface::Metrics => "metrics",
             _ => "file_link",
         });
-        return with_security_headers(e.into_response_for(&path));
+        return Some(with_security_headers(e.into_response_for(path)));
     }
+    None
+}
 
-    let client = match state.sessions.studio_token(&jar) {
+/// 调用方的身份：有工作台会话的按会话（令牌哈希的前 16 位，不含令牌本身），否则按客户端 IP。
+fn client_id(
+    state: &AppState,
+    config: &Config,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> ClientId {
+    match state.sessions.studio_token(jar) {
         Some(token) => ClientId(format!("session:{}", &crate::web::sha256_hex(token)[..16])),
         None => ClientId(format!(
             "ip:{}",
-            crate::web::client_ip(&config, request.headers(), peer)
+            crate::web::client_ip(config, headers, peer)
         )),
-    };
-    request.extensions_mut().insert(client);
-    with_security_headers(next.run(request).await)
+    }
 }
 
 /// 守卫拒绝的请求按原因计数（`/metrics` 的 `access_denied_total{reason}`）。

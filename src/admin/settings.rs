@@ -2,7 +2,7 @@
 //! 设置页的服务器函数（`crate::app::settings`）调用这里；守卫（登录、本机、同源）在 `super::guard`。
 
 use crate::config::table::{flags_of, numbers_of, with_settings};
-use crate::config::{Config, UpstreamConfig, UpstreamKind};
+use crate::config::{Config, S3Config, StorageConfig, UpstreamConfig, UpstreamKind};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::types::settings::{
@@ -223,19 +223,62 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         }
     }
     let mut next = with_settings(&current, &update.numbers, &update.flags)?;
-    next.upstreams = update
-        .upstreams
+    next.upstreams = upstreams_from_forms(&current, &update.upstreams)?;
+    apply_storage_root(&mut next, &current, &update.storage_root)?;
+    if let Some(form) = update.s3 {
+        apply_s3_form(&mut next.storage.s3, &current.storage.s3, form)?;
+    }
+    next.server.listen = update.listen.trim().to_string();
+    // 集群模式下监听地址写进本机文件：表单里的就是正在服务的地址（例如由 --listen 指定的）时不算改动。
+    let keep_listen =
+        running.is_some() && update.listen.trim().parse().ok() == state.listeners.current_addr();
+    if keep_listen {
+        next.server.listen = current.server.listen.clone();
+    }
+    refuse_exposure_without_admin_password(state, &current, &next)?;
+    if update.clear_studio_password {
+        next.auth.studio_password_hash.clear();
+    } else if !update.studio_password.is_empty() {
+        next.auth.studio_password_hash = studio_password_hash(update.studio_password).await?;
+    }
+
+    let checked = edit.check(next).await?;
+    check_buckets(state, &current, &checked.config.storage).await?;
+    let listener = bind_if_moved(state, checked.config.listen_addr(), keep_listen).await?;
+    edit.commit(checked).await?;
+    let mut view = view(state).await?;
+    if let Some(listener) = listener {
+        // 先组好响应，再切换：旧连接上的这个请求照常答完，旧地址随后排空关闭。
+        let addr = state
+            .listeners
+            .serve(listener)
+            .map_err(|e| ApiError::InvalidRequest(format!("无法在新地址上服务：{e}")))?;
+        view.listen = addr.to_string();
+    }
+    Ok(view)
+}
+
+/// 表单里的上游列表 → 配置里的上游。列表顺序即优先级；“与上一个同级”的沿用上一个的优先级（按权重分担）。
+fn upstreams_from_forms(
+    current: &Config,
+    forms: &[UpstreamForm],
+) -> Result<Vec<UpstreamConfig>, ApiError> {
+    let mut upstreams = forms
         .iter()
         .enumerate()
-        .map(|(i, form)| upstream_of(&current, i, form, KeyReuse::SameOriginOrRefuse))
-        .collect::<Result<_, _>>()?;
-    // 列表顺序即优先级；“与上一个同级”的沿用上一个的优先级（按权重分担）。
-    for i in 1..next.upstreams.len() {
-        if update.upstreams[i].share_with_previous {
-            next.upstreams[i].priority = next.upstreams[i - 1].priority;
+        .map(|(i, form)| upstream_of(current, i, form, KeyReuse::SameOriginOrRefuse))
+        .collect::<Result<Vec<_>, _>>()?;
+    for i in 1..upstreams.len() {
+        if forms[i].share_with_previous {
+            upstreams[i].priority = upstreams[i - 1].priority;
         }
     }
-    let root = update.storage_root.trim();
+    Ok(upstreams)
+}
+
+/// 按表单改存储根（不能为空）。原来没有单独写数据库位置时，改根目录把数据库固定在原处，旧图片仍在图库里。
+fn apply_storage_root(next: &mut Config, current: &Config, root: &str) -> Result<(), ApiError> {
+    let root = root.trim();
     if root.is_empty() {
         return Err(ApiError::InvalidRequest("存储目录不能为空".into()));
     }
@@ -245,35 +288,39 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
         next.storage.database = current.storage.database_path();
     }
     next.storage.root = root;
-    if let Some(form) = update.s3 {
-        let s3 = &mut next.storage.s3;
-        s3.endpoint = form.endpoint.trim().to_string();
-        s3.region = form.region.trim().to_string();
-        s3.access_key_id = form.access_key_id.trim().to_string();
-        if !form.secret_access_key.is_empty() {
-            s3.secret_access_key = form.secret_access_key;
-        } else if !s3.secret_access_key.is_empty()
-            && !same_origin(&s3.endpoint, &current.storage.s3.endpoint)
-            && s3.endpoint.trim() != current.storage.s3.endpoint.trim()
-        {
-            return Err(ApiError::InvalidRequest(format!(
-                "对象存储的地址改到了 {}：请重新填写 Secret Access Key（原来的不会发给新地址）",
-                host_of(&s3.endpoint)
-            )));
-        }
+    Ok(())
+}
+
+/// 按表单改对象存储的连接（各项去掉首尾空白）。Secret 留空表示沿用原来的；
+/// 但地址换到了别处时不沿用（原来的密钥不发给新地址），要求重新填写。
+fn apply_s3_form(s3: &mut S3Config, current: &S3Config, form: S3Form) -> Result<(), ApiError> {
+    s3.endpoint = form.endpoint.trim().to_string();
+    s3.region = form.region.trim().to_string();
+    s3.access_key_id = form.access_key_id.trim().to_string();
+    if !form.secret_access_key.is_empty() {
+        s3.secret_access_key = form.secret_access_key;
+    } else if !s3.secret_access_key.is_empty()
+        && !same_origin(&s3.endpoint, &current.endpoint)
+        && s3.endpoint.trim() != current.endpoint.trim()
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "对象存储的地址改到了 {}：请重新填写 Secret Access Key（原来的不会发给新地址）",
+            host_of(&s3.endpoint)
+        )));
     }
-    next.server.listen = update.listen.trim().to_string();
-    // 集群模式下监听地址写进本机文件：表单里的就是正在服务的地址（例如由 --listen 指定的）时不算改动。
-    let keep_listen =
-        running.is_some() && update.listen.trim().parse().ok() == state.listeners.current_addr();
-    if keep_listen {
-        next.server.listen = current.server.listen.clone();
-    }
-    // 没有管理员密码时改成别人也能访问的地址：保存之后设置页就进不来了（见 `access::exposure`），先要设密码。
+    Ok(())
+}
+
+/// 没有管理员密码时改成别人也能访问的地址：保存之后设置页就进不来了（见 `access::exposure`），先要设密码。
+fn refuse_exposure_without_admin_password(
+    state: &AppState,
+    current: &Config,
+    next: &Config,
+) -> Result<(), ApiError> {
     if next.auth.admin_password_hash.is_empty() {
         if let Ok(addr) = next.server.listen.parse::<std::net::SocketAddr>() {
-            if crate::access::exposure::admin_password_required(&next, addr)
-                && !crate::access::exposure::admin_password_required(&current, state.listen_addr())
+            if crate::access::exposure::admin_password_required(next, addr)
+                && !crate::access::exposure::admin_password_required(current, state.listen_addr())
             {
                 return Err(ApiError::InvalidRequest(format!(
                     "要监听 {addr}（别人也能访问到），请先设管理员密码：运行 drafting-factory hash-password，把输出填到配置的 auth.admin_password_hash，重启后再改"
@@ -281,16 +328,16 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
             }
         }
     }
-    if update.clear_studio_password {
-        next.auth.studio_password_hash.clear();
-    } else if !update.studio_password.is_empty() {
-        next.auth.studio_password_hash = studio_password_hash(update.studio_password).await?;
-    }
+    Ok(())
+}
 
-    let checked = edit.check(next).await?;
-    // 要用到对象存储的根：真的写一个对象再删掉，写不进去就不保存（与本地目录的“可写”检查一样）。
-    // 新的存储根是 s3:// 时查它；连接改了时，还要查图库里记录着的每个 s3:// 根（旧图还在桶里，改坏了连接它们就取不到了）。
-    let storage = &checked.config.storage;
+/// 要用到对象存储的根：真的写一个对象再删掉，写不进去就不保存（与本地目录的“可写”检查一样）。
+/// 新的存储根是 s3:// 时查它；连接改了时，还要查图库里记录着的每个 s3:// 根（旧图还在桶里，改坏了连接它们就取不到了）。
+async fn check_buckets(
+    state: &AppState,
+    current: &Config,
+    storage: &StorageConfig,
+) -> Result<(), ApiError> {
     let mut buckets: Vec<String> = storage
         .root
         .to_str()
@@ -310,9 +357,17 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
             .await
             .map_err(|e| ApiError::InvalidRequest(format!("{e}（设置未保存）")))?;
     }
-    let wanted = checked.config.listen_addr();
-    // 正在服务的地址与要的不同时，先绑定新地址（没有在服务的地址时——例如进程内的测试——无可切换）。
-    let listener = match state.listeners.current_addr() {
+    Ok(())
+}
+
+/// 正在服务的地址与要的不同时，先绑定新地址（没有在服务的地址时——例如进程内的测试——无可切换）；
+/// 绑定不上就报错，设置不保存，旧地址继续服务。
+async fn bind_if_moved(
+    state: &AppState,
+    wanted: std::net::SocketAddr,
+    keep_listen: bool,
+) -> Result<Option<tokio::net::TcpListener>, ApiError> {
+    Ok(match state.listeners.current_addr() {
         Some(current) if current != wanted && !keep_listen => {
             Some(tokio::net::TcpListener::bind(wanted).await.map_err(|e| {
                 ApiError::InvalidRequest(format!(
@@ -321,18 +376,7 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
             })?)
         }
         _ => None,
-    };
-    edit.commit(checked).await?;
-    let mut view = view(state).await?;
-    if let Some(listener) = listener {
-        // 先组好响应，再切换：旧连接上的这个请求照常答完，旧地址随后排空关闭。
-        let addr = state
-            .listeners
-            .serve(listener)
-            .map_err(|e| ApiError::InvalidRequest(format!("无法在新地址上服务：{e}")))?;
-        view.listen = addr.to_string();
-    }
-    Ok(view)
+    })
 }
 
 /// 设置页填的工作台密码 → argon2 哈希（慢是刻意的，放在阻塞线程里）。

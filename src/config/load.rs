@@ -1,7 +1,7 @@
 //! 读取、解析与校验配置文件。每个错误都用中文指出配置项的名字和原因。
 
 use super::error::ConfigError;
-use super::{Config, UpstreamConfig};
+use super::{AuthConfig, Config, S3Config, StorageConfig, UpstreamConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -109,7 +109,20 @@ fn explain_serde_error(detail: &str) -> String {
     format!("{kind}（{detail}）")
 }
 
+/// 校验整份配置；顺序即报错的先后：监听与集群、存储、密钥、数字范围、上游、备选模型。
+/// 顺带把相对路径变成绝对路径、把 `models` 的第一个填进 `model`。
 fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
+    validate_server(config)?;
+    validate_storage(&mut config.storage, base_dir)?;
+    validate_auth(&config.auth)?;
+    validate_numbers(config)?;
+    validate_upstreams(&mut config.upstreams)?;
+    validate_fallbacks(config)?;
+    Ok(())
+}
+
+/// 校验监听地址、集群的租约与共用设置、对外地址、可信代理与允许的主机名。
+fn validate_server(config: &Config) -> Result<(), ConfigError> {
     validate_listen("server.listen", &config.server.listen)?;
     if !(2..=3600).contains(&config.cluster.lease_s) {
         return Err(invalid("cluster.lease_s", "租约应在 2 到 3600 秒之间"));
@@ -146,9 +159,49 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
+    Ok(())
+}
 
-    // 对象存储的连接：每一项都是一行短文本（设置页也能填；坏值在这里拦下，不写进配置）。
-    let s3 = &config.storage.s3;
+/// 校验存储：对象存储的连接文本、存储根（本机目录变成绝对路径）与元数据库（文件路径或连接串）。
+fn validate_storage(storage: &mut StorageConfig, base_dir: &Path) -> Result<(), ConfigError> {
+    validate_s3_texts(&storage.s3)?;
+    if let Some(location) = storage.root.to_str().and_then(|r| r.strip_prefix("s3://")) {
+        check_s3_location(location).map_err(|why| invalid("storage.root", why))?;
+        if storage.database.as_os_str().is_empty() {
+            return Err(invalid(
+                "storage.database",
+                "图片放在对象存储（s3://）时，要写明元数据库：本机 SQLite 文件的路径，或 postgres://… 连接串",
+            ));
+        }
+        let endpoint = storage.s3.endpoint.trim();
+        if !endpoint.is_empty() && url::Url::parse(endpoint).is_err() {
+            return Err(invalid(
+                "storage.s3.endpoint",
+                format!("“{endpoint}”不是网址（例如 http://127.0.0.1:9000）"),
+            ));
+        }
+    } else {
+        storage.root = check_storage_root(&storage.root, base_dir)?;
+    }
+    if storage.database_is_postgres() {
+        let text = storage.database.to_string_lossy().into_owned();
+        if let Err(e) = text.parse::<postgres::Config>() {
+            // 错误说明里不带连接串本身（其中可能有密码）。
+            return Err(invalid(
+                "storage.database",
+                format!(
+                    "PostgreSQL 连接串无法解析（应写成 postgres://用户:密码@主机:端口/库名）：{e}"
+                ),
+            ));
+        }
+    } else if !storage.database.as_os_str().is_empty() {
+        storage.database = check_database_path(&storage.database, base_dir)?;
+    }
+    Ok(())
+}
+
+/// 对象存储的连接：每一项都是一行短文本（设置页也能填；坏值在这里拦下，不写进配置）。
+fn validate_s3_texts(s3: &S3Config) -> Result<(), ConfigError> {
     for (key, value) in [
         ("endpoint", &s3.endpoint),
         ("region", &s3.region),
@@ -162,47 +215,14 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
-    if let Some(location) = config
-        .storage
-        .root
-        .to_str()
-        .and_then(|r| r.strip_prefix("s3://"))
-    {
-        check_s3_location(location).map_err(|why| invalid("storage.root", why))?;
-        if config.storage.database.as_os_str().is_empty() {
-            return Err(invalid(
-                "storage.database",
-                "图片放在对象存储（s3://）时，要写明元数据库：本机 SQLite 文件的路径，或 postgres://… 连接串",
-            ));
-        }
-        let endpoint = config.storage.s3.endpoint.trim();
-        if !endpoint.is_empty() && url::Url::parse(endpoint).is_err() {
-            return Err(invalid(
-                "storage.s3.endpoint",
-                format!("“{endpoint}”不是网址（例如 http://127.0.0.1:9000）"),
-            ));
-        }
-    } else {
-        config.storage.root = check_storage_root(&config.storage.root, base_dir)?;
-    }
-    if config.storage.database_is_postgres() {
-        let text = config.storage.database.to_string_lossy().into_owned();
-        if let Err(e) = text.parse::<postgres::Config>() {
-            // 错误说明里不带连接串本身（其中可能有密码）。
-            return Err(invalid(
-                "storage.database",
-                format!(
-                    "PostgreSQL 连接串无法解析（应写成 postgres://用户:密码@主机:端口/库名）：{e}"
-                ),
-            ));
-        }
-    } else if !config.storage.database.as_os_str().is_empty() {
-        config.storage.database = check_database_path(&config.storage.database, base_dir)?;
-    }
+    Ok(())
+}
 
-    validate_api_keys(&config.auth.api_keys)?;
+/// 校验访问控制：明文的 API 密钥、设置页创建的密钥（用途、哈希、前缀不重复）与两个密码哈希。
+fn validate_auth(auth: &AuthConfig) -> Result<(), ConfigError> {
+    validate_api_keys(&auth.api_keys)?;
     let mut prefixes = HashSet::new();
-    for (i, entry) in config.auth.keys.iter().enumerate() {
+    for (i, entry) in auth.keys.iter().enumerate() {
         let key = |field: &str| format!("auth.keys[{i}].{field}");
         if entry.label.trim().is_empty() || entry.label.chars().count() > 64 {
             return Err(invalid(key("label"), "用途说明不能为空，最多 64 个字符"));
@@ -215,11 +235,8 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
         }
     }
     for (key, hash) in [
-        ("auth.admin_password_hash", &config.auth.admin_password_hash),
-        (
-            "auth.studio_password_hash",
-            &config.auth.studio_password_hash,
-        ),
+        ("auth.admin_password_hash", &auth.admin_password_hash),
+        ("auth.studio_password_hash", &auth.studio_password_hash),
     ] {
         if !hash.is_empty() && !hash.starts_with("$argon2") {
             return Err(invalid(
@@ -228,7 +245,11 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
+    Ok(())
+}
 
+/// 校验数字设置：先按设置表查范围，再查几对互相牵制的值（重试间隔、超时）。
+fn validate_numbers(config: &Config) -> Result<(), ConfigError> {
     // 各数字设置的范围写在设置表里（`crate::types::settings::NUMBER_SETTINGS`），这里按表校验。
     super::table::check_ranges(config)?;
     let r = &config.retry;
@@ -245,16 +266,20 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             format!("不能小于 timeouts.attempt_s（{}）", t.attempt_s),
         ));
     }
+    Ok(())
+}
 
+/// 逐个校验上游（先把 `models` 的第一个填进 `model`），再查名称是否重复。
+fn validate_upstreams(upstreams: &mut [UpstreamConfig]) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
-    for (i, up) in config.upstreams.iter_mut().enumerate() {
+    for (i, up) in upstreams.iter_mut().enumerate() {
         // `models` 的第一个就是默认模型：两种写法统一成同一个样子。
         if let Some(first) = up.models.first() {
             up.model = first.clone();
         }
         validate_upstream(i, up)?;
     }
-    for (i, up) in config.upstreams.iter().enumerate() {
+    for (i, up) in upstreams.iter().enumerate() {
         if !names.insert(up.name.as_str()) {
             return Err(invalid(
                 format!("upstreams[{i}].name"),
@@ -262,7 +287,6 @@ fn validate(config: &mut Config, base_dir: &Path) -> Result<(), ConfigError> {
             ));
         }
     }
-    validate_fallbacks(config)?;
     Ok(())
 }
 

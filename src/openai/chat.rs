@@ -6,10 +6,11 @@
 
 use super::images::{known_model, ImageParams};
 use super::images_response::public_base_url;
+use crate::access::budget::BudgetTicket;
 use crate::admit::{admit, Admitted, Order, Requester};
 use crate::error::ApiError;
-use crate::gateway::InputImage;
-use crate::produce::References;
+use crate::gateway::{ImageRequest, InputImage};
+use crate::produce::{ProduceFailed, Produced, Producer, References};
 use crate::state::AppState;
 use crate::types::limits::MAX_REFERENCES;
 use crate::web::{accept_image, ApiJson};
@@ -115,54 +116,86 @@ pub async fn completions(
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
 
-    let producer = state.producer();
+    let job = Job {
+        producer: state.producer(),
+        request,
+        references,
+        ticket,
+    };
     if !body.stream {
-        let produced = producer.produce(request, references).await;
-        ticket.settle(produced.is_ok() as u64);
-        let mut produced = produced.map_err(|f| f.error)?;
-        let model = produced.image.model.clone();
-        let (image, record) = (&mut produced.image, &produced.record);
-        let data_url = format!("data:{};base64,{}", record.mime, image.base64());
-        let content = markdown(image.text.as_deref(), &data_url);
-        return Ok(Json(json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": content,
-                    "images": [{"type": "image_url", "image_url": {"url": data_url}}],
-                },
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        }))
-        .into_response());
+        return whole_answer(job, id, created).await;
     }
+    Ok(stream_answer(state, job, base_url, id, created, model))
+}
 
-    let chunk = {
-        let (id, model) = (id.clone(), model.clone());
-        move |delta: Value, finish: Option<&str>| {
-            Event::default().data(
-                json!({
-                    "id": id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                })
-                .to_string(),
-            )
-        }
+/// 收下的一次生成：生产线、交给它的请求与参考图，以及结束时按实际张数结算的额度票据。
+struct Job {
+    producer: Producer,
+    request: ImageRequest,
+    references: References,
+    ticket: BudgetTicket,
+}
+
+impl Job {
+    /// 生成并保存这张图，按成败结算额度（成功记 1 张，失败记 0 张）。
+    async fn run(self) -> Result<Produced, ProduceFailed> {
+        let produced = self.producer.produce(self.request, self.references).await;
+        self.ticket.settle(produced.is_ok() as u64);
+        produced
+    }
+}
+
+/// 不流式的回答：等图生成好，整条助手消息一次给出（图以 data URL 放在 `images` 与 Markdown 里）。
+async fn whole_answer(job: Job, id: String, created: i64) -> Result<Response, ApiError> {
+    let mut produced = job.run().await.map_err(|f| f.error)?;
+    let model = produced.image.model.clone();
+    let (image, record) = (&mut produced.image, &produced.record);
+    let data_url = format!("data:{};base64,{}", record.mime, image.base64());
+    let content = markdown(image.text.as_deref(), &data_url);
+    Ok(Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": content,
+                "images": [{"type": "image_url", "image_url": {"url": data_url}}],
+            },
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }))
+    .into_response())
+}
+
+/// 流式的回答（SSE）：先发助手角色的空块；图好了发带本服务器签名链接的内容块和结束块
+/// （失败时发一个 error 事件），最后 `data: [DONE]`。等待期间按间隔发保活注释。
+fn stream_answer(
+    state: AppState,
+    job: Job,
+    base_url: String,
+    id: String,
+    created: i64,
+    model: String,
+) -> Response {
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        Event::default().data(
+            json!({
+                "id": id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            })
+            .to_string(),
+        )
     };
     let first = chunk(json!({"role": "assistant", "content": ""}), None);
     let rest = futures::stream::once(async move {
-        let produced = producer.produce(request, references).await;
-        ticket.settle(produced.is_ok() as u64);
-        let events = match produced {
+        let events = match job.run().await {
             Ok(produced) => {
                 let ttl = state.config.load().server.file_url_ttl_s;
                 let url = format!(
@@ -195,13 +228,13 @@ pub async fn completions(
             Event::default().data("[DONE]")
         }))
         .map(Ok::<_, Infallible>);
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
                 .interval(keep_alive_interval())
                 .text("keep-alive"),
         )
-        .into_response())
+        .into_response()
 }
 
 /// 流式回答等待期间发保活注释的间隔：10 秒（代理与客户端常在 30–60 秒没有数据时断开）。

@@ -69,6 +69,17 @@ enum Record {
 
 const PENDING: &str = "pending:";
 
+/// 交给这个请求的图：自己生成的带着没能存进图库的图的 base64；等来的（别人生成的）不带。
+fn for_caller(produced: &[Produced], ran_here: bool) -> Vec<Produced> {
+    produced
+        .iter()
+        .map(|p| Produced {
+            base64: if ran_here { p.base64.clone() } else { None },
+            ..p.clone()
+        })
+        .collect()
+}
+
 /// 生成途中被丢弃时（调用方断开）在后台删掉本实例的占位。
 struct Placeholder {
     idem: Option<(Idempotency, Key)>,
@@ -133,16 +144,7 @@ impl Idempotency {
                 fresh: false,
             });
         }
-        let cell = {
-            let mut in_flight = self.in_flight.lock().expect("锁未被毒化");
-            let (hash, cell) = in_flight
-                .entry(key.scoped.clone())
-                .or_insert_with(|| (key.request_hash.clone(), Shared::default()));
-            if *hash != key.request_hash {
-                return Err(Self::conflict());
-            }
-            cell.clone()
-        };
+        let cell = self.shared_cell(&key)?;
         let mut ran_here = false;
         let result = cell
             .get_or_try_init(|| async {
@@ -151,32 +153,7 @@ impl Idempotency {
                     return Ok(Arc::new(theirs));
                 }
                 ran_here = true;
-                // 调用方断开（这个 future 被丢弃）时也删掉占位：否则重发到别的实例会一直等它。
-                let mut placeholder = Placeholder {
-                    idem: Some((self.clone(), key.clone())),
-                };
-                let produced = match produce().await {
-                    Ok(produced) => produced,
-                    Err(e) => {
-                        placeholder.idem = None;
-                        self.release(&key).await;
-                        return Err(e);
-                    }
-                };
-                placeholder.idem = None;
-                let keep: Vec<Produced> = produced
-                    .iter()
-                    .map(|p| Produced {
-                        base64: None,
-                        ..p.clone()
-                    })
-                    .collect();
-                if keep.iter().all(|p| p.id.is_some()) {
-                    self.save(&key, &keep).await?;
-                } else {
-                    self.release(&key).await;
-                }
-                // 第一个请求自己手里还有 base64；等着的请求拿到的是不带 base64 的那份。
+                let produced = self.produce_and_keep(&key, produce).await?;
                 Ok::<_, ApiError>(Arc::new(produced))
             })
             .await;
@@ -191,15 +168,62 @@ impl Idempotency {
             tracing::info!("幂等键：等到了同一请求第一次的结果，不再生成");
         }
         Ok(Ran {
-            produced: produced
-                .iter()
-                .map(|p| Produced {
-                    base64: if ran_here { p.base64.clone() } else { None },
-                    ..p.clone()
-                })
-                .collect(),
+            produced: for_caller(&produced, ran_here),
             fresh: ran_here,
         })
+    }
+
+    /// 本实例里同一个键的并发请求排成一个：取（没有就建）大家共用的结果格子。
+    /// 同一个键正配着另一个请求在生成时 409。
+    fn shared_cell(&self, key: &Key) -> Result<Shared, ApiError> {
+        let mut in_flight = self.in_flight.lock().expect("锁未被毒化");
+        let (hash, cell) = in_flight
+            .entry(key.scoped.clone())
+            .or_insert_with(|| (key.request_hash.clone(), Shared::default()));
+        if *hash != key.request_hash {
+            return Err(Self::conflict());
+        }
+        Ok(cell.clone())
+    }
+
+    /// 由本请求生成（库里已占下这个键）：成功且每张图都存进了图库时记住结果（不带 base64），
+    /// 否则删掉占位；生成失败也删掉占位。返回的是带着 base64 的原样结果。
+    async fn produce_and_keep<F, Fut>(
+        &self,
+        key: &Key,
+        produce: F,
+    ) -> Result<Vec<Produced>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<Produced>, ApiError>>,
+    {
+        // 调用方断开（这个 future 被丢弃）时也删掉占位：否则重发到别的实例会一直等它。
+        let mut placeholder = Placeholder {
+            idem: Some((self.clone(), key.clone())),
+        };
+        let produced = match produce().await {
+            Ok(produced) => produced,
+            Err(e) => {
+                placeholder.idem = None;
+                self.release(key).await;
+                return Err(e);
+            }
+        };
+        placeholder.idem = None;
+        let keep: Vec<Produced> = produced
+            .iter()
+            .map(|p| Produced {
+                base64: None,
+                ..p.clone()
+            })
+            .collect();
+        if keep.iter().all(|p| p.id.is_some()) {
+            self.save(key, &keep).await?;
+        } else {
+            self.release(key).await;
+        }
+        // 第一个请求自己手里还有 base64；等着的请求拿到的是不带 base64 的那份。
+        Ok(produced)
     }
 
     async fn load(&self, scoped: &str) -> Result<Option<Record>, ApiError> {

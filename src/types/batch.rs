@@ -294,7 +294,45 @@ impl Default for SubmitRequest {
 
 /// 校验一次提交并展开成任务；`max_jobs` 是 `limits.max_batch_jobs`。出错时什么都不产生。
 pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
-    let templates: Vec<&str> = if req.prompts.iter().any(|p| !p.trim().is_empty()) {
+    let templates = templates_of(req);
+    check_prompts_and_references(req, &templates)?;
+    let name = req.name.trim();
+    let name_chars = name.chars().count();
+    if name_chars > MAX_BATCH_NAME_CHARS {
+        return Err(BatchError::NameTooLong(name_chars));
+    }
+
+    let variables = clean_variables(&req.variables)?;
+    let parsed: Vec<Vec<Piece>> = templates.iter().map(|t| parse(t)).collect();
+    let used: Vec<Vec<String>> = templates.iter().map(|t| placeholders(t)).collect();
+    check_variables(&variables, &used, req.variable_mode)?;
+
+    // 先数一共多少张，超了就不必展开（1000 × 1000 的变量不会先占满内存）。
+    let total = count_jobs(req, &used, &variables);
+    if total > max_jobs as u64 {
+        return Err(BatchError::TooMany {
+            total,
+            max: max_jobs,
+        });
+    }
+
+    let prompts = expand_prompts(req, &templates, &parsed, &used, &variables)?;
+    let jobs = planned_jobs(req, &prompts, total);
+    let name = if name.is_empty() {
+        default_name(templates[0])
+    } else {
+        name.to_string()
+    };
+    Ok(Plan {
+        name,
+        prompts: prompts.into_iter().map(|(p, _, _)| p).collect(),
+        jobs,
+    })
+}
+
+/// 要展开的模板：多条提示词里非空的那些（去掉两边空白）；一条都没有时是 `prompt` 本身。
+fn templates_of(req: &SubmitRequest) -> Vec<&str> {
+    if req.prompts.iter().any(|p| !p.trim().is_empty()) {
         req.prompts
             .iter()
             .map(|p| p.trim())
@@ -302,13 +340,17 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             .collect()
     } else {
         vec![req.prompt.as_str()]
-    };
-    // 提示词、张数、参考图数的基本检查（逐张模式下每个任务只带一张参考图）。
+    }
+}
+
+/// 提示词、张数、参考图数的基本检查（逐张模式下每个任务只带一张参考图），
+/// 再按参考图的用法查参考图的张数。
+fn check_prompts_and_references(req: &SubmitRequest, templates: &[&str]) -> Result<(), BatchError> {
     let per_job_references = match req.reference_mode {
         ReferenceMode::Together => req.references.len(),
         ReferenceMode::Each => 1,
     };
-    for t in &templates {
+    for t in templates {
         validate_request(Surface::Studio, t, req.count, per_job_references)?;
     }
     match req.reference_mode {
@@ -326,15 +368,16 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
         }
         _ => {}
     }
-    let name = req.name.trim();
-    let name_chars = name.chars().count();
-    if name_chars > MAX_BATCH_NAME_CHARS {
-        return Err(BatchError::NameTooLong(name_chars));
-    }
+    Ok(())
+}
 
-    let variables = clean_variables(&req.variables)?;
-    let parsed: Vec<Vec<Piece>> = templates.iter().map(|t| parse(t)).collect();
-    let used: Vec<Vec<String>> = templates.iter().map(|t| placeholders(t)).collect();
+/// 变量与提示词对得上：给了值的变量都出现在提示词里，提示词里的变量都给了值；
+/// 按位组合时每个变量的值一样多。`used` 是每条模板用到的变量。
+fn check_variables(
+    variables: &BTreeMap<String, Vec<String>>,
+    used: &[Vec<String>],
+    mode: VariableMode,
+) -> Result<(), BatchError> {
     for name in variables.keys() {
         if !used.iter().any(|u| u.contains(name)) {
             return Err(BatchError::Unused(name.clone()));
@@ -345,7 +388,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             return Err(BatchError::Unfilled(name.clone()));
         }
     }
-    if req.variable_mode == VariableMode::Zip {
+    if mode == VariableMode::Zip {
         let lengths: Vec<(String, usize)> = variables
             .iter()
             .map(|(k, v)| (k.clone(), v.len()))
@@ -359,8 +402,16 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             return Err(BatchError::UnequalZip(detail));
         }
     }
+    Ok(())
+}
 
-    // 先数一共多少张，超了就不必展开（1000 × 1000 的变量不会先占满内存）。
+/// 一共会生成几张（只数不展开，溢出时取上限）：各模板的取值组合数之和 × 每条提示词的张数
+/// （逐张改图时再乘参考图数）。
+fn count_jobs(
+    req: &SubmitRequest,
+    used: &[Vec<String>],
+    variables: &BTreeMap<String, Vec<String>>,
+) -> u64 {
     let per_prompt = req.count as u64
         * match req.reference_mode {
             ReferenceMode::Together => 1,
@@ -376,17 +427,21 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             VariableMode::Zip => names.first().map_or(1, |n| variables[n].len() as u64),
         })
         .fold(0u64, u64::saturating_add);
-    let total = expansions.saturating_mul(per_prompt);
-    if total > max_jobs as u64 {
-        return Err(BatchError::TooMany {
-            total,
-            max: max_jobs,
-        });
-    }
+    expansions.saturating_mul(per_prompt)
+}
 
+/// 每条模板按变量的取值组合展开成提示词（按生成的先后），每条都做提示词的检查；
+/// 填入变量后太长时点名贡献最多的变量。
+fn expand_prompts<'a>(
+    req: &SubmitRequest,
+    templates: &[&'a str],
+    parsed: &[Vec<Piece>],
+    used: &[Vec<String>],
+    variables: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Expansion<'a>>, BatchError> {
     let mut prompts: Vec<Expansion> = Vec::new();
-    for ((pieces, names), template) in parsed.iter().zip(&used).zip(&templates) {
-        for values in combinations(names, &variables, req.variable_mode) {
+    for ((pieces, names), &template) in parsed.iter().zip(used).zip(templates) {
+        for values in combinations(names, variables, req.variable_mode) {
             let got = rendered_chars(pieces, &values);
             if got > MAX_PROMPT_CHARS {
                 let name = longest_contribution(pieces, &values);
@@ -397,8 +452,13 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             prompts.push((prompt, values, template));
         }
     }
+    Ok(prompts)
+}
+
+/// 展开后的每条提示词 × 每组参考图（一起用时一组，逐张改图时每张一组）× `count` 张，每张一个任务。
+fn planned_jobs(req: &SubmitRequest, prompts: &[Expansion<'_>], total: u64) -> Vec<PlannedJob> {
     let mut jobs = Vec::with_capacity(total as usize);
-    for (prompt, values, template) in &prompts {
+    for (prompt, values, template) in prompts {
         let template = (!values.is_empty()).then(|| template.trim().to_string());
         let reference_sets: Vec<Vec<String>> = match req.reference_mode {
             ReferenceMode::Together => vec![req.references.clone()],
@@ -415,16 +475,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
             }
         }
     }
-    let name = if name.is_empty() {
-        default_name(templates[0])
-    } else {
-        name.to_string()
-    };
-    Ok(Plan {
-        name,
-        prompts: prompts.into_iter().map(|(p, _, _)| p).collect(),
-        jobs,
-    })
+    jobs
 }
 
 /// 去掉值两边的空白与空行；变量名不合规、一个值都没有时报错。

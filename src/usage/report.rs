@@ -73,16 +73,36 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         .collect();
     let config = inputs.config;
     let (live, health) = inputs.live;
+    let upstreams = upstream_names(&live, &rows);
+    let images_per_day = count_images_per_day(&rows, &upstreams, &days);
+    let last_24h = stats_last_24h(&rows, &upstreams, now);
+    let clients_today = top_clients_today(&rows, inputs.clients_today, config, now);
+    Ok(UsageReport {
+        days,
+        upstreams,
+        images_per_day,
+        last_24h,
+        clients_today,
+        live,
+        health,
+    })
+}
 
-    // 每天每个上游的张数。上游的顺序：配置里的在前，之后是只在历史里出现的。
+/// 报告里上游的顺序：配置里的（此刻的状态里有的）在前，之后是只在历史里出现的。
+fn upstream_names(live: &[UpstreamLive], rows: &[UsageRow]) -> Vec<String> {
     let mut upstreams: Vec<String> = live.iter().map(|u| u.name.clone()).collect();
-    for r in &rows {
+    for r in rows {
         if !upstreams.contains(&r.upstream) {
             upstreams.push(r.upstream.clone());
         }
     }
+    upstreams
+}
+
+/// 每天每个上游的张数：外层按 `upstreams` 的顺序，内层按 `days` 的顺序。
+fn count_images_per_day(rows: &[UsageRow], upstreams: &[String], days: &[String]) -> Vec<Vec<u64>> {
     let mut images_per_day = vec![vec![0u64; days.len()]; upstreams.len()];
-    for r in &rows {
+    for r in rows {
         let (Some(u), Some(d)) = (
             upstreams.iter().position(|x| *x == r.upstream),
             days.iter().position(|x| r.period.starts_with(x.as_str())),
@@ -91,8 +111,16 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         };
         images_per_day[u][d] += r.images;
     }
+    images_per_day
+}
 
-    // 最近 24 小时各上游。
+/// 最近 24 小时各上游：按小时的行加起来，算出成功率与耗时的中位数、95 分位；
+/// 按 `upstreams` 的顺序，只列有请求的。
+fn stats_last_24h(
+    rows: &[UsageRow],
+    upstreams: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<UpstreamStats> {
     let since_hour = (now - chrono::Duration::hours(23))
         .format("%Y-%m-%dT%H")
         .to_string();
@@ -132,14 +160,23 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         })
         .collect();
     last_24h.retain(|s| s.requests > 0);
+    last_24h
+}
 
-    // 今天各调用方：用量表里的（已结束的）与额度计数里的（含正在生成的）取大。
+/// 今天各调用方用了几张（前 10 名，多的在前），附上各自的每日额度。
+/// 用量表里的（已结束的）与额度计数 `counted` 里的（含正在生成的）取大。
+fn top_clients_today(
+    rows: &[UsageRow],
+    counted: std::collections::HashMap<String, u64>,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<ClientToday> {
     let today = now.format("%Y-%m-%d").to_string();
     let mut clients: BTreeMap<String, u64> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.period.starts_with(&today)) {
         *clients.entry(r.client.clone()).or_default() += r.images;
     }
-    for (client, n) in inputs.clients_today {
+    for (client, n) in counted {
         let e = clients.entry(client).or_default();
         *e = (*e).max(n);
     }
@@ -165,16 +202,7 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         .collect();
     clients_today.sort_by_key(|c| std::cmp::Reverse(c.images));
     clients_today.truncate(10);
-
-    Ok(UsageReport {
-        days,
-        upstreams,
-        images_per_day,
-        last_24h,
-        clients_today,
-        live,
-        health,
-    })
+    clients_today
 }
 
 /// 最近 `DAYS` 天的原始行，CSV（UTF-8 带 BOM、CRLF，Excel 直接打开）。

@@ -25,6 +25,7 @@ use crate::config::{Config, UpstreamConfig};
 use crate::types::AttemptInfo;
 use crate::usage::AttemptEvent;
 use concurrency::ConcurrencyLimit;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// 对一个请求执行第 3–10 步。
@@ -35,32 +36,7 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     if all.is_empty() {
         return Err(GatewayError::NoUpstream.into());
     }
-    // 要试的模型：请求的模型，再是它的备选；没指定模型时各上游用自己的默认模型。
-    let requested = req.model.as_deref().map(|m| routed_model(&config, &all, m));
-    let models: Vec<Option<String>> = match &requested {
-        None => vec![None],
-        Some(m) => {
-            if !all.iter().any(|u| u.serves(m)) {
-                return Err(GatewayError::UnknownModel {
-                    model: m.clone(),
-                    available: available_models(&all).join("、"),
-                }
-                .into());
-            }
-            std::iter::once(m.clone())
-                .chain(
-                    config
-                        .routing
-                        .model_fallbacks
-                        .get(m)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                )
-                .map(Some)
-                .collect()
-        }
-    };
+    let models = models_to_try(&config, &all, req)?;
     let mut trace: Vec<AttemptInfo> = Vec::new();
     let mut kept: Option<GeneratedImage> = None;
     let mut last_error: Option<GatewayError> = None;
@@ -71,12 +47,7 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
     for (model_index, model) in models.iter().enumerate() {
         let upstreams = inner.balancer.order(&all, model.as_deref());
         if model_index > 0 && !upstreams.is_empty() {
-            tracing::warn!(
-                requested = req.model.as_deref().unwrap_or_default(),
-                fallback = model.as_deref().unwrap_or_default(),
-                "这个模型的上游都不可用，改用备选模型"
-            );
-            metrics::counter!("gateway_model_fallbacks_total").increment(1);
+            note_model_fallback(req, model.as_deref());
         }
         for (position, upstream_config) in upstreams.iter().enumerate() {
             let has_fallback = position + 1 < upstreams.len() || model_index + 1 < models.len();
@@ -90,13 +61,7 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
                 });
                 continue;
             }
-            // 这个上游这次用的模型：请求的（或备选的），否则它自己的默认模型。
-            let routed = UpstreamConfig {
-                model: model
-                    .clone()
-                    .unwrap_or_else(|| upstream_config.model.clone()),
-                ..upstream_config.clone()
-            };
+            let routed = with_model(upstream_config, model.as_deref());
             let own_limit = inner.upstream_limit(&routed, config.limits.queue_size);
             let attempt = try_upstream(
                 inner,
@@ -128,8 +93,67 @@ pub(super) async fn run(inner: &Inner, req: &ImageRequest) -> Result<GeneratedIm
             }
         }
     }
+    all_tried(kept, trace, last_error)
+}
 
-    // 再试都不行，但之前有一张尺寸不符的：交回它（已经付过钱），标着“尺寸不符”。
+/// 要试的模型：请求的模型，再是它的备选；没指定模型时只有一个 `None`（各上游用自己的默认模型）。
+/// 请求的模型没有任何上游提供时报 `UnknownModel`。
+fn models_to_try(
+    config: &Config,
+    all: &[UpstreamConfig],
+    req: &ImageRequest,
+) -> Result<Vec<Option<String>>, GatewayError> {
+    let requested = req.model.as_deref().map(|m| routed_model(config, all, m));
+    Ok(match &requested {
+        None => vec![None],
+        Some(m) => {
+            if !all.iter().any(|u| u.serves(m)) {
+                return Err(GatewayError::UnknownModel {
+                    model: m.clone(),
+                    available: available_models(all).join("、"),
+                });
+            }
+            std::iter::once(m.clone())
+                .chain(
+                    config
+                        .routing
+                        .model_fallbacks
+                        .get(m)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                )
+                .map(Some)
+                .collect()
+        }
+    })
+}
+
+/// 这个模型的上游都不可用、改用备选模型：记一行警告和一次指标。
+fn note_model_fallback(req: &ImageRequest, fallback: Option<&str>) {
+    tracing::warn!(
+        requested = req.model.as_deref().unwrap_or_default(),
+        fallback = fallback.unwrap_or_default(),
+        "这个模型的上游都不可用，改用备选模型"
+    );
+    metrics::counter!("gateway_model_fallbacks_total").increment(1);
+}
+
+/// 这个上游这次用的配置：模型是请求的（或备选的），否则它自己的默认模型。
+fn with_model(upstream: &UpstreamConfig, model: Option<&str>) -> UpstreamConfig {
+    UpstreamConfig {
+        model: model.map_or_else(|| upstream.model.clone(), str::to_string),
+        ..upstream.clone()
+    }
+}
+
+/// 所有上游与备选模型都试过了还不行：之前留着一张尺寸不符的图就交回它（已经付过钱，标着“尺寸不符”）；
+/// 否则报错——一次都没试成（例如全部熔断中）时直接说原因，试过的说一共试了几次与最后的错误。
+fn all_tried(
+    kept: Option<GeneratedImage>,
+    trace: Vec<AttemptInfo>,
+    last_error: Option<GatewayError>,
+) -> Result<GeneratedImage, Failed> {
     if let Some(mut image) = kept {
         image.attempts = trace;
         return Ok(image);
@@ -285,17 +309,7 @@ async fn try_upstream(
 
     loop {
         attempt += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Exhausted::GiveUp(GatewayError::DeadlineExceeded {
-                secs: config.timeouts.total_s,
-            }));
-        }
-        let Some(key) = inner.keys.pick(upstream) else {
-            return Err(Exhausted::NextUpstream(GatewayError::KeysUnavailable {
-                upstream: name.clone(),
-            }));
-        };
+        let (remaining, key) = time_and_key(inner, config, upstream, deadline)?;
         let shot = Shot {
             upstream,
             key: &key,
@@ -308,26 +322,13 @@ async fn try_upstream(
         let key_label = (!key.secret.is_empty()).then(|| key.label.clone());
         let error = match result {
             Ok(image) => {
-                inner.breakers.record_success(&name);
-                inner.keys.record(upstream, &key, Ok(()));
-                metrics::gauge!("gateway_breaker_open", "upstream" => name.clone()).set(0.0);
+                record_success(inner, upstream, &key);
                 let (image, step) = on_image(
                     config, upstream, req, image, attempt, latency_ms, key_label, trace,
                 );
-                match step {
-                    retry::SizeStep::Keep => return Ok(image),
-                    retry::SizeStep::RetrySame => {
-                        *kept = Some(image);
-                        continue;
-                    }
-                    retry::SizeStep::NextUpstream => {
-                        let detail = image.size_mismatch.clone().unwrap_or_default();
-                        *kept = Some(image);
-                        return Err(Exhausted::NextUpstream(GatewayError::BadResponse {
-                            upstream: name.clone(),
-                            detail: format!("图的尺寸不符（{detail}）"),
-                        }));
-                    }
+                match after_image(step, image, kept, &name) {
+                    ControlFlow::Break(done) => return done,
+                    ControlFlow::Continue(()) => continue,
                 }
             }
             Err(e) => e,
@@ -339,21 +340,89 @@ async fn try_upstream(
             attempt -= 1;
             continue;
         }
-        record_health(inner, config, &name, &error);
         let attempts = retry::Attempts {
             number: attempt,
             billed_retry_used,
             has_fallback,
             delays: &mut delays,
         };
-        match retry::after_failure(&error, attempts, &config.retry, deadline) {
-            retry::Step::GiveUp => return Err(Exhausted::GiveUp(error)),
-            retry::Step::NextUpstream => return Err(Exhausted::NextUpstream(error)),
-            retry::Step::RetryAfter(delay) => {
-                tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
-                metrics::counter!("gateway_retries_total", "upstream" => name.clone()).increment(1);
-                tokio::time::sleep(delay).await;
-            }
+        let delay = next_step_after_failure(inner, config, &name, error, attempts, deadline)?;
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// 一次尝试之前：看总时限还剩多少（用完了就放弃），再取一个可用的密钥（没有就换上游）。
+fn time_and_key(
+    inner: &Inner,
+    config: &Config,
+    upstream: &UpstreamConfig,
+    deadline: Instant,
+) -> Result<(Duration, keys::PickedKey), Exhausted> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(Exhausted::GiveUp(GatewayError::DeadlineExceeded {
+            secs: config.timeouts.total_s,
+        }));
+    }
+    let Some(key) = inner.keys.pick(upstream) else {
+        return Err(Exhausted::NextUpstream(GatewayError::KeysUnavailable {
+            upstream: upstream.name.clone(),
+        }));
+    };
+    Ok((remaining, key))
+}
+
+/// 成功的一次尝试记进熔断器与密钥状态，熔断的指标归零。
+fn record_success(inner: &Inner, upstream: &UpstreamConfig, key: &keys::PickedKey) {
+    inner.breakers.record_success(&upstream.name);
+    inner.keys.record(upstream, key, Ok(()));
+    metrics::gauge!("gateway_breaker_open", "upstream" => upstream.name.clone()).set(0.0);
+}
+
+/// 按尺寸检查的结论处理成功回来的图：就用它（`Break(Ok)`）；留着它在同一上游再试（`Continue`）；
+/// 留着它换下一个上游（`Break(Err)`，原因是尺寸不符）。
+fn after_image(
+    step: retry::SizeStep,
+    image: GeneratedImage,
+    kept: &mut Option<GeneratedImage>,
+    name: &str,
+) -> ControlFlow<Result<GeneratedImage, Exhausted>> {
+    match step {
+        retry::SizeStep::Keep => ControlFlow::Break(Ok(image)),
+        retry::SizeStep::RetrySame => {
+            *kept = Some(image);
+            ControlFlow::Continue(())
+        }
+        retry::SizeStep::NextUpstream => {
+            let detail = image.size_mismatch.clone().unwrap_or_default();
+            *kept = Some(image);
+            ControlFlow::Break(Err(Exhausted::NextUpstream(GatewayError::BadResponse {
+                upstream: name.to_string(),
+                detail: format!("图的尺寸不符（{detail}）"),
+            })))
+        }
+    }
+}
+
+/// 一次失败之后：记进熔断器，再按 `retry::after_failure` 决定放弃、换上游，还是在同一上游再试；
+/// 再试时记日志与指标，返回要等多久（由调用方去等）。
+fn next_step_after_failure(
+    inner: &Inner,
+    config: &Config,
+    name: &str,
+    error: GatewayError,
+    attempts: retry::Attempts<'_>,
+    deadline: Instant,
+) -> Result<Duration, Exhausted> {
+    record_health(inner, config, name, &error);
+    let attempt = attempts.number;
+    match retry::after_failure(&error, attempts, &config.retry, deadline) {
+        retry::Step::GiveUp => Err(Exhausted::GiveUp(error)),
+        retry::Step::NextUpstream => Err(Exhausted::NextUpstream(error)),
+        retry::Step::RetryAfter(delay) => {
+            tracing::info!(upstream = %name, attempt, delay_ms = delay.as_millis() as u64, "将重试：{error}");
+            metrics::counter!("gateway_retries_total", "upstream" => name.to_string()).increment(1);
+            Ok(delay)
         }
     }
 }

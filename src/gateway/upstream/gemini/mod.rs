@@ -100,10 +100,6 @@ impl GeminiUpstream {
         let upstream = self.name.clone();
         let feedback = response.prompt_feedback.unwrap_or_default();
         // 提示词阶段的拦截（还没有生成）：原因后面接上游的说明。
-        let with_message = |reason: String, message: Option<String>| match message {
-            Some(m) if !m.trim().is_empty() => format!("{reason}：{}", tidy(&m)),
-            _ => reason,
-        };
         if let Some(reason) = feedback.block_reason {
             return Err(GatewayError::Safety {
                 upstream,
@@ -123,65 +119,13 @@ impl GeminiUpstream {
         };
         let finish = candidate.finish_reason.unwrap_or_default();
         let finish_message = candidate.finish_message;
-        let sources: Vec<(String, String)> = candidate
-            .grounding_metadata
-            .map(|g| g.grounding_chunks)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| c.web)
-            .filter(|w| crate::types::is_web_link(&w.uri))
-            .map(|w| (w.title, w.uri))
-            .collect();
-        let mut image: Option<Blob> = None;
-        let mut texts: Vec<String> = Vec::new();
-        for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
-            if part.thought == Some(true) {
-                continue;
-            }
-            if let Some(t) = part.text.filter(|t| !t.trim().is_empty()) {
-                texts.push(t);
-            }
-            if let Some(blob) = part
-                .inline_data
-                .filter(|b| b.mime_type.starts_with("image/"))
-            {
-                image = Some(blob);
-            }
-        }
+        let sources = web_sources(candidate.grounding_metadata);
+        let (image, texts) = final_parts(candidate.content);
         let text = (!texts.is_empty()).then(|| texts.join("\n"));
         let Some(blob) = image else {
-            if SAFETY_FINISH_REASONS.contains(&finish.as_str()) {
-                return Err(GatewayError::Safety {
-                    upstream,
-                    reason: with_message(finish, finish_message),
-                    before_generation: false,
-                });
-            }
-            let reason = if finish.is_empty() || finish == "STOP" {
-                "只返回了文字".to_string()
-            } else {
-                finish
-            };
-            return Err(GatewayError::NoImage {
-                upstream,
-                reason: with_message(reason, finish_message),
-                text,
-            });
+            return Err(no_image(upstream, finish, finish_message, text));
         };
-        // 8 MB 的图是 11 MB 的 base64：用 SIMD 解码。先按规范的标准 base64（要求规范的填充）；
-        // 不是的话（有的代理回 URL 安全字母表），按 protobuf 的规则再试其他写法。
-        let data = match base64_simd::STANDARD.decode_to_vec(blob.data.as_bytes()) {
-            Ok(data) => data,
-            Err(e) => match decode_bytes(&blob.data) {
-                Some(data) => data,
-                None => {
-                    return Err(GatewayError::BadResponse {
-                        upstream: upstream.clone(),
-                        detail: format!("图像的 base64 无法解码：{e}"),
-                    })
-                }
-            },
-        };
+        let data = decode_image(&upstream, &blob.data)?;
         Ok(GeneratedImage {
             mime: blob.mime_type,
             data: Bytes::from(data),
@@ -192,6 +136,88 @@ impl GeminiUpstream {
             sources,
             size_mismatch: None,
         })
+    }
+}
+
+/// 拒绝的原因后面接上游的说明（说明为空时只有原因）。
+fn with_message(reason: String, message: Option<String>) -> String {
+    match message {
+        Some(m) if !m.trim().is_empty() => format!("{reason}：{}", tidy(&m)),
+        _ => reason,
+    }
+}
+
+/// 联网搜索用到的网页（标题、地址），只留可以点开的 http(s) 链接。
+fn web_sources(grounding: Option<GroundingMetadata>) -> Vec<(String, String)> {
+    grounding
+        .map(|g| g.grounding_chunks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.web)
+        .filter(|w| crate::types::is_web_link(&w.uri))
+        .map(|w| (w.title, w.uri))
+        .collect()
+}
+
+/// 候选结果里的正式内容（跳过 `thought: true` 的中间草图）：最后一张图，以及所有非空的文字段。
+fn final_parts(content: Option<Content>) -> (Option<Blob>, Vec<String>) {
+    let mut image: Option<Blob> = None;
+    let mut texts: Vec<String> = Vec::new();
+    for part in content.map(|c| c.parts).unwrap_or_default() {
+        if part.thought == Some(true) {
+            continue;
+        }
+        if let Some(t) = part.text.filter(|t| !t.trim().is_empty()) {
+            texts.push(t);
+        }
+        if let Some(blob) = part
+            .inline_data
+            .filter(|b| b.mime_type.starts_with("image/"))
+        {
+            image = Some(blob);
+        }
+    }
+    (image, texts)
+}
+
+/// 没有图时的错误：因安全原因结束的是 `Safety`（已经生成过），否则是 `NoImage`（附上游说的话）。
+fn no_image(
+    upstream: String,
+    finish: String,
+    finish_message: Option<String>,
+    text: Option<String>,
+) -> GatewayError {
+    if SAFETY_FINISH_REASONS.contains(&finish.as_str()) {
+        return GatewayError::Safety {
+            upstream,
+            reason: with_message(finish, finish_message),
+            before_generation: false,
+        };
+    }
+    let reason = if finish.is_empty() || finish == "STOP" {
+        "只返回了文字".to_string()
+    } else {
+        finish
+    };
+    GatewayError::NoImage {
+        upstream,
+        reason: with_message(reason, finish_message),
+        text,
+    }
+}
+
+/// 解码图像的 base64。8 MB 的图是 11 MB 的 base64：用 SIMD 解码。先按规范的标准 base64（要求规范的填充）；
+/// 不是的话（有的代理回 URL 安全字母表），按 protobuf 的规则再试其他写法。
+fn decode_image(upstream: &str, data: &str) -> Result<Vec<u8>, GatewayError> {
+    match base64_simd::STANDARD.decode_to_vec(data.as_bytes()) {
+        Ok(data) => Ok(data),
+        Err(e) => match decode_bytes(data) {
+            Some(data) => Ok(data),
+            None => Err(GatewayError::BadResponse {
+                upstream: upstream.to_string(),
+                detail: format!("图像的 base64 无法解码：{e}"),
+            }),
+        },
     }
 }
 
