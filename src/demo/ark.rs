@@ -43,8 +43,8 @@ async fn generations(
             "The request failed because it is missing one or multiple required parameters: model, prompt.",
         );
     }
-    let shape_and_references = requested_shape(&body)
-        .and_then(|shape| Ok((shape, reference_blobs(&body)?)));
+    let shape_and_references =
+        requested_shape(&body).and_then(|shape| Ok((shape, reference_blobs(&body)?)));
     let ((aspect, tier), references) = match shape_and_references {
         Ok(found) => found,
         Err(why) => return ark_error(StatusCode::BAD_REQUEST, "InvalidParameter", &why),
@@ -90,11 +90,10 @@ fn fault_response(fault: Option<Fault>) -> Option<Response> {
 /// 请求的 `size`：1K/2K/4K（正方形）或 宽x高（缺省 2K）；不认得时返回原因。
 fn requested_shape(body: &Value) -> Result<(AspectRatio, ImageSize), String> {
     let size = body["size"].as_str().unwrap_or("2K");
-    let shape = match size.parse::<ImageSize>() {
+    match size.parse::<ImageSize>() {
         Ok(tier) => Ok((crate::types::AspectRatio::Square, tier)),
         Err(_) => shape_from_size(Some(size)),
-    };
-    shape
+    }
 }
 
 /// 请求的 `image`（一个或几个 data URL）解成参考图；演示里只收 data URL，别的返回原因。

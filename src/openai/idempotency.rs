@@ -168,7 +168,7 @@ impl Idempotency {
             tracing::info!("幂等键：等到了同一请求第一次的结果，不再生成");
         }
         Ok(Ran {
-            produced: for_caller(&produced, ran_here),
+            produced: for_caller(produced, ran_here),
             fresh: ran_here,
         })
     }
