@@ -1,5 +1,5 @@
 //! 落盘的下限：本网关每张图都持久化——同目录临时文件 → 写入 → fsync → 改名 → 目录 fsync → SQLite 提交
-//! （WAL，synchronous=FULL；见 src/storage/mod.rs）。a 节在同一次运行里、同一块盘上（基准的工作目录）单独量这几步，
+//! （WAL，synchronous=FULL；见 src/storage/images.rs）。a 节在同一次运行里、同一块盘上（基准的工作目录）单独量这几步，
 //! 把网关开销写成“下限 + x”：性能目标是相对这块盘的比值，而不是猜的数。
 //!
 //! 并发 1：每次一个完整的序列。并发 16：16 个线程各自写文件、fsync、改名，目录 fsync 与 SQLite 事务按组提交——

@@ -1,5 +1,5 @@
 //! 设置的读取、保存（整份校验 → 原子写文件 → 热更新，经 `ConfigStore`）、API 密钥与“测试连接”。
-//! 设置页的服务器函数（`crate::app::settings`）调用这里；守卫（登录、本机、同源）在 `super::guard`。
+//! 设置页的服务器函数（`crate::app::settings`）调用这里；守卫（登录、本机、同源）是 `crate::access::guard`，在路由上对整个 `/api/admin` 生效。
 
 use crate::config::table::{flags_of, numbers_of, with_settings};
 use crate::config::{Config, S3Config, StorageConfig, UpstreamConfig, UpstreamKind};
