@@ -17,6 +17,7 @@ use crate::produce::References;
 use crate::state::AppState;
 use crate::types::batch::{plan, ReferenceMode};
 use crate::types::limits::{validate_request, Surface};
+use crate::types::money::Micros;
 use crate::types::usage::STUDIO_CLIENT;
 use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
 
@@ -104,7 +105,8 @@ pub async fn admit_valid(state: &AppState, valid: Valid<'_>) -> Result<Admitted,
         order.references,
         order.google_search,
     )?;
-    let ticket = charge(state, &order.requester, order.count).await?;
+    let cost = estimate(state, order.model.as_deref(), order.image_size, order.count);
+    let ticket = charge(state, &order.requester, order.count, cost).await?;
     let request = ImageRequest::new(
         prompt,
         order.aspect_ratio,
@@ -116,11 +118,28 @@ pub async fn admit_valid(state: &AppState, valid: Valid<'_>) -> Result<Admitted,
     Ok(Admitted { request, ticket })
 }
 
-/// 占调用方的额度：每日张数与同时数；工作台另扣每分钟张数（一次要 16 张就扣 16）。要么全部放行，要么整个拒绝。
+/// 这次要花多少（按目录价格：所选模型在这个分辨率下的每张价格 × 张数）；目录里没有价格时为空。
+pub fn estimate(
+    state: &AppState,
+    model: Option<&str>,
+    size: ImageSize,
+    images: u32,
+) -> Option<Micros> {
+    let config = state.config.load();
+    state
+        .gateway
+        .capabilities(&config, model)
+        .price(size)
+        .map(|p| p.times(u64::from(images)))
+}
+
+/// 占调用方的额度：每日张数、花费上限与同时数；工作台另扣每分钟张数（一次要 16 张就扣 16）。
+/// 要么全部放行，要么整个拒绝。
 async fn charge(
     state: &AppState,
     requester: &Requester<'_>,
     images: u32,
+    cost: Option<Micros>,
 ) -> Result<BudgetTicket, ApiError> {
     let config = state.config.load_full();
     match requester {
@@ -128,17 +147,22 @@ async fn charge(
             let daily = Budget {
                 images_per_day: config.limits.studio_images_per_day,
                 max_concurrent: 0,
+                spend_per_day: config.usage.to_usd(config.limits.studio_max_spend_per_day),
+                spend_per_month: config
+                    .usage
+                    .to_usd(config.limits.studio_max_spend_per_month),
+                pricing: config.usage.pricing(),
             };
             let budgets = &state.client_budgets;
             budgets.prepare(&state.storage, STUDIO_CLIENT, daily).await;
-            let ticket = budgets.admit_now(STUDIO_CLIENT, daily, images)?;
+            let ticket = budgets.admit_now(STUDIO_CLIENT, daily, images, cost)?;
             state.image_budget.spend(&config, client, images)?;
             Ok(ticket)
         }
         Requester::Api { label, budget } => {
             state
                 .client_budgets
-                .admit(&state.storage, label, *budget, images)
+                .admit(&state.storage, label, *budget, images, cost)
                 .await
         }
     }
@@ -174,10 +198,12 @@ pub async fn batch(
     let total = plan.jobs.len() as u32;
     state.jobs.check_queue_room(client, total as usize)?;
     if let Some(requester) = &requester {
-        // 批次在后台慢慢跑：这里按要的张数计入每日张数（不等结果）。
-        charge(state, requester, total)
+        // 批次在后台慢慢跑：这里按要的张数与估价计入每日张数与花费（不等结果）。
+        let model = Some(model.as_str()).filter(|m| !m.is_empty());
+        let cost = estimate(state, model, req.image_size, total);
+        charge(state, requester, total, cost)
             .await?
-            .settle(u64::from(total));
+            .settle_as_reserved();
     }
     state.jobs.enqueue(&req, plan, model, client).await
 }

@@ -7,6 +7,7 @@
 use crate::error::ApiError;
 use crate::gateway::{Gateway, GeneratedImage, ImageRequest, InputImage, ProgressEvent};
 use crate::storage::{ImageRecord, NewImage, Storage};
+use crate::types::money::Micros;
 use crate::types::{AttemptInfo, Phase};
 
 /// 一次请求用到的参考图：存储里的 id 与内容（两者一一对应）。
@@ -99,6 +100,16 @@ pub struct Unsaved {
     pub image: GeneratedImage,
     /// 它在暂存区里的 id（暂存也失败时为空，这时只有调用方手里这一份）。
     pub spill: Option<String>,
+}
+
+/// 一次生产花了多少（按目录价格：已计费的加可能已计费的；价格未知的不计）。
+pub fn spent(result: &Result<Produced, ProduceFailed>) -> Micros {
+    let attempts = match result {
+        Ok(p) => &p.image.attempts,
+        Err(f) => &f.attempts,
+    };
+    let (billed, maybe) = crate::types::attempt::spend_of(attempts);
+    billed.usd.plus(maybe.usd)
 }
 
 impl From<ApiError> for ProduceFailed {

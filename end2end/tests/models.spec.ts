@@ -1,4 +1,4 @@
-import { test, expect } from './fixtures/studio';
+import { test, expect, uniq } from './fixtures/studio';
 import { CONTROLLED_PORT } from '../playwright.config';
 
 const CONTROLLED = `http://127.0.0.1:${CONTROLLED_PORT}`;
@@ -37,4 +37,32 @@ test('工作台的下拉框随模型变：只列所选模型做得到的宽高�
   // 换回 Pro：8:1 它做不到，换成 1:1。
   await model.selectOption('gemini-3-pro-image');
   await expect(page.locator('select[name="aspect_ratio"]')).toHaveValue('1:1');
+});
+
+test('生成之前的估价随张数、分辨率与模型变（价格来自模型目录）；完成的卡片与批次标题写着花了多少', async ({ studio, page }) => {
+  await studio.open(CONTROLLED);
+  const estimate = page.getByTestId('estimate');
+  const model = page.locator('select[name="model"]');
+  // Nano Banana Pro：1K、2K 每张 $0.134，4K 每张 $0.24。
+  await expect(estimate).toHaveText('约 $0.134');
+  await studio.count(4);
+  await expect(estimate).toHaveText('约 $0.536');
+  await studio.choose('分辨率', '4K');
+  await expect(estimate).toHaveText('约 $0.96');
+  // Lite 在目录里没有价格：说未知，不说 $0。
+  await model.selectOption('gemini-3.1-flash-lite-image');
+  await expect(estimate).toHaveText('价格未知');
+  await model.selectOption('gemini-3-pro-image');
+  await studio.choose('分辨率', '1K');
+  await studio.count(1);
+  await expect(estimate).toHaveText('约 $0.134');
+
+  const prompt = uniq('估价');
+  await studio.prompt.fill(prompt);
+  await studio.generate.click();
+  const card = studio.cardsWith(prompt);
+  await expect(card).toHaveAttribute('data-state', 'done', { timeout: 30_000 });
+  await expect(card.getByTestId('job-cost')).toHaveText('$0.134');
+  const header = page.getByTestId('batch-header').filter({ hasText: prompt });
+  await expect(header.getByTestId('batch-cost')).toHaveText('已花 $0.134 / 估计 $0.134');
 });

@@ -6,7 +6,8 @@ use crate::config::{Config, S3Config, StorageConfig, UpstreamConfig, UpstreamKin
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::types::settings::{
-    CreatedKey, KeyInfo, ProbeResult, RootInfo, S3Form, SettingsUpdate, SettingsView, UpstreamForm,
+    CreatedKey, KeyInfo, KeyLimits, MoneyForm, ProbeResult, RootInfo, S3Form, SettingsUpdate,
+    SettingsView, UpstreamForm,
 };
 use std::path::PathBuf;
 
@@ -78,6 +79,12 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         shared_version: state.config_store.shared_version(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
         studio_password_set: !config.auth.studio_password_hash.is_empty(),
+        money: MoneyForm {
+            currency: config.usage.currency,
+            cny_per_usd: config.usage.cny_per_usd,
+            studio_max_spend_per_day: config.limits.studio_max_spend_per_day,
+            studio_max_spend_per_month: config.limits.studio_max_spend_per_month,
+        },
         keys: config
             .auth
             .keys
@@ -89,6 +96,8 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
                 last_used: state.key_usage.last_used(&k.sha256),
                 images_per_day: k.images_per_day,
                 max_concurrent: k.max_concurrent,
+                max_spend_per_day: k.max_spend_per_day,
+                max_spend_per_month: k.max_spend_per_month,
             })
             .collect(),
         plain_keys: config.auth.api_keys.len(),
@@ -227,6 +236,12 @@ pub async fn save(state: &AppState, update: SettingsUpdate) -> Result<SettingsVi
     apply_storage_root(&mut next, &current, &update.storage_root)?;
     if let Some(form) = update.s3 {
         apply_s3_form(&mut next.storage.s3, &current.storage.s3, form)?;
+    }
+    if let Some(money) = update.money {
+        next.usage.currency = money.currency;
+        next.usage.cny_per_usd = money.cny_per_usd;
+        next.limits.studio_max_spend_per_day = money.studio_max_spend_per_day;
+        next.limits.studio_max_spend_per_month = money.studio_max_spend_per_month;
     }
     next.server.listen = update.listen.trim().to_string();
     // 集群模式下监听地址写进本机文件：表单里的就是正在服务的地址（例如由 --listen 指定的）时不算改动。
@@ -393,8 +408,7 @@ async fn studio_password_hash(password: String) -> Result<String, ApiError> {
 pub async fn create_key(
     state: &AppState,
     label: String,
-    images_per_day: u32,
-    max_concurrent: u32,
+    limits: KeyLimits,
 ) -> Result<CreatedKey, ApiError> {
     use rand::distr::{Alphanumeric, SampleString};
     let label = label.trim().to_string();
@@ -405,8 +419,10 @@ pub async fn create_key(
         prefix: prefix.clone(),
         sha256: crate::web::sha256_hex(&key),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        images_per_day,
-        max_concurrent,
+        images_per_day: limits.images_per_day,
+        max_concurrent: limits.max_concurrent,
+        max_spend_per_day: limits.max_spend_per_day,
+        max_spend_per_month: limits.max_spend_per_month,
     };
     state
         .config_store

@@ -35,10 +35,50 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     pub routing: RoutingConfig,
     pub cluster: ClusterConfig,
+    pub usage: UsageConfig,
     pub upstreams: Vec<UpstreamConfig>,
     /// 模型目录的改写与补充（同 id 的改写编进程序的，新的追加），见 `crate::catalogue`。
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<crate::types::catalogue::ModelInfo>,
+}
+
+/// 花费的显示：币种与汇率（价格在目录里都是美元，见 `crate::types::money`）。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageConfig {
+    /// `USD`（默认）或 `CNY`。预算（`max_spend_per_*`）也按这个币种写。
+    pub currency: crate::types::money::Currency,
+    /// 1 美元折合多少人民币（`currency = "CNY"` 时用）。
+    pub cny_per_usd: f64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            currency: crate::types::money::Currency::Usd,
+            cny_per_usd: 7.2,
+        }
+    }
+}
+
+impl UsageConfig {
+    /// 显示与预算用的币种和汇率。
+    pub fn pricing(&self) -> crate::types::money::Pricing {
+        use crate::types::money::{Currency, Micros, Pricing};
+        match self.currency {
+            Currency::Usd => Pricing::default(),
+            Currency::Cny => Pricing {
+                currency: Currency::Cny,
+                rate: Micros::from_decimal(self.cny_per_usd),
+            },
+        }
+    }
+
+    /// 配置里写的金额（显示币种的小数）→ 美元（百万分之一）。
+    pub fn to_usd(&self, amount: f64) -> crate::types::money::Micros {
+        self.pricing()
+            .to_usd(crate::types::money::Micros::from_decimal(amount))
+    }
 }
 
 /// 几个实例共用一个 PostgreSQL 时的约定。
@@ -254,10 +294,19 @@ pub struct ApiKeyEntry {
     /// 同时最多几个请求在生成；0 为不限。
     #[serde(skip_serializing_if = "is_zero")]
     pub max_concurrent: u32,
+    /// 每天（UTC）与每个自然月最多花多少（`[usage] currency` 的币种，按目录价格）；0 为不限。
+    #[serde(skip_serializing_if = "is_zero_amount")]
+    pub max_spend_per_day: f64,
+    #[serde(skip_serializing_if = "is_zero_amount")]
+    pub max_spend_per_month: f64,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_zero_amount(n: &f64) -> bool {
+    *n == 0.0
 }
 
 impl AuthConfig {
@@ -288,6 +337,11 @@ pub struct LimitsConfig {
     pub studio_images_per_day: u32,
     /// 工作台同时最多几张在生成；0 为只受 `max_concurrent` 约束。
     pub studio_max_concurrent: u32,
+    /// 工作台每天（UTC）与每个自然月最多花多少（`[usage] currency` 的币种，按目录价格）；0 为不限。
+    #[serde(skip_serializing_if = "is_zero_amount")]
+    pub studio_max_spend_per_day: f64,
+    #[serde(skip_serializing_if = "is_zero_amount")]
+    pub studio_max_spend_per_month: f64,
     /// 用量记录按小时保留几天；更早的按天合并。
     pub usage_keep_days: u32,
 }
@@ -305,6 +359,8 @@ impl Default for LimitsConfig {
             max_upstream_response_mb: 64,
             studio_images_per_day: 0,
             studio_max_concurrent: 0,
+            studio_max_spend_per_day: 0.0,
+            studio_max_spend_per_month: 0.0,
             usage_keep_days: 90,
         }
     }

@@ -54,6 +54,9 @@ impl Caller {
                 .map(|e| crate::access::budget::Budget {
                     images_per_day: e.images_per_day,
                     max_concurrent: e.max_concurrent,
+                    spend_per_day: config.usage.to_usd(e.max_spend_per_day),
+                    spend_per_month: config.usage.to_usd(e.max_spend_per_month),
+                    pricing: config.usage.pricing(),
                 })
                 .unwrap_or_default(),
             Caller::Ip(_) => Default::default(),

@@ -123,7 +123,7 @@ pub async fn completions(
         ticket,
     };
     if !body.stream {
-        return whole_answer(job, id, created).await;
+        return whole_answer(&state, job, id, created).await;
     }
     Ok(stream_answer(state, job, base_url, id, created, model))
 }
@@ -140,19 +140,27 @@ impl Job {
     /// 生成并保存这张图，按成败结算额度（成功记 1 张，失败记 0 张）。
     async fn run(self) -> Result<Produced, ProduceFailed> {
         let produced = self.producer.produce(self.request, self.references).await;
-        self.ticket.settle(produced.is_ok() as u64);
+        self.ticket
+            .settle(produced.is_ok() as u64, crate::produce::spent(&produced));
         produced
     }
 }
 
 /// 不流式的回答：等图生成好，整条助手消息一次给出（图以 data URL 放在 `images` 与 Markdown 里）。
-async fn whole_answer(job: Job, id: String, created: i64) -> Result<Response, ApiError> {
-    let mut produced = job.run().await.map_err(|f| f.error)?;
+async fn whole_answer(
+    state: &AppState,
+    job: Job,
+    id: String,
+    created: i64,
+) -> Result<Response, ApiError> {
+    let result = job.run().await;
+    let spent = crate::produce::spent(&result);
+    let mut produced = result.map_err(|f| f.error)?;
     let model = produced.image.model.clone();
     let (image, record) = (&mut produced.image, &produced.record);
     let data_url = format!("data:{};base64,{}", record.mime, image.base64());
     let content = markdown(image.text.as_deref(), &data_url);
-    Ok(Json(json!({
+    let mut response = Json(json!({
         "id": id,
         "object": "chat.completion",
         "created": created,
@@ -168,7 +176,9 @@ async fn whole_answer(job: Job, id: String, created: i64) -> Result<Response, Ap
         }],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }))
-    .into_response())
+    .into_response();
+    super::images::insert_cost(&mut response, &state.config.load(), spent);
+    Ok(response)
 }
 
 /// 流式的回答（SSE）：先发助手角色的空块；图好了发带本服务器签名链接的内容块和结束块

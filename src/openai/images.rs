@@ -9,13 +9,15 @@ use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
 use crate::state::AppState;
 use crate::types::limits::MAX_REFERENCES;
+use crate::types::money::Micros;
 use crate::types::{AspectRatio, ImageSize};
 use crate::web::{accept_image, sha256_hex, ApiJson};
 use axum::extract::{Multipart, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// 生成与编辑共有的参数（OpenAI 的字段名，外加扩展字段 `aspect_ratio`、`image_size`）。
 #[derive(Debug, Default, Deserialize)]
@@ -237,21 +239,36 @@ async fn respond(
         };
         return super::tasks::submit(state, task, ticket).await;
     }
+    let spent = AtomicI64::new(0);
     let ran = state
         .idempotency
-        .run(idempotency_key, || async move {
+        .run(idempotency_key, || async {
             // 参考图只存一次（按内容哈希去重），n 张共用。
             let references = References::store(&state.storage, references).await?;
-            generate_n(state, request, references, n).await
+            generate_n(state, request, references, n, &spent).await
         })
         .await;
-    // 只有这一次真的生成的才计入额度（等来的别人的结果不算）。
-    ticket.settle(match &ran {
-        Ok(ran) if ran.fresh => ran.produced.len() as u64,
-        _ => 0,
-    });
-    images_response(state, headers, format, ran?.produced).await
+    // 只有这一次真的生成的才计入额度（等来的别人的结果不算）；花费含失败而可能已计费的尝试。
+    let spent = Micros(spent.into_inner());
+    match &ran {
+        Ok(ran) if ran.fresh => ticket.settle(ran.produced.len() as u64, spent),
+        _ => ticket.settle(0, spent),
+    }
+    let mut response = images_response(state, headers, format, ran?.produced).await?;
+    insert_cost(&mut response, &config, spent);
+    Ok(response)
 }
+
+/// 响应头 `X-Factory-Cost`：这次请求按目录价格花了多少（显示币种的十进制数，含可能已计费的尝试）。
+pub fn insert_cost(response: &mut Response, config: &crate::config::Config, spent: Micros) {
+    let pricing = config.usage.pricing();
+    if let Ok(value) = HeaderValue::from_str(&pricing.to_display(spent).decimal()) {
+        response.headers_mut().insert(COST_HEADER, value);
+    }
+}
+
+/// 这次请求的花费的响应头名。
+pub const COST_HEADER: &str = "x-factory-cost";
 
 /// n 张并行生成并保存；部分成功时返回成功的那些，全部失败时返回第一个错误。
 async fn generate_n(
@@ -259,6 +276,7 @@ async fn generate_n(
     request: ImageRequest,
     references: References,
     n: u32,
+    spent: &AtomicI64,
 ) -> Result<Vec<Produced>, ApiError> {
     let producer = state.producer();
     // 每张一个随机种子：n 张各不相同（真的 Gemini 本来就各不相同，演示上游靠它画出不同的图）。
@@ -268,7 +286,9 @@ async fn generate_n(
         request.seed = Some(rand::random::<i32>() & i32::MAX);
         let job = producer.produce(request, references.clone());
         async move {
-            match job.await {
+            let result = job.await;
+            spent.fetch_add(crate::produce::spent(&result).0, Ordering::Relaxed);
+            match result {
                 Ok(p) => Ok(Produced {
                     id: Some(p.record.id),
                     base64: None,

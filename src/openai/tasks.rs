@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::gateway::{ImageRequest, InputImage};
 use crate::produce::References;
 use crate::state::AppState;
+use crate::types::money::Micros;
 use crate::types::{JobState, JobView, SubmitRequest};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -69,10 +70,11 @@ pub async fn submit(
             }])
         })
         .await;
-    ticket.settle(match &ran {
-        Ok(ran) if ran.fresh => count as u64,
-        _ => 0,
-    });
+    // 任务在后台慢慢跑：按要的张数与收下时的估价结算（不等结果）。
+    match &ran {
+        Ok(ran) if ran.fresh => ticket.settle_as_reserved(),
+        _ => ticket.settle(0, Micros::ZERO),
+    }
     let id = ran?
         .produced
         .first()

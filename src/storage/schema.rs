@@ -146,6 +146,12 @@ pub(super) const SQLITE_MIGRATIONS: &[&str] = &[
     // 各实例正在生成的任务此刻的进度（每秒写一次），别的实例的页面据此显示。元数据在 PostgreSQL 时用。
     "CREATE TABLE job_progress (job_id TEXT PRIMARY KEY, percent INTEGER NOT NULL, phase TEXT,
             attempt INTEGER NOT NULL, elapsed_ms INTEGER NOT NULL, upstream TEXT, updated_at INTEGER NOT NULL);",
+    // 花费（#37）：每次尝试按目录价格记（美元，百万分之一的整数）；已计费与可能已计费分开，价格未知的记次数。
+    "ALTER TABLE usage ADD COLUMN spend_micros INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN maybe_billed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN maybe_spend_micros INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN maybe_unpriced INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// PostgreSQL 的迁移：与 `SQLITE_MIGRATIONS` 做同样的事。第 1 条一次建好与 SQLite 第 1–11 条之后相同的表
@@ -286,4 +292,10 @@ CREATE TABLE usage (
     // SQLite 的第 18 条。
     r#"CREATE TABLE job_progress (job_id TEXT COLLATE "C" PRIMARY KEY, percent BIGINT NOT NULL, phase TEXT COLLATE "C",
         attempt BIGINT NOT NULL, elapsed_ms BIGINT NOT NULL, upstream TEXT COLLATE "C", updated_at BIGINT NOT NULL);"#,
+    // SQLite 的第 19 条。
+    r#"ALTER TABLE usage ADD COLUMN spend_micros BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE usage ADD COLUMN maybe_billed BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE usage ADD COLUMN maybe_spend_micros BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE usage ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE usage ADD COLUMN maybe_unpriced BIGINT NOT NULL DEFAULT 0;"#,
 ];

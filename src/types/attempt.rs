@@ -1,5 +1,6 @@
 //! 上游尝试的记录：卡片、图库详情、日志与 `/v1` 的错误都用它说明发生了什么。
 
+use super::money::{Micros, Spend};
 use serde::{Deserialize, Serialize};
 
 /// 一次上游尝试的记录：哪个上游、状态码、耗时、字节数、结果分类。卡片与日志都展示它。
@@ -27,6 +28,45 @@ pub struct AttemptInfo {
     /// 回来的图与要求的尺寸不符时的说明（例如“要 2048×2048，收到 1024×1024”）。
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_mismatch: Option<String>,
+    /// 这次尝试的模型与分辨率在目录里的每张价格（美元，百万分之一），尝试时记下；目录里没有价格时为空（价格未知）。
+    /// 只有已计费与可能已计费的尝试才花钱，见 [`Billing`]。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Micros>,
+}
+
+/// 一次尝试的计费类别。
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    /// 成功：上游出了图（尺寸不符被丢掉的也算）。
+    Billed,
+    /// 失败，但请求可能已经到了模型那里（超时、回答坏了……）。
+    MaybeBilled,
+    /// 没有到模型那里（连不上、被拒、熔断跳过……）。
+    Unbilled,
+}
+
+impl AttemptInfo {
+    pub fn billing(&self) -> Billing {
+        match (self.outcome == "ok", self.maybe_billed) {
+            (true, _) => Billing::Billed,
+            (false, true) => Billing::MaybeBilled,
+            (false, false) => Billing::Unbilled,
+        }
+    }
+}
+
+/// 一组尝试（一张图或一次请求）的花费：已计费的与可能已计费的分开算；价格未知的记次数。
+pub fn spend_of(attempts: &[AttemptInfo]) -> (Spend, Spend) {
+    let mut billed = Spend::default();
+    let mut maybe = Spend::default();
+    for a in attempts {
+        match a.billing() {
+            Billing::Billed => billed.add(a.price),
+            Billing::MaybeBilled => maybe.add(a.price),
+            Billing::Unbilled => {}
+        }
+    }
+    (billed, maybe)
 }
 
 /// 一次尝试的一句话中文说明，例如“上游 主上游：超时（耗时 300.0 秒）”。
@@ -47,10 +87,10 @@ pub fn describe_attempt(a: &AttemptInfo) -> String {
         "redirect" => "要求重定向（未跟随）",
         other => other,
     };
-    let billing = match (a.outcome == "ok", a.maybe_billed) {
-        (true, _) => "已计费",
-        (false, true) => "可能已计费",
-        (false, false) => "未计费",
+    let billing = match a.billing() {
+        Billing::Billed => "已计费",
+        Billing::MaybeBilled => "可能已计费",
+        Billing::Unbilled => "未计费",
     };
     let mut s = format!("上游 {}", a.upstream);
     if let Some(model) = &a.model {

@@ -93,6 +93,13 @@ impl ModelInfo {
         }
     }
 
+    /// 这个分辨率每张的价格（美元，百万分之一）；目录里没有写的为 `None`（价格未知，绝不当作 0）。
+    pub fn price(&self, size: ImageSize) -> Option<super::money::Micros> {
+        self.prices
+            .get(size.as_str())
+            .map(|p| super::money::Micros::from_decimal(*p))
+    }
+
     /// 下拉框里的名字。
     pub fn label(&self) -> String {
         if self.name.is_empty() || self.name == self.id {

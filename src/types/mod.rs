@@ -12,6 +12,7 @@ pub mod error;
 pub mod gallery;
 pub mod job;
 pub mod limits;
+pub mod money;
 pub mod prompt;
 pub mod settings;
 pub mod shape;

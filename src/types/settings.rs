@@ -323,6 +323,9 @@ pub struct SettingsView {
     pub admin_password_set: bool,
     /// 是否设了工作台密码（设了之后工作台要登录）。
     pub studio_password_set: bool,
+    /// 花费的显示币种、汇率与工作台的花费上限。
+    #[serde(default)]
+    pub money: MoneyForm,
     /// 设置页创建的 API 密钥（只有前缀）。
     pub keys: Vec<KeyInfo>,
     /// 配置文件或环境变量里明文写的密钥个数（不在页面上显示内容）。
@@ -341,6 +344,40 @@ pub struct KeyInfo {
     pub images_per_day: u32,
     #[serde(default)]
     pub max_concurrent: u32,
+    /// 每天与每月最多花多少（显示币种；0 为不限）。
+    #[serde(default)]
+    pub max_spend_per_day: f64,
+    #[serde(default)]
+    pub max_spend_per_month: f64,
+}
+
+/// 设置页的“花费”一节（`[usage]` 与 `limits.studio_max_spend_*`）：金额都按所选币种，0 为不限。
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MoneyForm {
+    pub currency: super::money::Currency,
+    pub cny_per_usd: f64,
+    pub studio_max_spend_per_day: f64,
+    pub studio_max_spend_per_month: f64,
+}
+
+impl Default for MoneyForm {
+    fn default() -> Self {
+        Self {
+            currency: super::money::Currency::Usd,
+            cny_per_usd: 7.2,
+            studio_max_spend_per_day: 0.0,
+            studio_max_spend_per_month: 0.0,
+        }
+    }
+}
+
+/// 创建密钥时的额度（0 为不限）：张数、同时请求数、每天与每月的花费（显示币种）。
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KeyLimits {
+    pub images_per_day: u32,
+    pub max_concurrent: u32,
+    pub max_spend_per_day: f64,
+    pub max_spend_per_month: f64,
 }
 
 /// 刚创建的密钥：原文只在这一次返回。
@@ -362,6 +399,9 @@ pub struct SettingsUpdate {
     pub numbers: Numbers,
     #[serde(default)]
     pub flags: Flags,
+    /// 花费的币种、汇率与工作台的花费上限；不给表示不改。
+    #[serde(default)]
+    pub money: Option<MoneyForm>,
     /// 监听地址“IP:端口”；与当前不同则切换（先绑新地址，成功才保存）。
     pub listen: String,
     /// 新的工作台密码（明文，服务器存它的 argon2 哈希）；空表示不改。

@@ -1,6 +1,7 @@
 //! 用量页（`/usage`）的数据：最近 30 天每天的张数（按上游叠起来）、最近 24 小时各上游的成功率与耗时、
 //! 今天各调用方的张数与额度、各上游与密钥此刻的状态，以及页头的健康圆点。
 
+use super::money::{Pricing, Spend};
 use serde::{Deserialize, Serialize};
 
 /// 工作台在用量与额度里的名字（所有会话合起来算一个调用方；`/v1` 的调用方按密钥的用途说明或“匿名”）。
@@ -75,4 +76,41 @@ pub struct UsageReport {
     pub clients_today: Vec<ClientToday>,
     pub live: Vec<UpstreamLive>,
     pub health: Health,
+    /// 花费（按目录价格）：每天、按模型、按上游与密钥、按调用方。
+    #[serde(default)]
+    pub spend: SpendReport,
+}
+
+/// 一格花费：已计费的与可能已计费的（美元，百万分之一；价格未知的记次数）。
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SpendCell {
+    pub billed: Spend,
+    pub maybe: Spend,
+}
+
+impl SpendCell {
+    pub fn merge(&mut self, other: SpendCell) {
+        self.billed.merge(other.billed);
+        self.maybe.merge(other.maybe);
+    }
+}
+
+/// 花费表的一行：名字（模型、“上游 · 密钥 #n”或调用方）、成功的张数与花费。
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SpendLine {
+    pub name: String,
+    pub images: u64,
+    pub spend: SpendCell,
+}
+
+/// 最近几天的花费（与 `UsageReport::days` 同一范围），金额都是美元的百万分之一，显示时按 `pricing` 换算。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SpendReport {
+    pub pricing: Pricing,
+    /// 与 `UsageReport::days` 一一对应。
+    pub per_day: Vec<SpendCell>,
+    pub by_model: Vec<SpendLine>,
+    pub by_upstream_key: Vec<SpendLine>,
+    pub by_client: Vec<SpendLine>,
+    pub total: SpendCell,
 }

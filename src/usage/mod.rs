@@ -42,6 +42,10 @@ pub struct AttemptEvent {
     /// 收到的图像字节数与发出的请求字节数（提示词与参考图）。
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// 计费类别（成功的已计费；失败的看请求是否可能到了模型那里）。
+    pub billing: crate::types::attempt::Billing,
+    /// 这个模型与分辨率的每张价格（美元，百万分之一）；不知道时为空。
+    pub price: Option<crate::types::money::Micros>,
 }
 
 impl AttemptEvent {
@@ -114,6 +118,14 @@ async fn flush(storage: &Storage, batch: Vec<AttemptEvent>) {
     if let Err(e) = storage.with_db(move |c| Ok(store::add(c, &batch)?)).await {
         tracing::warn!(events = n, "用量写库失败：{e}");
     }
+}
+
+/// 某调用方从 `since_hour`（含）起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
+pub async fn spend_since(storage: &Storage, client: String, since_hour: String) -> i64 {
+    storage
+        .with_db(move |c| Ok(store::spend_since(c, &client, &since_hour)?))
+        .await
+        .unwrap_or(0)
 }
 
 /// 某调用方从 `since_hour`（含）起生成的张数（每日额度启动时从这里接上）。

@@ -4,7 +4,11 @@ use super::store::{self, UsageRow};
 use super::LATENCY_BUCKETS_MS;
 use crate::config::Config;
 use crate::storage::{Storage, StorageError};
-use crate::types::usage::{ClientToday, Health, UpstreamLive, UpstreamStats, UsageReport};
+use crate::types::money::Micros;
+use crate::types::usage::{
+    ClientToday, Health, SpendCell, SpendLine, SpendReport, UpstreamLive, UpstreamStats,
+    UsageReport,
+};
 use std::collections::BTreeMap;
 
 /// 用量页显示最近几天。
@@ -77,6 +81,7 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
     let images_per_day = count_images_per_day(&rows, &upstreams, &days);
     let last_24h = stats_last_24h(&rows, &upstreams, now);
     let clients_today = top_clients_today(&rows, inputs.clients_today, config, now);
+    let spend = spend_report(&rows, &days, config);
     Ok(UsageReport {
         days,
         upstreams,
@@ -85,7 +90,55 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         clients_today,
         live,
         health,
+        spend,
     })
+}
+
+/// 花费：每天、按模型、按上游与密钥、按调用方（多的在前），与总计。
+fn spend_report(rows: &[UsageRow], days: &[String], config: &Config) -> SpendReport {
+    let mut per_day = vec![SpendCell::default(); days.len()];
+    let mut by_model: BTreeMap<String, SpendLine> = BTreeMap::new();
+    let mut by_upstream_key: BTreeMap<String, SpendLine> = BTreeMap::new();
+    let mut by_client: BTreeMap<String, SpendLine> = BTreeMap::new();
+    let mut total = SpendCell::default();
+    for r in rows {
+        let (billed, maybe) = r.spend();
+        let cell = SpendCell { billed, maybe };
+        if let Some(d) = days.iter().position(|x| r.period.starts_with(x.as_str())) {
+            per_day[d].merge(cell);
+        }
+        let upstream_key = if r.key_index == 0 {
+            r.upstream.clone()
+        } else {
+            format!("{} · 密钥 #{}", r.upstream, r.key_index)
+        };
+        for (table, name) in [
+            (&mut by_model, &r.model),
+            (&mut by_upstream_key, &upstream_key),
+            (&mut by_client, &r.client),
+        ] {
+            let line = table.entry(name.clone()).or_insert_with(|| SpendLine {
+                name: name.clone(),
+                ..Default::default()
+            });
+            line.images += r.images;
+            line.spend.merge(cell);
+        }
+        total.merge(cell);
+    }
+    let sorted = |table: BTreeMap<String, SpendLine>| {
+        let mut lines: Vec<SpendLine> = table.into_values().collect();
+        lines.sort_by_key(|l| std::cmp::Reverse(l.spend.billed.usd.plus(l.spend.maybe.usd)));
+        lines
+    };
+    SpendReport {
+        pricing: config.usage.pricing(),
+        per_day,
+        by_model: sorted(by_model),
+        by_upstream_key: sorted(by_upstream_key),
+        by_client: sorted(by_client),
+        total,
+    }
 }
 
 /// 报告里上游的顺序：配置里的（此刻的状态里有的）在前，之后是只在历史里出现的。
@@ -206,8 +259,11 @@ fn top_clients_today(
 }
 
 /// 最近 `DAYS` 天的原始行，CSV（UTF-8 带 BOM、CRLF，Excel 直接打开）。
-pub async fn csv(storage: &Storage) -> Result<String, ReportError> {
+pub async fn csv(storage: &Storage, config: &Config) -> Result<String, ReportError> {
     let rows = recent_rows(storage).await?;
+    let pricing = config.usage.pricing();
+    let code = pricing.currency.code();
+    let money = |usd: i64| pricing.to_display(Micros(usd)).decimal();
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -227,6 +283,11 @@ pub async fn csv(storage: &Storage) -> Result<String, ReportError> {
         "95分位耗时(ms)",
         "收到字节",
         "发出字节",
+        &format!("已计费花费({code})"),
+        "已计费价格未知次数",
+        "可能已计费次数",
+        &format!("可能已计费花费({code})"),
+        "可能已计费价格未知次数",
     ];
     let internal = |e: csv::Error| ReportError::Csv(e.to_string());
     out.write_record(header).map_err(internal)?;
@@ -258,6 +319,11 @@ pub async fn csv(storage: &Storage) -> Result<String, ReportError> {
                 .unwrap_or_default(),
             r.bytes_in.to_string(),
             r.bytes_out.to_string(),
+            money(r.spend),
+            r.unpriced.to_string(),
+            r.maybe_billed.to_string(),
+            money(r.maybe_spend),
+            r.maybe_unpriced.to_string(),
         ])
         .map_err(internal)?;
     }

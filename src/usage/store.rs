@@ -2,6 +2,8 @@
 
 use super::{AttemptEvent, LATENCY_BUCKETS_MS};
 use crate::storage::sql::{params, Db, DbError, Dialect, Row};
+use crate::types::attempt::Billing;
+use crate::types::money::{Micros, Spend};
 use std::collections::BTreeMap;
 
 /// 表里的一行（读出来给用量页）。
@@ -20,6 +22,14 @@ pub struct UsageRow {
     pub latency: Vec<u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// 已计费的尝试按目录价格的花费（美元，百万分之一）。
+    pub spend: i64,
+    /// 可能已计费的尝试次数与它们按目录价格的花费。
+    pub maybe_billed: u64,
+    pub maybe_spend: i64,
+    /// 已计费、价格却未知的次数，与可能已计费、价格未知的次数（都不当作 0 元）。
+    pub unpriced: u64,
+    pub maybe_unpriced: u64,
 }
 
 impl UsageRow {
@@ -37,6 +47,24 @@ impl UsageRow {
         }
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
+        self.spend += other.spend;
+        self.maybe_billed += other.maybe_billed;
+        self.maybe_spend += other.maybe_spend;
+        self.unpriced += other.unpriced;
+        self.maybe_unpriced += other.maybe_unpriced;
+    }
+
+    /// 这些行的花费：已计费的与可能已计费的（价格未知的记次数）。
+    pub fn spend(&self) -> (Spend, Spend) {
+        let billed = Spend {
+            usd: Micros(self.spend),
+            unpriced: self.unpriced,
+        };
+        let maybe = Spend {
+            usd: Micros(self.maybe_spend),
+            unpriced: self.maybe_unpriced,
+        };
+        (billed, maybe)
     }
 
     fn of_event(e: &AttemptEvent) -> UsageRow {
@@ -46,6 +74,13 @@ impl UsageRow {
             .position(|&b| e.latency_ms <= b)
             .unwrap_or(LATENCY_BUCKETS_MS.len());
         latency[bucket] = 1;
+        let charged = |b: Billing| {
+            if e.billing == b {
+                e.price.map_or(0, |p| p.0)
+            } else {
+                0
+            }
+        };
         UsageRow {
             period: e.hour.clone(),
             client: e.client.clone(),
@@ -60,6 +95,11 @@ impl UsageRow {
             latency,
             bytes_in: e.bytes_in,
             bytes_out: e.bytes_out,
+            spend: charged(Billing::Billed),
+            maybe_billed: (e.billing == Billing::MaybeBilled) as u64,
+            maybe_spend: charged(Billing::MaybeBilled),
+            unpriced: (e.billing == Billing::Billed && e.price.is_none()) as u64,
+            maybe_unpriced: (e.billing == Billing::MaybeBilled && e.price.is_none()) as u64,
         }
     }
 
@@ -89,6 +129,11 @@ fn row_of(r: &Row) -> Result<UsageRow, DbError> {
         latency: serde_json::from_str(&r.get::<String>("latency")?).unwrap_or_default(),
         bytes_in: r.get::<i64>("bytes_in")? as u64,
         bytes_out: r.get::<i64>("bytes_out")? as u64,
+        spend: r.get::<i64>("spend_micros")?,
+        maybe_billed: r.get::<i64>("maybe_billed")? as u64,
+        maybe_spend: r.get::<i64>("maybe_spend_micros")?,
+        unpriced: r.get::<i64>("unpriced")? as u64,
+        maybe_unpriced: r.get::<i64>("maybe_unpriced")? as u64,
     })
 }
 
@@ -119,7 +164,8 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
     total.add(row);
     conn.execute(
         "UPDATE usage SET requests = ?6, images = ?7, failures = ?8, retries = ?9, fallbacks = ?10,
-                          latency = ?11, bytes_in = ?12, bytes_out = ?13
+                          latency = ?11, bytes_in = ?12, bytes_out = ?13, spend_micros = ?14,
+                          maybe_billed = ?15, maybe_spend_micros = ?16, unpriced = ?17, maybe_unpriced = ?18
          WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5",
         params![
             total.period,
@@ -134,7 +180,12 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
             total.fallbacks as i64,
             serde_json::to_string(&total.latency).unwrap_or_else(|_| "[]".into()),
             total.bytes_in as i64,
-            total.bytes_out as i64
+            total.bytes_out as i64,
+            total.spend,
+            total.maybe_billed as i64,
+            total.maybe_spend,
+            total.unpriced as i64,
+            total.maybe_unpriced as i64
         ],
     )?;
     Ok(())
@@ -175,6 +226,16 @@ pub fn images_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result
     )
 }
 
+/// 某调用方从 `since_hour` 起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
+pub fn spend_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result<i64, DbError> {
+    conn.query_one(
+        "SELECT CAST(COALESCE(SUM(spend_micros + maybe_spend_micros), 0) AS BIGINT) FROM usage
+         WHERE client = ?1 AND period >= ?2",
+        params![client, since_hour],
+        |r| r.get::<i64>(0),
+    )
+}
+
 /// 超过 `keep_days` 天的按小时的行合并成按天的行，返回合并掉的行数。
 pub fn roll_up(conn: &mut Db<'_>, keep_days: u32) -> Result<usize, DbError> {
     let cutoff = (chrono::Utc::now() - chrono::Duration::days(keep_days as i64))
@@ -211,6 +272,12 @@ mod tests {
             latency_ms,
             bytes_in: 10,
             bytes_out: 1,
+            billing: if failure.is_none() {
+                Billing::Billed
+            } else {
+                Billing::Unbilled
+            },
+            price: Some(Micros(134_000)),
         }
     }
 
@@ -245,6 +312,16 @@ mod tests {
         assert_eq!(rows[0].latency[1], 2);
         assert_eq!(*rows[0].latency.last().unwrap(), 1);
         assert_eq!(rows[0].bytes_in, 30);
+        // 两次成功按每张 0.134 美元记；失败的两次（未计费）不花钱。
+        assert_eq!(
+            (rows[0].spend, rows[0].maybe_spend, rows[0].unpriced),
+            (268_000, 0, 0)
+        );
+        assert_eq!(
+            spend_since(&mut conn, "工作台", "2020-01-01T00").unwrap(),
+            268_000
+        );
+        assert_eq!(spend_since(&mut conn, "别人", "2020-01-01T00").unwrap(), 0);
         assert_eq!(
             images_since(&mut conn, "工作台", "2020-01-01T02").unwrap(),
             0
@@ -259,6 +336,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].period, "2020-01-01");
         assert_eq!((rows[0].requests, rows[0].images), (4, 2));
+        assert_eq!(rows[0].spend, 268_000, "按天合并不丢花费");
         assert_eq!(rows[0].failures.len(), 2);
     }
 }

@@ -35,6 +35,8 @@ mod leptos_config;
 #[cfg(feature = "ssr")]
 mod migrate;
 #[cfg(feature = "ssr")]
+mod money;
+#[cfg(feature = "ssr")]
 mod openai_api;
 #[cfg(feature = "ssr")]
 mod openai_sdks;

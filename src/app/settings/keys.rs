@@ -8,11 +8,29 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
     let label = RwSignal::new(String::new());
     let per_day = RwSignal::new(0u32);
     let concurrent = RwSignal::new(0u32);
+    let spend_day = RwSignal::new(String::new());
+    let spend_month = RwSignal::new(String::new());
     let limit = |n: u32| {
         if n == 0 {
             "不限".to_string()
         } else {
             n.to_string()
+        }
+    };
+    let money = |n: f64| {
+        if n == 0.0 {
+            "不限".to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    // 空为不限；写错的交给服务器说（负数、不是数字都回中文原因）。
+    let amount = |text: String| {
+        let text = text.trim();
+        if text.is_empty() {
+            0.0
+        } else {
+            text.parse().unwrap_or(-1.0)
         }
     };
     let hint = move || {
@@ -37,7 +55,7 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
         <div class="table-scroll" role="region" aria-label="API 密钥列表" tabindex="0"
             hidden=move || page.saved.with(|v| v.keys.is_empty())>
         <table class="keys">
-            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"创建时间"</th><th>"最近使用"</th><th><span class="sr-only">"操作"</span></th></tr></thead>
+            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"每天花费"</th><th>"每月花费"</th><th>"创建时间"</th><th>"最近使用"</th><th><span class="sr-only">"操作"</span></th></tr></thead>
             <tbody>
                 {move || page.saved.with(|v| v.keys.clone()).into_iter().map(|k| {
                     let prefix = k.prefix.clone();
@@ -47,6 +65,8 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                             <td><code>{format!("{}…", k.prefix)}</code></td>
                             <td>{limit(k.images_per_day)}</td>
                             <td>{limit(k.max_concurrent)}</td>
+                            <td>{money(k.max_spend_per_day)}</td>
+                            <td>{money(k.max_spend_per_month)}</td>
                             <td>{k.created_at.clone()}</td>
                             <td>{k.last_used.clone().unwrap_or_else(|| "从未".into())}</td>
                             <td><button type="button" class="danger" on:click=move |_| page.revoke_key(prefix.clone())>"吊销"</button></td>
@@ -58,7 +78,13 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
         </div>
         <form class="create-key" on:submit=move |ev| {
             ev.prevent_default();
-            page.create_key(label.get_untracked(), per_day.get_untracked(), concurrent.get_untracked());
+            let limits = crate::types::settings::KeyLimits {
+                images_per_day: per_day.get_untracked(),
+                max_concurrent: concurrent.get_untracked(),
+                max_spend_per_day: amount(spend_day.get_untracked()),
+                max_spend_per_month: amount(spend_month.get_untracked()),
+            };
+            page.create_key(label.get_untracked(), limits);
             label.set(String::new());
         }>
             <label>"用途说明"
@@ -72,6 +98,14 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
             <label>"同时请求数（0 不限）"
                 <input type="number" min="0" name="key_max_concurrent" prop:value=move || concurrent.get().to_string()
                     on:input=move |ev| concurrent.set(event_target_value(&ev).parse().unwrap_or(0))/>
+            </label>
+            <label>"每天最多花费（空为不限）"
+                <input type="text" inputmode="decimal" name="key_max_spend_per_day" prop:value=move || spend_day.get()
+                    on:input=move |ev| spend_day.set(event_target_value(&ev))/>
+            </label>
+            <label>"每月最多花费（空为不限）"
+                <input type="text" inputmode="decimal" name="key_max_spend_per_month" prop:value=move || spend_month.get()
+                    on:input=move |ev| spend_month.set(event_target_value(&ev))/>
             </label>
             <button type="submit">"创建密钥"</button>
         </form>

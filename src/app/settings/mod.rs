@@ -9,13 +9,15 @@
 
 mod general;
 mod keys;
+mod money;
 mod numbers;
 mod upstreams;
 
 use super::browser;
 use crate::types::codec::JsonStr;
 use crate::types::settings::{
-    CreatedKey, Flags, Numbers, ProbeResult, S3Form, SettingsUpdate, SettingsView, UpstreamForm,
+    CreatedKey, Flags, MoneyForm, Numbers, ProbeResult, S3Form, SettingsUpdate, SettingsView,
+    UpstreamForm,
 };
 use crate::types::AppError;
 use leptos::prelude::*;
@@ -50,18 +52,24 @@ pub async fn list_upstream_models(upstream: UpstreamForm) -> Result<Vec<String>,
     with_state(|s| async move { crate::admin::settings::list_models(&s, upstream).await }).await
 }
 
-/// `POST /api/admin/create_api_key`，`{"label":"…","images_per_day":0,"max_concurrent":0}`（后两项可省略，0 为不限）：
+/// `POST /api/admin/create_api_key`，`{"label":"…","images_per_day":0,"max_concurrent":0,"max_spend_per_day":0,"max_spend_per_month":0}`
+/// （label 之后的都可省略，0 为不限；花费按 `[usage] currency` 的币种）：
 /// 创建 `/v1` 密钥，原文只在这次返回。
 #[server(prefix = "/api/admin", endpoint = "create_api_key", input = JsonStr, output = JsonStr)]
 pub async fn create_api_key(
     label: String,
     #[server(default)] images_per_day: u32,
     #[server(default)] max_concurrent: u32,
+    #[server(default)] max_spend_per_day: f64,
+    #[server(default)] max_spend_per_month: f64,
 ) -> Result<CreatedKey, AppError> {
-    with_state(|s| async move {
-        crate::admin::settings::create_key(&s, label, images_per_day, max_concurrent).await
-    })
-    .await
+    let limits = crate::types::settings::KeyLimits {
+        images_per_day,
+        max_concurrent,
+        max_spend_per_day,
+        max_spend_per_month,
+    };
+    with_state(|s| async move { crate::admin::settings::create_key(&s, label, limits).await }).await
 }
 
 /// `POST /api/admin/revoke_api_key`，`{"prefix":"…"}`：吊销，立即生效。
@@ -99,6 +107,7 @@ struct Page {
     listen: RwSignal<String>,
     numbers: RwSignal<Numbers>,
     flags: RwSignal<Flags>,
+    money: RwSignal<MoneyForm>,
     /// 页顶的提示：（成功？, 文字）。
     message: RwSignal<Option<(bool, String)>>,
     probes: RwSignal<HashMap<usize, ProbeResult>>,
@@ -120,6 +129,7 @@ impl Page {
             listen: RwSignal::new(String::new()),
             numbers: RwSignal::new(Numbers::new()),
             flags: RwSignal::new(Flags::new()),
+            money: RwSignal::new(MoneyForm::default()),
             message: RwSignal::new(None),
             probes: RwSignal::new(HashMap::new()),
             studio_password: RwSignal::new(String::new()),
@@ -138,6 +148,7 @@ impl Page {
             || self.listen.get() != saved.listen
             || self.numbers.get() != saved.numbers
             || self.flags.get() != saved.flags
+            || self.money.get() != saved.money
             || !self.studio_password.get().is_empty()
             || self.clear_studio_password.get()
     }
@@ -149,6 +160,7 @@ impl Page {
         self.listen.set(v.listen.clone());
         self.numbers.set(v.numbers.clone());
         self.flags.set(v.flags.clone());
+        self.money.set(v.money);
         self.saved.set(v);
         self.stage.set(Stage::Ready);
     }
@@ -199,6 +211,7 @@ impl Page {
             s3: Some(self.s3.get_untracked()),
             numbers: self.numbers.get_untracked(),
             flags: self.flags.get_untracked(),
+            money: Some(self.money.get_untracked()),
             listen: self.listen.get_untracked(),
             studio_password: self.studio_password.get_untracked(),
             clear_studio_password: self.clear_studio_password.get_untracked(),
@@ -270,10 +283,17 @@ impl Page {
         });
     }
 
-    fn create_key(self, label: String, images_per_day: u32, max_concurrent: u32) {
+    fn create_key(self, label: String, l: crate::types::settings::KeyLimits) {
         self.message.set(None);
         spawn_local(async move {
-            match create_api_key(label, images_per_day, max_concurrent).await {
+            let answer = create_api_key(
+                label,
+                l.images_per_day,
+                l.max_concurrent,
+                l.max_spend_per_day,
+                l.max_spend_per_month,
+            );
+            match answer.await {
                 Ok(key) => {
                     self.created.set(Some(key));
                     self.load();
@@ -366,6 +386,7 @@ fn SettingsBody(page: Page) -> impl IntoView {
             </p>
             <upstreams::Upstreams page/>
             <general::StorageAndListen page/>
+            <money::Money page/>
             <keys::ApiKeys page/>
             <numbers::NumbersEditor page/>
             <div class="save-bar" data-testid="save-bar">

@@ -1,6 +1,7 @@
 //! 一个批次的标题行：名称、已完成 x / 共 n、失败 k、整批进度条、这一批共同的提示词与模型说明（卡片上就不再重复），
 //! 以及整批的操作（暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）。数字由页面上这一批的卡片算出。
 
+use super::cost::Prices;
 use super::{
     cancel_batch, pause_batch, prioritize_batch, remove_batch, resume_batch, retry_failed,
 };
@@ -20,12 +21,16 @@ struct Summary {
     paused: bool,
     /// 整批的进度（0–100）：各卡片进度的平均，按本批任务数算。
     percent: u32,
+    /// “已花 $0.40 / 估计 $0.54”。
+    cost: String,
 }
 
-fn summarize(jobs: &[JobView], batch_id: &str) -> Summary {
+fn summarize(jobs: &[JobView], batch_id: &str, prices: &Prices) -> Summary {
     let mut s = Summary::default();
     let mut percent_sum = 0u32;
-    for j in jobs.iter().filter(|j| j.batch_id == batch_id) {
+    let mine: Vec<&JobView> = jobs.iter().filter(|j| j.batch_id == batch_id).collect();
+    s.cost = prices.batch(&mine);
+    for j in mine {
         s.name = j.batch_name.clone();
         s.total = j.count;
         s.paused = j.batch_paused;
@@ -122,7 +127,8 @@ pub fn BatchHeader(
     hydrated: RwSignal<bool>,
 ) -> impl IntoView {
     let id = batch_id.clone();
-    let summary = Memo::new(move |_| jobs.with(|list| summarize(list, &id)));
+    let prices = Prices::get();
+    let summary = Memo::new(move |_| jobs.with(|list| summarize(list, &id, &prices)));
     let error = RwSignal::new(None::<String>);
     let ops = BatchOps {
         batch_id: StoredValue::new(batch_id.clone()),
@@ -155,6 +161,7 @@ fn BatchTitle(summary: Memo<Summary>) -> impl IntoView {
             <span class="batch-count" data-testid="batch-count">
                 {field(|s| format!("已完成 {} / 共 {}", s.done, s.total))}
             </span>
+            <span class="batch-cost" data-testid="batch-cost">{field(|s| s.cost.clone())}</span>
             <Show when=move || summary.with(|s| s.failed > 0)>
                 <span class="batch-failed">{field(|s| format!("失败 {}", s.failed))}</span>
             </Show>

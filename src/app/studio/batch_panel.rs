@@ -2,7 +2,8 @@
 //! 组合方式、批次名称，以及“将生成 N 张”的预览（批量时问服务器 `/api/expand_prompt`，停止输入 300 ms 后）。
 
 use super::browser;
-use super::draft::{Draft, Mode};
+use super::cost::Prices;
+use super::draft::{Draft, Mode, Preview};
 use super::expand_prompt;
 use crate::types::batch::{ExpandPreview, VariableMode};
 use leptos::prelude::*;
@@ -12,9 +13,6 @@ use leptos::task::spawn_local;
 const PREVIEW_PROMPTS: usize = 3;
 /// 停止输入多久后再问服务器。
 const DEBOUNCE_MS: u32 = 300;
-
-/// 预览：没有提示词时为空；批量时是服务器展开的结果（或它说的原因）。
-type Preview = Option<Result<ExpandPreview, String>>;
 
 /// 请求变了：批量时等一会儿再问服务器（只采用最后一次的回答）；单条时就是张数。
 /// 在副作用里调用：读到的 `draft` 各字段都会被订阅。
@@ -47,7 +45,7 @@ fn refresh_preview(draft: Draft, preview: RwSignal<Preview>, generation: StoredV
 
 #[component]
 pub fn BatchPanel(draft: Draft) -> impl IntoView {
-    let preview = RwSignal::new(None::<Result<ExpandPreview, String>>);
+    let preview = draft.preview;
     let generation = StoredValue::new(0u64);
     Effect::new(move |_| refresh_preview(draft, preview, generation));
     let detected = Memo::new(move |_| draft.detected());
@@ -65,7 +63,7 @@ pub fn BatchPanel(draft: Draft) -> impl IntoView {
                     prop:value=move || draft.name.get()
                     on:input=move |ev| draft.name.set(event_target_value(&ev))/>
             </Show>
-            <PreviewNote preview/>
+            <PreviewNote draft/>
         </div>
     }
 }
@@ -132,12 +130,17 @@ fn VariableValues(draft: Draft, name: String) -> impl IntoView {
 
 /// “将生成 N 张”与前几条展开后的提示词；展开不了时是服务器说的原因。
 #[component]
-fn PreviewNote(preview: RwSignal<Preview>) -> impl IntoView {
+fn PreviewNote(draft: Draft) -> impl IntoView {
+    let prices = Prices::get();
     move || {
-        preview.get().map(|p| match p {
+        draft.preview.get().map(|p| match p {
             Ok(p) => view! {
                 <div class="preview" data-testid="preview">
                     <strong>{format!("将生成 {} 张", p.total)}</strong>
+                    " "
+                    <span class="estimate">
+                        {prices.estimate(&draft.model.get(), draft.size.get(), p.total)}
+                    </span>
                     {(!p.prompts.is_empty()).then(|| view! {
                         <ol>
                             {p.prompts.iter().take(PREVIEW_PROMPTS).map(|t| view! { <li>{t.clone()}</li> }).collect_view()}

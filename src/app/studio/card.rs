@@ -100,6 +100,7 @@ pub fn JobCard(
         })
     };
     let prompt = move || job.with(|j| j.as_ref().map(|j| j.prompt.clone()).unwrap_or_default());
+    let prices = super::cost::Prices::get();
     // 与这一批共同的提示词一样：批次标题里已经有了，卡片上只留给读屏软件。
     let same_prompt = move || {
         shared.with(|s| {
@@ -122,6 +123,9 @@ pub fn JobCard(
                 <p class="state">
                     <span class="badge" data-testid="job-state">{move || state().map(|s| s.label()).unwrap_or("")}</span>
                     <span class="status" data-testid="job-status">{status}</span>
+                    {move || job.with(|j| j.as_ref().and_then(|j| prices.card(j))).map(|c| view! {
+                        <span class="cost" data-testid="job-cost">{c}</span>
+                    })}
                 </p>
                 <p class="prompt" class:sr-only=same_prompt title=prompt>{prompt}</p>
                 {move || job.get().and_then(|j| j.error).map(|e| view! { <p class="error" data-testid="job-error">{e}</p> })}

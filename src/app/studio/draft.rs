@@ -67,7 +67,12 @@ pub struct Draft {
     pub google_search: RwSignal<bool>,
     /// 从提示词库填进来的那条（id, 内容）：原样提交时记一次使用。
     pub picked: RwSignal<Option<(String, String)>>,
+    /// “将生成 N 张”的预览（批量时由服务器展开，见 `batch_panel`）。
+    pub preview: RwSignal<Preview>,
 }
+
+/// 预览：没有提示词时为空；批量时是服务器展开的结果（或它说的原因）。
+pub type Preview = Option<Result<crate::types::batch::ExpandPreview, String>>;
 
 impl Draft {
     pub fn new(references: RwSignal<Vec<Reference>>) -> Self {
@@ -84,6 +89,15 @@ impl Draft {
             name: RwSignal::new(String::new()),
             google_search: RwSignal::new(false),
             picked: RwSignal::new(None),
+            preview: RwSignal::new(None),
+        }
+    }
+
+    /// 将生成几张：有预览时按预览（批量展开后的总数），否则就是张数。
+    pub fn total(&self) -> u32 {
+        match self.preview.get() {
+            Some(Ok(p)) => p.total,
+            _ => self.count.get(),
         }
     }
 

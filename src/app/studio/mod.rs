@@ -13,6 +13,7 @@
 mod batch_header;
 mod batch_panel;
 mod card;
+mod cost;
 mod count_selector;
 mod draft;
 mod lightbox;
@@ -76,7 +77,7 @@ mod ssr {
         let prompt = order.prompt.clone();
         let references = References::load(&state.storage, &request.references).await?;
         let produced = state.producer().produce(order, references).await;
-        ticket.settle(produced.is_ok() as u64);
+        ticket.settle(produced.is_ok() as u64, crate::produce::spent(&produced));
         let produced = produced.map_err(|f| f.error)?;
         let (image, record) = (produced.image, produced.record);
         Ok(SavedImage {
@@ -240,8 +241,11 @@ impl Reference {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StudioInit {
     pub jobs: Vec<JobView>,
-    /// 可选的模型（各上游模型的并集，第一个是默认）与它们在模型目录里的能力。
+    /// 可选的模型（各上游模型的并集，第一个是默认）与它们在模型目录里的能力与价格。
     pub models: Vec<crate::types::catalogue::ModelInfo>,
+    /// 花费的显示币种与汇率（`[usage]`）。
+    #[serde(default)]
+    pub pricing: crate::types::money::Pricing,
 }
 
 #[cfg(feature = "ssr")]
@@ -263,6 +267,7 @@ fn studio_init() -> StudioInit {
     StudioInit {
         jobs: state.jobs.snapshot(),
         models,
+        pricing: config.usage.pricing(),
     }
 }
 
@@ -398,6 +403,7 @@ fn lightbox_key(lightbox: RwSignal<Option<String>>, jobs: RwSignal<Vec<JobView>>
 /// 工作台的交互部分。
 #[island(lazy)]
 fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
+    cost::Prices::provide(init.models.clone(), init.pricing);
     let hydrated = RwSignal::new(false);
     let connected = RwSignal::new(false);
     let mut initial = init.jobs;

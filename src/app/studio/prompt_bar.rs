@@ -303,6 +303,7 @@ fn BarOptions(
 /// 一直显示的那一行：提示词、“选项”（带收起时的摘要）与“生成”。
 #[component]
 fn BarMain(bar: Bar, hydrated: RwSignal<bool>) -> impl IntoView {
+    let prices = super::cost::Prices::get();
     view! {
         <div class="bar-main">
             <textarea
@@ -325,6 +326,12 @@ fn BarMain(bar: Bar, hydrated: RwSignal<bool>) -> impl IntoView {
                 <Icon d=icon::OPTIONS/>
                 <span class="label">"选项"</span>
                 <span class="bar-summary">{move || summary(bar.draft)}</span>
+                <span class="estimate" data-testid="estimate" title="按模型目录里的价格估算">
+                    {move || {
+                        let d = bar.draft;
+                        prices.estimate(&d.model.get(), d.size.get(), d.total())
+                    }}
+                </span>
             </button>
             // 水合之前“生成”不禁用（点了由页头的脚本记下，水合后提交），只标着“加载中…”。
             <button type="submit" class="generate"

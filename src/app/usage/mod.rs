@@ -4,6 +4,7 @@
 //! 数据来自 `/api/admin/usage_report`（与设置页一样要管理员会话）。
 
 mod charts;
+mod spend;
 
 use crate::types::codec::JsonStr;
 use crate::types::usage::UsageReport;
@@ -11,6 +12,7 @@ use crate::types::AppError;
 use charts::{ClientBars, DailyStack, LiveTable, UpstreamBars};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use spend::{SpendDaily, SpendTable};
 
 /// `POST /api/admin/usage_report`，`{}`：用量页的全部数据。
 #[server(prefix = "/api/admin", endpoint = "usage_report", input = JsonStr, output = JsonStr)]
@@ -31,8 +33,10 @@ pub async fn get_usage_report() -> Result<UsageReport, AppError> {
 /// `POST /api/admin/usage_csv`，`{}`：最近 30 天的用量（每小时 × 调用方 × 上游 × 模型 × 密钥一行），CSV 文字。
 #[server(prefix = "/api/admin", endpoint = "usage_csv", input = JsonStr, output = JsonStr)]
 pub async fn export_usage_csv() -> Result<String, AppError> {
-    crate::state::with_state(|s| async move { Ok(crate::usage::report::csv(&s.storage).await?) })
-        .await
+    crate::state::with_state(|s| async move {
+        Ok(crate::usage::report::csv(&s.storage, &s.config.load()).await?)
+    })
+    .await
 }
 
 #[component]
@@ -103,6 +107,11 @@ fn Usage() -> impl IntoView {
                 <ClientBars clients=r.clients_today.clone()/>
                 <h2>"上游与密钥（此刻）"</h2>
                 <LiveTable live=r.live.clone()/>
+                <h2>"最近 30 天的花费（按模型目录的价格）"</h2>
+                <SpendDaily spend=r.spend.clone() days=r.days.clone()/>
+                <SpendTable caption="按模型" what="模型" lines=r.spend.by_model.clone() pricing=r.spend.pricing/>
+                <SpendTable caption="按上游与密钥" what="上游 · 密钥" lines=r.spend.by_upstream_key.clone() pricing=r.spend.pricing/>
+                <SpendTable caption="按调用方（/v1 密钥与工作台）" what="调用方" lines=r.spend.by_client.clone() pricing=r.spend.pricing/>
             })}
         </section>
     }

@@ -22,6 +22,8 @@ pub mod route;
 use super::upstream;
 use super::{Failed, GatewayError, GeneratedImage, ImageRequest, Inner};
 use crate::config::{Config, UpstreamConfig};
+use crate::types::attempt::Billing;
+use crate::types::money::Micros;
 use crate::types::AttemptInfo;
 use crate::usage::AttemptEvent;
 use concurrency::ConcurrencyLimit;
@@ -334,7 +336,9 @@ async fn try_upstream(
             Err(e) => e,
         };
         let key_changed = inner.keys.record(upstream, &key, Err(&error)).is_some();
-        trace.push(failed_attempt(upstream, &error, latency_ms, key_label));
+        trace.push(failed_attempt(
+            config, upstream, req, &error, latency_ms, key_label,
+        ));
         // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
         if key_changed && inner.keys.any_usable(upstream) {
             attempt -= 1;
@@ -511,6 +515,12 @@ async fn attempt_once(
         latency_ms,
         bytes_in: result.as_ref().map_or(0, |i| i.data.len() as u64),
         bytes_out: request_bytes(req),
+        billing: match &result {
+            Ok(_) => Billing::Billed,
+            Err(e) if retry::may_have_billed(e) => Billing::MaybeBilled,
+            Err(_) => Billing::Unbilled,
+        },
+        price: attempt_price(config, &shot.upstream.model, req),
     });
     Ok((result, latency_ms))
 }
@@ -539,6 +549,7 @@ fn on_image(
         model: Some(upstream.model.clone()),
         key,
         size_mismatch: mismatch.clone(),
+        price: attempt_price(config, &upstream.model, req),
     });
     let Some(detail) = mismatch else {
         return (image, retry::SizeStep::Keep);
@@ -553,7 +564,9 @@ fn on_image(
 
 /// 失败的一次尝试在尝试记录里的样子（可能已计费的另记指标）。
 fn failed_attempt(
+    config: &Config,
     upstream: &UpstreamConfig,
+    req: &ImageRequest,
     error: &GatewayError,
     latency_ms: u64,
     key: Option<String>,
@@ -574,7 +587,13 @@ fn failed_attempt(
         model: Some(upstream.model.clone()),
         key,
         size_mismatch: None,
+        price: attempt_price(config, &upstream.model, req),
     }
+}
+
+/// 这个模型在这个分辨率下每张的价格（目录里的，配置可改写）；不知道时为空。
+fn attempt_price(config: &Config, model: &str, req: &ImageRequest) -> Option<Micros> {
+    crate::catalogue::lookup(config, model).price(req.image_size)
 }
 
 /// 上游的一次失败记进熔断器（打开了就告诉别的实例），更新熔断的指标。
