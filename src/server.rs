@@ -456,6 +456,7 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
     let config: ConfigHandle = Arc::new(arc_swap::ArcSwap::from_pointee(config));
     let usage = crate::usage::spawn(storage.clone(), config.clone());
     let gateway = Gateway::new(config.clone(), demo_base_url, usage);
+    adopt_key_spend(&storage, &gateway, &config.load()).await;
     let producer = Producer {
         gateway: gateway.clone(),
         storage: storage.clone(),
@@ -491,6 +492,15 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         listeners: Default::default(),
         admin_token: crate::access::admin_link::AdminToken::from_env(),
     })
+}
+
+/// 各上游密钥本月已花的从用量表接上（重启不清零，见 `key_max_spend_per_month`）。读不出时按 0 算并记日志。
+async fn adopt_key_spend(storage: &Storage, gateway: &Gateway, config: &Config) {
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    match crate::usage::key_spend_since(storage, format!("{month}-01")).await {
+        Ok(rows) => gateway.adopt_key_spend(config, &month, &rows),
+        Err(e) => tracing::warn!("读不出各密钥本月的花费（按 0 算）：{e}"),
+    }
 }
 
 /// 打开存储；相对路径的基准是配置文件所在的目录（配置文件不在某个目录里时用当前目录）。

@@ -52,7 +52,7 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
                 weight: u.weight,
                 api_key_set: u.key_pool().iter().any(|k| !k.is_empty()),
                 api_key_count: u.key_pool().iter().filter(|k| !k.is_empty()).count(),
-                key_states: state.gateway.key_states(u),
+                key_states: state.gateway.key_states(&config, u),
                 api_key: String::new(),
                 clear_api_key: false,
                 previous_name: u.name.clone(),
@@ -217,6 +217,8 @@ fn upstream_of(
             .map(|u| u.quota_reset.clone())
             .unwrap_or_else(|| crate::config::DEFAULT_QUOTA_RESET.into()),
         on_size_mismatch: previous.map(|u| u.on_size_mismatch).unwrap_or_default(),
+        // 设置页不改密钥的每月花费上限：沿用原来的（写在配置文件里）。
+        key_max_spend_per_month: previous.map_or(0.0, |u| u.key_max_spend_per_month),
     })
 }
 

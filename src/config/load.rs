@@ -289,6 +289,12 @@ fn validate_money(config: &Config) -> Result<(), ConfigError> {
             l.studio_max_spend_per_month,
         ),
     ];
+    for (i, u) in config.upstreams.iter().enumerate() {
+        amounts.push((
+            format!("upstreams[{i}].key_max_spend_per_month"),
+            u.key_max_spend_per_month,
+        ));
+    }
     for (i, k) in config.auth.keys.iter().enumerate() {
         amounts.push((
             format!("auth.keys[{i}].max_spend_per_day"),

@@ -448,6 +448,10 @@ pub struct UpstreamConfig {
     pub quota_reset: String,
     /// 回来的图比要求的小（或比例不对）时：`keep` 留下并标“尺寸不符”、`retry` 同一上游再试、`next` 换下一个上游。
     pub on_size_mismatch: SizeMismatch,
+    /// 这个上游的每个密钥每个自然月（UTC）最多花多少（`[usage]` 的币种，按模型目录的价格）；0 为不限。
+    /// 到了上限的密钥本月不再用（像每日配额用完一样换下一个），全都到了就跳过这个上游。
+    #[serde(skip_serializing_if = "is_zero_amount")]
+    pub key_max_spend_per_month: f64,
 }
 
 /// 回来的图尺寸不符时怎么办。不管哪种，最后都不会丢掉已经付过钱的图：再试也不行时交回那张不符的。
@@ -503,6 +507,7 @@ impl Default for UpstreamConfig {
             max_concurrent: 0,
             quota_reset: DEFAULT_QUOTA_RESET.into(),
             on_size_mismatch: SizeMismatch::Keep,
+            key_max_spend_per_month: 0.0,
         }
     }
 }

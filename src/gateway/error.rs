@@ -113,7 +113,7 @@ pub enum GatewayError {
     CircuitOpen { upstream: String, secs: u64 },
 
     #[error(
-        "上游“{upstream}”的密钥都暂时不能用（失效、每日配额用完或被限流），请在设置页查看密钥状态"
+        "上游“{upstream}”的密钥都暂时不能用（失效、每日配额用完、被限流或本月花费到了上限），请在设置页查看密钥状态"
     )]
     KeysUnavailable { upstream: String },
 

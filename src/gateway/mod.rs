@@ -98,12 +98,29 @@ impl Gateway {
         self.inner.upstreams(config)
     }
 
+    /// 启动时接上各上游密钥本月已花的：`rows` 是（上游名、密钥序号（从 1 起）、美元的百万分之一），来自用量表。
+    /// 序号按此刻的密钥池对应：池子改过顺序或换过密钥时，按新池子里同一序号的密钥算。
+    pub fn adopt_key_spend(&self, config: &Config, month: &str, rows: &[(String, u32, i64)]) {
+        for upstream in self.upstreams(config) {
+            let pool = upstream.key_pool();
+            for (name, index, usd) in rows.iter().filter(|r| r.0 == upstream.name) {
+                if let Some(secret) = (*index as usize).checked_sub(1).and_then(|i| pool.get(i)) {
+                    self.inner.keys.add_spend_in(name, secret, month, *usd);
+                }
+            }
+        }
+    }
+
     /// 一个上游每个密钥此刻的状态（设置页与用量页；只有序号与末 4 位）。
-    pub fn key_states(&self, upstream: &UpstreamConfig) -> Vec<crate::types::settings::KeyState> {
+    pub fn key_states(
+        &self,
+        config: &Config,
+        upstream: &UpstreamConfig,
+    ) -> Vec<crate::types::settings::KeyState> {
         use policy::keys::KeyHealth;
         self.inner
             .keys
-            .report(upstream)
+            .report(upstream, policy::key_budget(config, upstream))
             .into_iter()
             .map(|k| {
                 let (state, label_zh) = match &k.health {
@@ -119,6 +136,11 @@ impl Gateway {
                             chrono::DateTime::<chrono::Utc>::from(*until)
                                 .format("%Y-%m-%d %H:%M UTC")
                         ),
+                    ),
+                    KeyHealth::OverBudget => (
+                        "over_budget",
+                        "本月花费到了上限（key_max_spend_per_month），下个月 1 日（UTC）恢复"
+                            .to_string(),
                     ),
                     KeyHealth::Cooling(until) => (
                         "cooling",
@@ -180,7 +202,7 @@ impl Gateway {
             .upstreams(config)
             .iter()
             .map(|u| {
-                let keys = self.key_states(u);
+                let keys = self.key_states(config, u);
                 UpstreamLive {
                     name: u.name.clone(),
                     models: u.served_models(),

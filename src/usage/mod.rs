@@ -120,6 +120,16 @@ async fn flush(storage: &Storage, batch: Vec<AttemptEvent>) {
     }
 }
 
+/// 从 `since`（含）起每个上游的每个密钥（序号从 1 起）按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
+pub async fn key_spend_since(
+    storage: &Storage,
+    since: String,
+) -> Result<Vec<(String, u32, i64)>, crate::storage::StorageError> {
+    storage
+        .with_db(move |c| Ok(store::key_spend_since(c, &since)?))
+        .await
+}
+
 /// 某调用方从 `since_hour`（含）起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
 pub async fn spend_since(storage: &Storage, client: String, since_hour: String) -> i64 {
     storage

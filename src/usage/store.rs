@@ -236,6 +236,22 @@ pub fn spend_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result<
     )
 }
 
+/// 从 `since` 起每个上游的每个密钥的花费（已计费加可能已计费）。
+pub fn key_spend_since(conn: &mut Db<'_>, since: &str) -> Result<Vec<(String, u32, i64)>, DbError> {
+    conn.query(
+        "SELECT upstream, key_index, CAST(SUM(spend_micros + maybe_spend_micros) AS BIGINT) AS usd
+         FROM usage WHERE period >= ?1 AND key_index > 0 GROUP BY upstream, key_index",
+        params![since],
+        |r| {
+            Ok((
+                r.get("upstream")?,
+                r.get("key_index")?,
+                r.get::<i64>("usd")?,
+            ))
+        },
+    )
+}
+
 /// 超过 `keep_days` 天的按小时的行合并成按天的行，返回合并掉的行数。
 pub fn roll_up(conn: &mut Db<'_>, keep_days: u32) -> Result<usize, DbError> {
     let cutoff = (chrono::Utc::now() - chrono::Duration::days(keep_days as i64))

@@ -260,3 +260,88 @@ async fn a_daily_spend_cap_refuses_the_request_that_would_pass_it_without_callin
     .await;
     assert_eq!((status, cost.as_deref()), (200, Some("0.067")), "{body}");
 }
+
+#[tokio::test]
+async fn an_upstream_key_over_its_monthly_budget_is_skipped_and_the_spend_survives_a_restart() {
+    let mock = upstream().await;
+    // 两个密钥，每个每月最多 $0.20；Pro 1K 每张 $0.134：每个密钥用两次就到了上限。
+    let text = format!(
+        "[storage]\nroot = \"storage\"\n[retry]\nmax_attempts = 2\nbase_delay_ms = 10\nmax_delay_ms = 50\n\
+         [[upstreams]]\nname = \"主上游\"\nkind = \"gemini\"\nbase_url = \"{}\"\nmodels = [\"{PRO}\"]\n\
+         api_keys = [\"gemini-key-one-1111\", \"gemini-key-two-2222\"]\nkey_max_spend_per_month = 0.2\n",
+        mock.uri()
+    );
+    let ws = Workspace::new(&text);
+    let server = ws.serve().await;
+    let one = json!({"prompt": "一张", "image_size": "1K"});
+    let anon = |server: &Running, body: Value| {
+        let url = format!("{}/v1/images/generations", server.url);
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for _ in 0..4 {
+        let (status, body) = anon(&server, one.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let keys_used: Vec<String> = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("x-goog-api-key")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        keys_used.iter().filter(|k| k.ends_with("1111")).count(),
+        2,
+        "两个密钥轮流：{keys_used:?}"
+    );
+    // 两个密钥本月都花了 $0.268 ≥ $0.20：这个上游被跳过，请求失败且没有到上游。
+    let (status, body) = anon(&server, one.clone()).await;
+    assert!(status >= 500, "{status} {body}");
+    assert_eq!(mock.received_requests().await.unwrap().len(), 4);
+    let (_, settings) = admin(&server, "get_settings", json!({})).await;
+    let states: Vec<&str> = settings["upstreams"][0]["key_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["over_budget", "over_budget"], "{settings}");
+
+    // 用量每秒写库：等本月的花费写进去，再重启：从用量表接上，仍然跳过。
+    let deadline = Deadline::new(20, "密钥的花费写进用量表");
+    while ws.db(|c| {
+        c.query_one(
+            "SELECT CAST(COALESCE(SUM(spend_micros), 0) AS BIGINT) FROM usage WHERE key_index > 0",
+            params![],
+            |r| r.get::<i64>(0),
+        )
+    }) < 536_000
+    {
+        deadline.tick().await;
+    }
+    drop(server);
+    let server = ws.serve().await;
+    let (status, body) = anon(&server, one).await;
+    assert!(status >= 500, "重启不清零：{status} {body}");
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        4,
+        "重启后也没有调用上游"
+    );
+}

@@ -1248,7 +1248,7 @@ fn key_state(app: &App, upstream: &str) -> String {
         .into_iter()
         .find(|u| u.name == upstream)
         .expect("配置里有这个上游");
-    let keys = app.state.gateway.key_states(&upstream);
+    let keys = app.state.gateway.key_states(&config, &upstream);
     assert_eq!(keys.len(), 1, "每个上游配了一个密钥");
     keys[0].state.clone()
 }

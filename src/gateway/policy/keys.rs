@@ -26,6 +26,8 @@ pub enum KeyHealth {
     Resting(SystemTime),
     /// 被限流：冷却到这个时刻。
     Cooling(Instant),
+    /// 本月（UTC）的花费到了上游的 `key_max_spend_per_month`：下个月 1 日再用。
+    OverBudget,
 }
 
 impl KeyHealth {
@@ -35,6 +37,7 @@ impl KeyHealth {
             KeyHealth::Disabled => false,
             KeyHealth::Resting(until) => wall >= *until,
             KeyHealth::Cooling(until) => now >= *until,
+            KeyHealth::OverBudget => false,
         }
     }
 }
@@ -84,6 +87,12 @@ pub struct KeyStates {
     states: Mutex<HashMap<String, KeyState>>,
     /// 每个上游下一次从第几个密钥开始找。
     cursors: Mutex<HashMap<String, usize>>,
+    /// 每个密钥本月（`YYYY-MM`，UTC）按目录价格花了多少（美元，百万分之一）；键同 `states`。
+    spend: Mutex<HashMap<String, (String, i64)>>,
+}
+
+fn this_month() -> String {
+    chrono::Utc::now().format("%Y-%m").to_string()
 }
 
 fn state_key(upstream: &str, secret: &str) -> String {
@@ -120,8 +129,36 @@ pub fn verdict(error: &GatewayError, reset_at: impl FnOnce() -> SystemTime) -> O
 }
 
 impl KeyStates {
-    /// 轮到的下一个可用密钥；全都不可用时返回 None。
-    pub fn pick(&self, upstream: &UpstreamConfig) -> Option<PickedKey> {
+    /// 记下一个密钥这次花的钱（美元，百万分之一；已计费与可能已计费的尝试都记）。
+    pub fn add_spend(&self, upstream: &str, secret: &str, usd: i64) {
+        self.add_spend_in(upstream, secret, &this_month(), usd);
+    }
+
+    /// 同上，记在 `month`（`YYYY-MM`）名下；启动时从用量表接上本月已花的也用它。换了月份从 0 开始。
+    pub fn add_spend_in(&self, upstream: &str, secret: &str, month: &str, usd: i64) {
+        let mut spend = self.spend.lock().expect("密钥花费锁未被毒化");
+        let slot = spend
+            .entry(state_key(upstream, secret))
+            .or_insert_with(|| (month.to_string(), 0));
+        if slot.0 != month {
+            *slot = (month.to_string(), 0);
+        }
+        slot.1 += usd;
+    }
+
+    /// 这个密钥本月的花费到了上限（`budget` 为美元的百万分之一，0 为不限）。
+    fn over_budget(&self, upstream: &str, secret: &str, budget: i64) -> bool {
+        if budget <= 0 {
+            return false;
+        }
+        let spend = self.spend.lock().expect("密钥花费锁未被毒化");
+        spend
+            .get(&state_key(upstream, secret))
+            .is_some_and(|(month, usd)| *month == this_month() && *usd >= budget)
+    }
+
+    /// 轮到的下一个可用密钥（本月的花费到了 `budget` 的不算可用）；全都不可用时返回 None。
+    pub fn pick(&self, upstream: &UpstreamConfig, budget: i64) -> Option<PickedKey> {
         let pool = upstream.key_pool();
         let (now, wall) = (Instant::now(), SystemTime::now());
         let states = self.states.lock().expect("密钥状态锁未被毒化");
@@ -132,7 +169,8 @@ impl KeyStates {
             let secret = &pool[index];
             let usable = states
                 .get(&state_key(&upstream.name, secret))
-                .is_none_or(|s| s.health.usable(now, wall));
+                .is_none_or(|s| s.health.usable(now, wall))
+                && !self.over_budget(&upstream.name, secret, budget);
             if usable {
                 *cursor = index + 1;
                 return Some(PickedKey {
@@ -146,13 +184,14 @@ impl KeyStates {
     }
 
     /// 这个上游还有没有现在能用的密钥。
-    pub fn any_usable(&self, upstream: &UpstreamConfig) -> bool {
+    pub fn any_usable(&self, upstream: &UpstreamConfig, budget: i64) -> bool {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let states = self.states.lock().expect("密钥状态锁未被毒化");
         upstream.key_pool().iter().any(|secret| {
             states
                 .get(&state_key(&upstream.name, secret))
                 .is_none_or(|s| s.health.usable(now, wall))
+                && !self.over_budget(&upstream.name, secret, budget)
         })
     }
 
@@ -200,7 +239,7 @@ impl KeyStates {
     }
 
     /// 一个上游每个密钥的状态（设置页与用量页）。
-    pub fn report(&self, upstream: &UpstreamConfig) -> Vec<KeyReport> {
+    pub fn report(&self, upstream: &UpstreamConfig, budget: i64) -> Vec<KeyReport> {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let states = self.states.lock().expect("密钥状态锁未被毒化");
         upstream
@@ -212,7 +251,13 @@ impl KeyStates {
                 let health = state
                     .map(|s| s.health.clone())
                     .filter(|h| !h.usable(now, wall))
-                    .unwrap_or(KeyHealth::Healthy);
+                    .unwrap_or_else(|| {
+                        if self.over_budget(&upstream.name, secret, budget) {
+                            KeyHealth::OverBudget
+                        } else {
+                            KeyHealth::Healthy
+                        }
+                    });
                 KeyReport {
                     label: key_label(index, secret),
                     health,
@@ -250,15 +295,15 @@ mod tests {
     fn rotates_and_skips_disabled_resting_and_cooling_keys() {
         let states = KeyStates::default();
         let up = upstream(&["key-aaaa", "key-bbbb", "key-cccc"]);
-        let order: Vec<usize> = (0..4).map(|_| states.pick(&up).unwrap().index).collect();
+        let order: Vec<usize> = (0..4).map(|_| states.pick(&up, 0).unwrap().index).collect();
         assert_eq!(order, [0, 1, 2, 0]);
-        let first = states.pick(&up).unwrap();
+        let first = states.pick(&up, 0).unwrap();
         assert_eq!((first.index, first.label.as_str()), (1, "#2 …bbbb"));
         assert_eq!(
             states.record(&up, &first, Err(&status(401, "UNAUTHENTICATED", "bad key"))),
             Some(KeyHealth::Disabled)
         );
-        let second = states.pick(&up).unwrap();
+        let second = states.pick(&up, 0).unwrap();
         assert_eq!(second.index, 2);
         let daily = status(
             429,
@@ -272,11 +317,11 @@ mod tests {
         // 只剩第一个。
         assert_eq!(
             (0..3)
-                .map(|_| states.pick(&up).unwrap().index)
+                .map(|_| states.pick(&up, 0).unwrap().index)
                 .collect::<Vec<_>>(),
             [0, 0, 0]
         );
-        let third = states.pick(&up).unwrap();
+        let third = states.pick(&up, 0).unwrap();
         assert!(matches!(
             states.record(
                 &up,
@@ -285,8 +330,8 @@ mod tests {
             ),
             Some(KeyHealth::Cooling(_))
         ));
-        assert!(states.pick(&up).is_none(), "都不可用");
-        let report = states.report(&up);
+        assert!(states.pick(&up, 0).is_none(), "都不可用");
+        let report = states.report(&up, 0);
         assert_eq!(report[1].health, KeyHealth::Disabled);
         assert!(
             report.iter().all(|r| !r.label.contains("key-")),
@@ -294,6 +339,36 @@ mod tests {
         );
         // 改掉失效的密钥：新密钥是健康的。
         let edited = upstream(&["key-aaaa", "key-dddd", "key-cccc"]);
-        assert_eq!(states.pick(&edited).unwrap().index, 1);
+        assert_eq!(states.pick(&edited, 0).unwrap().index, 1);
+    }
+
+    #[test]
+    fn a_key_over_its_monthly_budget_is_skipped_until_next_month() {
+        let states = KeyStates::default();
+        let up = upstream(&["key-aaaa", "key-bbbb"]);
+        let budget = 1_000_000; // $1
+        states.add_spend("u", "key-aaaa", 999_999);
+        assert_eq!(states.pick(&up, budget).unwrap().index, 0, "还差一点，照用");
+        states.add_spend("u", "key-aaaa", 1);
+        let picks: Vec<usize> = (0..3)
+            .map(|_| states.pick(&up, budget).unwrap().index)
+            .collect();
+        assert_eq!(picks, [1, 1, 1], "到了上限的密钥跳过");
+        assert_eq!(states.report(&up, budget)[0].health, KeyHealth::OverBudget);
+        assert_eq!(
+            states.pick(&up, 0).map(|k| k.index).is_some(),
+            true,
+            "不设上限时照用"
+        );
+        states.add_spend("u", "key-bbbb", 2_000_000);
+        assert!(states.pick(&up, budget).is_none());
+        assert!(
+            !states.any_usable(&up, budget),
+            "全都到了上限：跳过这个上游"
+        );
+        // 上个月的花费不算这个月的（接上用量表时按月份记）。
+        let other = KeyStates::default();
+        other.add_spend_in("u", "key-aaaa", "2000-01", 5_000_000);
+        assert_eq!(other.pick(&up, budget).unwrap().index, 0);
     }
 }

@@ -340,7 +340,11 @@ async fn try_upstream(
             config, upstream, req, &error, latency_ms, key_label,
         ));
         // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
-        if key_changed && inner.keys.any_usable(upstream) {
+        if key_changed
+            && inner
+                .keys
+                .any_usable(upstream, key_budget(config, upstream))
+        {
             attempt -= 1;
             continue;
         }
@@ -368,7 +372,7 @@ fn time_and_key(
             secs: config.timeouts.total_s,
         }));
     }
-    let Some(key) = inner.keys.pick(upstream) else {
+    let Some(key) = inner.keys.pick(upstream, key_budget(config, upstream)) else {
         return Err(Exhausted::NextUpstream(GatewayError::KeysUnavailable {
             upstream: upstream.name.clone(),
         }));
@@ -496,6 +500,16 @@ async fn attempt_once(
         .increment(1);
     metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
         .record(started.elapsed().as_secs_f64());
+    let billing = match &result {
+        Ok(_) => Billing::Billed,
+        Err(e) if retry::may_have_billed(e) => Billing::MaybeBilled,
+        Err(_) => Billing::Unbilled,
+    };
+    let price = attempt_price(config, &shot.upstream.model, req);
+    if billing != Billing::Unbilled {
+        let spent = price.map_or(0, |p| p.0);
+        inner.keys.add_spend(&name, &shot.key.secret, spent);
+    }
     inner.usage.record(AttemptEvent {
         hour: AttemptEvent::current_hour(),
         client: req.client.clone(),
@@ -515,12 +529,8 @@ async fn attempt_once(
         latency_ms,
         bytes_in: result.as_ref().map_or(0, |i| i.data.len() as u64),
         bytes_out: request_bytes(req),
-        billing: match &result {
-            Ok(_) => Billing::Billed,
-            Err(e) if retry::may_have_billed(e) => Billing::MaybeBilled,
-            Err(_) => Billing::Unbilled,
-        },
-        price: attempt_price(config, &shot.upstream.model, req),
+        billing,
+        price,
     });
     Ok((result, latency_ms))
 }
@@ -589,6 +599,11 @@ fn failed_attempt(
         size_mismatch: None,
         price: attempt_price(config, &upstream.model, req),
     }
+}
+
+/// 这个上游每个密钥每月的花费上限（美元，百万分之一；0 为不限）。
+pub fn key_budget(config: &Config, upstream: &UpstreamConfig) -> i64 {
+    config.usage.to_usd(upstream.key_max_spend_per_month).0
 }
 
 /// 这个模型在这个分辨率下每张的价格（目录里的，配置可改写）；不知道时为空。
