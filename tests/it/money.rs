@@ -34,14 +34,6 @@ async fn upstream() -> MockServer {
     mock
 }
 
-fn key_entry(label: &str, key: &str, limits: &str) -> String {
-    format!(
-        "\n[[auth.keys]]\nlabel = \"{label}\"\nprefix = \"{}\"\nsha256 = \"{}\"\ncreated_at = \"2026-12-01T00:00:00Z\"\n{limits}\n",
-        &key[..12],
-        drafting_factory::web::sha256_hex(key)
-    )
-}
-
 fn config(url: &str, keys: &str) -> String {
     format!(
         "[storage]\nroot = \"storage\"\n[retry]\nmax_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 50\n\

@@ -135,15 +135,6 @@ async fn serve_with(upstreams: &[(&str, &str)], extra: &str) -> (Workspace, Runn
     (ws, server)
 }
 
-/// 设置页建的 `/v1` 密钥（配置里只有摘要），`limits` 是 `images_per_day = …` 之类。
-fn key_entry(label: &str, key: &str, limits: &str) -> String {
-    format!(
-        "\n[[auth.keys]]\nlabel = \"{label}\"\nprefix = \"{}\"\nsha256 = \"{}\"\ncreated_at = \"2026-11-30T00:00:00Z\"\n{limits}\n",
-        &key[..12],
-        drafting_factory::web::sha256_hex(key)
-    )
-}
-
 fn png(color: [u8; 3]) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(16, 16, image::Rgb(color));
     let mut out = Vec::new();

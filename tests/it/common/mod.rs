@@ -349,6 +349,16 @@ pub fn config_with_upstreams(upstreams: &[(&str, &str)], extra: &str) -> String 
     text
 }
 
+/// 设置页建的 `/v1` 密钥在配置里的样子（只有摘要），`limits` 是 `images_per_day = …`、`max_spend_per_day = …` 之类。
+/// 密钥的前 12 个字符是它的前缀：同一个配置里的几个密钥前缀要不同。
+pub fn key_entry(label: &str, key: &str, limits: &str) -> String {
+    format!(
+        "\n[[auth.keys]]\nlabel = \"{label}\"\nprefix = \"{}\"\nsha256 = \"{}\"\ncreated_at = \"2026-11-30T00:00:00Z\"\n{limits}\n",
+        &key[..12],
+        drafting_factory::web::sha256_hex(key)
+    )
+}
+
 /// 一个没有人监听的本机地址（连接会被拒绝）。
 pub fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
