@@ -19,6 +19,7 @@
 //! 所有响应都带 `X-Content-Type-Options: nosniff`、`X-Frame-Options: DENY`，页面另带内容安全策略（CSP）。
 
 pub mod admin_link;
+pub mod api_keys;
 pub mod budget;
 pub mod exposure;
 pub mod login;
@@ -226,7 +227,7 @@ fn keeper_rejection(
         Surface::Metrics => {
             if config.server.metrics_public
                 || admin_allowed(state, config, jar).is_ok()
-                || crate::openai::auth::has_valid_key(config, request.headers())
+                || api_keys::has_valid_key(config, request.headers())
             {
                 Ok(())
             } else {

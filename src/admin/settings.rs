@@ -16,6 +16,35 @@ fn parse_kind(index: usize, kind: &str) -> Result<UpstreamKind, ApiError> {
         .map_err(|why| ApiError::InvalidRequest(format!("第 {} 个上游的{why}", index + 1)))
 }
 
+/// 设置页“花费”一节此刻的值。
+fn money_form(config: &Config) -> MoneyForm {
+    MoneyForm {
+        currency: config.usage.currency,
+        cny_per_usd: config.usage.cny_per_usd,
+        studio_max_spend_per_day: config.limits.studio_max_spend_per_day,
+        studio_max_spend_per_month: config.limits.studio_max_spend_per_month,
+    }
+}
+
+/// 设置页创建的密钥（只有前缀）、它们的额度与最近一次使用。
+fn key_infos(state: &AppState, config: &Config) -> Vec<KeyInfo> {
+    config
+        .auth
+        .keys
+        .iter()
+        .map(|k| KeyInfo {
+            label: k.label.clone(),
+            prefix: k.prefix.clone(),
+            created_at: k.created_at.clone(),
+            last_used: state.key_usage.last_used(&k.sha256),
+            images_per_day: k.images_per_day,
+            max_concurrent: k.max_concurrent,
+            max_spend_per_day: k.max_spend_per_day,
+            max_spend_per_month: k.max_spend_per_month,
+        })
+        .collect()
+}
+
 /// 设置页看到的设置。密钥只给“是否已设置”。
 pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
     let config = state.config.load_full();
@@ -79,27 +108,8 @@ pub async fn view(state: &AppState) -> Result<SettingsView, ApiError> {
         shared_version: state.config_store.shared_version(),
         admin_password_set: !config.auth.admin_password_hash.is_empty(),
         studio_password_set: !config.auth.studio_password_hash.is_empty(),
-        money: MoneyForm {
-            currency: config.usage.currency,
-            cny_per_usd: config.usage.cny_per_usd,
-            studio_max_spend_per_day: config.limits.studio_max_spend_per_day,
-            studio_max_spend_per_month: config.limits.studio_max_spend_per_month,
-        },
-        keys: config
-            .auth
-            .keys
-            .iter()
-            .map(|k| KeyInfo {
-                label: k.label.clone(),
-                prefix: k.prefix.clone(),
-                created_at: k.created_at.clone(),
-                last_used: state.key_usage.last_used(&k.sha256),
-                images_per_day: k.images_per_day,
-                max_concurrent: k.max_concurrent,
-                max_spend_per_day: k.max_spend_per_day,
-                max_spend_per_month: k.max_spend_per_month,
-            })
-            .collect(),
+        money: money_form(&config),
+        keys: key_infos(state, &config),
         plain_keys: config.auth.api_keys.len(),
     })
 }
@@ -212,12 +222,11 @@ fn upstream_of(
         priority: index as i32,
         weight: form.weight,
         max_concurrent: form.max_concurrent,
-        // 设置页不改配额重置时刻：沿用原来的（新建的用默认）。
+        // 设置页不改配额重置时刻与密钥的每月花费上限：沿用原来的（新建的用默认）。
         quota_reset: previous
             .map(|u| u.quota_reset.clone())
             .unwrap_or_else(|| crate::config::DEFAULT_QUOTA_RESET.into()),
         on_size_mismatch: previous.map(|u| u.on_size_mismatch).unwrap_or_default(),
-        // 设置页不改密钥的每月花费上限：沿用原来的（写在配置文件里）。
         key_max_spend_per_month: previous.map_or(0.0, |u| u.key_max_spend_per_month),
     })
 }

@@ -4,6 +4,7 @@
 //! （没有工作台密码、只在本机可达，或明写了 `auth.open_v1 = true`，见 `crate::access::exposure`），否则 401。
 //! 之后把调用方身份（密钥指纹或客户端 IP）放进请求扩展，供限流按身份计数。
 
+use crate::access::api_keys::{bearer, has_valid_key};
 use crate::config::{Config, ConfigHandle};
 use crate::error::ApiError;
 use crate::web::{client_ip, sha256_hex};
@@ -103,29 +104,6 @@ pub async fn require_api_key(
     }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// 请求带着一个有效的 `/v1` 密钥（`/metrics` 也接受它）。
-pub fn has_valid_key(config: &Config, headers: &HeaderMap) -> bool {
-    config.auth.requires_key()
-        && bearer(headers).is_some_and(|token| {
-            // 比较摘要而不是原文：耗时与密钥内容无关。
-            let given = sha256_hex(token);
-            config.auth.api_keys.iter().any(|k| sha256_hex(k) == given)
-                || config.auth.keys.iter().any(|k| k.sha256 == given)
-        })
 }
 
 fn identify(

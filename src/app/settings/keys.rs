@@ -1,38 +1,30 @@
-//! 设置页的“API 密钥（/v1）”一节：列表（只显示前缀）、创建（原文只显示一次）、吊销。
+//! 设置页的“API 密钥（/v1）”一节：列表（只显示前缀）、创建（原文只显示一次，可填张数、同时请求数与花费的上限）、吊销。
 
+use super::money::amount;
 use super::{browser, Page};
+use crate::types::settings::KeyLimits;
 use leptos::prelude::*;
+
+/// 张数与请求数的上限：0 为“不限”。
+fn limit(n: u32) -> String {
+    if n == 0 {
+        "不限".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+/// 花费的上限：0 为“不限”。
+fn money(n: f64) -> String {
+    if n == 0.0 {
+        "不限".to_string()
+    } else {
+        n.to_string()
+    }
+}
 
 #[component]
 pub fn ApiKeys(page: Page) -> impl IntoView {
-    let label = RwSignal::new(String::new());
-    let per_day = RwSignal::new(0u32);
-    let concurrent = RwSignal::new(0u32);
-    let spend_day = RwSignal::new(String::new());
-    let spend_month = RwSignal::new(String::new());
-    let limit = |n: u32| {
-        if n == 0 {
-            "不限".to_string()
-        } else {
-            n.to_string()
-        }
-    };
-    let money = |n: f64| {
-        if n == 0.0 {
-            "不限".to_string()
-        } else {
-            n.to_string()
-        }
-    };
-    // 空为不限；写错的交给服务器说（负数、不是数字都回中文原因）。
-    let amount = |text: String| {
-        let text = text.trim();
-        if text.is_empty() {
-            0.0
-        } else {
-            text.parse().unwrap_or(-1.0)
-        }
-    };
     let hint = move || {
         let plain = page.saved.with(|v| v.plain_keys);
         if plain > 0 {
@@ -51,7 +43,15 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                 <button type="button" on:click=move |_| browser::copy_text(&k.key)>"复制"</button>
             </div>
         })}
-        // 窄屏上表格在自己的框里横向滚动，页面不横向滚动。一个密钥都没有时不画空表格（只有表头的表格对读屏软件没有意义）。
+        <KeyTable page/>
+        <CreateKey page/>
+    }
+}
+
+/// 密钥列表。窄屏上表格在自己的框里横向滚动，页面不横向滚动。一个密钥都没有时不画空表格（只有表头的表格对读屏软件没有意义）。
+#[component]
+fn KeyTable(page: Page) -> impl IntoView {
+    view! {
         <div class="table-scroll" role="region" aria-label="API 密钥列表" tabindex="0"
             hidden=move || page.saved.with(|v| v.keys.is_empty())>
         <table class="keys">
@@ -76,13 +76,33 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
             </tbody>
         </table>
         </div>
+    }
+}
+
+/// 创建密钥的表单。
+#[component]
+fn CreateKey(page: Page) -> impl IntoView {
+    let label = RwSignal::new(String::new());
+    let per_day = RwSignal::new(0u32);
+    let concurrent = RwSignal::new(0u32);
+    let spend_day = RwSignal::new(String::new());
+    let spend_month = RwSignal::new(String::new());
+    let text_field = move |label: &'static str, name: &'static str, value: RwSignal<String>| {
+        view! {
+            <label>{label}
+                <input type="text" inputmode="decimal" name=name prop:value=move || value.get()
+                    on:input=move |ev| value.set(event_target_value(&ev))/>
+            </label>
+        }
+    };
+    view! {
         <form class="create-key" on:submit=move |ev| {
             ev.prevent_default();
-            let limits = crate::types::settings::KeyLimits {
+            let limits = KeyLimits {
                 images_per_day: per_day.get_untracked(),
                 max_concurrent: concurrent.get_untracked(),
-                max_spend_per_day: amount(spend_day.get_untracked()),
-                max_spend_per_month: amount(spend_month.get_untracked()),
+                max_spend_per_day: amount(&spend_day.get_untracked()),
+                max_spend_per_month: amount(&spend_month.get_untracked()),
             };
             page.create_key(label.get_untracked(), limits);
             label.set(String::new());
@@ -99,14 +119,8 @@ pub fn ApiKeys(page: Page) -> impl IntoView {
                 <input type="number" min="0" name="key_max_concurrent" prop:value=move || concurrent.get().to_string()
                     on:input=move |ev| concurrent.set(event_target_value(&ev).parse().unwrap_or(0))/>
             </label>
-            <label>"每天最多花费（空为不限）"
-                <input type="text" inputmode="decimal" name="key_max_spend_per_day" prop:value=move || spend_day.get()
-                    on:input=move |ev| spend_day.set(event_target_value(&ev))/>
-            </label>
-            <label>"每月最多花费（空为不限）"
-                <input type="text" inputmode="decimal" name="key_max_spend_per_month" prop:value=move || spend_month.get()
-                    on:input=move |ev| spend_month.set(event_target_value(&ev))/>
-            </label>
+            {text_field("每天最多花费（空为不限）", "key_max_spend_per_day", spend_day)}
+            {text_field("每月最多花费（空为不限）", "key_max_spend_per_month", spend_month)}
             <button type="submit">"创建密钥"</button>
         </form>
     }

@@ -7,7 +7,7 @@ use crate::types::settings::MoneyForm;
 use leptos::prelude::*;
 
 /// 金额输入框：空为 0（不限）；写错的交给服务器说（负数、不是数字都回中文原因）。
-fn amount(text: &str) -> f64 {
+pub(super) fn amount(text: &str) -> f64 {
     let text = text.trim();
     if text.is_empty() {
         0.0

@@ -492,15 +492,29 @@ async fn attempt_once(
         });
     drop((in_flight, permit, own_permit));
     let latency_ms = started.elapsed().as_millis() as u64;
-    let outcome = match &result {
+    account(inner, config, &shot, req, &result, latency_ms);
+    Ok((result, latency_ms))
+}
+
+/// 记下一次尝试：指标、这个密钥本月的花费（已计费与可能已计费的按目录价格）、用量表的一条。
+fn account(
+    inner: &Inner,
+    config: &Config,
+    shot: &Shot<'_>,
+    req: &ImageRequest,
+    result: &Result<GeneratedImage, GatewayError>,
+    latency_ms: u64,
+) {
+    let name = shot.upstream.name.clone();
+    let outcome = match result {
         Ok(_) => "ok",
         Err(e) => e.class().as_str(),
     };
     metrics::counter!("gateway_attempts_total", "upstream" => name.clone(), "outcome" => outcome)
         .increment(1);
     metrics::histogram!("gateway_attempt_duration_seconds", "upstream" => name.clone())
-        .record(started.elapsed().as_secs_f64());
-    let billing = match &result {
+        .record(latency_ms as f64 / 1000.0);
+    let billing = match result {
         Ok(_) => Billing::Billed,
         Err(e) if retry::may_have_billed(e) => Billing::MaybeBilled,
         Err(_) => Billing::Unbilled,
@@ -532,7 +546,6 @@ async fn attempt_once(
         billing,
         price,
     });
-    Ok((result, latency_ms))
 }
 
 /// 成功的一次尝试：记进尝试记录；尺寸不符时按 `on_size_mismatch` 决定用它（`Keep`），还是留着它再试或换上游。
