@@ -266,51 +266,7 @@ fn validate_numbers(config: &Config) -> Result<(), ConfigError> {
             format!("不能小于 timeouts.attempt_s（{}）", t.attempt_s),
         ));
     }
-    validate_money(config)
-}
-
-/// 汇率与各花费上限：有限、不为负（汇率要大于 0）。
-fn validate_money(config: &Config) -> Result<(), ConfigError> {
-    let rate = config.usage.cny_per_usd;
-    if !(rate.is_finite() && rate > 0.0) {
-        return Err(invalid(
-            "usage.cny_per_usd",
-            "要大于 0（1 美元折合多少人民币）",
-        ));
-    }
-    let l = &config.limits;
-    let mut amounts = vec![
-        (
-            "limits.studio_max_spend_per_day".to_string(),
-            l.studio_max_spend_per_day,
-        ),
-        (
-            "limits.studio_max_spend_per_month".to_string(),
-            l.studio_max_spend_per_month,
-        ),
-    ];
-    for (i, u) in config.upstreams.iter().enumerate() {
-        amounts.push((
-            format!("upstreams[{i}].key_max_spend_per_month"),
-            u.key_max_spend_per_month,
-        ));
-    }
-    for (i, k) in config.auth.keys.iter().enumerate() {
-        amounts.push((
-            format!("auth.keys[{i}].max_spend_per_day"),
-            k.max_spend_per_day,
-        ));
-        amounts.push((
-            format!("auth.keys[{i}].max_spend_per_month"),
-            k.max_spend_per_month,
-        ));
-    }
-    for (key, amount) in amounts {
-        if !(amount.is_finite() && amount >= 0.0) {
-            return Err(invalid(&key, "要是不小于 0 的金额（0 为不限）"));
-        }
-    }
-    Ok(())
+    super::money::validate(config)
 }
 
 /// 逐个校验上游（先把 `models` 的第一个填进 `model`），再查名称是否重复。

@@ -6,6 +6,7 @@
 mod apply;
 mod error;
 mod load;
+mod money;
 pub mod quota;
 mod save;
 pub mod shared;

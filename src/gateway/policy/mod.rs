@@ -307,6 +307,8 @@ async fn try_upstream(
     let mut delays = retry::backoff(&config.retry);
     // 换到这个上游之前已经有过尝试：这是回退。
     let fallback = !trace.is_empty();
+    // 这个上游的模型在这个分辨率下每张的价格：每次尝试都记它（用量表、卡片的尝试记录、密钥的花费），只查一次目录。
+    let price = crate::catalogue::lookup(config, &upstream.model).price(req.image_size);
     let mut attempt = 0;
 
     loop {
@@ -318,6 +320,7 @@ async fn try_upstream(
             number: trace.len() as u32 + 1,
             retry: attempt > 1,
             fallback,
+            price,
         };
         let (result, latency_ms) =
             attempt_once(inner, config, shot, own_limit, req, remaining).await?;
@@ -325,9 +328,12 @@ async fn try_upstream(
         let error = match result {
             Ok(image) => {
                 record_success(inner, upstream, &key);
-                let (image, step) = on_image(
-                    config, upstream, req, image, attempt, latency_ms, key_label, trace,
-                );
+                let tried = Tried {
+                    latency_ms,
+                    key: key_label,
+                    price,
+                };
+                let (image, step) = on_image(config, upstream, req, image, attempt, tried, trace);
                 match after_image(step, image, kept, &name) {
                     ControlFlow::Break(done) => return done,
                     ControlFlow::Continue(()) => continue,
@@ -336,9 +342,12 @@ async fn try_upstream(
             Err(e) => e,
         };
         let key_changed = inner.keys.record(upstream, &key, Err(&error)).is_some();
-        trace.push(failed_attempt(
-            config, upstream, req, &error, latency_ms, key_label,
-        ));
+        let tried = Tried {
+            latency_ms,
+            key: key_label,
+            price,
+        };
+        trace.push(failed_attempt(upstream, &error, tried));
         // 密钥的问题（失效、配额用完、限流）不算上游坏了：有别的密钥就马上换一个再试，不计入重试次数。
         if key_changed
             && inner
@@ -443,6 +452,8 @@ struct Shot<'a> {
     number: u32,
     retry: bool,
     fallback: bool,
+    /// 每张的价格（目录里的；不知道时为空）。
+    price: Option<Micros>,
 }
 
 /// 跑一次尝试：取上游自己的名额与全局名额，带单次超时（不超过总时限剩余的时间）调用适配器，记指标与用量。
@@ -492,14 +503,13 @@ async fn attempt_once(
         });
     drop((in_flight, permit, own_permit));
     let latency_ms = started.elapsed().as_millis() as u64;
-    account(inner, config, &shot, req, &result, latency_ms);
+    account(inner, &shot, req, &result, latency_ms);
     Ok((result, latency_ms))
 }
 
 /// 记下一次尝试：指标、这个密钥本月的花费（已计费与可能已计费的按目录价格）、用量表的一条。
 fn account(
     inner: &Inner,
-    config: &Config,
     shot: &Shot<'_>,
     req: &ImageRequest,
     result: &Result<GeneratedImage, GatewayError>,
@@ -519,7 +529,7 @@ fn account(
         Err(e) if retry::may_have_billed(e) => Billing::MaybeBilled,
         Err(_) => Billing::Unbilled,
     };
-    let price = attempt_price(config, &shot.upstream.model, req);
+    let price = shot.price;
     if billing != Billing::Unbilled {
         let spent = price.map_or(0, |p| p.0);
         inner.keys.add_spend(&name, &shot.key.secret, spent);
@@ -548,31 +558,36 @@ fn account(
     });
 }
 
+/// 一次尝试的几样记录：耗时、用的密钥（序号与末 4 位）、每张的价格。
+struct Tried {
+    latency_ms: u64,
+    key: Option<String>,
+    price: Option<Micros>,
+}
+
 /// 成功的一次尝试：记进尝试记录；尺寸不符时按 `on_size_mismatch` 决定用它（`Keep`），还是留着它再试或换上游。
-#[allow(clippy::too_many_arguments)]
 fn on_image(
     config: &Config,
     upstream: &UpstreamConfig,
     req: &ImageRequest,
     mut image: GeneratedImage,
     attempt: u32,
-    latency_ms: u64,
-    key: Option<String>,
+    tried: Tried,
     trace: &mut Vec<AttemptInfo>,
 ) -> (GeneratedImage, retry::SizeStep) {
     let mismatch = size_mismatch(&image.data, req);
     trace.push(AttemptInfo {
         upstream: upstream.name.clone(),
         status: Some(200),
-        latency_ms,
+        latency_ms: tried.latency_ms,
         bytes: image.data.len() as u64,
         outcome: "ok".into(),
         error: None,
         maybe_billed: true,
         model: Some(upstream.model.clone()),
-        key,
+        key: tried.key,
         size_mismatch: mismatch.clone(),
-        price: attempt_price(config, &upstream.model, req),
+        price: tried.price,
     });
     let Some(detail) = mismatch else {
         return (image, retry::SizeStep::Keep);
@@ -586,14 +601,7 @@ fn on_image(
 }
 
 /// 失败的一次尝试在尝试记录里的样子（可能已计费的另记指标）。
-fn failed_attempt(
-    config: &Config,
-    upstream: &UpstreamConfig,
-    req: &ImageRequest,
-    error: &GatewayError,
-    latency_ms: u64,
-    key: Option<String>,
-) -> AttemptInfo {
+fn failed_attempt(upstream: &UpstreamConfig, error: &GatewayError, tried: Tried) -> AttemptInfo {
     let billed = retry::may_have_billed(error);
     if billed {
         metrics::counter!("gateway_maybe_billed_failures_total", "upstream" => upstream.name.clone())
@@ -602,26 +610,21 @@ fn failed_attempt(
     AttemptInfo {
         upstream: upstream.name.clone(),
         status: error.upstream_status(),
-        latency_ms,
+        latency_ms: tried.latency_ms,
         bytes: 0,
         outcome: error.class().as_str().into(),
         error: Some(error.to_string()),
         maybe_billed: billed,
         model: Some(upstream.model.clone()),
-        key,
+        key: tried.key,
         size_mismatch: None,
-        price: attempt_price(config, &upstream.model, req),
+        price: tried.price,
     }
 }
 
 /// 这个上游每个密钥每月的花费上限（美元，百万分之一；0 为不限）。
 pub fn key_budget(config: &Config, upstream: &UpstreamConfig) -> i64 {
     config.usage.to_usd(upstream.key_max_spend_per_month).0
-}
-
-/// 这个模型在这个分辨率下每张的价格（目录里的，配置可改写）；不知道时为空。
-fn attempt_price(config: &Config, model: &str, req: &ImageRequest) -> Option<Micros> {
-    crate::catalogue::lookup(config, model).price(req.image_size)
 }
 
 /// 上游的一次失败记进熔断器（打开了就告诉别的实例），更新熔断的指标。
