@@ -4,7 +4,8 @@
 //! 1. 校验：提示词、张数、参考图数（`types::limits`；批次的展开见 `types::batch::plan`）；
 //! 2. 模型目录：所选模型有上游提供，做得到这次的宽高比、分辨率、参考图数与联网搜索（`Gateway::check_request`）；
 //! 3. 额度：调用方的每日张数与同时数（`access::budget::ClientBudgets`），工作台另按会话或 IP 计每分钟张数
-//!    （`access::budget::ImageBudget`）；批次另查排队上限；
+//!    （`access::budget::ImageBudget`）；请求者有账号时再占这个账号的额度（工作台与他的 `/v1` 密钥合起来算，
+//!    `AccountLimits`）；批次另查排队上限；
 //! 4. 交给生产线的 `ImageRequest`（批次的任务在开始时由 `jobs` 建，见 `jobs::scheduler`）。
 //!
 //! 哪一步不通过都什么也不做、不占额度，返回中文原因（`ApiError`，HTTP 状态在 `crate::error` 里定）。
@@ -21,18 +22,26 @@ use crate::types::money::Micros;
 use crate::types::usage::STUDIO_CLIENT;
 use crate::types::{AspectRatio, ImageSize, JobView, SubmitRequest};
 
-/// 谁在要图。
+/// 谁在要图。`account` 是请求者的账号（工作台登录的账号、`/v1` 密钥的主人；没有时为空）：
+/// 用量记在它名下，它的额度也要够。
 pub enum Requester<'a> {
     /// 工作台：每分钟张数按会话或 IP（`ClientId`）计，每日张数按整个工作台计（`limits.studio_images_per_day`）。
-    Studio(&'a ClientId),
+    Studio {
+        client: &'a ClientId,
+        account: String,
+    },
     /// `/v1` 的调用方：用量与额度记在它的名字下（密钥的用途说明，或“匿名”）。
-    Api { label: String, budget: Budget },
+    Api {
+        label: String,
+        budget: Budget,
+        account: String,
+    },
 }
 
 impl Requester<'_> {
     fn surface(&self) -> Surface {
         match self {
-            Requester::Studio(_) => Surface::Studio,
+            Requester::Studio { .. } => Surface::Studio,
             Requester::Api { .. } => Surface::OpenAi,
         }
     }
@@ -40,8 +49,15 @@ impl Requester<'_> {
     /// 用量记账里的名字。
     fn label(&self) -> String {
         match self {
-            Requester::Studio(_) => STUDIO_CLIENT.to_string(),
+            Requester::Studio { .. } => STUDIO_CLIENT.to_string(),
             Requester::Api { label, .. } => label.clone(),
+        }
+    }
+
+    /// 请求者的账号（没有时为空）。
+    pub fn account(&self) -> &str {
+        match self {
+            Requester::Studio { account, .. } | Requester::Api { account, .. } => account,
         }
     }
 }
@@ -114,7 +130,8 @@ pub async fn admit_valid(state: &AppState, valid: Valid<'_>) -> Result<Admitted,
         order.model,
         order.requester.label(),
     )
-    .grounded(order.google_search);
+    .grounded(order.google_search)
+    .on_behalf_of(order.requester.account().to_string());
     Ok(Admitted { request, ticket })
 }
 
@@ -141,9 +158,56 @@ async fn charge(
     images: u32,
     cost: Option<Micros>,
 ) -> Result<BudgetTicket, ApiError> {
+    // 先占账号的（成员的额度通常更紧）；调用方的不够时，账号那份随票据丢弃退回（每分钟张数除外：GCRA 不退）。
+    let account = charge_account(state, requester.account(), images, cost).await?;
+    let ticket = charge_caller(state, requester, images, cost).await?;
+    Ok(match account {
+        Some(account) => ticket.and(account),
+        None => ticket,
+    })
+}
+
+/// 请求者账号的额度（`AccountLimits`：每分钟与每天的张数、同时数、每天与每月的花费）；没有账号时不占。
+async fn charge_account(
+    state: &AppState,
+    account: &str,
+    images: u32,
+    cost: Option<Micros>,
+) -> Result<Option<BudgetTicket>, ApiError> {
+    let Some(limits) = (!account.is_empty())
+        .then(|| state.accounts.limits(account))
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let config = state.config.load_full();
+    let budget = Budget {
+        images_per_day: limits.images_per_day,
+        max_concurrent: limits.max_concurrent,
+        spend_per_day: config.usage.to_usd(limits.max_spend_per_day),
+        spend_per_month: config.usage.to_usd(limits.max_spend_per_month),
+        pricing: config.usage.pricing(),
+    };
+    let scope = crate::usage::Scope::Account(account.to_string());
+    let budgets = &state.client_budgets;
+    budgets.prepare(&state.storage, &scope, budget).await;
+    let ticket = budgets.admit_now(&scope.shown(), budget, images, cost)?;
+    state
+        .account_minutes
+        .spend(account, limits.images_per_minute, images)?;
+    Ok(Some(ticket))
+}
+
+/// 调用方自己的额度（工作台整体的与会话的，或 `/v1` 密钥的）。
+async fn charge_caller(
+    state: &AppState,
+    requester: &Requester<'_>,
+    images: u32,
+    cost: Option<Micros>,
+) -> Result<BudgetTicket, ApiError> {
     let config = state.config.load_full();
     match requester {
-        Requester::Studio(client) => {
+        Requester::Studio { client, .. } => {
             let daily = Budget {
                 images_per_day: config.limits.studio_images_per_day,
                 max_concurrent: 0,
@@ -154,12 +218,13 @@ async fn charge(
                 pricing: config.usage.pricing(),
             };
             let budgets = &state.client_budgets;
-            budgets.prepare(&state.storage, STUDIO_CLIENT, daily).await;
+            let scope = crate::usage::Scope::Client(STUDIO_CLIENT.to_string());
+            budgets.prepare(&state.storage, &scope, daily).await;
             let ticket = budgets.admit_now(STUDIO_CLIENT, daily, images, cost)?;
             state.image_budget.spend(&config, client, images)?;
             Ok(ticket)
         }
-        Requester::Api { label, budget } => {
+        Requester::Api { label, budget, .. } => {
             state
                 .client_budgets
                 .admit(&state.storage, label, *budget, images, cost)
@@ -171,11 +236,12 @@ async fn charge(
 /// 收下工作台的一批（或 `/v1` 的一个异步任务）并排进任务队列：展开变量、多条提示词与逐张改图
 /// （`types::batch::plan`），参考图都在，所选模型做得到，排队上限还有余地，再占额度——都通过才写库排队。
 /// `requester` 为空表示额度已由调用方占过（`/v1` 的异步任务：它的那次请求已经经 [`admit`] 收下）。
-/// `client` 是提交者（排队上限按它计，`/v1` 的任务也只有它能查）。
+/// `client` 是提交者（排队上限按它计，`/v1` 的任务也只有它能查），`account` 是它的账号（批次与图记在它名下）。
 pub async fn batch(
     state: &AppState,
     req: SubmitRequest,
     client: &str,
+    account: &str,
     requester: Option<Requester<'_>>,
 ) -> Result<Vec<JobView>, ApiError> {
     let config = state.config.load_full();
@@ -205,5 +271,5 @@ pub async fn batch(
             .await?
             .settle_as_reserved();
     }
-    state.jobs.enqueue(&req, plan, model, client).await
+    state.jobs.enqueue(&req, plan, model, client, account).await
 }

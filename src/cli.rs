@@ -32,6 +32,8 @@ enum Command {
     /// 把本地目录里的图片、缩略图与参考图搬进 S3 兼容的对象存储，并写出指向它的新数据库。
     /// 源数据库与本地文件都不改；中断后再跑，已经搬好的不再复制。对象存储的连接取配置的 [storage.s3] 与 AWS_* 环境变量。
     Migrate(MigrateArgs),
+    /// 管理团队账号：user add [--admin] 名字、user disable / enable / passwd 名字、user list（服务运行时也能用，2 秒内生效）。
+    User(crate::cli_user::UserArgs),
     /// 检查本机上运行的服务是否健康（容器的 HEALTHCHECK 用）：`GET {url}/healthz` 返回 200 即退出码 0。
     Healthcheck {
         /// 服务的地址。
@@ -109,6 +111,7 @@ pub async fn run() -> ExitCode {
         Some(Command::HashPassword) => run_hash_password(),
         Some(Command::Healthcheck { url }) => run_healthcheck(&url).await,
         Some(Command::Migrate(args)) => run_migrate(args).await,
+        Some(Command::User(args)) => crate::cli_user::run(args).await,
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
     }

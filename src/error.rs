@@ -68,6 +68,9 @@ pub enum ApiError {
     QueueFull(String),
     #[error("{0}")]
     Conflict(String),
+    /// 与现有的东西冲突（同名的账号、最后一个管理员）：409，`code` 为 `conflict`。
+    #[error("{0}")]
+    Clash(String),
     #[error(
         "这个地址（Host）不在允许的名单里；要用这个域名访问，请把它加到配置的 server.allowed_hosts"
     )]
@@ -97,7 +100,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Clash(_) => StatusCode::CONFLICT,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::Storage(StorageError::NotAnImage(_)) => StatusCode::BAD_GATEWAY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -144,6 +147,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::QueueFull(_) => "server_busy",
             Self::Conflict(_) => "idempotency_conflict",
+            Self::Clash(_) => "conflict",
             Self::MisdirectedRequest => "misdirected_request",
             Self::Shared(e) => e.code(),
         }
@@ -172,6 +176,7 @@ impl ApiError {
             | Self::PayloadTooLarge(_)
             | Self::QueueFull(_)
             | Self::Conflict(_)
+            | Self::Clash(_)
             | Self::MisdirectedRequest => self.to_string(),
             Self::Shared(e) => e.public_message(),
         }

@@ -145,10 +145,11 @@ impl Producer {
         } else {
             "img2img"
         };
-        let (prompt, aspect_ratio, image_size) = (
+        let (prompt, aspect_ratio, image_size, account) = (
             request.prompt.clone(),
             request.aspect_ratio,
             request.image_size,
+            request.account.clone(),
         );
         let image = self
             .gateway
@@ -176,6 +177,7 @@ impl Producer {
                 model_text: image.text.clone(),
                 sources: image.sources.clone(),
                 size_note: image.size_mismatch.clone(),
+                account,
             })
             .await;
         match saved {

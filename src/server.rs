@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,9 +150,21 @@ pub fn router(state: AppState) -> Router {
                 let listen = context_state.listeners.current_addr();
                 provide_context(PageInfo {
                     demo_mode: config.demo_mode(),
-                    exposed: listen
-                        .is_some_and(|addr| crate::access::exposure::is_exposed(&config, addr)),
-                    studio_login: !config.auth.studio_password_hash.is_empty(),
+                    exposed: listen.is_some_and(|addr| {
+                        crate::access::exposure::is_exposed(
+                            &config,
+                            addr,
+                            context_state.studio_locked(&config),
+                        )
+                    }),
+                    studio_login: context_state.studio_locked(&config),
+                    me: use_context::<axum::http::request::Parts>()
+                        .and_then(|p| {
+                            p.extensions
+                                .get::<crate::access::accounts::Viewer>()
+                                .cloned()
+                        })
+                        .and_then(|v| v.me()),
                     health: context_state.gateway.live(&config).1,
                 });
             },
@@ -346,13 +358,14 @@ fn announce_access(
     config: &crate::config::Config,
     local: SocketAddr,
     token: &crate::access::admin_link::AdminToken,
+    studio_locked: bool,
 ) {
     use crate::access::exposure;
-    if exposure::is_exposed(config, local) {
+    if exposure::is_exposed(config, local, studio_locked) {
         let line = "!".repeat(72);
         let open_v1 = config.auth.open_v1 && !config.auth.requires_key();
         tracing::warn!(open_v1, "监听 {local}：陌生人也能用这个端口");
-        let what = if config.auth.studio_password_hash.is_empty() {
+        let what = if !studio_locked {
             "没有设置工作台密码（auth.studio_password_hash）：任何能访问此端口的人都能用你的额度生成、查看和删除图片"
         } else {
             "auth.open_v1 = true 而没有 /v1 的 API 密钥：任何能访问此端口的人都能经 /v1 用你的额度生成图片"
@@ -386,7 +399,12 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
     let local = listener.local_addr().map_err(StartError::Serve)?;
 
     let state = build_state(&loaded).await?;
-    announce_access(&state.config.load(), local, &state.admin_token);
+    announce_access(
+        &state.config.load(),
+        local,
+        &state.admin_token,
+        state.studio_locked(&state.config.load()),
+    );
     tracing::info!(
         config = %loaded.path.display(),
         config_file_exists = loaded.file_exists,
@@ -419,6 +437,7 @@ pub async fn serve(loaded: LoadedConfig, listen: Option<SocketAddr>) -> Result<(
             state.storage.clone(),
         ));
     }
+    tokio::spawn(state.accounts.clone().follow(state.storage.clone()));
     tokio::spawn(maintenance(state.clone()));
     tokio::spawn(forget_idle_limits(state.clone()));
     let listeners = state.listeners.clone();
@@ -468,7 +487,9 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         jobs.instance().to_string(),
         i64::from(config.load().cluster.lease_s) * 1000,
     );
-    let sessions = build_sessions(loaded, &storage);
+    let accounts = crate::access::accounts::Directory::default();
+    accounts.reload(&storage).await;
+    let sessions = build_sessions(loaded, &storage).with_directory(accounts.clone());
     let config_store =
         build_config_store(&config, file, &storage, &sessions, shared_version, saved_by);
     let v1_limits = build_v1_limits(loaded, &storage);
@@ -482,6 +503,8 @@ pub async fn build_state(loaded: &LoadedConfig) -> Result<AppState, StartError> 
         idempotency,
         jobs,
         sessions,
+        accounts,
+        account_minutes: Default::default(),
         login_throttle: Default::default(),
         url_signer,
         v1_limits,

@@ -28,6 +28,10 @@ pub struct AppState {
     pub jobs: JobManager,
     /// 工作台与管理员的登录会话。
     pub sessions: crate::access::sessions::Sessions,
+    /// 团队账号的快照（每 2 秒从库里重读，见 `crate::access::accounts`）。
+    pub accounts: crate::access::accounts::Directory,
+    /// 各账号自己的每分钟张数。
+    pub account_minutes: crate::access::budget::AccountMinutes,
     /// 登录尝试的限速（工作台与管理员共用）。
     pub login_throttle: crate::access::login_throttle::LoginThrottle,
     /// 给 `/v1` 调用方的签名图片链接。
@@ -55,6 +59,11 @@ impl AppState {
             gateway: self.gateway.clone(),
             storage: self.storage.clone(),
         }
+    }
+
+    /// 工作台要登录：设了共用的工作台密码，或有账号。
+    pub fn studio_locked(&self, config: &crate::config::Config) -> bool {
+        crate::access::exposure::studio_locked(config, self.accounts.any())
     }
 
     /// 正在服务的监听地址；还没开始监听时（进程内的测试）是配置里的。

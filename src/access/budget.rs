@@ -83,6 +83,56 @@ impl<C: Clock + Clone> ImageBudget<C> {
     }
 }
 
+/// 账号自己的每分钟张数（`AccountLimits::images_per_minute`）：每个账号一个 GCRA 限流器（governor），
+/// 额度改了就换一个新的（计数从零开始）。0 为不限。
+#[derive(Clone, Default)]
+pub struct AccountMinutes {
+    inner: Arc<Mutex<HashMap<String, (u32, Arc<governor::DefaultDirectRateLimiter>)>>>,
+}
+
+impl AccountMinutes {
+    /// 为账号 `account` 的这次提交用掉 `images` 张；不够时 429，什么都不扣。
+    pub fn spend(&self, account: &str, per_minute: u32, images: u32) -> Result<(), ApiError> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let limiter = {
+            let mut all = self.inner.lock().expect("锁未被毒化");
+            let entry = all.entry(account.to_string()).or_insert_with(|| {
+                (
+                    0,
+                    Arc::new(RateLimiter::direct(Quota::per_hour(NonZeroU32::MIN))),
+                )
+            });
+            if entry.0 != per_minute {
+                let period = Duration::from_millis((60_000 / per_minute as u64).max(1));
+                let quota = Quota::with_period(period)
+                    .expect("周期大于 0")
+                    .allow_burst(NonZeroU32::new(per_minute).expect("大于 0"));
+                *entry = (per_minute, Arc::new(RateLimiter::direct(quota)));
+            }
+            entry.1.clone()
+        };
+        let n = NonZeroU32::new(images.max(1)).expect("大于 0");
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::InsufficientQuota {
+                    message: format!(
+                        "账号“{account}”每分钟最多生成 {per_minute} 张，请 {} 秒后再试",
+                        wait.as_secs_f64().ceil().max(1.0)
+                    ),
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+            Err(_) => Err(ApiError::InvalidRequest(format!(
+                "账号“{account}”每分钟最多生成 {per_minute} 张，这次要 {images} 张"
+            ))),
+        }
+    }
+}
+
 /// 每个 IP 同时打开的 `/ws` 连接数。
 #[derive(Clone, Default)]
 pub struct SocketCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
@@ -255,6 +305,8 @@ pub struct BudgetTicket {
     reserved: u64,
     reserved_spend: i64,
     settled: bool,
+    /// 同一次请求还占着的另一份额度（请求者账号的），一起结算。
+    also: Option<Box<BudgetTicket>>,
 }
 
 impl BudgetTicket {
@@ -262,6 +314,15 @@ impl BudgetTicket {
     pub fn settle(mut self, produced: u64, spent: Micros) {
         self.release(produced, spent.0);
         self.settled = true;
+        if let Some(also) = self.also.take() {
+            also.settle(produced, spent);
+        }
+    }
+
+    /// 这次请求同时占着的另一份额度（请求者账号的），结算时一起。
+    pub fn and(mut self, other: BudgetTicket) -> Self {
+        self.also = Some(Box::new(other));
+        self
     }
 
     /// 按占额度时的估价结算（批次在后台慢慢跑，不等结果）。
@@ -333,15 +394,24 @@ impl ClientBudgets {
         images: u32,
         cost: Option<Micros>,
     ) -> Result<BudgetTicket, ApiError> {
-        self.prepare(storage, client, budget).await;
+        let scope = crate::usage::Scope::Client(client.to_string());
+        self.prepare(storage, &scope, budget).await;
         self.admit_now(client, budget, images, cost)
     }
 
-    /// 今天（本月）第一次用到这个调用方时，从用量表接上今天已经生成的张数与今天、本月的花费（`admit_now` 之前调用）。
-    pub async fn prepare(&self, storage: &crate::storage::Storage, client: &str, budget: Budget) {
+    /// 今天（本月）第一次用到这个调用方（或账号）时，从用量表接上今天已经生成的张数与今天、本月的花费
+    /// （`admit_now` 之前调用；额度表里的键是 `scope.shown()`）。
+    pub async fn prepare(
+        &self,
+        storage: &crate::storage::Storage,
+        scope: &crate::usage::Scope,
+        budget: Budget,
+    ) {
         if budget.images_per_day == 0 && !budget.caps_spend() {
             return;
         }
+        let client = scope.shown();
+        let client = client.as_str();
         let day = utc_day(Utc::now());
         let known = {
             let all = self.inner.lock().expect("锁未被毒化");
@@ -350,13 +420,11 @@ impl ClientBudgets {
         if known {
             return;
         }
-        let used =
-            crate::usage::images_since(storage, client.to_string(), format!("{day}T00")).await;
+        let used = crate::usage::images_since(storage, scope, format!("{day}T00")).await;
         let (spent_day, spent_month) = if budget.caps_spend() {
             (
-                crate::usage::spend_since(storage, client.to_string(), format!("{day}T00")).await,
-                crate::usage::spend_since(storage, client.to_string(), format!("{}-01", &day[..7]))
-                    .await,
+                crate::usage::spend_since(storage, scope, format!("{day}T00")).await,
+                crate::usage::spend_since(storage, scope, format!("{}-01", &day[..7])).await,
             )
         } else {
             (0, 0)
@@ -439,6 +507,7 @@ impl ClientBudgets {
             reserved: images as u64,
             reserved_spend: cost.0,
             settled: false,
+            also: None,
         })
     }
 

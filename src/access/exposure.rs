@@ -18,10 +18,14 @@ pub fn reachable_by_others(config: &Config, listen: SocketAddr) -> bool {
         || !config.server.trusted_proxies.is_empty()
 }
 
-/// `/v1` 没配任何密钥时是否照样开放。
-pub fn v1_open_without_keys(config: &Config, listen: SocketAddr) -> bool {
-    config.auth.open_v1
-        || (config.auth.studio_password_hash.is_empty() && !reachable_by_others(config, listen))
+/// 工作台要登录：设了共用的工作台密码，或有账号（`accounts_exist`，见 `super::accounts::Directory::any`）。
+pub fn studio_locked(config: &Config, accounts_exist: bool) -> bool {
+    !config.auth.studio_password_hash.is_empty() || accounts_exist
+}
+
+/// `/v1` 没配任何密钥时是否照样开放（`locked`：工作台要登录，见 [`studio_locked`]）。
+pub fn v1_open_without_keys(config: &Config, listen: SocketAddr, locked: bool) -> bool {
+    config.auth.open_v1 || (!locked && !reachable_by_others(config, listen))
 }
 
 /// 没设管理员密码时，设置页是否必须先设密码（否则凭一次性登录链接进入）。
@@ -30,10 +34,10 @@ pub fn admin_password_required(config: &Config, listen: SocketAddr) -> bool {
 }
 
 /// 能访问这个端口的陌生人能用掉主人的额度：监听非本机地址，而工作台或 `/v1` 没有把关。启动时大声警告。
-pub fn is_exposed(config: &Config, listen: SocketAddr) -> bool {
+pub fn is_exposed(config: &Config, listen: SocketAddr, locked: bool) -> bool {
     !listen.ip().is_loopback()
-        && (config.auth.studio_password_hash.is_empty()
-            || (!config.auth.requires_key() && v1_open_without_keys(config, listen)))
+        && (!locked
+            || (!config.auth.requires_key() && v1_open_without_keys(config, listen, locked)))
 }
 
 #[cfg(test)]
@@ -49,15 +53,29 @@ mod tests {
         let mut c = Config::default();
         let local = addr("127.0.0.1:3000");
         let lan = addr("0.0.0.0:3000");
-        assert!(v1_open_without_keys(&c, local));
-        assert!(!v1_open_without_keys(&c, lan));
+        assert!(v1_open_without_keys(&c, local, studio_locked(&c, false)));
+        assert!(!v1_open_without_keys(&c, lan, studio_locked(&c, false)));
         c.server.trusted_proxies = vec!["127.0.0.1".into()];
-        assert!(!v1_open_without_keys(&c, local), "前面有代理");
+        assert!(
+            !v1_open_without_keys(&c, local, studio_locked(&c, false)),
+            "前面有代理"
+        );
         c.server.trusted_proxies.clear();
         c.auth.studio_password_hash = "$argon2id$…".into();
-        assert!(!v1_open_without_keys(&c, local), "设了工作台密码");
+        assert!(
+            !v1_open_without_keys(&c, local, studio_locked(&c, false)),
+            "设了工作台密码"
+        );
+        c.auth.studio_password_hash.clear();
+        assert!(
+            !v1_open_without_keys(&c, local, studio_locked(&c, true)),
+            "有账号"
+        );
         c.auth.open_v1 = true;
-        assert!(v1_open_without_keys(&c, lan), "明写开放");
+        assert!(
+            v1_open_without_keys(&c, lan, studio_locked(&c, false)),
+            "明写开放"
+        );
     }
 
     #[test]
@@ -77,13 +95,23 @@ mod tests {
     fn exposure_warns_when_strangers_could_spend_the_quota() {
         let mut c = Config::default();
         let lan = addr("0.0.0.0:3000");
-        assert!(is_exposed(&c, lan), "什么都没设");
-        assert!(!is_exposed(&c, addr("127.0.0.1:3000")));
+        assert!(is_exposed(&c, lan, studio_locked(&c, false)), "什么都没设");
+        assert!(!is_exposed(
+            &c,
+            addr("127.0.0.1:3000"),
+            studio_locked(&c, false)
+        ));
         c.auth.studio_password_hash = "$argon2id$…".into();
-        assert!(!is_exposed(&c, lan), "工作台有密码、/v1 没密钥时关着");
+        assert!(
+            !is_exposed(&c, lan, studio_locked(&c, false)),
+            "工作台有密码、/v1 没密钥时关着"
+        );
         c.auth.open_v1 = true;
-        assert!(is_exposed(&c, lan), "明写开放的 /v1");
+        assert!(
+            is_exposed(&c, lan, studio_locked(&c, false)),
+            "明写开放的 /v1"
+        );
         c.auth.api_keys = vec!["sk-1".into()];
-        assert!(!is_exposed(&c, lan));
+        assert!(!is_exposed(&c, lan, studio_locked(&c, false)));
     }
 }

@@ -2,6 +2,10 @@
 //! 以及没设管理员密码时的登录链接 `GET /admin/token?token=…`，令牌见 `admin_link.rs`）。
 //! 密码以 argon2 哈希存在配置里（`drafting-factory hash-password` 生成）；登录失败每次至少等 0.5 秒，
 //! 同一 IP 每分钟最多试 5 次（工作台与管理员共用这个限额），之后 429。
+//!
+//! 团队账号（#38）：`{"name","password"}` 按账号登录（账号在元数据库里，见 `super::accounts`）；
+//! 只有 `{"password"}` 仍是共用的工作台密码（或 `/admin/login` 的管理员密码）。管理员账号登录时同时得到
+//! 管理员会话（设置页）。账号不存在时照样做一次 argon2，回答的快慢不透露账号在不在。
 
 use super::sessions::Role;
 use crate::error::ApiError;
@@ -30,7 +34,79 @@ pub fn router() -> Router<AppState> {
 
 #[derive(serde::Deserialize)]
 struct LoginForm {
+    /// 账号名；空的表示用共用密码。
+    #[serde(default)]
+    name: String,
     password: String,
+}
+
+/// 账号不存在时拿来校验的哈希（与真的一样慢）。
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("not-an-account-password").unwrap_or_default());
+
+/// 按账号登录：名字与密码对了、账号没停用时，建立带账号的工作台会话（管理员账号另加管理员会话）。
+/// `admin_only`：设置页的登录，只收管理员账号。
+async fn account_login(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    form: LoginForm,
+    admin_only: bool,
+) -> Result<(CookieJar, StatusCode), ApiError> {
+    use crate::types::account::AccountRole;
+    let config = state.config.load_full();
+    let ip = client_ip(&config, headers, peer);
+    if !state.login_throttle.allows(ip) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
+    let name = form.name.trim().to_string();
+    let found = state
+        .storage
+        .with_db({
+            let name = name.clone();
+            move |c| Ok(crate::storage::accounts::get(c, &name)?)
+        })
+        .await?;
+    let hash = found
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = form.password;
+    let ok = argon2_limited(move || verify_password(&password, &hash)).await?;
+    let Some(account) = found.filter(|_| ok) else {
+        tokio::time::sleep(FAILURE_DELAY).await;
+        tracing::warn!(%ip, "账号登录失败");
+        return Err(ApiError::Unauthorized("账号或密码不对".into()));
+    };
+    if account.disabled {
+        return Err(ApiError::Forbidden(format!(
+            "账号“{name}”已停用，请找管理员"
+        )));
+    }
+    if admin_only && account.role != AccountRole::Admin {
+        return Err(ApiError::Forbidden(format!(
+            "设置页只有管理员能打开：“{name}”是成员账号"
+        )));
+    }
+    // 命令行刚建的账号，快照里可能还没有：先重读，会话建好就认得。
+    state.accounts.reload(&state.storage).await;
+    let secure = is_https(state, headers, peer);
+    let me = Some((account.name.clone(), account.epoch));
+    let mut jar = jar.add(
+        state
+            .sessions
+            .create(Role::Studio, me.clone(), secure)
+            .await?,
+    );
+    if account.role == AccountRole::Admin {
+        jar = jar.add(state.sessions.create(Role::Admin, me, secure).await?);
+    }
+    state.accounts.seen(&state.storage, &account.name);
+    tracing::info!(%ip, account = %account.name, "账号已登录");
+    Ok((jar, StatusCode::NO_CONTENT))
 }
 
 #[derive(serde::Deserialize)]
@@ -72,7 +148,7 @@ async fn login_with_token(
     tracing::info!(%ip, "已凭登录链接登录管理员");
     let cookie = state
         .sessions
-        .create(Role::Admin, is_https(&state, &headers, peer))
+        .create(Role::Admin, None, is_https(&state, &headers, peer))
         .await?;
     Ok((jar.add(cookie), Redirect::to("/settings")))
 }
@@ -136,12 +212,13 @@ async fn login(
     tracing::info!(%ip, ?role, "已登录");
     let cookie = state
         .sessions
-        .create(role, is_https(state, headers, peer))
+        .create(role, None, is_https(state, headers, peer))
         .await?;
     Ok((jar.add(cookie), StatusCode::NO_CONTENT))
 }
 
-/// `POST /login`，JSON `{"password":"…"}`：工作台密码对了设置会话 Cookie（204），错了 401。
+/// `POST /login`，JSON `{"name":"…","password":"…"}`（账号）或 `{"password":"…"}`（共用的工作台密码）：
+/// 对了设置会话 Cookie（204），错了 401，账号停用 403。
 async fn studio_login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -149,10 +226,14 @@ async fn studio_login(
     jar: CookieJar,
     ApiJson(form): ApiJson<LoginForm>,
 ) -> Result<(CookieJar, StatusCode), ApiError> {
+    if !form.name.trim().is_empty() {
+        return account_login(&state, peer, &headers, jar, form, false).await;
+    }
     login(&state, peer, &headers, jar, Role::Studio, form.password).await
 }
 
-/// `POST /admin/login`，JSON `{"password":"…"}`：管理员密码对了设置会话 Cookie（204），错了 401。
+/// `POST /admin/login`，JSON `{"password":"…"}`（管理员密码）或 `{"name","password"}`（管理员账号）：
+/// 对了设置会话 Cookie（204），错了 401。
 async fn admin_login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -160,6 +241,9 @@ async fn admin_login(
     jar: CookieJar,
     ApiJson(form): ApiJson<LoginForm>,
 ) -> Result<(CookieJar, StatusCode), ApiError> {
+    if !form.name.trim().is_empty() {
+        return account_login(&state, peer, &headers, jar, form, true).await;
+    }
     login(&state, peer, &headers, jar, Role::Admin, form.password).await
 }
 

@@ -12,12 +12,16 @@
 //!      凭启动时打印的登录链接 `admin_link.rs`）；端口可能被别人访问到而没设管理员密码时一律 403（`exposure.rs`）；
 //!    - `/metrics`：`server.metrics_public`，或管理员（同上），或带有效的 `/v1` 密钥；
 //!    - 图片 `/files/{id}`、`/files/{id}/thumb`：工作台会话或有效的签名（`signed.rs`）；
-//!    - 其余（工作台与图库页面、`/api/*`、`/ws`、`/uploads`、`/files/zip`）：设了工作台密码时要工作台会话，
+//!    - 其余（工作台与图库页面、`/api/*`、`/ws`、`/uploads`、`/files/zip`）：设了工作台密码或有账号时要工作台会话，
 //!      页面跳到中文登录页，其他 401。
+//!
+//! 守卫把会话所属的账号（`accounts::Viewer`）放进请求扩展：各处据此记下东西是谁的、判断能不能改别人的
+//! （判断本身在 `accounts.rs`）。账号的管理员会话能进设置接口；成员进不去（403）。
 //!
 //! 守卫还把调用方（工作台会话或客户端 IP，`ClientId`）放进请求扩展，工作台的张数限流与排队上限按它计。
 //! 所有响应都带 `X-Content-Type-Options: nosniff`、`X-Frame-Options: DENY`，页面另带内容安全策略（CSP）。
 
+pub mod accounts;
 pub mod admin_link;
 pub mod api_keys;
 pub mod budget;
@@ -96,6 +100,16 @@ pub const ADMIN_PASSWORD_REQUIRED: &str = "这个端口可能被别人访问到�
 
 /// 管理员：有管理员会话（密码登录，或没设密码、端口只在本机可达时凭启动时打印的登录链接）。
 fn admin_allowed(state: &AppState, config: &Config, jar: &CookieJar) -> Result<(), ApiError> {
+    // 管理员账号登录的（它的会话跟着账号：停用、改密码即作废）。
+    if state.sessions.is_admin_account(jar) {
+        return Ok(());
+    }
+    if let Some(person) = state.sessions.person(jar) {
+        return Err(ApiError::Forbidden(format!(
+            "设置页只有管理员能打开：你登录的“{}”是成员账号",
+            person.name
+        )));
+    }
     let no_password = config.auth.admin_password_hash.is_empty();
     if no_password && exposure::admin_password_required(config, state.listen_addr()) {
         return Err(ApiError::Forbidden(ADMIN_PASSWORD_REQUIRED.into()));
@@ -166,6 +180,11 @@ pub async fn guard(
     }
     let client = client_id(&state, &config, &jar, request.headers(), peer);
     request.extensions_mut().insert(client);
+    let viewer = accounts::Viewer(state.sessions.person(&jar));
+    if let Some(person) = &viewer.0 {
+        state.accounts.seen(&state.storage, &person.name);
+    }
+    request.extensions_mut().insert(viewer);
     with_security_headers(next.run(request).await)
 }
 
@@ -220,7 +239,7 @@ fn keeper_rejection(
     request: &Request,
     path: &str,
 ) -> Option<Response> {
-    let studio_open = config.auth.studio_password_hash.is_empty();
+    let studio_open = !state.studio_locked(config);
     let verdict = match keeper {
         Surface::Open | Surface::V1 => Ok(()),
         Surface::Settings => admin_allowed(state, config, jar),
@@ -267,7 +286,8 @@ fn keeper_rejection(
     None
 }
 
-/// 调用方的身份：有工作台会话的按会话（令牌哈希的前 16 位，不含令牌本身），否则按客户端 IP。
+/// 调用方的身份：登录了账号的按账号（同一个人的几个浏览器合起来算），有工作台会话的按会话
+/// （令牌哈希的前 16 位，不含令牌本身），否则按客户端 IP。
 fn client_id(
     state: &AppState,
     config: &Config,
@@ -275,6 +295,9 @@ fn client_id(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> ClientId {
+    if let Some(person) = state.sessions.person(jar) {
+        return ClientId(format!("account:{}", person.name));
+    }
     match state.sessions.studio_token(jar) {
         Some(token) => ClientId(format!("session:{}", &crate::web::sha256_hex(token)[..16])),
         None => ClientId(format!(

@@ -40,8 +40,14 @@ impl Role {
     }
 }
 
-/// 令牌 → (身份, 到期, 上次与库核对的时刻)。
-type Entry = (Role, Instant, Instant);
+/// 一个会话：身份、到期、上次与库核对的时刻、所属账号与建立时账号的 `epoch`（没有账号的会话为空）。
+#[derive(Debug, Clone)]
+struct Entry {
+    role: Role,
+    expiry: Instant,
+    checked: Instant,
+    account: Option<(String, i64)>,
+}
 
 /// 本地记住一个令牌（库里的核对结果）多久。
 const RECHECK: Duration = Duration::from_secs(5);
@@ -55,6 +61,8 @@ pub struct Sessions {
     ttl: Duration,
     /// 元数据在 PostgreSQL 时，会话也记在库里。
     shared: Option<crate::storage::Storage>,
+    /// 账号的快照：账号停用、改了密码的会话不再认（见 `super::accounts`）。
+    directory: super::accounts::Directory,
 }
 
 /// 令牌的形状对不对（我们发的令牌都是 48 个字母数字）：不对的不认，也不拿去查库。
@@ -95,7 +103,14 @@ impl Sessions {
             misses: Arc::new(Mutex::new(hashlink::LruCache::new(MAX_MISSES))),
             ttl,
             shared: None,
+            directory: Default::default(),
         }
+    }
+
+    /// 按这份账号快照核对带账号的会话。
+    pub fn with_directory(mut self, directory: super::accounts::Directory) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// 会话记在这个存储的库里（元数据在 PostgreSQL、几个实例共用时）。
@@ -109,9 +124,11 @@ impl Sessions {
     }
 
     /// 新建一个会话，返回设置它的 Cookie（共用库时先写进库，别的实例立即认得）。
+    /// `account` 是登录的账号与它此刻的 `epoch`（用共用密码、管理员密码或登录链接时为空）。
     pub async fn create(
         &self,
         role: Role,
+        account: Option<(String, i64)>,
         secure: bool,
     ) -> Result<Cookie<'static>, crate::storage::StorageError> {
         use rand::distr::{Alphanumeric, SampleString};
@@ -119,6 +136,7 @@ impl Sessions {
         if let Some(storage) = &self.shared {
             let (hash, now_ms) = (token_hash(&token), epoch_ms());
             let expires = now_ms + self.ttl.as_millis() as i64;
+            let (name, epoch) = account.clone().unwrap_or_default();
             storage
                 .with_db(move |c| {
                     use crate::storage::sql::params;
@@ -127,8 +145,9 @@ impl Sessions {
                         params![now_ms],
                     )?;
                     c.execute(
-                        "INSERT INTO sessions (token_hash, role, expires_at) VALUES (?1, ?2, ?3)",
-                        params![hash, role.as_str(), expires],
+                        "INSERT INTO sessions (token_hash, role, expires_at, account, epoch)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![hash, role.as_str(), expires, name, epoch],
                     )?;
                     Ok(())
                 })
@@ -136,8 +155,16 @@ impl Sessions {
         }
         let now = Instant::now();
         let mut table = self.table();
-        table.retain(|_, (_, expiry, _)| *expiry > now);
-        table.insert(token.clone(), (role, now + self.ttl, now));
+        table.retain(|_, e| e.expiry > now);
+        table.insert(
+            token.clone(),
+            Entry {
+                role,
+                expiry: now + self.ttl,
+                checked: now,
+                account,
+            },
+        );
         drop(table);
         Ok(Cookie::build((role.cookie(), token))
             .http_only(true)
@@ -165,7 +192,7 @@ impl Sessions {
             .filter(|t| {
                 self.table()
                     .get(t)
-                    .is_none_or(|(_, _, checked)| now.duration_since(*checked) > RECHECK)
+                    .is_none_or(|e| now.duration_since(e.checked) > RECHECK)
             })
             .filter(|t| {
                 self.misses
@@ -181,22 +208,39 @@ impl Sessions {
                 .with_db(move |c| {
                     use crate::storage::sql::params;
                     Ok(c.query_opt(
-                        "SELECT role, expires_at FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                        "SELECT role, expires_at, account, epoch FROM sessions
+                         WHERE token_hash = ?1 AND expires_at > ?2",
                         params![hash, now_ms],
-                        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+                        |r| {
+                            Ok((
+                                r.get::<String>(0)?,
+                                r.get::<i64>(1)?,
+                                r.get::<String>(2)?,
+                                r.get::<i64>(3)?,
+                            ))
+                        },
                     )?)
                 })
                 .await;
             let mut table = self.table();
             match found {
-                Ok(Some((role, expires_ms))) => {
+                Ok(Some((role, expires_ms, account, epoch))) => {
                     let role = if role == "admin" {
                         Role::Admin
                     } else {
                         Role::Studio
                     };
                     let left = Duration::from_millis((expires_ms - now_ms).max(0) as u64);
-                    table.insert(token, (role, now + left, now));
+                    let account = (!account.is_empty()).then_some((account, epoch));
+                    table.insert(
+                        token,
+                        Entry {
+                            role,
+                            expiry: now + left,
+                            checked: now,
+                            account,
+                        },
+                    );
                 }
                 Ok(None) => {
                     table.remove(&token);
@@ -207,18 +251,47 @@ impl Sessions {
         }
     }
 
+    /// 这个令牌是这个身份的有效会话时，它的账号（`Some(None)`：有效、没有账号）。
+    fn lookup(&self, token: &str, role: Role) -> Option<Option<super::accounts::Person>> {
+        if !well_formed(token) {
+            return None;
+        }
+        let entry = self.table().get(token).cloned()?;
+        if entry.role != role || entry.expiry <= Instant::now() {
+            return None;
+        }
+        match entry.account {
+            None => Some(None),
+            Some((name, epoch)) => self.directory.active(&name, epoch).map(Some),
+        }
+    }
+
     fn valid(&self, token: &str, role: Role) -> bool {
-        well_formed(token)
-            && self
-                .table()
-                .get(token)
-                .is_some_and(|(r, expiry, _)| *r == role && *expiry > Instant::now())
+        self.lookup(token, role).is_some()
+    }
+
+    /// 请求的会话所属的账号（没有会话、会话没有账号时为空）。
+    pub fn person(&self, jar: &CookieJar) -> Option<super::accounts::Person> {
+        [(ADMIN_COOKIE, Role::Admin), (STUDIO_COOKIE, Role::Studio)]
+            .into_iter()
+            .filter_map(|(name, role)| jar.get(name).map(|c| (c.value(), role)))
+            .find_map(|(token, role)| self.lookup(token, role).flatten())
+    }
+
+    /// 请求带着管理员账号的管理员会话。
+    pub fn is_admin_account(&self, jar: &CookieJar) -> bool {
+        jar.get(ADMIN_COOKIE)
+            .and_then(|c| self.lookup(c.value(), Role::Admin))
+            .flatten()
+            .is_some_and(|p| p.admin)
     }
 
     /// 作废这个身份的全部会话（它的密码改了）：本地立即，共用库时也从库里删掉（别的实例 5 秒内跟上）。
     pub fn revoke_role(&self, role: Role) {
         let before = self.table().len();
-        self.table().retain(|_, (r, _, _)| *r != role);
+        // 带账号的会话不随共用密码作废（它们跟着自己账号的密码）。
+        self.table()
+            .retain(|_, e| e.role != role || e.account.is_some());
         let revoked = before - self.table().len();
         tracing::info!(?role, revoked, "密码改了，这个身份的会话全部作废");
         if let Some(storage) = self.shared.clone() {
@@ -227,7 +300,7 @@ impl Sessions {
                     .with_db(move |c| {
                         use crate::storage::sql::params;
                         Ok(c.execute(
-                            "DELETE FROM sessions WHERE role = ?1",
+                            "DELETE FROM sessions WHERE role = ?1 AND account = ''",
                             params![role.as_str()],
                         )?)
                     })
@@ -317,8 +390,8 @@ mod tests {
     #[tokio::test]
     async fn a_password_change_ends_the_sessions_of_that_role_only() {
         let sessions = Sessions::from_env();
-        let studio = sessions.create(Role::Studio, false).await.unwrap();
-        let admin = sessions.create(Role::Admin, false).await.unwrap();
+        let studio = sessions.create(Role::Studio, None, false).await.unwrap();
+        let admin = sessions.create(Role::Admin, None, false).await.unwrap();
         let jar = CookieJar::new().add(studio).add(admin);
         assert!(sessions.is_studio(&jar) && sessions.is_admin(&jar));
         let mut auth = crate::config::AuthConfig::default();

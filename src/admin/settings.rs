@@ -28,11 +28,18 @@ fn money_form(config: &Config) -> MoneyForm {
 
 /// 设置页创建的密钥（只有前缀）、它们的额度与最近一次使用。
 fn key_infos(state: &AppState, config: &Config) -> Vec<KeyInfo> {
+    key_infos_of(state, config, None)
+}
+
+/// 同上，`owner` 不为空时只要这个账号的（成员看自己的密钥）。
+pub fn key_infos_of(state: &AppState, config: &Config, owner: Option<&str>) -> Vec<KeyInfo> {
     config
         .auth
         .keys
         .iter()
+        .filter(|k| owner.is_none_or(|o| k.owner == o))
         .map(|k| KeyInfo {
+            owner: k.owner.clone(),
             label: k.label.clone(),
             prefix: k.prefix.clone(),
             created_at: k.created_at.clone(),
@@ -416,13 +423,22 @@ async fn studio_password_hash(password: String) -> Result<String, ApiError> {
 }
 
 /// 创建一个 `/v1` 密钥。原文只在这次返回里出现，配置里只存 SHA-256。
+/// `owner`：密钥属于哪个账号（空为不属于任何人）；要是一个在用的账号。
 pub async fn create_key(
     state: &AppState,
+    viewer: &crate::access::accounts::Viewer,
     label: String,
     limits: KeyLimits,
+    owner: String,
 ) -> Result<CreatedKey, ApiError> {
     use rand::distr::{Alphanumeric, SampleString};
     let label = label.trim().to_string();
+    let owner = owner.trim().to_string();
+    if !owner.is_empty() && !state.accounts.enabled(&owner) {
+        return Err(ApiError::InvalidRequest(format!(
+            "没有叫“{owner}”的在用账号，密钥不能属于它"
+        )));
+    }
     let key = format!("sk-df-{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
     let prefix = key[..12].to_string();
     let entry = crate::config::ApiKeyEntry {
@@ -434,6 +450,7 @@ pub async fn create_key(
         max_concurrent: limits.max_concurrent,
         max_spend_per_day: limits.max_spend_per_day,
         max_spend_per_month: limits.max_spend_per_month,
+        owner: owner.clone(),
     };
     state
         .config_store
@@ -443,17 +460,31 @@ pub async fn create_key(
         })
         .await?;
     tracing::info!(%prefix, "已创建 API 密钥");
+    let whose = if owner.is_empty() {
+        String::new()
+    } else {
+        format!("，属于“{owner}”")
+    };
+    let detail = format!("“{label}”（{prefix}…{whose}）");
+    crate::admin::accounts::record(state, viewer, "创建 API 密钥", &detail).await;
     Ok(CreatedKey { key, prefix, label })
 }
 
-/// 吊销一个设置页创建的密钥（按前缀），立即生效。
-pub async fn revoke_key(state: &AppState, prefix: String) -> Result<(), ApiError> {
+/// 吊销一个设置页创建的密钥（按前缀），立即生效。`only_owner` 不为空时只吊销这个账号的（成员吊销自己的）。
+pub async fn revoke_key(
+    state: &AppState,
+    viewer: &crate::access::accounts::Viewer,
+    prefix: String,
+    only_owner: Option<String>,
+) -> Result<(), ApiError> {
     let mut found = true;
     state
         .config_store
         .update(|next| {
             let before = next.auth.keys.len();
-            next.auth.keys.retain(|k| k.prefix != prefix);
+            next.auth.keys.retain(|k| {
+                k.prefix != prefix || only_owner.as_ref().is_some_and(|o| *o != k.owner)
+            });
             found = next.auth.keys.len() != before;
             Ok(())
         })
@@ -462,6 +493,7 @@ pub async fn revoke_key(state: &AppState, prefix: String) -> Result<(), ApiError
         return Err(ApiError::NotFound);
     }
     tracing::info!(%prefix, "已吊销 API 密钥");
+    crate::admin::accounts::record(state, viewer, "吊销 API 密钥", &format!("{prefix}…")).await;
     Ok(())
 }
 

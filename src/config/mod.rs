@@ -37,10 +37,26 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub cluster: ClusterConfig,
     pub usage: UsageConfig,
+    #[serde(skip_serializing_if = "AccountsConfig::is_default")]
+    pub accounts: AccountsConfig,
     pub upstreams: Vec<UpstreamConfig>,
     /// 模型目录的改写与补充（同 id 的改写编进程序的，新的追加），见 `crate::catalogue`。
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<crate::types::catalogue::ModelInfo>,
+}
+
+/// 团队账号（账号本身在元数据库里，见 `crate::access::accounts`）。
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AccountsConfig {
+    /// 成员在图库里只看得到自己的图（管理员照样看全部）；默认 false：大家互相看得到，“我的”只是筛选。
+    pub private_galleries: bool,
+}
+
+impl AccountsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// 花费的显示：币种与汇率（价格在目录里都是美元，见 `crate::types::money`）。
@@ -300,6 +316,9 @@ pub struct ApiKeyEntry {
     pub max_spend_per_day: f64,
     #[serde(skip_serializing_if = "is_zero_amount")]
     pub max_spend_per_month: f64,
+    /// 所属的账号（成员自己建的密钥，或管理员建时指定）：用量与额度也记在这个账号下，账号停用时密钥随之失效。
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 fn is_zero(n: &u32) -> bool {

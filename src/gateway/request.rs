@@ -28,6 +28,8 @@ pub struct ImageRequest {
     pub google_search: bool,
     /// 谁在用（用量记账）：工作台为“工作台”，`/v1` 为密钥的用途说明，否则为“匿名”。
     pub client: String,
+    /// 请求者的账号（用量按账号记；没有账号时为空）。
+    pub account: String,
 }
 
 impl ImageRequest {
@@ -50,7 +52,14 @@ impl ImageRequest {
             progress: super::Progress::default(),
             google_search: false,
             client: client.into(),
+            account: String::new(),
         }
+    }
+
+    /// 记在这个账号名下（用量与账号的额度）。
+    pub fn on_behalf_of(mut self, account: String) -> Self {
+        self.account = account;
+        self
     }
 
     /// 随机种子。

@@ -171,10 +171,12 @@ impl JobManager {
     }
 
     /// 一页批次，新的在前。`cursor` 是上一页的 `next_cursor`。
+    /// `account` 不为空时只列这个账号的批次（登录了账号的人只看自己的）。
     pub async fn list_batches(
         &self,
         cursor: Option<String>,
         limit: Option<u32>,
+        account: Option<String>,
     ) -> Result<BatchPage, ApiError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
         let after = match cursor.filter(|c| !c.is_empty()) {
@@ -189,7 +191,7 @@ impl JobManager {
             .inner
             .producer
             .storage
-            .with_db(move |c| Ok(store::list_batches(c, after, limit + 1)?))
+            .with_db(move |c| Ok(store::list_batches(c, after, limit + 1, account)?))
             .await?;
         let more = rows.len() > limit as usize;
         let items: Vec<BatchView> = {
@@ -203,6 +205,31 @@ impl JobManager {
             .then(|| items.last().map(|b| format!("{}|{}", b.created_at, b.id)))
             .flatten();
         Ok(BatchPage { items, next_cursor })
+    }
+
+    /// 批次所属的账号（没有主人时为空）；没有这个批次时 404。
+    pub async fn batch_owner(&self, batch_id: &str) -> Result<String, ApiError> {
+        let id = batch_id.to_string();
+        self.inner
+            .producer
+            .storage
+            .with_db(move |c| Ok(store::batch_account(c, &id)?))
+            .await?
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// 任务所属的账号（没有主人时为空）；没有这个任务时 404。
+    pub async fn job_owner(&self, job_id: &str) -> Result<String, ApiError> {
+        if let Some(view) = self.view(job_id) {
+            return Ok(view.owner);
+        }
+        let id = job_id.to_string();
+        self.inner
+            .producer
+            .storage
+            .with_db(move |c| Ok(store::job_account(c, &id)?))
+            .await?
+            .ok_or(ApiError::NotFound)
     }
 
     /// 一个批次此刻的概况。

@@ -19,8 +19,10 @@ impl JobManager {
         plan: Plan,
         model: String,
         client: &str,
+        account: &str,
     ) -> Result<Vec<JobView>, ApiError> {
-        let (batch, rows) = new_batch(req, plan, model, client);
+        let (mut batch, rows) = new_batch(req, plan, model, client);
+        batch.account = account.to_string();
         let batch = Arc::new(batch);
         let rows = Arc::new(rows);
         let (b, r) = (batch.clone(), rows.clone());
@@ -204,6 +206,7 @@ impl JobManager {
                 model_text: None,
                 sources: Vec::new(),
                 size_note: None,
+                account: batch.account.clone(),
             })
             .await?;
         storage.drop_spill(&spill);
@@ -307,6 +310,7 @@ fn new_batch(req: &SubmitRequest, plan: Plan, model: String, client: &str) -> (B
         model,
         created_at: created_at.clone(),
         client: client.to_string(),
+        account: String::new(),
         paused: false,
         priority: 0,
         google_search: req.google_search,

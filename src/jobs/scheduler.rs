@@ -112,7 +112,8 @@ impl JobManager {
         .reporting(Progress::new(move |event| this.on_progress(&job_id, event)))
         // 每个任务、每次运行一个种子：同一批的几张各不相同，重试也可能不同。
         .seeded(seed_for(id, run))
-        .grounded(batch.google_search);
+        .grounded(batch.google_search)
+        .on_behalf_of(batch.account.clone());
         let work = producer.produce(request, references);
         tokio::pin!(work);
         let mut tick = tokio::time::interval(TICK);

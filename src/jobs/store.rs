@@ -23,6 +23,8 @@ pub struct Batch {
     pub created_at: String,
     /// 提交者（工作台会话或 IP 的指纹）；排队上限按它计。
     pub client: String,
+    /// 提交者的账号（没有账号时为空）：批次与它的图记在这个账号名下。
+    pub account: String,
     pub paused: bool,
     /// 置顶的先后：越大越靠前，0 为没有置顶。
     pub priority: i64,
@@ -57,8 +59,8 @@ pub struct JobRow {
 pub fn insert_batch(conn: &mut Db<'_>, batch: &Batch, jobs: &[JobRow]) -> Result<(), DbError> {
     conn.transaction(|tx| {
     tx.execute(
-        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search, account)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             batch.id,
             batch.prompt,
@@ -70,7 +72,8 @@ pub fn insert_batch(conn: &mut Db<'_>, batch: &Batch, jobs: &[JobRow]) -> Result
             batch.created_at,
             batch.client,
             batch.name,
-            batch.google_search
+            batch.google_search,
+            batch.account
         ],
     )?;
         for job in jobs {
@@ -223,7 +226,7 @@ const JOB_COLUMNS: &str =
             b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
             COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text,
             j.template, COALESCE(i.favourite, 0), COALESCE(i.model, ''), b.google_search,
-            i.size_note, COALESCE(i.sources, '[]')
+            i.size_note, COALESCE(i.sources, '[]'), b.account
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
 
@@ -244,6 +247,7 @@ fn job_of(r: &Row) -> Result<(Batch, JobRow), DbError> {
         model: r.get(15)?,
         created_at: r.get(16)?,
         client: r.get(19)?,
+        account: r.get(34)?,
         paused: r.get(22)?,
         priority: r.get(23)?,
         google_search: r.get(31)?,
@@ -524,24 +528,45 @@ pub struct BatchRow {
 }
 
 /// 一页批次，新的在前。`after` 是上一页最后一个的（created_at, id）。
+/// `account` 不为空时只列这个账号的批次。
 pub fn list_batches(
     conn: &mut Db<'_>,
     after: Option<(String, String)>,
     limit: u32,
+    account: Option<String>,
 ) -> Result<Vec<BatchRow>, DbError> {
     let (created, id) = after.unwrap_or_else(|| ("\u{10FFFF}".into(), String::new()));
     let batches: Vec<BatchRow> = conn.query(
         "SELECT b.id, b.name, b.created_at, b.paused FROM batches b
          WHERE b.hidden = 0 AND (b.created_at < ?1 OR (b.created_at = ?1 AND b.id < ?2))
+           AND (CAST(?4 AS TEXT) IS NULL OR b.account = ?4)
            AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.hidden = 0)
          ORDER BY b.created_at DESC, b.id DESC LIMIT ?3",
-        params![created, id, limit],
+        params![created, id, limit, account],
         batch_row_of,
     )?;
     batches
         .into_iter()
         .map(|b| with_job_states(conn, b))
         .collect()
+}
+
+/// 批次所属的账号（没有这个批次时为空）。
+pub fn batch_account(conn: &mut Db<'_>, batch_id: &str) -> Result<Option<String>, DbError> {
+    conn.query_opt(
+        "SELECT account FROM batches WHERE id = ?1",
+        params![batch_id],
+        |r| r.get(0),
+    )
+}
+
+/// 任务所属的账号（它的批次的；没有这个任务时为空）。
+pub fn job_account(conn: &mut Db<'_>, job_id: &str) -> Result<Option<String>, DbError> {
+    conn.query_opt(
+        "SELECT b.account FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.id = ?1",
+        params![job_id],
+        |r| r.get(0),
+    )
 }
 
 /// 一个（没被移除的）批次。
@@ -640,6 +665,7 @@ mod tests {
             model: String::new(),
             created_at: "2026-11-30T00:00:00.000Z".into(),
             client: "c".into(),
+            account: String::new(),
             paused: false,
             priority: 0,
             google_search: false,

@@ -231,6 +231,7 @@ mod tests {
             model: String::new(),
             created_at: String::new(),
             client: String::new(),
+            account: String::new(),
             paused: true,
             priority: 0,
             google_search: false,

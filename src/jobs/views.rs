@@ -107,6 +107,7 @@ impl JobManager {
             image: job.row.image.clone(),
             created_at: job.row.created_at.clone(),
             changed_at_ms: job.changed_at_ms,
+            owner: b.account.clone(),
         }
     }
 }

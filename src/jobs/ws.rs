@@ -28,6 +28,7 @@ pub async fn handler(
     State(sockets): State<SocketCounts>,
     State(config): State<crate::config::ConfigHandle>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(viewer): axum::Extension<crate::access::accounts::Viewer>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     // 每个客户端 IP（在可信代理之后按 X-Forwarded-For）同时最多 32 条连接（握手之前就拒绝）。
@@ -42,7 +43,7 @@ pub async fn handler(
     ws.max_frame_size(MAX_INCOMING)
         .max_message_size(MAX_INCOMING)
         .on_upgrade(move |socket| async move {
-            serve(socket, jobs).await;
+            serve(socket, jobs, viewer.0.map(|p| p.name)).await;
             drop(slot);
         })
 }
@@ -52,10 +53,12 @@ async fn send(socket: &mut WebSocket, message: &JobMessage) -> Result<(), axum::
     socket.send(Message::Text(text.into())).await
 }
 
-async fn serve(mut socket: WebSocket, jobs: JobManager) {
+/// `only`：登录了账号时只推这个账号的卡片（别人的批次不出现在他的工作台上）。
+async fn serve(mut socket: WebSocket, jobs: JobManager, only: Option<String>) {
+    let mine = |view: &JobView| only.as_ref().is_none_or(|name| view.owner == *name);
     // 先订阅再取快照：两者之间发生的变化不会漏掉（最多重复一次）。
     let mut changes = jobs.subscribe();
-    if send(&mut socket, &snapshot(&jobs)).await.is_err() {
+    if send(&mut socket, &snapshot(&jobs, &mine)).await.is_err() {
         return;
     }
     let mut sent: HashMap<String, Sent> = HashMap::new();
@@ -69,7 +72,7 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
         tokio::select! {
             change = changes.recv() => match change {
                 Ok(Change::Job(id)) => {
-                    let Some(view) = jobs.view(&id) else { continue };
+                    let Some(view) = jobs.view(&id).filter(|v| mine(v)) else { continue };
                     let due = sent.get(&id).is_none_or(|s| s.state != view.state || s.phase != view.phase || s.at.elapsed() >= FLUSH_EVERY);
                     if due {
                         dirty.retain(|d| *d != id);
@@ -92,7 +95,7 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
                     dirty.clear();
                     sent.clear();
                     queue_dirty = false;
-                    if send(&mut socket, &snapshot(&jobs)).await.is_err() {
+                    if send(&mut socket, &snapshot(&jobs, &mine)).await.is_err() {
                         return;
                     }
                 }
@@ -131,9 +134,9 @@ async fn serve(mut socket: WebSocket, jobs: JobManager) {
     }
 }
 
-fn snapshot(jobs: &JobManager) -> JobMessage {
+fn snapshot(jobs: &JobManager, mine: &impl Fn(&JobView) -> bool) -> JobMessage {
     JobMessage::Snapshot {
-        jobs: jobs.snapshot(),
+        jobs: jobs.snapshot().into_iter().filter(|v| mine(v)).collect(),
         queue: jobs.queue_order(),
     }
 }

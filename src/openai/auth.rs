@@ -44,6 +44,20 @@ impl Caller {
         }
     }
 
+    /// 密钥所属的账号（成员自己建的密钥；没有主人时为空）。
+    pub fn owner(&self, config: &Config) -> String {
+        match self {
+            Caller::Key(k) => config
+                .auth
+                .keys
+                .iter()
+                .find(|e| e.sha256.starts_with(k.as_str()))
+                .map(|e| e.owner.clone())
+                .unwrap_or_default(),
+            Caller::Ip(_) => String::new(),
+        }
+    }
+
     /// 这个调用方的额度（设置页建的密钥可以设；其余不限）。
     pub fn budget(&self, config: &Config) -> crate::access::budget::Budget {
         match self {
@@ -83,8 +97,16 @@ impl KeyUsage {
 /// 正在服务的监听地址（`/v1` 没有密钥时开不开看它）。
 pub type ListenAddr = std::sync::Arc<crate::listeners::Listeners>;
 
+/// `/v1` 鉴权用到的状态：配置、密钥的使用时间、监听地址、账号的快照（密钥的主人停用了，密钥跟着失效）。
+pub type AuthState = (
+    ConfigHandle,
+    KeyUsage,
+    ListenAddr,
+    crate::access::accounts::Directory,
+);
+
 pub async fn require_api_key(
-    State((config, usage, listeners)): State<(ConfigHandle, KeyUsage, ListenAddr)>,
+    State((config, usage, listeners, accounts)): State<AuthState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
@@ -93,11 +115,18 @@ pub async fn require_api_key(
     let listen = listeners
         .current_addr()
         .unwrap_or_else(|| config.listen_addr());
-    let caller = identify(&config, request.headers(), peer, listen)?;
+    let locked = crate::access::exposure::studio_locked(&config, accounts.any());
+    let caller = identify(&config, request.headers(), peer, listen, locked)?;
     if let Caller::Key(_) = &caller {
         if let Some(token) = bearer(request.headers()) {
             let sha = sha256_hex(token);
-            if config.auth.keys.iter().any(|k| k.sha256 == sha) {
+            if let Some(key) = config.auth.keys.iter().find(|k| k.sha256 == sha) {
+                if !key.owner.is_empty() && !accounts.enabled(&key.owner) {
+                    return Err(ApiError::Unauthorized(format!(
+                        "这个 API 密钥所属的账号“{}”已停用或已不存在，密钥随之失效",
+                        key.owner
+                    )));
+                }
                 usage.touch(sha);
             }
         }
@@ -111,9 +140,10 @@ fn identify(
     headers: &HeaderMap,
     peer: SocketAddr,
     listen: SocketAddr,
+    locked: bool,
 ) -> Result<Caller, ApiError> {
     if !config.auth.requires_key() {
-        if crate::access::exposure::v1_open_without_keys(config, listen) {
+        if crate::access::exposure::v1_open_without_keys(config, listen, locked) {
             return Ok(Caller::Ip(client_ip(config, headers, peer)));
         }
         return Err(ApiError::Unauthorized(
@@ -154,7 +184,14 @@ mod tests {
     const PEER: &str = "203.0.113.9:5000";
 
     fn check(config: &Config, h: &HeaderMap, listen: &str) -> Result<Caller, ApiError> {
-        identify(config, h, PEER.parse().unwrap(), listen.parse().unwrap())
+        let locked = crate::access::exposure::studio_locked(config, false);
+        identify(
+            config,
+            h,
+            PEER.parse().unwrap(),
+            listen.parse().unwrap(),
+            locked,
+        )
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub async fn completions(
             requester: Requester::Api {
                 label: caller.client_label(&config),
                 budget: caller.budget(&config),
+                account: caller.owner(&config),
             },
             prompt: &message.prompt,
             count: 1,

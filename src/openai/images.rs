@@ -201,6 +201,7 @@ async fn respond(
         requester: Requester::Api {
             label: caller.client_label(&config),
             budget: caller.budget(&config),
+            account: caller.owner(&config),
         },
         prompt: &params.prompt,
         count: n,

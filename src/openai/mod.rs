@@ -58,6 +58,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 state.config.clone(),
                 state.key_usage.clone(),
                 state.listeners.clone(),
+                state.accounts.clone(),
             ),
             auth::require_api_key,
         ));

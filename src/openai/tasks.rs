@@ -60,7 +60,7 @@ pub async fn submit(
                 ..SubmitRequest::default()
             };
             // 额度已在这次请求收下时占过（见 `images::respond`）。
-            let views = crate::admit::batch(state, submit, &caller, None).await?;
+            let views = crate::admit::batch(state, submit, &caller, &request.account, None).await?;
             let id = views.first().map(|v| v.batch_id.clone());
             Ok(vec![Produced {
                 id,

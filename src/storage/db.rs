@@ -121,6 +121,8 @@ pub struct ImageRecord {
     pub size_note: Option<String>,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
+    /// 所属的账号（没有账号时为空）。
+    pub account: String,
 }
 
 impl ImageRecord {
@@ -169,6 +171,7 @@ impl ImageRecord {
             sources: row.get("sources")?,
             size_note: row.get("size_note")?,
             deleted_at: row.get("deleted_at")?,
+            account: row.get("account")?,
         })
     }
 }
@@ -195,8 +198,8 @@ pub fn insert(conn: &mut Db<'_>, r: &ImageRecord) -> Result<(), DbError> {
     conn.execute(
         "INSERT INTO images (id, root, rel_path, mime, width, height, bytes, prompt, mode, model,
                              aspect_ratio, image_size, upstream, created_at,
-                             duration_ms, attempts, reference_ids, model_text, sources, size_note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                             duration_ms, attempts, reference_ids, model_text, sources, size_note, account)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         params![
             r.id,
             r.root,
@@ -217,7 +220,8 @@ pub fn insert(conn: &mut Db<'_>, r: &ImageRecord) -> Result<(), DbError> {
             r.reference_ids,
             r.model_text,
             r.sources,
-            r.size_note
+            r.size_note,
+            r.account
         ],
     )?;
     Ok(())
@@ -253,6 +257,8 @@ pub struct ListFilter {
     pub trash: bool,
     /// true 只看收藏的，false 只看没收藏的。
     pub favourite: Option<bool>,
+    /// 只看这个账号的。
+    pub account: Option<String>,
     /// 翻页游标：上一页最后一条的 (created_at, id)。
     pub after: Option<(String, String)>,
     pub limit: u32,
@@ -275,6 +281,7 @@ pub fn list(conn: &mut Db<'_>, f: &ListFilter) -> Result<Vec<ImageRecord>, DbErr
            AND (CAST(?5 AS TEXT) IS NULL OR created_at < ?5)
            AND (CAST(?6 AS TEXT) IS NULL OR (created_at, id) < (?6, ?7))
            AND (CAST(?9 AS BIGINT) IS NULL OR favourite = ?9)
+           AND (CAST(?10 AS TEXT) IS NULL OR account = ?10)
          ORDER BY created_at DESC, id DESC
          LIMIT ?8",
         params![
@@ -286,7 +293,8 @@ pub fn list(conn: &mut Db<'_>, f: &ListFilter) -> Result<Vec<ImageRecord>, DbErr
             after_time,
             after_id,
             f.limit,
-            f.favourite
+            f.favourite,
+            f.account
         ],
         ImageRecord::from_row,
     )
@@ -325,10 +333,12 @@ pub fn restore(conn: &mut Db<'_>, ids: &[String]) -> Result<usize, DbError> {
 }
 
 /// 删除回收站里的全部记录（一句 `DELETE … RETURNING`，原子的），返回被删除的记录，调用方随后删文件。
-pub fn purge_trash(conn: &mut Db<'_>) -> Result<Vec<ImageRecord>, DbError> {
+/// `only` 不为空时只删这个账号的。
+pub fn purge_trash(conn: &mut Db<'_>, only: Option<&str>) -> Result<Vec<ImageRecord>, DbError> {
     conn.query(
-        "DELETE FROM images WHERE deleted_at IS NOT NULL RETURNING *",
-        params![],
+        "DELETE FROM images WHERE deleted_at IS NOT NULL AND (CAST(?1 AS TEXT) IS NULL OR account = ?1)
+         RETURNING *",
+        params![only],
         ImageRecord::from_row,
     )
 }
@@ -416,6 +426,7 @@ mod tests {
         let conn = open(&dir.path().join("t.db")).unwrap();
         let mut conn = Db::Sqlite(&conn);
         let r = ImageRecord {
+            account: String::new(),
             id: "a".into(),
             root: "/r".into(),
             rel_path: "images/x.png".into(),
@@ -448,6 +459,7 @@ mod tests {
 
     fn record(id: &str, prompt: &str, mode: &str, created_at: &str) -> ImageRecord {
         ImageRecord {
+            account: String::new(),
             id: id.into(),
             root: "/r".into(),
             rel_path: format!("images/{id}.png"),
@@ -552,7 +564,7 @@ mod tests {
         assert_eq!(ids(list(&mut conn, &trash_view).unwrap()), ["b", "a"]);
         assert_eq!(restore(&mut conn, &["b".into()]).unwrap(), 1);
         assert_eq!(ids(list(&mut conn, &all).unwrap()), ["d", "c", "b"]);
-        let purged = purge_trash(&mut conn).unwrap();
+        let purged = purge_trash(&mut conn, None).unwrap();
         assert_eq!(ids(purged), ["a"]);
         assert_eq!(get(&mut conn, "a").unwrap(), None);
         assert!(list(&mut conn, &trash_view).unwrap().is_empty());

@@ -83,6 +83,7 @@ impl Storage {
             sources: serde_json::to_string(&image.sources).unwrap_or_else(|_| "[]".into()),
             size_note: image.size_note,
             deleted_at: None,
+            account: image.account,
         };
         if let Err(e) = self.commit_grouped(record.clone(), dir) {
             // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。

@@ -56,8 +56,11 @@ impl Storage {
 
     /// 清空回收站：先删记录（一个事务），再删文件。删文件前崩溃最多留下孤儿文件（启动核对会报告），
     /// 不会留下指向缺失文件的记录。返回删除的张数。
-    pub async fn empty_trash(&self) -> Result<usize, StorageError> {
-        let removed = self.with_db(|c| Ok(db::purge_trash(c)?)).await?;
+    /// `only` 不为空时只删这个账号的。
+    pub async fn empty_trash(&self, only: Option<String>) -> Result<usize, StorageError> {
+        let removed = self
+            .with_db(move |c| Ok(db::purge_trash(c, only.as_deref())?))
+            .await?;
         // 删文件不占着数据库：对象存储的删除可能要几秒，别的保存与查询不必等它。
         let blobs = self.inner.blobs.clone();
         let count = removed.len();

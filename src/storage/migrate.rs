@@ -278,11 +278,16 @@ const TABLES: &[(&str, &str)] = &[
     ("jobs", "id"),
     ("idempotency", "key"),
     ("prompts", "id"),
-    ("usage", "period, client, upstream, model, key_index"),
+    (
+        "usage",
+        "period, client, account, upstream, model, key_index",
+    ),
     ("secrets", "name"),
     ("instances", "id"),
     ("sessions", "token_hash"),
     ("rate_limits", "key"),
+    ("accounts", "name"),
+    ("audit_log", "id"),
 ];
 
 /// 一组行（同样的列、按主键排好）的 SHA-256。

@@ -15,6 +15,7 @@
 //! - `blobs`：按根读写文件（本地目录或对象存储）；`thumbs`：缩略图；`spill`：暂存区；
 //!   `archive`：打包下载；`shared_config`：集群共用的配置；`migrate`：把图与元数据搬到别处。
 
+pub mod accounts;
 pub mod archive;
 pub mod blobs;
 pub(crate) mod db;
@@ -95,6 +96,8 @@ pub struct NewImage {
     pub sources: Vec<(String, String)>,
     /// 实际尺寸与请求的不符时的说明。
     pub size_note: Option<String>,
+    /// 所属的账号（没有账号时为空）。
+    pub account: String,
 }
 
 #[derive(Clone)]
@@ -406,6 +409,7 @@ mod tests {
             sources: Vec::new(),
             size_note: None,
             reference_ids: Vec::new(),
+            account: String::new(),
         }
     }
 
@@ -472,6 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = open_local(dir.path()).await;
         let good = |id: &str| ImageRecord {
+            account: String::new(),
             id: id.into(),
             root: dir.path().to_string_lossy().into_owned(),
             rel_path: format!("images/{id}.png"),

@@ -152,6 +152,65 @@ pub(super) const SQLITE_MIGRATIONS: &[&str] = &[
         ALTER TABLE usage ADD COLUMN maybe_spend_micros INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE usage ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE usage ADD COLUMN maybe_unpriced INTEGER NOT NULL DEFAULT 0;",
+    // 团队账号（#38）：账号（argon2 哈希、角色、停用、额度 JSON；epoch 在改密码与停用时加一，旧会话随之作废）、
+    // 只追加的操作记录；批次、图片、提示词记下所属账号（没有账号时为空）；会话记下账号；
+    // 用量多一列账号（主键跟着变，表重建）。
+    "CREATE TABLE accounts (
+            name          TEXT PRIMARY KEY,
+            display_name  TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            role          TEXT NOT NULL,             -- admin / member
+            disabled      INTEGER NOT NULL DEFAULT 0,
+            epoch         INTEGER NOT NULL DEFAULT 0,
+            limits        TEXT NOT NULL DEFAULT '{}', -- JSON：AccountLimits
+            created_at    TEXT NOT NULL,
+            last_seen_at  TEXT
+        );
+        CREATE TABLE audit_log (
+            id     TEXT PRIMARY KEY,  -- UUIDv7：按时间排序
+            at     TEXT NOT NULL,
+            actor  TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        ALTER TABLE batches ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        ALTER TABLE images ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        ALTER TABLE prompts ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        ALTER TABLE sessions ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX images_account ON images(account, created_at DESC);
+        CREATE INDEX batches_account ON batches(account, created_at DESC);
+        CREATE TABLE usage_v2 (
+            period      TEXT NOT NULL,
+            client      TEXT NOT NULL,
+            account     TEXT NOT NULL DEFAULT '',
+            upstream    TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            key_index   INTEGER NOT NULL,
+            requests    INTEGER NOT NULL DEFAULT 0,
+            images      INTEGER NOT NULL DEFAULT 0,
+            failures    TEXT NOT NULL DEFAULT '{}',
+            retries     INTEGER NOT NULL DEFAULT 0,
+            fallbacks   INTEGER NOT NULL DEFAULT 0,
+            latency     TEXT NOT NULL DEFAULT '[]',
+            bytes_in    INTEGER NOT NULL DEFAULT 0,
+            bytes_out   INTEGER NOT NULL DEFAULT 0,
+            spend_micros INTEGER NOT NULL DEFAULT 0,
+            maybe_billed INTEGER NOT NULL DEFAULT 0,
+            maybe_spend_micros INTEGER NOT NULL DEFAULT 0,
+            unpriced    INTEGER NOT NULL DEFAULT 0,
+            maybe_unpriced INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (period, client, account, upstream, model, key_index)
+        );
+        INSERT INTO usage_v2 (period, client, account, upstream, model, key_index, requests, images, failures,
+            retries, fallbacks, latency, bytes_in, bytes_out, spend_micros, maybe_billed, maybe_spend_micros,
+            unpriced, maybe_unpriced)
+          SELECT period, client, '', upstream, model, key_index, requests, images, failures,
+            retries, fallbacks, latency, bytes_in, bytes_out, spend_micros, maybe_billed, maybe_spend_micros,
+            unpriced, maybe_unpriced FROM usage;
+        DROP TABLE usage;
+        ALTER TABLE usage_v2 RENAME TO usage;
+        CREATE INDEX usage_account ON usage(account, period);",
 ];
 
 /// PostgreSQL 的迁移：与 `SQLITE_MIGRATIONS` 做同样的事。第 1 条一次建好与 SQLite 第 1–11 条之后相同的表
@@ -298,4 +357,34 @@ CREATE TABLE usage (
     ALTER TABLE usage ADD COLUMN maybe_spend_micros BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE usage ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE usage ADD COLUMN maybe_unpriced BIGINT NOT NULL DEFAULT 0;"#,
+    // SQLite 的第 20 条。
+    r#"CREATE TABLE accounts (
+        name          TEXT COLLATE "C" PRIMARY KEY,
+        display_name  TEXT COLLATE "C" NOT NULL,
+        password_hash TEXT COLLATE "C" NOT NULL,
+        role          TEXT COLLATE "C" NOT NULL,
+        disabled      BIGINT NOT NULL DEFAULT 0,
+        epoch         BIGINT NOT NULL DEFAULT 0,
+        limits        TEXT COLLATE "C" NOT NULL DEFAULT '{}',
+        created_at    TEXT COLLATE "C" NOT NULL,
+        last_seen_at  TEXT COLLATE "C"
+    );
+    CREATE TABLE audit_log (
+        id     TEXT COLLATE "C" PRIMARY KEY,
+        at     TEXT COLLATE "C" NOT NULL,
+        actor  TEXT COLLATE "C" NOT NULL,
+        action TEXT COLLATE "C" NOT NULL,
+        detail TEXT COLLATE "C" NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN account TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE images ADD COLUMN account TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE prompts ADD COLUMN account TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN account TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX images_account ON images(account, created_at DESC);
+    CREATE INDEX batches_account ON batches(account, created_at DESC);
+    ALTER TABLE usage ADD COLUMN account TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE usage DROP CONSTRAINT usage_pkey;
+    ALTER TABLE usage ADD PRIMARY KEY (period, client, account, upstream, model, key_index);
+    CREATE INDEX usage_account ON usage(account, period);"#,
 ];

@@ -26,6 +26,8 @@ pub struct GalleryQuery {
     pub cursor: Option<String>,
     /// 每页张数（1–200，默认 48）。
     pub limit: Option<u32>,
+    /// true 只看自己的（登录了账号时；“我的”）。
+    pub mine: bool,
 }
 
 /// 图库里的一张图（列表只给缩略图需要的信息）。
@@ -48,6 +50,9 @@ pub struct GalleryItem {
     pub model: String,
     /// 移入回收站的时间；为空表示未删除。
     pub deleted_at: Option<String>,
+    /// 所属的账号（没有账号时为空）。
+    #[serde(default)]
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -223,6 +223,9 @@ pub struct JobView {
     pub created_at: String,
     /// 服务器上最近一次变化的时刻（Unix 毫秒）；浏览器用它算推送延迟。
     pub changed_at_ms: u64,
+    /// 提交者的账号（没有账号时为空）：登录了账号的人只收到自己的卡片。
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl JobView {
@@ -316,6 +319,7 @@ mod tests {
             batch_id: "b".into(),
             batch_name: "b".into(),
             batch_paused: false,
+            owner: String::new(),
             template: None,
             index: 1,
             count: 1,

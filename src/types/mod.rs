@@ -4,6 +4,7 @@
 //! 这里的类型同时编译进服务端与 WASM，所以只能依赖两端都有的 crate（serde、thiserror、leptos）。
 //! 服务端模块（网关、任务、存储……）从这里取类型，从不引用界面模块 `crate::app`。
 
+pub mod account;
 pub mod attempt;
 pub mod batch;
 pub mod catalogue;
@@ -45,6 +46,9 @@ pub struct PageInfo {
     /// 页头的健康圆点。
     #[serde(default)]
     pub health: usage::Health,
+    /// 登录的账号（没有账号时为空）：页头显示名字，图库有“我的”。
+    #[serde(default)]
+    pub me: Option<account::Me>,
 }
 
 #[cfg(test)]

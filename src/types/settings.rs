@@ -349,6 +349,9 @@ pub struct KeyInfo {
     pub max_spend_per_day: f64,
     #[serde(default)]
     pub max_spend_per_month: f64,
+    /// 所属的账号（空为不属于任何人）。
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// 设置页的“花费”一节（`[usage]` 与 `limits.studio_max_spend_*`）：金额都按所选币种，0 为不限。

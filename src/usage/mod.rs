@@ -28,6 +28,8 @@ pub struct AttemptEvent {
     /// UTC 的小时：`YYYY-MM-DDTHH`。
     pub hour: String,
     pub client: String,
+    /// 请求者的账号（没有账号时为空）。
+    pub account: String,
     pub upstream: String,
     pub model: String,
     /// 密钥在池里的序号（从 1 起），没有密钥为 0。
@@ -130,18 +132,55 @@ pub async fn key_spend_since(
         .await
 }
 
-/// 某调用方从 `since_hour`（含）起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
-pub async fn spend_since(storage: &Storage, client: String, since_hour: String) -> i64 {
+/// 额度按谁计：一个调用方（用量表的 `client` 列：“工作台”、密钥的用途说明）或一个账号
+/// （`account` 列：这个人在工作台与用他的密钥合起来的）。
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Client(String),
+    Account(String),
+}
+
+impl Scope {
+    /// 给人看的名字（也是额度表里的键）。
+    pub fn shown(&self) -> String {
+        match self {
+            Scope::Client(c) => c.clone(),
+            Scope::Account(a) => format!("账号“{a}”"),
+        }
+    }
+
+    fn column(&self) -> (&'static str, String) {
+        match self {
+            Scope::Client(c) => ("client", c.clone()),
+            Scope::Account(a) => ("account", a.clone()),
+        }
+    }
+}
+
+/// 某调用方（或账号）从 `since_hour`（含）起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
+pub async fn spend_since(storage: &Storage, scope: &Scope, since_hour: String) -> i64 {
+    let (column, value) = scope.column();
     storage
-        .with_db(move |c| Ok(store::spend_since(c, &client, &since_hour)?))
+        .with_db(move |c| Ok(store::spend_since(c, column, &value, &since_hour)?))
         .await
         .unwrap_or(0)
 }
 
-/// 某调用方从 `since_hour`（含）起生成的张数（每日额度启动时从这里接上）。
-pub async fn images_since(storage: &Storage, client: String, since_hour: String) -> u64 {
+/// 某调用方（或账号）从 `since_hour`（含）起生成的张数（每日额度启动时从这里接上）。
+pub async fn images_since(storage: &Storage, scope: &Scope, since_hour: String) -> u64 {
+    let (column, value) = scope.column();
     storage
-        .with_db(move |c| Ok(store::images_since(c, &client, &since_hour)?))
+        .with_db(move |c| Ok(store::images_since(c, column, &value, &since_hour)?))
         .await
         .unwrap_or(0)
+}
+
+/// 各账号从 `since`（含）起生成的张数与花费（美元，百万分之一）：设置页的账号列表用。
+pub async fn by_account_since(
+    storage: &Storage,
+    since: String,
+) -> Result<Vec<(String, u64, i64)>, crate::storage::StorageError> {
+    storage
+        .with_db(move |c| Ok(store::by_account_since(c, &since)?))
+        .await
 }

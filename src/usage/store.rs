@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub struct UsageRow {
     pub period: String,
     pub client: String,
+    pub account: String,
     pub upstream: String,
     pub model: String,
     pub key_index: u32,
@@ -84,6 +85,7 @@ impl UsageRow {
         UsageRow {
             period: e.hour.clone(),
             client: e.client.clone(),
+            account: e.account.clone(),
             upstream: e.upstream.clone(),
             model: e.model.clone(),
             key_index: e.key_index,
@@ -103,10 +105,11 @@ impl UsageRow {
         }
     }
 
-    fn key(&self) -> (String, String, String, String, u32) {
+    fn key(&self) -> (String, String, String, String, String, u32) {
         (
             self.period.clone(),
             self.client.clone(),
+            self.account.clone(),
             self.upstream.clone(),
             self.model.clone(),
             self.key_index,
@@ -118,6 +121,7 @@ fn row_of(r: &Row) -> Result<UsageRow, DbError> {
     Ok(UsageRow {
         period: r.get("period")?,
         client: r.get("client")?,
+        account: r.get("account")?,
         upstream: r.get("upstream")?,
         model: r.get("model")?,
         key_index: r.get("key_index")?,
@@ -145,11 +149,12 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
         row.client,
         row.upstream,
         row.model,
-        row.key_index
+        row.key_index,
+        row.account
     ];
     conn.execute(
-        "INSERT INTO usage (period, client, upstream, model, key_index) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (period, client, upstream, model, key_index) DO NOTHING",
+        "INSERT INTO usage (period, client, upstream, model, key_index, account) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (period, client, account, upstream, model, key_index) DO NOTHING",
         key,
     )?;
     let lock = match conn.dialect() {
@@ -157,7 +162,7 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
         Dialect::Sqlite => "",
     };
     let mut total = conn.query_one(
-        &format!("SELECT * FROM usage WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5{lock}"),
+        &format!("SELECT * FROM usage WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5 AND account = ?6{lock}"),
         key,
         row_of,
     )?;
@@ -166,7 +171,7 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
         "UPDATE usage SET requests = ?6, images = ?7, failures = ?8, retries = ?9, fallbacks = ?10,
                           latency = ?11, bytes_in = ?12, bytes_out = ?13, spend_micros = ?14,
                           maybe_billed = ?15, maybe_spend_micros = ?16, unpriced = ?17, maybe_unpriced = ?18
-         WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5",
+         WHERE period = ?1 AND client = ?2 AND upstream = ?3 AND model = ?4 AND key_index = ?5 AND account = ?19",
         params![
             total.period,
             total.client,
@@ -185,7 +190,8 @@ fn merge(conn: &mut Db<'_>, row: &UsageRow) -> Result<(), DbError> {
             total.maybe_billed as i64,
             total.maybe_spend,
             total.unpriced as i64,
-            total.maybe_unpriced as i64
+            total.maybe_unpriced as i64,
+            total.account
         ],
     )?;
     Ok(())
@@ -217,22 +223,55 @@ pub fn since(conn: &mut Db<'_>, since: &str) -> Result<Vec<UsageRow>, DbError> {
     )
 }
 
-/// 某调用方从 `since_hour` 起生成的张数。
-pub fn images_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result<u64, DbError> {
+/// `column`（`client` 或 `account`）为 `value` 的行从 `since_hour` 起生成的张数。
+pub fn images_since(
+    conn: &mut Db<'_>,
+    column: &'static str,
+    value: &str,
+    since_hour: &str,
+) -> Result<u64, DbError> {
     conn.query_one(
-        "SELECT CAST(COALESCE(SUM(images), 0) AS BIGINT) FROM usage WHERE client = ?1 AND period >= ?2",
-        params![client, since_hour],
+        &format!("SELECT CAST(COALESCE(SUM(images), 0) AS BIGINT) FROM usage WHERE {column} = ?1 AND period >= ?2"),
+        params![value, since_hour],
         |r| r.get::<u64>(0),
     )
 }
 
-/// 某调用方从 `since_hour` 起按目录价格的花费（已计费加可能已计费，美元，百万分之一）。
-pub fn spend_since(conn: &mut Db<'_>, client: &str, since_hour: &str) -> Result<i64, DbError> {
+/// `column`（`client` 或 `account`）为 `value` 的行从 `since_hour` 起按目录价格的花费
+/// （已计费加可能已计费，美元，百万分之一）。
+pub fn spend_since(
+    conn: &mut Db<'_>,
+    column: &'static str,
+    value: &str,
+    since_hour: &str,
+) -> Result<i64, DbError> {
     conn.query_one(
-        "SELECT CAST(COALESCE(SUM(spend_micros + maybe_spend_micros), 0) AS BIGINT) FROM usage
-         WHERE client = ?1 AND period >= ?2",
-        params![client, since_hour],
+        &format!(
+            "SELECT CAST(COALESCE(SUM(spend_micros + maybe_spend_micros), 0) AS BIGINT) FROM usage
+             WHERE {column} = ?1 AND period >= ?2"
+        ),
+        params![value, since_hour],
         |r| r.get::<i64>(0),
+    )
+}
+
+/// 从 `since` 起每个账号生成的张数与花费（已计费加可能已计费）。
+pub fn by_account_since(
+    conn: &mut Db<'_>,
+    since: &str,
+) -> Result<Vec<(String, u64, i64)>, DbError> {
+    conn.query(
+        "SELECT account, CAST(SUM(images) AS BIGINT) AS images,
+                CAST(SUM(spend_micros + maybe_spend_micros) AS BIGINT) AS usd
+         FROM usage WHERE period >= ?1 AND account <> '' GROUP BY account",
+        params![since],
+        |r| {
+            Ok((
+                r.get("account")?,
+                r.get::<u64>("images")?,
+                r.get::<i64>("usd")?,
+            ))
+        },
     )
 }
 
@@ -279,6 +318,7 @@ mod tests {
         AttemptEvent {
             hour: hour.into(),
             client: "工作台".into(),
+            account: String::new(),
             upstream: "u".into(),
             model: "m".into(),
             key_index: 1,

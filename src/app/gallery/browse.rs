@@ -19,6 +19,8 @@ pub struct Browse {
     pub trash: RwSignal<bool>,
     /// 只看收藏的。
     pub favourites: RwSignal<bool>,
+    /// 只看自己的（登录了账号时的“我的”）。
+    pub mine: RwSignal<bool>,
     /// 列表视图（缩略图、提示词、尺寸、日期、模型一行一张）；否则是网格。
     pub list_view: RwSignal<bool>,
     pub items: RwSignal<Vec<GalleryItem>>,
@@ -40,6 +42,7 @@ impl Browse {
             to_date: RwSignal::new(String::new()),
             trash: RwSignal::new(false),
             favourites: RwSignal::new(false),
+            mine: RwSignal::new(false),
             list_view: RwSignal::new(false),
             items: RwSignal::new(initial.items),
             next_cursor: RwSignal::new(initial.next_cursor),
@@ -61,6 +64,7 @@ impl Browse {
             favourite: self.favourites.get_untracked().then_some(true),
             cursor,
             limit: None,
+            mine: self.mine.get_untracked(),
         }
     }
 

@@ -51,8 +51,19 @@ impl EarlyFilters {
 }
 
 #[component]
-pub fn Filters(browse: Browse) -> impl IntoView {
+pub fn Filters(browse: Browse, accounts: bool) -> impl IntoView {
     let b = browse;
+    let owner = accounts.then(|| {
+        view! {
+            <select name="owner" aria-label="谁的图" data-testid="gallery-owner" on:change=move |ev| {
+                b.mine.set(event_target_value(&ev) == "mine");
+                b.reload();
+            }>
+                <option value="all">"全部"</option>
+                <option value="mine">"我的"</option>
+            </select>
+        }
+    });
     view! {
         // data-early：水合前按 Enter 的搜索由页头的脚本记下，水合后照样查询（app/early.rs）。
         <form class="gallery-filters" role="search" autocomplete="off" data-early="gallery" on:submit=move |ev| {
@@ -78,6 +89,7 @@ pub fn Filters(browse: Browse) -> impl IntoView {
             <input type="search" name="search" placeholder="搜索提示词" aria-label="搜索提示词"
                 prop:value=move || b.search.get()
                 on:input=move |ev| b.search.set(event_target_value(&ev))/>
+            {owner}
             <select name="mode" aria-label="模式" on:change=move |ev| {
                 b.mode.set(event_target_value(&ev));
                 b.reload();

@@ -81,7 +81,13 @@ mod ssr {
             favourite: r.favourite,
             model: r.model.clone(),
             deleted_at: r.deleted_at.clone(),
+            owner: r.account.clone(),
         }
+    }
+
+    /// 当前请求的人，与图库对他的可见范围（`accounts.private_galleries`）。
+    async fn viewer() -> crate::access::accounts::Viewer {
+        crate::access::accounts::current().await
     }
 
     /// 把调用方给的时间统一成数据库里的格式（UTC、毫秒、Z），这样字符串比较就是时间比较。
@@ -132,7 +138,9 @@ mod ssr {
                 "limit 必须在 1 到 {MAX_PAGE_SIZE} 之间，收到 {limit}"
             )));
         }
+        let private = state.config.load().accounts.private_galleries;
         let filter = ListFilter {
+            account: viewer().await.gallery_owner(query.mine, private),
             search: query.search.trim().to_string(),
             mode,
             from: normalize_time("from", query.from)?,
@@ -158,6 +166,14 @@ mod ssr {
 
     pub async fn detail(state: &AppState, id: String) -> Result<ImageDetail, ApiError> {
         let r = state.storage.get(id).await?.ok_or(ApiError::NotFound)?;
+        let private = state.config.load().accounts.private_galleries;
+        if viewer()
+            .await
+            .gallery_owner(false, private)
+            .is_some_and(|only| only != r.account)
+        {
+            return Err(ApiError::NotFound);
+        }
         Ok(ImageDetail {
             item: item(&r),
             attempts: serde_json::from_str(&r.attempts).unwrap_or_default(),
@@ -185,6 +201,15 @@ mod ssr {
             )));
         }
         let storage = &state.storage;
+        // 别人的图要管理员才能删（或恢复）：有一张不行就整个拒绝，什么都不改。
+        let viewer = viewer().await;
+        if viewer.0.is_some() {
+            for id in &ids {
+                if let Some(r) = storage.get(id.clone()).await? {
+                    viewer.check_touch(&r.account, "张图")?;
+                }
+            }
+        }
         let n = if to_trash {
             storage.trash(ids).await?
         } else {
@@ -205,9 +230,21 @@ mod ssr {
         Ok(favourite)
     }
 
+    /// 清空回收站：管理员（与没有账号的会话）清空全部；成员只永久删除自己的。记进操作记录。
     pub async fn empty_trash(state: &AppState) -> Result<usize, ApiError> {
-        let removed = state.storage.empty_trash().await?;
+        let viewer = viewer().await;
+        let only = viewer
+            .0
+            .as_ref()
+            .filter(|p| !p.admin)
+            .map(|p| p.name.clone());
+        let removed = state.storage.empty_trash(only.clone()).await?;
         tracing::info!(removed, "已清空回收站");
+        let what = match only {
+            Some(name) => format!("永久删除了“{name}”回收站里的 {removed} 张图"),
+            None => format!("永久删除了回收站里的 {removed} 张图"),
+        };
+        crate::admin::accounts::record(state, &viewer, "清空回收站", &what).await;
         Ok(removed)
     }
 }
@@ -215,11 +252,13 @@ mod ssr {
 #[component]
 pub fn GalleryPage() -> impl IntoView {
     let first = Resource::new(|| (), |_| list_images(GalleryQuery::default()));
+    // 登录了账号时图库有“全部 / 我的”。
+    let accounts = use_context::<crate::types::PageInfo>().is_some_and(|p| p.me.is_some());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"加载中……"</p> }>
             {move || Suspend::new(async move {
                 match first.await {
-                    Ok(initial) => view! { <Gallery initial/> }.into_any(),
+                    Ok(initial) => view! { <Gallery initial accounts/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
                 }
             })}
@@ -227,9 +266,9 @@ pub fn GalleryPage() -> impl IntoView {
     }
 }
 
-/// 图库的交互部分。
+/// 图库的交互部分。`accounts`：登录了账号（筛选栏多一个“全部 / 我的”）。
 #[island(lazy)]
-fn Gallery(initial: GalleryPage) -> impl IntoView {
+fn Gallery(initial: GalleryPage, accounts: bool) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     // 水合之前填好的搜索与筛选：在视图水合之前读（水合会把搜索框重设为信号的初值）。
     let mut early_filters = Some(EarlyFilters::read());
@@ -280,7 +319,7 @@ fn Gallery(initial: GalleryPage) -> impl IntoView {
     view! {
         <section class="gallery" data-hydrated=move || hydrated.get().to_string()
             aria-busy=move || (!hydrated.get()).then_some("true")>
-            <Filters browse/>
+            <Filters browse accounts/>
             <SelectionBar browse/>
             <Show when=move || browse.error.get().is_some()>
                 <p class="error" role="alert">{move || browse.error.get().unwrap_or_default()}</p>

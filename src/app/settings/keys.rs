@@ -55,13 +55,14 @@ fn KeyTable(page: Page) -> impl IntoView {
         <div class="table-scroll" role="region" aria-label="API 密钥列表" tabindex="0"
             hidden=move || page.saved.with(|v| v.keys.is_empty())>
         <table class="keys">
-            <thead><tr><th>"用途"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"每天花费"</th><th>"每月花费"</th><th>"创建时间"</th><th>"最近使用"</th><th><span class="sr-only">"操作"</span></th></tr></thead>
+            <thead><tr><th>"用途"</th><th>"所属账号"</th><th>"前缀"</th><th>"每天张数"</th><th>"同时请求"</th><th>"每天花费"</th><th>"每月花费"</th><th>"创建时间"</th><th>"最近使用"</th><th><span class="sr-only">"操作"</span></th></tr></thead>
             <tbody>
                 {move || page.saved.with(|v| v.keys.clone()).into_iter().map(|k| {
                     let prefix = k.prefix.clone();
                     view! {
                         <tr data-testid="key-row">
                             <td>{k.label.clone()}</td>
+                            <td>{if k.owner.is_empty() { "—".to_string() } else { k.owner.clone() }}</td>
                             <td><code>{format!("{}…", k.prefix)}</code></td>
                             <td>{limit(k.images_per_day)}</td>
                             <td>{limit(k.max_concurrent)}</td>
@@ -87,6 +88,7 @@ fn CreateKey(page: Page) -> impl IntoView {
     let concurrent = RwSignal::new(0u32);
     let spend_day = RwSignal::new(String::new());
     let spend_month = RwSignal::new(String::new());
+    let owner = RwSignal::new(String::new());
     let text_field = move |label: &'static str, name: &'static str, value: RwSignal<String>| {
         view! {
             <label>{label}
@@ -104,7 +106,7 @@ fn CreateKey(page: Page) -> impl IntoView {
                 max_spend_per_day: amount(&spend_day.get_untracked()),
                 max_spend_per_month: amount(&spend_month.get_untracked()),
             };
-            page.create_key(label.get_untracked(), limits);
+            page.create_key(label.get_untracked(), limits, owner.get_untracked());
             label.set(String::new());
         }>
             <label>"用途说明"
@@ -121,6 +123,7 @@ fn CreateKey(page: Page) -> impl IntoView {
             </label>
             {text_field("每天最多花费（空为不限）", "key_max_spend_per_day", spend_day)}
             {text_field("每月最多花费（空为不限）", "key_max_spend_per_month", spend_month)}
+            {text_field("所属账号（可空；用量与额度记在它名下）", "key_owner", owner)}
             <button type="submit">"创建密钥"</button>
         </form>
     }

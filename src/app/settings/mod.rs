@@ -14,6 +14,7 @@ mod numbers;
 mod upstreams;
 
 use super::browser;
+use crate::types::account::{AccountChange, AccountsView, NewAccount};
 use crate::types::codec::JsonStr;
 use crate::types::settings::{
     CreatedKey, Flags, MoneyForm, Numbers, ProbeResult, S3Form, SettingsUpdate, SettingsView,
@@ -37,7 +38,13 @@ pub async fn get_settings() -> Result<SettingsView, AppError> {
 /// `POST /api/admin/save_settings`，`{"update":{…}}`：整份校验后保存并生效。
 #[server(prefix = "/api/admin", endpoint = "save_settings", input = JsonStr, output = JsonStr)]
 pub async fn save_settings(update: SettingsUpdate) -> Result<SettingsView, AppError> {
-    with_state(|s| async move { crate::admin::settings::save(&s, update).await }).await
+    with_state(|s| async move {
+        let saved = crate::admin::settings::save(&s, update).await?;
+        let viewer = crate::access::accounts::current().await;
+        crate::admin::accounts::record(&s, &viewer, "保存设置", "设置页保存了设置").await;
+        Ok(saved)
+    })
+    .await
 }
 
 /// `POST /api/admin/test_upstream`，`{"upstream":{…}}`：对这个上游做一次真实的小请求。
@@ -62,6 +69,7 @@ pub async fn create_api_key(
     #[server(default)] max_concurrent: u32,
     #[server(default)] max_spend_per_day: f64,
     #[server(default)] max_spend_per_month: f64,
+    #[server(default)] owner: String,
 ) -> Result<CreatedKey, AppError> {
     let limits = crate::types::settings::KeyLimits {
         images_per_day,
@@ -69,13 +77,48 @@ pub async fn create_api_key(
         max_spend_per_day,
         max_spend_per_month,
     };
-    with_state(|s| async move { crate::admin::settings::create_key(&s, label, limits).await }).await
+    with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::admin::settings::create_key(&s, &viewer, label, limits, owner).await
+    })
+    .await
 }
 
 /// `POST /api/admin/revoke_api_key`，`{"prefix":"…"}`：吊销，立即生效。
 #[server(prefix = "/api/admin", endpoint = "revoke_api_key", input = JsonStr, output = JsonStr)]
 pub async fn revoke_api_key(prefix: String) -> Result<(), AppError> {
-    with_state(|s| async move { crate::admin::settings::revoke_key(&s, prefix).await }).await
+    with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::admin::settings::revoke_key(&s, &viewer, prefix, None).await
+    })
+    .await
+}
+
+/// `POST /api/admin/get_accounts`，`{}`：账号列表（最近来过、本月用量）与最近的操作记录。
+#[server(prefix = "/api/admin", endpoint = "get_accounts", input = JsonStr, output = JsonStr)]
+pub async fn get_accounts() -> Result<AccountsView, AppError> {
+    with_state(|s| async move { crate::admin::accounts::view(&s).await }).await
+}
+
+/// `POST /api/admin/create_account`，`{"account":{"name","display_name","password","role":"member","limits":{…}}}`。
+#[server(prefix = "/api/admin", endpoint = "create_account", input = JsonStr, output = JsonStr)]
+pub async fn create_account(account: NewAccount) -> Result<AccountsView, AppError> {
+    with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::admin::accounts::create(&s, &viewer, account).await
+    })
+    .await
+}
+
+/// `POST /api/admin/update_account`，`{"change":{"name":"…","disabled":true}}`（给了的项才改：
+/// `display_name`、`role`、`disabled`、`password`、`limits`）。停用与重设密码让它的会话立即作废。
+#[server(prefix = "/api/admin", endpoint = "update_account", input = JsonStr, output = JsonStr)]
+pub async fn update_account(change: AccountChange) -> Result<AccountsView, AppError> {
+    with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::admin::accounts::change(&s, &viewer, change).await
+    })
+    .await
 }
 
 #[component]
@@ -283,7 +326,7 @@ impl Page {
         });
     }
 
-    fn create_key(self, label: String, l: crate::types::settings::KeyLimits) {
+    fn create_key(self, label: String, l: crate::types::settings::KeyLimits, owner: String) {
         self.message.set(None);
         spawn_local(async move {
             let answer = create_api_key(
@@ -292,6 +335,7 @@ impl Page {
                 l.max_concurrent,
                 l.max_spend_per_day,
                 l.max_spend_per_month,
+                owner,
             );
             match answer.await {
                 Ok(key) => {

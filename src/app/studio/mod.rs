@@ -63,7 +63,10 @@ mod ssr {
         } = admit(
             &state,
             Order {
-                requester: Requester::Studio(&client),
+                requester: Requester::Studio {
+                    client: &client,
+                    account: viewer().await.owner(),
+                },
                 prompt: &request.prompt,
                 count: 1,
                 references: request.references.len(),
@@ -103,6 +106,23 @@ mod ssr {
             .map_err(|_| ApiError::Internal("请求里没有调用方身份".into()))
     }
 
+    /// 当前请求的人（守卫放进请求扩展的；没有账号时为空）。
+    pub async fn viewer() -> crate::access::accounts::Viewer {
+        crate::access::accounts::current().await
+    }
+
+    /// 改动这个批次要是它的主人或管理员（见 `Viewer::check_touch`）。
+    pub async fn touch_batch(state: &AppState, batch_id: &str) -> Result<(), ApiError> {
+        let owner = state.jobs.batch_owner(batch_id).await?;
+        viewer().await.check_touch(&owner, "个批次")
+    }
+
+    /// 改动这个任务要是它的主人或管理员。
+    pub async fn touch_job(state: &AppState, job_id: &str) -> Result<(), ApiError> {
+        let owner = state.jobs.job_owner(job_id).await?;
+        viewer().await.check_touch(&owner, "张卡片")
+    }
+
     pub use crate::state::with_state;
 }
 
@@ -112,8 +132,12 @@ mod ssr {
 pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppError> {
     ssr::with_state(|s| async move {
         let client = ssr::client().await?;
-        let requester = crate::admit::Requester::Studio(&client);
-        crate::admit::batch(&s, request, &client.0, Some(requester)).await
+        let account = ssr::viewer().await.owner();
+        let requester = crate::admit::Requester::Studio {
+            client: &client,
+            account: account.clone(),
+        };
+        crate::admit::batch(&s, request, &client.0, &account, Some(requester)).await
     })
     .await
 }
@@ -140,67 +164,112 @@ pub async fn list_batches(
     #[server(default)] cursor: Option<String>,
     #[server(default)] limit: Option<u32>,
 ) -> Result<BatchPage, AppError> {
-    ssr::with_state(|s| async move { s.jobs.list_batches(cursor, limit).await }).await
+    ssr::with_state(|s| async move {
+        // 登录了账号的人只看自己的批次。
+        let mine = ssr::viewer().await.0.map(|p| p.name);
+        s.jobs.list_batches(cursor, limit, mine).await
+    })
+    .await
 }
 
 /// `POST /api/cancel_batch`，请求体 `{"batch_id":"…"}`：取消这个批次里排队中与生成中的任务。
 #[server(prefix = "/api", endpoint = "cancel_batch", input = JsonStr, output = JsonStr)]
 pub async fn cancel_batch(batch_id: String) -> Result<BatchView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.cancel_batch(&batch_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.cancel_batch(&batch_id).await
+    })
+    .await
 }
 
 /// `POST /api/retry_failed`，请求体 `{"batch_id":"…"}`：重新排队这个批次里失败与中断的任务。
 #[server(prefix = "/api", endpoint = "retry_failed", input = JsonStr, output = JsonStr)]
 pub async fn retry_failed(batch_id: String) -> Result<BatchView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.retry_failed(&batch_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.retry_failed(&batch_id).await
+    })
+    .await
 }
 
 /// `POST /api/pause_batch`，请求体 `{"batch_id":"…"}`：暂停（排队中的不开始，生成中的照常完成）。
 #[server(prefix = "/api", endpoint = "pause_batch", input = JsonStr, output = JsonStr)]
 pub async fn pause_batch(batch_id: String) -> Result<BatchView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, true).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.pause_batch(&batch_id, true).await
+    })
+    .await
 }
 
 /// `POST /api/resume_batch`，请求体 `{"batch_id":"…"}`：继续暂停的批次。
 #[server(prefix = "/api", endpoint = "resume_batch", input = JsonStr, output = JsonStr)]
 pub async fn resume_batch(batch_id: String) -> Result<BatchView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.pause_batch(&batch_id, false).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.pause_batch(&batch_id, false).await
+    })
+    .await
 }
 
 /// `POST /api/prioritize_batch`，请求体 `{"batch_id":"…"}`：置顶（它排队中的任务移到队首）。
 #[server(prefix = "/api", endpoint = "prioritize_batch", input = JsonStr, output = JsonStr)]
 pub async fn prioritize_batch(batch_id: String) -> Result<BatchView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.prioritize_batch(&batch_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.prioritize_batch(&batch_id).await
+    })
+    .await
 }
 
 /// `POST /api/remove_batch`，请求体 `{"batch_id":"…"}`：把整个批次从工作台移除（图片移入回收站）。
 #[server(prefix = "/api", endpoint = "remove_batch", input = JsonStr, output = JsonStr)]
 pub async fn remove_batch(batch_id: String) -> Result<(), AppError> {
-    ssr::with_state(|s| async move { s.jobs.remove_batch(&batch_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_batch(&s, &batch_id).await?;
+        s.jobs.remove_batch(&batch_id).await
+    })
+    .await
 }
 
 /// `POST /api/cancel_job`，请求体 `{"job_id":"…"}`：取消排队中或生成中的任务。
 #[server(prefix = "/api", endpoint = "cancel_job", input = JsonStr, output = JsonStr)]
 pub async fn cancel_job(job_id: String) -> Result<JobView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.cancel(&job_id) }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_job(&s, &job_id).await?;
+        s.jobs.cancel(&job_id)
+    })
+    .await
 }
 
 /// `POST /api/retry_job`，请求体 `{"job_id":"…"}`：重试失败、已取消或中断的任务。
 #[server(prefix = "/api", endpoint = "retry_job", input = JsonStr, output = JsonStr)]
 pub async fn retry_job(job_id: String) -> Result<JobView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.retry(&job_id) }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_job(&s, &job_id).await?;
+        s.jobs.retry(&job_id)
+    })
+    .await
 }
 
 /// `POST /api/resave_job`，请求体 `{"job_id":"…"}`：把“保存失败”的任务的图（在暂存区里）重新存进图库。
 #[server(prefix = "/api", endpoint = "resave_job", input = JsonStr, output = JsonStr)]
 pub async fn resave_job(job_id: String) -> Result<JobView, AppError> {
-    ssr::with_state(|s| async move { s.jobs.resave(&job_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_job(&s, &job_id).await?;
+        s.jobs.resave(&job_id).await
+    })
+    .await
 }
 
 /// `POST /api/remove_job`，请求体 `{"job_id":"…"}`：从工作台移除卡片（进行中的先取消，图片移入回收站）。
 #[server(prefix = "/api", endpoint = "remove_job", input = JsonStr, output = JsonStr)]
 pub async fn remove_job(job_id: String) -> Result<(), AppError> {
-    ssr::with_state(|s| async move { s.jobs.remove(&job_id).await }).await
+    ssr::with_state(|s| async move {
+        ssr::touch_job(&s, &job_id).await?;
+        s.jobs.remove(&job_id).await
+    })
+    .await
 }
 
 /// 一张参考图：id、缩略图地址与（上传时的）文件名。

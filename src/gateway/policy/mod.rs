@@ -537,6 +537,7 @@ fn account(
     inner.usage.record(AttemptEvent {
         hour: AttemptEvent::current_hour(),
         client: req.client.clone(),
+        account: req.account.clone(),
         upstream: name,
         model: shot.upstream.model.clone(),
         key_index: if shot.key.secret.is_empty() {
