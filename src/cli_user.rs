@@ -47,7 +47,11 @@ enum UserAction {
 }
 
 pub async fn run(args: UserArgs) -> ExitCode {
-    match run_inner(args).await {
+    // 元数据库的连接（含 PostgreSQL 的同步客户端）只在阻塞线程里开、用、关。
+    let done = tokio::task::spawn_blocking(move || run_blocking(args))
+        .await
+        .unwrap_or_else(|e| Err((1, e.to_string())));
+    match done {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS
@@ -61,18 +65,16 @@ pub async fn run(args: UserArgs) -> ExitCode {
 
 type Outcome = Result<String, (u8, String)>;
 
-async fn run_inner(args: UserArgs) -> Outcome {
+fn run_blocking(args: UserArgs) -> Outcome {
     let loaded = crate::config::load(&args.config)
         .map_err(|e| (2, format!("配置文件 {} 有误：{e}", args.config.display())))?;
     let database = loaded.config.storage.database_path();
-    let db = tokio::task::spawn_blocking(move || {
-        crate::storage::open_database(&database.to_string_lossy())
-    })
-    .await
-    .map_err(|e| (1, e.to_string()))?
-    .map_err(|e| (1, format!("打不开元数据库：{e}")))?;
-    let db = std::sync::Arc::new(db);
-    let with_db = |f| in_db(db.clone(), f);
+    let db = crate::storage::open_database(&database.to_string_lossy())
+        .map_err(|e| (1, format!("打不开元数据库：{e}")))?;
+    let with_db = |work: DbWork| {
+        db.run(|c| Ok::<_, crate::storage::sql::DbError>(work(c)))
+            .map_err(|e| (1, format!("数据库错误：{e}")))?
+    };
     match args.action {
         UserAction::Add {
             name,
@@ -91,7 +93,7 @@ async fn run_inner(args: UserArgs) -> Outcome {
                 },
                 limits: Default::default(),
             };
-            let row = ops::prepare(new).await.map_err(|e| (2, e.to_string()))?;
+            let row = ops::prepare_blocking(new).map_err(|e| (2, e.to_string()))?;
             with_db(Box::new(move |c| {
                 if !ops::insert(c, &row).map_err(|e| (1, e.to_string()))? {
                     return Err((2, ops::taken(&row.name).to_string()));
@@ -100,10 +102,9 @@ async fn run_inner(args: UserArgs) -> Outcome {
                 record(c, "新建账号", &detail)?;
                 Ok(format!("已新建账号“{}”（{}）", row.name, row.role.label()))
             }))
-            .await
         }
-        UserAction::Disable { name } => with_db(Box::new(move |c| switch(c, name, true))).await,
-        UserAction::Enable { name } => with_db(Box::new(move |c| switch(c, name, false))).await,
+        UserAction::Disable { name } => with_db(Box::new(move |c| switch(c, name, true))),
+        UserAction::Enable { name } => with_db(Box::new(move |c| switch(c, name, false))),
         UserAction::Passwd { name } => {
             let password = read_password(&format!("为“{name}”设新密码"))?;
             crate::types::account::check_password(&password).map_err(|e| (2, e))?;
@@ -118,43 +119,33 @@ async fn run_inner(args: UserArgs) -> Outcome {
                 record(c, "修改账号", &format!("“{name}”：重设了密码"))?;
                 Ok(format!("已重设“{name}”的密码，它已有的会话全部作废"))
             }))
-            .await
         }
-        UserAction::List => {
-            with_db(Box::new(|c| {
-                let all = rows::all(c).map_err(|e| (1, e.to_string()))?;
-                if all.is_empty() {
-                    return Ok("还没有账号（工作台用共用的工作台密码，或没有密码）".into());
-                }
-                Ok(all
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{}\t{}\t{}\t{}",
-                            a.name,
-                            a.display_name,
-                            a.role.label(),
-                            if a.disabled { "已停用" } else { "在用" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"))
-            }))
-            .await
-        }
+        UserAction::List => with_db(Box::new(list)),
     }
 }
 
-/// 在阻塞线程里用数据库连接做一件事。
+/// 一件要在数据库连接上做的事。
 type DbWork = Box<dyn FnOnce(&mut crate::storage::sql::Db<'_>) -> Outcome + Send>;
 
-async fn in_db(db: std::sync::Arc<crate::storage::sql::Database>, work: DbWork) -> Outcome {
-    tokio::task::spawn_blocking(move || {
-        db.run(|c| Ok::<_, crate::storage::sql::DbError>(work(c)))
-            .map_err(|e| (1, format!("数据库错误：{e}")))?
-    })
-    .await
-    .map_err(|e| (1, e.to_string()))?
+/// 列出账号。
+fn list(c: &mut crate::storage::sql::Db<'_>) -> Outcome {
+    let all = rows::all(c).map_err(|e| (1, e.to_string()))?;
+    if all.is_empty() {
+        return Ok("还没有账号（工作台用共用的工作台密码，或没有密码）".into());
+    }
+    Ok(all
+        .iter()
+        .map(|a| {
+            format!(
+                "{}\t{}\t{}\t{}",
+                a.name,
+                a.display_name,
+                a.role.label(),
+                if a.disabled { "已停用" } else { "在用" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// 停用（`disabled`）或启用。

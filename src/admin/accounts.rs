@@ -83,28 +83,43 @@ pub async fn view(state: &AppState) -> Result<AccountsView, ApiError> {
 
 /// 校验并算好新账号的行（密码的 argon2 在阻塞线程里，全服务器同时最多 2 个）。
 pub async fn prepare(new: NewAccount) -> Result<AccountRow, ApiError> {
+    let (mut row, password) = checked(new)?;
+    row.password_hash = hash(password).await?;
+    Ok(row)
+}
+
+/// 同上，在当前线程里算哈希（命令行用：它本来就在阻塞线程里，一次只建一个）。
+pub fn prepare_blocking(new: NewAccount) -> Result<AccountRow, ApiError> {
+    let (mut row, password) = checked(new)?;
+    row.password_hash =
+        crate::access::login::hash_password(&password).map_err(ApiError::Internal)?;
+    Ok(row)
+}
+
+/// 校验新账号，返回还没有密码哈希的行与密码。
+fn checked(new: NewAccount) -> Result<(AccountRow, String), ApiError> {
     let name = new.name.trim().to_string();
     check_name(&name).map_err(ApiError::InvalidRequest)?;
     let display = new.display_name.trim().to_string();
     check_display_name(&display).map_err(ApiError::InvalidRequest)?;
     check_password(&new.password).map_err(ApiError::InvalidRequest)?;
     check_limits(&new.limits).map_err(ApiError::InvalidRequest)?;
-    let hash = hash(new.password).await?;
-    Ok(AccountRow {
+    let row = AccountRow {
         display_name: if display.is_empty() {
             name.clone()
         } else {
             display
         },
         name,
-        password_hash: hash,
+        password_hash: String::new(),
         role: new.role,
         disabled: false,
         epoch: 0,
         limits: new.limits,
         created_at: String::new(),
         last_seen_at: None,
-    })
+    };
+    Ok((row, new.password))
 }
 
 async fn hash(password: String) -> Result<String, ApiError> {

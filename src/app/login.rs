@@ -22,7 +22,7 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <section class="login-page">
             <h1>"登录绘图工厂"</h1>
-            <p class="hint">"这个工作台设置了密码。请输入管理员告诉你的工作台密码。"</p>
+            <p class="hint">"有账号的填账号名与自己的密码；团队还在用共用密码的，账号名留空、填工作台密码。"</p>
             <LoginForm next/>
         </section>
     }
@@ -36,13 +36,18 @@ fn LoginForm(next: String) -> impl IntoView {
     let mut early_password = Some(crate::app::early::value(
         "form.login input[name=\"password\"]",
     ));
+    let mut early_name = Some(crate::app::early::value("form.login input[name=\"name\"]"));
+    let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let hydrated = RwSignal::new(false);
     let submit = move || {
         let next = next.clone();
-        let body = serde_json::json!({ "password": password.get_untracked() });
+        let body = serde_json::json!({
+            "name": name.get_untracked().trim(),
+            "password": password.get_untracked(),
+        });
         busy.set(true);
         error.set(None);
         leptos::task::spawn_local(async move {
@@ -63,6 +68,9 @@ fn LoginForm(next: String) -> impl IntoView {
                 return;
             };
             untrack(|| {
+                if let Some(text) = early_name.take().flatten().filter(|t| !t.is_empty()) {
+                    name.set(text);
+                }
                 if let Some(text) = early.filter(|t| !t.is_empty()) {
                     password.set(text);
                 }
@@ -77,8 +85,13 @@ fn LoginForm(next: String) -> impl IntoView {
             ev.prevent_default();
             submit();
         }>
-            <label>"工作台密码"
-                <input type="password" name="password" autocomplete="current-password" autofocus
+            <label>"账号名（没有账号就留空）"
+                <input type="text" name="name" autocomplete="username" autofocus
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))/>
+            </label>
+            <label>"密码"
+                <input type="password" name="password" autocomplete="current-password"
                     prop:value=move || password.get()
                     on:input=move |ev| password.set(event_target_value(&ev))/>
             </label>

@@ -104,6 +104,11 @@ fn Header() -> impl IntoView {
     let exposed = info.as_ref().is_some_and(|p| p.exposed);
     let studio_login = info.as_ref().is_some_and(|p| p.studio_login);
     let health = info.as_ref().map(|p| p.health).unwrap_or_default();
+    // 登录的账号：页头写着是谁（管理员后面注明）。
+    let me = info.as_ref().and_then(|p| p.me.clone()).map(|m| {
+        let role = if m.admin { "（管理员）" } else { "" };
+        view! { <span class="who" data-testid="me" title=format!("账号：{}", m.name)>{m.display_name}{role}</span> }
+    });
     let path = leptos_router::hooks::use_location().pathname;
     let current = move |href: &'static str| (path.get() == href).then_some("page");
     view! {
@@ -126,6 +131,7 @@ fn Header() -> impl IntoView {
                     <span class="demo-badge" title="未配置上游，图像由内置演示上游绘制">"演示"<span class="long">"模式"</span></span>
                 </Show>
                 <theme::ThemeToggle/>
+                {me}
                 <Show when=move || studio_login>
                     <form class="logout" method="post" action="/logout">
                         <button type="submit" formaction="/logout">"退出"</button>

@@ -78,8 +78,12 @@ pub async fn list(storage: &Storage, query: PromptQuery) -> Result<PromptPage, A
     })
 }
 
-/// 新建（`id` 为空）或更新一条。校验不过时什么都不改。
-pub async fn save(storage: &Storage, draft: PromptDraft) -> Result<SavedPrompt, ApiError> {
+/// 新建（`id` 为空）或更新一条。校验不过时什么都不改。新建的记在 `owner`（账号）名下。
+pub async fn save(
+    storage: &Storage,
+    draft: PromptDraft,
+    owner: String,
+) -> Result<SavedPrompt, ApiError> {
     let d = clean_draft(draft)?;
     let now = now_string();
     let saved = storage
@@ -107,6 +111,7 @@ pub async fn save(storage: &Storage, draft: PromptDraft) -> Result<SavedPrompt, 
                 deleted_at: existing.as_ref().and_then(|e| e.deleted_at.clone()),
                 variables: d.variables,
                 example: existing.as_ref().is_some_and(|e| e.example),
+                owner: existing.as_ref().map_or(owner, |e| e.owner.clone()),
             };
             if existing.is_some() {
                 store::update(c, &prompt)?;
@@ -119,12 +124,21 @@ pub async fn save(storage: &Storage, draft: PromptDraft) -> Result<SavedPrompt, 
     saved.ok_or(ApiError::NotFound)
 }
 
-/// 移入回收站（`trashed = true`）或恢复。
+/// 移入回收站（`trashed = true`）或恢复。别人建的要管理员（见 `Viewer::check_touch`）。
 pub async fn set_trashed(
     storage: &Storage,
+    viewer: &crate::access::accounts::Viewer,
     id: String,
     trashed: bool,
 ) -> Result<SavedPrompt, ApiError> {
+    let existing = storage
+        .with_db({
+            let id = id.clone();
+            move |c| Ok(store::get(c, &id)?)
+        })
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    viewer.check_touch(&existing.owner, "条提示词")?;
     let now = now_string();
     let prompt = storage
         .with_db(move |c| {
@@ -278,6 +292,7 @@ pub async fn import(storage: &Storage, data: serde_json::Value) -> Result<Import
                                     deleted_at: None,
                                     variables: d.variables,
                                     example: false,
+                                    owner: String::new(),
                                 },
                             )?;
                             result.added += 1;

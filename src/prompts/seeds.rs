@@ -14,6 +14,7 @@ pub struct Seed {
 impl Seed {
     pub fn prompt(&self, id: String, now: &str) -> SavedPrompt {
         SavedPrompt {
+            owner: String::new(),
             id,
             title: self.title.into(),
             content: self.content.into(),

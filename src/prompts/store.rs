@@ -23,14 +23,15 @@ fn prompt_of(r: &Row) -> Result<SavedPrompt, DbError> {
         deleted_at: r.get("deleted_at")?,
         variables: serde_json::from_str(&r.get::<String>("variables")?).unwrap_or_default(),
         example: r.get("example")?,
+        owner: r.get("account")?,
     })
 }
 
 pub fn insert(conn: &mut Db<'_>, p: &SavedPrompt) -> Result<(), DbError> {
     conn.execute(
         "INSERT INTO prompts (id, title, content, category, tags, favourite, use_count, last_used_at,
-                              created_at, updated_at, deleted_at, variables, example)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                              created_at, updated_at, deleted_at, variables, example, account)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             p.id,
             p.title,
@@ -44,7 +45,8 @@ pub fn insert(conn: &mut Db<'_>, p: &SavedPrompt) -> Result<(), DbError> {
             p.updated_at,
             p.deleted_at,
             json(&p.variables),
-            p.example
+            p.example,
+            p.owner
         ],
     )?;
     Ok(())

@@ -34,6 +34,9 @@ pub struct SavedPrompt {
     pub variables: BTreeMap<String, Vec<String>>,
     /// 第一次启动时放进来的示例（可以删）。
     pub example: bool,
+    /// 建它的账号（没有账号时为空）：只有他自己或管理员能删。
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// `save_prompt` 的参数：`id` 为空是新建，否则更新那一条。

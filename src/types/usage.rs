@@ -79,6 +79,11 @@ pub struct UsageReport {
     /// 花费（按目录价格）：每天、按模型、按上游与密钥、按调用方。
     #[serde(default)]
     pub spend: SpendReport,
+    /// 最近有用量的账号（筛选用），与这份报告只看的账号（空为全部）。
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub account: String,
 }
 
 /// 一格花费：已计费的与可能已计费的（美元，百万分之一；价格未知的记次数）。

@@ -44,6 +44,8 @@ pub struct Now<'a> {
     pub live: (Vec<UpstreamLive>, Health),
     /// 今天各调用方用了几张（`ClientBudgets::today`）。
     pub clients_today: std::collections::HashMap<String, u64>,
+    /// 只看这个账号的（空为全部）。
+    pub account: String,
 }
 
 /// 报告出错：读不了用量表，或写不出 CSV。
@@ -65,7 +67,17 @@ async fn recent_rows(storage: &Storage) -> Result<Vec<UsageRow>, StorageError> {
 
 /// 拼出用量页的全部数据。
 pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
-    let rows = recent_rows(inputs.storage).await?;
+    let mut rows = recent_rows(inputs.storage).await?;
+    let mut accounts: Vec<String> = rows
+        .iter()
+        .map(|r| r.account.clone())
+        .filter(|a| !a.is_empty())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    if !inputs.account.is_empty() {
+        rows.retain(|r| r.account == inputs.account);
+    }
     let now = chrono::Utc::now();
     let days: Vec<String> = (0..DAYS)
         .rev()
@@ -91,6 +103,8 @@ pub async fn build(inputs: Now<'_>) -> Result<UsageReport, ReportError> {
         live,
         health,
         spend,
+        accounts,
+        account: inputs.account,
     })
 }
 
@@ -288,6 +302,7 @@ pub async fn csv(storage: &Storage, config: &Config) -> Result<String, ReportErr
         "可能已计费次数",
         &format!("可能已计费花费({code})"),
         "可能已计费价格未知次数",
+        "账号",
     ];
     let internal = |e: csv::Error| ReportError::Csv(e.to_string());
     out.write_record(header).map_err(internal)?;
@@ -324,6 +339,7 @@ pub async fn csv(storage: &Storage, config: &Config) -> Result<String, ReportErr
             r.maybe_billed.to_string(),
             money(r.maybe_spend),
             r.maybe_unpriced.to_string(),
+            r.account,
         ])
         .map_err(internal)?;
     }

@@ -10,6 +10,8 @@ mod common;
 #[cfg(feature = "ssr")]
 mod access;
 #[cfg(feature = "ssr")]
+mod accounts;
+#[cfg(feature = "ssr")]
 mod batches;
 #[cfg(feature = "ssr")]
 mod billing;

@@ -37,6 +37,7 @@ fn new_image(data: bytes::Bytes, i: u32) -> NewImage {
         model_text: None,
         sources: Vec::new(),
         size_note: None,
+        account: String::new(),
     }
 }
 

@@ -33,25 +33,30 @@ pub async fn list_prompts(#[server(default)] query: PromptQuery) -> Result<Promp
 /// 新建（`id` 为空）或更新，返回存好的一条。不合规时 400，原因点名字段，什么都不改。
 #[server(prefix = "/api", endpoint = "save_prompt", input = JsonStr, output = JsonStr)]
 pub async fn save_prompt(prompt: PromptDraft) -> Result<SavedPrompt, AppError> {
-    crate::state::with_state(|s| async move { crate::prompts::save(&s.storage, prompt).await })
-        .await
+    crate::state::with_state(|s| async move {
+        let owner = crate::access::accounts::current().await.owner();
+        crate::prompts::save(&s.storage, prompt, owner).await
+    })
+    .await
 }
 
 /// `POST /api/delete_prompt`，请求体 `{"id":"…"}`：移入回收站。
 #[server(prefix = "/api", endpoint = "delete_prompt", input = JsonStr, output = JsonStr)]
 pub async fn delete_prompt(id: String) -> Result<SavedPrompt, AppError> {
-    crate::state::with_state(
-        |s| async move { crate::prompts::set_trashed(&s.storage, id, true).await },
-    )
+    crate::state::with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::prompts::set_trashed(&s.storage, &viewer, id, true).await
+    })
     .await
 }
 
 /// `POST /api/restore_prompt`，请求体 `{"id":"…"}`：从回收站恢复。
 #[server(prefix = "/api", endpoint = "restore_prompt", input = JsonStr, output = JsonStr)]
 pub async fn restore_prompt(id: String) -> Result<SavedPrompt, AppError> {
-    crate::state::with_state(
-        |s| async move { crate::prompts::set_trashed(&s.storage, id, false).await },
-    )
+    crate::state::with_state(|s| async move {
+        let viewer = crate::access::accounts::current().await;
+        crate::prompts::set_trashed(&s.storage, &viewer, id, false).await
+    })
     .await
 }
 

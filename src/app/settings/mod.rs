@@ -5,11 +5,14 @@
 //! 登录与登出是普通的 `POST /admin/login`、`POST /admin/logout`（要设置、清除 Cookie）。
 //!
 //! - `mod.rs`（本文件）：服务器函数、页面的状态与动作、登录；
-//! - `upstreams.rs`、`numbers.rs`、`keys.rs`、`general.rs`：各一节的表单。
+//! - `upstreams.rs`、`numbers.rs`、`keys.rs`、`general.rs`、`money.rs`：各一节的表单；
+//! - `accounts.rs`：团队账号与操作记录（各自的服务器函数，不随“保存”一起提交）。
 
+mod accounts;
 mod general;
 mod keys;
 mod money;
+mod my_keys;
 mod numbers;
 mod upstreams;
 
@@ -226,11 +229,10 @@ impl Page {
         });
     }
 
-    fn login(self, password: String) {
+    fn login(self, name: String, password: String) {
         spawn_local(async move {
-            match browser::post_json("/admin/login", &serde_json::json!({ "password": password }))
-                .await
-            {
+            let body = serde_json::json!({ "name": name.trim(), "password": password });
+            match browser::post_json("/admin/login", &body).await {
                 Ok(()) => {
                     self.message.set(None);
                     self.load();
@@ -383,7 +385,8 @@ fn Settings() -> impl IntoView {
             })}
             {move || match page.stage.get() {
                 Stage::Loading => view! { <p class="loading">"加载中……"</p> }.into_any(),
-                Stage::Refused(reason) => view! { <p class="error">{reason}</p> }.into_any(),
+                // 成员进不了设置，但能管自己的 /v1 密钥。
+                Stage::Refused(reason) => view! { <p class="error">{reason}</p><my_keys::MyKeys/> }.into_any(),
                 Stage::Login => view! { <LoginForm page/> }.into_any(),
                 Stage::Ready => view! { <SettingsBody page/> }.into_any(),
             }}
@@ -393,14 +396,20 @@ fn Settings() -> impl IntoView {
 
 #[component]
 fn LoginForm(page: Page) -> impl IntoView {
+    let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     view! {
         <form class="login" on:submit=move |ev| {
             ev.prevent_default();
-            page.login(password.get_untracked());
+            page.login(name.get_untracked(), password.get_untracked());
             password.set(String::new());
         }>
-            <label>"管理员密码"
+            <label>"管理员账号（可空）"
+                <input type="text" autocomplete="username"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev))/>
+            </label>
+            <label>"管理员密码（或账号的密码）"
                 <input type="password" autocomplete="current-password"
                     prop:value=move || password.get()
                     on:input=move |ev| password.set(event_target_value(&ev))/>
@@ -432,6 +441,7 @@ fn SettingsBody(page: Page) -> impl IntoView {
             <general::StorageAndListen page/>
             <money::Money page/>
             <keys::ApiKeys page/>
+            <accounts::Accounts page/>
             <numbers::NumbersEditor page/>
             <div class="save-bar" data-testid="save-bar">
                 <button type="button" class="generate" on:click=move |_| page.save()>"保存"</button>

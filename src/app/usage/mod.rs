@@ -14,9 +14,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use spend::{SpendDaily, SpendTable};
 
-/// `POST /api/admin/usage_report`，`{}`：用量页的全部数据。
+/// `POST /api/admin/usage_report`，`{}` 或 `{"account":"alice"}`（只看这个账号的）：用量页的全部数据。
 #[server(prefix = "/api/admin", endpoint = "usage_report", input = JsonStr, output = JsonStr)]
-pub async fn get_usage_report() -> Result<UsageReport, AppError> {
+pub async fn get_usage_report(#[server(default)] account: String) -> Result<UsageReport, AppError> {
     crate::state::with_state(|s| async move {
         let config = s.config.load_full();
         let now = crate::usage::report::Now {
@@ -24,6 +24,7 @@ pub async fn get_usage_report() -> Result<UsageReport, AppError> {
             config: &config,
             live: s.gateway.live(&config),
             clients_today: s.client_budgets.today(),
+            account: account.trim().to_string(),
         };
         Ok(crate::usage::report::build(now).await?)
     })
@@ -51,9 +52,11 @@ fn Usage() -> impl IntoView {
     let error = RwSignal::new(None::<(u16, String)>);
     // 水合完成的标志（与其他页面一样；基准测试按它计水合用时）。
     let hydrated = RwSignal::new(false);
+    // 只看这个账号的（空为全部）。
+    let account = RwSignal::new(String::new());
     let load = move || {
         spawn_local(async move {
-            match get_usage_report().await {
+            match get_usage_report(account.get_untracked()).await {
                 Ok(r) => {
                     report.set(Some(r));
                     error.set(None);
@@ -91,6 +94,20 @@ fn Usage() -> impl IntoView {
                 <h1>"用量"</h1>
                 <button type="button" on:click=move |_| export()>"导出 CSV（最近 30 天）"</button>
             </div>
+            <Show when=move || report.with(|r| r.as_ref().is_some_and(|r| !r.accounts.is_empty()))>
+                <label class="usage-account">"账号"
+                    <select data-testid="usage-account" on:change=move |ev| {
+                        account.set(event_target_value(&ev));
+                        load();
+                    }>
+                        <option value="">"全部"</option>
+                        {move || report.with(|r| r.as_ref().map(|r| r.accounts.clone()).unwrap_or_default())
+                            .into_iter()
+                            .map(|a| view! { <option value=a.clone() selected=account.get_untracked() == a>{a.clone()}</option> })
+                            .collect_view()}
+                    </select>
+                </label>
+            </Show>
             {move || error.get().map(|(status, message)| if status == 401 || status == 403 {
                 view! {
                     <p class="error" role="alert">{message}" "<a href="/settings">"去设置页登录管理员"</a></p>
