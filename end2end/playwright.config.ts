@@ -8,6 +8,10 @@ const BIN = process.env.E2E_BIN ?? path.resolve(__dirname, '../target/debug/draf
 export const DEMO_PORT = PORT + 1;
 export const CONTROLLED_PORT = PORT + 2;
 export const SECOND_DEMO_PORT = PORT + 3;
+/** 3106：团队账号的服务器（3104 是设置页测试切换监听地址用的）（启动前用 `user add` 建好两个成员；有账号就要登录）。 */
+export const TEAM_PORT = PORT + 6;
+/** 3106 上两个成员的密码。 */
+export const MEMBER_PASSWORD = 'e2e-member-password';
 /** 3100 没设管理员密码：设置页凭管理员登录链接 `/admin/token?token=…` 进入（令牌由环境变量指定，运维是从启动时的终端里拿到）。 */
 export const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdefghijklmnop';
 /** 3102 的管理员密码（启动时用 hash-password 子命令生成哈希写进它的配置）。 */
@@ -44,7 +48,8 @@ export default defineConfig({
   // - 3100：默认配置（内置演示上游，演示模式）；
   // - 3101：独立的演示上游，测试可在运行中调它的延迟与故障率（POST /_demo/options）；
   // - 3102：上游指向 3101 的服务器，设了管理员密码，用于取消、失败、重试与设置页；
-  // - 3103：第二个演示上游（设置页把上游切换到它）。
+  // - 3103：第二个演示上游（设置页把上游切换到它）；
+  // - 3106：有团队账号的服务器（内置演示上游），成员登录、生成、切换图库的“我的 / 全部”。
   webServer: [
     {
       command: `rm -rf .tmp && mkdir -p .tmp && cd .tmp && FACTORY_ADMIN_TOKEN=${ADMIN_TOKEN} ${BIN} --listen 127.0.0.1:${PORT}`,
@@ -76,6 +81,18 @@ export default defineConfig({
         `'models = ["gemini-3-pro-image", "gemini-3.1-flash-lite-image", "gemini-nano-banana-2.1"]' > factory.toml && ` +
         `${BIN} --config factory.toml --listen 127.0.0.1:${CONTROLLED_PORT}`,
       url: `http://127.0.0.1:${CONTROLLED_PORT}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command:
+        `rm -rf .tmp-t && mkdir -p .tmp-t && cd .tmp-t && printf '[storage]\nroot = "storage"\n' > factory.toml && ` +
+        `echo '${MEMBER_PASSWORD}' | ${BIN} user add --config factory.toml --display 成员一 member1 && ` +
+        `echo '${MEMBER_PASSWORD}' | ${BIN} user add --config factory.toml member2 && ` +
+        `${BIN} --config factory.toml --listen 127.0.0.1:${TEAM_PORT}`,
+      url: `http://127.0.0.1:${TEAM_PORT}/healthz`,
       reuseExistingServer: false,
       timeout: 60_000,
       stdout: 'pipe',

@@ -135,6 +135,7 @@ async fn upload(
 async fn serve_upload(
     State(storage): State<Storage>,
     State(config): State<crate::config::ConfigHandle>,
+    State(accounts): State<crate::access::accounts::Directory>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -147,7 +148,7 @@ async fn serve_upload(
         rel: &record.rel_path,
         mime: &record.mime,
         etag: &format!("\"{}\"", record.id),
-        cache: cache_policy(&config.load()),
+        cache: cache_policy(&config.load(), accounts.any()),
     };
     serve_file(&storage, file, None, request).await
 }
@@ -236,6 +237,7 @@ async fn find(storage: &Storage, id: String) -> Result<ImageRecord, ApiError> {
 async fn serve_image(
     State(storage): State<Storage>,
     State(config): State<crate::config::ConfigHandle>,
+    State(accounts): State<crate::access::accounts::Directory>,
     Path(id): Path<String>,
     Query(query): Query<FileQuery>,
     request: Request,
@@ -250,7 +252,7 @@ async fn serve_image(
         rel: &record.rel_path,
         mime: &record.mime,
         etag: &format!("\"{}\"", record.id),
-        cache: cache_policy(&config.load()),
+        cache: cache_policy(&config.load(), accounts.any()),
     };
     serve_file(&storage, file, download, request).await
 }
@@ -258,6 +260,7 @@ async fn serve_image(
 async fn serve_thumbnail(
     State(storage): State<Storage>,
     State(config): State<crate::config::ConfigHandle>,
+    State(accounts): State<crate::access::accounts::Directory>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -270,7 +273,7 @@ async fn serve_thumbnail(
         rel: &rel,
         mime: &mime,
         etag: &etag,
-        cache: cache_policy(&config.load()),
+        cache: cache_policy(&config.load(), accounts.any()),
     };
     serve_file(&storage, file, None, request).await
 }
@@ -287,8 +290,8 @@ struct StoredFile<'a> {
 /// 文件的缓存策略：内容不变，浏览器可以永久缓存。工作台开放（没设密码）时谁都能取，共享缓存（代理、CDN）也可以存；
 /// 设了密码时图是凭会话或签名链接取的，只许取的人自己的浏览器缓存（`private`）——
 /// 否则共享缓存会把它交给没有会话的人，签名链接过期了在那里也照样能取。
-fn cache_policy(config: &crate::config::Config) -> HeaderValue {
-    if config.auth.studio_password_hash.is_empty() {
+fn cache_policy(config: &crate::config::Config, accounts_exist: bool) -> HeaderValue {
+    if !crate::access::exposure::studio_locked(config, accounts_exist) {
         HeaderValue::from_static("public, max-age=31536000, immutable")
     } else {
         HeaderValue::from_static("private, max-age=31536000, immutable")

@@ -20,17 +20,19 @@ async fn owner() -> Result<(crate::access::accounts::Viewer, String), crate::err
     Ok((viewer, name))
 }
 
-/// `POST /api/list_my_keys`，`{}`：自己的密钥（只有前缀）。
+/// `POST /api/list_my_keys`，`{}`：自己的密钥（只有前缀）；没用账号登录时为 `null`（页面据此不显示这一节）。
 #[server(prefix = "/api", endpoint = "list_my_keys", input = JsonStr, output = JsonStr)]
-pub async fn list_my_keys() -> Result<Vec<KeyInfo>, AppError> {
+pub async fn list_my_keys() -> Result<Option<Vec<KeyInfo>>, AppError> {
     crate::state::with_state(|s| async move {
-        let (_, name) = owner().await?;
+        let Ok((_, name)) = owner().await else {
+            return Ok(None);
+        };
         let config = s.config.load_full();
-        Ok(crate::admin::settings::key_infos_of(
+        Ok(Some(crate::admin::settings::key_infos_of(
             &s,
             &config,
             Some(&name),
-        ))
+        )))
     })
     .await
 }
@@ -66,8 +68,8 @@ pub fn MyKeys() -> impl IntoView {
     let load = move || {
         spawn_local(async move {
             match list_my_keys().await {
-                Ok(list) => keys.set(Some(list)),
-                Err(_) => keys.set(None),
+                Ok(list) => keys.set(list),
+                Err(e) => error.set(Some(e.message)),
             }
         })
     };
