@@ -374,16 +374,16 @@ mod tests {
             (268_000, 0, 0)
         );
         assert_eq!(
-            spend_since(&mut conn, "工作台", "2020-01-01T00").unwrap(),
+            spend_since(&mut conn, "client", "工作台", "2020-01-01T00").unwrap(),
             268_000
         );
-        assert_eq!(spend_since(&mut conn, "别人", "2020-01-01T00").unwrap(), 0);
+        assert_eq!(spend_since(&mut conn, "client", "别人", "2020-01-01T00").unwrap(), 0);
         assert_eq!(
-            images_since(&mut conn, "工作台", "2020-01-01T02").unwrap(),
+            images_since(&mut conn, "client", "工作台", "2020-01-01T02").unwrap(),
             0
         );
         assert_eq!(
-            images_since(&mut conn, "工作台", "2020-01-01T00").unwrap(),
+            images_since(&mut conn, "client", "工作台", "2020-01-01T00").unwrap(),
             2
         );
 
