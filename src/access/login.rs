@@ -40,6 +40,22 @@ struct LoginForm {
     password: String,
 }
 
+/// 这个 IP 这一分钟还能试登录：返回它（日志用），试太多了 429。
+fn allowed_to_try(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<std::net::IpAddr, ApiError> {
+    let ip = client_ip(&state.config.load(), headers, peer);
+    if state.login_throttle.allows(ip) {
+        Ok(ip)
+    } else {
+        Err(ApiError::RateLimited {
+            retry_after_secs: 60,
+        })
+    }
+}
+
 /// 账号不存在时拿来校验的哈希（与真的一样慢）。
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("not-an-account-password").unwrap_or_default());
@@ -55,13 +71,7 @@ async fn account_login(
     admin_only: bool,
 ) -> Result<(CookieJar, StatusCode), ApiError> {
     use crate::types::account::AccountRole;
-    let config = state.config.load_full();
-    let ip = client_ip(&config, headers, peer);
-    if !state.login_throttle.allows(ip) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 60,
-        });
-    }
+    let ip = allowed_to_try(state, headers, peer)?;
     let name = form.name.trim().to_string();
     let found = state
         .storage
@@ -132,12 +142,7 @@ async fn login_with_token(
     if super::exposure::admin_password_required(&config, state.listen_addr()) {
         return Err(ApiError::Forbidden(super::ADMIN_PASSWORD_REQUIRED.into()));
     }
-    let ip = crate::web::client_ip(&config, &headers, peer);
-    if !state.login_throttle.allows(ip) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 60,
-        });
-    }
+    let ip = allowed_to_try(&state, &headers, peer)?;
     if !state.admin_token.matches(&query.token) {
         tokio::time::sleep(FAILURE_DELAY).await;
         tracing::warn!(%ip, "管理员登录链接的令牌不对");
@@ -182,12 +187,7 @@ async fn login(
             "还没有设置这个密码：运行 drafting-factory hash-password，把输出填到配置的 auth.{key}"
         )));
     }
-    let ip = client_ip(&config, headers, peer);
-    if !state.login_throttle.allows(ip) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 60,
-        });
-    }
+    let ip = allowed_to_try(state, headers, peer)?;
     let ok = argon2_limited({
         let hash = hash.clone();
         move || verify_password(&password, &hash)

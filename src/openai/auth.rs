@@ -30,52 +30,45 @@ impl Caller {
         }
     }
 
-    /// 用量与额度里的名字：设置页建的密钥用它的用途说明，配置里的明文密钥用摘要的开头，没有密钥的调用为“匿名”。
-    pub fn client_label(&self, config: &Config) -> String {
+    /// 设置页建的密钥的那一条配置（配置里的明文密钥与没有密钥的调用没有）。
+    fn entry<'c>(&self, config: &'c Config) -> Option<&'c crate::config::ApiKeyEntry> {
         match self {
             Caller::Key(k) => config
                 .auth
                 .keys
                 .iter()
-                .find(|e| e.sha256.starts_with(k.as_str()))
-                .map(|e| e.label.clone())
-                .unwrap_or_else(|| format!("密钥 {}", &k[..6.min(k.len())])),
-            Caller::Ip(_) => "匿名".into(),
+                .find(|e| e.sha256.starts_with(k.as_str())),
+            Caller::Ip(_) => None,
+        }
+    }
+
+    /// 用量与额度里的名字：设置页建的密钥用它的用途说明，配置里的明文密钥用摘要的开头，没有密钥的调用为“匿名”。
+    pub fn client_label(&self, config: &Config) -> String {
+        match (self, self.entry(config)) {
+            (_, Some(e)) => e.label.clone(),
+            (Caller::Key(k), None) => format!("密钥 {}", &k[..6.min(k.len())]),
+            (Caller::Ip(_), None) => "匿名".into(),
         }
     }
 
     /// 密钥所属的账号（成员自己建的密钥；没有主人时为空）。
     pub fn owner(&self, config: &Config) -> String {
-        match self {
-            Caller::Key(k) => config
-                .auth
-                .keys
-                .iter()
-                .find(|e| e.sha256.starts_with(k.as_str()))
-                .map(|e| e.owner.clone())
-                .unwrap_or_default(),
-            Caller::Ip(_) => String::new(),
-        }
+        self.entry(config)
+            .map(|e| e.owner.clone())
+            .unwrap_or_default()
     }
 
     /// 这个调用方的额度（设置页建的密钥可以设；其余不限）。
     pub fn budget(&self, config: &Config) -> crate::access::budget::Budget {
-        match self {
-            Caller::Key(k) => config
-                .auth
-                .keys
-                .iter()
-                .find(|e| e.sha256.starts_with(k.as_str()))
-                .map(|e| crate::access::budget::Budget {
-                    images_per_day: e.images_per_day,
-                    max_concurrent: e.max_concurrent,
-                    spend_per_day: config.usage.to_usd(e.max_spend_per_day),
-                    spend_per_month: config.usage.to_usd(e.max_spend_per_month),
-                    pricing: config.usage.pricing(),
-                })
-                .unwrap_or_default(),
-            Caller::Ip(_) => Default::default(),
-        }
+        self.entry(config)
+            .map(|e| crate::access::budget::Budget {
+                images_per_day: e.images_per_day,
+                max_concurrent: e.max_concurrent,
+                spend_per_day: config.usage.to_usd(e.max_spend_per_day),
+                spend_per_month: config.usage.to_usd(e.max_spend_per_month),
+                pricing: config.usage.pricing(),
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -377,7 +377,10 @@ mod tests {
             spend_since(&mut conn, "client", "工作台", "2020-01-01T00").unwrap(),
             268_000
         );
-        assert_eq!(spend_since(&mut conn, "client", "别人", "2020-01-01T00").unwrap(), 0);
+        assert_eq!(
+            spend_since(&mut conn, "client", "别人", "2020-01-01T00").unwrap(),
+            0
+        );
         assert_eq!(
             images_since(&mut conn, "client", "工作台", "2020-01-01T02").unwrap(),
             0
