@@ -83,11 +83,14 @@ impl<C: Clock + Clone> ImageBudget<C> {
     }
 }
 
+/// 一个账号的每分钟限流器与建它时的每分钟张数。
+type AccountLimiter = (u32, Arc<governor::DefaultDirectRateLimiter>);
+
 /// 账号自己的每分钟张数（`AccountLimits::images_per_minute`）：每个账号一个 GCRA 限流器（governor），
 /// 额度改了就换一个新的（计数从零开始）。0 为不限。
 #[derive(Clone, Default)]
 pub struct AccountMinutes {
-    inner: Arc<Mutex<HashMap<String, (u32, Arc<governor::DefaultDirectRateLimiter>)>>>,
+    inner: Arc<Mutex<HashMap<String, AccountLimiter>>>,
 }
 
 impl AccountMinutes {
