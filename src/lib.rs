@@ -51,6 +51,8 @@ pub mod produce;
 #[cfg(feature = "ssr")]
 pub mod prompts;
 #[cfg(feature = "ssr")]
+pub mod region;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod state;

@@ -10,11 +10,12 @@ use crate::storage::{ImageRecord, NewImage, Storage};
 use crate::types::money::Micros;
 use crate::types::{AttemptInfo, Phase};
 
-/// 一次请求用到的参考图：存储里的 id 与内容（两者一一对应）。
+/// 一次请求用到的参考图：存储里的 id 与内容（两者一一对应）；局部修改时另有要改的区域（对第一张图而言）。
 #[derive(Clone, Debug, Default)]
 pub struct References {
     pub ids: Vec<String>,
     pub images: Vec<InputImage>,
+    pub region: Option<std::sync::Arc<crate::region::RegionEdit>>,
 }
 
 impl References {
@@ -27,6 +28,7 @@ impl References {
         Ok(Self {
             ids: ids.to_vec(),
             images,
+            region: None,
         })
     }
 
@@ -47,7 +49,20 @@ impl References {
                 .await?;
             ids.push(upload.id);
         }
-        Ok(Self { ids, images })
+        Ok(Self {
+            ids,
+            images,
+            region: None,
+        })
+    }
+
+    /// 只改第一张图的这个区域（见 `crate::region`）。
+    pub fn with_region(
+        mut self,
+        region: Option<std::sync::Arc<crate::region::RegionEdit>>,
+    ) -> Self {
+        self.region = region;
+        self
     }
 }
 
@@ -130,6 +145,37 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// 局部修改：模型画回来的图原样存一份（上传区，尝试记录里写上它的 id），再按区域贴回原图，换成贴好的 PNG。
+    /// 贴不回去（模型的图解不开）时交出模型的原图：它已经付过钱。
+    async fn put_back(
+        &self,
+        edit: std::sync::Arc<crate::region::RegionEdit>,
+        source: InputImage,
+        mut image: GeneratedImage,
+    ) -> Result<GeneratedImage, ProduceFailed> {
+        let raw = self
+            .storage
+            .save_upload(image.data.clone(), image.mime.clone(), None)
+            .await;
+        match edit.put_back(source.data, image.data.clone()).await {
+            Ok(png) => {
+                image.data = png.into();
+                image.mime = "image/png".into();
+                match (raw, image.attempts.last_mut()) {
+                    (Ok(upload), Some(last)) => last.raw_output = Some(upload.id),
+                    (Err(e), _) => tracing::warn!("模型原样的图没能存下（贴好的照常保存）：{e}"),
+                    _ => {}
+                }
+                Ok(image)
+            }
+            Err(e) => Err(ProduceFailed {
+                error: ApiError::InvalidRequest(format!("模型画回来的图{e}，没能贴回原图")),
+                attempts: image.attempts.clone(),
+                unsaved: Some(Unsaved { image, spill: None }),
+            }),
+        }
+    }
+
     /// 生成并保存一张图；参考图取自 `references`（`request.references` 被它替换）。
     pub async fn produce(
         &self,
@@ -138,6 +184,7 @@ impl Producer {
     ) -> Result<Produced, ProduceFailed> {
         request.references = references.images;
         let reference_ids = references.ids;
+        let region = references.region;
         let started = std::time::Instant::now();
         let progress = request.progress.clone();
         let mode = if request.references.is_empty() {
@@ -151,6 +198,12 @@ impl Producer {
             request.image_size,
             request.account.clone(),
         );
+        // 局部修改：原图之后加上标出区域的副本，提示词后面加上说明（存进图库的仍是用户的提示词）。
+        let source = region.as_ref().and(request.references.first().cloned());
+        if let Some(edit) = &region {
+            request.references.insert(1, edit.marked.clone());
+            request.prompt.push_str(crate::region::INSTRUCTION);
+        }
         let image = self
             .gateway
             .generate(request)
@@ -161,6 +214,10 @@ impl Producer {
                 unsaved: None,
             })?;
         progress.report(ProgressEvent::Phase(Phase::Saving));
+        let image = match (region, source) {
+            (Some(edit), Some(source)) => self.put_back(edit, source, image).await?,
+            _ => image,
+        };
         let saved = self
             .storage
             .save_image(NewImage {

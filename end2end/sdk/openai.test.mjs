@@ -1,5 +1,5 @@
 // 用官方 openai npm 包调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后以 node --test 运行）。
-// 环境变量：FACTORY_URL、FACTORY_KEY。服务器配置为每分钟 6 次、突发 12 次。
+// 环境变量：FACTORY_URL、FACTORY_KEY。服务器配置为每分钟 6 次、突发 16 次。
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -60,7 +60,7 @@ test('错误的密钥抛出 AuthenticationError', async () => {
 });
 
 test('超过限流抛出 RateLimitError', async () => {
-  // 限流是每分钟 6 次、突发 12 次：不管前面的用例用掉了多少、跑了多久，连续 40 个请求（便宜的 models.list）一定会碰到上限。
+  // 限流是每分钟 6 次、突发 16 次：不管前面的用例用掉了多少、跑了多久，连续 40 个请求（便宜的 models.list）一定会碰到上限。
   for (let i = 0; i < 40; i++) {
     try {
       await client.models.list();

@@ -77,8 +77,10 @@ pub fn draw(
             }
         }
         if let Some(base) = &base {
-            // 图生图：以参考图为主体，叠上提示词的色调。
-            let b = base.get_pixel(x, y).0;
+            // 图生图：以参考图为主体，叠上提示词的色调，整张往左挪一点——像真的模型一样整张重画，
+            // 没让改的地方也变了（局部修改的测试靠它证明区域外是贴回的原图）。
+            let shift = (width / 50).max(1);
+            let b = base.get_pixel((x + shift).min(width - 1), y).0;
             c = lerp([b[0] as f32, b[1] as f32, b[2] as f32], c, 0.3);
         }
         *px = Rgb([c[0] as u8, c[1] as u8, c[2] as u8]);

@@ -54,7 +54,16 @@ pub async fn generations(
     headers: HeaderMap,
     ApiJson(params): ApiJson<ImageParams>,
 ) -> Result<Response, ApiError> {
-    respond(&state, &headers, &caller, "generations", params, Vec::new()).await
+    respond(
+        &state,
+        &headers,
+        &caller,
+        "generations",
+        params,
+        Vec::new(),
+        None,
+    )
+    .await
 }
 
 /// `POST /v1/images/edits`：multipart，参考图放在 `image` 或 `image[]`（可多张）。
@@ -65,13 +74,43 @@ pub async fn edits(
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.config.load().storage.max_upload_mb as usize * 1024 * 1024;
-    let (params, references) = read_edit_form(multipart, max_bytes).await?;
-    if references.is_empty() {
+    let EditForm {
+        params,
+        references,
+        mask,
+    } = read_edit_form(multipart, max_bytes).await?;
+    let Some(first) = references.first() else {
         return Err(ApiError::InvalidRequest(
             "缺少参考图：请在 image（或 image[]）字段上传至少一张图片".into(),
         ));
-    }
-    respond(&state, &headers, &caller, "edits", params, references).await
+    };
+    // 局部修改：蒙版在收下请求之前就校验（不对就 400，什么都不发、不占额度）。
+    let region = match mask {
+        Some(mask) => {
+            if prefers_async(&headers) {
+                return Err(ApiError::InvalidRequest(
+                    "带 mask 的局部修改暂不支持异步任务（Prefer: respond-async）：请去掉这个头同步调用".into(),
+                ));
+            }
+            Some(std::sync::Arc::new(
+                crate::region::RegionEdit::prepare(mask, first).await?,
+            ))
+        }
+        None => None,
+    };
+    let route = if region.is_some() {
+        "edits+mask"
+    } else {
+        "edits"
+    };
+    respond(&state, &headers, &caller, route, params, references, region).await
+}
+
+/// `/v1/images/edits` 的表单：参数、参考图与（局部修改时的）蒙版。
+struct EditForm {
+    params: ImageParams,
+    references: Vec<InputImage>,
+    mask: Option<bytes::Bytes>,
 }
 
 /// 幂等键按调用方与接口区分（别人用同一个键拿不到你的结果），并带着这个请求内容的哈希
@@ -114,12 +153,10 @@ fn prefers_async(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
 }
 
-async fn read_edit_form(
-    mut multipart: Multipart,
-    max_bytes: usize,
-) -> Result<(ImageParams, Vec<InputImage>), ApiError> {
+async fn read_edit_form(mut multipart: Multipart, max_bytes: usize) -> Result<EditForm, ApiError> {
     let mut params = ImageParams::default();
     let mut references = Vec::new();
+    let mut mask = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -139,9 +176,7 @@ async fn read_edit_form(
                 references.push(accept_image(data, max_bytes, index).await?);
             }
             "mask" => {
-                return Err(ApiError::InvalidRequest(
-                    "暂不支持 mask（局部重绘）：Gemini 按提示词整体编辑参考图，请去掉 mask 并在提示词里说明要改哪里".into(),
-                ))
+                mask = Some(crate::web::read_field_capped(&mut field, max_bytes, "mask").await?);
             }
             _ => {
                 let text = crate::web::read_text_field(&mut field, &name).await?;
@@ -149,7 +184,11 @@ async fn read_edit_form(
             }
         }
     }
-    Ok((params, references))
+    Ok(EditForm {
+        params,
+        references,
+        mask,
+    })
 }
 
 fn set_text_param(params: &mut ImageParams, name: &str, value: String) -> Result<(), ApiError> {
@@ -191,8 +230,14 @@ async fn respond(
     route: &str,
     params: ImageParams,
     references: Vec<InputImage>,
+    region: Option<std::sync::Arc<crate::region::RegionEdit>>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(headers, caller, route, &params, &references)?;
+    // 带蒙版的编辑按接口名 `edits+mask` 另算幂等键，蒙版的内容也进了标记副本（哈希见下）。
+    let mut hashed = references.clone();
+    if let Some(edit) = &region {
+        hashed.push(edit.marked.clone());
+    }
+    let idempotency_key = idempotency_key(headers, caller, route, &params, &hashed)?;
     let n = params.n.unwrap_or(1);
     let format = response_format(params.response_format.as_deref())?;
     let (aspect_ratio, image_size) = resolve_shape(&params)?;
@@ -245,7 +290,9 @@ async fn respond(
         .idempotency
         .run(idempotency_key, || async {
             // 参考图只存一次（按内容哈希去重），n 张共用。
-            let references = References::store(&state.storage, references).await?;
+            let references = References::store(&state.storage, references)
+                .await?
+                .with_region(region);
             generate_n(state, request, references, n, &spent).await
         })
         .await;

@@ -32,6 +32,9 @@ pub struct AttemptInfo {
     /// 只有已计费与可能已计费的尝试才花钱，见 [`Billing`]。
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Micros>,
+    /// 局部修改时模型原样画回来的图（贴回原图之前的那张）存在上传区里的 id（`/uploads/{id}` 取得到），供查看。
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_output: Option<String>,
 }
 
 /// 一次尝试的计费类别。

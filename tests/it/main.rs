@@ -47,6 +47,8 @@ mod prompts;
 #[cfg(feature = "ssr")]
 mod readme_claims;
 #[cfg(feature = "ssr")]
+mod region;
+#[cfg(feature = "ssr")]
 mod routing;
 #[cfg(feature = "ssr")]
 mod settings;

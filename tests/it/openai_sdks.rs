@@ -11,7 +11,7 @@ const KEY: &str = "sk-sdk-test-0001";
 async fn server_for_sdk() -> (Running, Workspace, Running) {
     let demo = demo_upstream(&[]).await;
     let extra =
-        format!("[auth]\napi_keys = [\"{KEY}\"]\n[limits]\nrequests_per_minute = 6\nburst = 12\n");
+        format!("[auth]\napi_keys = [\"{KEY}\"]\n[limits]\nrequests_per_minute = 6\nburst = 16\n");
     let ws = Workspace::new(&config_with_upstreams(&[("替身", &demo.url)], &extra));
     let server = ws.serve().await;
     (demo, ws, server)

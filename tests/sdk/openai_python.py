@@ -1,7 +1,7 @@
 """用官方 openai Python SDK 调用绘图工厂的 /v1（由 tests/openai_sdks.rs 启动服务器后运行）。
 
 环境变量：FACTORY_URL（服务器地址）、FACTORY_KEY（有效的 API 密钥）。
-服务器配置为每分钟 6 次、突发 12 次，用来触发 RateLimitError。
+服务器配置为每分钟 6 次、突发 16 次，用来触发 RateLimitError。
 """
 
 import base64
@@ -79,6 +79,48 @@ def edit_with_two_images():
     check(len(res.data) == 2)
 
 
+def rgba_png(width, height, transparent_box):
+    """一张 width × height 的 RGBA PNG：transparent_box（x0, y0, x1, y1）里完全透明，其余不透明（不用 Pillow）。"""
+    import struct
+    import zlib
+
+    x0, y0, x1, y1 = transparent_box
+    opaque, clear = b"\xff\xff\xff\xff", b"\xff\xff\xff\x00"
+    rows = bytearray()
+    for y in range(height):
+        rows += b"\x00"
+        if y0 <= y < y1:
+            rows += opaque * x0 + clear * (x1 - x0) + opaque * (width - x1)
+        else:
+            rows += opaque * width
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return PNG_MAGIC + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows))) + chunk(b"IEND", b"")
+
+
+@case
+def edit_with_a_mask():
+    # OpenAI 的局部修改：mask 与第一张图一样大，完全透明的地方是要改的。
+    name, source, mime = png_file("masked")
+    width, height = int.from_bytes(source[16:20], "big"), int.from_bytes(source[20:24], "big")
+    mask = rgba_png(width, height, (width // 4, height // 4, width // 2, height // 2))
+    res = client.images.edit(image=(name, source, mime), mask=("mask.png", mask, "image/png"), prompt="中间加一只猫")
+    out = base64.b64decode(res.data[0].b64_json)
+    check(out.startswith(PNG_MAGIC))
+    check(out[16:24] == source[16:24], "贴回原图之后与原图一样大")
+    # 尺寸不对的 mask：400，SDK 抛 BadRequestError，说明里有两边的尺寸。
+    try:
+        client.images.edit(image=(name, source, mime), mask=("mask.png", rgba_png(8, 8, (0, 0, 4, 4)), "image/png"), prompt="x")
+    except openai.BadRequestError as e:
+        check("8 × 8" in str(e), str(e))
+    else:
+        raise AssertionError("尺寸不对的 mask 应当 400")
+
+
 @case
 def chat_non_stream():
     res = client.chat.completions.create(
@@ -113,7 +155,7 @@ def bad_key_raises_authentication_error():
 
 @case
 def limit_raises_rate_limit_error():
-    # 限流是每分钟 6 次、突发 12 次：不管前面的用例用掉了多少、跑了多久，连续 40 个请求（便宜的 models.list）
+    # 限流是每分钟 6 次、突发 16 次：不管前面的用例用掉了多少、跑了多久，连续 40 个请求（便宜的 models.list）
     # 一定会碰到上限。
     for _ in range(40):
         try:

@@ -589,6 +589,7 @@ fn on_image(
         key: tried.key,
         size_mismatch: mismatch.clone(),
         price: tried.price,
+        raw_output: None,
     });
     let Some(detail) = mismatch else {
         return (image, retry::SizeStep::Keep);
@@ -620,6 +621,7 @@ fn failed_attempt(upstream: &UpstreamConfig, error: &GatewayError, tried: Tried)
         key: tried.key,
         size_mismatch: None,
         price: tried.price,
+        raw_output: None,
     }
 }
 
