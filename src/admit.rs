@@ -248,6 +248,11 @@ pub async fn batch(
     let plan = plan(&req, config.limits.max_batch_jobs)?;
     // 先确认参考图都在，免得排了队才失败。
     References::check_exist(&state.storage, &req.references).await?;
+    if let Some(mask) = &req.mask {
+        // 局部修改：蒙版不对（尺寸、格式、没有透明像素）现在就 400，不排队。
+        let first = References::load(&state.storage, &req.references[..1]).await?;
+        crate::jobs::region_of(&state.storage, mask, &first).await?;
+    }
     let model = req.model.trim().to_string();
     let per_job_references = match req.reference_mode {
         ReferenceMode::Together => req.references.len(),

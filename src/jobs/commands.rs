@@ -311,6 +311,7 @@ fn new_batch(req: &SubmitRequest, plan: Plan, model: String, client: &str) -> (B
         created_at: created_at.clone(),
         client: client.to_string(),
         account: String::new(),
+        mask: req.mask.clone(),
         paused: false,
         priority: 0,
         google_search: req.google_search,

@@ -25,6 +25,9 @@ mod views;
 mod writer;
 pub mod ws;
 
+/// 批次的蒙版对第一张参考图的区域（局部修改；收下批次时先核对一次，见 `crate::admit::batch`）。
+pub use scheduler::region_of;
+
 use crate::config::ConfigHandle;
 use crate::produce::Producer;
 use crate::storage::StorageError;

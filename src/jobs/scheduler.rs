@@ -100,6 +100,14 @@ impl JobManager {
             .map(|j| (j.row.run, j.row.prompt.clone(), j.row.reference_ids.clone()))
             .unwrap_or_default();
         let references = References::load(&producer.storage, &reference_ids).await?;
+        let references = match &batch.mask {
+            // 局部修改：每次运行（含重试）都按同一个蒙版改第一张参考图。
+            Some(mask) => {
+                let region = region_of(&producer.storage, mask, &references).await?;
+                references.with_region(Some(region))
+            }
+            None => references,
+        };
         let (this, job_id) = (self.clone(), id.to_string());
         let model = (!batch.model.is_empty()).then(|| batch.model.clone());
         let request = ImageRequest::new(
@@ -245,4 +253,21 @@ impl JobManager {
 pub(super) fn seed_for(job_id: &str, run: u32) -> i32 {
     let digest = crate::web::sha256_hex(format!("{job_id}:{run}"));
     i32::from_str_radix(&digest[..7], 16).unwrap_or(0)
+}
+
+/// 批次的蒙版（上传的 PNG 的 id）对第一张参考图的区域（见 `crate::region`）。
+pub async fn region_of(
+    storage: &crate::storage::Storage,
+    mask: &str,
+    references: &References,
+) -> Result<std::sync::Arc<crate::region::RegionEdit>, crate::error::ApiError> {
+    let mask = References::load(storage, &[mask.to_string()]).await?;
+    let (Some(mask), Some(first)) = (mask.images.first(), references.images.first()) else {
+        return Err(crate::error::ApiError::InvalidRequest(
+            "局部修改要有蒙版与一张参考图".into(),
+        ));
+    };
+    Ok(std::sync::Arc::new(
+        crate::region::RegionEdit::prepare(mask.data.clone(), first).await?,
+    ))
 }

@@ -25,6 +25,8 @@ pub struct Batch {
     pub client: String,
     /// 提交者的账号（没有账号时为空）：批次与它的图记在这个账号名下。
     pub account: String,
+    /// 局部修改的蒙版（上传的 PNG 的 id）：改的是第一张参考图。
+    pub mask: Option<String>,
     pub paused: bool,
     /// 置顶的先后：越大越靠前，0 为没有置顶。
     pub priority: i64,
@@ -59,8 +61,8 @@ pub struct JobRow {
 pub fn insert_batch(conn: &mut Db<'_>, batch: &Batch, jobs: &[JobRow]) -> Result<(), DbError> {
     conn.transaction(|tx| {
     tx.execute(
-        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search, account)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO batches (id, prompt, reference_ids, count, aspect_ratio, image_size, model, created_at, client, name, google_search, account, mask)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             batch.id,
             batch.prompt,
@@ -73,7 +75,8 @@ pub fn insert_batch(conn: &mut Db<'_>, batch: &Batch, jobs: &[JobRow]) -> Result
             batch.client,
             batch.name,
             batch.google_search,
-            batch.account
+            batch.account,
+            batch.mask
         ],
     )?;
         for job in jobs {
@@ -226,7 +229,7 @@ const JOB_COLUMNS: &str =
             b.name, b.paused, b.priority, COALESCE(j.prompt, b.prompt),
             COALESCE(j.reference_ids, b.reference_ids), j.variables, i.model_text,
             j.template, COALESCE(i.favourite, 0), COALESCE(i.model, ''), b.google_search,
-            i.size_note, COALESCE(i.sources, '[]'), b.account
+            i.size_note, COALESCE(i.sources, '[]'), b.account, b.mask
      FROM jobs j JOIN batches b ON b.id = j.batch_id
      LEFT JOIN images i ON i.id = j.image_id";
 
@@ -248,6 +251,7 @@ fn job_of(r: &Row) -> Result<(Batch, JobRow), DbError> {
         created_at: r.get(16)?,
         client: r.get(19)?,
         account: r.get(34)?,
+        mask: r.get(35)?,
         paused: r.get(22)?,
         priority: r.get(23)?,
         google_search: r.get(31)?,
@@ -666,6 +670,7 @@ mod tests {
             created_at: "2026-11-30T00:00:00.000Z".into(),
             client: "c".into(),
             account: String::new(),
+            mask: None,
             paused: false,
             priority: 0,
             google_search: false,

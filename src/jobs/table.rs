@@ -232,6 +232,7 @@ mod tests {
             created_at: String::new(),
             client: String::new(),
             account: String::new(),
+            mask: None,
             paused: true,
             priority: 0,
             google_search: false,

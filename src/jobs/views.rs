@@ -108,6 +108,7 @@ impl JobManager {
             created_at: job.row.created_at.clone(),
             changed_at_ms: job.changed_at_ms,
             owner: b.account.clone(),
+            mask: b.mask.clone(),
         }
     }
 }

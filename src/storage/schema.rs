@@ -211,6 +211,8 @@ pub(super) const SQLITE_MIGRATIONS: &[&str] = &[
         DROP TABLE usage;
         ALTER TABLE usage_v2 RENAME TO usage;
         CREATE INDEX usage_account ON usage(account, period);",
+    // 局部修改（#40）：批次记下蒙版（上传的 PNG 的 id）；重试照样用它。
+    "ALTER TABLE batches ADD COLUMN mask TEXT;",
 ];
 
 /// PostgreSQL 的迁移：与 `SQLITE_MIGRATIONS` 做同样的事。第 1 条一次建好与 SQLite 第 1–11 条之后相同的表
@@ -387,4 +389,6 @@ CREATE TABLE usage (
     ALTER TABLE usage DROP CONSTRAINT usage_pkey;
     ALTER TABLE usage ADD PRIMARY KEY (period, client, account, upstream, model, key_index);
     CREATE INDEX usage_account ON usage(account, period);"#,
+    // SQLite 的第 21 条。
+    r#"ALTER TABLE batches ADD COLUMN mask TEXT COLLATE "C";"#,
 ];

@@ -63,6 +63,8 @@ pub enum BatchError {
     TooMany { total: u64, max: u32 },
     #[error("批量改图（逐张）需要至少一张参考图")]
     EachNeedsReferences,
+    #[error("局部修改（mask）改的是第一张参考图：要有参考图，且不能逐张改图")]
+    MaskNeedsTheImage,
     #[error("批量改图（逐张）最多 {MAX_EACH_REFERENCES} 张参考图，收到 {0} 张")]
     TooManyEach(usize),
     #[error("批次名称最多 {MAX_BATCH_NAME_CHARS} 个字符（收到 {0} 个）")]
@@ -267,6 +269,10 @@ pub struct SubmitRequest {
     /// 联网搜索（Google 搜索接地；只有支持它的模型可以开）。
     #[serde(default)]
     pub google_search: bool,
+    /// 局部修改：蒙版（上传的 PNG 的 id，与第一张参考图一样大，完全透明的像素是要改的地方）。
+    /// 模型画回来的图按它贴回第一张参考图，区域外的像素不变；重试照样用它。
+    #[serde(default)]
+    pub mask: Option<String>,
 }
 
 fn one() -> u32 {
@@ -288,6 +294,7 @@ impl Default for SubmitRequest {
             model: String::new(),
             references: Vec::new(),
             google_search: false,
+            mask: None,
         }
     }
 }
@@ -367,6 +374,11 @@ fn check_prompts_and_references(req: &SubmitRequest, templates: &[&str]) -> Resu
             return Err(BatchError::TooManyEach(req.references.len()))
         }
         _ => {}
+    }
+    if req.mask.is_some()
+        && (req.references.is_empty() || req.reference_mode == ReferenceMode::Each)
+    {
+        return Err(BatchError::MaskNeedsTheImage);
     }
     Ok(())
 }

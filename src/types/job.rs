@@ -226,6 +226,9 @@ pub struct JobView {
     /// 提交者的账号（没有账号时为空）：登录了账号的人只收到自己的卡片。
     #[serde(default)]
     pub owner: String,
+    /// 局部修改的蒙版（上传的 PNG 的 id）；改的是 `reference_ids` 的第一张。
+    #[serde(default)]
+    pub mask: Option<String>,
 }
 
 impl JobView {
@@ -320,6 +323,7 @@ mod tests {
             batch_name: "b".into(),
             batch_paused: false,
             owner: String::new(),
+            mask: None,
             template: None,
             index: 1,
             count: 1,

@@ -135,3 +135,67 @@ async fn a_bad_mask_is_refused_before_any_upstream_call() {
         "蒙版不对时一个请求都不该发给上游"
     );
 }
+
+#[tokio::test]
+async fn a_studio_batch_with_a_mask_keeps_the_outside_and_its_retry_repeats_the_same_edit() {
+    // 上游先全部失败（卡片失败），再恢复：重试按同一个蒙版改。
+    let demo = demo_upstream(&["--error-rate", "1"]).await;
+    let ws = Workspace::new(&(config_with_upstream(&demo.url) + "[retry]\nmax_attempts = 1\n"));
+    let server = ws.serve().await;
+    let source = upload(&server, "原图.png", source_png()).await;
+    let hole = (20, 20, 80, 60);
+    let mask = upload(&server, "蒙版.png", mask_png(200, 120, hole)).await;
+    let (status, jobs) = call(
+        &server,
+        "submit_jobs",
+        serde_json::json!({ "request": { "prompt": "换成晚霞", "references": [source], "mask": mask } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    let job = jobs[0]["job_id"].as_str().unwrap().to_string();
+    assert_eq!(jobs[0]["mask"], mask.as_str());
+    wait_for_state(&server, &job, "failed").await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/_demo/options", demo.url))
+        .json(&serde_json::json!({ "error_rate": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, body) = call(&server, "retry_job", serde_json::json!({ "job_id": job })).await;
+    assert_eq!(status, 200, "{body}");
+    let done = wait_for_state(&server, &job, "done").await;
+    let id = done["image"]["id"].as_str().unwrap().to_string();
+    let stored = reqwest::get(format!("{}/files/{id}", server.url))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let out = image::load_from_memory(&stored).unwrap().to_rgba8();
+    let src = image::load_from_memory(&source_png()).unwrap().to_rgba8();
+    assert_eq!(out.dimensions(), (200, 120));
+    let (x0, y0, x1, y1) = hole;
+    let mut changed = 0;
+    for (x, y, px) in out.enumerate_pixels() {
+        if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+            changed += usize::from(px != src.get_pixel(x, y));
+        } else {
+            assert_eq!(px, src.get_pixel(x, y), "({x},{y}) 在区域外");
+        }
+    }
+    assert!(changed > 60 * 40 * 9 / 10, "区域内是模型画的：{changed}");
+    // 蒙版与参考图对不上：提交时就 400，什么都不排队。
+    let small = upload(&server, "小蒙版.png", mask_png(10, 10, (0, 0, 5, 5))).await;
+    let (status, body) = call(
+        &server,
+        "submit_jobs",
+        serde_json::json!({ "request": { "prompt": "x", "references": [source], "mask": small } }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("10 × 10"),
+        "{body}"
+    );
+}

@@ -171,6 +171,8 @@ impl Draft {
                 .references
                 .with(|r| r.iter().map(|r| r.id.clone()).collect()),
             google_search: self.google_search.get(),
+            // 局部修改在大图里提交（还没有画笔界面时只能经接口）。
+            mask: None,
         }
     }
 
