@@ -250,7 +250,7 @@ fn stream_answer(
 
 /// 流式回答等待期间发保活注释的间隔：10 秒（代理与客户端常在 30–60 秒没有数据时断开）。
 /// 环境变量 `FACTORY_SSE_KEEPALIVE_MS` 可改（测试用它在几百毫秒内看到保活）。
-fn keep_alive_interval() -> Duration {
+pub(super) fn keep_alive_interval() -> Duration {
     std::env::var("FACTORY_SSE_KEEPALIVE_MS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -43,7 +43,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/images/edits",
             post(images::edits).fallback(only("POST")).layer(uploads()),
         )
-        .route("/images/tasks/{id}", get(tasks::get).fallback(only("GET")))
+        .route(
+            "/images/tasks/{id}",
+            get(tasks::get)
+                .delete(tasks::cancel)
+                .fallback(only("GET, DELETE")),
+        )
         .route(
             "/chat/completions",
             post(chat::completions).fallback(only("POST")).layer(json()),

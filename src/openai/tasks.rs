@@ -5,6 +5,10 @@
 //!
 //! 任务就是工作台任务表里的一个批次：一起排队、重启后照常继续（运行中的记为中断），工作台上也看得到；
 //! 只有创建它的 API 密钥（没有密钥时是同一个 IP）能查到它，别人查是 404。
+//!
+//! `GET` 带 `Accept: text/event-stream` 时改为 SSE：先发一次此刻的状态，之后每次状态或完成张数变了发一条
+//! （`event: status`），结束时（succeeded / failed / cancelled）发最后一条（成功时带 `data` 的图片链接）后关闭；
+//! `DELETE` 取消任务：排队中的不再开始，正在等上游的停下（不存图），已经完成的图留着。
 
 use super::auth::Caller;
 use super::idempotency::{Key, Produced};
@@ -98,7 +102,8 @@ pub struct TaskQuery {
     response_format: Option<String>,
 }
 
-/// 任务的整体状态：有在排队或运行的就是 queued/running；都结束了，有图就是 succeeded（可能只成了几张），否则 failed。
+/// 任务的整体状态：有在排队或运行的就是 queued/running；都结束了，有图就是 succeeded（可能只成了几张），
+/// 没有图而有被取消的是 cancelled，否则 failed。
 fn status_of(jobs: &[JobView]) -> &'static str {
     if jobs.iter().any(|j| j.state == JobState::Running) {
         "running"
@@ -106,26 +111,25 @@ fn status_of(jobs: &[JobView]) -> &'static str {
         "queued"
     } else if jobs.iter().any(|j| j.image.is_some()) {
         "succeeded"
+    } else if jobs.iter().any(|j| j.state == JobState::Cancelled) {
+        "cancelled"
     } else {
         "failed"
     }
 }
 
-/// `GET /v1/images/tasks/{id}`
-pub async fn get(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(query): Query<TaskQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let format = response_format(Some(query.response_format.as_deref().unwrap_or("url")))?;
-    let (owner, jobs) = state.jobs.batch(&id).await?.ok_or(ApiError::NotFound)?;
+/// 任务是这个调用方的：它的全部卡片；别人的任务和不存在一样（404）。
+async fn own_task(state: &AppState, caller: &Caller, id: &str) -> Result<Vec<JobView>, ApiError> {
+    let (owner, jobs) = state.jobs.batch(id).await?.ok_or(ApiError::NotFound)?;
     if owner != caller.rate_limit_key() {
-        // 别人的任务：和不存在一样。
         return Err(ApiError::NotFound);
     }
-    let status = status_of(&jobs);
+    Ok(jobs)
+}
+
+/// 状态的 JSON（不含图）：`id`、`object`、`status`、`total`、`done`，失败时带 `error`。
+fn status_body(id: &str, jobs: &[JobView]) -> serde_json::Value {
+    let status = status_of(jobs);
     let mut body = json!({
         "id": id,
         "object": "image.task",
@@ -140,7 +144,133 @@ pub async fn get(
             .unwrap_or_default();
         body["error"] = json!({"message": reason, "type": "server_error", "param": null, "code": "task_failed"});
     }
-    if status != "succeeded" {
+    body
+}
+
+/// `DELETE /v1/images/tasks/{id}`：取消，回此刻的状态（全部没有图时是 `cancelled`；已完成的图留着，照样是 `succeeded`）。
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    own_task(&state, &caller, &id).await?;
+    state.jobs.cancel_batch(&id).await?;
+    let jobs = own_task(&state, &caller, &id).await?;
+    tracing::info!(task = %id, "已取消异步图像任务");
+    Ok(Json(status_body(&id, &jobs)).into_response())
+}
+
+/// 请求要的是 SSE（`Accept: text/event-stream`）。
+fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// SSE：先发此刻的状态，之后状态或完成张数每变一次发一条，结束时发最后一条（成功时带图片链接）后关闭。
+/// 跟着任务管理器的变化通知走（不轮询）；保活注释的间隔与对话接口相同。
+async fn events(state: AppState, id: String, jobs: Vec<JobView>, base_url: String) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let ids: std::collections::HashSet<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    let changes = state.jobs.subscribe();
+    let first = status_body(&id, &jobs);
+    // （通知、上次发出的状态、结束了没有）
+    let stream = futures::stream::unfold(
+        (changes, Some(first), None::<serde_json::Value>, false),
+        move |(mut changes, pending, last, ended)| {
+            let (state, id, ids, base) = (state.clone(), id.clone(), ids.clone(), base_url.clone());
+            async move {
+                if ended {
+                    return None;
+                }
+                if let Some(body) = pending {
+                    let done = body["status"] != "queued" && body["status"] != "running";
+                    let body = if done {
+                        with_links(&state, &id, body, &base).await
+                    } else {
+                        body
+                    };
+                    let event = Event::default().event("status").data(body.to_string());
+                    return Some((event, (changes, None, Some(body), done)));
+                }
+                loop {
+                    match changes.recv().await {
+                        Ok(crate::jobs::Change::Job(job)) if ids.contains(&job) => {}
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                    let Ok(Some((_, jobs))) = state.jobs.batch(&id).await else {
+                        return None;
+                    };
+                    let body = status_body(&id, &jobs);
+                    let same = last.as_ref().is_some_and(|l| {
+                        l["status"] == body["status"] && l["done"] == body["done"]
+                    });
+                    if !same {
+                        let done = body["status"] != "queued" && body["status"] != "running";
+                        let body = if done {
+                            with_links(&state, &id, body, &base).await
+                        } else {
+                            body
+                        };
+                        let event = Event::default().event("status").data(body.to_string());
+                        return Some((event, (changes, None, Some(body), done)));
+                    }
+                }
+            }
+        },
+    )
+    .map(Ok::<_, std::convert::Infallible>);
+    Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(super::chat::keep_alive_interval())
+                .text("keep-alive"),
+        )
+        .into_response()
+}
+
+/// 结束的状态加上图片的签名链接（`data: [{"url"}]`，与同步请求的 `url` 格式一样）。
+async fn with_links(
+    state: &AppState,
+    id: &str,
+    mut body: serde_json::Value,
+    base_url: &str,
+) -> serde_json::Value {
+    if body["status"] != "succeeded" {
+        return body;
+    }
+    let ttl = state.config.load().server.file_url_ttl_s;
+    if let Ok(Some((_, jobs))) = state.jobs.batch(id).await {
+        let links: Vec<serde_json::Value> = jobs
+            .iter()
+            .filter_map(|j| j.image.as_ref())
+            .map(|image| json!({ "url": format!("{base_url}{}", state.url_signer.sign(&image.id, ttl)) }))
+            .collect();
+        body["data"] = json!(links);
+    }
+    body
+}
+
+/// `GET /v1/images/tasks/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<TaskQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = response_format(Some(query.response_format.as_deref().unwrap_or("url")))?;
+    let jobs = own_task(&state, &caller, &id).await?;
+    if wants_events(&headers) {
+        let base_url = super::images_response::public_base_url(&state, &headers);
+        return Ok(events(state, id, jobs, base_url).await);
+    }
+    let body = status_body(&id, &jobs);
+    if body["status"] != "succeeded" {
         return Ok(Json(body).into_response());
     }
     // 完成：与同步请求一样的图像响应，再加上任务的字段。

@@ -65,6 +65,8 @@ mod storage_zip;
 #[cfg(feature = "ssr")]
 mod studio_generate;
 #[cfg(feature = "ssr")]
+mod task_events;
+#[cfg(feature = "ssr")]
 mod upstream_dialects;
 #[cfg(feature = "ssr")]
 mod validation;
