@@ -144,7 +144,61 @@ pub struct Producer {
     pub storage: Storage,
 }
 
+/// 另存进图库的候选图的说明。
+const EXTRA_NOTE: &str = "同一次生成的另一张候选图（上游一次给了几张，结果取了像素最多的那张；这张也付过钱，留在图库里）";
+
 impl Producer {
+    /// 存下生成的图（上游一次给了几张时，另几张也存进图库）；存不进图库时放进暂存区，连同原因交给调用方。
+    async fn keep(&self, image: GeneratedImage, new: NewImage) -> Result<Produced, ProduceFailed> {
+        let extras: Vec<NewImage> = image
+            .extras
+            .iter()
+            .map(|extra| NewImage {
+                data: extra.data.clone(),
+                attempts: Vec::new(),
+                model_text: Some(EXTRA_NOTE.into()),
+                size_note: None,
+                ..new.clone()
+            })
+            .collect();
+        let saved = self.storage.save_image(new).await;
+        match saved {
+            Ok(record) => {
+                self.save_extras(extras).await;
+                Ok(Produced { image, record })
+            }
+            Err(e) => {
+                // 图已经付过钱：存不进图库也不能丢。先放进暂存区，再把它连同原因交给调用方。
+                tracing::error!("生成的图没能保存，已放进暂存区：{e}");
+                let spill = self.storage.spill(image.data.clone()).await;
+                if let Err(spill_error) = &spill {
+                    tracing::error!("暂存也失败了，这张图只在这次响应里：{spill_error}");
+                }
+                Err(ProduceFailed {
+                    error: e.into(),
+                    attempts: image.attempts.clone(),
+                    unsaved: Some(Unsaved {
+                        image,
+                        spill: spill.ok(),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// 上游一次给了几张正式图时，没当作结果的那几张也存进图库；存不下的放进暂存区（付过钱的不丢）。
+    async fn save_extras(&self, extras: Vec<NewImage>) {
+        for extra in extras {
+            let data = extra.data.clone();
+            if let Err(e) = self.storage.save_image(extra).await {
+                tracing::error!("候选图没能存进图库，放进暂存区：{e}");
+                if let Err(e) = self.storage.spill(data).await {
+                    tracing::error!("候选图暂存也失败了：{e}");
+                }
+            }
+        }
+    }
+
     /// 局部修改：模型画回来的图原样存一份（上传区，尝试记录里写上它的 id），再按区域贴回原图，换成贴好的 PNG。
     /// 贴不回去（模型的图解不开）时交出模型的原图：它已经付过钱。
     async fn put_back(
@@ -218,43 +272,22 @@ impl Producer {
             (Some(edit), Some(source)) => self.put_back(edit, source, image).await?,
             _ => image,
         };
-        let saved = self
-            .storage
-            .save_image(NewImage {
-                data: image.data.clone(),
-                prompt,
-                mode,
-                model: image.model.clone(),
-                aspect_ratio: aspect_ratio.to_string(),
-                image_size: image_size.to_string(),
-                upstream: image.upstream.clone(),
-                duration_ms: started.elapsed().as_millis() as u64,
-                attempts: image.attempts.clone(),
-                reference_ids,
-                model_text: image.text.clone(),
-                sources: image.sources.clone(),
-                size_note: image.size_mismatch.clone(),
-                account,
-            })
-            .await;
-        match saved {
-            Ok(record) => Ok(Produced { image, record }),
-            Err(e) => {
-                // 图已经付过钱：存不进图库也不能丢。先放进暂存区，再把它连同原因交给调用方。
-                tracing::error!("生成的图没能保存，已放进暂存区：{e}");
-                let spill = self.storage.spill(image.data.clone()).await;
-                if let Err(spill_error) = &spill {
-                    tracing::error!("暂存也失败了，这张图只在这次响应里：{spill_error}");
-                }
-                Err(ProduceFailed {
-                    error: e.into(),
-                    attempts: image.attempts.clone(),
-                    unsaved: Some(Unsaved {
-                        image,
-                        spill: spill.ok(),
-                    }),
-                })
-            }
-        }
+        let new = NewImage {
+            data: image.data.clone(),
+            prompt,
+            mode,
+            model: image.model.clone(),
+            aspect_ratio: aspect_ratio.to_string(),
+            image_size: image_size.to_string(),
+            upstream: image.upstream.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            attempts: image.attempts.clone(),
+            reference_ids,
+            model_text: image.text.clone(),
+            sources: image.sources.clone(),
+            size_note: image.size_mismatch.clone(),
+            account,
+        };
+        self.keep(image, new).await
     }
 }

@@ -98,6 +98,8 @@ pub struct GeneratedImage {
     pub sources: Vec<(String, String)>,
     /// 图的实际尺寸与请求的不符时的说明（由策略流水线填写），例如“要 2048×2048，收到 1024×1024”。
     pub size_mismatch: Option<String>,
+    /// 上游一次返回了几张正式图时，没有当作结果的那几张（结果是像素最多的那张）：已经付过钱，另存进图库。
+    pub extras: Vec<InputImage>,
 }
 
 impl GeneratedImage {

@@ -77,6 +77,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageE
 }
 
 /// 要保存的一张图像及其来历。
+#[derive(Clone)]
 pub struct NewImage {
     pub data: bytes::Bytes,
     pub prompt: String,

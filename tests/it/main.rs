@@ -16,6 +16,8 @@ mod batches;
 #[cfg(feature = "ssr")]
 mod billing;
 #[cfg(feature = "ssr")]
+mod candidates;
+#[cfg(feature = "ssr")]
 mod catalogue;
 #[cfg(feature = "ssr")]
 mod cluster;

@@ -112,6 +112,7 @@ impl DoubaoUpstream {
             attempts: Vec::new(),
             sources: Vec::new(),
             size_mismatch: None,
+            extras: Vec::new(),
         })
     }
 }

@@ -77,6 +77,7 @@ impl OpenAiChatUpstream {
             attempts: Vec::new(),
             sources: Vec::new(),
             size_mismatch: None,
+            extras: Vec::new(),
         })
     }
 }

@@ -84,6 +84,7 @@ impl OpenAiImagesUpstream {
             attempts: Vec::new(),
             sources: Vec::new(),
             size_mismatch: None,
+            extras: Vec::new(),
         })
     }
 }

@@ -91,7 +91,8 @@ impl GeminiUpstream {
         }
     }
 
-    /// HTTP 200 不等于成功：解出一张图才算。跳过 `thought: true` 的中间草图，取最后一张正式图。
+    /// HTTP 200 不等于成功：解出一张图才算。跳过 `thought: true` 的中间草图；有几张正式图时取像素最多的一张
+    /// （一样大时取后面的），其余的放进 `extras`（已经付过钱，另存进图库）。
     fn extract_image(
         &self,
         response: GenerateContentResponse,
@@ -120,15 +121,37 @@ impl GeminiUpstream {
         let finish = candidate.finish_reason.unwrap_or_default();
         let finish_message = candidate.finish_message;
         let sources = web_sources(candidate.grounding_metadata);
-        let (image, texts) = final_parts(candidate.content);
+        let (images, texts) = final_parts(candidate.content);
         let text = (!texts.is_empty()).then(|| texts.join("\n"));
-        let Some(blob) = image else {
+        if images.is_empty() {
             return Err(no_image(upstream, finish, finish_message, text));
-        };
-        let data = decode_image(&upstream, &blob.data)?;
+        }
+        let mut decoded = Vec::with_capacity(images.len());
+        for blob in images {
+            let data = Bytes::from(decode_image(&upstream, &blob.data)?);
+            let pixels = crate::decode::image_size(&data, None)
+                .map(|(w, h)| u64::from(w) * u64::from(h))
+                .unwrap_or(0);
+            decoded.push((
+                pixels,
+                crate::gateway::InputImage {
+                    mime: blob.mime_type,
+                    data,
+                },
+            ));
+        }
+        let largest = decoded
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, (pixels, _))| (*pixels, *i))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let (_, chosen) = decoded.remove(largest);
+        let extras = decoded.into_iter().map(|(_, image)| image).collect();
         Ok(GeneratedImage {
-            mime: blob.mime_type,
-            data: Bytes::from(data),
+            extras,
+            mime: chosen.mime,
+            data: chosen.data,
             text,
             upstream,
             model: model.to_string(),
@@ -159,9 +182,9 @@ fn web_sources(grounding: Option<GroundingMetadata>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// 候选结果里的正式内容（跳过 `thought: true` 的中间草图）：最后一张图，以及所有非空的文字段。
-fn final_parts(content: Option<Content>) -> (Option<Blob>, Vec<String>) {
-    let mut image: Option<Blob> = None;
+/// 候选结果里的正式内容（跳过 `thought: true` 的中间草图）：每张图，以及所有非空的文字段。
+fn final_parts(content: Option<Content>) -> (Vec<Blob>, Vec<String>) {
+    let mut images: Vec<Blob> = Vec::new();
     let mut texts: Vec<String> = Vec::new();
     for part in content.map(|c| c.parts).unwrap_or_default() {
         if part.thought == Some(true) {
@@ -174,10 +197,10 @@ fn final_parts(content: Option<Content>) -> (Option<Blob>, Vec<String>) {
             .inline_data
             .filter(|b| b.mime_type.starts_with("image/"))
         {
-            image = Some(blob);
+            images.push(blob);
         }
     }
-    (image, texts)
+    (images, texts)
 }
 
 /// 没有图时的错误：因安全原因结束的是 `Safety`（已经生成过），否则是 `NoImage`（附上游说的话）。
