@@ -185,41 +185,36 @@ async fn events(state: AppState, id: String, jobs: Vec<JobView>, base_url: Strin
                 if ended {
                     return None;
                 }
-                if let Some(body) = pending {
-                    let done = body["status"] != "queued" && body["status"] != "running";
-                    let body = if done {
-                        with_links(&state, &id, body, &base).await
-                    } else {
-                        body
-                    };
-                    let event = Event::default().event("status").data(body.to_string());
-                    return Some((event, (changes, None, Some(body), done)));
-                }
-                loop {
-                    match changes.recv().await {
-                        Ok(crate::jobs::Change::Job(job)) if ids.contains(&job) => {}
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                    let Ok(Some((_, jobs))) = state.jobs.batch(&id).await else {
-                        return None;
-                    };
-                    let body = status_body(&id, &jobs);
-                    let same = last.as_ref().is_some_and(|l| {
-                        l["status"] == body["status"] && l["done"] == body["done"]
-                    });
-                    if !same {
-                        let done = body["status"] != "queued" && body["status"] != "running";
-                        let body = if done {
-                            with_links(&state, &id, body, &base).await
-                        } else {
-                            body
+                // 先发此刻的状态；之后等到这个任务的卡片有变化、且状态或完成张数真的变了。
+                let body = match pending {
+                    Some(body) => body,
+                    None => loop {
+                        match changes.recv().await {
+                            Ok(crate::jobs::Change::Job(job)) if ids.contains(&job) => {}
+                            Ok(_) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        }
+                        let Ok(Some((_, jobs))) = state.jobs.batch(&id).await else {
+                            return None;
                         };
-                        let event = Event::default().event("status").data(body.to_string());
-                        return Some((event, (changes, None, Some(body), done)));
-                    }
-                }
+                        let body = status_body(&id, &jobs);
+                        let same = last.as_ref().is_some_and(|l| {
+                            l["status"] == body["status"] && l["done"] == body["done"]
+                        });
+                        if !same {
+                            break body;
+                        }
+                    },
+                };
+                let done = body["status"] != "queued" && body["status"] != "running";
+                let body = if done {
+                    with_links(&state, &id, body, &base).await
+                } else {
+                    body
+                };
+                let event = Event::default().event("status").data(body.to_string());
+                Some((event, (changes, None, Some(body), done)))
             }
         },
     )
