@@ -385,8 +385,8 @@ async fn disabling_a_member_ends_their_session_and_their_v1_key_within_five_seco
     };
     assert_eq!(models(key.clone()).await, 200);
     // 用她的密钥生成：用量记到她的账号名下（她的密钥属于她）。
-    let (status, _) = v1_generate_with_key(&server, &key, "用密钥画的").await;
-    assert_eq!(status, 200);
+    let res = v1_generate(&server, Some(&key), json!({ "prompt": "用密钥画的" })).await;
+    assert_eq!(res.status(), 200);
     assert_eq!(alice.gallery(&server, true).await[0].1, "alice");
 
     // 服务运行中，命令行停用她：5 秒内会话与密钥都失效。
@@ -419,20 +419,6 @@ async fn disabling_a_member_ends_their_session_and_their_v1_key_within_five_seco
         deadline.tick().await;
     }
     login(&server, "bob", "bob-new-password").await;
-}
-
-/// `POST /v1/images/generations`，带密钥。
-async fn v1_generate_with_key(server: &Running, key: &str, prompt: &str) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/v1/images/generations", server.url))
-        .bearer_auth(key)
-        .timeout(Duration::from_secs(60))
-        .json(&json!({ "prompt": prompt }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
