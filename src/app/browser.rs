@@ -77,6 +77,28 @@ pub async fn upload(files: Vec<web_sys::File>) -> Result<Vec<Uploaded>, String> 
         form.append_with_blob_and_filename("file", file, &file.name())
             .map_err(|_| "无法读取所选文件".to_string())?;
     }
+    send_uploads(form).await
+}
+
+/// 把浏览器里生成的一个文件（如局部修改的蒙版）上传到 `/uploads`，返回它的 id。
+#[cfg(feature = "hydrate")]
+pub async fn upload_blob(blob: &web_sys::Blob, name: &str) -> Result<Uploaded, String> {
+    let form = web_sys::FormData::new().map_err(|_| "浏览器不支持上传".to_string())?;
+    form.append_with_blob_and_filename("file", blob, name)
+        .map_err(|_| "无法读取要上传的文件".to_string())?;
+    send_uploads(form)
+        .await?
+        .pop()
+        .ok_or_else(|| "上传失败：服务器没有返回文件".to_string())
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn upload_blob(_blob: &web_sys::Blob, _name: &str) -> Result<Uploaded, String> {
+    Err("只能在浏览器里上传".into())
+}
+
+#[cfg(feature = "hydrate")]
+async fn send_uploads(form: web_sys::FormData) -> Result<Vec<Uploaded>, String> {
     let response = gloo_net::http::Request::post("/uploads")
         .body(form)
         .map_err(|_| "无法读取所选文件".to_string())?

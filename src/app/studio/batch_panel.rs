@@ -133,8 +133,12 @@ fn VariableValues(draft: Draft, name: String) -> impl IntoView {
 fn PreviewNote(draft: Draft) -> impl IntoView {
     let prices = Prices::get();
     move || {
-        draft.preview.get().map(|p| match p {
-            Ok(p) => view! {
+        let (ok, invalid) = match draft.preview.get() {
+            Some(Ok(p)) => (Some(p), None),
+            Some(Err(message)) => (None, Some(message)),
+            None => (None, None),
+        };
+        let ok = ok.map(|p| view! {
                 <div class="preview" data-testid="preview">
                     <strong>{format!("将生成 {} 张", p.total)}</strong>
                     " "
@@ -150,10 +154,12 @@ fn PreviewNote(draft: Draft) -> impl IntoView {
                         </ol>
                     })}
                 </div>
-            }.into_any(),
-            Err(message) => view! {
+        });
+        let invalid = invalid.map(|message| {
+            view! {
                 <p class="preview invalid" data-testid="preview">{message}</p>
-            }.into_any(),
-        })
+            }
+        });
+        view! { {ok} {invalid} }
     }
 }

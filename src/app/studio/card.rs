@@ -250,16 +250,12 @@ fn CardMedia(job: Memo<Option<JobView>>, lightbox: RwSignal<Option<String>>) -> 
     });
     view! {
         <div class="media" style=shape>
-            {move || match image.get() {
-                Some((job_id, thumb_url, width, height)) => {
-                    view! {
-                        <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(job_id.clone()))>
-                            <img src=thumb_url alt="生成的图片" width=width height=height/>
-                        </button>
-                    }.into_any()
-                }
-                None => view! { <div class="placeholder"></div> }.into_any(),
-            }}
+            {move || image.get().map(|(job_id, thumb_url, width, height)| view! {
+                <button type="button" class="open" title="查看大图" on:click=move |_| lightbox.set(Some(job_id.clone()))>
+                    <img src=thumb_url alt="生成的图片" width=width height=height/>
+                </button>
+            })}
+            {move || image.with(Option::is_none).then(|| view! { <div class="placeholder"></div> })}
         </div>
     }
 }

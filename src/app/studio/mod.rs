@@ -6,19 +6,23 @@
 //! - `mod.rs`（本文件）：服务器函数、页面与它的 island（按批次分组的卡片网格 + 推送）；
 //! - `batch_header.rs`：一个批次的标题行（进度、暂停/继续、置顶、全部取消、重试失败的、下载本批、移除）；
 //! - `card.rs`：一张任务卡片；`lightbox.rs`：大图（原图与结果并排，←/→ 在同批的卡片间移动）；
+//!   `region_edit.rs` + `brush.rs`：大图里的局部修改（画笔与蒙版）；`compare.rs`：局部修改结果的前后对比滑块；
 //! - `prompt_bar.rs`：底部的提示词栏，由 `batch_panel.rs`（单条/多条/批量改图、变量、预览）、
 //!   `upload_widget.rs`（参考图）、`count_selector.rs`（张数）与 `shape.rs`（模型、宽高比、分辨率、联网搜索）组成；
 //!   `prefs.rs`：记在浏览器里的选择。
 
 mod batch_header;
 mod batch_panel;
+mod brush;
 mod card;
+mod compare;
 mod cost;
 mod count_selector;
 mod draft;
 mod lightbox;
 mod prefs;
 mod prompt_bar;
+mod region_edit;
 mod shape;
 mod suggestions;
 mod upload_widget;
@@ -450,16 +454,31 @@ fn batch_ids(jobs: &[JobView]) -> Vec<String> {
     ids
 }
 
-/// 大图打开时的按键：Esc 关上，←/→ 换到同批的上一张、下一张。
-fn lightbox_key(lightbox: RwSignal<Option<String>>, jobs: RwSignal<Vec<JobView>>, key: &str) {
+/// 大图打开时的按键：Esc 关上（局部修改时先退出局部修改），←/→ 换到同批的上一张、下一张
+///（局部修改时、或焦点在输入框与滑块里时不换）。
+fn lightbox_key(
+    lightbox: RwSignal<Option<String>>,
+    editing: RwSignal<bool>,
+    jobs: RwSignal<Vec<JobView>>,
+    ev: &web_sys::KeyboardEvent,
+) {
     let Some(open) = lightbox.get_untracked() else {
         return;
     };
-    let delta = match key {
+    let in_field = ev
+        .target()
+        .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+        .is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+    let delta = match ev.key().as_str() {
+        "Escape" if editing.get_untracked() => {
+            editing.set(false);
+            return;
+        }
         "Escape" => {
             lightbox.set(None);
             return;
         }
+        _ if in_field || editing.get_untracked() => return,
         "ArrowLeft" => -1,
         "ArrowRight" => 1,
         _ => return,
@@ -481,13 +500,14 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
     let queue = RwSignal::new(Vec::<String>::new());
     let references = RwSignal::new(references);
     let lightbox = RwSignal::new(None::<String>);
+    let editing = RwSignal::new(false);
     let lags = RwSignal::new(Vec::<u64>::new());
     Effect::new(move |_| {
         hydrated.set(true);
         follow_jobs(jobs, queue, connected, lags);
     });
     let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        lightbox_key(lightbox, jobs, &ev.key())
+        lightbox_key(lightbox, editing, jobs, &ev)
     });
     let positions = Memo::new(move |_| {
         queue.with(|q| {
@@ -513,7 +533,7 @@ fn Studio(references: Vec<Reference>, init: StudioInit) -> impl IntoView {
                 </For>
             </div>
             <PromptBar references jobs models=init.models save_prompt hydrated/>
-            <Lightbox open=lightbox jobs/>
+            <Lightbox open=lightbox editing jobs/>
             <SavePromptDialog draft=save_prompt/>
         </section>
     }
