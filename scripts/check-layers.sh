@@ -35,7 +35,7 @@ ui_users=$(grep -rln --include='*.rs' 'crate::app' src | grep -v '^src/app/' | g
 if [ -n "$ui_users" ]; then
   check "这些服务端或共用模块引用了界面模块 crate::app（共用的类型请放进 src/types/）" $ui_users -- app
 fi
-upper=(access web openai app state error jobs gateway admit files admin server produce prompts demo cli cli_user listeners region)
+upper=(access web openai app state error jobs gateway admit files admin server produce prompts demo cli cli_backup cli_user listeners region)
 check "下层（config、storage、usage、catalogue）引用了上层（它们只拿普通的值，不拿状态、HTTP 错误与访问控制）" \
   src/config src/storage src/usage src/catalogue.rs -- "${upper[@]}"
 check "两端共用的 types 引用了服务端模块" \

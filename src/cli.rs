@@ -32,6 +32,12 @@ enum Command {
     /// 把本地目录里的图片、缩略图与参考图搬进 S3 兼容的对象存储，并写出指向它的新数据库。
     /// 源数据库与本地文件都不改；中断后再跑，已经搬好的不再复制。对象存储的连接取配置的 [storage.s3] 与 AWS_* 环境变量。
     Migrate(MigrateArgs),
+    /// 备份：元数据库的一致快照、全部图与参考图、签名密钥，写进一个新目录（服务运行时也能备份）。
+    Backup(crate::cli_backup::BackupArgs),
+    /// 在新机器上从 backup 的目录恢复（先逐个核对；数据库或存储根已有数据时拒绝）。
+    Restore(crate::cli_backup::RestoreArgs),
+    /// 核对记录与文件；--repair 把多余、半写与不完整的文件挪到 quarantine/，缺文件的记录标上问题（不删任何东西）。
+    Check(crate::cli_backup::CheckArgs),
     /// 管理团队账号：user add [--admin] 名字、user disable / enable / passwd 名字、user list（服务运行时也能用，2 秒内生效）。
     User(crate::cli_user::UserArgs),
     /// 检查本机上运行的服务是否健康（容器的 HEALTHCHECK 用）：`GET {url}/healthz` 返回 200 即退出码 0。
@@ -112,6 +118,9 @@ pub async fn run() -> ExitCode {
         Some(Command::Healthcheck { url }) => run_healthcheck(&url).await,
         Some(Command::Migrate(args)) => run_migrate(args).await,
         Some(Command::User(args)) => crate::cli_user::run(args).await,
+        Some(Command::Backup(args)) => crate::cli_backup::run_backup(args).await,
+        Some(Command::Restore(args)) => crate::cli_backup::run_restore(args).await,
+        Some(Command::Check(args)) => crate::cli_backup::run_check(args).await,
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
     }

@@ -21,6 +21,8 @@ pub mod catalogue;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod cli_backup;
+#[cfg(feature = "ssr")]
 pub mod cli_user;
 #[cfg(feature = "ssr")]
 pub mod cluster_breakers;

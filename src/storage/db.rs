@@ -123,6 +123,8 @@ pub struct ImageRecord {
     pub deleted_at: Option<String>,
     /// 所属的账号（没有账号时为空）。
     pub account: String,
+    /// `check --repair` 标记的文件问题（缺失 / 不完整）；正常为空。
+    pub file_problem: Option<String>,
 }
 
 impl ImageRecord {
@@ -172,6 +174,7 @@ impl ImageRecord {
             size_note: row.get("size_note")?,
             deleted_at: row.get("deleted_at")?,
             account: row.get("account")?,
+            file_problem: row.get("file_problem")?,
         })
     }
 }
@@ -427,6 +430,7 @@ mod tests {
         let mut conn = Db::Sqlite(&conn);
         let r = ImageRecord {
             account: String::new(),
+            file_problem: None,
             id: "a".into(),
             root: "/r".into(),
             rel_path: "images/x.png".into(),
@@ -460,6 +464,7 @@ mod tests {
     fn record(id: &str, prompt: &str, mode: &str, created_at: &str) -> ImageRecord {
         ImageRecord {
             account: String::new(),
+            file_problem: None,
             id: id.into(),
             root: "/r".into(),
             rel_path: format!("images/{id}.png"),

@@ -84,6 +84,7 @@ impl Storage {
             size_note: image.size_note,
             deleted_at: None,
             account: image.account,
+            file_problem: None,
         };
         if let Err(e) = self.commit_grouped(record.clone(), dir) {
             // 没有记录的文件是孤儿：删掉，保持“文件与记录一一对应”。

@@ -13,15 +13,18 @@
 //! - `uploads`：参考图的保存（按内容去重）与读取；
 //! - `db`：元数据库的连接与各表的读写；`schema`：两种数据库的迁移脚本；`sql`：SQLite 与 PostgreSQL 共用的那层；
 //! - `blobs`：按根读写文件（本地目录或对象存储）；`thumbs`：缩略图；`spill`：暂存区；
-//!   `archive`：打包下载；`shared_config`：集群共用的配置；`migrate`：把图与元数据搬到别处。
+//!   `archive`：打包下载；`shared_config`：集群共用的配置；`migrate`：把图与元数据搬到别处；
+//!   `backup`：备份与恢复；`repair`：`check --repair` 的核对与修复（挪开多余与不完整的文件、标记缺文件的记录）。
 
 pub mod accounts;
 pub mod archive;
+pub mod backup;
 pub mod blobs;
 pub(crate) mod db;
 mod images;
 mod library;
 pub mod migrate;
+pub mod repair;
 mod schema;
 mod shared_config;
 mod spill;
@@ -129,13 +132,13 @@ struct Inner {
 pub struct Audit {
     /// 有记录、但文件不存在的图片 id。
     pub missing_files: Vec<String>,
-    /// 各存储根的 images/ 下没有任何记录指向的文件（根/相对路径）。
-    pub orphan_files: Vec<String>,
+    /// 各存储根的 images/ 下没有任何记录指向的文件（根, 相对路径）。
+    pub orphan_files: Vec<(String, String)>,
 }
 
 /// 比对数据库记录与文件（只读，不修改任何东西）。当前根和记录里出现过的每个根都会检查：
 /// 每个根列一次 images/ 下的文件（对象存储是一次 LIST，不必每张图一次 HEAD）。
-fn audit(conn: &mut Db<'_>, blobs: &Blobs, root: &str) -> Result<Audit, StorageError> {
+pub(crate) fn audit(conn: &mut Db<'_>, blobs: &Blobs, root: &str) -> Result<Audit, StorageError> {
     let mut roots = db::roots(conn)?;
     roots.push(root.to_string());
     roots.sort();
@@ -165,9 +168,9 @@ fn audit(conn: &mut Db<'_>, blobs: &Blobs, root: &str) -> Result<Audit, StorageE
         // 缩略图由原图派生：即使崩溃发生在它写完之后、记录之前，它也不算孤儿文件。
         files.remove(&db::thumb_rel_path(&rel));
     }
-    let mut orphan_files: Vec<String> = listed
+    let mut orphan_files: Vec<(String, String)> = listed
         .into_iter()
-        .flat_map(|(r, files)| files.into_iter().map(move |rel| format!("{r}/{rel}")))
+        .flat_map(|(r, files)| files.into_iter().map(move |rel| (r.clone(), rel)))
         .collect();
     orphan_files.sort();
     Ok(Audit {
@@ -238,7 +241,7 @@ impl Storage {
                 missing = audit.missing_files.len(),
                 orphans = audit.orphan_files.len(),
                 first_missing = ?audit.missing_files.iter().take(5).collect::<Vec<_>>(),
-                first_orphans = ?audit.orphan_files.iter().take(5).collect::<Vec<_>>(),
+                first_orphans = ?audit.orphan_files.iter().take(5).map(|(r, rel)| format!("{r}/{rel}")).collect::<Vec<_>>(),
                 "存储核对：有记录缺文件，或有文件没有记录"
             );
         }
@@ -478,6 +481,7 @@ mod tests {
         let storage = open_local(dir.path()).await;
         let good = |id: &str| ImageRecord {
             account: String::new(),
+            file_problem: None,
             id: id.into(),
             root: dir.path().to_string_lossy().into_owned(),
             rel_path: format!("images/{id}.png"),

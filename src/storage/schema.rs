@@ -213,6 +213,8 @@ pub(super) const SQLITE_MIGRATIONS: &[&str] = &[
         CREATE INDEX usage_account ON usage(account, period);",
     // 局部修改（#40）：批次记下蒙版（上传的 PNG 的 id）；重试照样用它。
     "ALTER TABLE batches ADD COLUMN mask TEXT;",
+    // `check --repair` 标记的文件问题：缺失 / 不完整（文件已挪到 quarantine/）；正常为空。
+    "ALTER TABLE images ADD COLUMN file_problem TEXT;",
 ];
 
 /// PostgreSQL 的迁移：与 `SQLITE_MIGRATIONS` 做同样的事。第 1 条一次建好与 SQLite 第 1–11 条之后相同的表
@@ -391,4 +393,6 @@ CREATE TABLE usage (
     CREATE INDEX usage_account ON usage(account, period);"#,
     // SQLite 的第 21 条。
     r#"ALTER TABLE batches ADD COLUMN mask TEXT COLLATE "C";"#,
+    // SQLite 的第 22 条。
+    r#"ALTER TABLE images ADD COLUMN file_problem TEXT COLLATE "C";"#,
 ];

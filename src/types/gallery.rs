@@ -84,6 +84,9 @@ pub struct ImageDetail {
     pub reference_ids: Vec<String>,
     /// 模型随图说的话（Gemini 的非思考文字部分）。
     pub model_text: Option<String>,
+    /// `check --repair` 标记的文件问题（缺失 / 不完整：文件已挪到存储根的 quarantine/ 下）。
+    #[serde(default)]
+    pub file_problem: Option<String>,
 }
 
 /// 模式的中文名。

@@ -12,6 +12,8 @@ mod access;
 #[cfg(feature = "ssr")]
 mod accounts;
 #[cfg(feature = "ssr")]
+mod backup;
+#[cfg(feature = "ssr")]
 mod batches;
 #[cfg(feature = "ssr")]
 mod billing;

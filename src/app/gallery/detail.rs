@@ -48,6 +48,10 @@ pub fn DetailDialog(
                     {d.size_note.clone().map(|n| view! {
                         <p class="size-note" data-testid="detail-size-note"><span class="badge warn">"尺寸不符"</span>" "{n}</p>
                     })}
+                    {d.file_problem.clone().map(|p| view! {
+                        <p class="size-note" data-testid="detail-file-problem"><span class="badge warn">{format!("文件{p}")}</span>
+                            " 核对时发现这张图的文件有问题（check --repair 已标记；不完整的文件在存储根的 quarantine/ 下）"</p>
+                    })}
                     <Sources sources=d.sources.clone()/>
                     <dl>
                         {rows.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}

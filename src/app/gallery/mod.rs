@@ -180,6 +180,7 @@ mod ssr {
             reference_ids: serde_json::from_str(&r.reference_ids).unwrap_or_default(),
             model_text: r.model_text,
             size_note: r.size_note,
+            file_problem: r.file_problem,
             sources: serde_json::from_str(&r.sources).unwrap_or_default(),
             aspect_ratio: r.aspect_ratio,
             image_size: r.image_size,
