@@ -245,6 +245,8 @@ pub async fn batch(
     requester: Option<Requester<'_>>,
 ) -> Result<Vec<JobView>, ApiError> {
     let config = state.config.load_full();
+    let mut req = req;
+    crate::prompts::resolve_ids(&state.storage, &mut req, true).await?;
     let plan = plan(&req, config.limits.max_batch_jobs)?;
     // 先确认参考图都在，免得排了队才失败。
     References::check_exist(&state.storage, &req.references).await?;

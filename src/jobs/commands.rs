@@ -301,7 +301,11 @@ fn new_batch(req: &SubmitRequest, plan: Plan, model: String, client: &str) -> (B
         prompt: if req.prompts.is_empty() {
             req.prompt.trim().to_string()
         } else {
-            req.prompts.join("\n")
+            req.prompts
+                .iter()
+                .map(|p| p.text())
+                .collect::<Vec<_>>()
+                .join("\n")
         },
         reference_ids: req.references.clone(),
         count: plan.jobs.len() as u32,

@@ -329,3 +329,70 @@ pub async fn seed_if_empty(storage: &Storage) -> Result<(), StorageError> {
         })
         .await
 }
+
+/// 批次里按 id 引用的库内提示词（`prompts` 的 `{"prompt_id": …}`）换成它的内容，并记一次使用。
+/// 同时给了 `text`、id 不在库里或在回收站里时 400，什么都不排队（调用方在展开之前调用）。
+/// `record_use` 为假时（“将生成 N 张”的预览）不记使用次数。
+pub async fn resolve_ids(
+    storage: &Storage,
+    req: &mut crate::types::SubmitRequest,
+    record_use: bool,
+) -> Result<(), ApiError> {
+    use crate::types::batch::PromptItem;
+    let mut ids = Vec::new();
+    for item in &req.prompts {
+        if let PromptItem::Entry(e) = item {
+            if let Some(id) = &e.prompt_id {
+                if !e.text.trim().is_empty() {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "prompts 的一项里 text 与 prompt_id 只能给一个（prompt_id 是“{id}”）"
+                    )));
+                }
+                ids.push(id.clone());
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = now_string();
+    let found = storage
+        .with_db(move |c| {
+            let mut found = Vec::new();
+            for id in ids {
+                let prompt = store::get(c, &id)?.filter(|p| p.deleted_at.is_none());
+                found.push((id, prompt));
+            }
+            Ok(found)
+        })
+        .await?;
+    for item in &mut req.prompts {
+        let PromptItem::Entry(e) = item else { continue };
+        let Some(id) = &e.prompt_id else { continue };
+        match found
+            .iter()
+            .find(|(f, _)| f == id)
+            .and_then(|(_, p)| p.as_ref())
+        {
+            Some(p) => e.text = p.content.clone(),
+            None => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "提示词库里没有 id 为“{id}”的提示词（或它在回收站里）"
+                )))
+            }
+        }
+    }
+    if !record_use {
+        return Ok(());
+    }
+    let used: Vec<String> = found.into_iter().map(|(id, _)| id).collect();
+    storage
+        .with_db(move |c| {
+            for id in &used {
+                store::record_use(c, id, &now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}

@@ -230,8 +230,8 @@ pub fn values_by_line(
         .collect()
 }
 
-/// 一条模板展开成的（提示词, 变量值, 模板）。
-type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
+/// 一条模板展开成的（提示词, 变量值, 模板, 每条几张）。
+type Expansion<'a> = (String, BTreeMap<String, String>, &'a str, u32);
 
 /// 工作台一次提交（一个批次）：每条展开后的提示词生成 `count` 张，每张是一个独立的任务（卡片）。
 /// 除 `prompt` 外的字段都可省略；批量的字段（变量、多条提示词、逐张改图）见本模块。拼错的字段名是 400。
@@ -240,9 +240,10 @@ type Expansion<'a> = (String, BTreeMap<String, String>, &'a str);
 pub struct SubmitRequest {
     #[serde(default)]
     pub prompt: String,
-    /// 多条提示词（一条一个）；非空时代替 `prompt`。
+    /// 多条提示词；非空时代替 `prompt`。每项是一条文字（每条 `count` 张），或
+    /// `{"text": "…", "count": 3}` / `{"prompt_id": "库里的 id", "count": 2}`（这一条自己的张数）。
     #[serde(default)]
-    pub prompts: Vec<String>,
+    pub prompts: Vec<PromptItem>,
     /// 变量名 → 值（一个值一张）：填进提示词里的 `{变量名}`。
     #[serde(default)]
     pub variables: std::collections::BTreeMap<String, Vec<String>>,
@@ -279,6 +280,57 @@ fn one() -> u32 {
     1
 }
 
+/// `prompts` 的一项：一条文字（旧写法，张数用请求的 `count`），或带自己张数的一条。
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PromptItem {
+    Text(String),
+    Entry(PromptEntry),
+}
+
+/// 带自己张数的一条：`text` 或 `prompt_id`（提示词库里的一条，服务器收下时换成它的内容）二选一。
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptEntry {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub prompt_id: Option<String>,
+    /// 这一条几张（1–16）；省略时用请求的 `count`。
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+impl PromptItem {
+    /// 这一条的文字（`prompt_id` 还没换成内容时为空）。
+    pub fn text(&self) -> &str {
+        match self {
+            PromptItem::Text(t) => t,
+            PromptItem::Entry(e) => &e.text,
+        }
+    }
+
+    /// 这一条几张：自己的，或请求的 `count`。
+    pub fn count_or(&self, default: u32) -> u32 {
+        match self {
+            PromptItem::Entry(PromptEntry { count: Some(n), .. }) => *n,
+            _ => default,
+        }
+    }
+}
+
+impl From<&str> for PromptItem {
+    fn from(text: &str) -> Self {
+        PromptItem::Text(text.to_string())
+    }
+}
+
+impl From<String> for PromptItem {
+    fn from(text: String) -> Self {
+        PromptItem::Text(text)
+    }
+}
+
 impl Default for SubmitRequest {
     fn default() -> Self {
         Self {
@@ -301,8 +353,10 @@ impl Default for SubmitRequest {
 
 /// 校验一次提交并展开成任务；`max_jobs` 是 `limits.max_batch_jobs`。出错时什么都不产生。
 pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
-    let templates = templates_of(req);
-    check_prompts_and_references(req, &templates)?;
+    let counted = templates_of(req);
+    check_prompts_and_references(req, &counted)?;
+    let templates: Vec<&str> = counted.iter().map(|(t, _)| *t).collect();
+    let counts: Vec<u32> = counted.iter().map(|(_, n)| *n).collect();
     let name = req.name.trim();
     let name_chars = name.chars().count();
     if name_chars > MAX_BATCH_NAME_CHARS {
@@ -315,7 +369,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
     check_variables(&variables, &used, req.variable_mode)?;
 
     // 先数一共多少张，超了就不必展开（1000 × 1000 的变量不会先占满内存）。
-    let total = count_jobs(req, &used, &variables);
+    let total = count_jobs(req, &used, &counts, &variables);
     if total > max_jobs as u64 {
         return Err(BatchError::TooMany {
             total,
@@ -323,7 +377,7 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
         });
     }
 
-    let prompts = expand_prompts(req, &templates, &parsed, &used, &variables)?;
+    let prompts = expand_prompts(req, &counted, &parsed, &used, &variables)?;
     let jobs = planned_jobs(req, &prompts, total);
     let name = if name.is_empty() {
         default_name(templates[0])
@@ -332,33 +386,36 @@ pub fn plan(req: &SubmitRequest, max_jobs: u32) -> Result<Plan, BatchError> {
     };
     Ok(Plan {
         name,
-        prompts: prompts.into_iter().map(|(p, _, _)| p).collect(),
+        prompts: prompts.into_iter().map(|(p, _, _, _)| p).collect(),
         jobs,
     })
 }
 
-/// 要展开的模板：多条提示词里非空的那些（去掉两边空白）；一条都没有时是 `prompt` 本身。
-fn templates_of(req: &SubmitRequest) -> Vec<&str> {
-    if req.prompts.iter().any(|p| !p.trim().is_empty()) {
+/// 要展开的模板与各自的张数：多条提示词里非空的那些（去掉两边空白）；一条都没有时是 `prompt` 本身。
+fn templates_of(req: &SubmitRequest) -> Vec<(&str, u32)> {
+    if req.prompts.iter().any(|p| !p.text().trim().is_empty()) {
         req.prompts
             .iter()
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty())
+            .map(|p| (p.text().trim(), p.count_or(req.count)))
+            .filter(|(t, _)| !t.is_empty())
             .collect()
     } else {
-        vec![req.prompt.as_str()]
+        vec![(req.prompt.as_str(), req.count)]
     }
 }
 
 /// 提示词、张数、参考图数的基本检查（逐张模式下每个任务只带一张参考图），
 /// 再按参考图的用法查参考图的张数。
-fn check_prompts_and_references(req: &SubmitRequest, templates: &[&str]) -> Result<(), BatchError> {
+fn check_prompts_and_references(
+    req: &SubmitRequest,
+    templates: &[(&str, u32)],
+) -> Result<(), BatchError> {
     let per_job_references = match req.reference_mode {
         ReferenceMode::Together => req.references.len(),
         ReferenceMode::Each => 1,
     };
-    for t in templates {
-        validate_request(Surface::Studio, t, req.count, per_job_references)?;
+    for (t, count) in templates {
+        validate_request(Surface::Studio, t, *count, per_job_references)?;
     }
     match req.reference_mode {
         ReferenceMode::Together if req.references.len() > MAX_REFERENCES => {
@@ -422,37 +479,39 @@ fn check_variables(
 fn count_jobs(
     req: &SubmitRequest,
     used: &[Vec<String>],
+    counts: &[u32],
     variables: &BTreeMap<String, Vec<String>>,
 ) -> u64 {
-    let per_prompt = req.count as u64
-        * match req.reference_mode {
-            ReferenceMode::Together => 1,
-            ReferenceMode::Each => req.references.len() as u64,
-        };
-    let expansions: u64 = used
-        .iter()
-        .map(|names| match req.variable_mode {
-            VariableMode::Cartesian => names
-                .iter()
-                .map(|n| variables[n].len() as u64)
-                .fold(1u64, u64::saturating_mul),
-            VariableMode::Zip => names.first().map_or(1, |n| variables[n].len() as u64),
+    let per_reference_set = match req.reference_mode {
+        ReferenceMode::Together => 1,
+        ReferenceMode::Each => req.references.len() as u64,
+    };
+    used.iter()
+        .zip(counts)
+        .map(|(names, count)| {
+            let expansions = match req.variable_mode {
+                VariableMode::Cartesian => names
+                    .iter()
+                    .map(|n| variables[n].len() as u64)
+                    .fold(1u64, u64::saturating_mul),
+                VariableMode::Zip => names.first().map_or(1, |n| variables[n].len() as u64),
+            };
+            expansions.saturating_mul(*count as u64 * per_reference_set)
         })
-        .fold(0u64, u64::saturating_add);
-    expansions.saturating_mul(per_prompt)
+        .fold(0u64, u64::saturating_add)
 }
 
 /// 每条模板按变量的取值组合展开成提示词（按生成的先后），每条都做提示词的检查；
 /// 填入变量后太长时点名贡献最多的变量。
 fn expand_prompts<'a>(
     req: &SubmitRequest,
-    templates: &[&'a str],
+    templates: &[(&'a str, u32)],
     parsed: &[Vec<Piece>],
     used: &[Vec<String>],
     variables: &BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<Expansion<'a>>, BatchError> {
     let mut prompts: Vec<Expansion> = Vec::new();
-    for ((pieces, names), &template) in parsed.iter().zip(used).zip(templates) {
+    for ((pieces, names), &(template, count)) in parsed.iter().zip(used).zip(templates) {
         for values in combinations(names, variables, req.variable_mode) {
             let got = rendered_chars(pieces, &values);
             if got > MAX_PROMPT_CHARS {
@@ -460,8 +519,8 @@ fn expand_prompts<'a>(
                 return Err(BatchError::RenderedTooLong { name, got });
             }
             let prompt = render(pieces, &values);
-            let prompt = validate_request(Surface::Studio, &prompt, req.count, 1)?;
-            prompts.push((prompt, values, template));
+            let prompt = validate_request(Surface::Studio, &prompt, count, 1)?;
+            prompts.push((prompt, values, template, count));
         }
     }
     Ok(prompts)
@@ -470,14 +529,14 @@ fn expand_prompts<'a>(
 /// 展开后的每条提示词 × 每组参考图（一起用时一组，逐张改图时每张一组）× `count` 张，每张一个任务。
 fn planned_jobs(req: &SubmitRequest, prompts: &[Expansion<'_>], total: u64) -> Vec<PlannedJob> {
     let mut jobs = Vec::with_capacity(total as usize);
-    for (prompt, values, template) in prompts {
+    for (prompt, values, template, count) in prompts {
         let template = (!values.is_empty()).then(|| template.trim().to_string());
         let reference_sets: Vec<Vec<String>> = match req.reference_mode {
             ReferenceMode::Together => vec![req.references.clone()],
             ReferenceMode::Each => req.references.iter().map(|r| vec![r.clone()]).collect(),
         };
         for references in reference_sets {
-            for _ in 0..req.count {
+            for _ in 0..*count {
                 jobs.push(PlannedJob {
                     prompt: prompt.clone(),
                     variables: values.clone(),

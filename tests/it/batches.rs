@@ -407,3 +407,79 @@ async fn pause_resume_prioritize_and_retry_only_the_failed() {
         .iter()
         .all(|b| b["id"] != flaky.as_str()));
 }
+
+/// #41 第 1 项：几条提示词各带自己的张数，其中一条按 id 取自提示词库；旧的纯文字写法照常；
+/// id 不在库里、在回收站里、张数越界、text 与 prompt_id 同时给都是 400，什么都不排队。
+#[tokio::test]
+async fn prompts_with_their_own_counts_and_library_ids_make_one_batch() {
+    let ws = Workspace::new("");
+    let server = ws.serve().await;
+    let (status, saved) = call(
+        &server,
+        "save_prompt",
+        json!({ "prompt": { "title": "库里的", "content": "库里的一条：灯塔" } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    let id = saved["id"].as_str().unwrap().to_string();
+    let before = rows(&ws);
+    for (bad, says) in [
+        (
+            json!([{ "prompt_id": "不存在的" , "count": 2 }]),
+            "提示词库里没有",
+        ),
+        (
+            json!([{ "text": "甲", "prompt_id": id, "count": 2 }]),
+            "只能给一个",
+        ),
+        (json!([{ "text": "甲", "count": 17 }]), "16"),
+        (json!([{ "text": "甲", "count": 0 }]), "1"),
+    ] {
+        let (status, body) = submit(&server, json!({ "prompts": bad })).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(says),
+            "{bad}: {body}"
+        );
+    }
+    assert_eq!(rows(&ws), before, "被拒的提交什么都不留下");
+    // 预览与提交一样算张数，但预览不记使用次数。
+    let request = json!({
+        "count": 1,
+        "prompts": [ { "text": "甲：海边", "count": 2 }, { "prompt_id": id, "count": 3 }, "乙：旧写法的一条" ],
+    });
+    let (status, preview) = call(&server, "expand_prompt", json!({ "request": request })).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["total"], 6);
+    let (status, jobs) = submit(&server, request).await;
+    assert_eq!(status, 200, "{jobs}");
+    let prompts: Vec<String> = stored_jobs(&ws, &batch_of(&jobs))
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    assert_eq!(
+        prompts,
+        [
+            "甲：海边",
+            "甲：海边",
+            "库里的一条：灯塔",
+            "库里的一条：灯塔",
+            "库里的一条：灯塔",
+            "乙：旧写法的一条"
+        ]
+    );
+    let (_, page) = call(&server, "list_prompts", json!({ "query": {} })).await;
+    let saved = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(saved["use_count"], 1, "{saved}");
+    // 在回收站里的不能用。
+    let (status, _) = call(&server, "delete_prompt", json!({ "id": id })).await;
+    assert_eq!(status, 200);
+    let (status, body) = submit(&server, json!({ "prompts": [{ "prompt_id": id }] })).await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -18,7 +18,9 @@ const DEBOUNCE_MS: u32 = 300;
 /// 在副作用里调用：读到的 `draft` 各字段都会被订阅。
 fn refresh_preview(draft: Draft, preview: RwSignal<Preview>, generation: StoredValue<u64>) {
     let request = draft.request();
-    if request.prompt.trim().is_empty() && request.prompts.iter().all(|p| p.trim().is_empty()) {
+    if request.prompt.trim().is_empty()
+        && request.prompts.iter().all(|p| p.text().trim().is_empty())
+    {
         preview.set(None);
         return;
     }

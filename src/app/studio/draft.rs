@@ -4,7 +4,7 @@
 
 use super::Reference;
 use crate::app::early;
-use crate::types::batch::{placeholders, values_by_line, ReferenceMode, VariableMode};
+use crate::types::batch::{placeholders, values_by_line, PromptItem, ReferenceMode, VariableMode};
 use crate::types::catalogue::ModelInfo;
 use crate::types::prompt::{PromptDraft, SavedPrompt};
 use crate::types::{AspectRatio, ImageSize, SubmitRequest};
@@ -149,7 +149,7 @@ impl Draft {
         let detected = placeholders(&text);
         let variables = self.variables.with(|raw| values_by_line(raw, &detected));
         let (prompt, prompts) = match mode {
-            Mode::Multi => (String::new(), text.lines().map(str::to_string).collect()),
+            Mode::Multi => (String::new(), text.lines().map(PromptItem::from).collect()),
             _ => (text, Vec::new()),
         };
         SubmitRequest {

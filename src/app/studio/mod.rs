@@ -151,6 +151,8 @@ pub async fn submit_jobs(request: SubmitRequest) -> Result<Vec<JobView>, AppErro
 #[server(prefix = "/api", endpoint = "expand_prompt", input = JsonStr, output = JsonStr)]
 pub async fn expand_prompt(request: SubmitRequest) -> Result<ExpandPreview, AppError> {
     ssr::with_state(|s| async move {
+        let mut request = request;
+        crate::prompts::resolve_ids(&s.storage, &mut request, false).await?;
         let max = s.config.load().limits.max_batch_jobs;
         let plan = crate::types::batch::plan(&request, max)?;
         Ok(ExpandPreview {
