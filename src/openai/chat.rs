@@ -16,7 +16,7 @@ use crate::types::limits::MAX_REFERENCES;
 use crate::web::{accept_image, ApiJson};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
@@ -24,7 +24,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
@@ -240,23 +239,8 @@ fn stream_answer(
         }))
         .map(Ok::<_, Infallible>);
     Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(keep_alive_interval())
-                .text("keep-alive"),
-        )
+        .keep_alive(super::sse::keep_alive())
         .into_response()
-}
-
-/// 流式回答等待期间发保活注释的间隔：10 秒（代理与客户端常在 30–60 秒没有数据时断开）。
-/// 环境变量 `FACTORY_SSE_KEEPALIVE_MS` 可改（测试用它在几百毫秒内看到保活）。
-pub(super) fn keep_alive_interval() -> Duration {
-    std::env::var("FACTORY_SSE_KEEPALIVE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(10))
 }
 
 fn markdown(text: Option<&str>, url: &str) -> String {

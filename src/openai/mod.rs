@@ -8,6 +8,7 @@ pub(crate) mod images;
 mod images_response;
 mod models;
 pub mod rate_limit;
+mod sse;
 mod tasks;
 
 use crate::error::ApiError;

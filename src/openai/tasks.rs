@@ -171,7 +171,7 @@ fn wants_events(headers: &HeaderMap) -> bool {
 /// SSE：先发此刻的状态，之后状态或完成张数每变一次发一条，结束时发最后一条（成功时带图片链接）后关闭。
 /// 跟着任务管理器的变化通知走（不轮询）；保活注释的间隔与对话接口相同。
 async fn events(state: AppState, id: String, jobs: Vec<JobView>, base_url: String) -> Response {
-    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::sse::{Event, Sse};
     use futures::StreamExt;
     let ids: std::collections::HashSet<String> = jobs.iter().map(|j| j.job_id.clone()).collect();
     let changes = state.jobs.subscribe();
@@ -220,11 +220,7 @@ async fn events(state: AppState, id: String, jobs: Vec<JobView>, base_url: Strin
     )
     .map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(super::chat::keep_alive_interval())
-                .text("keep-alive"),
-        )
+        .keep_alive(super::sse::keep_alive())
         .into_response()
 }
 
