@@ -117,12 +117,32 @@ pub async fn run() -> ExitCode {
         Some(Command::HashPassword) => run_hash_password(),
         Some(Command::Healthcheck { url }) => run_healthcheck(&url).await,
         Some(Command::Migrate(args)) => run_migrate(args).await,
-        Some(Command::User(args)) => crate::cli_user::run(args).await,
-        Some(Command::Backup(args)) => crate::cli_backup::run_backup(args).await,
-        Some(Command::Restore(args)) => crate::cli_backup::run_restore(args).await,
-        Some(Command::Check(args)) => crate::cli_backup::run_check(args).await,
+        Some(Command::User(args)) => blocking(move || crate::cli_user::run(args)).await,
+        Some(Command::Backup(args)) => blocking(move || crate::cli_backup::backup(args)).await,
+        Some(Command::Restore(args)) => blocking(move || crate::cli_backup::restore(args)).await,
+        Some(Command::Check(args)) => blocking(move || crate::cli_backup::check(args)).await,
         Some(Command::Serve(args)) => run_serve(args).await,
         None => run_serve(cli.serve).await,
+    }
+}
+
+/// 在阻塞线程里做一个子命令（元数据库的连接，含 PostgreSQL 的同步客户端，只在阻塞线程里开、用、关），
+/// 成功时把它的话打印到标准输出、退出码 0；失败时打印到标准错误，退出码是它给的（1 失败，2 参数或配置不对）。
+async fn blocking(
+    work: impl FnOnce() -> Result<String, (u8, String)> + Send + 'static,
+) -> ExitCode {
+    let done = tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err((1, e.to_string())));
+    match done {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
     }
 }
 

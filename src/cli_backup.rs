@@ -4,7 +4,6 @@
 use crate::storage::{backup, repair};
 use clap::Args;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct BackupArgs {
@@ -38,23 +37,6 @@ pub struct CheckArgs {
 
 type Outcome = Result<String, (u8, String)>;
 
-/// 在阻塞线程里做，打印结果，换成退出码。
-async fn finish(work: impl FnOnce() -> Outcome + Send + 'static) -> ExitCode {
-    let done = tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err((1, e.to_string())));
-    match done {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err((code, message)) => {
-            eprintln!("{message}");
-            ExitCode::from(code)
-        }
-    }
-}
-
 fn load(path: &std::path::Path) -> Result<crate::config::Config, (u8, String)> {
     crate::config::load(path)
         .map(|loaded| loaded.config)
@@ -65,8 +47,9 @@ fn size(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
 }
 
-pub async fn run_backup(args: BackupArgs) -> ExitCode {
-    finish(move || {
+/// 以下三个都是阻塞调用：`crate::cli` 在阻塞线程里调用并打印结果。
+pub fn backup(args: BackupArgs) -> Outcome {
+    {
         let config = load(&args.config)?;
         let storage = &config.storage;
         if storage.database_is_postgres() {
@@ -82,22 +65,30 @@ pub async fn run_backup(args: BackupArgs) -> ExitCode {
             m.uploads,
             m.files.len(),
             size(m.total_bytes()),
-            if m.url_signing_key { "已带上" } else { "没有（还没生成过签名链接）" }
+            if m.url_signing_key {
+                "已带上"
+            } else {
+                "没有（还没生成过签名链接）"
+            }
         );
         if !m.missing.is_empty() {
             text += &format!(
                 "\n注意：{} 条记录备份时就没有文件（清单的 missing 里有它们的 id）：{}",
                 m.missing.len(),
-                m.missing.iter().take(5).cloned().collect::<Vec<_>>().join("、")
+                m.missing
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("、")
             );
         }
         Ok(text)
-    })
-    .await
+    }
 }
 
-pub async fn run_restore(args: RestoreArgs) -> ExitCode {
-    finish(move || {
+pub fn restore(args: RestoreArgs) -> Outcome {
+    {
         let config = load(&args.config)?;
         let storage = &config.storage;
         if storage.database_is_postgres() {
@@ -115,12 +106,11 @@ pub async fn run_restore(args: RestoreArgs) -> ExitCode {
             storage.database_path().display(),
             if m.url_signing_key { "，签名密钥已放回（旧的签名链接照常可用）" } else { "" }
         ))
-    })
-    .await
+    }
 }
 
-pub async fn run_check(args: CheckArgs) -> ExitCode {
-    finish(move || {
+pub fn check(args: CheckArgs) -> Outcome {
+    {
         let config = load(&args.config)?;
         let storage = &config.storage;
         let db = crate::storage::open_database(&storage.database_path().to_string_lossy())
@@ -149,6 +139,5 @@ pub async fn run_check(args: CheckArgs) -> ExitCode {
             text += &format!("\n  → {path}");
         }
         Ok(text)
-    })
-    .await
+    }
 }

@@ -9,7 +9,6 @@ use crate::types::account::{AccountChange, AccountRole, NewAccount};
 use clap::{Args, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// 操作记录里命令行的操作者。
 const CLI_ACTOR: &str = "命令行";
@@ -46,26 +45,10 @@ enum UserAction {
     List,
 }
 
-pub async fn run(args: UserArgs) -> ExitCode {
-    // 元数据库的连接（含 PostgreSQL 的同步客户端）只在阻塞线程里开、用、关。
-    let done = tokio::task::spawn_blocking(move || run_blocking(args))
-        .await
-        .unwrap_or_else(|e| Err((1, e.to_string())));
-    match done {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err((code, message)) => {
-            eprintln!("{message}");
-            ExitCode::from(code)
-        }
-    }
-}
-
 type Outcome = Result<String, (u8, String)>;
 
-fn run_blocking(args: UserArgs) -> Outcome {
+/// 做这个子命令（阻塞调用：`crate::cli` 在阻塞线程里调用它并打印结果）。
+pub fn run(args: UserArgs) -> Outcome {
     let loaded = crate::config::load(&args.config)
         .map_err(|e| (2, format!("配置文件 {} 有误：{e}", args.config.display())))?;
     let database = loaded.config.storage.database_path();

@@ -52,6 +52,15 @@ test('局部修改：在大图上涂一笔（鼠标与手指）、撤销、提�
   expect(await alphaAt(canvas, 256, 256)).toBe(255);
   expect(await alphaAt(canvas, 900, 900)).toBe(0);
   expect(await seriousProblems(page, '[data-testid="region-editor"]')).toEqual([]);
+  // 375 像素宽的手机屏幕（中文字体下量）：画笔界面不横向溢出，按钮都在。
+  await page.setViewportSize({ width: 375, height: 740 });
+  expect(await editor.evaluate((e) => e.scrollWidth <= e.clientWidth + 1)).toBe(true);
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+  for (const name of ['橡皮', '撤销', '清除', '提交局部修改', '取消']) {
+    await editor.getByRole('button', { name }).scrollIntoViewIfNeeded();
+    await expect(editor.getByRole('button', { name })).toBeInViewport();
+  }
+  await page.setViewportSize({ width: 1280, height: 720 });
 
   // 没写要改成什么：提示、不提交。
   const submit = editor.getByRole('button', { name: '提交局部修改' });

@@ -355,6 +355,14 @@ pub async fn resolve_ids(
     if ids.is_empty() {
         return Ok(());
     }
+    // 每一条至少一张：条数超过一批的上限时不必查库（展开时反正会拒绝）。
+    let max = crate::types::limits::MAX_LIBRARY_PROMPTS;
+    if ids.len() > max {
+        return Err(ApiError::InvalidRequest(format!(
+            "一次最多引用提示词库里的 {max} 条，收到 {} 条",
+            ids.len()
+        )));
+    }
     let now = now_string();
     let found = storage
         .with_db(move |c| {

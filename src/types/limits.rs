@@ -16,6 +16,8 @@ pub const MAX_JSON_BODY_BYTES: usize = 32 << 20;
 pub const MAX_FORM_TEXT_BYTES: usize = MAX_PROMPT_CHARS * 4 + 1024;
 /// 批量的变量：一次提交最多几个变量。
 pub const MAX_VARIABLES: usize = 20;
+/// 一次提交最多按 id 引用提示词库里几条（每条至少一张，与 `limits.max_batch_jobs` 的默认值相同）。
+pub const MAX_LIBRARY_PROMPTS: usize = 256;
 /// 批量的变量：一个变量最多几个值（`limits.max_batch_jobs` 的上限也是它）。
 pub const MAX_VARIABLE_VALUES: usize = 10_000;
 /// 批量的变量：一个值最多几个字符（填进去之后整条提示词仍受 [`MAX_PROMPT_CHARS`] 限制）。

@@ -16,21 +16,20 @@ fn locked_config(demo: &Running, root: &str) -> String {
     )
 }
 
-/// 在工作区里跑一个子命令，返回（成功，标准输出 + 标准错误）。
-async fn cli(ws: &Workspace, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(ws.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+/// 在工作区里跑 `backup --to DIR`。
+async fn backup_to(ws: &Workspace, to: &Path) -> (bool, String) {
+    let to = to.to_string_lossy();
+    run_cli(ws, &["backup", "--config", "factory.toml", "--to", &to]).await
+}
+
+/// 在工作区里跑 `restore --from DIR`。
+async fn restore_from(ws: &Workspace, from: &Path) -> (bool, String) {
+    let from = from.to_string_lossy();
+    run_cli(
+        ws,
+        &["restore", "--config", "factory.toml", "--from", &from],
+    )
+    .await
 }
 
 async fn signed_image(server: &Running, prompt: &str) -> String {
@@ -52,18 +51,6 @@ fn path_of(url: &str) -> &str {
     &url[url.find("/files/").unwrap()..]
 }
 
-async fn login_cookie(server: &Running) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{}/login", server.url))
-        .json(&json!({ "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    let set = res.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn backup_then_wipe_then_restore_brings_back_the_gallery_and_old_signed_links() {
     let demo = demo_upstream(&[]).await;
@@ -78,43 +65,26 @@ async fn backup_then_wipe_then_restore_brings_back_the_gallery_and_old_signed_li
     // 服务照常运行时备份（数据库是一个读事务里的快照）。
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("备份");
-    let to_arg = to.to_string_lossy().to_string();
-    let (ok, out) = cli(
-        &old,
-        &["backup", "--config", "factory.toml", "--to", &to_arg],
-    )
-    .await;
+    let (ok, out) = backup_to(&old, &to).await;
     assert!(ok, "{out}");
     assert!(
         out.contains("图片 2 张") && out.contains("签名密钥已带上"),
         "{out}"
     );
     // 不覆盖已有的备份。
-    let (ok, out) = cli(
-        &old,
-        &["backup", "--config", "factory.toml", "--to", &to_arg],
-    )
-    .await;
+    let (ok, out) = backup_to(&old, &to).await;
     assert!(!ok && out.contains("已存在且不是空目录"), "{out}");
     drop(server);
     drop(old); // 旧机器连同它的存储一起没了。
 
     // 新机器：存储根换了个名字。
     let new = Workspace::sqlite(&locked_config(&demo, "data"));
-    let (ok, out) = cli(
-        &new,
-        &["restore", "--config", "factory.toml", "--from", &to_arg],
-    )
-    .await;
+    let (ok, out) = restore_from(&new, &to).await;
     assert!(ok, "{out}");
     // 再恢复一次：数据库已在，拒绝，什么都不改。
     let db = new.path().join("data/factory.db");
     let before = std::fs::read(&db).unwrap();
-    let (ok, out) = cli(
-        &new,
-        &["restore", "--config", "factory.toml", "--from", &to_arg],
-    )
-    .await;
+    let (ok, out) = restore_from(&new, &to).await;
     assert!(!ok && out.contains("已存在"), "{out}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 
@@ -129,7 +99,7 @@ async fn backup_then_wipe_then_restore_brings_back_the_gallery_and_old_signed_li
         let res = reqwest::get(format!("{}{bare}", server.url)).await.unwrap();
         assert_eq!(res.status(), 401);
     }
-    let cookie = login_cookie(&server).await;
+    let cookie = session_cookie(&server, PASSWORD).await;
     let res = reqwest::Client::new()
         .post(format!("{}/api/list_images", server.url))
         .header("cookie", cookie)
@@ -160,12 +130,7 @@ async fn a_tampered_backup_is_refused_before_anything_is_written() {
     drop(server);
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("b");
-    let to_arg = to.to_string_lossy().to_string();
-    let (ok, out) = cli(
-        &old,
-        &["backup", "--config", "factory.toml", "--to", &to_arg],
-    )
-    .await;
+    let (ok, out) = backup_to(&old, &to).await;
     assert!(ok, "{out}");
     // 改一个图片文件的一个字节。
     let image = files_under(&to.join("files/images"))
@@ -176,11 +141,7 @@ async fn a_tampered_backup_is_refused_before_anything_is_written() {
     data[100] ^= 1;
     std::fs::write(&image, data).unwrap();
     let new = Workspace::sqlite(&config_with_upstream(&demo.url));
-    let (ok, out) = cli(
-        &new,
-        &["restore", "--config", "factory.toml", "--from", &to_arg],
-    )
-    .await;
+    let (ok, out) = restore_from(&new, &to).await;
     assert!(!ok && out.contains("与清单不符"), "{out}");
     assert!(!new.path().join("storage/factory.db").exists());
     assert!(files_under(&new.path().join("storage")).is_empty());
@@ -242,7 +203,7 @@ async fn check_repair_moves_orphans_half_files_and_damaged_files_aside_and_marks
             .collect()
     };
     let before = files();
-    let (ok, out) = cli(&ws, &["check", "--config", "factory.toml"]).await;
+    let (ok, out) = run_cli(&ws, &["check", "--config", "factory.toml"]).await;
     assert!(!ok, "{out}");
     assert!(
         out.contains(
@@ -252,7 +213,7 @@ async fn check_repair_moves_orphans_half_files_and_damaged_files_aside_and_marks
     );
     assert_eq!(files(), before);
 
-    let (ok, out) = cli(&ws, &["check", "--config", "factory.toml", "--repair"]).await;
+    let (ok, out) = run_cli(&ws, &["check", "--config", "factory.toml", "--repair"]).await;
     assert!(ok, "{out}");
     // 挪开，没删：孤儿、半写的与截断的都在 quarantine/<时刻>/ 下，原来的相对路径不变。
     let aside: Vec<String> = files_under(&ws.storage().join("quarantine"))
@@ -289,7 +250,7 @@ async fn check_repair_moves_orphans_half_files_and_damaged_files_aside_and_marks
         ]
     );
     // 再核对：没有新问题（标过的不再算）。
-    let (ok, out) = cli(&ws, &["check", "--config", "factory.toml"]).await;
+    let (ok, out) = run_cli(&ws, &["check", "--config", "factory.toml"]).await;
     assert!(
         ok && out.contains("没有新问题") && out.contains("以前已标记 2 条"),
         "{out}"

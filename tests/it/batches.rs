@@ -442,6 +442,16 @@ async fn prompts_with_their_own_counts_and_library_ids_make_one_batch() {
             "{bad}: {body}"
         );
     }
+    // 引用的条数有上限：不为一次提交查几万次库。
+    let many: Vec<Value> = (0..257)
+        .map(|i| json!({ "prompt_id": format!("p{i}") }))
+        .collect();
+    let (status, body) = submit(&server, json!({ "prompts": many })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("最多引用"),
+        "{body}"
+    );
     assert_eq!(rows(&ws), before, "被拒的提交什么都不留下");
     // 预览与提交一样算张数，但预览不记使用次数。
     let request = json!({

@@ -187,19 +187,6 @@ async fn two_instances_share_the_queue_and_take_over_a_killed_one_s_jobs() {
     drop(b);
 }
 
-/// 登录，返回 `Cookie` 头用的 `名=值`。
-async fn login(server: &Running, password: &str) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{}/login", server.url))
-        .json(&json!({ "password": password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    let set = res.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
 /// 带着会话取工作台的一个接口，返回状态码。
 async fn studio_status(server: &Running, cookie: &str) -> u16 {
     reqwest::Client::new()
@@ -255,7 +242,7 @@ async fn sessions_and_idempotency_keys_hold_across_instances() {
     let b = b_ws.serve().await;
 
     // 在 A 上登录的会话，B 也认；在 B 上退出，A 5 秒内也不再认。
-    let cookie = login(&a, "cluster-共用的密码-123").await;
+    let cookie = session_cookie(&a, "cluster-共用的密码-123").await;
     assert_eq!(studio_status(&a, &cookie).await, 200);
     assert_eq!(studio_status(&b, &cookie).await, 200, "B 认得 A 发的会话");
     assert_eq!(studio_status(&b, "factory_session=forged").await, 401);

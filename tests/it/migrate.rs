@@ -46,26 +46,14 @@ async fn migrate(ws: &Workspace, to_database: &str) -> (bool, String) {
 }
 
 async fn migrate_to(ws: &Workspace, target: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args([
-            "migrate",
-            "--config",
-            "factory.toml",
-            "--to-s3",
-            "s3://factory/moved",
-        ])
-        .args(target)
-        .current_dir(ws.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let base = [
+        "migrate",
+        "--config",
+        "factory.toml",
+        "--to-s3",
+        "s3://factory/moved",
+    ];
+    run_cli(ws, &[&base[..], target].concat()).await
 }
 
 /// 源存储下的文件与各自的 SHA-256（不算 SQLite 读库时建的 -wal、-shm 协调文件）。

@@ -740,3 +740,33 @@ pub async fn v1_unsaved(server: &Running) {
         .unwrap();
     image::load_from_memory(&png).expect("是一张完整的图");
 }
+
+/// 在工作区里跑一个子命令（`migrate`、`backup`、`check`……），返回（成功与否，标准输出 + 标准错误）。
+pub async fn run_cli(ws: &Workspace, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(ws.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// 用工作台密码登录，返回 `Cookie` 头用的 `名=值`。
+pub async fn session_cookie(server: &Running, password: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{}/login", server.url))
+        .json(&serde_json::json!({ "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
